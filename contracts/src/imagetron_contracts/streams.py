@@ -3,7 +3,6 @@
 """JetStream streams and fixed subjects declared in contracts/asyncapi.yaml."""
 
 from dataclasses import dataclass
-
 from typing import Literal
 
 

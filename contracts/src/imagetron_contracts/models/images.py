@@ -72,7 +72,7 @@ class ImagineRequest(BaseModel):
         extra='forbid',
     )
     aspect_ratio: Annotated[str | None, Field(pattern='^[1-9][0-9]?:[1-9][0-9]?$', title='AspectRatio')] = '1:1'
-    process_mode: ProcessMode | None = 'fast'
+    process_mode: ProcessMode | None = ProcessMode.fast
 
 
 class TaskPage(BaseModel):
@@ -120,7 +120,7 @@ class ImagineCommand(BaseModel):
     prompt_id: UUID
     prompt_text: str
     aspect_ratio: Annotated[str | None, Field(pattern='^[1-9][0-9]?:[1-9][0-9]?$', title='AspectRatio')] = '1:1'
-    process_mode: ProcessMode | None = 'fast'
+    process_mode: ProcessMode | None = ProcessMode.fast
 
 
 class TaskQuery(BaseModel):

@@ -1,0 +1,162 @@
+"""PostgreSQL access: one engine per process, and the unit of work that commits.
+
+A service's state change and the events it causes are written in one transaction: the
+unit of work collects outbox rows in the same session and commits once. Repositories never
+commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Self
+
+from pydantic import BaseModel
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Uuid,
+    insert,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from imagetron_platform import correlation
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
+    return create_async_engine(url, pool_size=pool_size, pool_pre_ping=True)
+
+
+def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("select 1"))
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    """Messages waiting to be published, in commit order (`seq`)."""
+    return Table(
+        "outbox",
+        metadata,
+        Column("seq", BigInteger, Identity(always=True), primary_key=True),
+        Column("id", Uuid, nullable=False, unique=True),
+        Column("subject", Text, nullable=False),
+        Column("payload", JSONB, nullable=False),
+        Column("correlation_id", String(64)),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("published_at", DateTime(timezone=True)),
+        Index(
+            "ix_outbox_unpublished",
+            "seq",
+            postgresql_where=text("published_at IS NULL"),
+        ),
+    )
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    """Ids of messages a consumer has applied, written with the effect they caused."""
+    return Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("message_id", String(200), primary_key=True),
+        Column("processed_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+class SqlUnitOfWork:
+    """`async with uow:` opens a transaction; `await uow.commit()` ends it; leaving without
+    committing rolls back. Messages emitted in between are published only if it commits."""
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        outbox: Table,
+        inbox: Table,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self._session_factory = session_factory
+        self._outbox = outbox
+        self._inbox = inbox
+        self._on_commit = on_commit
+        self._session: AsyncSession | None = None
+        self._emitted = 0
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("the unit of work is not open: use `async with uow:`")
+        return self._session
+
+    async def __aenter__(self) -> Self:
+        self._session = self._session_factory()
+        self._emitted = 0
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.rollback()
+            await session.close()
+
+    async def commit(self) -> None:
+        await self.session.commit()
+        if self._emitted and self._on_commit is not None:
+            self._on_commit()
+        self._emitted = 0
+
+    async def emit(self, subject: str, payload: BaseModel, message_id: uuid.UUID) -> None:
+        """Queue a message for the outbox relay, inside this transaction."""
+        self._emitted += 1
+        await self.session.execute(
+            insert(self._outbox).values(
+                id=message_id,
+                subject=subject,
+                payload=payload.model_dump(mode="json"),
+                correlation_id=correlation.current(),
+                created_at=utcnow(),
+            )
+        )
+
+    async def claim(self, consumer: str, message_id: str) -> bool:
+        """Record that `consumer` applies `message_id` in this transaction.
+
+        False means it was applied before: the caller must do nothing (and ack)."""
+        result = await self.session.execute(
+            pg_insert(self._inbox)
+            .values(consumer=consumer, message_id=message_id, processed_at=utcnow())
+            .on_conflict_do_nothing()
+            .returning(self._inbox.c.message_id)
+        )
+        return result.first() is not None
+
+

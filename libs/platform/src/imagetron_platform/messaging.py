@@ -1,0 +1,81 @@
+"""The one place that builds a NATS broker, and the JetStream streams it works with."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from faststream import BaseMiddleware
+from faststream.message import StreamMessage
+from faststream.nats import JStream, NatsBroker
+from faststream.nats.prometheus import NatsPrometheusMiddleware
+from faststream.response import PublishCommand
+from imagetron_contracts.streams import STREAMS, StreamSpec
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from imagetron_platform import correlation
+from imagetron_platform.metrics import REGISTRY
+
+
+class CorrelationMiddleware(BaseMiddleware):
+    """Carries the correlation id from consumed messages into logs and onto published ones."""
+
+    async def consume_scope(self, call_next: Any, msg: StreamMessage[Any]) -> Any:
+        correlation.bind(msg.correlation_id)
+        return await call_next(msg)
+
+    async def publish_scope(self, call_next: Any, cmd: PublishCommand) -> Any:
+        current = correlation.current()
+        if current is not None and not cmd.correlation_id:
+            cmd.correlation_id = current
+        return await call_next(cmd)
+
+
+@cache
+def _prometheus(service: str) -> NatsPrometheusMiddleware:
+    # One per process: its metrics are registered in the process-wide registry once.
+    return NatsPrometheusMiddleware(registry=REGISTRY, app_name=service)
+
+
+def make_broker(nats_url: str, service: str) -> NatsBroker:
+    return NatsBroker(
+        nats_url,
+        middlewares=(CorrelationMiddleware, _prometheus(service)),
+        # Our own logger setup decides format and level.
+        log_level=20,
+        name=f"imagetron-{service}",
+        max_reconnect_attempts=-1,
+    )
+
+
+def jstream(spec: StreamSpec) -> JStream:
+    """A reference to a provisioned stream. `declare=False`: FastStream must not rewrite the
+    stream's configuration at start-up; `provision_streams` owns it."""
+    return JStream(spec.name, declare=False)
+
+
+def stream_config(spec: StreamSpec) -> StreamConfig:
+    return StreamConfig(
+        name=spec.name,
+        description=spec.description,
+        subjects=list(spec.subjects),
+        retention=RetentionPolicy(spec.retention),
+        max_age=float(spec.max_age_seconds),
+        duplicate_window=float(spec.duplicate_window_seconds),
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+    )
+
+
+async def provision_streams(js: JetStreamContext, specs: tuple[StreamSpec, ...] = STREAMS) -> None:
+    """Create or update every declared stream. Idempotent."""
+    for spec in specs:
+        config = stream_config(spec)
+        try:
+            await js.stream_info(spec.name)
+        except NotFoundError:
+            await js.add_stream(config)
+        else:
+            await js.update_stream(config)

@@ -1,0 +1,72 @@
+"""Prometheus metrics: one registry per process, HTTP RED metrics and platform counters."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+HTTP_REQUESTS = Counter(
+    "imagetron_http_requests_total",
+    "HTTP requests by route template, method and status.",
+    ["service", "method", "route", "status"],
+    registry=REGISTRY,
+)
+HTTP_LATENCY = Histogram(
+    "imagetron_http_request_duration_seconds",
+    "HTTP request latency by route template.",
+    ["service", "method", "route"],
+    registry=REGISTRY,
+)
+OUTBOX_PUBLISHED = Counter(
+    "imagetron_outbox_published_total",
+    "Outbox messages published to JetStream.",
+    ["service"],
+    registry=REGISTRY,
+)
+INBOX_DUPLICATES = Counter(
+    "imagetron_inbox_duplicates_total",
+    "Messages a consumer had already applied and skipped.",
+    ["service", "consumer"],
+    registry=REGISTRY,
+)
+
+
+def render() -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def http_metrics_middleware(
+    service: str,
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    """Label by route template (`/api/v1/tasks/{task_id}`), not raw path: bounded cardinality."""
+
+    async def middleware(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        route = "unmatched"
+        for r in request.app.router.routes:
+            match, _ = r.matches(request.scope)
+            if match is Match.FULL:
+                route = getattr(r, "path", "unmatched")
+                break
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            HTTP_REQUESTS.labels(service, request.method, route, str(status)).inc()
+            HTTP_LATENCY.labels(service, request.method, route).observe(
+                time.perf_counter() - start
+            )
+
+    return middleware

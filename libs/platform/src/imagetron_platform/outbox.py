@@ -1,0 +1,115 @@
+"""The outbox relay: publishes committed outbox rows to JetStream, in commit order.
+
+Each row is published with `Nats-Msg-Id` = its id and marked published only after the
+stream acknowledged it, so a crash between the two republishes a message that JetStream's
+duplicate window (and every consumer's inbox) then drops: at-least-once on the wire,
+exactly-once in effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from faststream.nats import NatsBroker
+from imagetron_contracts.streams import STREAMS
+from sqlalchemy import Table, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from imagetron_platform.db import utcnow
+from imagetron_platform.metrics import OUTBOX_PUBLISHED
+
+log = logging.getLogger(__name__)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        outbox: Table,
+        broker: NatsBroker,
+        *,
+        service: str,
+        batch_size: int = 200,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self._session_factory = session_factory
+        self._outbox = outbox
+        self._broker = broker
+        self._service = service
+        self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        """Called after a commit that emitted messages: publish now, not at the next poll."""
+        self._wakeup.set()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch; returns how many rows were published."""
+        t = self._outbox
+        async with self._session_factory() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(t.c.seq, t.c.id, t.c.subject, t.c.payload, t.c.correlation_id)
+                    .where(t.c.published_at.is_(None))
+                    .order_by(t.c.seq)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            # Published concurrently on one connection: NATS keeps the send order, so the
+            # stream order is the commit order; only the acks are awaited together.
+            results = await asyncio.gather(
+                *(self._publish(r.subject, r.payload, str(r.id), r.correlation_id) for r in rows),
+                return_exceptions=True,
+            )
+            done = []
+            for row, result in zip(rows, results, strict=True):
+                if isinstance(result, BaseException):
+                    log.warning("outbox publish failed", extra={"subject": row.subject,
+                                                              "error": repr(result)})
+                    break  # keep order: retry this row and everything after it
+                done.append(row.seq)
+            if done:
+                await session.execute(
+                    update(t).where(t.c.seq.in_(done)).values(published_at=utcnow())
+                )
+            OUTBOX_PUBLISHED.labels(self._service).inc(len(done))
+            return len(done)
+
+    async def _publish(
+        self, subject: str, payload: dict[str, Any], message_id: str, correlation_id: str | None
+    ) -> None:
+        await self._broker.publish(
+            payload,
+            subject,
+            headers={"Nats-Msg-Id": message_id},
+            correlation_id=correlation_id,
+            stream=_stream_for(subject),
+            timeout=5.0,
+        )
+
+    async def run(self) -> None:
+        while True:
+            try:
+                while await self.publish_pending() == self._batch_size:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay pass failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_seconds)
+            self._wakeup.clear()
+
+
+def _stream_for(subject: str) -> str:
+    for spec in STREAMS:
+        if any(subject.startswith(s.rstrip(">")) for s in spec.subjects):
+            return spec.name
+    raise ValueError(f"no stream declared for subject {subject!r}")
