@@ -1,0 +1,28 @@
+"""The unguessable per-task token in a provider's callback URL.
+
+Providers such as GoAPI sign nothing: they echo a shared secret. The images service puts
+`token = HMAC(key, provider:task_id)` in the callback URL it gives the provider, and the
+gateway recomputes it, so a leaked shared secret alone cannot forge callbacks for a task
+and neither side needs to store tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from uuid import UUID
+
+
+def webhook_token(key: str, provider: str, task_id: UUID) -> str:
+    digest = hmac.new(key.encode(), f"{provider}:{task_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def verify_webhook_token(key: str, provider: str, task_id: UUID, token: str) -> bool:
+    return hmac.compare_digest(webhook_token(key, provider, task_id), token)
+
+
+def secrets_match(expected: str, given: str | None) -> bool:
+    """Constant-time comparison of a shared secret; a missing one never matches."""
+    return given is not None and hmac.compare_digest(expected.encode(), given.encode())
