@@ -95,8 +95,8 @@ class SqlUnitOfWork:
     def __init__(
         self,
         session_factory: async_sessionmaker[AsyncSession],
-        outbox: Table,
-        inbox: Table,
+        outbox: Table | None = None,
+        inbox: Table | None = None,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
         self._session_factory = session_factory
@@ -136,6 +136,8 @@ class SqlUnitOfWork:
 
     async def emit(self, subject: str, payload: BaseModel, message_id: uuid.UUID) -> None:
         """Queue a message for the outbox relay, inside this transaction."""
+        if self._outbox is None:
+            raise RuntimeError("this unit of work has no outbox")
         self._emitted += 1
         await self.session.execute(
             insert(self._outbox).values(
@@ -151,6 +153,8 @@ class SqlUnitOfWork:
         """Record that `consumer` applies `message_id` in this transaction.
 
         False means it was applied before: the caller must do nothing (and ack)."""
+        if self._inbox is None:
+            raise RuntimeError("this unit of work has no inbox")
         result = await self.session.execute(
             pg_insert(self._inbox)
             .values(consumer=consumer, message_id=message_id, processed_at=utcnow())

@@ -1,0 +1,50 @@
+"""The sandbox's shared state, created per app and reached from routes as a dependency."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from imagetron_sandbox.chat.service import ChatService
+from imagetron_sandbox.faults.store import FaultStore
+from imagetron_sandbox.goapi.lifecycle import TaskLifecycle
+from imagetron_sandbox.goapi.service import TaskService
+from imagetron_sandbox.goapi.webhooks import WebhookSender
+from imagetron_sandbox.images.store import ImageStore
+from imagetron_sandbox.settings import SandboxSettings
+from imagetron_sandbox.supervisor import Supervisor
+
+
+class Sandbox:
+    """Everything one running sandbox owns; ``start``/``stop`` are driven by the lifespan."""
+
+    def __init__(self, settings: SandboxSettings) -> None:
+        self.settings = settings
+        self.faults = FaultStore()
+        self.images = ImageStore(max_bytes=settings.image_store_max_mb * 1024 * 1024)
+        self.supervisor = Supervisor()
+        self.webhooks = WebhookSender(settings)
+        lifecycle = TaskLifecycle(settings, self.images, self.webhooks, self.supervisor)
+        self.tasks = TaskService(settings, self.faults, self.images, lifecycle)
+        self.chat = ChatService(settings, self.faults)
+        self.ready = False
+
+    async def start(self) -> None:
+        self.supervisor.reopen()
+        await self.webhooks.open()
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        await self.supervisor.aclose()
+        await self.webhooks.aclose()
+
+
+def get_sandbox(request: Request) -> Sandbox:
+    sandbox = request.app.state.sandbox
+    assert isinstance(sandbox, Sandbox)
+    return sandbox
+
+
+SandboxDep = Annotated[Sandbox, Depends(get_sandbox)]

@@ -1,0 +1,84 @@
+"""Use cases of identity: who is calling, new users, the first admin."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+from imagetron_platform.db import utcnow
+from imagetron_platform.errors import Forbidden, Unauthorized
+
+from imagetron_gateway.app.ports import IdentityUnitOfWork
+from imagetron_gateway.domain.identity import User, hash_api_key, new_api_key
+
+
+async def create_user(
+    uow: IdentityUnitOfWork, caller: User, name: str, *, is_admin: bool
+) -> tuple[User, str]:
+    if not caller.is_admin:
+        raise Forbidden("Only an admin can create users.")
+    return await _add_user(uow, name, is_admin=is_admin, api_key=new_api_key())
+
+
+async def ensure_bootstrap_admin(
+    uow: IdentityUnitOfWork, name: str, api_key: str | None
+) -> tuple[User, str] | None:
+    """Create the first admin if there is none; returns it with its key, or None.
+
+    With a fixed `api_key` the admin is (re)registered under that key when missing, so the
+    documented key works on every start."""
+    async with uow:
+        if api_key is not None:
+            existing = await uow.users.by_key_hash(hash_api_key(api_key))
+            if existing is not None:
+                return None
+        elif await uow.users.any_admin():
+            return None
+    return await _add_user(uow, name, is_admin=True, api_key=api_key or new_api_key())
+
+
+async def _add_user(
+    uow: IdentityUnitOfWork, name: str, *, is_admin: bool, api_key: str
+) -> tuple[User, str]:
+    user = User(id=uuid.uuid4(), name=name, is_admin=is_admin, created_at=utcnow())
+    async with uow:
+        await uow.users.add(user, hash_api_key(api_key))
+        await uow.commit()
+    return user, api_key
+
+
+class Authenticator:
+    """Resolves API keys to users, caching hits briefly so a busy client costs no query
+    per request (and misses, so a flood of bad keys costs none either)."""
+
+    def __init__(
+        self,
+        uow_factory: Callable[[], IdentityUnitOfWork],
+        cache_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = 10_000,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._max_entries = max_entries
+        self._cache: dict[str, tuple[float, User | None]] = {}
+
+    async def authenticate(self, api_key: str | None) -> User:
+        if not api_key:
+            raise Unauthorized("Send `Authorization: Bearer <api key>`.")
+        key_hash = hash_api_key(api_key)
+        now = self._clock()
+        hit = self._cache.get(key_hash)
+        if hit is not None and hit[0] > now:
+            user = hit[1]
+        else:
+            async with self._uow_factory() as uow:
+                user = await uow.users.by_key_hash(key_hash)
+            if len(self._cache) >= self._max_entries:
+                self._cache.clear()
+            self._cache[key_hash] = (now + self._cache_seconds, user)
+        if user is None:
+            raise Unauthorized("The API key is not valid.")
+        return user

@@ -1,0 +1,108 @@
+"""The gateway's composition root."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from faststream.nats import NatsBroker
+from imagetron_platform.db import make_engine, make_session_factory, ping
+from imagetron_platform.http import install_platform
+from imagetron_platform.messaging import make_broker
+from imagetron_platform.rpc import RpcClient
+
+from imagetron_gateway.adapters.identity import SqlIdentityUnitOfWork
+from imagetron_gateway.app.identity import Authenticator, ensure_bootstrap_admin
+from imagetron_gateway.context import GatewayContext
+from imagetron_gateway.entrypoints.http import api, events, webhooks
+from imagetron_gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+SERVICE = "gateway"
+
+
+def contract_openapi() -> dict[str, Any]:
+    """The bundled `contracts/openapi.yaml`: what `/openapi.json` serves."""
+    text = resources.files("imagetron_contracts.documents").joinpath("openapi.json").read_text()
+    doc: dict[str, Any] = json.loads(text)
+    return doc
+
+
+def build_broker(settings: GatewaySettings) -> NatsBroker:
+    """The gateway only publishes and requests: no subscribers."""
+    return make_broker(settings.nats_url, SERVICE)
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
+    session_factory = make_session_factory(engine)
+    broker = build_broker(settings)
+
+    def identity_uow() -> SqlIdentityUnitOfWork:
+        return SqlIdentityUnitOfWork(session_factory)
+
+    async def nats_ready() -> None:
+        if not await broker.ping(timeout=1.0):
+            raise ConnectionError("NATS is not connected")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await broker.start()
+        if settings.bootstrap_api_key is not None:
+            created = await ensure_bootstrap_admin(
+                identity_uow(),
+                settings.bootstrap_admin_name,
+                settings.bootstrap_api_key.get_secret_value(),
+            )
+            if created is not None:
+                log.info("created the bootstrap admin %s", created[0].id)
+        async with httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, read=None), follow_redirects=False
+        ) as http:
+            app.state.context = GatewayContext(
+                settings=settings,
+                broker=broker,
+                rpc=RpcClient(broker, timeout=settings.rpc_timeout_seconds),
+                authenticator=Authenticator(identity_uow, settings.api_key_cache_seconds),
+                identity_uow=identity_uow,
+                http=http,
+            )
+            try:
+                yield
+            finally:
+                await broker.stop()
+                await engine.dispose()
+
+    app = FastAPI(
+        title="Imagetron API",
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_url=None,  # we serve the contract itself, below
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_platform(app, SERVICE, {"database": lambda: ping(engine), "nats": nats_ready})
+    app.include_router(api.router)
+    app.include_router(events.router)
+    app.include_router(webhooks.router)
+
+    document = contract_openapi()
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_document() -> JSONResponse:
+        return JSONResponse(document)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Imagetron API")
+
+    return app

@@ -1,0 +1,75 @@
+"""`GET /api/v1/events`: the notifier's SSE stream on the API's own origin.
+
+The gateway authenticates the caller (API key or events token), then streams from the
+notifier with a fresh short-lived token for that owner: the notifier trusts only tokens it
+can verify, never a forwarded header, so it can also be exposed directly (Kubernetes)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import httpx
+from fastapi import APIRouter, Header
+from fastapi.responses import Response, StreamingResponse
+from imagetron_platform.errors import ServiceUnavailable
+from imagetron_platform.events_tokens import issue_events_token
+
+from imagetron_gateway.entrypoints.http.deps import Context, EventsOwner
+
+router = APIRouter(prefix="/api/v1")
+
+#: Only needs to outlive the connect: the notifier checks it once per connection.
+UPSTREAM_TOKEN_TTL = 60
+
+
+@router.get(
+    "/events",
+    operation_id="streamEvents",
+    tags=["events"],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream_events(
+    owner: EventsOwner,
+    ctx: Context,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", pattern=r"^[0-9]+$")] = None,
+) -> Response:
+    token, _ = issue_events_token(
+        ctx.settings.events_token_secret.get_secret_value(), owner.id, UPSTREAM_TOKEN_TTL
+    )
+    headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = last_event_id
+    request = ctx.http.build_request("GET", f"{ctx.settings.notifier_url}/events", headers=headers)
+    try:
+        upstream = await ctx.http.send(request, stream=True)
+    except httpx.HTTPError as exc:
+        raise ServiceUnavailable(f"The event stream is unavailable: {exc!r}") from exc
+    if upstream.status_code != 200:
+        # The notifier answers problem+json (e.g. 503 with Retry-After at its connection
+        # cap): pass it on as it is.
+        content = await upstream.aread()
+        await upstream.aclose()
+        passthrough = {k: v for k, v in upstream.headers.items() if k.lower() == "retry-after"}
+        return Response(
+            content,
+            status_code=upstream.status_code,
+            media_type=upstream.headers.get("content-type"),
+            headers=passthrough,
+        )
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in upstream.aiter_raw():
+                yield chunk
+        finally:
+            await upstream.aclose()
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+

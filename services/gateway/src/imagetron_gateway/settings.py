@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from imagetron_platform.settings import DatabaseSettings
+from pydantic import Field, SecretStr
+
+
+class GatewaySettings(DatabaseSettings):
+    http_port: int = Field(default=8080, ge=0, le=65535)
+
+    #: Fixes the first admin's API key (otherwise one is generated and shown once).
+    bootstrap_api_key: SecretStr | None = None
+    bootstrap_admin_name: str = "admin"
+
+    #: Shared with the provider (echoed in `x-webhook-secret`) and with the images service.
+    webhook_secret: SecretStr = SecretStr("sandbox-webhook-secret")
+    #: Key of the per-task callback token; the images service has the same setting.
+    webhook_token_key: SecretStr = SecretStr("change-me-webhook-token-key")
+    webhook_max_bytes: int = Field(default=1_048_576, ge=1024)
+
+    #: Where the notifier serves SSE; the gateway proxies `/api/v1/events` to it.
+    notifier_url: str = "http://127.0.0.1:8083"
+    #: Signs the short-lived events tokens; the notifier has the same setting.
+    events_token_secret: SecretStr = SecretStr("change-me-events-token-secret")
+    events_token_ttl_seconds: int = Field(default=300, ge=10, le=86_400)
+
+    api_key_cache_seconds: float = Field(default=30.0, ge=0)
