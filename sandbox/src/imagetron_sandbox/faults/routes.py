@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body
-from pydantic import JsonValue
+from fastapi.exceptions import RequestValidationError
+from pydantic import JsonValue, ValidationError
 
 from imagetron_sandbox.faults.knobs import FaultKnobs
 from imagetron_sandbox.state import SandboxDep
@@ -29,7 +30,11 @@ async def patch_faults(
     changes: Annotated[dict[str, JsonValue], Body()], sandbox: SandboxDep
 ) -> FaultKnobs:
     """Change only the given knobs."""
-    return sandbox.faults.replace(sandbox.faults.knobs.overridden(dict(changes)))
+    try:
+        knobs = sandbox.faults.knobs.overridden(dict(changes))
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(), body=changes) from exc
+    return sandbox.faults.replace(knobs)
 
 
 @router.delete("")

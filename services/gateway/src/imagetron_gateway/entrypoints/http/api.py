@@ -52,9 +52,7 @@ Cursor = Annotated[str | None, Query()]
 
 
 def _user_model(user: User) -> UserModel:
-    return UserModel(
-        id=user.id, name=user.name, is_admin=user.is_admin, created_at=user.created_at
-    )
+    return UserModel(id=user.id, name=user.name, is_admin=user.is_admin, created_at=user.created_at)
 
 
 @router.post("/users", status_code=201, operation_id="createUser", tags=["users"])
@@ -203,9 +201,7 @@ async def get_image_content(image_id: UUID, caller: CurrentUser, ctx: Context) -
     return StreamingResponse(body(), media_type=link.content_type, headers=headers)
 
 
-@router.post(
-    "/events/token", status_code=201, operation_id="createEventsToken", tags=["events"]
-)
+@router.post("/events/token", status_code=201, operation_id="createEventsToken", tags=["events"])
 async def create_events_token(caller: CurrentUser, ctx: Context) -> EventsToken:
     token, expires_at = issue_events_token(
         ctx.settings.events_token_secret.get_secret_value(),

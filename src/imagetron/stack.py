@@ -1,0 +1,300 @@
+"""The embedded Imagetron: infrastructure, sandbox and the four services as child processes.
+
+`imagetron up` and the end-to-end tests both use `EmbeddedStack`: PostgreSQL, NATS and S3
+from wheels (`servers.py`), migrations and stream provisioning, then the sandbox and the
+services, each a separate process that must answer `/readyz` before the stack is ready.
+Everything lives under one root directory; secrets are generated on the first start and
+kept there, so a second start reuses data, keys and the admin user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import http.client
+import json
+import logging
+import os
+import secrets
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import nats
+from imagetron_gateway import migrations as gateway_migrations
+from imagetron_gateway.domain.identity import new_api_key
+from imagetron_images import migrations as images_migrations
+from imagetron_platform.messaging import provision_streams
+from imagetron_prompts import migrations as prompts_migrations
+
+from imagetron.servers import (
+    LOCALHOST,
+    InfraStack,
+    ServerStartError,
+    _ManagedServer,
+    ensure_port_free,
+    free_ports,
+)
+
+log = logging.getLogger(__name__)
+
+SANDBOX_GOAPI_KEY = "sandbox-goapi-key"
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    gateway: int = 8080
+    prompts: int = 8081
+    images: int = 8082
+    notifier: int = 8083
+    sandbox: int = 8090
+    postgres: int = 15432
+    nats: int = 14222
+    nats_monitor: int = 18222
+    s3: int = 18333
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        """Distinct free ports for every server (tests, or several stacks side by side)."""
+        return cls(*free_ports(len(fields(cls))))
+
+    def check_free(self) -> None:
+        """Fail before starting anything, naming the port and the option that moves it."""
+        for name, port in asdict(self).items():
+            ensure_port_free(port, name, option=f"--{name.replace('_', '-')}-port")
+
+
+@dataclass(frozen=True)
+class StackSecrets:
+    webhook_secret: str
+    webhook_token_key: str
+    events_token_secret: str
+    admin_api_key: str
+
+    @classmethod
+    def load_or_create(cls, path: Path, admin_api_key: str | None) -> StackSecrets:
+        stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        values = {f.name: stored.get(f.name) or secrets.token_urlsafe(32) for f in fields(cls)}
+        if admin_api_key:
+            values["admin_api_key"] = admin_api_key
+        elif "admin_api_key" not in stored:
+            values["admin_api_key"] = new_api_key()
+        if values != stored:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600, exist_ok=True)
+            path.write_text(json.dumps(values, indent=2))
+        return cls(**values)
+
+
+class AppProcess(_ManagedServer):
+    """One of our own processes (`python -m <module>`), ready when `/readyz` answers 200."""
+
+    what = "service"
+    log_name = "service.log"
+
+    def __init__(
+        self, name: str, module: str, port: int, env: dict[str, str], log_dir: Path
+    ) -> None:
+        super().__init__(log_dir, start_timeout=60.0, stop_timeout=15.0)
+        self.name = name
+        self.module = module
+        self.port = port
+        self.env = env
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / f"{self.name}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOCALHOST}:{self.port}"
+
+    def __repr__(self) -> str:
+        return f"<AppProcess {self.name} pid={self.pid}>"
+
+    def _prepare(self, deadline: float) -> None:
+        ensure_port_free(self.port, self.name)
+
+    def _command(self) -> list[str]:
+        return [sys.executable, "-m", self.module]
+
+    def _environment(self) -> dict[str, str]:
+        return {**os.environ, **self.env}
+
+    def _start_error(self, reason: str) -> ServerStartError:
+        return ServerStartError(self.name, reason, self.log_path, self._log_tail())
+
+    def _is_ready(self) -> bool:
+        conn = http.client.HTTPConnection(LOCALHOST, self.port, timeout=2)
+        try:
+            conn.request("GET", "/readyz")
+            return conn.getresponse().status == 200
+        except OSError:
+            return False
+        finally:
+            conn.close()
+
+
+class EmbeddedStack:
+    def __init__(
+        self,
+        root: Path | str,
+        ports: StackPorts | None = None,
+        *,
+        admin_api_key: str | None = None,
+        log_json: bool = True,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.root = Path(root).absolute()
+        self.ports = ports or StackPorts()
+        self.secrets = StackSecrets.load_or_create(self.root / "secrets.json", admin_api_key)
+        self.infra = InfraStack(
+            self.root,
+            postgres_port=self.ports.postgres,
+            nats_port=self.ports.nats,
+            nats_monitor_port=self.ports.nats_monitor,
+            s3_port=self.ports.s3,
+        )
+        self.apps = self._build_apps(log_json, extra_env or {})
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{LOCALHOST}:{self.ports.gateway}"
+
+    @property
+    def admin_api_key(self) -> str:
+        return self.secrets.admin_api_key
+
+    def _build_apps(self, log_json: bool, extra_env: dict[str, str]) -> dict[str, AppProcess]:
+        p, s, infra = self.ports, self.secrets, self.infra
+        sandbox_url = f"http://{LOCALHOST}:{p.sandbox}"
+        common = {
+            "IMAGETRON_NATS_URL": infra.nats.url,
+            "IMAGETRON_DATABASE_URL": infra.postgres.dsn,
+            "IMAGETRON_LOG_JSON": str(log_json).lower(),
+            "IMAGETRON_WEBHOOK_SECRET": s.webhook_secret,
+            "IMAGETRON_WEBHOOK_TOKEN_KEY": s.webhook_token_key,
+            "IMAGETRON_EVENTS_TOKEN_SECRET": s.events_token_secret,
+            **extra_env,
+        }
+        specific: dict[str, tuple[str, int, dict[str, str]]] = {
+            "sandbox": (
+                "imagetron_sandbox",
+                p.sandbox,
+                {
+                    "IMAGETRON_SANDBOX_HOST": LOCALHOST,
+                    "IMAGETRON_SANDBOX_PORT": str(p.sandbox),
+                    "IMAGETRON_SANDBOX_PUBLIC_BASE_URL": sandbox_url,
+                    "IMAGETRON_SANDBOX_GOAPI_API_KEY": SANDBOX_GOAPI_KEY,
+                },
+            ),
+            "prompts": (
+                "imagetron_prompts",
+                p.prompts,
+                {"IMAGETRON_LLM_BASE_URL": f"{sandbox_url}/v1", "IMAGETRON_LLM_API_KEY": "sandbox"},
+            ),
+            "images": (
+                "imagetron_images",
+                p.images,
+                {
+                    "IMAGETRON_GOAPI_BASE_URL": sandbox_url,
+                    "IMAGETRON_GOAPI_API_KEY": SANDBOX_GOAPI_KEY,
+                    "IMAGETRON_WEBHOOK_PUBLIC_BASE_URL": self.gateway_url,
+                    "IMAGETRON_S3_ENDPOINT": infra.s3.endpoint,
+                    "IMAGETRON_S3_PUBLIC_ENDPOINT": infra.s3.endpoint,
+                    "IMAGETRON_S3_ACCESS_KEY": infra.s3.access_key,
+                    "IMAGETRON_S3_SECRET_KEY": infra.s3.secret_key,
+                    "IMAGETRON_S3_REGION": infra.s3.region,
+                    # The sandbox serves its images on loopback, which the SSRF guard
+                    # refuses unless explicitly allowed.
+                    "IMAGETRON_DOWNLOAD_ALLOW_HOSTS": json.dumps([f"{LOCALHOST}:{p.sandbox}"]),
+                },
+            ),
+            "notifier": ("imagetron_notifier", p.notifier, {}),
+            "gateway": (
+                "imagetron_gateway",
+                p.gateway,
+                {
+                    "IMAGETRON_BOOTSTRAP_API_KEY": s.admin_api_key,
+                    "IMAGETRON_NOTIFIER_URL": f"http://{LOCALHOST}:{p.notifier}",
+                },
+            ),
+        }
+        logs = self.root / "logs"
+        return {
+            name: AppProcess(
+                name,
+                module,
+                port,
+                {
+                    **common,
+                    **env,
+                    "IMAGETRON_HTTP_PORT": str(port),
+                    "IMAGETRON_HTTP_HOST": LOCALHOST,
+                },
+                logs,
+            )
+            for name, (module, port, env) in specific.items()
+        }
+
+    def start(self) -> Self:
+        self.ports.check_free()
+        started = time.monotonic()
+        try:
+            self.infra.start()
+            self._migrate()
+            asyncio.run(self._provision_streams())
+            self._start_apps()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("embedded stack ready in %.1fs", time.monotonic() - started)
+        return self
+
+    def _migrate(self) -> None:
+        url = self.infra.postgres.dsn
+        for upgrade in (
+            gateway_migrations.upgrade,
+            prompts_migrations.upgrade,
+            images_migrations.upgrade,
+        ):
+            upgrade(url)
+
+    async def _provision_streams(self) -> None:
+        nc = await nats.connect(self.infra.nats.url)
+        try:
+            await provision_streams(nc.jetstream())
+        finally:
+            await nc.close()
+
+    def _start_apps(self) -> None:
+        apps = list(self.apps.values())
+        with concurrent.futures.ThreadPoolExecutor(len(apps), "imagetron-app-start") as pool:
+            for future in [pool.submit(app.start) for app in apps]:
+                future.result()
+
+    def exited(self) -> list[AppProcess]:
+        """Processes that were started and have since died."""
+        return [app for app in self.apps.values() if app._proc is not None and not app.running]
+
+    def stop(self) -> None:
+        for app in reversed(list(self.apps.values())):
+            try:
+                app.stop()
+            except Exception:
+                log.exception("could not stop %s", app.name)
+        self.infra.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
