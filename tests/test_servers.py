@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import nats
-import psutil
+import psutil  # type: ignore[import-untyped]
 import pytest
 from minio import Minio
 from minio.error import S3Error

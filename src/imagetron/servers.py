@@ -264,7 +264,7 @@ def _make_preexec(death_signal: int) -> Callable[[], None] | None:
     ``preexec_fn`` runs, so the setting survives the switch to the postgres user (it is
     cleared by credential changes made after it).
     """
-    if True:
+    if not sys.platform.startswith("linux"):
         return None
     # Resolve prctl in the parent: loading libraries after fork is not safe.
     prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -292,6 +292,9 @@ class _SpawnerThread:
     """
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
         self._lock = threading.Lock()
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]] = (
             queue.SimpleQueue()
@@ -300,7 +303,7 @@ class _SpawnerThread:
 
     def run(self, fn: Callable[[], _T]) -> _T:
         with self._lock:
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._loop, name="imagetron-server-spawner", daemon=True
                 )
@@ -321,11 +324,16 @@ class _SpawnerThread:
 
 
 _spawner = _SpawnerThread()
+if hasattr(os, "register_at_fork"):
+    # A forked child (multiprocessing) has no spawner thread and maybe a held lock.
+    os.register_at_fork(after_in_child=_spawner._reset)
 
 
 def _spawn(fn: Callable[[], _T]) -> _T:
     """Run ``fn`` (which forks a child) on a thread that lives as long as the process."""
-    return fn()
+    if threading.current_thread() is threading.main_thread():
+        return fn()
+    return _spawner.run(fn)
 
 
 @dataclass(frozen=True)

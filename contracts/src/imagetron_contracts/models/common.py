@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, RootModel
 
 
@@ -13,6 +13,13 @@ class Model(RootModel[Any]):
 class FieldError(BaseModel):
     loc: list[str | int]
     msg: str
+
+
+class WebhookAccepted(BaseModel):
+    """
+    A provider callback was verified and stored durably.
+    """
+    status: Literal['accepted']
 
 
 class Problem(BaseModel):

@@ -12,16 +12,15 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
 
 from pydantic import JsonValue
 
 from imagetron_sandbox.chat.subjects import COLOURS, STYLES, Topic
 from imagetron_sandbox.determinism import Dice
 
-Schema = Mapping[str, JsonValue]
+Schema = dict[str, JsonValue]
 MAX_DEPTH = 8
 DEFAULT_MIN_ITEMS = 3
 DEFAULT_MAX_ITEMS = 5
@@ -57,7 +56,7 @@ class InstanceGenerator:
             raise SchemaError("schema requires unbounded nesting")
         if schema is True or schema == {}:
             return self._string({}, ctx)
-        if not isinstance(schema, Mapping):
+        if not isinstance(schema, dict):
             raise SchemaError(f"not a schema: {schema!r}")
         schema = self._resolve(schema)
         if "const" in schema:
@@ -65,7 +64,9 @@ class InstanceGenerator:
         if isinstance(enum := schema.get("enum"), list) and enum:
             return self._dice.pick(enum)
         if isinstance(parts := schema.get("allOf"), list):
-            return self._value(_merge([schema, *(self._resolve(_as_schema(p)) for p in parts)]), ctx)
+            return self._value(
+                _merge([schema, *(self._resolve(_as_schema(p)) for p in parts)]), ctx
+            )
         for combinator in ("anyOf", "oneOf"):
             if isinstance(options := schema.get(combinator), list) and options:
                 rest = {k: v for k, v in schema.items() if k != combinator}
@@ -99,10 +100,10 @@ class InstanceGenerator:
     def _pointer(self, ref: str) -> Schema:
         if not ref.startswith("#"):
             raise SchemaError(f"only local $ref is supported, got {ref!r}")
-        node: JsonValue = cast(JsonValue, dict(self._root))
+        node: JsonValue = self._root
         for raw in ref[1:].lstrip("/").split("/") if ref not in ("#", "#/") else []:
             part = raw.replace("~1", "/").replace("~0", "~")
-            if isinstance(node, Mapping) and part in node:
+            if isinstance(node, dict) and part in node:
                 node = node[part]
             elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
                 node = node[int(part)]
@@ -121,9 +122,11 @@ class InstanceGenerator:
 
     def _object(self, schema: Schema, ctx: _Context) -> dict[str, JsonValue]:
         properties = schema.get("properties")
-        properties = properties if isinstance(properties, Mapping) else {}
+        properties = properties if isinstance(properties, dict) else {}
         required = schema.get("required")
-        required_keys = [k for k in required if isinstance(k, str)] if isinstance(required, list) else []
+        required_keys = (
+            [k for k in required if isinstance(k, str)] if isinstance(required, list) else []
+        )
         keys = required_keys if ctx.depth >= MAX_DEPTH else [*properties]
         keys += [k for k in required_keys if k not in keys]
         result: dict[str, JsonValue] = {}
@@ -134,7 +137,7 @@ class InstanceGenerator:
         extra = schema.get("additionalProperties", True)
         while len(result) < minimum and extra is not False:
             key = f"extra_{len(result) + 1}"
-            child = extra if isinstance(extra, Mapping) else {"type": "string"}
+            child = extra if isinstance(extra, dict) else {"type": "string"}
             result[key] = self._value(child, _Context(key, ctx.index, ctx.depth + 1))
         return result
 
@@ -176,15 +179,15 @@ class InstanceGenerator:
 
     def _integer(self, schema: Schema) -> int:
         low, high = _bounds(schema, integer=True)
-        step = schema.get("multipleOf")
-        if _is_number(step) and step > 0:
+        step = _positive_number(schema.get("multipleOf"))
+        if step is not None:
             return int(self._multiple(low, high, step))
         return self._dice.between(int(low), int(high))
 
     def _number(self, schema: Schema) -> float | int:
         low, high = _bounds(schema, integer=False)
-        step = schema.get("multipleOf")
-        if _is_number(step) and step > 0:
+        step = _positive_number(schema.get("multipleOf"))
+        if step is not None:
             return self._multiple(low, high, step)
         value = round(self._dice.uniform(low, high), 2)
         return min(max(value, low), high)
@@ -256,7 +259,7 @@ class InstanceGenerator:
 def _as_schema(value: JsonValue) -> Schema:
     if value is True:
         return {}
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         raise SchemaError(f"not a schema: {value!r}")
     return value
 
@@ -268,7 +271,7 @@ def _merge(schemas: Sequence[Schema]) -> Schema:
     required: list[JsonValue] = []
     for schema in schemas:
         for key, value in schema.items():
-            if key == "properties" and isinstance(value, Mapping):
+            if key == "properties" and isinstance(value, dict):
                 properties.update(value)
             elif key == "required" and isinstance(value, list):
                 required += [k for k in value if k not in required]
@@ -299,8 +302,10 @@ def _type_of(schema: Schema, *, prefer_null: bool) -> str:
     return "string"
 
 
-def _is_number(value: JsonValue) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _positive_number(value: JsonValue) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
 
 
 def _int(value: JsonValue, default: int) -> int:

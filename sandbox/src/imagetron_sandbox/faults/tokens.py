@@ -39,9 +39,7 @@ def _amount(field: str, default: int) -> Callable[[str | None], Overrides]:
     return build
 
 
-def _with_attempts(
-    attempts_field: str, **fields: object
-) -> Callable[[str | None], Overrides]:
+def _with_attempts(attempts_field: str, **fields: object) -> Callable[[str | None], Overrides]:
     def build(value: str | None) -> Overrides:
         return {**fields, attempts_field: 0 if value is None else value}
 

@@ -17,6 +17,7 @@ from imagetron_sandbox.goapi.plan import (
     GridPlan,
     grid_name,
     preview_name,
+    render_plan,
     split_name,
     upscale_name,
 )
@@ -76,7 +77,7 @@ class TaskLifecycle:
         task = record.task
         task.status = "processing"
         task.meta.started_at = utc_now()
-        rendering = asyncio.ensure_future(asyncio.to_thread(record.plan.render))
+        rendering = asyncio.ensure_future(asyncio.to_thread(render_plan, record.plan))
         try:
             for step in self._settings.progress_steps:
                 task.output.progress = task.output.task_progress = step

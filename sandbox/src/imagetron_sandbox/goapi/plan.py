@@ -63,6 +63,11 @@ class UpscalePlan:
 RenderPlan = GridPlan | UpscalePlan
 
 
+def render_plan(plan: RenderPlan) -> GridImages | bytes:
+    """Draw what ``plan`` describes (CPU-bound: run it in a worker thread)."""
+    return plan.render()
+
+
 def grid_name(task_id: str) -> str:
     return f"{task_id}-grid"
 

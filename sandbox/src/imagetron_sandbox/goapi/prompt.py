@@ -32,6 +32,8 @@ class MidjourneyPrompt:
 def parse_midjourney_prompt(prompt: str) -> MidjourneyPrompt:
     """Raises :class:`~imagetron_sandbox.faults.tokens.FaultTokenError` for bad tokens."""
     sandbox = parse_prompt(prompt)
-    params = {match.group(1).lower(): match.group(2) or "" for match in _PARAM.finditer(sandbox.text)}
+    params = {
+        match.group(1).lower(): match.group(2) or "" for match in _PARAM.finditer(sandbox.text)
+    }
     text = " ".join(_PARAM.sub(" ", sandbox.text).split())
     return MidjourneyPrompt(text=text, params=params, sandbox=sandbox)

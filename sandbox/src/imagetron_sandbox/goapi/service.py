@@ -225,9 +225,7 @@ class TaskService:
         if record is None:
             raise GoApiError(400, f"origin task not found: {task_id}")
         if record.task.status != "completed":
-            raise GoApiError(
-                400, f"origin task {task_id} is {record.task.status}, not completed"
-            )
+            raise GoApiError(400, f"origin task {task_id} is {record.task.status}, not completed")
         return record
 
     def _grid_origin(self, task_id: str, action: str) -> TaskRecord:

@@ -71,7 +71,10 @@ class WebhookSender:
                 if response.is_success:
                     return True
                 logger.warning(
-                    "webhook to %s answered %d (attempt %d)", endpoint, response.status_code, attempt
+                    "webhook to %s answered %d (attempt %d)",
+                    endpoint,
+                    response.status_code,
+                    attempt,
                 )
             if attempt < attempts:
                 await asyncio.sleep(self._settings.webhook_backoff_ms / 1000 * 2 ** (attempt - 1))
@@ -82,7 +85,9 @@ class WebhookSender:
 class WebhookDispatcher:
     """The ordered outbox of one task, shaped by the webhook fault knobs."""
 
-    def __init__(self, sender: WebhookSender, endpoint: str, secret: str, knobs: FaultKnobs) -> None:
+    def __init__(
+        self, sender: WebhookSender, endpoint: str, secret: str, knobs: FaultKnobs
+    ) -> None:
         self._sender = sender
         self._endpoint = endpoint
         self._secret = secret

@@ -23,9 +23,7 @@ class FaultyBody(Response):
 
     media_type = "image/png"
 
-    def __init__(
-        self, body: bytes, *, total: int, duration_s: float, cut_at: int | None
-    ) -> None:
+    def __init__(self, body: bytes, *, total: int, duration_s: float, cut_at: int | None) -> None:
         super().__init__(content=None, media_type=self.media_type)
         self._payload = body
         self._total = max(total, len(body))

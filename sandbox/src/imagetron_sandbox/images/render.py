@@ -183,7 +183,9 @@ def _draw_shapes(tile: Image.Image, hue: float, dice: Dice) -> None:
             case 1:
                 draw.rounded_rectangle(box, radius=size / 3, fill=colour)
             case _:
-                draw.polygon([(x, y - size), (x + size, y + size), (x - size, y + size)], fill=colour)
+                draw.polygon(
+                    [(x, y - size), (x + size, y + size), (x - size, y + size)], fill=colour
+                )
     tile.paste(layer, (0, 0), layer)
 
 

@@ -44,6 +44,7 @@ from imagetron_platform.events_tokens import issue_events_token
 from imagetron_gateway.app import identity
 from imagetron_gateway.domain.identity import User
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
+from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems
 
 router = APIRouter(prefix="/api/v1")
 
@@ -55,7 +56,13 @@ def _user_model(user: User) -> UserModel:
     return UserModel(id=user.id, name=user.name, is_admin=user.is_admin, created_at=user.created_at)
 
 
-@router.post("/users", status_code=201, operation_id="createUser", tags=["users"])
+@router.post(
+    "/users",
+    status_code=201,
+    operation_id="createUser",
+    responses=problems(401, 403, 422),
+    tags=["users"],
+)
 async def create_user(body: CreateUserRequest, caller: CurrentUser, ctx: Context) -> CreatedUser:
     user, api_key = await identity.create_user(
         ctx.identity_uow(), caller, body.name, is_admin=bool(body.is_admin)
@@ -63,18 +70,26 @@ async def create_user(body: CreateUserRequest, caller: CurrentUser, ctx: Context
     return CreatedUser(user=_user_model(user), api_key=api_key)
 
 
-@router.get("/me", operation_id="getMe", tags=["users"])
+@router.get("/me", operation_id="getMe", responses=problems(401), tags=["users"])
 async def get_me(caller: CurrentUser) -> UserModel:
     return _user_model(caller)
 
 
-@router.post("/prompts", status_code=201, operation_id="createPrompt", tags=["prompts"])
+@router.post(
+    "/prompts",
+    status_code=201,
+    operation_id="createPrompt",
+    responses=problems(*FORWARDED),
+    tags=["prompts"],
+)
 async def create_prompt(body: CreatePromptRequest, caller: CurrentUser, ctx: Context) -> Prompt:
     command = CreatePromptCommand(owner_id=caller.id, text=body.text, title=body.title)
     return await ctx.rpc.call(streams.RPC_PROMPTS_CREATE, command, Prompt)
 
 
-@router.get("/prompts", operation_id="listPrompts", tags=["prompts"])
+@router.get(
+    "/prompts", operation_id="listPrompts", responses=problems(*FORWARDED), tags=["prompts"]
+)
 async def list_prompts(
     caller: CurrentUser, ctx: Context, limit: Limit = 50, cursor: Cursor = None
 ) -> PromptPage:
@@ -82,7 +97,12 @@ async def list_prompts(
     return await ctx.rpc.call(streams.RPC_PROMPTS_LIST, query, PromptPage)
 
 
-@router.get("/prompts/{prompt_id}", operation_id="getPrompt", tags=["prompts"])
+@router.get(
+    "/prompts/{prompt_id}",
+    operation_id="getPrompt",
+    responses=problems(401, 404, 422, 503, 504),
+    tags=["prompts"],
+)
 async def get_prompt(prompt_id: UUID, caller: CurrentUser, ctx: Context) -> Prompt:
     query = PromptQuery(owner_id=caller.id, prompt_id=prompt_id)
     return await ctx.rpc.call(streams.RPC_PROMPTS_GET, query, Prompt)
@@ -92,6 +112,7 @@ async def get_prompt(prompt_id: UUID, caller: CurrentUser, ctx: Context) -> Prom
     "/prompts/{prompt_id}/imagine",
     status_code=202,
     operation_id="imaginePrompt",
+    responses=problems(401, 404, 409, 422, 503, 504),
     tags=["prompts", "tasks"],
 )
 async def imagine_prompt(
@@ -118,7 +139,7 @@ async def imagine_prompt(
     return await ctx.rpc.call(streams.RPC_IMAGES_IMAGINE, command, Task)
 
 
-@router.get("/tasks", operation_id="listTasks", tags=["tasks"])
+@router.get("/tasks", operation_id="listTasks", responses=problems(*FORWARDED), tags=["tasks"])
 async def list_tasks(
     caller: CurrentUser,
     ctx: Context,
@@ -133,13 +154,18 @@ async def list_tasks(
     return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_LIST, query, TaskPage)
 
 
-@router.get("/tasks/{task_id}", operation_id="getTask", tags=["tasks"])
+@router.get(
+    "/tasks/{task_id}",
+    operation_id="getTask",
+    responses=problems(401, 404, 422, 503, 504),
+    tags=["tasks"],
+)
 async def get_task(task_id: UUID, caller: CurrentUser, ctx: Context) -> Task:
     query = TaskQuery(owner_id=caller.id, task_id=task_id)
     return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_GET, query, Task)
 
 
-@router.get("/images", operation_id="listImages", tags=["images"])
+@router.get("/images", operation_id="listImages", responses=problems(*FORWARDED), tags=["images"])
 async def list_images(
     caller: CurrentUser,
     ctx: Context,
@@ -160,7 +186,12 @@ async def list_images(
     return await ctx.rpc.call(streams.RPC_IMAGES_IMAGES_LIST, query, ImagePage)
 
 
-@router.get("/images/{image_id}", operation_id="getImage", tags=["images"])
+@router.get(
+    "/images/{image_id}",
+    operation_id="getImage",
+    responses=problems(401, 404, 422, 503, 504),
+    tags=["images"],
+)
 async def get_image(image_id: UUID, caller: CurrentUser, ctx: Context) -> Image:
     query = ImageQuery(owner_id=caller.id, image_id=image_id)
     return await ctx.rpc.call(streams.RPC_IMAGES_IMAGES_GET, query, Image)
@@ -171,7 +202,10 @@ async def get_image(image_id: UUID, caller: CurrentUser, ctx: Context) -> Image:
     operation_id="getImageContent",
     tags=["images"],
     response_class=StreamingResponse,
-    responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}}},
+    responses={
+        200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
+        **problems(401, 404, 409, 422, 503, 504),
+    },
 )
 async def get_image_content(image_id: UUID, caller: CurrentUser, ctx: Context) -> StreamingResponse:
     # The images service checks ownership and hands out a short-lived URL of the stored
@@ -201,7 +235,13 @@ async def get_image_content(image_id: UUID, caller: CurrentUser, ctx: Context) -
     return StreamingResponse(body(), media_type=link.content_type, headers=headers)
 
 
-@router.post("/events/token", status_code=201, operation_id="createEventsToken", tags=["events"])
+@router.post(
+    "/events/token",
+    status_code=201,
+    operation_id="createEventsToken",
+    responses=problems(401),
+    tags=["events"],
+)
 async def create_events_token(caller: CurrentUser, ctx: Context) -> EventsToken:
     token, expires_at = issue_events_token(
         ctx.settings.events_token_secret.get_secret_value(),

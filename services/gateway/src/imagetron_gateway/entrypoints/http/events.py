@@ -16,6 +16,7 @@ from imagetron_platform.errors import ServiceUnavailable
 from imagetron_platform.events_tokens import issue_events_token
 
 from imagetron_gateway.entrypoints.http.deps import Context, EventsOwner
+from imagetron_gateway.entrypoints.http.problems import problems
 
 router = APIRouter(prefix="/api/v1")
 
@@ -28,7 +29,7 @@ UPSTREAM_TOKEN_TTL = 60
     operation_id="streamEvents",
     tags=["events"],
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **problems(401, 422, 503)},
 )
 async def stream_events(
     owner: EventsOwner,

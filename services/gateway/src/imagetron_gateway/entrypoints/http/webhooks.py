@@ -14,26 +14,24 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request
 from imagetron_contracts import streams
+from imagetron_contracts.models.common import WebhookAccepted
 from imagetron_contracts.models.images import ProviderCallback
 from imagetron_platform.db import utcnow
 from imagetron_platform.errors import InvalidRequest, ServiceUnavailable, Unauthorized
 from imagetron_platform.webhook_tokens import secrets_match, verify_webhook_token
-from pydantic import BaseModel
 
 from imagetron_gateway.entrypoints.http.deps import Context
+from imagetron_gateway.entrypoints.http.problems import problems
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks")
-
-
-class WebhookAccepted(BaseModel):
-    status: str = "accepted"
 
 
 @router.post(
     "/goapi/{task_id}",
     operation_id="receiveGoapiWebhook",
     tags=["webhooks"],
+    responses=problems(401, 422, 503),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -71,7 +69,7 @@ async def receive_goapi_webhook(
     except Exception as exc:
         log.exception("could not publish goapi webhook")
         raise ServiceUnavailable("The callback could not be stored; please retry.") from exc
-    return WebhookAccepted()
+    return WebhookAccepted(status="accepted")
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

@@ -1,0 +1,46 @@
+"""The error responses an operation documents, all `application/problem+json`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imagetron_contracts.models.common import Problem
+
+_DESCRIPTIONS = {
+    401: "Missing or invalid credentials.",
+    403: "The credentials are valid but may not do this.",
+    404: "No such resource for this user.",
+    409: "The resource's state does not allow this now.",
+    422: "The request is malformed or fails validation.",
+    503: "A dependency is unavailable; retry later.",
+    504: "A service did not answer in time; retry later.",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {
+            "model": Problem,
+            "description": _DESCRIPTIONS[status],
+            "content": {"application/problem+json": {}},
+        }
+        for status in statuses
+    }
+
+
+#: What every call forwarded to a service can answer.
+FORWARDED = (401, 422, 503, 504)
+
+
+def problem_media_type(openapi: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI documents a response model under `application/json`; errors are sent as
+    `application/problem+json`, so move their schema there."""
+    for item in openapi.get("paths", {}).values():
+        for operation in item.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if int(status) >= 400 and "application/problem+json" in content:
+                    schema = content.pop("application/json", {}).get("schema")
+                    if schema is not None:
+                        content["application/problem+json"] = {"schema": schema}
+    return openapi

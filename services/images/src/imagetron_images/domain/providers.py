@@ -1,0 +1,48 @@
+"""What we say to an image provider and what it tells us back, in no provider's dialect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from uuid import UUID
+
+from imagetron_contracts.models.images import ProcessMode, TaskCommand
+
+
+class ProviderStatus(StrEnum):
+    """A provider task's state, whatever the provider calls it."""
+
+    queued = "queued"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProviderRequest:
+    """Everything a provider needs to start the work of one task."""
+
+    task_id: UUID
+    command: TaskCommand
+    prompt_text: str
+    aspect_ratio: str
+    process_mode: ProcessMode
+    # reroll/variation/upscale act on the provider's task behind our origin task.
+    origin_provider_task_id: str | None = None
+    origin_index: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProviderUpdate:
+    """A provider's report on one of its tasks (from a callback or from polling)."""
+
+    provider_task_id: str
+    command: TaskCommand
+    status: ProviderStatus
+    progress: int | None = None
+    preview_url: str | None = None
+    # The main image: the 2x2 grid, or the single image of an upscale.
+    image_url: str | None = None
+    # The grid's four splits, in order.
+    split_urls: tuple[str, ...] = ()
+    error: str | None = None

@@ -1,0 +1,299 @@
+"""Generation tasks and the state machine that the provider's reports drive.
+
+    pending ──► submitted ──► processing ──► completed
+       │            │   └───────────┬──────► failed
+       │            └──► cancelled  │
+       └──► failed, cancelled ──────┘ (from pending and submitted only)
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar
+from uuid import UUID, uuid4
+
+from imagetron_contracts.models.images import ImageKind, ProcessMode, TaskCommand, TaskStatus
+from imagetron_platform.errors import Conflict, InvalidRequest
+
+from imagetron_images.domain.images import Image
+from imagetron_images.domain.providers import ProviderRequest, ProviderStatus, ProviderUpdate
+
+log = logging.getLogger(__name__)
+
+TERMINAL_STATUSES = frozenset({TaskStatus.completed, TaskStatus.failed, TaskStatus.cancelled})
+
+_ALLOWED: Mapping[TaskStatus, frozenset[TaskStatus]] = {
+    # pending → failed: the provider refused the submission outright.
+    TaskStatus.pending: frozenset({TaskStatus.submitted, TaskStatus.failed, TaskStatus.cancelled}),
+    # submitted → completed/failed: not every provider reports progress.
+    TaskStatus.submitted: frozenset(
+        {TaskStatus.processing, TaskStatus.completed, TaskStatus.failed, TaskStatus.cancelled}
+    ),
+    TaskStatus.processing: frozenset({TaskStatus.completed, TaskStatus.failed}),
+    TaskStatus.completed: frozenset(),
+    TaskStatus.failed: frozenset(),
+    TaskStatus.cancelled: frozenset(),
+}
+
+NO_IMAGE_ERROR = "The provider reported the task completed but sent no image."
+UNEXPLAINED_FAILURE = "The provider reported the task failed without saying why."
+
+
+class TaskEventType(StrEnum):
+    created = "task.created"
+    submitted = "task.submitted"
+    progress = "task.progress"
+    completed = "task.completed"
+    failed = "task.failed"
+    cancelled = "task.cancelled"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskChange:
+    """Something happened to a task; `task` is a snapshot taken right after."""
+
+    type: ClassVar[TaskEventType]
+    task: GenerationTask
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskCreated(TaskChange):
+    type: ClassVar[TaskEventType] = TaskEventType.created
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskSubmitted(TaskChange):
+    type: ClassVar[TaskEventType] = TaskEventType.submitted
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskProgressed(TaskChange):
+    type: ClassVar[TaskEventType] = TaskEventType.progress
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskCompleted(TaskChange):
+    type: ClassVar[TaskEventType] = TaskEventType.completed
+    images: tuple[Image, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskFailed(TaskChange):
+    type: ClassVar[TaskEventType] = TaskEventType.failed
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskCancelled(TaskChange):
+    type: ClassVar[TaskEventType] = TaskEventType.cancelled
+
+
+@dataclass(eq=False, kw_only=True)
+class GenerationTask:
+    """One request to a provider (imagine, reroll, variation or upscale) and its outcome."""
+
+    owner_id: UUID
+    prompt_id: UUID
+    command: TaskCommand
+    provider: str
+    prompt_text: str
+    aspect_ratio: str
+    process_mode: ProcessMode
+    created_at: datetime
+    updated_at: datetime
+    id: UUID = field(default_factory=uuid4)
+    status: TaskStatus = TaskStatus.pending
+    progress: int = 0
+    provider_task_id: str | None = None
+    origin_task_id: UUID | None = None
+    origin_index: int | None = None
+    preview_url: str | None = None
+    error: str | None = None
+    completed_at: datetime | None = None
+
+    @classmethod
+    def imagine(
+        cls,
+        *,
+        owner_id: UUID,
+        prompt_id: UUID,
+        prompt_text: str,
+        aspect_ratio: str,
+        process_mode: ProcessMode,
+        provider: str,
+        now: datetime,
+    ) -> tuple[GenerationTask, TaskCreated]:
+        if not prompt_text.strip():
+            raise InvalidRequest("The prompt text is empty.")
+        task = cls(
+            owner_id=owner_id,
+            prompt_id=prompt_id,
+            command=TaskCommand.imagine,
+            provider=provider,
+            prompt_text=prompt_text,
+            aspect_ratio=aspect_ratio,
+            process_mode=process_mode,
+            created_at=now,
+            updated_at=now,
+        )
+        return task, TaskCreated(task=task.snapshot(), occurred_at=now)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def snapshot(self) -> GenerationTask:
+        return copy.copy(self)
+
+    def provider_request(self, origin: GenerationTask | None = None) -> ProviderRequest:
+        if self.origin_task_id is not None and (
+            origin is None or origin.id != self.origin_task_id or origin.provider_task_id is None
+        ):
+            raise Conflict(f"Task {self.id} needs its origin task's provider id to be submitted.")
+        return ProviderRequest(
+            task_id=self.id,
+            command=self.command,
+            prompt_text=self.prompt_text,
+            aspect_ratio=self.aspect_ratio,
+            process_mode=self.process_mode,
+            origin_provider_task_id=origin.provider_task_id if origin is not None else None,
+            origin_index=self.origin_index,
+        )
+
+    def accept_submission(self, provider_task_id: str, now: datetime) -> TaskSubmitted | None:
+        """The provider took the task. None when that is already known, e.g. because its
+        first callback overtook our record of the submission."""
+        if self.status is not TaskStatus.pending:
+            if self.provider_task_id != provider_task_id:
+                log.warning(
+                    "task %s is %s; the provider's task %s is not ours to track",
+                    self.id, self.status, provider_task_id,
+                )
+            return None
+        return self._submitted(provider_task_id, now)
+
+    def reject_submission(self, error: str, now: datetime) -> TaskFailed | None:
+        """The provider refused the task (or stayed unreachable until we gave up)."""
+        if self.status is not TaskStatus.pending:
+            return None
+        return self._failed(error, now)
+
+    def cancel(self, now: datetime) -> TaskCancelled:
+        self._move_to(TaskStatus.cancelled, now)
+        return TaskCancelled(task=self.snapshot(), occurred_at=now)
+
+    def _move_to(self, status: TaskStatus, now: datetime) -> None:
+        if status not in _ALLOWED[self.status]:
+            raise Conflict(f"Task {self.id} is {self.status}; it cannot become {status}.")
+        self.status = status
+        self.updated_at = now
+
+    def _submitted(self, provider_task_id: str, now: datetime) -> TaskSubmitted:
+        self._move_to(TaskStatus.submitted, now)
+        self.provider_task_id = provider_task_id
+        return TaskSubmitted(task=self.snapshot(), occurred_at=now)
+
+    def _progressed(self, update: ProviderUpdate, now: datetime) -> TaskProgressed | None:
+        progress = _clamp_percent(update.progress if update.progress is not None else 0)
+        if self.status is TaskStatus.processing:
+            new_preview = update.preview_url is not None and update.preview_url != self.preview_url
+            if progress < self.progress or (progress == self.progress and not new_preview):
+                return None  # late, duplicated or out of order: progress never goes back
+        else:
+            self._move_to(TaskStatus.processing, now)
+        self.progress = max(self.progress, progress)
+        self.preview_url = update.preview_url or self.preview_url
+        self.updated_at = now
+        return TaskProgressed(task=self.snapshot(), occurred_at=now)
+
+    def _completed(self, update: ProviderUpdate, now: datetime) -> TaskCompleted | TaskFailed:
+        images = self._result_images(update, now)
+        if not images:
+            return self._failed(NO_IMAGE_ERROR, now)
+        self._move_to(TaskStatus.completed, now)
+        self.progress = 100
+        self.error = None
+        self.completed_at = now
+        return TaskCompleted(task=self.snapshot(), occurred_at=now, images=images)
+
+    def _failed(self, error: str, now: datetime) -> TaskFailed:
+        self._move_to(TaskStatus.failed, now)
+        self.error = error
+        return TaskFailed(task=self.snapshot(), occurred_at=now)
+
+    def _result_images(self, update: ProviderUpdate, now: datetime) -> tuple[Image, ...]:
+        def image(kind: ImageKind, index: int, url: str) -> Image:
+            return Image(
+                owner_id=self.owner_id, task_id=self.id, prompt_id=self.prompt_id, kind=kind,
+                index=index, source_url=url, created_at=now, updated_at=now,
+            )  # fmt: skip
+
+        if self.command is TaskCommand.upscale:
+            index = self.origin_index or 1
+            return (image(ImageKind.upscale, index, update.image_url),) if update.image_url else ()
+        grid = (image(ImageKind.grid, 0, update.image_url),) if update.image_url else ()
+        versions = tuple(
+            image(ImageKind.version, index, url)
+            for index, url in enumerate(update.split_urls[:4], start=1)
+        )
+        return grid + versions
+
+
+def apply_provider_update(
+    task: GenerationTask, update: ProviderUpdate, now: datetime
+) -> tuple[TaskChange, ...]:
+    """Apply a provider's report if it is news for this task; return what happened.
+
+    An update applies only to the task it names (provider task id and command) and only in
+    a status it can follow; progress never goes back and a finished task never changes.
+    Anything else (a duplicate, a late or out-of-order report, another task's) changes
+    nothing and returns no change.
+    """
+    ignored = _why_not_applicable(task, update)
+    if ignored is not None:
+        log.info(
+            "ignored %s update for task %s (%s): %s",
+            update.status, task.id, task.status, ignored,
+        )
+        return ()
+    changes: list[TaskChange] = []
+    if task.status is TaskStatus.pending:
+        # Its callback can overtake our record of the submission. The task id in a callback
+        # URL is covered by a token only we can mint, so the report is genuinely about this
+        # task: adopt the provider's task id rather than drop the report.
+        changes.append(task._submitted(update.provider_task_id, now))
+    match update.status:
+        case ProviderStatus.queued:
+            pass
+        case ProviderStatus.running:
+            if (progressed := task._progressed(update, now)) is not None:
+                changes.append(progressed)
+        case ProviderStatus.completed:
+            changes.append(task._completed(update, now))
+        case ProviderStatus.failed:
+            changes.append(task._failed(update.error or UNEXPLAINED_FAILURE, now))
+    if not changes:
+        log.info("ignored %s update for task %s (%s): nothing new",
+                 update.status, task.id, task.status)
+    return tuple(changes)
+
+
+def _why_not_applicable(task: GenerationTask, update: ProviderUpdate) -> str | None:
+    if task.is_terminal:
+        return "the task is finished"
+    if update.command is not task.command:
+        return f"it is about a {update.command}, the task is a {task.command}"
+    if task.provider_task_id is not None and update.provider_task_id != task.provider_task_id:
+        return f"it is about provider task {update.provider_task_id}, not {task.provider_task_id}"
+    if task.status is TaskStatus.processing and update.status is ProviderStatus.queued:
+        return "the task is already processing"
+    return None
+
+
+def _clamp_percent(value: int) -> int:
+    return min(max(value, 0), 100)
