@@ -282,7 +282,8 @@ def test_children_die_with_their_parent(tmp_path: Path) -> None:
         import json, sys, time
         from imagetron.servers import InfraStack
         stack = InfraStack(sys.argv[1]).start()
-        print(json.dumps(list(stack.pids().values())), flush=True)
+        sockets = [str(p) for p in stack.s3.stray_socket_paths()]
+        print(json.dumps({"pids": list(stack.pids().values()), "sockets": sockets}), flush=True)
         time.sleep(300)
         """
     )
@@ -292,9 +293,11 @@ def test_children_die_with_their_parent(tmp_path: Path) -> None:
         text=True,
     )
     procs: list[psutil.Process] = []
+    sockets: list[str] = []
     try:
         assert parent.stdout is not None
-        pids = json.loads(parent.stdout.readline())
+        started = json.loads(parent.stdout.readline())
+        pids, sockets = started["pids"], started["sockets"]
         assert len(pids) == 3
         assert all(pids)
         servers = [psutil.Process(pid) for pid in pids]
@@ -310,3 +313,5 @@ def test_children_die_with_their_parent(tmp_path: Path) -> None:
         for proc in procs:  # do not leave orphans behind if the test failed
             if not is_gone(proc):
                 proc.kill()
+        for path in sockets:  # the killed parent could not clean up after weed
+            Path(path).unlink(missing_ok=True)

@@ -969,6 +969,25 @@ class S3Server(_ManagedServer):
     def credentials(self) -> S3Credentials:
         return S3Credentials(self.access_key, self.secret_key, self.region)
 
+    @property
+    def internal_ports(self) -> Mapping[str, int]:
+        """weed's other ports (flag name -> port), picked afresh by each ``start()``."""
+        return dict(self._internal_ports)
+
+    def stray_socket_paths(self) -> list[Path]:
+        """Unix sockets weed may leave behind for the current ports.
+
+        weed hard-codes ``/tmp/seaweedfs-<service>-grpc-<port>.sock`` and does not remove
+        all of them when it exits; ``stop()`` removes them.
+        """
+        ports = self._internal_ports
+        paths = [self._local_socket("filer"), self._local_socket("s3")]
+        for service in ("master", "volume", "filer", "s3", "admin"):
+            port = ports.get(f"{service}.port.grpc")
+            if port is not None:
+                paths.append(Path(f"/tmp/seaweedfs-{service}-grpc-{port}.sock"))  # noqa: S108
+        return paths
+
     def _prepare(self, deadline: float) -> None:
         ensure_port_free(self.port, self.what)
         for _ in range(5):
@@ -1057,14 +1076,7 @@ class S3Server(_ManagedServer):
         return _short_socket_path(self.data_dir, f"{name}.sock")
 
     def _remove_sockets(self) -> None:
-        """Remove Unix sockets weed leaves behind (its gRPC ones are hard-coded in /tmp)."""
-        ports = self._internal_ports
-        paths = [self._local_socket("filer"), self._local_socket("s3")]
-        for service in ("master", "volume", "filer", "s3", "admin"):
-            port = ports.get(f"{service}.port.grpc")
-            if port is not None:
-                paths.append(Path(f"/tmp/seaweedfs-{service}-grpc-{port}.sock"))  # noqa: S108
-        for path in paths:
+        for path in self.stray_socket_paths():
             if path.is_socket():
                 with contextlib.suppress(OSError):
                     path.unlink()

@@ -1,0 +1,26 @@
+# Two commands on a fresh machine (Python 3.11 is all it needs):
+#   make up     run Imagetron (embedded: no Docker, no accounts)
+#   make test   lint, type-check and run every test against real servers
+.PHONY: up test lint contracts bootstrap
+
+UV_VERSION := 0.13.9
+UV := python3 -m uv
+export UV_PYTHON_DOWNLOADS := never
+
+bootstrap:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	@$(UV) sync --frozen --all-packages --quiet
+
+up: bootstrap
+	$(UV) run imagetron up
+
+lint: bootstrap
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+
+contracts: bootstrap
+	$(UV) run python contracts/generate.py
+
+test: lint
+	$(UV) run pytest

@@ -1,0 +1,197 @@
+"""The ports the handlers need, and the errors the adapters behind them raise.
+
+Adapters signal *transient* failures (may pass if tried again later) and *permanent* ones
+(trying again cannot help) with the two error families below; handlers decide what that
+means for the task or image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+from uuid import UUID
+
+from imagetron_contracts.models.images import ImageKind, TaskStatus
+from pydantic import BaseModel
+
+from imagetron_images.domain import (
+    GenerationTask,
+    Image,
+    ImageFile,
+    ProviderRequest,
+    ProviderUpdate,
+)
+
+# --- errors ---------------------------------------------------------------------------
+
+
+class TransientError(Exception):
+    """Failed now; the same call may succeed later (unreachable, overloaded, timed out)."""
+
+
+class PermanentError(Exception):
+    """Failed for good; repeating the same call cannot help."""
+
+
+class ProviderUnavailable(TransientError):
+    pass
+
+
+class ProviderRejected(PermanentError):
+    pass
+
+
+class MalformedProviderMessage(PermanentError):
+    """A provider answer or callback we cannot understand."""
+
+
+class DownloadFailed(TransientError):
+    pass
+
+
+class DownloadRefused(PermanentError):
+    """Not fetched on purpose: a forbidden address, too large, or gone at the source."""
+
+
+class InvalidImage(PermanentError):
+    pass
+
+
+class StorageUnavailable(TransientError):
+    pass
+
+
+# --- persistence ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskPageKey:
+    """Where a page of tasks (newest first) ends."""
+
+    created_at: datetime
+    id: UUID
+
+
+@dataclass(frozen=True)
+class ImagePageKey:
+    """Where a page of images (newest task first, then by index) ends."""
+
+    created_at: datetime
+    task_id: UUID
+    index: int
+
+
+class TaskRepository(Protocol):
+    async def add(self, task: GenerationTask) -> None: ...
+
+    async def get(self, owner_id: UUID, task_id: UUID) -> GenerationTask | None: ...
+
+    async def get_for_update(self, task_id: UUID) -> GenerationTask | None:
+        """Locks the task until the unit of work ends: callbacks for one task serialise."""
+        ...
+
+    async def update(self, task: GenerationTask) -> None: ...
+
+    async def list(
+        self,
+        owner_id: UUID,
+        *,
+        prompt_id: UUID | None,
+        status: TaskStatus | None,
+        after: TaskPageKey | None,
+        limit: int,
+    ) -> Sequence[GenerationTask]: ...
+
+
+class ImageRepository(Protocol):
+    async def add(self, images: Sequence[Image]) -> None: ...
+
+    async def get(self, owner_id: UUID, image_id: UUID) -> Image | None: ...
+
+    async def get_for_update(self, owner_id: UUID, image_id: UUID) -> Image | None: ...
+
+    async def update(self, image: Image) -> None: ...
+
+    async def list(
+        self,
+        owner_id: UUID,
+        *,
+        task_id: UUID | None,
+        prompt_id: UUID | None,
+        kind: ImageKind | None,
+        after: ImagePageKey | None,
+        limit: int,
+    ) -> Sequence[Image]: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: `async with uow:` ... `await uow.commit()`; leaving without a
+    commit rolls back, and messages emitted in between go out only if it commits."""
+
+    tasks: TaskRepository
+    images: ImageRepository
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+    async def emit(self, subject: str, payload: BaseModel, message_id: UUID) -> None: ...
+
+    async def claim(self, consumer: str, message_id: str) -> bool:
+        """False when `consumer` applied `message_id` before: do nothing, ack."""
+        ...
+
+
+# --- the outside world ----------------------------------------------------------------
+
+
+class ImageProvider(Protocol):
+    """A third-party generator behind one of our adapters."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def submit(self, request: ProviderRequest) -> str:
+        """Start the work; returns the provider's task id. Raises ProviderUnavailable or
+        ProviderRejected."""
+        ...
+
+    async def fetch(self, provider_task_id: str) -> ProviderUpdate:
+        """The provider's current view of its task (reconciliation when callbacks are lost)."""
+        ...
+
+    def parse_callback(self, body: Mapping[str, Any]) -> ProviderUpdate:
+        """Raises MalformedProviderMessage."""
+        ...
+
+
+class ImageDownloader(Protocol):
+    async def download(self, url: str) -> bytes:
+        """Raises DownloadFailed (transient) or DownloadRefused."""
+        ...
+
+
+class ImageInspector(Protocol):
+    async def inspect(self, data: bytes) -> ImageFile:
+        """Raises InvalidImage unless `data` is an image we accept."""
+        ...
+
+
+class ImageStore(Protocol):
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        """Raises StorageUnavailable."""
+        ...
+
+    def content_url(self, key: str) -> str:
+        """A short-lived URL a browser can GET the object from."""
+        ...

@@ -1,0 +1,50 @@
+"""The images domain: generation tasks, their images, and what providers report.
+
+Plain Python: no database, no broker, no HTTP.
+"""
+
+from imagetron_images.domain.images import (
+    Image,
+    ImageChange,
+    ImageEventType,
+    ImageFailed,
+    ImageFile,
+    ImagePersisted,
+)
+from imagetron_images.domain.providers import ProviderRequest, ProviderStatus, ProviderUpdate
+from imagetron_images.domain.tasks import (
+    TERMINAL_STATUSES,
+    GenerationTask,
+    TaskCancelled,
+    TaskChange,
+    TaskCompleted,
+    TaskCreated,
+    TaskEventType,
+    TaskFailed,
+    TaskProgressed,
+    TaskSubmitted,
+    apply_provider_update,
+)
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "GenerationTask",
+    "Image",
+    "ImageChange",
+    "ImageEventType",
+    "ImageFailed",
+    "ImageFile",
+    "ImagePersisted",
+    "ProviderRequest",
+    "ProviderStatus",
+    "ProviderUpdate",
+    "TaskCancelled",
+    "TaskChange",
+    "TaskCompleted",
+    "TaskCreated",
+    "TaskEventType",
+    "TaskFailed",
+    "TaskProgressed",
+    "TaskSubmitted",
+    "apply_provider_update",
+]
