@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import io
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -36,6 +39,8 @@ from imagetron.servers import (
 )
 
 pytestmark = pytest.mark.integration
+
+PR_SET_CHILD_SUBREAPER = 36
 
 
 def minio_client(endpoint: str, credentials: S3Credentials, *, secret: str | None = None) -> Minio:
@@ -275,6 +280,14 @@ async def test_stack_stop_leaves_no_process_and_data_survives_restart(tmp_path: 
         assert s3.get_object(bucket, "k").read() == b"v"
 
 
+def set_child_subreaper(enabled: bool) -> None:
+    """Adopt orphaned descendants so that this test reaps them itself, not PID 1."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, int(enabled), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
 def test_children_die_with_their_parent(tmp_path: Path) -> None:
     """If the Python parent is SIGKILLed, PR_SET_PDEATHSIG takes the servers down."""
     script = textwrap.dedent(
@@ -287,6 +300,7 @@ def test_children_die_with_their_parent(tmp_path: Path) -> None:
         time.sleep(300)
         """
     )
+    set_child_subreaper(True)
     parent = subprocess.Popen(
         [sys.executable, "-c", script, str(tmp_path / "orphans")],
         stdout=subprocess.PIPE,
@@ -313,5 +327,8 @@ def test_children_die_with_their_parent(tmp_path: Path) -> None:
         for proc in procs:  # do not leave orphans behind if the test failed
             if not is_gone(proc):
                 proc.kill()
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(proc.pid, 0)  # reap the adopted orphan
+        set_child_subreaper(False)
         for path in sockets:  # the killed parent could not clean up after weed
             Path(path).unlink(missing_ok=True)

@@ -18,8 +18,8 @@ from fastapi import FastAPI, Request, Response
 from imagetron_sandbox import SandboxSettings, create_app
 
 FAST = {
-    "pending_ms": 30,
-    "progress_interval_ms": 40,
+    "pending_ms": 20,
+    "progress_interval_ms": 25,
     "webhook_backoff_ms": 20,
     "webhook_max_attempts": 4,
     "webhook_timeout_s": 2.0,
@@ -32,7 +32,9 @@ API_KEY = "test-goapi-key"
 @asynccontextmanager
 async def serve(build: Callable[[int], FastAPI]) -> AsyncIterator[str]:
     """Serve ``build(port)`` with uvicorn on 127.0.0.1:<free port>; yields the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on sockets that declare it,
+    # and without it every response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
@@ -241,3 +243,15 @@ async def start_sandbox(
             return SandboxClient(base_url, http, webhook_url=receiver.url)
 
         yield start
+
+
+@pytest.fixture
+def serve_app() -> Callable[[Callable[[int], FastAPI]], Any]:
+    """The ``serve`` helper: ``async with serve_app(lambda port: app) as base_url: ...``."""
+    return serve
+
+
+@pytest.fixture
+def sandbox_settings() -> Callable[..., SandboxSettings]:
+    """Fast test settings for a given port (plus overrides)."""
+    return _settings

@@ -59,11 +59,11 @@ async def test_out_of_order_webhooks_deliver_completion_first(sandbox, receiver)
 
 
 async def test_delayed_webhooks(sandbox, receiver):
-    await sandbox.set_faults(webhook_delay_ms=100)
+    await sandbox.set_faults(webhook_delay_ms=60)
     started = time.monotonic()
     created = await sandbox.imagine("patience")
     first = await receiver.wait_terminal(created["task_id"], timeout=5)
-    assert first[0].at - started >= 0.1
+    assert first[0].at - started >= 0.06
     task = await sandbox.task(created["task_id"])
     assert task["status"] == "completed"  # the task itself was not slowed down
     assert statuses(await _settled(receiver, created["task_id"], 5))[-1] == ("completed", 100)
@@ -116,7 +116,8 @@ async def test_failed_generation(sandbox, receiver, how):
 
 async def test_stuck_generation_never_finishes(sandbox, receiver):
     created = await sandbox.imagine("limbo --sandbox-stuck")
-    await asyncio.sleep(0.4)
+    await _settled(receiver, created["task_id"], 4)
+    await asyncio.sleep(0.1)
     task = await sandbox.task(created["task_id"])
     assert task["status"] == "processing"
     assert task["output"]["progress"] == 70
@@ -126,8 +127,8 @@ async def test_stuck_generation_never_finishes(sandbox, receiver):
 
 
 async def test_queue_delay_keeps_the_task_pending(sandbox):
-    created = await sandbox.imagine("queued --sandbox-queue-delay=300")
-    await asyncio.sleep(0.2)
+    created = await sandbox.imagine("queued --sandbox-queue-delay=200")
+    await asyncio.sleep(0.1)
     assert (await sandbox.task(created["task_id"]))["status"] == "pending"
     assert (await sandbox.finished(created["task_id"]))["status"] == "completed"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 
@@ -80,22 +81,22 @@ async def test_images_are_real_pngs_with_grid_and_four_splits(sandbox):
         png_size(await download(sandbox, url))
 
 
-async def test_default_sizes_and_aspect_ratio(start_sandbox):
+async def test_default_sizes_respect_the_aspect_ratio(start_sandbox):
     sandbox = await start_sandbox(grid_long_side=1024, upscale_long_side=2048)
-    square = await sandbox.completed("a teapot")
-    assert png_size(await download(sandbox, square["output"]["image_url"])) == (1024, 1024)
     wide = await sandbox.completed("a wide desert road", aspect_ratio="16:9")
     assert wide["input"]["aspect_ratio"] == "16:9"
     assert png_size(await download(sandbox, wide["output"]["image_url"])) == (1024, 576)
     assert png_size(await download(sandbox, wide["output"]["image_urls"][0])) == (512, 288)
-    tall = await sandbox.completed("a tall tower --ar 2:3 --v 6.1")
-    assert tall["input"]["aspect_ratio"] == "2:3"
-    assert tall["meta"]["model_version"] == "6.1"
-    assert png_size(await download(sandbox, tall["output"]["image_url"])) == (682, 1024)
-
     upscale = await sandbox.submit("upscale", {"origin_task_id": wide["task_id"], "index": "2"})
     done = await sandbox.finished(upscale.json()["data"]["task_id"])
     assert png_size(await download(sandbox, done["output"]["image_url"])) == (2048, 1152)
+
+
+async def test_midjourney_parameters_in_the_prompt(sandbox):
+    tall = await sandbox.completed("a tall tower --ar 2:3 --v 6.1")
+    assert tall["input"]["aspect_ratio"] == "2:3"
+    assert tall["meta"]["model_version"] == "6.1"
+    assert png_size(await download(sandbox, tall["output"]["image_url"])) == (342, 512)
 
 
 async def test_upscale_of_a_split_is_a_bigger_image(sandbox, receiver):
@@ -121,28 +122,32 @@ async def test_upscale_of_a_split_is_a_bigger_image(sandbox, receiver):
 
 async def test_variation_and_reroll_make_new_grids(sandbox):
     origin = await sandbox.completed("a koi pond in autumn")
-    variation = await sandbox.submit(
-        "variation", {"origin_task_id": origin["task_id"], "index": 2, "prompt": "a koi pond"}
+    variation, reroll, upscale = await asyncio.gather(
+        sandbox.submit(
+            "variation", {"origin_task_id": origin["task_id"], "index": 2, "prompt": "a koi pond"}
+        ),
+        sandbox.submit("reroll", {"origin_task_id": origin["task_id"]}),
+        sandbox.submit("upscale", {"origin_task_id": origin["task_id"], "index": "1"}),
     )
-    assert variation.status_code == 200, variation.text
+    assert variation.status_code == reroll.status_code == upscale.status_code == 200
     assert variation.json()["data"]["input"]["index"] == "2"
-    reroll = await sandbox.submit("reroll", {"origin_task_id": origin["task_id"]})
-    assert reroll.status_code == 200, reroll.text
+    origin_grid = await download(sandbox, origin["output"]["image_url"])
     for created in (variation.json()["data"], reroll.json()["data"]):
         done = await sandbox.finished(created["task_id"])
         assert done["status"] == "completed"
         assert len(done["output"]["image_urls"]) == 4
         grid = await download(sandbox, done["output"]["image_url"])
         assert png_size(grid) == (512, 512)
-        assert grid != await download(sandbox, origin["output"]["image_url"])
+        assert grid != origin_grid
 
-    upscale = await sandbox.submit("upscale", {"origin_task_id": origin["task_id"], "index": "1"})
     upscaled = await sandbox.finished(upscale.json()["data"]["task_id"])
     subtle = await sandbox.submit(
         "variation", {"origin_task_id": upscaled["task_id"], "index": "low_variation"}
     )
     assert subtle.status_code == 200, subtle.text
     assert (await sandbox.finished(subtle.json()["data"]["task_id"]))["status"] == "completed"
+    wrong = await sandbox.submit("upscale", {"origin_task_id": upscaled["task_id"], "index": "1"})
+    assert wrong.status_code == 400
 
 
 async def test_auth_is_required(sandbox):

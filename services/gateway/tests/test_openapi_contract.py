@@ -46,8 +46,8 @@ def operations(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
             params = {}
             for p in op.get("parameters", []):
                 p = _resolve(doc, p)
-                params[(p["in"], p["name"].lower() if p["in"] == "header" else p["name"])] = (
-                    p.get("required", False)
+                params[(p["in"], p["name"].lower() if p["in"] == "header" else p["name"])] = p.get(
+                    "required", False
                 )
             body = op.get("requestBody")
             ops[(method, path)] = {

@@ -1,26 +1,31 @@
 """Request/reply between services over core NATS, with problems as first-class replies.
 
 Server side, `rpc_handler` wraps a FastStream subscriber's function so that it always
-answers an `RpcReply`: the result, or the `Problem` of a `ProblemError`, or a 500 problem
-(logged with its traceback) for anything unexpected. Client side, `RpcClient.call` turns
-the reply back into the result model or re-raises the same `ProblemError` class.
+answers an `RpcReply`: the result, or the `Problem` of a `ProblemError`, a 422 problem when
+the request does not match the handler's request model, or a 500 problem (logged with its
+traceback) for anything unexpected. Client side, `RpcClient.call` turns the reply back into
+the result model or re-raises the same `ProblemError` class.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
+import typing
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from dataclasses import dataclass
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 from faststream.nats import NatsBroker
-from imagetron_contracts.models.common import RpcReply
+from imagetron_contracts.models.common import FieldError, RpcReply
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 
 from imagetron_platform.errors import (
     BadGateway,
+    InvalidRequest,
     ProblemError,
     ServiceTimeout,
     ServiceUnavailable,
@@ -31,11 +36,61 @@ P = ParamSpec("P")
 R = TypeVar("R", bound=BaseModel)
 
 
+@dataclass(frozen=True)
+class _MalformedRequest:
+    """Stands in for a request model that failed validation, so the wrapper can answer 422."""
+
+    error: ValidationError
+
+
+def _keep_malformed(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        return _MalformedRequest(exc)
+
+
+def _invalid_request(error: ValidationError) -> InvalidRequest:
+    errors = [
+        FieldError(loc=[p for p in e["loc"] if isinstance(p, str | int)], msg=e["msg"])
+        for e in error.errors()
+    ]
+    detail = "; ".join(f"{'.'.join(map(str, e.loc)) or 'body'}: {e.msg}" for e in errors)
+    return InvalidRequest(f"Invalid request: {detail}", errors=errors)
+
+
+def _rpc_signature(func: Callable[..., Any]) -> inspect.Signature:
+    """The signature FastStream sees: request models are parsed leniently (a mismatch becomes
+    a `_MalformedRequest` instead of an exception that would leave the requester without an
+    answer), and the return value is the reply dict, not the handler's result type (FastStream
+    would otherwise cast the reply to that type and fail)."""
+    signature = inspect.signature(func)
+    try:
+        hints = typing.get_type_hints(func, include_extras=True)
+    except NameError:  # annotations FastStream resolves itself (e.g. local classes)
+        hints = {}
+    parameters = []
+    for param in signature.parameters.values():
+        annotation = hints.get(param.name, param.annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            annotation = Annotated[annotation, WrapValidator(_keep_malformed)]
+        parameters.append(param.replace(annotation=annotation))
+    return signature.replace(parameters=parameters, return_annotation=dict[str, Any])
+
+
 def rpc_handler(
     func: Callable[P, Awaitable[BaseModel]],
 ) -> Callable[P, Awaitable[dict[str, Any]]]:
     @functools.wraps(func)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> dict[str, Any]:
+        malformed = next(
+            (a for a in (*args, *kwargs.values()) if isinstance(a, _MalformedRequest)), None
+        )
+        if malformed is not None:
+            log.warning("rpc handler %s got a malformed request", func.__name__)
+            return RpcReply(problem=_invalid_request(malformed.error).to_problem()).model_dump(
+                mode="json"
+            )
         try:
             result = await func(*args, **kwargs)
         except ProblemError as exc:
@@ -47,6 +102,7 @@ def rpc_handler(
             reply = RpcReply(result=result.model_dump(mode="json"))
         return reply.model_dump(mode="json")
 
+    wrapper.__signature__ = _rpc_signature(func)  # type: ignore[attr-defined]
     return wrapper
 
 

@@ -25,6 +25,7 @@ MAX_DEPTH = 8
 DEFAULT_MIN_ITEMS = 3
 DEFAULT_MAX_ITEMS = 5
 _UNBOUNDED = 10**9
+_UNIQUE_RETRIES = 20
 
 
 class SchemaError(ValueError):
@@ -154,13 +155,20 @@ class InstanceGenerator:
         else:
             count = self._dice.between(DEFAULT_MIN_ITEMS, DEFAULT_MAX_ITEMS)
             count = max(low, min(high, count))
+        unique = schema.get("uniqueItems") is True
         result: list[JsonValue] = []
         for index in range(count):
             child = prefix[index] if index < len(prefix) else items
             if isinstance(items, list):  # draft-04 tuple form
                 child = items[index] if index < len(items) else {}
             value = self._value(child, _Context(ctx.key, index, ctx.depth + 1))
-            if schema.get("uniqueItems") is True and value in result:
+            for retry in range(1, _UNIQUE_RETRIES + 1):
+                if not unique or value not in result:
+                    break
+                value = self._value(child, _Context(ctx.key, index + retry * count, ctx.depth + 1))
+            if unique and value in result:
+                if len(result) >= low:
+                    break  # the item schema has run out of distinct values
                 value = self._make_unique(value, result, index)
             result.append(value)
         return result

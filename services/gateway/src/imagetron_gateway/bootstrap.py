@@ -19,6 +19,7 @@ from imagetron_platform.http import install_platform
 from imagetron_platform.messaging import make_broker
 from imagetron_platform.rpc import RpcClient
 
+from imagetron_gateway.adapters.callbacks import JetStreamCallbackSink
 from imagetron_gateway.adapters.identity import SqlIdentityUnitOfWork
 from imagetron_gateway.app.identity import Authenticator, ensure_bootstrap_admin
 from imagetron_gateway.context import GatewayContext
@@ -71,8 +72,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         ) as http:
             app.state.context = GatewayContext(
                 settings=settings,
-                broker=broker,
                 rpc=RpcClient(broker, timeout=settings.rpc_timeout_seconds),
+                callbacks=JetStreamCallbackSink(broker),
                 authenticator=Authenticator(identity_uow, settings.api_key_cache_seconds),
                 identity_uow=identity_uow,
                 http=http,

@@ -6,19 +6,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
-from faststream.nats import NatsBroker
-from imagetron_platform.rpc import RpcClient
 
 from imagetron_gateway.app.identity import Authenticator
-from imagetron_gateway.app.ports import IdentityUnitOfWork
+from imagetron_gateway.app.ports import CallbackSink, IdentityUnitOfWork, ServiceClient
 from imagetron_gateway.settings import GatewaySettings
 
 
 @dataclass(frozen=True)
 class GatewayContext:
     settings: GatewaySettings
-    broker: NatsBroker
-    rpc: RpcClient
+    rpc: ServiceClient
+    callbacks: CallbackSink
     authenticator: Authenticator
     identity_uow: Callable[[], IdentityUnitOfWork]
     #: Streams SSE from the notifier and stored image bytes from object storage.

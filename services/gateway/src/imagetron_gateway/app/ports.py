@@ -1,10 +1,15 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol, Self, TypeVar
 from uuid import UUID
 
+from imagetron_contracts.models.images import ProviderCallback
+from pydantic import BaseModel
+
 from imagetron_gateway.domain.identity import User
+
+R = TypeVar("R", bound=BaseModel)
 
 
 class Users(Protocol):
@@ -28,3 +33,16 @@ class IdentityUnitOfWork(Protocol):
     ) -> None: ...
 
     async def commit(self) -> None: ...
+
+
+class ServiceClient(Protocol):
+    """Request/reply to the service that owns the data (RpcClient in production)."""
+
+    async def call(self, subject: str, request: BaseModel, result_type: type[R]) -> R: ...
+
+
+class CallbackSink(Protocol):
+    """Durably accepts a verified provider callback (JetStream in production); raises if it
+    could not, so the provider is told to retry."""
+
+    async def accept(self, callback: ProviderCallback, dedupe_id: str) -> None: ...

@@ -131,8 +131,11 @@ class UnitOfWork(Protocol):
     """One transaction: `async with uow:` ... `await uow.commit()`; leaving without a
     commit rolls back, and messages emitted in between go out only if it commits."""
 
-    tasks: TaskRepository
-    images: ImageRepository
+    @property
+    def tasks(self) -> TaskRepository: ...
+
+    @property
+    def images(self) -> ImageRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

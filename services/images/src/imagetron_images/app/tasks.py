@@ -13,6 +13,7 @@ from imagetron_contracts.models.images import (
     Task,
     TaskPage,
     TaskQuery,
+    TaskStatus,
 )
 from imagetron_platform.errors import NotFound
 
@@ -101,7 +102,7 @@ async def submit_task(
         if task is None:
             log.warning("submit job for unknown task %s; dropped", job.task_id)
             return
-        if task.status is not task.status.pending:
+        if task.status is not TaskStatus.pending:
             log.info("task %s is already %s; nothing to submit", task.id, task.status)
             return
         origin = (

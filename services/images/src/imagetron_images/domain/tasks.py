@@ -1,9 +1,9 @@
 """Generation tasks and the state machine that the provider's reports drive.
 
-    pending ──► submitted ──► processing ──► completed
-       │            │   └───────────┬──────► failed
-       │            └──► cancelled  │
-       └──► failed, cancelled ──────┘ (from pending and submitted only)
+pending ──► submitted ──► processing ──► completed
+   │            │   └───────────┬──────► failed
+   │            └──► cancelled  │
+   └──► failed, cancelled ──────┘ (from pending and submitted only)
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ _ALLOWED: Mapping[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.cancelled: frozenset(),
 }
 
+DEFAULT_ASPECT_RATIO = "1:1"
 NO_IMAGE_ERROR = "The provider reported the task completed but sent no image."
 UNEXPLAINED_FAILURE = "The provider reported the task failed without saying why."
 
@@ -172,7 +173,9 @@ class GenerationTask:
             if self.provider_task_id != provider_task_id:
                 log.warning(
                     "task %s is %s; the provider's task %s is not ours to track",
-                    self.id, self.status, provider_task_id,
+                    self.id,
+                    self.status,
+                    provider_task_id,
                 )
             return None
         return self._submitted(provider_task_id, now)
@@ -258,7 +261,10 @@ def apply_provider_update(
     if ignored is not None:
         log.info(
             "ignored %s update for task %s (%s): %s",
-            update.status, task.id, task.status, ignored,
+            update.status,
+            task.id,
+            task.status,
+            ignored,
         )
         return ()
     changes: list[TaskChange] = []
@@ -278,8 +284,9 @@ def apply_provider_update(
         case ProviderStatus.failed:
             changes.append(task._failed(update.error or UNEXPLAINED_FAILURE, now))
     if not changes:
-        log.info("ignored %s update for task %s (%s): nothing new",
-                 update.status, task.id, task.status)
+        log.info(
+            "ignored %s update for task %s (%s): nothing new", update.status, task.id, task.status
+        )
     return tuple(changes)
 
 

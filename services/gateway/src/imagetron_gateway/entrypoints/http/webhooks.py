@@ -13,7 +13,6 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request
-from imagetron_contracts import streams
 from imagetron_contracts.models.common import WebhookAccepted
 from imagetron_contracts.models.images import ProviderCallback
 from imagetron_platform.db import utcnow
@@ -58,14 +57,8 @@ async def receive_goapi_webhook(
     body = _json_object(raw)
     callback = ProviderCallback(provider="goapi", task_id=task_id, received_at=utcnow(), body=body)
     try:
-        await ctx.broker.publish(
-            callback.model_dump(mode="json"),
-            streams.WEBHOOKS_GOAPI,
-            # Same bytes from a retrying provider → same id → JetStream drops the copy.
-            headers={"Nats-Msg-Id": "goapi:" + hashlib.sha256(raw).hexdigest()},
-            stream=streams.WEBHOOKS_STREAM.name,
-            timeout=5.0,
-        )
+        # Same bytes from a retrying provider → same id → stored once.
+        await ctx.callbacks.accept(callback, "goapi:" + hashlib.sha256(raw).hexdigest())
     except Exception as exc:
         log.exception("could not publish goapi webhook")
         raise ServiceUnavailable("The callback could not be stored; please retry.") from exc

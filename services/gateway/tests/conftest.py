@@ -1,0 +1,125 @@
+"""Fakes of the gateway's own ports, and an app wired to them (no servers needed)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from imagetron_contracts.models.images import ProviderCallback
+from imagetron_gateway.app.identity import Authenticator
+from imagetron_gateway.bootstrap import create_app
+from imagetron_gateway.context import GatewayContext
+from imagetron_gateway.domain.identity import User, hash_api_key
+from imagetron_gateway.settings import GatewaySettings
+from imagetron_platform.errors import ProblemError
+from pydantic import BaseModel, SecretStr
+
+
+class FakeUsers:
+    def __init__(self) -> None:
+        self.by_hash: dict[str, User] = {}
+
+    async def add(self, user: User, key_hash: str) -> None:
+        self.by_hash[key_hash] = user
+
+    async def by_key_hash(self, key_hash: str) -> User | None:
+        return self.by_hash.get(key_hash)
+
+    async def by_id(self, user_id: uuid.UUID) -> User | None:
+        return next((u for u in self.by_hash.values() if u.id == user_id), None)
+
+    async def any_admin(self) -> bool:
+        return any(u.is_admin for u in self.by_hash.values())
+
+
+class FakeIdentityUoW:
+    def __init__(self, users: FakeUsers) -> None:
+        self.users = users
+        self.commits = 0
+
+    async def __aenter__(self) -> FakeIdentityUoW:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def commit(self) -> None:
+        self.commits += 1
+
+
+@dataclass
+class FakeServices:
+    """Answers RPC calls from a table of subject → result or ProblemError."""
+
+    answers: dict[str, Any] = field(default_factory=dict)
+    calls: list[tuple[str, BaseModel]] = field(default_factory=list)
+
+    async def call(self, subject: str, request: BaseModel, result_type: type[Any]) -> Any:
+        self.calls.append((subject, request))
+        answer = self.answers[subject]
+        if isinstance(answer, ProblemError):
+            raise answer
+        return result_type.model_validate(answer)
+
+
+@dataclass
+class FakeCallbacks:
+    accepted: list[tuple[ProviderCallback, str]] = field(default_factory=list)
+    fail: bool = False
+
+    async def accept(self, callback: ProviderCallback, dedupe_id: str) -> None:
+        if self.fail:
+            raise ConnectionError("nats is down")
+        self.accepted.append((callback, dedupe_id))
+
+
+def make_user(name: str, *, is_admin: bool = False) -> User:
+    return User(id=uuid.uuid4(), name=name, is_admin=is_admin, created_at=datetime.now(UTC))
+
+
+@dataclass
+class Gateway:
+    client: httpx.AsyncClient
+    settings: GatewaySettings
+    users: FakeUsers
+    services: FakeServices
+    callbacks: FakeCallbacks
+    keys: dict[str, str]  # user name → api key
+    people: dict[str, User]
+
+    def auth(self, name: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[name]}"}
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[Gateway]:
+    settings = GatewaySettings(
+        webhook_secret=SecretStr("s3cret"),
+        webhook_token_key=SecretStr("token-key"),
+        events_token_secret=SecretStr("events-secret"),
+        webhook_max_bytes=4096,
+    )
+    users = FakeUsers()
+    people = {"admin": make_user("admin", is_admin=True), "ada": make_user("ada")}
+    keys = {name: f"itk_{name}-key" for name in people}
+    for name, user in people.items():
+        await users.add(user, hash_api_key(keys[name]))
+    services, callbacks = FakeServices(), FakeCallbacks()
+    app = create_app(settings)
+    async with httpx.AsyncClient() as http:
+        app.state.context = GatewayContext(
+            settings=settings,
+            rpc=services,
+            callbacks=callbacks,
+            authenticator=Authenticator(lambda: FakeIdentityUoW(users), cache_seconds=0),
+            identity_uow=lambda: FakeIdentityUoW(users),
+            http=http,
+        )
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield Gateway(client, settings, users, services, callbacks, keys, people)

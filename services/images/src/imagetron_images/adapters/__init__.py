@@ -1,0 +1,1 @@
+"""Adapters: PostgreSQL, the providers, downloads, image files and object storage."""

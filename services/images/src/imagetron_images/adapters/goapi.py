@@ -1,0 +1,241 @@
+"""GoAPI / PiAPI unified task API (Midjourney): submit, fetch, and read its callbacks.
+
+Requests: `POST {base}/api/v1/task`, `GET {base}/api/v1/task/{id}`, header `x-api-key`.
+Answers come as `{"code", "data": <task>, "message"}`; callbacks as
+`{"timestamp", "data": <task>}`. The callback URL goes through our gateway and carries a
+per-task token, because GoAPI signs nothing (it only echoes the shared secret).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import httpx
+from imagetron_contracts.models.images import TaskCommand
+from imagetron_platform.webhook_tokens import webhook_token
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from imagetron_images.app.ports import (
+    MalformedProviderMessage,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+from imagetron_images.domain import ProviderRequest, ProviderStatus, ProviderUpdate
+
+log = logging.getLogger(__name__)
+
+PROVIDER = "goapi"
+
+_STATUSES = {
+    "pending": ProviderStatus.queued,
+    "staged": ProviderStatus.queued,
+    "processing": ProviderStatus.running,
+    "completed": ProviderStatus.completed,
+    "failed": ProviderStatus.failed,
+}
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Output(_Lenient):
+    image_url: str | None = None
+    image_urls: list[str | None] | None = None
+    temporary_image_urls: list[str | None] | None = None
+    intermediate_image_urls: list[str | None] | None = None
+    task_progress: int | None = None
+    progress: int | None = None
+
+
+class _Error(_Lenient):
+    code: int | None = None
+    message: str | None = None
+    raw_message: str | None = None
+
+
+class _Task(_Lenient):
+    task_id: str
+    task_type: str
+    status: str
+    output: _Output | None = None
+    error: _Error | None = None
+
+    @field_validator("status", "task_type")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.strip().lower()
+
+
+class _Callback(_Lenient):
+    timestamp: int | None = None
+    data: _Task
+
+
+class GoApiProvider:
+    """The `goapi` adapter of the ImageProvider port."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        api_key: str,
+        webhook_public_base_url: str,
+        webhook_secret: str,
+        webhook_token_key: str,
+    ) -> None:
+        self._client = client
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._webhook_base_url = webhook_public_base_url.rstrip("/")
+        self._webhook_secret = webhook_secret
+        self._webhook_token_key = webhook_token_key
+
+    @property
+    def name(self) -> str:
+        return PROVIDER
+
+    def callback_url(self, request: ProviderRequest) -> str:
+        token = webhook_token(self._webhook_token_key, PROVIDER, request.task_id)
+        return f"{self._webhook_base_url}/webhooks/{PROVIDER}/{request.task_id}?" + urlencode(
+            {"token": token}
+        )
+
+    async def submit(self, request: ProviderRequest) -> str:
+        body = {
+            "model": "midjourney",
+            "task_type": request.command.value,
+            "input": _input(request),
+            "config": {
+                "service_mode": "",
+                "webhook_config": {
+                    "endpoint": self.callback_url(request),
+                    "secret": self._webhook_secret,
+                },
+            },
+        }
+        task = await self._call("POST", "/api/v1/task", body)
+        log.info("goapi accepted task %s as %s", request.task_id, task.task_id)
+        return task.task_id
+
+    async def fetch(self, provider_task_id: str) -> ProviderUpdate:
+        task = await self._call("GET", f"/api/v1/task/{quote(provider_task_id, safe='')}")
+        return _update(task)
+
+    def parse_callback(self, body: Mapping[str, Any]) -> ProviderUpdate:
+        try:
+            callback = _Callback.model_validate(body)
+        except ValidationError as exc:
+            raise MalformedProviderMessage(f"Not a GoAPI callback: {_first_error(exc)}") from exc
+        return _update(callback.data)
+
+    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> _Task:
+        try:
+            response = await self._client.request(
+                method, self._base_url + path, json=body, headers={"x-api-key": self._api_key}
+            )
+        except httpx.HTTPError as exc:
+            raise ProviderUnavailable(f"GoAPI could not be reached: {exc!r}") from exc
+        envelope = _json(response)
+        # GoAPI repeats the status in the body's `code`; either may carry the error.
+        code = envelope.get("code") if isinstance(envelope.get("code"), int) else None
+        status = response.status_code if response.status_code >= 400 else (code or 200)
+        if status >= 400:
+            message = envelope.get("message") or response.reason_phrase
+            if status == 429 or status >= 500:
+                raise ProviderUnavailable(f"GoAPI is unavailable ({status}): {message}")
+            raise ProviderRejected(f"GoAPI refused the request ({status}): {message}")
+        try:
+            return _Task.model_validate(envelope.get("data"))
+        except ValidationError as exc:
+            raise MalformedProviderMessage(
+                f"GoAPI answered without a task: {_first_error(exc)}"
+            ) from exc
+
+
+def _input(request: ProviderRequest) -> dict[str, Any]:
+    match request.command:
+        case TaskCommand.imagine:
+            return {
+                "prompt": request.prompt_text,
+                "aspect_ratio": request.aspect_ratio,
+                "process_mode": request.process_mode.value,
+                "skip_prompt_check": False,
+            }
+        case TaskCommand.upscale:
+            return {
+                "origin_task_id": request.origin_provider_task_id,
+                "index": str(request.origin_index),
+            }
+        case TaskCommand.variation:
+            return {
+                "origin_task_id": request.origin_provider_task_id,
+                "index": str(request.origin_index),
+                "prompt": request.prompt_text,
+                "aspect_ratio": request.aspect_ratio,
+            }
+        case TaskCommand.reroll:
+            return {
+                "origin_task_id": request.origin_provider_task_id,
+                "prompt": request.prompt_text,
+                "aspect_ratio": request.aspect_ratio,
+            }
+
+
+def _update(task: _Task) -> ProviderUpdate:
+    status = _STATUSES.get(task.status)
+    if status is None:
+        raise MalformedProviderMessage(f"Unknown GoAPI task status {task.status!r}.")
+    try:
+        command = TaskCommand(task.task_type)
+    except ValueError as exc:
+        raise MalformedProviderMessage(f"Unknown GoAPI task type {task.task_type!r}.") from exc
+    output = task.output or _Output()
+    image_url = output.image_url or None  # GoAPI sends "" for "not yet"
+    splits = _urls(output.image_urls) or _urls(output.temporary_image_urls)
+    error = None
+    if task.error is not None:
+        error = task.error.message or task.error.raw_message or None
+    progress = output.task_progress if output.task_progress is not None else output.progress
+    preview = None
+    if status is ProviderStatus.running:
+        # While running, the image fields hold the latest in-progress render, if any.
+        intermediate = _urls(output.intermediate_image_urls)
+        preview = intermediate[-1] if intermediate else image_url
+    return ProviderUpdate(
+        provider_task_id=task.task_id,
+        command=command,
+        status=status,
+        progress=progress,
+        preview_url=preview,
+        image_url=image_url if status is ProviderStatus.completed else None,
+        split_urls=splits if status is ProviderStatus.completed else (),
+        error=error if status is ProviderStatus.failed else None,
+    )
+
+
+def _urls(values: list[str | None] | None) -> tuple[str, ...]:
+    return tuple(v for v in values or () if v)
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        return body
+    if response.status_code >= 400:
+        return {}
+    raise MalformedProviderMessage(
+        f"GoAPI answered {response.status_code} with a body that is not a JSON object."
+    )
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    return f"{'.'.join(map(str, err['loc'])) or 'body'}: {err['msg']}"

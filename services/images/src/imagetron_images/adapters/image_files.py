@@ -1,0 +1,60 @@
+"""Validating downloaded bytes as an image we accept, with Pillow."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+
+from PIL import Image as PillowImage
+from PIL import UnidentifiedImageError
+
+from imagetron_images.app.ports import InvalidImage
+from imagetron_images.domain import ImageFile
+
+# Pillow format name → (content type, file extension). Nothing else is accepted.
+ACCEPTED_FORMATS: dict[str, tuple[str, str]] = {
+    "PNG": ("image/png", "png"),
+    "JPEG": ("image/jpeg", "jpg"),
+    "WEBP": ("image/webp", "webp"),
+}
+
+
+class PillowImageInspector:
+    """The ImageInspector port: a real PNG, JPEG or WebP of at most `max_pixels` pixels."""
+
+    def __init__(self, *, max_pixels: int) -> None:
+        self._max_pixels = max_pixels
+
+    async def inspect(self, data: bytes) -> ImageFile:
+        # Decoding is CPU-bound: keep it off the event loop.
+        return await asyncio.to_thread(self.inspect_sync, data)
+
+    def inspect_sync(self, data: bytes) -> ImageFile:
+        try:
+            # `formats` keeps Pillow from even trying its other (larger, riskier) decoders.
+            with PillowImage.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS)) as image:
+                width, height = image.size  # from the header: nothing decoded yet
+                if width * height > self._max_pixels:
+                    raise InvalidImage(
+                        f"The image is {width}x{height} pixels; the limit is {self._max_pixels}."
+                    )
+                image.load()  # a truncated or corrupt body fails here
+                accepted = ACCEPTED_FORMATS.get(image.format or "")
+        except UnidentifiedImageError as exc:
+            raise InvalidImage("The data is not a PNG, JPEG or WebP image.") from exc
+        except PillowImage.DecompressionBombError as exc:
+            raise InvalidImage(f"The image is too large to decode: {exc}") from exc
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise InvalidImage(f"The image is corrupt: {exc}") from exc
+        if accepted is None or width < 1 or height < 1:
+            raise InvalidImage("The data is not a PNG, JPEG or WebP image.")
+        content_type, extension = accepted
+        return ImageFile(
+            content_type=content_type,
+            extension=extension,
+            sha256=hashlib.sha256(data).hexdigest(),
+            size_bytes=len(data),
+            width=width,
+            height=height,
+        )

@@ -1,0 +1,229 @@
+"""Tasks and images in PostgreSQL (SQLAlchemy Core on the unit of work's session).
+
+Rows map to plain domain objects here, explicitly, so the domain knows nothing of the
+database. Repositories never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from imagetron_contracts.models.images import ImageKind, ProcessMode, TaskCommand, TaskStatus
+from sqlalchemy import ColumnElement, Row, and_, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imagetron_images.adapters.tables import images, tasks
+from imagetron_images.app.ports import ImagePageKey, TaskPageKey
+from imagetron_images.domain import GenerationTask, Image
+
+
+class SqlTaskRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, task: GenerationTask) -> None:
+        await self._session.execute(insert(tasks).values(_task_values(task)))
+
+    async def get(self, owner_id: UUID, task_id: UUID) -> GenerationTask | None:
+        row = (
+            await self._session.execute(
+                select(tasks).where(tasks.c.id == task_id, tasks.c.owner_id == owner_id)
+            )
+        ).first()
+        return _task(row) if row is not None else None
+
+    async def get_for_update(self, task_id: UUID) -> GenerationTask | None:
+        row = (
+            await self._session.execute(
+                select(tasks).where(tasks.c.id == task_id).with_for_update()
+            )
+        ).first()
+        return _task(row) if row is not None else None
+
+    async def update(self, task: GenerationTask) -> None:
+        values = _task_values(task)
+        del values["id"]
+        await self._session.execute(update(tasks).where(tasks.c.id == task.id).values(values))
+
+    async def list(
+        self,
+        owner_id: UUID,
+        *,
+        prompt_id: UUID | None,
+        status: TaskStatus | None,
+        after: TaskPageKey | None,
+        limit: int,
+    ) -> Sequence[GenerationTask]:
+        query = select(tasks).where(tasks.c.owner_id == owner_id)
+        if prompt_id is not None:
+            query = query.where(tasks.c.prompt_id == prompt_id)
+        if status is not None:
+            query = query.where(tasks.c.status == status.value)
+        if after is not None:
+            query = query.where(
+                or_(
+                    tasks.c.created_at < after.created_at,
+                    and_(tasks.c.created_at == after.created_at, tasks.c.id < after.id),
+                )
+            )
+        query = query.order_by(tasks.c.created_at.desc(), tasks.c.id.desc()).limit(limit)
+        return [_task(row) for row in await self._session.execute(query)]
+
+
+class SqlImageRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, new_images: Sequence[Image]) -> None:
+        if new_images:
+            await self._session.execute(insert(images), [_image_values(i) for i in new_images])
+
+    async def get(self, owner_id: UUID, image_id: UUID) -> Image | None:
+        row = (await self._session.execute(self._owned(owner_id, image_id))).first()
+        return _image(row) if row is not None else None
+
+    async def get_for_update(self, owner_id: UUID, image_id: UUID) -> Image | None:
+        query = self._owned(owner_id, image_id).with_for_update()
+        row = (await self._session.execute(query)).first()
+        return _image(row) if row is not None else None
+
+    async def update(self, image: Image) -> None:
+        values = _image_values(image)
+        del values["id"]
+        await self._session.execute(update(images).where(images.c.id == image.id).values(values))
+
+    async def list(
+        self,
+        owner_id: UUID,
+        *,
+        task_id: UUID | None,
+        prompt_id: UUID | None,
+        kind: ImageKind | None,
+        after: ImagePageKey | None,
+        limit: int,
+    ) -> Sequence[Image]:
+        query = select(images).where(images.c.owner_id == owner_id)
+        if task_id is not None:
+            query = query.where(images.c.task_id == task_id)
+        if prompt_id is not None:
+            query = query.where(images.c.prompt_id == prompt_id)
+        if kind is not None:
+            query = query.where(images.c.kind == kind.value)
+        if after is not None:
+            query = query.where(_after_image(after))
+        query = query.order_by(
+            images.c.created_at.desc(), images.c.task_id.desc(), images.c.index
+        ).limit(limit)
+        return [_image(row) for row in await self._session.execute(query)]
+
+    @staticmethod
+    def _owned(owner_id: UUID, image_id: UUID) -> Any:
+        return select(images).where(images.c.id == image_id, images.c.owner_id == owner_id)
+
+
+def _after_image(key: ImagePageKey) -> ColumnElement[bool]:
+    """Rows after `key` in the order (created_at desc, task_id desc, index asc)."""
+    c = images.c
+    return or_(
+        c.created_at < key.created_at,
+        and_(c.created_at == key.created_at, c.task_id < key.task_id),
+        and_(c.created_at == key.created_at, c.task_id == key.task_id, c.index > key.index),
+    )
+
+
+def _task_values(task: GenerationTask) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "owner_id": task.owner_id,
+        "prompt_id": task.prompt_id,
+        "command": task.command.value,
+        "status": task.status.value,
+        "progress": task.progress,
+        "provider": task.provider,
+        "provider_task_id": task.provider_task_id,
+        "prompt_text": task.prompt_text,
+        "aspect_ratio": task.aspect_ratio,
+        "process_mode": task.process_mode.value,
+        "origin_task_id": task.origin_task_id,
+        "origin_index": task.origin_index,
+        "preview_url": task.preview_url,
+        "error": task.error,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+        "completed_at": task.completed_at,
+    }
+
+
+def _task(row: Row[Any]) -> GenerationTask:
+    m = row._mapping
+    return GenerationTask(
+        id=m["id"],
+        owner_id=m["owner_id"],
+        prompt_id=m["prompt_id"],
+        command=TaskCommand(m["command"]),
+        status=TaskStatus(m["status"]),
+        progress=m["progress"],
+        provider=m["provider"],
+        provider_task_id=m["provider_task_id"],
+        prompt_text=m["prompt_text"],
+        aspect_ratio=m["aspect_ratio"],
+        process_mode=ProcessMode(m["process_mode"]),
+        origin_task_id=m["origin_task_id"],
+        origin_index=m["origin_index"],
+        preview_url=m["preview_url"],
+        error=m["error"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        completed_at=m["completed_at"],
+    )
+
+
+def _image_values(image: Image) -> dict[str, Any]:
+    return {
+        "id": image.id,
+        "owner_id": image.owner_id,
+        "task_id": image.task_id,
+        "prompt_id": image.prompt_id,
+        "kind": image.kind.value,
+        "index": image.index,
+        "source_url": image.source_url,
+        "is_persisted": image.is_persisted,
+        "storage_key": image.storage_key,
+        "content_type": image.content_type,
+        "size_bytes": image.size_bytes,
+        "width": image.width,
+        "height": image.height,
+        "sha256": image.sha256,
+        "error": image.error,
+        "attempts": image.attempts,
+        "created_at": image.created_at,
+        "updated_at": image.updated_at,
+        "persisted_at": image.persisted_at,
+    }
+
+
+def _image(row: Row[Any]) -> Image:
+    m = row._mapping
+    return Image(
+        id=m["id"],
+        owner_id=m["owner_id"],
+        task_id=m["task_id"],
+        prompt_id=m["prompt_id"],
+        kind=ImageKind(m["kind"]),
+        index=m["index"],
+        source_url=m["source_url"],
+        is_persisted=m["is_persisted"],
+        storage_key=m["storage_key"],
+        content_type=m["content_type"],
+        size_bytes=m["size_bytes"],
+        width=m["width"],
+        height=m["height"],
+        sha256=m["sha256"],
+        error=m["error"],
+        attempts=m["attempts"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        persisted_at=m["persisted_at"],
+    )

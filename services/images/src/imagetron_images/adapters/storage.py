@@ -1,0 +1,105 @@
+"""Image bytes in an S3 bucket, through the `minio` SDK (any S3 server works).
+
+The SDK is synchronous: every network call runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import urllib3
+from minio import Minio
+from minio.error import MinioException
+
+from imagetron_images.app.ports import StorageUnavailable
+
+
+def minio_client(
+    endpoint: str, *, access_key: str, secret_key: str, region: str, timeout_seconds: float = 30.0
+) -> Minio:
+    """`endpoint` is a URL (`http://127.0.0.1:8333`). Setting the region spares a
+    bucket-location call, which some S3 servers do not implement, and lets presigning work
+    without any network call."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"S3 endpoint must be an http(s) URL, not {endpoint!r}")
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=5.0, read=timeout_seconds),
+        retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=(502, 503, 504)),
+        maxsize=16,
+    )
+    return Minio(
+        parts.netloc,
+        access_key=access_key,
+        secret_key=secret_key,
+        secure=parts.scheme == "https",
+        region=region,
+        http_client=http,
+    )
+
+
+class S3ImageStore:
+    """The ImageStore port. `public_client` signs URLs for the endpoint browsers reach."""
+
+    def __init__(
+        self, client: Minio, public_client: Minio, *, bucket: str, url_ttl: timedelta
+    ) -> None:
+        self._client = client
+        self._public_client = public_client
+        self._bucket = bucket
+        self._url_ttl = url_ttl
+
+    async def ensure_bucket(self) -> None:
+        """Idempotent; safe when several replicas start at once."""
+
+        def ensure() -> None:
+            if not self._client.bucket_exists(self._bucket):
+                try:
+                    self._client.make_bucket(self._bucket)
+                except MinioException as exc:
+                    # Another replica created it between our check and our call.
+                    if getattr(exc, "code", None) not in (
+                        "BucketAlreadyOwnedByYou",
+                        "BucketAlreadyExists",
+                    ):
+                        raise
+
+        await asyncio.to_thread(ensure)
+
+    async def ping(self) -> None:
+        if not await asyncio.to_thread(self._client.bucket_exists, self._bucket):
+            raise RuntimeError(f"bucket {self._bucket!r} does not exist")
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        try:
+            await asyncio.to_thread(
+                self._client.put_object,
+                self._bucket,
+                key,
+                io.BytesIO(data),
+                len(data),
+                content_type=content_type,
+            )
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageUnavailable(f"Storing {key} failed: {exc}") from exc
+
+    async def get(self, key: str) -> bytes:
+        """The stored bytes (for checks and tools; the UI uses `content_url`)."""
+
+        def read() -> bytes:
+            response = self._client.get_object(self._bucket, key)
+            try:
+                return bytes(response.read())
+            finally:
+                response.close()
+                response.release_conn()
+
+        return await asyncio.to_thread(read)
+
+    def content_url(self, key: str) -> str:
+        return str(
+            self._public_client.presigned_get_object(self._bucket, key, expires=self._url_ttl)
+        )

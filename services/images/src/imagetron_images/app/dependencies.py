@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from imagetron_images.app.ports import (
+    ImageDownloader,
+    ImageInspector,
+    ImageProvider,
+    ImageStore,
+    UnitOfWork,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dependencies:
+    """The adapters behind the ports: built once by bootstrap, shared by every handler."""
+
+    # A fresh unit of work per message: one holds one session and cannot be shared by
+    # handlers running concurrently.
+    new_uow: Callable[[], UnitOfWork]
+    providers: Mapping[str, ImageProvider]
+    default_provider: str
+    downloader: ImageDownloader
+    inspector: ImageInspector
+    store: ImageStore

@@ -1,0 +1,1 @@
+"""Entrypoints: the FastStream subscribers (RPC and durable consumers)."""

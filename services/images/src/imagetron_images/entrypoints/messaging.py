@@ -1,0 +1,218 @@
+"""The service's FastStream subscribers: parse, call a handler, map the outcome to an ack.
+
+Request/reply (core NATS, queue group `images`) answers the gateway; durable pull consumers
+on JetStream do the asynchronous work. A job that fails transiently is NAKed with a growing
+delay (JetStream itself redelivers a NAK at once: the consumer's `backoff` only spaces out
+redeliveries after an ack timeout) until its last delivery, where the handler gives up and
+records the failure, so nothing is retried for ever and nothing waits for ever.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from faststream import AckPolicy
+from faststream.exceptions import NackMessage
+from faststream.nats import NatsBroker, PullSub
+from faststream.nats.annotations import NatsMessage
+from imagetron_contracts.models.images import (
+    Image,
+    ImageContentLink,
+    ImagePage,
+    ImageQuery,
+    ImagineCommand,
+    ListImagesQuery,
+    ListTasksQuery,
+    PersistImageJob,
+    ProviderCallback,
+    SubmitTaskJob,
+    Task,
+    TaskPage,
+    TaskQuery,
+)
+from imagetron_contracts.streams import (
+    RPC_IMAGES_IMAGES_CONTENT_URL,
+    RPC_IMAGES_IMAGES_GET,
+    RPC_IMAGES_IMAGES_LIST,
+    RPC_IMAGES_IMAGINE,
+    RPC_IMAGES_TASKS_GET,
+    RPC_IMAGES_TASKS_LIST,
+    WEBHOOKS_GOAPI,
+    WEBHOOKS_STREAM,
+    WORK_IMAGES_PERSIST,
+    WORK_IMAGES_SUBMIT,
+    WORK_STREAM,
+)
+from imagetron_platform.messaging import jstream
+from imagetron_platform.rpc import rpc_handler
+from nats.js.api import ConsumerConfig
+
+from imagetron_images.adapters.goapi import PROVIDER as GOAPI
+from imagetron_images.app import callbacks, images, tasks
+from imagetron_images.app.dependencies import Dependencies
+from imagetron_images.app.jobs import Delivery, RetryLater
+
+log = logging.getLogger(__name__)
+
+RPC_QUEUE = "images"
+SUBMIT_CONSUMER = tasks.SUBMIT_CONSUMER
+PERSIST_CONSUMER = images.PERSIST_CONSUMER
+GOAPI_CALLBACK_CONSUMER = callbacks.callback_consumer(GOAPI)
+
+
+@dataclass(frozen=True)
+class Redelivery:
+    """How often a durable consumer delivers a message, and how long it waits in between."""
+
+    max_deliver: int
+    ack_wait_seconds: float
+    first_delay_seconds: float = 1.0
+    max_delay_seconds: float = 300.0
+
+    def delay_after(self, attempt: int) -> float:
+        """Seconds to wait before delivery `attempt + 1`: exponential, capped."""
+        return min(self.first_delay_seconds * 2.0 ** max(attempt - 1, 0), self.max_delay_seconds)
+
+    def consumer_config(self) -> ConsumerConfig:
+        # ack_wait bounds how long one attempt may run before JetStream assumes the
+        # consumer died and redelivers; it must exceed the slowest legitimate attempt.
+        return ConsumerConfig(max_deliver=self.max_deliver, ack_wait=self.ack_wait_seconds)
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    submit: Redelivery
+    persist: Redelivery
+    callbacks: Redelivery
+    persist_concurrency: int = 1
+
+
+def register_subscribers(
+    broker: NatsBroker, deps: Dependencies, consumers: ConsumerSettings
+) -> None:
+    _register_rpc(broker, deps)
+    _register_jobs(broker, deps, consumers)
+
+
+def _register_rpc(broker: NatsBroker, deps: Dependencies) -> None:
+    @broker.subscriber(RPC_IMAGES_IMAGINE, queue=RPC_QUEUE)
+    @rpc_handler
+    async def imagine(cmd: ImagineCommand) -> Task:
+        return await tasks.imagine(cmd, deps.new_uow(), provider=deps.default_provider)
+
+    @broker.subscriber(RPC_IMAGES_TASKS_GET, queue=RPC_QUEUE)
+    @rpc_handler
+    async def get_task(query: TaskQuery) -> Task:
+        return await tasks.get_task(query, deps.new_uow())
+
+    @broker.subscriber(RPC_IMAGES_TASKS_LIST, queue=RPC_QUEUE)
+    @rpc_handler
+    async def list_tasks(query: ListTasksQuery) -> TaskPage:
+        return await tasks.list_tasks(query, deps.new_uow())
+
+    @broker.subscriber(RPC_IMAGES_IMAGES_GET, queue=RPC_QUEUE)
+    @rpc_handler
+    async def get_image(query: ImageQuery) -> Image:
+        return await images.get_image(query, deps.new_uow())
+
+    @broker.subscriber(RPC_IMAGES_IMAGES_LIST, queue=RPC_QUEUE)
+    @rpc_handler
+    async def list_images(query: ListImagesQuery) -> ImagePage:
+        return await images.list_images(query, deps.new_uow())
+
+    @broker.subscriber(RPC_IMAGES_IMAGES_CONTENT_URL, queue=RPC_QUEUE)
+    @rpc_handler
+    async def image_content_url(query: ImageQuery) -> ImageContentLink:
+        return await images.image_content_url(query, deps.new_uow(), deps.store)
+
+
+def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSettings) -> None:
+    @broker.subscriber(
+        WORK_IMAGES_SUBMIT,
+        stream=jstream(WORK_STREAM),
+        durable=SUBMIT_CONSUMER,
+        pull_sub=PullSub(),
+        config=consumers.submit.consumer_config(),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+    async def submit_task(job: SubmitTaskJob, msg: NatsMessage) -> None:
+        await _run(
+            msg,
+            consumers.submit,
+            lambda delivery: tasks.submit_task(job, delivery, deps.new_uow(), deps.providers),
+        )
+
+    @broker.subscriber(
+        WEBHOOKS_GOAPI,
+        stream=jstream(WEBHOOKS_STREAM),
+        durable=GOAPI_CALLBACK_CONSUMER,
+        pull_sub=PullSub(),
+        config=consumers.callbacks.consumer_config(),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+    async def apply_goapi_callback(callback: ProviderCallback, msg: NatsMessage) -> None:
+        await _run(
+            msg,
+            consumers.callbacks,
+            lambda delivery: callbacks.apply_provider_callback(
+                callback, delivery, deps.new_uow(), deps.providers
+            ),
+        )
+
+    @broker.subscriber(
+        WORK_IMAGES_PERSIST,
+        stream=jstream(WORK_STREAM),
+        durable=PERSIST_CONSUMER,
+        pull_sub=PullSub(batch_size=consumers.persist_concurrency),
+        config=consumers.persist.consumer_config(),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        max_workers=consumers.persist_concurrency,
+    )
+    async def persist_image(job: PersistImageJob, msg: NatsMessage) -> None:
+        await _run(
+            msg,
+            consumers.persist,
+            lambda delivery: images.persist_image(
+                job, delivery, deps.new_uow(), deps.downloader, deps.inspector, deps.store
+            ),
+        )
+
+
+async def _run(
+    msg: NatsMessage, redelivery: Redelivery, handle: Callable[[Delivery], Awaitable[None]]
+) -> None:
+    metadata = msg.raw_message.metadata
+    delivery = Delivery(
+        # The publisher's Nats-Msg-Id (the outbox id, or the gateway's body hash) keys the
+        # inbox; the stream position is unique too if a publisher forgot to set one.
+        message_id=msg.headers.get("Nats-Msg-Id")
+        or f"{metadata.stream}:{metadata.sequence.stream}",
+        attempt=metadata.num_delivered,
+        max_attempts=redelivery.max_deliver,
+    )
+    try:
+        await handle(delivery)
+    except RetryLater as exc:
+        delay = redelivery.delay_after(delivery.attempt)
+        log.warning(
+            "%s: attempt %d of %d failed, retrying in %g s: %s",
+            msg.raw_message.subject, delivery.attempt, delivery.max_attempts, delay, exc,
+        )  # fmt: skip
+        raise NackMessage(delay=delay) from exc
+    except Exception as exc:
+        if delivery.is_last:
+            # JetStream will not deliver it again (max_deliver): the task or image stays as
+            # it is, for reconciliation to find.
+            log.exception(
+                "%s: last attempt (%d) crashed; giving up on message %s",
+                msg.raw_message.subject, delivery.attempt, delivery.message_id,
+            )  # fmt: skip
+            raise
+        delay = redelivery.delay_after(delivery.attempt)
+        log.exception(
+            "%s: attempt %d of %d crashed, retrying in %g s",
+            msg.raw_message.subject, delivery.attempt, delivery.max_attempts, delay,
+        )  # fmt: skip
+        raise NackMessage(delay=delay) from exc

@@ -1,0 +1,1 @@
+"""PostgreSQL storage of prompts, and the service's unit of work."""

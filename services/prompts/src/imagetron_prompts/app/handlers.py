@@ -1,0 +1,128 @@
+"""One handler per use case. Each opens the unit of work it is given, commits at most once,
+and raises `imagetron_platform.errors` for the edges to render."""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from uuid import UUID
+
+from imagetron_contracts.models import prompts as contract
+from imagetron_contracts.models.images import TaskEvent
+from imagetron_contracts.models.images import Type as TaskEventType
+from imagetron_platform.errors import NotFound
+
+from imagetron_prompts.app.cursor import decode_cursor, encode_cursor
+from imagetron_prompts.app.events import PromptEventType, emit_prompt_event, to_contract
+from imagetron_prompts.app.ports import Clock, PageKey, UnitOfWork
+from imagetron_prompts.domain.prompt import Prompt, TaskSignal
+
+log = logging.getLogger(__name__)
+
+#: The inbox name under which task events are claimed (also the JetStream durable name).
+TASK_EVENTS_CONSUMER = "prompts-task-events"
+DEFAULT_PAGE_SIZE = 50
+
+_SIGNALS: dict[TaskEventType, TaskSignal] = {
+    TaskEventType.task_created: TaskSignal.CREATED,
+    TaskEventType.task_completed: TaskSignal.COMPLETED,
+    TaskEventType.task_failed: TaskSignal.FAILED,
+    TaskEventType.task_cancelled: TaskSignal.CANCELLED,
+}
+
+
+class TaskEventOutcome(StrEnum):
+    APPLIED = "applied"
+    """The prompt's counters changed; `prompt.updated` was emitted."""
+    UNCHANGED = "unchanged"
+    """The task already was where the event puts it (or had ended): nothing to do."""
+    DUPLICATE = "duplicate"
+    """This event id was applied before (inbox)."""
+    IGNORED = "ignored"
+    """An event type that does not move the counters (submitted, progress)."""
+    UNKNOWN_PROMPT = "unknown_prompt"
+    """No such prompt for the event's owner, e.g. deleted meanwhile."""
+
+
+async def _owned_prompt(
+    uow: UnitOfWork, owner_id: UUID, prompt_id: UUID, *, for_update: bool = False
+) -> Prompt:
+    prompt = await uow.prompts.get(owner_id, prompt_id, for_update=for_update)
+    if prompt is None:
+        # The same answer whether it does not exist or belongs to someone else.
+        raise NotFound(f"Prompt {prompt_id} does not exist.")
+    return prompt
+
+
+async def create_prompt(
+    cmd: contract.CreatePromptCommand, uow: UnitOfWork, clock: Clock
+) -> contract.Prompt:
+    now = clock()
+    prompt = Prompt.create(owner_id=cmd.owner_id, text=cmd.text, title=cmd.title, now=now)
+    async with uow:
+        await uow.prompts.add(prompt)
+        await emit_prompt_event(uow, prompt, PromptEventType.prompt_created, now)
+        await uow.commit()
+    return to_contract(prompt)
+
+
+async def get_prompt(query: contract.PromptQuery, uow: UnitOfWork) -> contract.Prompt:
+    async with uow:
+        prompt = await _owned_prompt(uow, query.owner_id, query.prompt_id)
+    return to_contract(prompt)
+
+
+async def list_prompts(query: contract.ListPromptsQuery, uow: UnitOfWork) -> contract.PromptPage:
+    limit = query.limit or DEFAULT_PAGE_SIZE
+    after = decode_cursor(query.cursor) if query.cursor else None
+    async with uow:
+        # One more than asked: whether it exists says if there is a next page.
+        rows = list(await uow.prompts.list_page(query.owner_id, limit=limit + 1, after=after))
+    items = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = encode_cursor(PageKey(created_at=last.created_at, id=last.id))
+    return contract.PromptPage(items=[to_contract(p) for p in items], next_cursor=next_cursor)
+
+
+async def prepare_generation(query: contract.PromptQuery, uow: UnitOfWork) -> contract.Prompt:
+    """The prompt, if images may be generated from it now: 404 unknown, 409 archived.
+
+    Nothing changes here; the counters move when the images service reports the task."""
+    async with uow:
+        prompt = await _owned_prompt(uow, query.owner_id, query.prompt_id)
+    prompt.ensure_can_generate()
+    return to_contract(prompt)
+
+
+async def apply_task_event(event: TaskEvent, uow: UnitOfWork, clock: Clock) -> TaskEventOutcome:
+    """Move the prompt's generation counters for one task event, exactly once per event id.
+
+    The inbox claim, the task's phase, the prompt and its `prompt.updated` event are written
+    in one transaction; the prompt row is locked so concurrent events serialise on it."""
+    signal = _SIGNALS.get(event.type)
+    if signal is None:
+        return TaskEventOutcome.IGNORED
+    task = event.task
+    async with uow:
+        if not await uow.claim(TASK_EVENTS_CONSUMER, str(event.id)):
+            return TaskEventOutcome.DUPLICATE
+        prompt = await uow.prompts.get(event.owner_id, task.prompt_id, for_update=True)
+        if prompt is None:
+            log.info(
+                "task event for an unknown prompt ignored",
+                extra={"event_id": str(event.id), "prompt_id": str(task.prompt_id)},
+            )
+            return TaskEventOutcome.UNKNOWN_PROMPT
+        now = clock()
+        phase = await uow.prompts.task_phase(prompt.id, task.id)
+        new_phase = prompt.track_task(phase, signal, now)
+        if new_phase is None:
+            await uow.commit()  # keep the claim: the event was seen and needs nothing more
+            return TaskEventOutcome.UNCHANGED
+        await uow.prompts.save_task_phase(prompt.id, task.id, new_phase, now)
+        await uow.prompts.save(prompt)
+        await emit_prompt_event(uow, prompt, PromptEventType.prompt_updated, now)
+        await uow.commit()
+    return TaskEventOutcome.APPLIED

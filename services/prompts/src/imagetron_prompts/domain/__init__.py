@@ -1,0 +1,1 @@
+"""The prompt and the rules of its life cycle; plain Python."""

@@ -1,0 +1,186 @@
+"""A prompt: the text an artist renders into images, the status they set by hand, and how
+its image generation stands.
+
+Generation bookkeeping
+----------------------
+The images service reports the life of every generation task in task events. A prompt
+follows the ones that matter (`TaskSignal`) to keep three counters and a derived state:
+
+* Each task the prompt has heard of is in one `TaskPhase`: `active` (created, not ended)
+  or ended as `completed`, `failed` or `cancelled`.
+* `created` makes an unknown task active. `completed`, `failed` and `cancelled` end an
+  unknown or active task. A task ends once: any later signal about it is ignored, and so
+  is a `created` that arrives after its end (a redelivered message can overtake another).
+* `active_tasks` counts the active tasks, `completed_tasks` and `failed_tasks` the tasks
+  that ended so. A cancelled task stops being active and counts nowhere else. Counters
+  never go below zero.
+* `generation_state` follows from the counters alone: `generating` while any task is
+  active; otherwise `generated` if any task ever completed (the prompt has images; a later
+  failure shows in `failed_tasks`); otherwise `failed` if any task failed; otherwise
+  `idle` (nothing started yet, or every task was cancelled).
+
+The result depends only on which signals arrived for each task, not on their order or on
+how often each arrived, so duplicates and out-of-order delivery cannot miscount.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID, uuid4
+
+from imagetron_contracts.models.common import FieldError
+from imagetron_contracts.models.prompts import GenerationState, PromptStatus
+from imagetron_platform.errors import Conflict, InvalidRequest
+
+MAX_TEXT_LENGTH = 4000
+MAX_TITLE_LENGTH = 200
+
+
+class TaskSignal(StrEnum):
+    """The task events that move a prompt's generation counters."""
+
+    CREATED = "created"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class TaskPhase(StrEnum):
+    """Where one generation task stands, as far as its prompt knows."""
+
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+_PHASE_AFTER: dict[TaskSignal, TaskPhase] = {
+    TaskSignal.CREATED: TaskPhase.ACTIVE,
+    TaskSignal.COMPLETED: TaskPhase.COMPLETED,
+    TaskSignal.FAILED: TaskPhase.FAILED,
+    TaskSignal.CANCELLED: TaskPhase.CANCELLED,
+}
+
+
+def next_task_phase(current: TaskPhase | None, signal: TaskSignal) -> TaskPhase | None:
+    """The phase a task moves to on `signal`, or None when the signal changes nothing.
+
+    `current` is None for a task the prompt has not heard of yet."""
+    if current is None:
+        return _PHASE_AFTER[signal]
+    if current is TaskPhase.ACTIVE and signal is not TaskSignal.CREATED:
+        return _PHASE_AFTER[signal]
+    return None
+
+
+def generation_state_for(active: int, completed: int, failed: int) -> GenerationState:
+    if active > 0:
+        return GenerationState.generating
+    if completed > 0:
+        return GenerationState.generated
+    if failed > 0:
+        return GenerationState.failed
+    return GenerationState.idle
+
+
+@dataclass(slots=True)
+class Prompt:
+    id: UUID
+    owner_id: UUID
+    text: str
+    title: str | None
+    status: PromptStatus
+    generation_state: GenerationState
+    active_tasks: int
+    completed_tasks: int
+    failed_tasks: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        owner_id: UUID,
+        text: str,
+        title: str | None,
+        now: datetime,
+        prompt_id: UUID | None = None,
+    ) -> Prompt:
+        """A new prompt, status `new`, nothing generated. Surrounding whitespace is dropped;
+        an empty title is no title."""
+        text = text.strip()
+        title = title.strip() if title is not None else None
+        errors: list[FieldError] = []
+        if not text:
+            errors.append(FieldError(loc=["text"], msg="The prompt text must not be empty."))
+        elif len(text) > MAX_TEXT_LENGTH:
+            errors.append(
+                FieldError(
+                    loc=["text"],
+                    msg=f"The prompt text is longer than {MAX_TEXT_LENGTH} characters.",
+                )
+            )
+        if title is not None and len(title) > MAX_TITLE_LENGTH:
+            errors.append(
+                FieldError(
+                    loc=["title"], msg=f"The title is longer than {MAX_TITLE_LENGTH} characters."
+                )
+            )
+        if errors:
+            raise InvalidRequest("; ".join(e.msg for e in errors), errors=errors)
+        return cls(
+            id=prompt_id or uuid4(),
+            owner_id=owner_id,
+            text=text,
+            title=title or None,
+            status=PromptStatus.new,
+            generation_state=GenerationState.idle,
+            active_tasks=0,
+            completed_tasks=0,
+            failed_tasks=0,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def ensure_can_generate(self) -> None:
+        """Images may be generated from any prompt that is not archived."""
+        if self.status is PromptStatus.archived:
+            raise Conflict(
+                f"Prompt {self.id} is archived: give it another status before generating "
+                "images from it."
+            )
+
+    def change_status(self, status: PromptStatus, now: datetime) -> bool:
+        """Set the manual status; False when it already was `status`."""
+        if status is self.status:
+            return False
+        self.status = status
+        self.updated_at = now
+        return True
+
+    def track_task(
+        self, phase: TaskPhase | None, signal: TaskSignal, now: datetime
+    ) -> TaskPhase | None:
+        """Apply `signal` about a task that is in `phase` (None: not heard of yet).
+
+        Returns the task's new phase, to be recorded with the prompt, or None when the
+        signal changes nothing (then the prompt is unchanged too)."""
+        new_phase = next_task_phase(phase, signal)
+        if new_phase is None:
+            return None
+        if phase is TaskPhase.ACTIVE:
+            self.active_tasks = max(0, self.active_tasks - 1)
+        if new_phase is TaskPhase.ACTIVE:
+            self.active_tasks += 1
+        elif new_phase is TaskPhase.COMPLETED:
+            self.completed_tasks += 1
+        elif new_phase is TaskPhase.FAILED:
+            self.failed_tasks += 1
+        self.generation_state = generation_state_for(
+            self.active_tasks, self.completed_tasks, self.failed_tasks
+        )
+        self.updated_at = now
+        return new_phase

@@ -1,0 +1,1 @@
+"""Thin edges: FastStream subscribers that parse, call a handler and map errors."""

@@ -1,0 +1,183 @@
+"""The prompts service on NATS: request/reply handlers for the gateway and the durable
+consumer of task events.
+
+RPC subscribers share the queue group `prompts`, so any number of replicas answer each
+request once. Task events come from the `EVENTS` stream through one durable pull consumer
+shared by all replicas; the inbox (not the consumer) makes applying them exactly-once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.exceptions import NackMessage, RejectMessage
+from faststream.message import StreamMessage
+from faststream.nats import NatsBroker, PullSub
+from faststream.nats.annotations import NatsMessage
+from imagetron_contracts.models.images import TaskEvent
+from imagetron_contracts.models.prompts import (
+    CreatePromptCommand,
+    ListPromptsQuery,
+    Prompt,
+    PromptEvent,
+    PromptPage,
+    PromptQuery,
+)
+from imagetron_contracts.streams import (
+    EVENTS_STREAM,
+    RPC_PROMPTS_CREATE,
+    RPC_PROMPTS_GET,
+    RPC_PROMPTS_LIST,
+    RPC_PROMPTS_PREPARE_GENERATION,
+)
+from imagetron_platform.messaging import jstream
+from imagetron_platform.metrics import INBOX_DUPLICATES
+from imagetron_platform.rpc import rpc_handler
+from nats.js.api import ConsumerConfig
+from pydantic import ValidationError
+
+from imagetron_prompts.app import handlers
+from imagetron_prompts.app.handlers import TASK_EVENTS_CONSUMER, TaskEventOutcome
+from imagetron_prompts.app.ports import Dependencies
+
+log = logging.getLogger(__name__)
+
+SERVICE = "prompts"
+RPC_QUEUE = "prompts"
+
+# asyncapi channel `events_images_task`; as a filter: events.images.*.task.*
+TASK_EVENTS_SUBJECT = "events.images.{owner_id}.task.{event_type}"
+TASK_EVENTS_DURABLE = TASK_EVENTS_CONSUMER
+TASK_EVENTS_BATCH = 16
+TASK_EVENTS_MAX_DELIVER = 20
+# A failed delivery is NAKed with the delay for its delivery number (the last one repeats):
+# about an hour of retries before JetStream gives up, enough to ride out a database restart.
+# The server ignores the consumer's `backoff` for a plain NAK and redelivers at once, so the
+# delay is sent with the NAK.
+TASK_EVENTS_RETRY_DELAYS: tuple[float, ...] = (1, 2, 5, 10, 30, 60, 120, 300)
+# Redelivery of a message nobody acked (a replica died mid-handling); the first value is
+# also the ack wait, so it bounds how long one event may take.
+TASK_EVENTS_ACK_BACKOFF: tuple[float, ...] = (30, 60, 120, 300)
+
+# asyncapi channel `events_prompts_prompt`; events go out through the outbox relay.
+PROMPT_EVENTS_SUBJECT = "events.prompts.{owner_id}.prompt.{event_type}"
+
+
+def retry_delay(num_delivered: int) -> float:
+    """Seconds to wait before redelivering a message whose delivery `num_delivered` failed."""
+    index = min(max(num_delivered, 1), len(TASK_EVENTS_RETRY_DELAYS)) - 1
+    return TASK_EVENTS_RETRY_DELAYS[index]
+
+
+def task_events_consumer_config() -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=TASK_EVENTS_DURABLE,
+        max_deliver=TASK_EVENTS_MAX_DELIVER,
+        backoff=list(TASK_EVENTS_ACK_BACKOFF),
+    )
+
+
+async def _decode_task_event(
+    msg: StreamMessage[Any], decode: Callable[[StreamMessage[Any]], Awaitable[Any]]
+) -> Any:
+    """A body that is not a TaskEvent never will be: terminate it instead of retrying."""
+    body = await decode(msg)
+    try:
+        TaskEvent.model_validate(body)
+    except ValidationError as exc:
+        log.error(
+            "malformed task event rejected",
+            extra={"subject": msg.raw_message.subject, "error": str(exc)},
+        )
+        raise RejectMessage from exc
+    return body
+
+
+def register_subscribers(broker: NatsBroker, deps: Dependencies) -> None:
+    @broker.subscriber(
+        RPC_PROMPTS_CREATE,
+        queue=RPC_QUEUE,
+        title="prompts_handle_rpc_prompts_create",
+        description="Create a prompt. Replies with an RpcReply whose result is a Prompt.",
+    )
+    @rpc_handler
+    async def create_prompt(cmd: CreatePromptCommand) -> Prompt:
+        return await handlers.create_prompt(cmd, deps.uow(), deps.clock)
+
+    @broker.subscriber(
+        RPC_PROMPTS_GET,
+        queue=RPC_QUEUE,
+        title="prompts_handle_rpc_prompts_get",
+        description="Read one prompt. Replies with an RpcReply whose result is a Prompt.",
+    )
+    @rpc_handler
+    async def get_prompt(query: PromptQuery) -> Prompt:
+        return await handlers.get_prompt(query, deps.uow())
+
+    @broker.subscriber(
+        RPC_PROMPTS_LIST,
+        queue=RPC_QUEUE,
+        title="prompts_handle_rpc_prompts_list",
+        description="List prompts. Replies with an RpcReply whose result is a PromptPage.",
+    )
+    @rpc_handler
+    async def list_prompts(query: ListPromptsQuery) -> PromptPage:
+        return await handlers.list_prompts(query, deps.uow())
+
+    @broker.subscriber(
+        RPC_PROMPTS_PREPARE_GENERATION,
+        queue=RPC_QUEUE,
+        title="prompts_handle_rpc_prompts_prepare_generation",
+        description="Check that a prompt may be rendered now (404 unknown, 409 archived) and "
+        "return it. Replies with an RpcReply whose result is a Prompt.",
+    )
+    @rpc_handler
+    async def prepare_generation(query: PromptQuery) -> Prompt:
+        return await handlers.prepare_generation(query, deps.uow())
+
+    @broker.subscriber(
+        TASK_EVENTS_SUBJECT,
+        stream=jstream(EVENTS_STREAM),
+        durable=TASK_EVENTS_DURABLE,
+        config=task_events_consumer_config(),
+        pull_sub=PullSub(batch_size=TASK_EVENTS_BATCH, timeout=5.0),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_decode_task_event,
+        title="prompts_follow_task_events",
+        description="Keep prompt generation state (inbox).",
+    )
+    async def follow_task_events(event: TaskEvent, msg: NatsMessage) -> None:
+        try:
+            outcome = await handlers.apply_task_event(event, deps.uow(), deps.clock)
+        except Exception as exc:
+            delivered = msg.raw_message.metadata.num_delivered or 1
+            delay = retry_delay(delivered)
+            level = logging.ERROR if delivered >= TASK_EVENTS_MAX_DELIVER else logging.WARNING
+            log.log(
+                level,
+                "applying a task event failed (delivery %d of %d); retrying in %gs",
+                delivered,
+                TASK_EVENTS_MAX_DELIVER,
+                delay,
+                exc_info=True,
+                extra={"event_id": str(event.id), "event_type": event.type.value},
+            )
+            raise NackMessage(delay=delay) from exc
+        if outcome is TaskEventOutcome.DUPLICATE:
+            INBOX_DUPLICATES.labels(SERVICE, TASK_EVENTS_CONSUMER).inc()
+        log.debug(
+            "task event %s",
+            outcome.value,
+            extra={"event_id": str(event.id), "event_type": event.type.value},
+        )
+
+    # Documents what the outbox relay publishes (the relay itself uses `broker.publish`).
+    broker.publisher(
+        PROMPT_EVENTS_SUBJECT,
+        schema=PromptEvent,
+        title="prompts_emit_prompt_events",
+        description="Prompt events, via the outbox.",
+    )
