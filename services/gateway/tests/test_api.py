@@ -118,7 +118,8 @@ async def test_events_token_is_short_lived_and_bound_to_its_owner(gateway):
     response = await gateway.client.post("/api/v1/events/token", headers=gateway.auth("ada"))
     assert response.status_code == 201
     claims = verify_events_token("events-secret", response.json()["token"])
-    assert claims is not None and claims.owner_id == ada.id
+    assert claims is not None
+    assert claims.owner_id == ada.id
     assert claims.expires_at <= time.time() + gateway.settings.events_token_ttl_seconds + 1
 
     expired, _ = issue_events_token("events-secret", ada.id, 60, now=time.time() - 3600)
