@@ -10,7 +10,6 @@ import sys
 
 import httpx
 import pytest
-
 from imagetron_sandbox import SandboxSettings, create_app
 
 API_KEY = "test-goapi-key"
