@@ -54,16 +54,16 @@ async def serve(build: Callable[[int], FastAPI]) -> AsyncIterator[str]:
         sock.close()
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> Any:
+async def eventually(check: Callable[[], Any], within: float = 5.0) -> Any:
     """Poll ``check`` until it returns something truthy (returned) or time runs out."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         result = check()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(interval)
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(0.01)
 
 
 @dataclass
@@ -105,7 +105,15 @@ class WebhookReceiver:
     def for_task(self, task_id: str) -> list[Delivery]:
         return [d for d in self.deliveries if d.json["data"]["task_id"] == task_id]
 
-    async def wait_terminal(self, task_id: str, timeout: float = 5.0) -> list[Delivery]:
+    async def settled(self, task_id: str, count: int) -> list[Delivery]:
+        """The task's deliveries once ``count`` arrived (and a moment passed for strays)."""
+        await eventually(lambda: len(self.for_task(task_id)) >= count)
+        await asyncio.sleep(0.05)
+        deliveries = self.for_task(task_id)
+        assert len(deliveries) == count
+        return deliveries
+
+    async def wait_terminal(self, task_id: str, within: float = 5.0) -> list[Delivery]:
         return await eventually(
             lambda: (
                 self.for_task(task_id)
@@ -115,7 +123,7 @@ class WebhookReceiver:
                 )
                 else None
             ),
-            timeout,
+            within,
         )
 
 
@@ -139,7 +147,12 @@ class SandboxClient:
             }
         return await self.http.post(
             f"{self.base_url}/api/v1/task",
-            json={"model": "midjourney", "task_type": task_type, "input": task_input, "config": config},
+            json={
+                "model": "midjourney",
+                "task_type": task_type,
+                "input": task_input,
+                "config": config,
+            },
             headers={"x-api-key": API_KEY},
         )
 
@@ -155,7 +168,7 @@ class SandboxClient:
         assert response.status_code == 200, response.text
         return response.json()["data"]
 
-    async def finished(self, task_id: str, timeout: float = 5.0) -> dict[str, Any]:
+    async def finished(self, task_id: str, within: float = 5.0) -> dict[str, Any]:
         async def poll() -> dict[str, Any]:
             while True:
                 data = await self.task(task_id)
@@ -163,7 +176,7 @@ class SandboxClient:
                     return data
                 await asyncio.sleep(0.02)
 
-        return await asyncio.wait_for(poll(), timeout)
+        return await asyncio.wait_for(poll(), within)
 
     async def completed(self, prompt: str, **task_input: Any) -> dict[str, Any]:
         created = await self.imagine(prompt, **task_input)

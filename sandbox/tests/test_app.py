@@ -72,7 +72,11 @@ async def test_module_entry_point_serves(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "IMAGETRON_SANDBOX_PORT": str(port), "IMAGETRON_SANDBOX_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "IMAGETRON_SANDBOX_PORT": str(port),
+        "IMAGETRON_SANDBOX_LOG_LEVEL": "warning",
+    }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "imagetron_sandbox", env=env, cwd=tmp_path
     )

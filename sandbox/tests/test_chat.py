@@ -105,7 +105,9 @@ async def test_json_schema_answers_validate(sandbox):
 
 
 async def test_json_object_and_n_choices(sandbox):
-    response = await sandbox.chat(body("five desert scenes", response_format={"type": "json_object"}, n=2))
+    response = await sandbox.chat(
+        body("five desert scenes", response_format={"type": "json_object"}, n=2)
+    )
     choices = response.json()["choices"]
     assert [c["index"] for c in choices] == [0, 1]
     assert len(json.loads(choices[0]["message"]["content"])["subjects"]) == 5

@@ -39,7 +39,9 @@ async def test_imagine_sends_progress_and_completed_webhooks(sandbox, receiver):
     deliveries = await receiver.wait_terminal(created["task_id"])
     assert all(d.headers["x-webhook-secret"] == sandbox.webhook_secret for d in deliveries)
     assert all(d.headers["content-type"] == "application/json" for d in deliveries)
-    statuses = [(d.json["data"]["status"], d.json["data"]["output"]["progress"]) for d in deliveries]
+    statuses = [
+        (d.json["data"]["status"], d.json["data"]["output"]["progress"]) for d in deliveries
+    ]
     assert statuses == [
         ("pending", 0),
         ("processing", 0),
@@ -110,7 +112,8 @@ async def test_upscale_of_a_split_is_a_bigger_image(sandbox, receiver):
     assert done["status"] == "completed"
     split = png_size(await download(sandbox, origin["output"]["image_urls"][2]))
     upscaled = png_size(await download(sandbox, done["output"]["image_url"]))
-    assert upscaled[0] > split[0] and upscaled[1] > split[1]
+    assert upscaled[0] > split[0]
+    assert upscaled[1] > split[1]
     assert max(upscaled) == 1024
     assert abs(upscaled[0] / upscaled[1] - split[0] / split[1]) < 0.01
     assert done["output"]["image_urls"] == [done["output"]["image_url"]]
@@ -181,7 +184,9 @@ async def test_validation_errors_are_goapi_style(sandbox):
         response = await sandbox.submit(task_type, task_input)
         assert response.status_code == 400, (task_type, task_input, response.text)
         body = response.json()
-        assert body["code"] == 400 and body["data"] is None and body["message"]
+        assert body["code"] == 400
+        assert body["data"] is None
+        assert body["message"]
     response = await sandbox.http.post(
         f"{sandbox.base_url}/api/v1/task",
         content=b"{not json",

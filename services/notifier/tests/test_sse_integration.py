@@ -187,21 +187,21 @@ async def test_two_replicas_each_deliver_every_event_to_their_clients(nats_url, 
 
 async def test_bad_tokens_are_401_and_the_cap_is_503_with_retry_after(nats_url, js):
     owner = uuid.uuid4()
-    async with serving(create_app(_settings(nats_url, max_connections=1))) as url:
-        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
-            forged, _ = issue_events_token("wrong", owner, 60)
-            expired, _ = issue_events_token(SECRET, owner, 1, now=0)
-            for token in (forged, expired, "junk"):
-                response = await client.get("/events", params={"token": token})
-                assert response.status_code == 401
-                assert response.headers["content-type"] == "application/problem+json"
-            holder, ready = [], asyncio.Event()
-            held = asyncio.create_task(_connected(url, owner, holder, ready))
-            await asyncio.wait_for(ready.wait(), 5)
-            token, _ = issue_events_token(SECRET, owner, 60)
-            refused = await client.get("/events", params={"token": token})
-            held.cancel()
-            await asyncio.gather(held, return_exceptions=True)
+    app = create_app(_settings(nats_url, max_connections=1))
+    async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=5) as client:
+        forged, _ = issue_events_token("wrong", owner, 60)
+        expired, _ = issue_events_token(SECRET, owner, 1, now=0)
+        for token in (forged, expired, "junk"):
+            response = await client.get("/events", params={"token": token})
+            assert response.status_code == 401
+            assert response.headers["content-type"] == "application/problem+json"
+        holder, ready = [], asyncio.Event()
+        held = asyncio.create_task(_connected(url, owner, holder, ready))
+        await asyncio.wait_for(ready.wait(), 5)
+        token, _ = issue_events_token(SECRET, owner, 60)
+        refused = await client.get("/events", params={"token": token})
+        held.cancel()
+        await asyncio.gather(held, return_exceptions=True)
     assert refused.status_code == 503
     assert refused.headers["retry-after"] == "5"
 

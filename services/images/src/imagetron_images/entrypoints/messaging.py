@@ -22,6 +22,7 @@ from imagetron_contracts.models.images import (
     ImageContentLink,
     ImagePage,
     ImageQuery,
+    ImageEvent,
     ImagineCommand,
     ListImagesQuery,
     ListTasksQuery,
@@ -29,10 +30,12 @@ from imagetron_contracts.models.images import (
     ProviderCallback,
     SubmitTaskJob,
     Task,
+    TaskEvent,
     TaskPage,
     TaskQuery,
 )
 from imagetron_contracts.streams import (
+    EVENTS_STREAM,
     RPC_IMAGES_IMAGES_CONTENT_URL,
     RPC_IMAGES_IMAGES_GET,
     RPC_IMAGES_IMAGES_LIST,
@@ -60,6 +63,9 @@ RPC_QUEUE = "images"
 SUBMIT_CONSUMER = tasks.SUBMIT_CONSUMER
 PERSIST_CONSUMER = images.PERSIST_CONSUMER
 GOAPI_CALLBACK_CONSUMER = callbacks.callback_consumer(GOAPI)
+# The channels' addresses in contracts/asyncapi.yaml.
+TASK_EVENTS = "events.images.{owner_id}.task.{event_type}"
+IMAGE_EVENTS = "events.images.{owner_id}.image.{event_type}"
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,7 @@ def register_subscribers(
 ) -> None:
     _register_rpc(broker, deps)
     _register_jobs(broker, deps, consumers)
+    _declare_outbox_messages(broker)
 
 
 def _register_rpc(broker: NatsBroker, deps: Dependencies) -> None:
@@ -178,6 +185,18 @@ def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSe
                 job, delivery, deps.new_uow(), deps.downloader, deps.inspector, deps.store
             ),
         )
+
+
+def _declare_outbox_messages(broker: NatsBroker) -> None:
+    """What the outbox relay sends, declared for the AsyncAPI document only: the relay
+    publishes rows through `broker.publish`, never through these publishers."""
+    for subject, stream, schema, what in (
+        (WORK_IMAGES_SUBMIT, WORK_STREAM, SubmitTaskJob, "Enqueue a submission (outbox)."),
+        (WORK_IMAGES_PERSIST, WORK_STREAM, PersistImageJob, "Enqueue persistence (outbox)."),
+        (TASK_EVENTS, EVENTS_STREAM, TaskEvent, "Task events, via the outbox."),
+        (IMAGE_EVENTS, EVENTS_STREAM, ImageEvent, "Image events, via the outbox."),
+    ):
+        broker.publisher(subject, stream=jstream(stream), schema=schema, description=what)
 
 
 async def _run(
