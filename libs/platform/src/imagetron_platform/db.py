@@ -162,5 +162,3 @@ class SqlUnitOfWork:
             .returning(self._inbox.c.message_id)
         )
         return result.first() is not None
-
-

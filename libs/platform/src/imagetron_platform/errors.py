@@ -92,7 +92,13 @@ class ServiceTimeout(ProblemError):
 _BY_STATUS: dict[int, type[ProblemError]] = {
     cls.status: cls
     for cls in (
-        InvalidRequest, Unauthorized, Forbidden, NotFound, Conflict,
-        BadGateway, ServiceUnavailable, ServiceTimeout,
+        InvalidRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        BadGateway,
+        ServiceUnavailable,
+        ServiceTimeout,
     )
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -10,6 +11,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
+
+log = logging.getLogger("imagetron.http")
+#: Probed every few seconds by orchestrators; not worth a log line each.
+_QUIET_ROUTES = {"/livez", "/readyz", "/metrics"}
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -64,9 +69,10 @@ def http_metrics_middleware(
             status = response.status_code
             return response
         finally:
+            elapsed = time.perf_counter() - start
             HTTP_REQUESTS.labels(service, request.method, route, str(status)).inc()
-            HTTP_LATENCY.labels(service, request.method, route).observe(
-                time.perf_counter() - start
-            )
+            HTTP_LATENCY.labels(service, request.method, route).observe(elapsed)
+            if route not in _QUIET_ROUTES:
+                log.info("%s %s → %s in %.1f ms", request.method, route, status, elapsed * 1000)
 
     return middleware

@@ -71,8 +71,10 @@ class OutboxRelay:
             done = []
             for row, result in zip(rows, results, strict=True):
                 if isinstance(result, BaseException):
-                    log.warning("outbox publish failed", extra={"subject": row.subject,
-                                                              "error": repr(result)})
+                    log.warning(
+                        "outbox publish failed",
+                        extra={"subject": row.subject, "error": repr(result)},
+                    )
                     break  # keep order: retry this row and everything after it
                 done.append(row.seq)
             if done:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import time
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -99,6 +100,9 @@ def rpc_handler(
             log.exception("rpc handler %s failed", func.__name__)
             reply = RpcReply(problem=ProblemError("The service failed to answer.").to_problem())
         else:
+            log.info(
+                "rpc %s answered in %.1f ms", func.__name__, (time.perf_counter() - started) * 1000
+            )
             reply = RpcReply(result=result.model_dump(mode="json"))
         return reply.model_dump(mode="json")
 
@@ -121,9 +125,7 @@ class RpcClient:
                 f"No service is listening on {subject}; it may be starting or down."
             ) from exc
         except (TimeoutError, NatsTimeoutError) as exc:
-            raise ServiceTimeout(
-                f"No answer on {subject} within {self._timeout:g} s."
-            ) from exc
+            raise ServiceTimeout(f"No answer on {subject} within {self._timeout:g} s.") from exc
         reply = RpcReply.model_validate_json(message.body)
         if reply.problem is not None:
             raise ProblemError.from_problem(reply.problem)

@@ -20,9 +20,9 @@ from faststream.nats.annotations import NatsMessage
 from imagetron_contracts.models.images import (
     Image,
     ImageContentLink,
+    ImageEvent,
     ImagePage,
     ImageQuery,
-    ImageEvent,
     ImagineCommand,
     ListImagesQuery,
     ListTasksQuery,

@@ -1,0 +1,310 @@
+"""Fakes of the images service's ports, for handler tests without servers."""
+
+from __future__ import annotations
+
+import copy
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID
+
+import pytest
+from imagetron_contracts.models.images import ImageKind, TaskStatus
+from imagetron_images.adapters.goapi import _update as _unused  # noqa: F401  (import check)
+from imagetron_images.app.dependencies import Dependencies
+from imagetron_images.app.ports import (
+    ImagePageKey,
+    TaskPageKey,
+)
+from imagetron_images.domain import (
+    GenerationTask,
+    Image,
+    ImageFile,
+    ProviderRequest,
+    ProviderUpdate,
+)
+from PIL import Image as PillowImage
+from pydantic import BaseModel
+
+
+@dataclass
+class Emitted:
+    subject: str
+    payload: dict[str, Any]
+    message_id: UUID
+
+
+@dataclass
+class _State:
+    tasks: dict[UUID, GenerationTask] = field(default_factory=dict)
+    images: dict[UUID, Image] = field(default_factory=dict)
+    outbox: list[Emitted] = field(default_factory=list)
+    inbox: set[tuple[str, str]] = field(default_factory=set)
+
+
+class FakeTaskRepository:
+    def __init__(self, state: _State) -> None:
+        self._state = state
+
+    async def add(self, task: GenerationTask) -> None:
+        assert task.id not in self._state.tasks
+        self._state.tasks[task.id] = copy.copy(task)
+
+    async def get(self, owner_id: UUID, task_id: UUID) -> GenerationTask | None:
+        task = self._state.tasks.get(task_id)
+        return copy.copy(task) if task is not None and task.owner_id == owner_id else None
+
+    async def get_for_update(self, task_id: UUID) -> GenerationTask | None:
+        task = self._state.tasks.get(task_id)
+        return copy.copy(task) if task is not None else None
+
+    async def update(self, task: GenerationTask) -> None:
+        assert task.id in self._state.tasks
+        self._state.tasks[task.id] = copy.copy(task)
+
+    async def list(
+        self,
+        owner_id: UUID,
+        *,
+        prompt_id: UUID | None,
+        status: TaskStatus | None,
+        after: TaskPageKey | None,
+        limit: int,
+    ) -> Sequence[GenerationTask]:
+        found = [
+            t for t in self._state.tasks.values()
+            if t.owner_id == owner_id
+            and (prompt_id is None or t.prompt_id == prompt_id)
+            and (status is None or t.status is status)
+            and (after is None or (t.created_at, t.id) < (after.created_at, after.id))
+        ]  # fmt: skip
+        found.sort(key=lambda t: (t.created_at, t.id), reverse=True)
+        return [copy.copy(t) for t in found[:limit]]
+
+
+class FakeImageRepository:
+    def __init__(self, state: _State) -> None:
+        self._state = state
+
+    async def add(self, images: Sequence[Image]) -> None:
+        for image in images:
+            assert image.id not in self._state.images
+            self._state.images[image.id] = copy.copy(image)
+
+    async def get(self, owner_id: UUID, image_id: UUID) -> Image | None:
+        image = self._state.images.get(image_id)
+        return copy.copy(image) if image is not None and image.owner_id == owner_id else None
+
+    async def get_for_update(self, owner_id: UUID, image_id: UUID) -> Image | None:
+        return await self.get(owner_id, image_id)
+
+    async def update(self, image: Image) -> None:
+        assert image.id in self._state.images
+        self._state.images[image.id] = copy.copy(image)
+
+    async def list(
+        self,
+        owner_id: UUID,
+        *,
+        task_id: UUID | None,
+        prompt_id: UUID | None,
+        kind: ImageKind | None,
+        after: ImagePageKey | None,
+        limit: int,
+    ) -> Sequence[Image]:
+        def key(i: Image) -> tuple[Any, ...]:
+            # Newest first, then the task, then the index ascending.
+            return (-i.created_at.timestamp(), _neg_uuid(i.task_id), i.index)
+
+        found = [
+            i for i in self._state.images.values()
+            if i.owner_id == owner_id
+            and (task_id is None or i.task_id == task_id)
+            and (prompt_id is None or i.prompt_id == prompt_id)
+            and (kind is None or i.kind is kind)
+        ]  # fmt: skip
+        found.sort(key=key)
+        if after is not None:
+            cut = (-after.created_at.timestamp(), _neg_uuid(after.task_id), after.index)
+            found = [i for i in found if key(i) > cut]
+        return [copy.copy(i) for i in found[:limit]]
+
+
+def _neg_uuid(value: UUID) -> int:
+    return -value.int
+
+
+class FakeUnitOfWork:
+    """In memory, with the real thing's semantics: nothing is visible outside until commit,
+    and leaving without commit discards the changes, the emitted messages and the claims."""
+
+    def __init__(self, state: _State | None = None) -> None:
+        self.committed = state or _State()
+        self._working: _State | None = None
+        self.commits = 0
+
+    @property
+    def tasks(self) -> FakeTaskRepository:
+        return FakeTaskRepository(self._open())
+
+    @property
+    def images(self) -> FakeImageRepository:
+        return FakeImageRepository(self._open())
+
+    def _open(self) -> _State:
+        assert self._working is not None, "use `async with uow:`"
+        return self._working
+
+    async def __aenter__(self) -> Self:
+        assert self._working is None, "unit of work already open"
+        self._working = copy.deepcopy(self.committed)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._working = None
+
+    async def commit(self) -> None:
+        self.committed = self._open()
+        self._working = copy.deepcopy(self.committed)
+        self.commits += 1
+
+    async def emit(self, subject: str, payload: BaseModel, message_id: UUID) -> None:
+        self._open().outbox.append(Emitted(subject, payload.model_dump(mode="json"), message_id))
+
+    async def claim(self, consumer: str, message_id: str) -> bool:
+        inbox = self._open().inbox
+        if (consumer, message_id) in inbox:
+            return False
+        inbox.add((consumer, message_id))
+        return True
+
+    # --- what tests look at -----------------------------------------------------------
+
+    @property
+    def outbox(self) -> list[Emitted]:
+        return self.committed.outbox
+
+    def subjects(self) -> list[str]:
+        return [m.subject for m in self.committed.outbox]
+
+    def task(self, task_id: UUID) -> GenerationTask:
+        return self.committed.tasks[task_id]
+
+    def images_of(self, task_id: UUID) -> list[Image]:
+        return sorted(
+            (i for i in self.committed.images.values() if i.task_id == task_id),
+            key=lambda i: i.index,
+        )
+
+
+class FakeProvider:
+    """Answers from a script: a provider task id, or an exception to raise."""
+
+    name = "goapi"
+
+    def __init__(self) -> None:
+        self.requests: list[ProviderRequest] = []
+        self.answers: list[str | Exception] = []
+        self.updates: list[ProviderUpdate] = []
+
+    async def submit(self, request: ProviderRequest) -> str:
+        self.requests.append(request)
+        answer = self.answers.pop(0) if self.answers else f"provider-{len(self.requests)}"
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def fetch(self, provider_task_id: str) -> ProviderUpdate:
+        raise NotImplementedError
+
+    def parse_callback(self, body: Mapping[str, Any]) -> ProviderUpdate:
+        update = body["update"]
+        assert isinstance(update, ProviderUpdate)
+        return update
+
+
+class FakeDownloader:
+    def __init__(self) -> None:
+        self.files: dict[str, bytes | Exception] = {}
+        self.requested: list[str] = []
+
+    async def download(self, url: str) -> bytes:
+        self.requested.append(url)
+        found = self.files.get(url)
+        if found is None:
+            raise AssertionError(f"unexpected download of {url}")
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[bytes, str]] = {}
+        self.failures: list[Exception] = []
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.objects[key] = (data, content_type)
+
+    def content_url(self, key: str) -> str:
+        return f"https://s3.example/imagetron/{key}?signature=x"
+
+
+class FakeInspector:
+    """Accepts anything: the bytes' facts are made up from their length."""
+
+    async def inspect(self, data: bytes) -> ImageFile:
+        import hashlib
+
+        return ImageFile(
+            content_type="image/png",
+            extension="png",
+            sha256=hashlib.sha256(data).hexdigest(),
+            size_bytes=len(data),
+            width=64,
+            height=64,
+        )
+
+
+def png_bytes(width: int = 8, height: int = 8, color: str = "red") -> bytes:
+    out = io.BytesIO()
+    PillowImage.new("RGB", (width, height), color).save(out, format="PNG")
+    return out.getvalue()
+
+
+@dataclass
+class World:
+    uow: FakeUnitOfWork
+    provider: FakeProvider
+    downloader: FakeDownloader
+    store: FakeStore
+    inspector: FakeInspector
+
+    def deps(self) -> Dependencies:
+        return Dependencies(
+            new_uow=lambda: self.uow,
+            providers={"goapi": self.provider},
+            default_provider="goapi",
+            downloader=self.downloader,
+            inspector=self.inspector,
+            store=self.store,
+        )
+
+
+@pytest.fixture
+def world() -> World:
+    return World(FakeUnitOfWork(), FakeProvider(), FakeDownloader(), FakeStore(), FakeInspector())
+
+
+@pytest.fixture
+def make_png() -> Any:
+    return png_bytes
