@@ -92,9 +92,17 @@ def rpc_handler(
             return RpcReply(problem=_invalid_request(malformed.error).to_problem()).model_dump(
                 mode="json"
             )
+        started = time.perf_counter()
         try:
             result = await func(*args, **kwargs)
         except ProblemError as exc:
+            log.info(
+                "rpc %s answered %s in %.1f ms: %s",
+                func.__name__,
+                exc.status,
+                (time.perf_counter() - started) * 1000,
+                exc.detail,
+            )
             reply = RpcReply(problem=exc.to_problem())
         except Exception:
             log.exception("rpc handler %s failed", func.__name__)
