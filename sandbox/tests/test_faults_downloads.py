@@ -31,7 +31,7 @@ async def test_slow_download_trickles_the_body(sandbox):
         first_byte = time.monotonic() - started
         content = await response.aread()
     assert response.status_code == 200
-    assert first_byte < 0.15  # headers come at once; the body is what is slow
+    assert first_byte < 0.2  # headers come at once; the body is what is slow
     assert time.monotonic() - started >= 0.24
     assert is_png(content)
 

@@ -129,7 +129,7 @@ async def test_stuck_generation_never_finishes(sandbox, receiver):
 
 
 async def test_queue_delay_keeps_the_task_pending(sandbox):
-    created = await sandbox.imagine("queued --sandbox-queue-delay=200")
+    created = await sandbox.imagine("queued --sandbox-queue-delay=400")
     await asyncio.sleep(0.1)
     assert (await sandbox.task(created["task_id"]))["status"] == "pending"
     assert (await sandbox.finished(created["task_id"]))["status"] == "completed"

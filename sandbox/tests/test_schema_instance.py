@@ -73,3 +73,27 @@ def test_generated_instances_validate(schema):
 def test_unfollowable_schemas_raise(schema):
     with pytest.raises(SchemaError):
         InstanceGenerator(schema, Topic.of("x"), Dice(0)).generate()
+
+
+def test_recursive_pydantic_schema_stays_small_and_valid():
+    from pydantic import BaseModel, Field
+
+    class Shot(BaseModel):
+        title: str = Field(max_length=40)
+        prompt: str = Field(min_length=10, max_length=300)
+        negative: str | None = None
+        weight: float = Field(ge=0, le=2)
+
+    class Plan(BaseModel):
+        theme: str
+        shots: list[Shot] = Field(min_length=2, max_length=8)
+        children: list[Plan] = []
+
+    schema = Plan.model_json_schema()
+    instance = InstanceGenerator(schema, Topic.of("a cozy autumn cafe"), Dice(1)).generate()
+    jsonschema.validate(instance, schema)
+    plan = Plan.model_validate(instance)
+    assert len(str(instance)) < 10_000
+    prompts = [shot.prompt for shot in plan.shots]
+    assert len(set(prompts)) == len(prompts)
+    assert all("cozy autumn cafe" in prompt.lower() for prompt in prompts)

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import hashlib
+import inspect
 import io
-from collections.abc import Mapping, Sequence
+import socket
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
 import pytest
+import uvicorn
 from imagetron_contracts.models.images import ImageKind, TaskStatus
-from imagetron_images.adapters.goapi import _update as _unused  # noqa: F401  (import check)
 from imagetron_images.app.dependencies import Dependencies
-from imagetron_images.app.ports import (
-    ImagePageKey,
-    TaskPageKey,
-)
+from imagetron_images.app.ports import ImagePageKey, MalformedProviderMessage, TaskPageKey
 from imagetron_images.domain import (
     GenerationTask,
     Image,
@@ -225,8 +227,9 @@ class FakeProvider:
         raise NotImplementedError
 
     def parse_callback(self, body: Mapping[str, Any]) -> ProviderUpdate:
-        update = body["update"]
-        assert isinstance(update, ProviderUpdate)
+        update = body.get("update")
+        if not isinstance(update, ProviderUpdate):
+            raise MalformedProviderMessage("no update in this body")
         return update
 
 
@@ -263,8 +266,6 @@ class FakeInspector:
     """Accepts anything: the bytes' facts are made up from their length."""
 
     async def inspect(self, data: bytes) -> ImageFile:
-        import hashlib
-
         return ImageFile(
             content_type="image/png",
             extension="png",
@@ -308,3 +309,54 @@ def world() -> World:
 @pytest.fixture
 def make_png() -> Any:
     return png_bytes
+
+
+# --- real HTTP servers on loopback -----------------------------------------------------
+
+
+@asynccontextmanager
+async def serve_asgi(app: Any) -> AsyncIterator[str]:
+    """Serve `app` (or `app(port)` when it is a plain function) with uvicorn on
+    127.0.0.1:<free port>; yields the base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    if inspect.isfunction(app):
+        app = app(port)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=10)
+        sock.close()
+
+
+@pytest.fixture
+def serve() -> Any:
+    return serve_asgi
+
+
+async def eventually(check: Any, within: float = 10.0, interval: float = 0.05) -> Any:
+    """Await `check()` until it returns something truthy (returned) or time runs out."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {within} s (last: {result!r})")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture
+def wait_for() -> Any:
+    return eventually

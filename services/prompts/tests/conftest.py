@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Self
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
-from pydantic import BaseModel
-
+from imagetron_contracts.models.images import Task, TaskEvent, TaskStatus
+from imagetron_contracts.models.images import Type as TaskEventType
 from imagetron_prompts.app.ports import Dependencies, PageKey
 from imagetron_prompts.domain.prompt import Prompt, TaskPhase
+from pydantic import BaseModel
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,9 @@ class FakePromptRepository:
         assert prompt.id not in self._state.prompts
         self._state.prompts[prompt.id] = copy.deepcopy(prompt)
 
-    async def get(self, owner_id: UUID, prompt_id: UUID, *, for_update: bool = False) -> Prompt | None:
+    async def get(
+        self, owner_id: UUID, prompt_id: UUID, *, for_update: bool = False
+    ) -> Prompt | None:
         prompt = self._state.prompts.get(prompt_id)
         if prompt is None or prompt.owner_id != owner_id:
             return None
@@ -64,7 +67,9 @@ class FakePromptRepository:
         assert prompt.id in self._state.prompts
         self._state.prompts[prompt.id] = copy.deepcopy(prompt)
 
-    async def list_page(self, owner_id: UUID, *, limit: int, after: PageKey | None) -> Sequence[Prompt]:
+    async def list_page(
+        self, owner_id: UUID, *, limit: int, after: PageKey | None
+    ) -> Sequence[Prompt]:
         mine = [p for p in self._state.prompts.values() if p.owner_id == owner_id]
         mine.sort(key=lambda p: (p.created_at, p.id), reverse=True)
         if after is not None:
@@ -171,3 +176,47 @@ def stored_prompt(store: InMemoryStore, clock: TickingClock):
         return prompt
 
     return make
+
+
+_T = datetime(2026, 1, 1, tzinfo=UTC)
+_STATUS_OF = {
+    TaskEventType.task_created: TaskStatus.pending,
+    TaskEventType.task_submitted: TaskStatus.submitted,
+    TaskEventType.task_progress: TaskStatus.processing,
+    TaskEventType.task_completed: TaskStatus.completed,
+    TaskEventType.task_failed: TaskStatus.failed,
+    TaskEventType.task_cancelled: TaskStatus.cancelled,
+}
+
+
+def _task_event(
+    prompt_id: UUID,
+    event_type: TaskEventType,
+    *,
+    task_id: UUID,
+    owner_id: UUID,
+    event_id: UUID | None = None,
+) -> TaskEvent:
+    task = Task(
+        id=task_id,
+        owner_id=owner_id,
+        prompt_id=prompt_id,
+        command="imagine",
+        status=_STATUS_OF[event_type],
+        progress=100 if event_type is TaskEventType.task_completed else 0,
+        provider="goapi",
+        prompt_text="a lighthouse at dusk",
+        aspect_ratio="1:1",
+        process_mode="fast",
+        created_at=_T,
+        updated_at=_T,
+    )
+    return TaskEvent(
+        id=event_id or uuid4(), type=event_type, occurred_at=_T, owner_id=owner_id, task=task
+    )
+
+
+@pytest.fixture
+def task_event():
+    """`task_event(prompt_id, TaskEventType.task_created, task_id=..., owner_id=...)`"""
+    return _task_event

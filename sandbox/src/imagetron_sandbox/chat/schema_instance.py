@@ -13,7 +13,7 @@ import math
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pydantic import JsonValue
 
@@ -34,9 +34,26 @@ class SchemaError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class _Context:
+    """Where in the instance we are: the property name, the array index, the nesting."""
+
     key: str
     index: int
     depth: int
+    refs: tuple[str, ...] = ()
+    recursive: bool = False
+
+    @property
+    def minimal(self) -> bool:
+        """Inside a recursive $ref (or very deep): keep only what the schema demands."""
+        return self.recursive or self.depth >= MAX_DEPTH
+
+    def child(self, key: str, index: int) -> _Context:
+        return replace(self, key=key, index=index, depth=self.depth + 1)
+
+    def entering(self, ref: str) -> _Context:
+        if ref in self.refs:
+            return replace(self, recursive=True)
+        return replace(self, refs=(*self.refs, ref))
 
 
 class InstanceGenerator:
@@ -46,6 +63,7 @@ class InstanceGenerator:
         self._dice = dice
         self._suffix = suffix
         self._counter = 0
+        self._phrases = 0
 
     def generate(self) -> JsonValue:
         return self._value(self._root, _Context(key="", index=0, depth=0))
@@ -59,6 +77,8 @@ class InstanceGenerator:
             return self._string({}, ctx)
         if not isinstance(schema, dict):
             raise SchemaError(f"not a schema: {schema!r}")
+        if isinstance(ref := schema.get("$ref"), str):
+            ctx = ctx.entering(ref)
         schema = self._resolve(schema)
         if "const" in schema:
             return schema["const"]
@@ -72,7 +92,7 @@ class InstanceGenerator:
             if isinstance(options := schema.get(combinator), list) and options:
                 rest = {k: v for k, v in schema.items() if k != combinator}
                 return self._value(_merge([rest, self._choose(options, ctx)]), ctx)
-        match _type_of(schema, prefer_null=ctx.depth >= MAX_DEPTH):
+        match _type_of(schema, prefer_null=ctx.minimal):
             case "object":
                 return self._object(schema, ctx)
             case "array":
@@ -115,7 +135,7 @@ class InstanceGenerator:
     def _choose(self, options: Sequence[JsonValue], ctx: _Context) -> Schema:
         schemas = [self._resolve(_as_schema(option)) for option in options]
         non_null = [s for s in schemas if s.get("type") != "null"]
-        if ctx.depth >= MAX_DEPTH and len(non_null) < len(schemas):
+        if ctx.minimal and len(non_null) < len(schemas):
             return {"type": "null"}
         return non_null[0] if non_null else schemas[0]
 
@@ -128,18 +148,18 @@ class InstanceGenerator:
         required_keys = (
             [k for k in required if isinstance(k, str)] if isinstance(required, list) else []
         )
-        keys = required_keys if ctx.depth >= MAX_DEPTH else [*properties]
+        keys = required_keys if ctx.minimal else [*properties]
         keys += [k for k in required_keys if k not in keys]
         result: dict[str, JsonValue] = {}
         for key in keys:
             child = properties.get(key, {})
-            result[key] = self._value(child, _Context(key, ctx.index, ctx.depth + 1))
+            result[key] = self._value(child, ctx.child(key, ctx.index))
         minimum = _int(schema.get("minProperties"), 0)
         extra = schema.get("additionalProperties", True)
         while len(result) < minimum and extra is not False:
             key = f"extra_{len(result) + 1}"
             child = extra if isinstance(extra, dict) else {"type": "string"}
-            result[key] = self._value(child, _Context(key, ctx.index, ctx.depth + 1))
+            result[key] = self._value(child, ctx.child(key, ctx.index))
         return result
 
     def _array(self, schema: Schema, ctx: _Context) -> list[JsonValue]:
@@ -150,7 +170,7 @@ class InstanceGenerator:
         high = _int(schema.get("maxItems"), _UNBOUNDED)
         if items is False:
             high = min(high, len(prefix))
-        if ctx.depth >= MAX_DEPTH:
+        if ctx.minimal:
             count = low
         else:
             count = self._dice.between(DEFAULT_MIN_ITEMS, DEFAULT_MAX_ITEMS)
@@ -161,11 +181,11 @@ class InstanceGenerator:
             child = prefix[index] if index < len(prefix) else items
             if isinstance(items, list):  # draft-04 tuple form
                 child = items[index] if index < len(items) else {}
-            value = self._value(child, _Context(ctx.key, index, ctx.depth + 1))
+            value = self._value(child, ctx.child(ctx.key, index))
             for retry in range(1, _UNIQUE_RETRIES + 1):
                 if not unique or value not in result:
                     break
-                value = self._value(child, _Context(ctx.key, index + retry * count, ctx.depth + 1))
+                value = self._value(child, ctx.child(ctx.key, index + retry * count))
             if unique and value in result:
                 if len(result) >= low:
                     break  # the item schema has run out of distinct values
@@ -217,15 +237,17 @@ class InstanceGenerator:
         high = _int(schema.get("maxLength"), _UNBOUNDED)
         fmt = schema.get("format")
         pattern = schema.get("pattern")
-        candidates = self._string_candidates(ctx, fmt if isinstance(fmt, str) else None)
+        candidates, phrase = self._string_candidates(ctx, fmt if isinstance(fmt, str) else None)
         if isinstance(pattern, str):
             fitting = [c for c in candidates if _matches(pattern, c)]
             candidates = fitting or candidates
-        text = _fit_length(candidates[0], low, high, filler=self._topic.word(ctx.index))
         self._counter += 1
-        return text
+        if candidates[0] == phrase:
+            self._phrases += 1  # the next free-text string gets the next subject
+        return _fit_length(candidates[0], low, high, filler=self._topic.word(ctx.index))
 
-    def _string_candidates(self, ctx: _Context, fmt: str | None) -> list[str]:
+    def _string_candidates(self, ctx: _Context, fmt: str | None) -> tuple[list[str], str]:
+        """Candidate strings, best first, and the free-text phrase among them."""
         dice = self._dice.fork("string", ctx.key, ctx.index, self._counter)
         word = self._topic.word(ctx.index)
         slug = "-".join(self._topic.words[:4]) or "lake"
@@ -240,25 +262,25 @@ class InstanceGenerator:
             "ipv4": f"192.0.2.{ctx.index % 250 + 1}",
             "uuid": str(uuid.UUID(bytes=dice.fork("uuid").between(0, 2**64).to_bytes(16, "big"))),
         }
-        if fmt in formatted:
-            return [formatted[fmt]]
-        key = ctx.key.lower()
-        phrase = self._topic.subject(ctx.index, self._dice)
+        phrase = self._topic.subject(self._phrases, self._dice)
         if self._suffix:
             phrase = f"{phrase} {self._suffix}"
+        if fmt in formatted:
+            return [formatted[fmt]], phrase
+        key = ctx.key.lower()
         if any(hint in key for hint in ("title", "name", "label", "caption", "heading")):
             first = " ".join(self._topic.words[ctx.index % max(1, len(self._topic.words)) :][:3])
             first = first or self._topic.phrase
-            return [f"{first.title()} {ctx.index + 1}", phrase, word]
+            return [f"{first.title()} {ctx.index + 1}", phrase, word], phrase
         if any(hint in key for hint in ("tag", "keyword", "word")):
-            return [word, slug, phrase]
+            return [word, slug, phrase], phrase
         if key == "id" or key.endswith(("_id", "slug")):
-            return [f"{slug}-{ctx.index + 1}", word, phrase]
+            return [f"{slug}-{ctx.index + 1}", word, phrase], phrase
         if "style" in key:
-            return [dice.pick(STYLES), phrase]
+            return [dice.pick(STYLES), phrase], phrase
         if "colo" in key:
-            return [dice.pick(COLOURS), phrase]
-        return [phrase, word, slug, str(ctx.index + 1)]
+            return [dice.pick(COLOURS), phrase], phrase
+        return [phrase, word, slug, str(ctx.index + 1)], phrase
 
 
 # --- helpers ----------------------------------------------------------------------------

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from imagetron_platform.errors import InvalidRequest
-
 from imagetron_prompts.app.cursor import decode_cursor, encode_cursor
 from imagetron_prompts.app.ports import PageKey
 
@@ -22,7 +21,8 @@ def test_a_cursor_decodes_to_the_key_it_was_made_from(created_at, key_id):
     key = PageKey(created_at=created_at, id=key_id)
     cursor = encode_cursor(key)
     assert decode_cursor(cursor) == key
-    assert cursor.isascii() and "=" not in cursor
+    assert cursor.isascii()
+    assert "=" not in cursor
 
 
 def _cursor(document: object) -> str:

@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from imagetron_contracts.models.prompts import GenerationState, PromptStatus
 from imagetron_platform.errors import Conflict, InvalidRequest
-
 from imagetron_prompts.domain.prompt import (
     MAX_TEXT_LENGTH,
     MAX_TITLE_LENGTH,
@@ -212,9 +211,7 @@ class TestTrackTask:
         assert prompt.track_task(TaskPhase.COMPLETED, TaskSignal.CREATED, T0) is None
         assert counters(prompt) == (0, 1, 0, GenerationState.generated)
 
-    @pytest.mark.parametrize(
-        ("phase", "signal"), [k for k, v in PHASE_TABLE.items() if v is None]
-    )
+    @pytest.mark.parametrize(("phase", "signal"), [k for k, v in PHASE_TABLE.items() if v is None])
     def test_signal_that_changes_nothing_leaves_the_prompt_untouched(self, phase, signal):
         prompt = new_prompt()
         prompt.track_task(None, TaskSignal.CREATED, T0)

@@ -31,6 +31,7 @@ IPAddress = IPv4Address | IPv6Address
 MAX_REDIRECTS = 3
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _RETRYABLE_STATUSES = frozenset({408, 425, 429})
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 # Instance metadata services. Most sit in link-local space, which is refused anyway; these
 # are listed so that the reason is explicit and so that the ones outside it are caught too.
@@ -61,9 +62,9 @@ def forbidden_reason(address: IPAddress) -> str | None:
         (address in CLOUD_METADATA_ADDRESSES, "a cloud metadata address"),
         (address.is_link_local, "a link-local address"),
         (address.is_multicast, "a multicast address"),
+        (address.is_reserved, "a reserved address"),
         (address.is_private, "a private address"),
         (address in _SHARED_ADDRESS_SPACE, "a shared (carrier-grade NAT) address"),
-        (address.is_reserved, "a reserved address"),
         (not address.is_global, "not a public address"),
     )
     return next((reason for forbidden, reason in checks if forbidden), None)
@@ -153,8 +154,11 @@ class SafeImageDownloader:
                 },
                 extensions={"sni_hostname": hop.url.host} if hop.url.scheme == "https" else {},
             ) as response:
-                if response.is_redirect:
-                    target = _parse(str(target.join(response.headers["location"])))
+                if response.status_code in _REDIRECT_STATUSES:
+                    location = response.headers.get("location")
+                    if not location:
+                        raise DownloadRefused(f"{url} redirects to nowhere.")
+                    target = _parse(str(target.join(location)))
                     continue
                 _check_status(response, url)
                 return await self._read_capped(response, url)

@@ -1,0 +1,170 @@
+"""Task events from the EVENTS stream move the prompt's counters exactly once, whatever the
+duplicates, redeliveries and ordering; each change is announced as `prompt.updated`."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from imagetron_contracts.models.images import Task, TaskEvent, TaskStatus
+from imagetron_contracts.models.images import Type as TaskEventType
+from imagetron_contracts.models.prompts import (
+    CreatePromptCommand,
+    GenerationState,
+    Prompt,
+    PromptQuery,
+)
+from imagetron_contracts.streams import RPC_PROMPTS_CREATE, RPC_PROMPTS_GET
+from imagetron_prompts.adapters.tables import inbox
+from imagetron_prompts.app.handlers import TASK_EVENTS_CONSUMER
+from sqlalchemy import select
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+STATUS = {
+    TaskEventType.task_created: TaskStatus.pending,
+    TaskEventType.task_completed: TaskStatus.completed,
+    TaskEventType.task_failed: TaskStatus.failed,
+    TaskEventType.task_cancelled: TaskStatus.cancelled,
+    TaskEventType.task_progress: TaskStatus.processing,
+}
+
+
+def task_event(owner_id, prompt_id, task_id, event_type) -> TaskEvent:
+    task = Task(
+        id=task_id,
+        owner_id=owner_id,
+        prompt_id=prompt_id,
+        command="imagine",
+        status=STATUS[event_type],
+        progress=0,
+        provider="goapi",
+        prompt_text="a lighthouse at dusk",
+        aspect_ratio="1:1",
+        process_mode="fast",
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    return TaskEvent(
+        id=uuid.uuid4(), type=event_type, occurred_at=NOW, owner_id=owner_id, task=task
+    )
+
+
+async def publish(js, event: TaskEvent, msg_id: str | None = None):
+    """As the images service's outbox relay publishes it: Nats-Msg-Id = event id."""
+    name = event.type.value.removeprefix("task.")
+    return await js.publish(
+        f"events.images.{event.owner_id}.task.{name}",
+        event.model_dump_json().encode(),
+        headers={"Nats-Msg-Id": msg_id or str(event.id)},
+    )
+
+
+async def new_prompt(rpc, owner_id) -> Prompt:
+    return await rpc.call(
+        RPC_PROMPTS_CREATE, CreatePromptCommand(owner_id=owner_id, text="a lighthouse"), Prompt
+    )
+
+
+async def current(rpc, prompt: Prompt) -> Prompt:
+    query = PromptQuery(owner_id=prompt.owner_id, prompt_id=prompt.id)
+    return await rpc.call(RPC_PROMPTS_GET, query, Prompt)
+
+
+def counters(prompt: Prompt) -> tuple[int, int, int, GenerationState]:
+    return (
+        prompt.active_tasks,
+        prompt.completed_tasks,
+        prompt.failed_tasks,
+        prompt.generation_state,
+    )
+
+
+async def test_duplicated_and_redelivered_events_count_once(
+    rpc, js, tap, consumed, session_factory
+):
+    owner = uuid.uuid4()
+    prompt = await new_prompt(rpc, owner)
+    updates = await tap(f"events.prompts.{owner}.prompt.updated")
+    task_id = uuid.uuid4()
+    applied = []
+    for event_type, expected in [
+        (TaskEventType.task_created, (1, 0, 0, GenerationState.generating)),
+        (TaskEventType.task_completed, (0, 1, 0, GenerationState.generated)),
+    ]:
+        event = task_event(owner, prompt.id, task_id, event_type)
+        first = await publish(js, event)
+        again = await publish(js, event)  # inside the duplicate window: JetStream drops it
+        # Same event under another message id (e.g. republished after the window): the
+        # stream keeps it, the inbox must drop it.
+        other_id = await publish(js, event, msg_id=f"republished-{event.id}")
+        assert (first.duplicate, again.duplicate, other_id.duplicate) == (False, True, False)
+        await consumed()
+        assert counters(await current(rpc, prompt)) == expected
+        applied.append(event)
+
+    messages = await updates.wait_for(2)
+    await asyncio.sleep(0.5)  # nothing more may come
+    assert len(updates.messages) == 2
+    assert [m.body["prompt"]["generation_state"] for m in messages] == ["generating", "generated"]
+    assert all(m.msg_id == m.body["id"] for m in messages)
+    final = await current(rpc, prompt)
+    assert messages[-1].body["prompt"] == final.model_dump(mode="json")
+
+    async with session_factory() as session:
+        claimed = set(
+            await session.scalars(
+                select(inbox.c.message_id).where(
+                    inbox.c.consumer == TASK_EVENTS_CONSUMER,
+                    inbox.c.message_id.in_([str(e.id) for e in applied]),
+                )
+            )
+        )
+    assert claimed == {str(e.id) for e in applied}
+
+
+async def test_events_of_many_tasks_at_once_count_exactly(rpc, js, consumed):
+    owner = uuid.uuid4()
+    prompt = await new_prompt(rpc, owner)
+    ends = [
+        *[TaskEventType.task_completed] * 5,
+        *[TaskEventType.task_failed] * 3,
+        *[TaskEventType.task_cancelled] * 2,
+        *[None] * 4,
+    ]
+    events = []
+    for end in ends:
+        task_id = uuid.uuid4()
+        events.append(task_event(owner, prompt.id, task_id, TaskEventType.task_created))
+        events.append(task_event(owner, prompt.id, task_id, TaskEventType.task_progress))
+        if end is not None:
+            events.append(task_event(owner, prompt.id, task_id, end))
+    random.Random(7).shuffle(events)  # ends may overtake their `created`
+    await asyncio.gather(*(publish(js, e) for e in events))
+    await consumed()
+    assert counters(await current(rpc, prompt)) == (4, 5, 3, GenerationState.generating)
+
+
+async def test_event_for_an_unknown_prompt_is_acked(js, consumed):
+    owner = uuid.uuid4()
+    await publish(js, task_event(owner, uuid.uuid4(), uuid.uuid4(), TaskEventType.task_created))
+    await consumed(timeout=5)
+
+
+async def test_malformed_event_is_terminated_not_retried(rpc, js, consumed):
+    owner = uuid.uuid4()
+    await js.publish(
+        f"events.images.{owner}.task.created",
+        b'{"id": "not an event"}',
+        headers={"Nats-Msg-Id": str(uuid.uuid4())},
+    )
+    # A NAKed message would wait for redelivery and stay pending; a terminated one does not.
+    await consumed(timeout=5)
+    prompt = await new_prompt(rpc, owner)
+    await publish(js, task_event(owner, prompt.id, uuid.uuid4(), TaskEventType.task_created))
+    await consumed()
+    assert (await current(rpc, prompt)).active_tasks == 1

@@ -1,0 +1,320 @@
+"""The service layer against fakes of its ports: one class per use case."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+import pytest
+from imagetron_contracts.models.images import Type as TaskEventType
+from imagetron_contracts.models.prompts import (
+    CreatePromptCommand,
+    GenerationState,
+    ListPromptsQuery,
+    PromptEvent,
+    PromptQuery,
+    PromptStatus,
+)
+from imagetron_platform.errors import Conflict, InvalidRequest, NotFound
+from imagetron_prompts.app import handlers
+from imagetron_prompts.app.handlers import TASK_EVENTS_CONSUMER, TaskEventOutcome
+from imagetron_prompts.domain.prompt import TaskPhase
+
+ALICE = UUID("00000000-0000-4000-8000-00000000a11c")
+BOB = UUID("00000000-0000-4000-8000-000000000b0b")
+T = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class TestCreatePrompt:
+    async def test_stores_the_prompt_and_emits_prompt_created(self, deps, store):
+        prompt = await handlers.create_prompt(
+            CreatePromptCommand(owner_id=ALICE, text="a lighthouse at dusk", title="Dusk"),
+            deps.uow(),
+            deps.clock,
+        )
+        assert (prompt.owner_id, prompt.text, prompt.title) == (
+            ALICE,
+            "a lighthouse at dusk",
+            "Dusk",
+        )
+        assert prompt.status is PromptStatus.new
+        assert prompt.generation_state is GenerationState.idle
+        assert store.committed.prompts[prompt.id].text == "a lighthouse at dusk"
+        [emitted] = store.committed.outbox
+        assert emitted.subject == f"events.prompts.{ALICE}.prompt.created"
+        assert isinstance(emitted.payload, PromptEvent)
+        assert emitted.payload.type.value == "prompt.created"
+        assert emitted.payload.id == emitted.message_id
+        assert emitted.payload.owner_id == ALICE
+        assert emitted.payload.prompt == prompt
+        assert store.commits == 1
+
+    async def test_invalid_text_stores_and_emits_nothing(self, deps, store):
+        with pytest.raises(InvalidRequest):
+            await handlers.create_prompt(
+                CreatePromptCommand(owner_id=ALICE, text="   "), deps.uow(), deps.clock
+            )
+        assert store.committed.prompts == {}
+        assert store.committed.outbox == []
+
+
+class TestGetPrompt:
+    async def test_owner_gets_the_prompt(self, deps, stored_prompt):
+        stored = stored_prompt(ALICE)
+        prompt = await handlers.get_prompt(
+            PromptQuery(owner_id=ALICE, prompt_id=stored.id), deps.uow()
+        )
+        assert prompt.id == stored.id
+        assert prompt.text == stored.text
+
+    async def test_another_owners_prompt_is_not_found(self, deps, stored_prompt):
+        stored = stored_prompt(ALICE)
+        with pytest.raises(NotFound) as caught:
+            await handlers.get_prompt(PromptQuery(owner_id=BOB, prompt_id=stored.id), deps.uow())
+        assert caught.value.status == 404
+
+    async def test_unknown_prompt_is_not_found_with_the_same_answer(self, deps, stored_prompt):
+        stored = stored_prompt(ALICE)
+        unknown = uuid4()
+        with pytest.raises(NotFound) as other_owner:
+            await handlers.get_prompt(PromptQuery(owner_id=BOB, prompt_id=stored.id), deps.uow())
+        with pytest.raises(NotFound) as missing:
+            await handlers.get_prompt(PromptQuery(owner_id=ALICE, prompt_id=unknown), deps.uow())
+        assert other_owner.value.detail.replace(str(stored.id), "ID") == (
+            missing.value.detail.replace(str(unknown), "ID")
+        )
+
+
+class TestListPrompts:
+    async def test_newest_first_and_only_the_owners(self, deps, stored_prompt):
+        first = stored_prompt(ALICE, "first")
+        stored_prompt(BOB, "bob's")
+        second = stored_prompt(ALICE, "second")
+        page = await handlers.list_prompts(ListPromptsQuery(owner_id=ALICE), deps.uow())
+        assert [p.id for p in page.items] == [second.id, first.id]
+        assert page.next_cursor is None
+
+    async def test_pages_walk_every_prompt_once(self, deps, stored_prompt):
+        stored = [stored_prompt(ALICE, f"prompt {i}") for i in range(5)]
+        seen, cursor, pages = [], None, 0
+        while True:
+            page = await handlers.list_prompts(
+                ListPromptsQuery(owner_id=ALICE, limit=2, cursor=cursor), deps.uow()
+            )
+            pages += 1
+            seen += [p.id for p in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert seen == [p.id for p in reversed(stored)]
+        assert pages == 3
+
+    async def test_exactly_full_last_page_has_no_next_cursor(self, deps, stored_prompt):
+        for i in range(2):
+            stored_prompt(ALICE, f"prompt {i}")
+        page = await handlers.list_prompts(ListPromptsQuery(owner_id=ALICE, limit=2), deps.uow())
+        assert len(page.items) == 2
+        assert page.next_cursor is None
+
+    async def test_prompts_created_in_the_same_instant_are_ordered_by_id(self, deps, stored_prompt):
+        same = [stored_prompt(ALICE, f"p{i}", created_at=T) for i in range(3)]
+        ids = []
+        cursor = None
+        for _ in range(3):
+            page = await handlers.list_prompts(
+                ListPromptsQuery(owner_id=ALICE, limit=1, cursor=cursor), deps.uow()
+            )
+            ids += [p.id for p in page.items]
+            cursor = page.next_cursor
+        assert ids == sorted((p.id for p in same), reverse=True)
+        assert cursor is None
+
+    async def test_missing_limit_means_the_default_page_size(self, deps, stored_prompt):
+        for i in range(handlers.DEFAULT_PAGE_SIZE + 1):
+            stored_prompt(ALICE, f"prompt {i}")
+        page = await handlers.list_prompts(ListPromptsQuery(owner_id=ALICE, limit=None), deps.uow())
+        assert len(page.items) == handlers.DEFAULT_PAGE_SIZE
+        assert page.next_cursor is not None
+
+    async def test_bad_cursor_is_an_invalid_request(self, deps):
+        with pytest.raises(InvalidRequest):
+            await handlers.list_prompts(
+                ListPromptsQuery(owner_id=ALICE, cursor="garbage"), deps.uow()
+            )
+
+    async def test_no_prompts_is_an_empty_page(self, deps):
+        page = await handlers.list_prompts(ListPromptsQuery(owner_id=ALICE), deps.uow())
+        assert page.items == []
+        assert page.next_cursor is None
+
+
+class TestPrepareGeneration:
+    async def test_returns_the_prompt_and_changes_nothing(self, deps, store, stored_prompt):
+        stored = stored_prompt(ALICE)
+        prompt = await handlers.prepare_generation(
+            PromptQuery(owner_id=ALICE, prompt_id=stored.id), deps.uow()
+        )
+        assert prompt.id == stored.id
+        assert store.commits == 0
+        assert store.committed.outbox == []
+
+    async def test_archived_prompt_is_a_conflict(self, deps, stored_prompt):
+        stored = stored_prompt(ALICE, status=PromptStatus.archived)
+        with pytest.raises(Conflict) as caught:
+            await handlers.prepare_generation(
+                PromptQuery(owner_id=ALICE, prompt_id=stored.id), deps.uow()
+            )
+        assert "archived" in caught.value.detail
+
+    async def test_another_owners_prompt_is_not_found(self, deps, stored_prompt):
+        stored = stored_prompt(ALICE, status=PromptStatus.archived)
+        with pytest.raises(NotFound):
+            await handlers.prepare_generation(
+                PromptQuery(owner_id=BOB, prompt_id=stored.id), deps.uow()
+            )
+
+    async def test_unknown_prompt_is_not_found(self, deps):
+        with pytest.raises(NotFound):
+            await handlers.prepare_generation(
+                PromptQuery(owner_id=ALICE, prompt_id=uuid4()), deps.uow()
+            )
+
+
+class TestApplyTaskEvent:
+    async def apply(self, deps, event):
+        return await handlers.apply_task_event(event, deps.uow(), deps.clock)
+
+    def prompt_events(self, store):
+        return [e.payload for e in store.committed.outbox]
+
+    async def test_created_task_counts_as_active_and_emits_prompt_updated(
+        self, deps, store, stored_prompt, task_event
+    ):
+        prompt = stored_prompt(ALICE)
+        event = task_event(prompt.id, TaskEventType.task_created, task_id=uuid4(), owner_id=ALICE)
+        assert await self.apply(deps, event) is TaskEventOutcome.APPLIED
+        saved = store.committed.prompts[prompt.id]
+        assert (saved.active_tasks, saved.generation_state) == (1, GenerationState.generating)
+        assert saved.updated_at > prompt.updated_at
+        [emitted] = store.committed.outbox
+        assert emitted.subject == f"events.prompts.{ALICE}.prompt.updated"
+        assert emitted.payload.type.value == "prompt.updated"
+        assert emitted.payload.prompt.active_tasks == 1
+        assert (TASK_EVENTS_CONSUMER, str(event.id)) in store.committed.inbox
+        assert store.committed.task_phases[event.task.id] == (prompt.id, TaskPhase.ACTIVE)
+
+    async def test_completed_task_makes_the_prompt_generated(
+        self, deps, store, stored_prompt, task_event
+    ):
+        prompt = stored_prompt(ALICE)
+        task_id = uuid4()
+        await self.apply(
+            deps, task_event(prompt.id, TaskEventType.task_created, task_id=task_id, owner_id=ALICE)
+        )
+        await self.apply(
+            deps,
+            task_event(prompt.id, TaskEventType.task_completed, task_id=task_id, owner_id=ALICE),
+        )
+        saved = store.committed.prompts[prompt.id]
+        assert (saved.active_tasks, saved.completed_tasks, saved.failed_tasks) == (0, 1, 0)
+        assert saved.generation_state is GenerationState.generated
+        assert [e.prompt.generation_state for e in self.prompt_events(store)] == [
+            GenerationState.generating,
+            GenerationState.generated,
+        ]
+
+    @pytest.mark.parametrize(
+        ("end", "counters", "state"),
+        [
+            (TaskEventType.task_failed, (0, 0, 1), GenerationState.failed),
+            (TaskEventType.task_cancelled, (0, 0, 0), GenerationState.idle),
+        ],
+    )
+    async def test_failed_and_cancelled_tasks_end(
+        self, deps, store, stored_prompt, end, counters, state, task_event
+    ):
+        prompt = stored_prompt(ALICE)
+        task_id = uuid4()
+        await self.apply(
+            deps, task_event(prompt.id, TaskEventType.task_created, task_id=task_id, owner_id=ALICE)
+        )
+        ended = task_event(prompt.id, end, task_id=task_id, owner_id=ALICE)
+        assert await self.apply(deps, ended) is TaskEventOutcome.APPLIED
+        saved = store.committed.prompts[prompt.id]
+        assert (saved.active_tasks, saved.completed_tasks, saved.failed_tasks) == counters
+        assert saved.generation_state is state
+
+    async def test_same_event_twice_is_applied_once(self, deps, store, stored_prompt, task_event):
+        prompt = stored_prompt(ALICE)
+        event = task_event(prompt.id, TaskEventType.task_created, task_id=uuid4(), owner_id=ALICE)
+        assert await self.apply(deps, event) is TaskEventOutcome.APPLIED
+        assert await self.apply(deps, event) is TaskEventOutcome.DUPLICATE
+        assert store.committed.prompts[prompt.id].active_tasks == 1
+        assert len(store.committed.outbox) == 1
+
+    async def test_second_created_event_for_the_same_task_changes_nothing(
+        self, deps, store, stored_prompt, task_event
+    ):
+        prompt = stored_prompt(ALICE)
+        task_id = uuid4()
+        await self.apply(
+            deps, task_event(prompt.id, TaskEventType.task_created, task_id=task_id, owner_id=ALICE)
+        )
+        again = task_event(prompt.id, TaskEventType.task_created, task_id=task_id, owner_id=ALICE)
+        assert await self.apply(deps, again) is TaskEventOutcome.UNCHANGED
+        assert store.committed.prompts[prompt.id].active_tasks == 1
+        assert len(store.committed.outbox) == 1
+        assert (TASK_EVENTS_CONSUMER, str(again.id)) in store.committed.inbox
+
+    async def test_completed_overtaking_created_counts_once(
+        self, deps, store, stored_prompt, task_event
+    ):
+        prompt = stored_prompt(ALICE)
+        task_id = uuid4()
+        completed = task_event(
+            prompt.id, TaskEventType.task_completed, task_id=task_id, owner_id=ALICE
+        )
+        created = task_event(prompt.id, TaskEventType.task_created, task_id=task_id, owner_id=ALICE)
+        assert await self.apply(deps, completed) is TaskEventOutcome.APPLIED
+        assert await self.apply(deps, created) is TaskEventOutcome.UNCHANGED
+        saved = store.committed.prompts[prompt.id]
+        assert (saved.active_tasks, saved.completed_tasks) == (0, 1)
+        assert saved.generation_state is GenerationState.generated
+
+    @pytest.mark.parametrize(
+        "event_type", [TaskEventType.task_submitted, TaskEventType.task_progress]
+    )
+    async def test_submitted_and_progress_are_ignored(
+        self, deps, store, stored_prompt, event_type, task_event
+    ):
+        prompt = stored_prompt(ALICE)
+        event = task_event(prompt.id, event_type, task_id=uuid4(), owner_id=ALICE)
+        assert await self.apply(deps, event) is TaskEventOutcome.IGNORED
+        assert store.commits == 0
+        assert store.committed.inbox == set()
+
+    async def test_unknown_prompt_is_a_noop(self, deps, store, task_event):
+        event = task_event(uuid4(), TaskEventType.task_created, task_id=uuid4(), owner_id=ALICE)
+        assert await self.apply(deps, event) is TaskEventOutcome.UNKNOWN_PROMPT
+        assert store.commits == 0
+        assert store.committed.outbox == []
+
+    async def test_event_of_another_owner_does_not_touch_the_prompt(
+        self, deps, store, stored_prompt, task_event
+    ):
+        prompt = stored_prompt(ALICE)
+        event = task_event(prompt.id, TaskEventType.task_created, task_id=uuid4(), owner_id=BOB)
+        assert await self.apply(deps, event) is TaskEventOutcome.UNKNOWN_PROMPT
+        assert store.committed.prompts[prompt.id].active_tasks == 0
+
+    async def test_failure_rolls_back_the_claim_so_a_redelivery_applies_it(
+        self, deps, store, stored_prompt, make_uow, task_event
+    ):
+        prompt = stored_prompt(ALICE)
+        event = task_event(prompt.id, TaskEventType.task_created, task_id=uuid4(), owner_id=ALICE)
+        with pytest.raises(ConnectionError):
+            await handlers.apply_task_event(event, make_uow(fail_on_save=True), deps.clock)
+        assert store.committed.inbox == set()
+        assert store.committed.task_phases == {}
+        assert await self.apply(deps, event) is TaskEventOutcome.APPLIED
+        assert store.committed.prompts[prompt.id].active_tasks == 1

@@ -1,0 +1,142 @@
+"""The NATS edge, in memory (FastStream's TestNatsBroker): subjects, parsing, replies.
+
+Acks, redelivery and the durable consumer need the real server: see the integration tests.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+import pytest
+from faststream.nats import TestNatsBroker
+from faststream.specification import AsyncAPI
+from imagetron_contracts.models.common import RpcReply
+from imagetron_contracts.models.images import Type as TaskEventType
+from imagetron_contracts.models.prompts import CreatePromptCommand, Prompt, PromptQuery
+from imagetron_contracts.streams import (
+    RPC_PROMPTS_CREATE,
+    RPC_PROMPTS_GET,
+    RPC_PROMPTS_LIST,
+    RPC_PROMPTS_PREPARE_GENERATION,
+)
+from imagetron_prompts.bootstrap import build_broker
+from imagetron_prompts.entrypoints.messaging import (
+    TASK_EVENTS_MAX_DELIVER,
+    TASK_EVENTS_RETRY_DELAYS,
+    retry_delay,
+    task_events_consumer_config,
+)
+from imagetron_prompts.settings import PromptsSettings
+
+ALICE = UUID("00000000-0000-4000-8000-00000000a11c")
+BOB = UUID("00000000-0000-4000-8000-000000000b0b")
+
+
+@pytest.fixture
+async def broker(deps):
+    broker = build_broker(PromptsSettings(), deps)
+    async with TestNatsBroker(broker) as test_broker:
+        yield test_broker
+
+
+async def request(broker, subject: str, body: object) -> RpcReply:
+    message = await broker.request(body, subject, timeout=1)
+    return RpcReply.model_validate_json(message.body)
+
+
+class TestRpc:
+    async def test_create_answers_the_new_prompt(self, broker, store):
+        reply = await request(
+            broker,
+            RPC_PROMPTS_CREATE,
+            CreatePromptCommand(owner_id=ALICE, text="a lighthouse").model_dump(mode="json"),
+        )
+        assert reply.problem is None
+        prompt = Prompt.model_validate(reply.result)
+        assert prompt.text == "a lighthouse"
+        assert prompt.id in store.committed.prompts
+
+    async def test_malformed_request_is_answered_422(self, broker):
+        reply = await request(broker, RPC_PROMPTS_CREATE, {"text": "no owner"})
+        assert reply.problem is not None
+        assert reply.problem.status == 422
+        assert [e.loc for e in reply.problem.errors or []] == [["owner_id"]]
+
+    async def test_another_owners_prompt_is_answered_404(self, broker, stored_prompt):
+        prompt = stored_prompt(ALICE)
+        query = PromptQuery(owner_id=BOB, prompt_id=prompt.id).model_dump(mode="json")
+        for subject in (RPC_PROMPTS_GET, RPC_PROMPTS_PREPARE_GENERATION):
+            reply = await request(broker, subject, query)
+            assert reply.problem is not None
+            assert reply.problem.status == 404, subject
+
+    async def test_bad_cursor_is_answered_422(self, broker):
+        reply = await request(
+            broker, RPC_PROMPTS_LIST, {"owner_id": str(ALICE), "cursor": "garbage"}
+        )
+        assert reply.problem is not None
+        assert reply.problem.status == 422
+
+
+async def test_task_event_on_its_subject_reaches_the_prompt(
+    broker, store, stored_prompt, task_event
+):
+    prompt = stored_prompt(ALICE)
+    event = task_event(prompt.id, TaskEventType.task_created, task_id=uuid4(), owner_id=ALICE)
+    await broker.publish(
+        event.model_dump(mode="json"), f"events.images.{ALICE}.task.created", stream="EVENTS"
+    )
+    assert store.committed.prompts[prompt.id].active_tasks == 1
+
+
+def test_retry_delays_grow_and_the_last_repeats():
+    delays = [retry_delay(n) for n in range(1, TASK_EVENTS_MAX_DELIVER + 1)]
+    assert delays == sorted(delays)
+    assert delays[0] >= 1
+    assert delays[-1] == TASK_EVENTS_RETRY_DELAYS[-1]
+    assert 30 * 60 <= sum(delays[:-1]) <= 3 * 60 * 60  # retried for half an hour to hours
+
+
+def test_consumer_retries_a_finite_number_of_times():
+    config = task_events_consumer_config()
+    assert config.durable_name == "prompts-task-events"
+    assert config.max_deliver == TASK_EVENTS_MAX_DELIVER
+    # JetStream rejects a consumer whose backoff list is not shorter than max_deliver.
+    assert config.backoff is not None
+    assert len(config.backoff) < config.max_deliver
+
+
+def test_asyncapi_documents_the_contract_subjects():
+    """`build_broker` needs no connection and documents what asyncapi.yaml says prompts does."""
+    broker = build_broker(PromptsSettings())
+    schema = AsyncAPI(broker, schema_version="3.0.0").to_specification().to_jsonable()
+    operations = {
+        name: (
+            op["action"],
+            schema["channels"][op["channel"]["$ref"].split("/")[-1]]["address"],
+        )
+        for name, op in schema["operations"].items()
+    }
+    assert operations == {
+        "prompts_handle_rpc_prompts_create": ("receive", RPC_PROMPTS_CREATE),
+        "prompts_handle_rpc_prompts_get": ("receive", RPC_PROMPTS_GET),
+        "prompts_handle_rpc_prompts_list": ("receive", RPC_PROMPTS_LIST),
+        "prompts_handle_rpc_prompts_prepare_generation": (
+            "receive",
+            RPC_PROMPTS_PREPARE_GENERATION,
+        ),
+        "prompts_follow_task_events": ("receive", "events.images.{owner_id}.task.{event_type}"),
+        "prompts_emit_prompt_events": ("send", "events.prompts.{owner_id}.prompt.{event_type}"),
+    }
+    payloads = {
+        name.split(":")[0]: message["payload"]["$ref"].split("/")[-1]
+        for name, message in schema["components"]["messages"].items()
+    }
+    assert payloads == {
+        "prompts_handle_rpc_prompts_create": "CreatePromptCommand",
+        "prompts_handle_rpc_prompts_get": "PromptQuery",
+        "prompts_handle_rpc_prompts_list": "ListPromptsQuery",
+        "prompts_handle_rpc_prompts_prepare_generation": "PromptQuery",
+        "prompts_follow_task_events": "TaskEvent",
+        "prompts_emit_prompt_events": "PromptEvent",
+    }
