@@ -61,8 +61,10 @@ def bundle(doc_path: Path) -> dict[str, Any]:
                 if name not in collected:
                     collected[name] = None  # reserve first: definitions can be recursive
                     collected[name] = rewrite(definition(file, name), file)
-                return {**{k: v for k, v in node.items() if k != "$ref"},
-                        "$ref": f"#/components/schemas/{name}"}
+                return {
+                    **{k: v for k, v in node.items() if k != "$ref"},
+                    "$ref": f"#/components/schemas/{name}",
+                }
             return {k: rewrite(v, base) for k, v in node.items()}
         if isinstance(node, list):
             return [rewrite(v, base) for v in node]
@@ -127,18 +129,33 @@ def generate(target: Path) -> None:
     models.mkdir(parents=True)
     subprocess.run(  # noqa: S603 - our own interpreter and arguments
         [
-            sys.executable, "-m", "datamodel_code_generator",
-            "--input", str(HERE / "schemas"),
-            "--input-file-type", "jsonschema",
-            "--output", str(models),
-            "--output-model-type", "pydantic_v2.BaseModel",
-            "--target-python-version", "3.11",
-            "--use-annotated", "--field-constraints", "--use-standard-collections",
-            "--use-union-operator", "--use-double-quotes", "--disable-timestamp",
-            "--use-title-as-name", "--use-schema-description", "--collapse-root-models",
+            sys.executable,
+            "-m",
+            "datamodel_code_generator",
+            "--input",
+            str(HERE / "schemas"),
+            "--input-file-type",
+            "jsonschema",
+            "--output",
+            str(models),
+            "--output-model-type",
+            "pydantic_v2.BaseModel",
+            "--target-python-version",
+            "3.11",
+            "--use-annotated",
+            "--field-constraints",
+            "--use-standard-collections",
+            "--use-union-operator",
+            "--use-double-quotes",
+            "--disable-timestamp",
+            "--use-title-as-name",
+            "--use-schema-description",
+            "--collapse-root-models",
             "--set-default-enum-member",
-            "--formatters", "ruff-format",
-            "--custom-file-header", HEADER.strip(),
+            "--formatters",
+            "ruff-format",
+            "--custom-file-header",
+            HEADER.strip(),
         ],
         check=True,
     )
@@ -166,9 +183,7 @@ def _same_tree(a: Path, b: Path) -> bool:
     if cmp.left_only or cmp.right_only or cmp.funny_files:
         return False
     _, mismatch, errors = filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)
-    return not mismatch and not errors and all(
-        _same_tree(a / d, b / d) for d in cmp.common_dirs
-    )
+    return not mismatch and not errors and all(_same_tree(a / d, b / d) for d in cmp.common_dirs)
 
 
 def main() -> int:
@@ -179,12 +194,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory(dir=HERE, prefix=".generate-") as tmp:
         fresh = Path(tmp)
         generate(fresh)
-        stale = [n for n in GENERATED if not (PACKAGE / n).exists()
-                 or not _same_tree(fresh / n, PACKAGE / n)]
+        stale = [
+            n
+            for n in GENERATED
+            if not (PACKAGE / n).exists() or not _same_tree(fresh / n, PACKAGE / n)
+        ]
         if args.check:
             if stale:
-                print(f"stale generated contracts: {', '.join(stale)}; "
-                      "run `uv run python contracts/generate.py`", file=sys.stderr)
+                print(
+                    f"stale generated contracts: {', '.join(stale)}; "
+                    "run `uv run python contracts/generate.py`",
+                    file=sys.stderr,
+                )
                 return 1
             return 0
         for name in stale:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import threading
+import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -24,8 +24,8 @@ app = typer.Typer(
 _DEFAULT = StackPorts()
 
 
-def _port(default: int, what: str) -> object:
-    return typer.Option(default, help=f"Port of {what} on 127.0.0.1.", min=1, max=65535)
+def _port(what: str) -> Any:
+    return typer.Option(help=f"Port of {what} on 127.0.0.1.", min=1, max=65535)
 
 
 @app.callback()
@@ -41,25 +41,22 @@ def up(
             envvar="IMAGETRON_DATA_DIR", help="Where every server keeps its data and logs."
         ),
     ] = Path(".imagetron"),
-    gateway_port: Annotated[
-        int, _port(_DEFAULT.gateway, "the gateway (the API)")
-    ] = _DEFAULT.gateway,
-    prompts_port: Annotated[int, _port(_DEFAULT.prompts, "the prompts service")] = _DEFAULT.prompts,
-    images_port: Annotated[int, _port(_DEFAULT.images, "the images service")] = _DEFAULT.images,
-    notifier_port: Annotated[int, _port(_DEFAULT.notifier, "the notifier")] = _DEFAULT.notifier,
-    sandbox_port: Annotated[int, _port(_DEFAULT.sandbox, "the sandbox")] = _DEFAULT.sandbox,
-    postgres_port: Annotated[int, _port(_DEFAULT.postgres, "PostgreSQL")] = _DEFAULT.postgres,
-    nats_port: Annotated[int, _port(_DEFAULT.nats, "NATS")] = _DEFAULT.nats,
-    nats_monitor_port: Annotated[
-        int, _port(_DEFAULT.nats_monitor, "NATS monitoring")
-    ] = _DEFAULT.nats_monitor,
-    s3_port: Annotated[int, _port(_DEFAULT.s3, "the S3 server")] = _DEFAULT.s3,
+    gateway_port: Annotated[int, _port("the gateway (the API)")] = _DEFAULT.gateway,
+    prompts_port: Annotated[int, _port("the prompts service")] = _DEFAULT.prompts,
+    images_port: Annotated[int, _port("the images service")] = _DEFAULT.images,
+    notifier_port: Annotated[int, _port("the notifier")] = _DEFAULT.notifier,
+    sandbox_port: Annotated[int, _port("the sandbox")] = _DEFAULT.sandbox,
+    postgres_port: Annotated[int, _port("PostgreSQL")] = _DEFAULT.postgres,
+    nats_port: Annotated[int, _port("NATS")] = _DEFAULT.nats,
+    nats_monitor_port: Annotated[int, _port("NATS monitoring")] = _DEFAULT.nats_monitor,
+    s3_port: Annotated[int, _port("the S3 server")] = _DEFAULT.s3,
 ) -> None:
     """Start a complete Imagetron on this machine: no Docker, no accounts.
 
     PostgreSQL, NATS JetStream and an S3 server from Python wheels, the sandbox standing in
     for the image and LLM providers, and the four services. Ctrl-C stops everything."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     ports = StackPorts(
         gateway=gateway_port,
         prompts=prompts_port,
@@ -71,10 +68,12 @@ def up(
         nats_monitor=nats_monitor_port,
         s3=s3_port,
     )
-    stop = threading.Event()
+    # Only a flag: a signal handler that takes a lock (Event.set) can deadlock with the
+    # main thread waiting on that same lock.
+    stopping: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
+        stopping.append(signum)
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -102,7 +101,8 @@ def up(
     typer.echo("Press Ctrl-C to stop.\n")
 
     code = 0
-    while not stop.wait(0.5):
+    while not stopping:
+        time.sleep(0.25)
         dead = stack.exited()
         if dead:
             for app_process in dead:

@@ -25,9 +25,9 @@ def _contract_receives(service: str) -> dict[str, set[str]]:
             continue
         channel = ASYNCAPI["channels"][op["channel"]["$ref"].removeprefix("#/channels/")]
         names = {
-            ASYNCAPI["components"]["messages"][
-                ref["$ref"].removeprefix("#/components/messages/")
-            ]["payload"]["$ref"].rsplit("/", 1)[-1]
+            ASYNCAPI["components"]["messages"][ref["$ref"].removeprefix("#/components/messages/")][
+                "payload"
+            ]["$ref"].rsplit("/", 1)[-1]
             for ref in channel["messages"].values()
         }
         out.setdefault(channel["address"], set()).update(names)
@@ -45,8 +45,9 @@ def _faststream_receives(service: str) -> dict[str, set[str]]:
     bootstrap = importlib.import_module(f"imagetron_{service}.bootstrap")
     settings_module = importlib.import_module(f"imagetron_{service}.settings")
     settings_class = next(
-        v for k, v in vars(settings_module).items() if k.endswith("Settings") and
-        v.__module__ == settings_module.__name__
+        v
+        for k, v in vars(settings_module).items()
+        if k.endswith("Settings") and v.__module__ == settings_module.__name__
     )
     broker = bootstrap.build_broker(settings_class())
     doc = AsyncAPI(broker, schema_version="3.0.0").to_specification().to_jsonable()

@@ -85,9 +85,7 @@ async def test_prompt_to_persisted_images_over_http_and_sse(stack, clients):
         asyncio.create_task(_listen(stranger, theirs, theirs_connected)),
     ]
     try:
-        await asyncio.wait_for(
-            asyncio.gather(mine_connected.wait(), theirs_connected.wait()), 10
-        )
+        await asyncio.wait_for(asyncio.gather(mine_connected.wait(), theirs_connected.wait()), 10)
 
         prompt = await artist.post(
             "/api/v1/prompts", json={"text": "a pear on a linen cloth, morning light"}
@@ -111,8 +109,10 @@ async def test_prompt_to_persisted_images_over_http_and_sse(stack, clients):
             return [e for e in events if e[2].get("image", {}).get("task_id") == task_id]
 
         await mine.wait_for(
-            lambda ev: any(t == "task.completed" for _, t, _ in task_events(ev))
-            and len([e for e in image_events(ev) if e[1] == "image.persisted"]) == 5
+            lambda ev: (
+                any(t == "task.completed" for _, t, _ in task_events(ev))
+                and len([e for e in image_events(ev) if e[1] == "image.persisted"]) == 5
+            )
         )
 
         # Order and shape of what the browser saw.
@@ -136,7 +136,11 @@ async def test_prompt_to_persisted_images_over_http_and_sse(stack, clients):
         images = listed.json()["items"]
         assert len(images) == 5
         assert sorted((i["kind"], i["index"]) for i in images) == [
-            ("grid", 0), ("version", 1), ("version", 2), ("version", 3), ("version", 4)
+            ("grid", 0),
+            ("version", 1),
+            ("version", 2),
+            ("version", 3),
+            ("version", 4),
         ]
         for image in images:
             assert image["is_persisted"] is True, image
@@ -177,7 +181,11 @@ async def test_prompt_to_persisted_images_over_http_and_sse(stack, clients):
 
 async def test_unauthenticated_and_bad_keys_are_refused(stack):
     async with httpx.AsyncClient(base_url=stack.gateway_url) as anonymous:
-        for headers in ({}, {"Authorization": "Bearer itk_not-a-key"}, {"Authorization": "Basic x"}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer itk_not-a-key"},
+            {"Authorization": "Basic x"},
+        ):
             response = await anonymous.get("/api/v1/prompts", headers=headers)
             assert response.status_code == 401
             assert response.headers["content-type"].startswith("application/problem+json")

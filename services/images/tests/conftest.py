@@ -340,7 +340,7 @@ async def serve_asgi(app: Any) -> AsyncIterator[str]:
         sock.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def serve() -> Any:
     return serve_asgi
 
@@ -357,6 +357,6 @@ async def eventually(check: Any, within: float = 10.0, interval: float = 0.05) -
         await asyncio.sleep(interval)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def wait_for() -> Any:
     return eventually

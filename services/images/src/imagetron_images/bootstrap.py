@@ -52,6 +52,7 @@ class ImagesRuntime:
         self.session_factory = make_session_factory(self.engine)
         self._provider_http = httpx.AsyncClient(timeout=settings.goapi_timeout_seconds)
         self._download_http = guarded_http_client()
+
         def s3(endpoint: str) -> Minio:
             return minio_client(
                 endpoint,

@@ -165,9 +165,7 @@ class FakeGoApi:
 
         @app.post("/api/v1/task")
         async def create(request: Request) -> JSONResponse:
-            self.received.append(
-                {"headers": dict(request.headers), "body": await request.json()}
-            )
+            self.received.append({"headers": dict(request.headers), "body": await request.json()})
             status, body = self.answer
             return JSONResponse(body, status_code=status)
 

@@ -331,4 +331,3 @@ def test_any_sequence_of_updates_follows_the_state_machine(
         if status in (S.completed, S.failed, S.cancelled):
             assert changes == ()
         assert 0 <= task.progress <= 100
-

@@ -1,0 +1,190 @@
+"""The images service against real PostgreSQL, NATS JetStream, S3 and the sandbox.
+
+One service instance (and one sandbox) per module: the durable consumers have fixed names,
+so two instances in one NATS would share their work. Tests keep apart by owner id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import httpx
+import nats
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from faststream.nats import NatsBroker
+from imagetron_contracts.models.images import ProviderCallback
+from imagetron_contracts.streams import WEBHOOKS_GOAPI
+from imagetron_images.bootstrap import create_app
+from imagetron_images.migrations import upgrade
+from imagetron_images.settings import ImagesSettings
+from imagetron_platform.db import utcnow
+from imagetron_platform.messaging import provision_streams
+from imagetron_platform.rpc import RpcClient
+from imagetron_platform.webhook_tokens import secrets_match, verify_webhook_token
+from imagetron_sandbox import SandboxSettings
+from imagetron_sandbox import create_app as create_sandbox
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+pytestmark = pytest.mark.integration
+
+GOAPI_KEY = "it-goapi-key"
+WEBHOOK_SECRET = "it-webhook-secret"
+TOKEN_KEY = "it-token-key"
+SANDBOX_FAST = {
+    "pending_ms": 50,
+    "progress_interval_ms": 50,
+    "webhook_backoff_ms": 50,
+    "grid_long_side": 256,
+    "upscale_long_side": 512,
+}
+
+
+@pytest.fixture(scope="session")
+async def migrated(postgres_dsn: str) -> str:
+    await asyncio.to_thread(upgrade, postgres_dsn)
+    return postgres_dsn
+
+
+@pytest.fixture(scope="session")
+async def streams(nats_url: str) -> str:
+    nc = await nats.connect(nats_url)
+    try:
+        await provision_streams(nc.jetstream())
+    finally:
+        await nc.close()
+    return nats_url
+
+
+@dataclass
+class GatewayStandIn:
+    """What the gateway does with a provider callback: verify the per-task token and the
+    shared secret, then publish it on `webhooks.goapi` (Nats-Msg-Id = hash of the body).
+    With `forward` off it only records, and the test delivers callbacks itself."""
+
+    broker: NatsBroker
+    forward: bool = False
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/webhooks/goapi/{task_id}")
+        async def receive(task_id: UUID, token: str, request: Request) -> JSONResponse:
+            raw = await request.body()
+            if not verify_webhook_token(TOKEN_KEY, "goapi", task_id, token) or not secrets_match(
+                WEBHOOK_SECRET, request.headers.get("x-webhook-secret")
+            ):
+                return JSONResponse({"title": "Unauthorized"}, status_code=401)
+            body = json.loads(raw)
+            self.received.append({"task_id": task_id, "body": body})
+            if self.forward:
+                await publish_callback(self.broker, task_id, body, hashlib.sha256(raw).hexdigest())
+            return JSONResponse({"status": "accepted"})
+
+        return app
+
+    def bodies(self, task_id: UUID) -> list[dict[str, Any]]:
+        return [r["body"] for r in self.received if r["task_id"] == task_id]
+
+
+async def publish_callback(
+    broker: NatsBroker, task_id: UUID, body: dict[str, Any], message_id: str
+) -> None:
+    callback = ProviderCallback(provider="goapi", task_id=task_id, received_at=utcnow(), body=body)
+    await broker.publish(
+        callback.model_dump(mode="json"),
+        WEBHOOKS_GOAPI,
+        stream="WEBHOOKS",
+        headers={"Nats-Msg-Id": message_id},
+        timeout=5.0,
+    )
+
+
+@dataclass
+class Stack:
+    settings: ImagesSettings
+    app: FastAPI
+    rpc: RpcClient
+    broker: NatsBroker
+    gateway: GatewayStandIn
+    sandbox_url: str
+    http: httpx.AsyncClient
+
+    async def events(self, owner_id: UUID, settle: float = 0.5) -> list[tuple[str, dict[str, Any]]]:
+        """Every event of `owner_id` in the EVENTS stream, in stream order."""
+        nc = await nats.connect(self.settings.nats_url)
+        try:
+            js = nc.jetstream()
+            sub = await js.pull_subscribe(
+                f"events.images.{owner_id}.>",
+                stream="EVENTS",
+                config=ConsumerConfig(
+                    deliver_policy=DeliverPolicy.ALL,
+                    ack_policy=AckPolicy.NONE,
+                    inactive_threshold=10.0,
+                ),
+            )
+            found: list[tuple[str, dict[str, Any]]] = []
+            while True:
+                try:
+                    batch = await sub.fetch(100, timeout=settle)
+                except nats.errors.TimeoutError:
+                    return found
+                found += [(m.subject, json.loads(m.data)) for m in batch]
+        finally:
+            await nc.close()
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    migrated: str, streams: str, s3_endpoint: str, s3_credentials: Any, serve: Any
+) -> AsyncIterator[Stack]:
+    broker = NatsBroker(streams)
+    await broker.connect()
+    gateway = GatewayStandIn(broker)
+
+    def sandbox(port: int) -> FastAPI:
+        return create_sandbox(SandboxSettings(port=port, goapi_api_key=GOAPI_KEY, **SANDBOX_FAST))
+
+    async with (
+        serve(gateway.app()) as gateway_url,
+        serve(sandbox) as sandbox_url,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        settings = ImagesSettings(
+            database_url=migrated,
+            nats_url=streams,
+            s3_endpoint=s3_endpoint,
+            s3_access_key=s3_credentials.access_key,
+            s3_secret_key=s3_credentials.secret_key,
+            s3_region=s3_credentials.region,
+            s3_bucket="imagetron-images-it",
+            goapi_base_url=sandbox_url,
+            goapi_api_key=GOAPI_KEY,
+            webhook_public_base_url=gateway_url,
+            webhook_secret=WEBHOOK_SECRET,
+            webhook_token_key=TOKEN_KEY,
+            download_allow_hosts=[sandbox_url.removeprefix("http://")],
+            outbox_poll_seconds=0.2,
+            persist_max_deliveries=3,
+        )
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            yield Stack(
+                settings=settings,
+                app=app,
+                rpc=RpcClient(broker, timeout=10.0),
+                broker=broker,
+                gateway=gateway,
+                sandbox_url=sandbox_url,
+                http=http,
+            )
+    await broker.stop()

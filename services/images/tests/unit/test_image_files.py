@@ -1,0 +1,96 @@
+"""Only real PNG, JPEG and WebP images within the pixel cap get through."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import zlib
+
+import pytest
+from imagetron_images.adapters.image_files import PillowImageInspector
+from imagetron_images.app.ports import InvalidImage
+from PIL import Image
+
+
+def encoded(fmt: str, size: tuple[int, int] = (30, 20), mode: str = "RGB") -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, size, "teal").save(out, format=fmt)
+    return out.getvalue()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims `width`x`height` but that carries (almost) no pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0"))
+        + chunk(b"IEND", b"")
+    )
+
+
+inspector = PillowImageInspector(max_pixels=10_000)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "content_type", "extension"),
+    [("PNG", "image/png", "png"), ("JPEG", "image/jpeg", "jpg"), ("WEBP", "image/webp", "webp")],
+)
+async def test_accepted_formats(fmt: str, content_type: str, extension: str) -> None:
+    data = encoded(fmt)
+    file = await inspector.inspect(data)
+    assert (file.content_type, file.extension) == (content_type, extension)
+    assert (file.width, file.height) == (30, 20)
+    assert file.size_bytes == len(data)
+    assert file.sha256 == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF", "ICO", "PPM"])
+async def test_other_formats_are_refused(fmt: str) -> None:
+    with pytest.raises(InvalidImage, match="PNG, JPEG or WebP"):
+        await inspector.inspect(encoded(fmt, (16, 16)))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"<html>not found</html>",
+        b"\x89PNG\r\n\x1a\n",
+        b"%PDF-1.7",
+        b"\xff\xd8\xff" + b"\0" * 10,
+    ],
+)
+async def test_non_images_are_refused(data: bytes) -> None:
+    with pytest.raises(InvalidImage):
+        await inspector.inspect(data)
+
+
+async def test_a_truncated_image_is_refused() -> None:
+    data = encoded("PNG", (60, 60))
+    with pytest.raises(InvalidImage, match="corrupt"):
+        await inspector.inspect(data[: len(data) // 2])
+
+
+async def test_the_pixel_cap_is_inclusive() -> None:
+    assert await inspector.inspect(encoded("PNG", (100, 100)))
+    with pytest.raises(InvalidImage, match="101x100"):
+        await inspector.inspect(encoded("PNG", (101, 100)))
+
+
+async def test_a_decompression_bomb_is_refused_from_its_header() -> None:
+    # 100 000 x 100 000 pixels would be 30 GB decoded: refused before any decoding.
+    with pytest.raises(InvalidImage, match="pixels"):
+        await PillowImageInspector(max_pixels=64_000_000).inspect(png_claiming(100_000, 100_000))
+
+
+async def test_a_header_within_the_cap_without_its_pixels_is_corrupt() -> None:
+    with pytest.raises(InvalidImage, match="corrupt"):
+        await inspector.inspect(png_claiming(50, 50))
