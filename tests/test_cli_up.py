@@ -13,6 +13,7 @@ from dataclasses import asdict
 import httpx
 import psutil
 import pytest
+
 from imagetron.stack import StackPorts
 
 pytestmark = pytest.mark.e2e
@@ -49,7 +50,7 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
     assert family, "the stack should have child processes"
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
-    gone, alive = psutil.wait_procs(family, timeout=10)
+    _gone, alive = psutil.wait_procs(family, timeout=10)
     assert alive == [], f"orphans left behind: {alive}"
     return proc.returncode, out
 
