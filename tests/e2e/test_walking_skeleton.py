@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -193,3 +194,122 @@ async def test_unauthenticated_and_bad_keys_are_refused(stack):
             assert response.json()["detail"]
         events = await anonymous.get("/api/v1/events", params={"token": "forged.token"})
         assert events.status_code == 401
+
+
+async def _run_to_completion(artist, log: EventLog, text: str) -> tuple[dict, list]:
+    prompt = (await artist.post("/api/v1/prompts", json={"text": text})).json()
+    task = (await artist.post(f"/api/v1/prompts/{prompt['id']}/imagine")).json()
+
+    def mine(events):
+        return [
+            e
+            for e in events
+            if e[2].get("task", {}).get("id") == task["id"]
+            or e[2].get("image", {}).get("task_id") == task["id"]
+        ]
+
+    await log.wait_for(
+        lambda ev: (
+            any(t == "task.completed" for _, t, _ in mine(ev))
+            and sum(t == "image.persisted" for _, t, _ in mine(ev)) == 5
+        )
+    )
+    return task, mine
+
+
+async def test_duplicate_and_replayed_webhooks_change_nothing(stack, clients):
+    artist, _ = clients
+    log, connected = EventLog(), asyncio.Event()
+    listener = asyncio.create_task(_listen(artist, log, connected))
+    try:
+        await asyncio.wait_for(connected.wait(), 10)
+        # The sandbox sends every webhook of this task three times, byte for byte.
+        task, mine = await _run_to_completion(
+            artist, log, "a quince on slate --sandbox-duplicate-webhooks=2"
+        )
+        await asyncio.sleep(1.0)  # let any late duplicate through
+        counts: dict[str, int] = {}
+        for _, kind, _ in mine(log.events):
+            counts[kind] = counts.get(kind, 0) + 1
+        assert counts["task.created"] == 1
+        assert counts["task.submitted"] == 1
+        assert counts["task.completed"] == 1
+        assert counts["image.persisted"] == 5
+        progress = [d["task"]["progress"] for _, k, d in mine(log.events) if k == "task.progress"]
+        assert progress == sorted(set(progress)), "each progress step once, never backwards"
+
+        # Now the provider re-sends its completion much later, with a new timestamp (so it is
+        # not the same bytes): verified, accepted, and a no-op.
+        before = (await artist.get(f"/api/v1/tasks/{task['id']}")).json()
+        images_before = (await artist.get("/api/v1/images", params={"task_id": task["id"]})).json()
+        seen_before = len(log.events)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{stack.ports.sandbox}") as sandbox:
+            provider_task = (
+                await sandbox.get(
+                    f"/api/v1/task/{before['provider_task_id']}",
+                    headers={"x-api-key": "sandbox-goapi-key"},
+                )
+            ).json()["data"]
+        from imagetron_platform.webhook_tokens import webhook_token
+
+        token = webhook_token(stack.secrets.webhook_token_key, "goapi", task["id"])
+        replay = await artist.post(
+            f"/webhooks/goapi/{task['id']}?token={token}",
+            json={"timestamp": 2_000_000_000, "data": provider_task},
+            headers={"x-webhook-secret": stack.secrets.webhook_secret},
+        )
+        assert replay.status_code == 200
+        await asyncio.sleep(2.0)
+        assert len(log.events) == seen_before, log.events[seen_before:]
+        after = (await artist.get(f"/api/v1/tasks/{task['id']}")).json()
+        assert after == before
+        images_after = (await artist.get("/api/v1/images", params={"task_id": task["id"]})).json()
+        assert images_after == images_before
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+
+
+async def test_a_correlation_id_follows_the_request_into_every_service(stack, clients):
+    artist, _ = clients
+    prompt = (await artist.post("/api/v1/prompts", json={"text": "a fig"})).json()
+    marker = uuid.uuid4().hex  # the gateway accepts a client's id only if it is a UUID
+    accepted = await artist.post(
+        f"/api/v1/prompts/{prompt['id']}/imagine", headers={"X-Request-ID": marker}
+    )
+    assert accepted.status_code == 202
+    assert accepted.headers["x-request-id"] == marker
+    logs = stack.root / "logs"
+
+    def services_with_marker() -> set[str]:
+        found = set()
+        for name in ("gateway", "prompts", "images"):
+            for line in (logs / f"{name}.log").read_text().splitlines():
+                if marker in line:
+                    record = json.loads(line)
+                    assert record["correlation_id"] == marker
+                    assert record["service"] == name
+                    found.add(name)
+        return found
+
+    for _ in range(50):
+        if services_with_marker() == {"gateway", "prompts", "images"}:
+            break
+        await asyncio.sleep(0.2)
+    assert services_with_marker() == {"gateway", "prompts", "images"}
+
+
+async def test_every_service_exposes_health_and_metrics(stack):
+    async with httpx.AsyncClient() as client:
+        for name in ("gateway", "prompts", "images", "notifier"):
+            base = f"http://127.0.0.1:{getattr(stack.ports, name)}"
+            assert (await client.get(f"{base}/livez")).json()["status"] == "ok"
+            ready = await client.get(f"{base}/readyz")
+            assert ready.status_code == 200, ready.text
+            assert set(ready.json()["checks"].values()) == {"ok"}
+            metrics = (await client.get(f"{base}/metrics")).text
+            assert "imagetron_http_requests_total" in metrics, name
+        images_metrics = (await client.get(f"http://127.0.0.1:{stack.ports.images}/metrics")).text
+        assert "faststream_received_messages_total" in images_metrics
+        gateway_metrics = (await client.get(f"http://127.0.0.1:{stack.ports.gateway}/metrics")).text
+        assert 'route="/api/v1/prompts"' in gateway_metrics

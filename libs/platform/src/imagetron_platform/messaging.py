@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from typing import Any
 
@@ -22,13 +23,22 @@ from imagetron_platform.metrics import REGISTRY
 class CorrelationMiddleware(BaseMiddleware):
     """Carries the correlation id from consumed messages into logs and onto published ones."""
 
+    async def on_receive(self) -> None:
+        # Before any middleware's consume_scope (FastStream's own "Received" log line among
+        # them), so every line about this message carries its id and none a stale one.
+        headers = getattr(self.msg, "headers", None) or {}
+        correlation.bind(headers.get("correlation_id"))
+
     async def consume_scope(self, call_next: Any, msg: StreamMessage[Any]) -> Any:
         correlation.bind(msg.correlation_id)
         return await call_next(msg)
 
     async def publish_scope(self, call_next: Any, cmd: PublishCommand) -> Any:
+        # FastStream fills in a random id before middlewares run: inside a request or a
+        # handler, the unit of work's id wins. (The outbox relay runs outside both and
+        # passes each row's own id explicitly.)
         current = correlation.current()
-        if current is not None and not cmd.correlation_id:
+        if current is not None:
             cmd.correlation_id = current
         return await call_next(cmd)
 
@@ -43,8 +53,9 @@ def make_broker(nats_url: str, service: str) -> NatsBroker:
     return NatsBroker(
         nats_url,
         middlewares=(CorrelationMiddleware, _prometheus(service)),
-        # Our own logger setup decides format and level.
-        log_level=20,
+        # Our own logger: JSON lines with service and correlation id, like every other.
+        logger=logging.getLogger("faststream"),
+        log_level=logging.INFO,
         name=f"imagetron-{service}",
         max_reconnect_attempts=-1,
     )

@@ -10,7 +10,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match
 
 log = logging.getLogger("imagetron.http")
 #: Probed every few seconds by orchestrators; not worth a log line each.
@@ -56,12 +55,6 @@ def http_metrics_middleware(
     async def middleware(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        route = "unmatched"
-        for r in request.app.router.routes:
-            match, _ = r.matches(request.scope)
-            if match is Match.FULL:
-                route = getattr(r, "path", "unmatched")
-                break
         start = time.perf_counter()
         status = 500
         try:
@@ -69,6 +62,8 @@ def http_metrics_middleware(
             status = response.status_code
             return response
         finally:
+            # The router records the matched route in the scope on its way in.
+            route = getattr(request.scope.get("route"), "path", "unmatched")
             elapsed = time.perf_counter() - start
             HTTP_REQUESTS.labels(service, request.method, route, str(status)).inc()
             HTTP_LATENCY.labels(service, request.method, route).observe(elapsed)
