@@ -10,7 +10,7 @@ from faststream.nats import NatsBroker
 from imagetron_platform.http import install_platform
 from imagetron_platform.messaging import make_broker
 
-from imagetron_notifier.adapters.jetstream_feed import JetStreamFeed
+from imagetron_notifier.adapters.jetstream_feed import JetStreamFeed, LiveHub
 from imagetron_notifier.entrypoints import sse
 from imagetron_notifier.settings import NotifierSettings
 
@@ -18,8 +18,8 @@ SERVICE = "notifier"
 
 
 def build_broker(settings: NotifierSettings) -> NatsBroker:
-    """The notifier reads the EVENTS stream per connection (JetStreamFeed), not through
-    broker subscribers: each browser needs its own position in the stream."""
+    """The notifier reads the EVENTS stream with ordered consumers of its own (LiveHub and
+    replays in JetStreamFeed), not broker subscribers: each browser needs its own position."""
     return make_broker(settings.nats_url, SERVICE)
 
 
@@ -34,12 +34,15 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await broker.start()
+        hub = LiveHub(broker.connection)
+        await hub.start()
         app.state.settings = settings
-        app.state.connections = sse.Connections()
-        app.state.feed = JetStreamFeed(broker.connection)
+        app.state.hub = hub
+        app.state.feed = JetStreamFeed(broker.connection, hub)
         try:
             yield
         finally:
+            await hub.stop()
             await broker.stop()
 
     app = FastAPI(

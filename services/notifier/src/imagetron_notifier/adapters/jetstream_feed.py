@@ -1,49 +1,175 @@
-"""An `EventFeed` on the EVENTS stream: one ordered consumer per connection, filtered to
-the owner's subjects, so replay after `Last-Event-ID` and live delivery are one sequence
-with no gap and no duplicate, on any notifier replica."""
+"""An `EventFeed` on the EVENTS stream that holds thousands of connections per process.
+
+Live delivery: one ordered consumer on `events.>` per process (`LiveHub`), fanned out in
+memory to the connections of each owner. Resuming (`Last-Event-ID`): a short-lived ordered
+consumer filtered to the owner replays from the stream until it has caught up, then the
+connection continues from the hub. The connection registers with the hub *before* the replay
+starts and drops anything at or below the last sequence it sent, so the hand-over has no gap
+and no duplicate. A connection that cannot keep up (its queue overflows) is not dropped: it
+falls back to replaying from its last sequence, then rejoins the live flow.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from imagetron_contracts.streams import EVENTS_STREAM
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from imagetron_notifier.app.feed import FeedEvent, FeedItem, FeedReset, event_type_of
+from imagetron_notifier.app.feed import FeedEvent, FeedItem, FeedReset, parse_event_subject
+
+log = logging.getLogger(__name__)
+
+
+class _Overflow:
+    """Queued in place of live events a slow connection had no room for."""
+
+
+OVERFLOW = _Overflow()
+
+
+@dataclass(eq=False)
+class Listener:
+    owner_id: UUID
+    queue: asyncio.Queue[FeedEvent | _Overflow]
+    overflowed: bool = field(default=False)
+
+    def push(self, event: FeedEvent) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self.queue.get_nowait()  # make room for the marker; the replay recovers it
+            self.queue.put_nowait(OVERFLOW)
+
+
+class LiveHub:
+    def __init__(self, nats: Client, queue_size: int = 1000) -> None:
+        self._js = nats.jetstream()
+        self._queue_size = queue_size
+        self._listeners: dict[UUID, set[Listener]] = {}
+        self._sub: Subscription | None = None
+
+    async def start(self) -> None:
+        self._sub = await self._js.subscribe(
+            "events.>",
+            stream=EVENTS_STREAM.name,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.NEW,
+            idle_heartbeat=5.0,
+            cb=self._on_message,
+            pending_msgs_limit=-1,
+            pending_bytes_limit=-1,
+        )
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None
+
+    @property
+    def connections(self) -> int:
+        return sum(len(s) for s in self._listeners.values())
+
+    def register(self, owner_id: UUID) -> Listener:
+        listener = Listener(owner_id, asyncio.Queue(self._queue_size))
+        self._listeners.setdefault(owner_id, set()).add(listener)
+        return listener
+
+    def unregister(self, listener: Listener) -> None:
+        listeners = self._listeners.get(listener.owner_id)
+        if listeners is not None:
+            listeners.discard(listener)
+            if not listeners:
+                del self._listeners[listener.owner_id]
+
+    async def _on_message(self, msg: Msg) -> None:
+        try:
+            owner_id, event_type = parse_event_subject(msg.subject)
+        except ValueError:
+            log.warning("ignoring message on unexpected subject %s", msg.subject)
+            return
+        listeners = self._listeners.get(owner_id)
+        if not listeners:
+            return
+        event = FeedEvent(
+            seq=msg.metadata.sequence.stream,
+            owner_id=owner_id,
+            type=event_type,
+            data=msg.data.decode(),
+        )
+        for listener in listeners:
+            listener.push(event)
 
 
 class JetStreamFeed:
-    def __init__(self, nats: Client) -> None:
+    def __init__(self, nats: Client, hub: LiveHub) -> None:
         self._js = nats.jetstream()
+        self._hub = hub
 
     async def follow(self, owner_id: UUID, after_seq: int | None) -> AsyncIterator[FeedItem]:
-        subject = f"events.*.{owner_id}.>"
-        config = ConsumerConfig(inactive_threshold=30.0)
-        policy = DeliverPolicy.NEW
-        if after_seq is not None:
-            info = await self._js.stream_info(EVENTS_STREAM.name)
-            first_kept = info.state.first_seq
-            if after_seq + 1 < first_kept:
-                yield FeedReset(requested_after=after_seq, oldest_kept=first_kept)
-            else:
-                policy = DeliverPolicy.BY_START_SEQUENCE
-                config.opt_start_seq = after_seq + 1
+        listener = self._hub.register(owner_id)
+        try:
+            last = after_seq
+            if after_seq is not None:
+                info = await self._js.stream_info(EVENTS_STREAM.name)
+                if after_seq + 1 < info.state.first_seq:
+                    yield FeedReset(requested_after=after_seq, oldest_kept=info.state.first_seq)
+                    last = None
+                else:
+                    async for event in self._replay(owner_id, after_seq):
+                        last = event.seq
+                        yield event
+            while True:
+                item = await listener.queue.get()
+                if isinstance(item, _Overflow):
+                    # Catch up from the stream: everything after the last event sent.
+                    listener.overflowed = False
+                    if last is not None:
+                        async for event in self._replay(owner_id, last):
+                            last = event.seq
+                            yield event
+                    continue
+                if last is not None and item.seq <= last:
+                    continue  # already sent by the replay
+                last = item.seq
+                yield item
+        finally:
+            self._hub.unregister(listener)
+
+    async def _replay(self, owner_id: UUID, after_seq: int) -> AsyncIterator[FeedEvent]:
+        """The owner's events after `after_seq` that are in the stream now."""
         sub = await self._js.subscribe(
-            subject,
+            f"events.*.{owner_id}.>",
             stream=EVENTS_STREAM.name,
             ordered_consumer=True,
-            deliver_policy=policy,
-            config=config,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            config=ConsumerConfig(opt_start_seq=after_seq + 1, inactive_threshold=30.0),
             idle_heartbeat=5.0,
         )
         try:
+            info = await sub.consumer_info()
+            delivered = info.delivered.consumer_seq if info.delivered else 0
+            if info.num_pending == 0 and not delivered:
+                return  # nothing of this owner after `after_seq`
             async for msg in sub.messages:
+                _, event_type = parse_event_subject(msg.subject)
                 yield FeedEvent(
                     seq=msg.metadata.sequence.stream,
-                    type=event_type_of(msg.subject),
+                    owner_id=owner_id,
+                    type=event_type,
                     data=msg.data.decode(),
                 )
+                if msg.metadata.num_pending == 0:
+                    return
         finally:
             await sub.unsubscribe()

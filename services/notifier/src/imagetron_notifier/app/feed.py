@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 
@@ -13,6 +14,7 @@ class FeedEvent:
     """One domain event: `seq` is its sequence in the EVENTS stream (the SSE id)."""
 
     seq: int
+    owner_id: UUID
     type: str
     data: str  # the JSON payload exactly as published
 
@@ -31,13 +33,62 @@ FeedItem = FeedEvent | FeedReset
 
 class EventFeed(Protocol):
     def follow(self, owner_id: UUID, after_seq: int | None) -> AsyncIterator[FeedItem]:
-        """The owner's events after `after_seq` (None: only new ones), then live, in order."""
+        """The owner's events after `after_seq` (None: only new ones), then live, in order,
+        each once."""
         ...
 
 
-def event_type_of(subject: str) -> str:
-    """`events.<service>.<owner>.<family>.<name>` → `<family>.<name>` (e.g. task.completed)."""
+def parse_event_subject(subject: str) -> tuple[UUID, str]:
+    """`events.<service>.<owner>.<family>.<name>` → (owner, `<family>.<name>`)."""
     parts = subject.split(".", 3)
     if len(parts) != 4 or parts[0] != "events":
         raise ValueError(f"not an event subject: {subject!r}")
-    return parts[3]
+    return UUID(parts[2]), parts[3]
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Narrows a stream to what one page shows. Empty: everything of the owner."""
+
+    types: frozenset[str] = frozenset()
+    task_id: UUID | None = None
+    prompt_id: UUID | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return not self.types and self.task_id is None and self.prompt_id is None
+
+    def matches(self, event: FeedEvent) -> bool:
+        if self.is_open:
+            return True
+        if self.types and event.type not in self.types:
+            return False
+        if self.task_id is None and self.prompt_id is None:
+            return True
+        try:
+            data: dict[str, Any] = json.loads(event.data)
+        except ValueError:
+            return False
+        task_ids, prompt_ids = _ids(data)
+        return (self.task_id is None or str(self.task_id) in task_ids) and (
+            self.prompt_id is None or str(self.prompt_id) in prompt_ids
+        )
+
+
+def _ids(data: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """The task and prompt ids an event is about, whatever its family."""
+    tasks: set[str] = set()
+    prompts: set[str] = set()
+    for key in ("task", "image", "prompt"):
+        entity = data.get(key)
+        if not isinstance(entity, dict):
+            continue
+        if key == "task":
+            tasks.add(str(entity.get("id")))
+        elif key == "image":
+            tasks.add(str(entity.get("task_id")))
+        else:
+            prompts.add(str(entity.get("id")))
+        if entity.get("prompt_id") is not None:
+            prompts.add(str(entity["prompt_id"]))
+    return tasks, prompts

@@ -6,18 +6,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from imagetron_platform.errors import Unauthorized
 from imagetron_platform.events_tokens import verify_events_token
 from starlette.exceptions import HTTPException
 
-from imagetron_notifier.app.feed import EventFeed, FeedEvent
+from imagetron_notifier.adapters.jetstream_feed import LiveHub
+from imagetron_notifier.app.feed import EventFeed, EventFilter, FeedEvent
 from imagetron_notifier.metrics import (
     DELIVERY_LAG,
     EVENTS_DELIVERED,
@@ -30,13 +30,6 @@ from imagetron_notifier.settings import NotifierSettings
 router = APIRouter()
 
 
-@dataclass
-class Connections:
-    """Open SSE connections of this process (the cap is per process)."""
-
-    open: int = 0
-
-
 def _token(request: Request) -> str | None:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
@@ -47,7 +40,7 @@ def _token(request: Request) -> str | None:
 def subscriber(request: Request) -> UUID:
     """Runs before the stream starts, so refusals are proper HTTP answers."""
     settings: NotifierSettings = request.app.state.settings
-    connections: Connections = request.app.state.connections
+    hub: LiveHub = request.app.state.hub
     token = _token(request)
     claims = (
         verify_events_token(settings.events_token_secret.get_secret_value(), token)
@@ -56,7 +49,7 @@ def subscriber(request: Request) -> UUID:
     )
     if claims is None:
         raise Unauthorized("A valid events token is required (POST /api/v1/events/token).")
-    if connections.open >= settings.max_connections:
+    if hub.connections >= settings.max_connections:
         REJECTED_CONNECTIONS.inc()
         raise HTTPException(
             503,
@@ -81,19 +74,27 @@ async def stream_events(
     request: Request,
     owner_id: Annotated[UUID, Depends(subscriber)],
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", pattern=r"^[0-9]+$")] = None,
+    task_id: UUID | None = None,
+    prompt_id: UUID | None = None,
+    types: Annotated[str | None, Query(pattern=r"^[a-z_]+\.[a-z_]+(,[a-z_]+\.[a-z_]+)*$")] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     settings: NotifierSettings = request.app.state.settings
     feed: EventFeed = request.app.state.feed
-    connections: Connections = request.app.state.connections
+    wanted = EventFilter(
+        types=frozenset(types.split(",")) if types else frozenset(),
+        task_id=task_id,
+        prompt_id=prompt_id,
+    )
     after = int(last_event_id) if last_event_id is not None else None
     if after is not None:
         REPLAYS.labels("resumed").inc()
-    connections.open += 1
     OPEN_CONNECTIONS.inc()
     try:
         yield ServerSentEvent(comment="connected", retry=settings.client_retry_ms)
         async for item in feed.follow(owner_id, after):
             if isinstance(item, FeedEvent):
+                if not wanted.matches(item):
+                    continue
                 lag = _lag_seconds(item.data)
                 if lag is not None:
                     DELIVERY_LAG.observe(lag)
@@ -113,5 +114,4 @@ async def stream_events(
                     ),
                 )
     finally:
-        connections.open -= 1
         OPEN_CONNECTIONS.dec()
