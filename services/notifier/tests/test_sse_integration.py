@@ -217,3 +217,127 @@ async def test_an_id_older_than_the_stream_gets_a_reset_event(nats_url, js):
     assert event == "reset"
     assert data["requested_after"] == 1
     assert data["oldest_kept"] >= live[0]
+
+
+async def _publish_for_task(js, owner, task_id, n, name="progress", pad=0):
+    seqs = []
+    for i in range(n):
+        payload = {
+            "id": str(uuid.uuid4()),
+            "type": f"task.{name}",
+            "owner_id": str(owner),
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "task": {"id": str(task_id), "prompt_id": str(uuid.uuid4()), "n": i},
+            "pad": "x" * pad,
+        }
+        ack = await js.publish(
+            f"events.images.{owner}.task.{name}",
+            json.dumps(payload).encode(),
+            stream=EVENTS_STREAM.name,
+        )
+        seqs.append(ack.seq)
+    return seqs
+
+
+async def test_filters_narrow_the_stream_to_one_task_or_type(nats_url, js):
+    owner, wanted, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    start = (await _publish_for_task(js, owner, other, 1))[0]
+    mine = await _publish_for_task(js, owner, wanted, 2)
+    await _publish_for_task(js, owner, other, 2)
+    done = await _publish_for_task(js, owner, wanted, 1, name="completed")
+    token, _ = issue_events_token(SECRET, owner, 60)
+    async with (
+        serving(create_app(_settings(nats_url))) as url,
+        httpx.AsyncClient(base_url=url, timeout=None) as client,
+    ):
+
+        async def read(params, count):
+            got = []
+            async with aconnect_sse(
+                client,
+                "GET",
+                "/events",
+                params={"token": token, **params},
+                headers={"Last-Event-ID": str(start - 1)},
+            ) as source:
+                async for sse in source.aiter_sse():
+                    if sse.id:
+                        got.append(int(sse.id))
+                        if len(got) == count:
+                            return got
+            return got
+
+        by_task = await asyncio.wait_for(read({"task_id": str(wanted)}, 3), 10)
+        by_type = await asyncio.wait_for(
+            read({"task_id": str(wanted), "types": "task.completed"}, 1), 10
+        )
+        bad = await client.get("/events", params={"token": token, "types": "no dots"})
+    assert by_task == [*mine, *done]
+    assert by_type == done
+    assert bad.status_code == 422
+
+
+async def test_departed_clients_are_cleaned_up_promptly(nats_url, js):
+    owner = uuid.uuid4()
+    async with serving(create_app(_settings(nats_url))) as url:
+        seen, ready = [], asyncio.Event()
+        task = asyncio.create_task(_connected(url, owner, seen, ready))
+        await asyncio.wait_for(ready.wait(), 5)
+
+        async def open_connections() -> float:
+            async with httpx.AsyncClient(base_url=url) as client:
+                text = (await client.get("/metrics")).text
+            line = next(x for x in text.splitlines() if x.startswith("imagetron_sse_connections "))
+            return float(line.split()[1])
+
+        for _ in range(50):
+            if await open_connections() == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert await open_connections() == 1
+        task.cancel()  # the browser tab closes
+        await asyncio.gather(task, return_exceptions=True)
+        for _ in range(60):
+            if await open_connections() == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await open_connections() == 0
+
+
+async def test_events_published_during_a_replay_are_neither_lost_nor_repeated(nats_url, js):
+    owner, task_id = uuid.uuid4(), uuid.uuid4()
+    before = await _publish_for_task(js, owner, task_id, 300)
+    async with serving(create_app(_settings(nats_url))) as url:
+        reader = asyncio.create_task(
+            _read(url, owner, 600, last_event_id=before[0] - 1, timeout=30)
+        )
+        during = await _publish_for_task(js, owner, task_id, 300)
+        got = await reader
+    assert [s for s, _, _ in got] == before + during
+
+
+async def test_a_client_too_slow_for_its_queue_catches_up_from_the_stream(nats_url, js):
+    owner, task_id = uuid.uuid4(), uuid.uuid4()
+    token, _ = issue_events_token(SECRET, owner, 60)
+    async with serving(create_app(_settings(nats_url, client_queue_size=5))) as url:
+        async with (
+            httpx.AsyncClient(base_url=url, timeout=None) as client,
+            aconnect_sse(
+                client, "GET", "/events", headers={"Authorization": f"Bearer {token}"}
+            ) as source,
+        ):
+            await asyncio.sleep(0.3)
+            # 8 MB of events while the client reads nothing: the socket and the queue fill up.
+            seqs = await _publish_for_task(js, owner, task_id, 400, pad=20_000)
+            await asyncio.sleep(0.5)
+            got = []
+
+            async def drain():
+                async for sse in source.aiter_sse():
+                    if sse.id:
+                        got.append(int(sse.id))
+                        if len(got) == len(seqs):
+                            return
+
+            await asyncio.wait_for(drain(), 30)
+    assert got == seqs

@@ -34,7 +34,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await broker.start()
-        hub = LiveHub(broker.connection)
+        hub = LiveHub(broker.connection, queue_size=settings.client_queue_size)
         await hub.start()
         app.state.settings = settings
         app.state.hub = hub

@@ -11,5 +11,7 @@ class NotifierSettings(ServiceSettings):
     #: Connections this process holds at most; beyond it clients get 503 + Retry-After.
     max_connections: int = Field(default=10_000, ge=1)
     retry_after_seconds: int = Field(default=5, ge=1)
+    #: Live events queued per connection; a client further behind catches up from the stream.
+    client_queue_size: int = Field(default=1_000, ge=1)
     #: Browser reconnection delay sent in the stream's `retry:` field.
     client_retry_ms: int = Field(default=2_000, ge=100)

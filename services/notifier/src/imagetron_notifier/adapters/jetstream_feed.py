@@ -47,8 +47,11 @@ class Listener:
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
+            # Drop everything queued (all of it is newer than what was sent) and leave only
+            # the marker: the connection replays from its last sent event, in order.
             self.overflowed = True
-            self.queue.get_nowait()  # make room for the marker; the replay recovers it
+            while not self.queue.empty():
+                self.queue.get_nowait()
             self.queue.put_nowait(OVERFLOW)
 
 

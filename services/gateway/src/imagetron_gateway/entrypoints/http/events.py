@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Annotated
+from uuid import UUID
 
 import httpx
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response, StreamingResponse
 from imagetron_platform.errors import ServiceUnavailable
 from imagetron_platform.events_tokens import issue_events_token
@@ -19,6 +20,8 @@ from imagetron_gateway.entrypoints.http.deps import Context, EventsOwner
 from imagetron_gateway.entrypoints.http.problems import problems
 
 router = APIRouter(prefix="/api/v1")
+
+EVENT_TYPES_PATTERN = r"^[a-z_]+\.[a-z_]+(,[a-z_]+\.[a-z_]+)*$"
 
 #: Only needs to outlive the connect: the notifier checks it once per connection.
 UPSTREAM_TOKEN_TTL = 60
@@ -35,6 +38,9 @@ async def stream_events(
     owner: EventsOwner,
     ctx: Context,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", pattern=r"^[0-9]+$")] = None,
+    task_id: UUID | None = None,
+    prompt_id: UUID | None = None,
+    types: Annotated[str | None, Query(pattern=EVENT_TYPES_PATTERN)] = None,
 ) -> Response:
     token, _ = issue_events_token(
         ctx.settings.events_token_secret.get_secret_value(), owner.id, UPSTREAM_TOKEN_TTL
@@ -42,7 +48,13 @@ async def stream_events(
     headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
     if last_event_id is not None:
         headers["Last-Event-ID"] = last_event_id
-    request = ctx.http.build_request("GET", f"{ctx.settings.notifier_url}/events", headers=headers)
+    filters = {"task_id": task_id, "prompt_id": prompt_id, "types": types}
+    request = ctx.http.build_request(
+        "GET",
+        f"{ctx.settings.notifier_url}/events",
+        headers=headers,
+        params={k: str(v) for k, v in filters.items() if v is not None},
+    )
     try:
         upstream = await ctx.http.send(request, stream=True)
     except httpx.HTTPError as exc:
