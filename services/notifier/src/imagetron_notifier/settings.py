@@ -13,5 +13,7 @@ class NotifierSettings(ServiceSettings):
     retry_after_seconds: int = Field(default=5, ge=1)
     #: Live events queued per connection; a client further behind catches up from the stream.
     client_queue_size: int = Field(default=1_000, ge=1)
+    #: A comment line after this long without events, so idle connections stay open.
+    heartbeat_seconds: float = Field(default=15.0, gt=0)
     #: Browser reconnection delay sent in the stream's `retry:` field.
     client_retry_ms: int = Field(default=2_000, ge=100)

@@ -23,7 +23,13 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from imagetron_notifier.app.feed import FeedEvent, FeedItem, FeedReset, parse_event_subject
+from imagetron_notifier.app.feed import (
+    FeedEvent,
+    FeedItem,
+    FeedReset,
+    Heartbeat,
+    parse_event_subject,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,7 @@ class _Overflow:
 
 
 OVERFLOW = _Overflow()
+HEARTBEAT = Heartbeat()
 
 
 @dataclass(eq=False)
@@ -104,12 +111,7 @@ class LiveHub:
         listeners = self._listeners.get(owner_id)
         if not listeners:
             return
-        event = FeedEvent(
-            seq=msg.metadata.sequence.stream,
-            owner_id=owner_id,
-            type=event_type,
-            data=msg.data.decode(),
-        )
+        event = FeedEvent.of(msg.metadata.sequence.stream, owner_id, event_type, msg.data.decode())
         for listener in listeners:
             listener.push(event)
 
@@ -119,7 +121,9 @@ class JetStreamFeed:
         self._js = nats.jetstream()
         self._hub = hub
 
-    async def follow(self, owner_id: UUID, after_seq: int | None) -> AsyncIterator[FeedItem]:
+    async def follow(
+        self, owner_id: UUID, after_seq: int | None, heartbeat_seconds: float
+    ) -> AsyncIterator[FeedItem]:
         listener = self._hub.register(owner_id)
         try:
             last = after_seq
@@ -133,7 +137,11 @@ class JetStreamFeed:
                         last = event.seq
                         yield event
             while True:
-                item = await listener.queue.get()
+                try:
+                    item = await asyncio.wait_for(listener.queue.get(), heartbeat_seconds)
+                except TimeoutError:
+                    yield HEARTBEAT
+                    continue
                 if isinstance(item, _Overflow):
                     # Catch up from the stream: everything after the last event sent.
                     listener.overflowed = False
@@ -166,11 +174,8 @@ class JetStreamFeed:
                 return  # nothing of this owner after `after_seq`
             async for msg in sub.messages:
                 _, event_type = parse_event_subject(msg.subject)
-                yield FeedEvent(
-                    seq=msg.metadata.sequence.stream,
-                    owner_id=owner_id,
-                    type=event_type,
-                    data=msg.data.decode(),
+                yield FeedEvent.of(
+                    msg.metadata.sequence.stream, owner_id, event_type, msg.data.decode()
                 )
                 if msg.metadata.num_pending == 0:
                     return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -17,6 +18,28 @@ class FeedEvent:
     owner_id: UUID
     type: str
     data: str  # the JSON payload exactly as published
+    #: The SSE frame, encoded once and written to every connection of the owner.
+    frame: bytes = b""
+    #: When the event happened (unix seconds), for the delivery-lag metric.
+    occurred_at: float | None = None
+
+    @classmethod
+    def of(cls, seq: int, owner_id: UUID, type: str, data: str) -> FeedEvent:
+        return cls(
+            seq, owner_id, type, data, sse_frame(data, event=type, id=str(seq)), _occurred(data)
+        )
+
+
+def _occurred(data: str) -> float | None:
+    try:
+        return datetime.fromisoformat(json.loads(data)["occurred_at"]).timestamp()
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Nothing happened for a while: a comment keeps proxies from closing the connection."""
 
 
 @dataclass(frozen=True)
@@ -28,13 +51,38 @@ class FeedReset:
     oldest_kept: int
 
 
-FeedItem = FeedEvent | FeedReset
+FeedItem = FeedEvent | FeedReset | Heartbeat
+
+
+def sse_frame(
+    data: str | None = None,
+    *,
+    event: str | None = None,
+    id: str | None = None,
+    retry_ms: int | None = None,
+    comment: str | None = None,
+) -> bytes:
+    """One Server-Sent Events frame (WHATWG HTML, "Interpreting an event stream")."""
+    lines = []
+    if comment is not None:
+        lines.append(f": {comment}")
+    if id is not None:
+        lines.append(f"id: {id}")
+    if event is not None:
+        lines.append(f"event: {event}")
+    if retry_ms is not None:
+        lines.append(f"retry: {retry_ms}")
+    if data is not None:
+        lines.extend(f"data: {line}" for line in data.splitlines() or [""])
+    return ("\n".join(lines) + "\n\n").encode()
 
 
 class EventFeed(Protocol):
-    def follow(self, owner_id: UUID, after_seq: int | None) -> AsyncIterator[FeedItem]:
+    def follow(
+        self, owner_id: UUID, after_seq: int | None, heartbeat_seconds: float
+    ) -> AsyncIterator[FeedItem]:
         """The owner's events after `after_seq` (None: only new ones), then live, in order,
-        each once."""
+        each once; a Heartbeat whenever `heartbeat_seconds` pass without one."""
         ...
 
 
