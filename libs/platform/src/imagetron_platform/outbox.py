@@ -105,8 +105,12 @@ class OutboxRelay:
                 raise
             except Exception:
                 log.exception("outbox relay pass failed; retrying")
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives
+            # while the event is being set (a commit's wake() during shutdown), and the relay
+            # would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_seconds)
+                async with asyncio.timeout(self._poll_seconds):
+                    await self._wakeup.wait()
             self._wakeup.clear()
 
 

@@ -23,8 +23,6 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="session")
 def settings(postgres_dsn: str, nats_url: str) -> PromptsSettings:

@@ -1,13 +1,17 @@
 """Task events from the EVENTS stream move the prompt's counters exactly once, whatever the
-duplicates, redeliveries and ordering; each change is announced as `prompt.updated`."""
+duplicates, redeliveries and ordering; each change is announced as `prompt.updated`; a
+failure is retried after a delay."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import nats
 import pytest
 from imagetron_contracts.models.images import Task, TaskEvent, TaskStatus
 from imagetron_contracts.models.images import Type as TaskEventType
@@ -18,9 +22,18 @@ from imagetron_contracts.models.prompts import (
     PromptQuery,
 )
 from imagetron_contracts.streams import RPC_PROMPTS_CREATE, RPC_PROMPTS_GET
+from imagetron_platform.db import utcnow
+from imagetron_platform.messaging import provision_streams
 from imagetron_prompts.adapters.tables import inbox
+from imagetron_prompts.adapters.unit_of_work import PromptsUnitOfWork
 from imagetron_prompts.app.handlers import TASK_EVENTS_CONSUMER
+from imagetron_prompts.app.ports import Dependencies
+from imagetron_prompts.bootstrap import build_broker
+from imagetron_prompts.entrypoints.messaging import TASK_EVENTS_DURABLE, retry_delay
+from imagetron_prompts.settings import PromptsSettings
 from sqlalchemy import select
+
+from imagetron.servers import NatsServer
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +115,7 @@ async def test_duplicated_and_redelivered_events_count_once(
         # Same event under another message id (e.g. republished after the window): the
         # stream keeps it, the inbox must drop it.
         other_id = await publish(js, event, msg_id=f"republished-{event.id}")
-        assert (first.duplicate, again.duplicate, other_id.duplicate) == (False, True, False)
+        assert [bool(ack.duplicate) for ack in (first, again, other_id)] == [False, True, False]
         await consumed()
         assert counters(await current(rpc, prompt)) == expected
         applied.append(event)
@@ -167,4 +180,52 @@ async def test_malformed_event_is_terminated_not_retried(rpc, js, consumed):
     prompt = await new_prompt(rpc, owner)
     await publish(js, task_event(owner, prompt.id, uuid.uuid4(), TaskEventType.task_created))
     await consumed()
+    assert (await current(rpc, prompt)).active_tasks == 1
+
+
+@pytest.fixture
+def private_nats_url(tmp_path) -> Iterator[str]:
+    """A NATS server of its own: the service's durable consumer on the session server would
+    otherwise take the messages."""
+    with NatsServer(tmp_path / "nats") as server:
+        yield server.url
+
+
+async def test_failed_handling_is_retried_after_the_backoff_delay(
+    settings, rpc, session_factory, private_nats_url
+):
+    owner = uuid.uuid4()
+    prompt = await new_prompt(rpc, owner)
+    attempts: list[float] = []
+
+    class DatabaseDownTwice(PromptsUnitOfWork):
+        async def claim(self, consumer: str, message_id: str) -> bool:
+            attempts.append(time.monotonic())
+            if len(attempts) <= 2:
+                raise ConnectionError("the database is restarting")
+            return await super().claim(consumer, message_id)
+
+    nc = await nats.connect(private_nats_url)
+    js = nc.jetstream()
+    await provision_streams(js)
+    deps = Dependencies(uow=lambda: DatabaseDownTwice(session_factory), clock=utcnow)
+    broker = build_broker(
+        PromptsSettings(database_url=settings.database_url, nats_url=private_nats_url), deps
+    )
+    await broker.start()
+    try:
+        await publish(js, task_event(owner, prompt.id, uuid.uuid4(), TaskEventType.task_created))
+        async with asyncio.timeout(15):
+            while True:
+                info = await js.consumer_info("EVENTS", TASK_EVENTS_DURABLE)
+                if len(attempts) >= 3 and info.num_ack_pending == 0 and info.num_pending == 0:
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        await broker.stop()
+        await nc.drain()
+
+    assert len(attempts) == 3
+    assert attempts[1] - attempts[0] >= retry_delay(1) * 0.9
+    assert attempts[2] - attempts[1] >= retry_delay(2) * 0.9
     assert (await current(rpc, prompt)).active_tasks == 1

@@ -97,13 +97,14 @@ def test_retry_delays_grow_and_the_last_repeats():
     assert 30 * 60 <= sum(delays[:-1]) <= 3 * 60 * 60  # retried for half an hour to hours
 
 
-def test_consumer_retries_a_finite_number_of_times():
+def test_consumer_retries_a_finite_number_of_times_with_the_delays_sent_by_the_nak():
     config = task_events_consumer_config()
     assert config.durable_name == "prompts-task-events"
     assert config.max_deliver == TASK_EVENTS_MAX_DELIVER
-    # JetStream rejects a consumer whose backoff list is not shorter than max_deliver.
-    assert config.backoff is not None
-    assert len(config.backoff) < config.max_deliver
+    assert config.ack_wait is not None
+    assert config.ack_wait >= 10
+    # A `backoff` list would make JetStream measure NAK delays from backoff[0] and stretch them.
+    assert config.backoff is None
 
 
 def test_asyncapi_documents_the_contract_subjects():

@@ -51,16 +51,18 @@ RPC_QUEUE = "prompts"
 # asyncapi channel `events_images_task`; as a filter: events.images.*.task.*
 TASK_EVENTS_SUBJECT = "events.images.{owner_id}.task.{event_type}"
 TASK_EVENTS_DURABLE = TASK_EVENTS_CONSUMER
-TASK_EVENTS_BATCH = 16
+# Handled concurrently, each on its own database connection (see `database_pool_size`).
+TASK_EVENTS_BATCH = 8
 TASK_EVENTS_MAX_DELIVER = 20
-# A failed delivery is NAKed with the delay for its delivery number (the last one repeats):
-# about an hour of retries before JetStream gives up, enough to ride out a database restart.
-# The server ignores the consumer's `backoff` for a plain NAK and redelivers at once, so the
-# delay is sent with the NAK.
+# The backoff: a failed delivery is NAKed with the delay for its delivery number (the last
+# one repeats), about an hour of retries before JetStream gives up -- enough to ride out a
+# database restart. It travels with the NAK because the server ignores the consumer's
+# `backoff` list for a plain NAK (it redelivers at once), and a `backoff` list would also
+# lengthen NAK delays (they are measured from `ack_wait`, which becomes `backoff[0]`).
 TASK_EVENTS_RETRY_DELAYS: tuple[float, ...] = (1, 2, 5, 10, 30, 60, 120, 300)
-# Redelivery of a message nobody acked (a replica died mid-handling); the first value is
-# also the ack wait, so it bounds how long one event may take.
-TASK_EVENTS_ACK_BACKOFF: tuple[float, ...] = (30, 60, 120, 300)
+# Redelivery of a message nobody acked (a replica died mid-handling); also bounds how long
+# handling one event may take.
+TASK_EVENTS_ACK_WAIT = 30.0
 
 # asyncapi channel `events_prompts_prompt`; events go out through the outbox relay.
 PROMPT_EVENTS_SUBJECT = "events.prompts.{owner_id}.prompt.{event_type}"
@@ -75,8 +77,8 @@ def retry_delay(num_delivered: int) -> float:
 def task_events_consumer_config() -> ConsumerConfig:
     return ConsumerConfig(
         durable_name=TASK_EVENTS_DURABLE,
+        ack_wait=TASK_EVENTS_ACK_WAIT,
         max_deliver=TASK_EVENTS_MAX_DELIVER,
-        backoff=list(TASK_EVENTS_ACK_BACKOFF),
     )
 
 
@@ -155,16 +157,24 @@ def register_subscribers(broker: NatsBroker, deps: Dependencies) -> None:
         except Exception as exc:
             delivered = msg.raw_message.metadata.num_delivered or 1
             delay = retry_delay(delivered)
-            level = logging.ERROR if delivered >= TASK_EVENTS_MAX_DELIVER else logging.WARNING
-            log.log(
-                level,
-                "applying a task event failed (delivery %d of %d); retrying in %gs",
-                delivered,
-                TASK_EVENTS_MAX_DELIVER,
-                delay,
-                exc_info=True,
-                extra={"event_id": str(event.id), "event_type": event.type.value},
-            )
+            context = {"event_id": str(event.id), "event_type": event.type.value}
+            if delivered >= TASK_EVENTS_MAX_DELIVER:
+                # JetStream delivers it no more: the prompt's counters miss this event.
+                log.error(
+                    "applying a task event failed for the last time (%d deliveries)",
+                    delivered,
+                    exc_info=True,
+                    extra=context,
+                )
+            else:
+                log.warning(
+                    "applying a task event failed (delivery %d of %d); retrying in %gs",
+                    delivered,
+                    TASK_EVENTS_MAX_DELIVER,
+                    delay,
+                    exc_info=True,
+                    extra=context,
+                )
             raise NackMessage(delay=delay) from exc
         if outcome is TaskEventOutcome.DUPLICATE:
             INBOX_DUPLICATES.labels(SERVICE, TASK_EVENTS_CONSUMER).inc()
