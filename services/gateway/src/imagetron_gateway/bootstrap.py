@@ -23,7 +23,15 @@ from imagetron_gateway.adapters.callbacks import JetStreamCallbackSink
 from imagetron_gateway.adapters.identity import SqlIdentityUnitOfWork
 from imagetron_gateway.app.identity import Authenticator, ensure_bootstrap_admin
 from imagetron_gateway.context import GatewayContext
-from imagetron_gateway.entrypoints.http import api, events, webhooks
+from imagetron_gateway.entrypoints.http import (
+    events,
+    events_token,
+    images,
+    prompts,
+    tasks,
+    users,
+    webhooks,
+)
 from imagetron_gateway.entrypoints.http.problems import problem_media_type
 from imagetron_gateway.settings import GatewaySettings
 
@@ -93,8 +101,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_platform(app, SERVICE, {"database": lambda: ping(engine), "nats": nats_ready})
-    app.include_router(api.router)
-    app.include_router(events.router)
+    for module in (users, prompts, tasks, images, events_token, events):
+        app.include_router(module.router)
     app.include_router(webhooks.router)
     generate_openapi = app.openapi
 

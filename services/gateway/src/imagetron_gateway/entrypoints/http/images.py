@@ -1,0 +1,98 @@
+"""Images and their stored bytes: forwarded to the images service.
+
+Operation ids, paths, parameters and models follow `contracts/openapi.yaml`; a contract
+test compares the generated OpenAPI with the document."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from imagetron_contracts import streams
+from imagetron_contracts.models.images import (
+    Image,
+    ImageContentLink,
+    ImageKind,
+    ImagePage,
+    ImageQuery,
+    ListImagesQuery,
+)
+from imagetron_platform.errors import ServiceUnavailable
+
+from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
+from imagetron_gateway.entrypoints.http.params import Cursor, Limit
+from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems
+
+router = APIRouter(prefix="/api/v1")
+
+
+@router.get("/images", operation_id="listImages", responses=problems(*FORWARDED), tags=["images"])
+async def list_images(
+    caller: CurrentUser,
+    ctx: Context,
+    task_id: UUID | None = None,
+    prompt_id: UUID | None = None,
+    kind: ImageKind | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> ImagePage:
+    query = ListImagesQuery(
+        owner_id=caller.id,
+        task_id=task_id,
+        prompt_id=prompt_id,
+        kind=kind,
+        limit=limit,
+        cursor=cursor,
+    )
+    return await ctx.rpc.call(streams.RPC_IMAGES_IMAGES_LIST, query, ImagePage)
+
+
+@router.get(
+    "/images/{image_id}",
+    operation_id="getImage",
+    responses=problems(401, 404, 422, 503, 504),
+    tags=["images"],
+)
+async def get_image(image_id: UUID, caller: CurrentUser, ctx: Context) -> Image:
+    query = ImageQuery(owner_id=caller.id, image_id=image_id)
+    return await ctx.rpc.call(streams.RPC_IMAGES_IMAGES_GET, query, Image)
+
+
+@router.get(
+    "/images/{image_id}/content",
+    operation_id="getImageContent",
+    tags=["images"],
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
+        **problems(401, 404, 409, 422, 503, 504),
+    },
+)
+async def get_image_content(image_id: UUID, caller: CurrentUser, ctx: Context) -> StreamingResponse:
+    # The images service checks ownership and hands out a short-lived URL of the stored
+    # object; the bytes are streamed through, so clients need no access to object storage.
+    link = await ctx.rpc.call(
+        streams.RPC_IMAGES_IMAGES_CONTENT_URL,
+        ImageQuery(owner_id=caller.id, image_id=image_id),
+        ImageContentLink,
+    )
+    upstream = await ctx.http.send(ctx.http.build_request("GET", link.url), stream=True)
+    if upstream.status_code != 200:
+        await upstream.aclose()
+        raise ServiceUnavailable(
+            f"Object storage answered {upstream.status_code} for the image; retry later."
+        )
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in upstream.aiter_raw():
+                yield chunk
+        finally:
+            await upstream.aclose()
+
+    headers = {"Cache-Control": "private, max-age=3600"}
+    if "content-length" in upstream.headers:
+        headers["Content-Length"] = upstream.headers["content-length"]
+    return StreamingResponse(body(), media_type=link.content_type, headers=headers)
