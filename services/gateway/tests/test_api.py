@@ -127,3 +127,11 @@ async def test_events_token_is_short_lived_and_bound_to_its_owner(gateway):
     for token in (expired, forged, "garbage", response.json()["token"] + "x"):
         refused = await gateway.client.get("/api/v1/events", params={"token": token})
         assert refused.status_code == 401, token
+
+
+async def test_the_events_token_is_also_a_cookie_scoped_to_the_stream(gateway):
+    response = await gateway.client.post("/api/v1/events/token", headers=gateway.auth("ada"))
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"imagetron_events={response.json()['token']};")
+    for attribute in ("HttpOnly", "Path=/api/v1/events", "SameSite=strict", "Max-Age="):
+        assert attribute in cookie

@@ -341,3 +341,25 @@ async def test_a_client_too_slow_for_its_queue_catches_up_from_the_stream(nats_u
 
             await asyncio.wait_for(drain(), 30)
     assert got == seqs
+
+
+async def test_the_events_cookie_authenticates_a_browser_routed_straight_here(nats_url, js):
+    owner = uuid.uuid4()
+    seqs = await _publish(js, owner, "progress", 1)
+    token, _ = issue_events_token(SECRET, owner, 60)
+    async with (
+        serving(create_app(_settings(nats_url))) as url,
+        httpx.AsyncClient(
+            base_url=url, timeout=None, cookies={"imagetron_events": token}
+        ) as client,
+    ):
+        async with aconnect_sse(
+            client, "GET", "/api/v1/events", headers={"Last-Event-ID": str(seqs[0] - 1)}
+        ) as source:
+            async for sse in source.aiter_sse():
+                if sse.id:
+                    assert int(sse.id) == seqs[0]
+                    break
+        client.cookies.set("imagetron_events", "forged.token")
+        forged = await client.get("/api/v1/events")
+    assert forged.status_code == 401

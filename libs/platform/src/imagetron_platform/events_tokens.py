@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from uuid import UUID
 
 
+#: The cookie `POST /api/v1/events/token` also sets (path `/api/v1/events`, HttpOnly).
+EVENTS_COOKIE = "imagetron_events"
+
+
 @dataclass(frozen=True)
 class EventsClaims:
     owner_id: UUID

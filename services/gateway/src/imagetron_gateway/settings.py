@@ -22,5 +22,7 @@ class GatewaySettings(DatabaseSettings):
     #: Signs the short-lived events tokens; the notifier has the same setting.
     events_token_secret: SecretStr = SecretStr("change-me-events-token-secret")
     events_token_ttl_seconds: int = Field(default=300, ge=10, le=86_400)
+    #: Send the events cookie only over HTTPS (turn on behind TLS).
+    events_cookie_secure: bool = False
 
     api_key_cache_seconds: float = Field(default=30.0, ge=0)

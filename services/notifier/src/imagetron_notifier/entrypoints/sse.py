@@ -15,7 +15,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from imagetron_platform.errors import Unauthorized
-from imagetron_platform.events_tokens import verify_events_token
+from imagetron_platform.events_tokens import EVENTS_COOKIE, verify_events_token
 from starlette.exceptions import HTTPException
 
 from imagetron_notifier.adapters.jetstream_feed import LiveHub
@@ -35,10 +35,12 @@ EVENT_TYPES = r"^[a-z_]+\.[a-z_]+(,[a-z_]+\.[a-z_]+)*$"
 
 
 def _token(request: Request) -> str | None:
+    """Bearer header (the gateway's proxy), `token` query parameter or the events cookie
+    (browsers routed straight here)."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.query_params.get("token")
+    return request.query_params.get("token") or request.cookies.get(EVENTS_COOKIE)
 
 
 def subscriber(request: Request) -> UUID:

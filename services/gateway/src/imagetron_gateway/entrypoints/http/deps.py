@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from imagetron_platform.errors import Unauthorized
-from imagetron_platform.events_tokens import verify_events_token
+from imagetron_platform.events_tokens import EVENTS_COOKIE, verify_events_token
 
 from imagetron_gateway.context import GatewayContext
 from imagetron_gateway.domain.identity import User
@@ -35,8 +35,10 @@ CurrentUser = Annotated[User, Depends(current_user)]
 
 
 async def events_owner(request: Request, ctx: Context) -> User:
-    """The bearer key, or for EventSource the `token` query parameter."""
+    """The bearer key, or for EventSource the `token` query parameter or the events cookie."""
     token = request.query_params.get("token")
+    if token is None and _bearer(request) is None:
+        token = request.cookies.get(EVENTS_COOKIE)
     if token is None:
         return await ctx.authenticator.authenticate(_bearer(request))
     claims = verify_events_token(ctx.settings.events_token_secret.get_secret_value(), token)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from imagetron_contracts.models.identity import EventsToken
-from imagetron_platform.events_tokens import issue_events_token
+from imagetron_platform.events_tokens import EVENTS_COOKIE, issue_events_token
 
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
 from imagetron_gateway.entrypoints.http.problems import problems
@@ -24,10 +24,20 @@ router = APIRouter(prefix="/api/v1")
     responses=problems(401),
     tags=["events"],
 )
-async def create_events_token(caller: CurrentUser, ctx: Context) -> EventsToken:
+async def create_events_token(caller: CurrentUser, ctx: Context, response: Response) -> EventsToken:
+    ttl = ctx.settings.events_token_ttl_seconds
     token, expires_at = issue_events_token(
-        ctx.settings.events_token_secret.get_secret_value(),
-        caller.id,
-        ctx.settings.events_token_ttl_seconds,
+        ctx.settings.events_token_secret.get_secret_value(), caller.id, ttl
+    )
+    # The same token as a cookie scoped to the stream, so a same-origin EventSource needs no
+    # query parameter (and the token stays out of URLs and access logs).
+    response.set_cookie(
+        EVENTS_COOKIE,
+        token,
+        max_age=ttl,
+        path="/api/v1/events",
+        httponly=True,
+        samesite="strict",
+        secure=ctx.settings.events_cookie_secure,
     )
     return EventsToken(token=token, expires_at=datetime.fromtimestamp(expires_at, UTC))
