@@ -26,11 +26,11 @@ from pathlib import Path
 
 import nats
 import psutil
+
+from imagetron.servers import LOCALHOST, NatsServer, free_port
 from imagetron_contracts.streams import EVENTS_STREAM
 from imagetron_platform.events_tokens import issue_events_token
 from imagetron_platform.messaging import provision_streams
-
-from imagetron.servers import LOCALHOST, NatsServer, free_port
 
 SECRET = "bench-secret"
 

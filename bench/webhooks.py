@@ -24,9 +24,9 @@ import uuid
 
 import httpx
 from httpx_sse import aconnect_sse
-from imagetron_platform.webhook_tokens import webhook_token
 
 from imagetron.stack import SANDBOX_GOAPI_KEY, EmbeddedStack, StackPorts
+from imagetron_platform.webhook_tokens import webhook_token
 
 
 def _pct(values: list[float], p: float) -> float:

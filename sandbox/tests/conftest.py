@@ -14,6 +14,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request, Response
+
 from imagetron_sandbox import SandboxSettings, create_app
 
 FAST = {

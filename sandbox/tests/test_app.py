@@ -10,6 +10,7 @@ import sys
 
 import httpx
 import pytest
+
 from imagetron_sandbox import SandboxSettings, create_app
 
 API_KEY = "test-goapi-key"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import io
 
+from PIL import Image
+
 from imagetron_sandbox.images.geometry import AspectRatio
 from imagetron_sandbox.images.render import Artwork, render_grid, render_upscale
-from PIL import Image
 
 
 def size_of(png: bytes) -> tuple[int, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jsonschema
 import pytest
+
 from imagetron_sandbox.chat.schema_instance import InstanceGenerator, SchemaError
 from imagetron_sandbox.chat.subjects import Topic
 from imagetron_sandbox.determinism import Dice

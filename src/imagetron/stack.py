@@ -24,11 +24,6 @@ from types import TracebackType
 from typing import Self
 
 import nats
-from imagetron_gateway import migrations as gateway_migrations
-from imagetron_gateway.domain.identity import new_api_key
-from imagetron_images import migrations as images_migrations
-from imagetron_platform.messaging import provision_streams
-from imagetron_prompts import migrations as prompts_migrations
 
 from imagetron.servers import (
     LOCALHOST,
@@ -38,6 +33,11 @@ from imagetron.servers import (
     ensure_port_free,
     free_ports,
 )
+from imagetron_gateway import migrations as gateway_migrations
+from imagetron_gateway.domain.identity import new_api_key
+from imagetron_images import migrations as images_migrations
+from imagetron_platform.messaging import provision_streams
+from imagetron_prompts import migrations as prompts_migrations
 
 log = logging.getLogger(__name__)
 

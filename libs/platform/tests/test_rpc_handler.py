@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 from faststream.nats import NatsBroker, TestNatsBroker
+from pydantic import BaseModel
+
 from imagetron_contracts.models.common import RpcReply
 from imagetron_platform.errors import NotFound
 from imagetron_platform.rpc import rpc_handler
-from pydantic import BaseModel
 
 
 class Double(BaseModel):

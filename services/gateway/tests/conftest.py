@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import BaseModel, SecretStr
+
 from imagetron_contracts.models.images import ProviderCallback
 from imagetron_gateway.app.identity import Authenticator
 from imagetron_gateway.bootstrap import create_app
@@ -17,7 +19,6 @@ from imagetron_gateway.context import GatewayContext
 from imagetron_gateway.domain.identity import User, hash_api_key
 from imagetron_gateway.settings import GatewaySettings
 from imagetron_platform.errors import ProblemError
-from pydantic import BaseModel, SecretStr
 
 
 class FakeUsers:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from imagetron_gateway.bootstrap import contract_openapi, create_app
 from imagetron_gateway.settings import GatewaySettings
 

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 
 import nats
 import pytest
+from pydantic import SecretStr
+
 from imagetron.servers import free_port
 from imagetron.testing import serving
 from imagetron_contracts.streams import EVENTS_STREAM
@@ -18,7 +20,6 @@ from imagetron_notifier.bootstrap import create_app
 from imagetron_notifier.settings import NotifierSettings
 from imagetron_platform.events_tokens import issue_events_token
 from imagetron_platform.messaging import provision_streams
-from pydantic import SecretStr
 
 pytestmark = pytest.mark.integration
 SECRET = "browser-test-secret"

@@ -12,15 +12,15 @@ import httpx
 import nats
 import pytest
 from httpx_sse import aconnect_sse
+from pydantic import SecretStr
+
+from imagetron.servers import free_port
+from imagetron.testing import serving
 from imagetron_contracts.streams import EVENTS_STREAM
 from imagetron_notifier.bootstrap import create_app
 from imagetron_notifier.settings import NotifierSettings
 from imagetron_platform.events_tokens import issue_events_token
 from imagetron_platform.messaging import provision_streams
-from pydantic import SecretStr
-
-from imagetron.servers import free_port
-from imagetron.testing import serving
 
 pytestmark = pytest.mark.integration
 SECRET = "notifier-test-secret"

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 from uuid import UUID
 
-
 #: The cookie `POST /api/v1/events/token` also sets (path `/api/v1/events`, HttpOnly).
 EVENTS_COOKIE = "imagetron_events"
 

@@ -11,10 +11,10 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from imagetron_contracts.models.common import FieldError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from imagetron_contracts.models.common import FieldError
 from imagetron_platform import metrics
 from imagetron_platform.errors import InvalidRequest, ProblemError
 

@@ -11,11 +11,11 @@ from faststream.message import StreamMessage
 from faststream.nats import JStream, NatsBroker
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from faststream.response import PublishCommand
-from imagetron_contracts.streams import STREAMS, StreamSpec
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
+from imagetron_contracts.streams import STREAMS, StreamSpec
 from imagetron_platform import correlation
 from imagetron_platform.metrics import REGISTRY
 

@@ -14,10 +14,10 @@ import logging
 from typing import Any
 
 from faststream.nats import NatsBroker
-from imagetron_contracts.streams import STREAMS
 from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from imagetron_contracts.streams import STREAMS
 from imagetron_platform.db import utcnow
 from imagetron_platform.metrics import OUTBOX_PUBLISHED
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 from faststream.nats import NatsBroker
-from imagetron_contracts.models.common import FieldError, RpcReply
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import BaseModel, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 
+from imagetron_contracts.models.common import FieldError, RpcReply
 from imagetron_platform.errors import (
     BadGateway,
     InvalidRequest,

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from imagetron_platform.observability import init_observability
-from imagetron_platform.serve import serve
-
 from imagetron_gateway.bootstrap import SERVICE, create_app
 from imagetron_gateway.settings import GatewaySettings
+from imagetron_platform.observability import init_observability
+from imagetron_platform.serve import serve
 
 
 def main() -> None:

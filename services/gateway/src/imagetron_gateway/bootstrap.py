@@ -14,10 +14,6 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from faststream.nats import NatsBroker
-from imagetron_platform.db import make_engine, make_session_factory, ping
-from imagetron_platform.http import install_platform
-from imagetron_platform.messaging import make_broker
-from imagetron_platform.rpc import RpcClient
 
 from imagetron_gateway.adapters.callbacks import JetStreamCallbackSink
 from imagetron_gateway.adapters.identity import SqlIdentityUnitOfWork
@@ -34,6 +30,10 @@ from imagetron_gateway.entrypoints.http import (
 )
 from imagetron_gateway.entrypoints.http.problems import problem_media_type
 from imagetron_gateway.settings import GatewaySettings
+from imagetron_platform.db import make_engine, make_session_factory, ping
+from imagetron_platform.http import install_platform
+from imagetron_platform.messaging import make_broker
+from imagetron_platform.rpc import RpcClient
 
 log = logging.getLogger(__name__)
 SERVICE = "gateway"

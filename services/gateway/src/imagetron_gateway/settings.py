@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from imagetron_platform.settings import DatabaseSettings
 from pydantic import Field, SecretStr
+
+from imagetron_platform.settings import DatabaseSettings
 
 
 class GatewaySettings(DatabaseSettings):

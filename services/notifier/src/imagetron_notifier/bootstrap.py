@@ -7,12 +7,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from faststream.nats import NatsBroker
-from imagetron_platform.http import install_platform
-from imagetron_platform.messaging import make_broker
 
 from imagetron_notifier.adapters.jetstream_feed import JetStreamFeed, LiveHub
 from imagetron_notifier.entrypoints import sse
 from imagetron_notifier.settings import NotifierSettings
+from imagetron_platform.http import install_platform
+from imagetron_platform.messaging import make_broker
 
 SERVICE = "notifier"
 

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from imagetron_platform.metrics import REGISTRY
 from prometheus_client import Counter, Gauge, Histogram
+
+from imagetron_platform.metrics import REGISTRY
 
 OPEN_CONNECTIONS = Gauge("imagetron_sse_connections", "Open SSE connections.", registry=REGISTRY)
 REJECTED_CONNECTIONS = Counter(

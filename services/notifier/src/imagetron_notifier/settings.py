@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from imagetron_platform.settings import ServiceSettings
 from pydantic import Field, SecretStr
+
+from imagetron_platform.settings import ServiceSettings
 
 
 class NotifierSettings(ServiceSettings):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from faststream.nats import NatsBroker
+
 from imagetron_contracts import streams
 from imagetron_contracts.models.images import ProviderCallback
 

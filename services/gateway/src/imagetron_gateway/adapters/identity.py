@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from imagetron_platform.db import SqlUnitOfWork, utcnow
 from sqlalchemy import RowMapping, exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from imagetron_gateway.adapters.tables import api_keys, users
 from imagetron_gateway.domain.identity import User
+from imagetron_platform.db import SqlUnitOfWork, utcnow
 
 
 def _user(m: RowMapping) -> User:

@@ -4,9 +4,9 @@ from types import TracebackType
 from typing import Protocol, Self, TypeVar
 from uuid import UUID
 
-from imagetron_contracts.models.images import ProviderCallback
 from pydantic import BaseModel
 
+from imagetron_contracts.models.images import ProviderCallback
 from imagetron_gateway.domain.identity import User
 
 R = TypeVar("R", bound=BaseModel)

@@ -17,12 +17,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from imagetron_contracts.streams import EVENTS_STREAM
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from imagetron_contracts.streams import EVENTS_STREAM
 from imagetron_notifier.app.feed import (
     FeedEvent,
     FeedItem,

@@ -14,8 +14,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from imagetron_platform.errors import Unauthorized
-from imagetron_platform.events_tokens import EVENTS_COOKIE, verify_events_token
 from starlette.exceptions import HTTPException
 
 from imagetron_notifier.adapters.jetstream_feed import LiveHub
@@ -28,6 +26,8 @@ from imagetron_notifier.metrics import (
     REPLAYS,
 )
 from imagetron_notifier.settings import NotifierSettings
+from imagetron_platform.errors import Unauthorized
+from imagetron_platform.events_tokens import EVENTS_COOKIE, verify_events_token
 
 router = APIRouter()
 HEARTBEAT_FRAME = sse_frame(comment="heartbeat")

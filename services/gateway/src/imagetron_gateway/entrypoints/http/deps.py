@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from imagetron_platform.errors import Unauthorized
-from imagetron_platform.events_tokens import EVENTS_COOKIE, verify_events_token
 
 from imagetron_gateway.context import GatewayContext
 from imagetron_gateway.domain.identity import User
+from imagetron_platform.errors import Unauthorized
+from imagetron_platform.events_tokens import EVENTS_COOKIE, verify_events_token
 
 
 def get_context(request: Request) -> GatewayContext:

@@ -13,11 +13,11 @@ from uuid import UUID
 import httpx
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response, StreamingResponse
-from imagetron_platform.errors import ServiceUnavailable
-from imagetron_platform.events_tokens import issue_events_token
 
 from imagetron_gateway.entrypoints.http.deps import Context, EventsOwner
 from imagetron_gateway.entrypoints.http.problems import problems
+from imagetron_platform.errors import ServiceUnavailable
+from imagetron_platform.events_tokens import issue_events_token
 
 router = APIRouter(prefix="/api/v1")
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Response
-from imagetron_contracts.models.identity import EventsToken
-from imagetron_platform.events_tokens import EVENTS_COOKIE, issue_events_token
 
+from imagetron_contracts.models.identity import EventsToken
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
 from imagetron_gateway.entrypoints.http.problems import problems
+from imagetron_platform.events_tokens import EVENTS_COOKIE, issue_events_token
 
 router = APIRouter(prefix="/api/v1")
 

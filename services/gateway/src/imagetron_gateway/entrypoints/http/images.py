@@ -10,6 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
+
 from imagetron_contracts import streams
 from imagetron_contracts.models.images import (
     Image,
@@ -19,11 +20,10 @@ from imagetron_contracts.models.images import (
     ImageQuery,
     ListImagesQuery,
 )
-from imagetron_platform.errors import ServiceUnavailable
-
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
 from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems
+from imagetron_platform.errors import ServiceUnavailable
 
 router = APIRouter(prefix="/api/v1")
 

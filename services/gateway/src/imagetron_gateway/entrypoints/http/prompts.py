@@ -9,6 +9,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Body
+
 from imagetron_contracts import streams
 from imagetron_contracts.models.images import (
     ImagineCommand,
@@ -23,7 +24,6 @@ from imagetron_contracts.models.prompts import (
     PromptPage,
     PromptQuery,
 )
-
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
 from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems

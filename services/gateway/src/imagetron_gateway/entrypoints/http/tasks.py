@@ -8,6 +8,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from fastapi import APIRouter
+
 from imagetron_contracts import streams
 from imagetron_contracts.models.images import (
     ListTasksQuery,
@@ -16,7 +17,6 @@ from imagetron_contracts.models.images import (
     TaskQuery,
     TaskStatus,
 )
-
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
 from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems

@@ -6,9 +6,9 @@ test compares the generated OpenAPI with the document."""
 from __future__ import annotations
 
 from fastapi import APIRouter
+
 from imagetron_contracts.models.identity import CreatedUser, CreateUserRequest
 from imagetron_contracts.models.identity import User as UserModel
-
 from imagetron_gateway.app import identity
 from imagetron_gateway.domain.identity import User
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser

@@ -13,14 +13,14 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request
+
 from imagetron_contracts.models.common import WebhookAccepted
 from imagetron_contracts.models.images import ProviderCallback
+from imagetron_gateway.entrypoints.http.deps import Context
+from imagetron_gateway.entrypoints.http.problems import problems
 from imagetron_platform.db import utcnow
 from imagetron_platform.errors import InvalidRequest, ServiceUnavailable, Unauthorized
 from imagetron_platform.webhook_tokens import secrets_match, verify_webhook_token
-
-from imagetron_gateway.entrypoints.http.deps import Context
-from imagetron_gateway.entrypoints.http.problems import problems
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks")

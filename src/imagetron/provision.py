@@ -1,0 +1,94 @@
+"""One-off provisioning before the services start: schema migrations and JetStream streams.
+
+`imagetron up` does this for the embedded stack; the compose `migrate` service and the
+Kubernetes migrate Job run `python -m imagetron.provision` with the same two settings the
+services read: `IMAGETRON_DATABASE_URL` and `IMAGETRON_NATS_URL`. Both steps are
+idempotent (alembic upgrades serialise on an advisory lock; streams are created or
+updated to their declared configuration), so running it on every deploy is safe.
+
+Only the service packages are imported here, never the embedded servers: the container
+image installs this package without the server wheels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+
+import nats
+
+from imagetron_gateway import migrations as gateway_migrations
+from imagetron_images import migrations as images_migrations
+from imagetron_platform.messaging import provision_streams
+from imagetron_prompts import migrations as prompts_migrations
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = (
+    ("gateway", gateway_migrations.upgrade),
+    ("prompts", prompts_migrations.upgrade),
+    ("images", images_migrations.upgrade),
+)
+
+
+def migrate(database_url: str) -> None:
+    """Upgrade every service's schema to head. Blocking."""
+    for name, upgrade in MIGRATIONS:
+        log.info("migrating the %s schema", name)
+        upgrade(database_url)
+
+
+async def provision(nats_url: str, *, connect_timeout: float = 10.0) -> None:
+    """Create or update every declared JetStream stream."""
+    nc = await nats.connect(nats_url, connect_timeout=connect_timeout, max_reconnect_attempts=0)
+    try:
+        await provision_streams(nc.jetstream())
+    finally:
+        await nc.close()
+
+
+def _with_retries(what: str, step: Callable[[], None], attempts: int, delay: float) -> None:
+    """Dependencies may still be starting (compose, a fresh cluster): retry a few times."""
+    for attempt in range(1, attempts + 1):
+        try:
+            step()
+            return
+        except Exception as exc:
+            if attempt == attempts:
+                raise
+            log.warning("%s failed (attempt %d/%d): %r; retrying", what, attempt, attempts, exc)
+            time.sleep(delay)
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=os.environ.get("IMAGETRON_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    database_url = os.environ.get("IMAGETRON_DATABASE_URL")
+    nats_url = os.environ.get("IMAGETRON_NATS_URL")
+    missing = [
+        name
+        for name, value in (
+            ("IMAGETRON_DATABASE_URL", database_url),
+            ("IMAGETRON_NATS_URL", nats_url),
+        )
+        if not value
+    ]
+    if missing or database_url is None or nats_url is None:
+        log.error("set %s", " and ".join(missing))
+        return 2
+    attempts = int(os.environ.get("IMAGETRON_PROVISION_ATTEMPTS", "30"))
+    delay = float(os.environ.get("IMAGETRON_PROVISION_RETRY_SECONDS", "2"))
+    _with_retries("migrations", lambda: migrate(database_url), attempts, delay)
+    _with_retries("stream provisioning", lambda: asyncio.run(provision(nats_url)), attempts, delay)
+    log.info("schemas migrated and streams provisioned")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
