@@ -23,8 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import nats
-
+from imagetron import provision
 from imagetron.servers import (
     LOCALHOST,
     InfraStack,
@@ -33,11 +32,7 @@ from imagetron.servers import (
     ensure_port_free,
     free_ports,
 )
-from imagetron_gateway import migrations as gateway_migrations
 from imagetron_gateway.domain.identity import new_api_key
-from imagetron_images import migrations as images_migrations
-from imagetron_platform.messaging import provision_streams
-from imagetron_prompts import migrations as prompts_migrations
 
 log = logging.getLogger(__name__)
 
@@ -245,30 +240,14 @@ class EmbeddedStack:
         started = time.monotonic()
         try:
             self.infra.start()
-            self._migrate()
-            asyncio.run(self._provision_streams())
+            provision.migrate(self.infra.postgres.dsn)
+            asyncio.run(provision.provision(self.infra.nats.url))
             self._start_apps()
         except BaseException:
             self.stop()
             raise
         log.info("embedded stack ready in %.1fs", time.monotonic() - started)
         return self
-
-    def _migrate(self) -> None:
-        url = self.infra.postgres.dsn
-        for upgrade in (
-            gateway_migrations.upgrade,
-            prompts_migrations.upgrade,
-            images_migrations.upgrade,
-        ):
-            upgrade(url)
-
-    async def _provision_streams(self) -> None:
-        nc = await nats.connect(self.infra.nats.url)
-        try:
-            await provision_streams(nc.jetstream())
-        finally:
-            await nc.close()
 
     def _start_apps(self) -> None:
         apps = list(self.apps.values())

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
 from faststream import BaseMiddleware
 from faststream.message import StreamMessage
 from faststream.nats import JStream, NatsBroker
-from faststream.nats.prometheus import NatsPrometheusMiddleware
+from faststream.nats.prometheus.provider import (
+    NatsMetricsSettingsProvider,
+    settings_provider_factory,
+)
+from faststream.prometheus import ConsumeAttrs, MetricsSettingsProvider
+from faststream.prometheus.middleware import PrometheusMiddleware
 from faststream.response import PublishCommand
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
@@ -43,10 +51,39 @@ class CorrelationMiddleware(BaseMiddleware):
         return await call_next(cmd)
 
 
+_VARIABLE_TOKENS = re.compile(
+    r"(?<=\.)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?=\.|$)"
+    r"|(?<=^_INBOX\.).*"
+)
+
+
+def metric_subject(subject: str) -> str:
+    """A subject as a metric label: owner ids and reply inboxes become `*`, so there is one
+    series per kind of subject, not one per user."""
+    return _VARIABLE_TOKENS.sub("*", subject)
+
+
+class _SubjectMetrics(NatsMetricsSettingsProvider):
+    def get_consume_attrs_from_message(self, msg: StreamMessage[Msg]) -> ConsumeAttrs:
+        attrs = super().get_consume_attrs_from_message(msg)
+        attrs["destination_name"] = metric_subject(attrs["destination_name"])
+        return attrs
+
+    def get_publish_destination_name_from_cmd(self, cmd: PublishCommand) -> str:
+        return metric_subject(super().get_publish_destination_name_from_cmd(cmd))
+
+
+def _metrics_settings(msg: Msg | Sequence[Msg] | None) -> MetricsSettingsProvider[Any] | None:
+    provider = settings_provider_factory(msg)
+    return _SubjectMetrics() if isinstance(provider, NatsMetricsSettingsProvider) else provider
+
+
 @cache
-def _prometheus(service: str) -> NatsPrometheusMiddleware:
+def _prometheus(service: str) -> PrometheusMiddleware[Any, Any]:
     # One per process: its metrics are registered in the process-wide registry once.
-    return NatsPrometheusMiddleware(registry=REGISTRY, app_name=service)
+    return PrometheusMiddleware(
+        settings_provider_factory=_metrics_settings, registry=REGISTRY, app_name=service
+    )
 
 
 def make_broker(nats_url: str, service: str) -> NatsBroker:

@@ -8,7 +8,8 @@ from imagetron_platform.settings import DatabaseSettings
 class GatewaySettings(DatabaseSettings):
     http_port: int = Field(default=8080, ge=0, le=65535)
 
-    #: Fixes the first admin's API key (otherwise one is generated and shown once).
+    #: Creates an admin with this API key if no user has it (`imagetron up` always sets it:
+    #: yours, or one it generated and keeps in its data folder).
     bootstrap_api_key: SecretStr | None = None
     bootstrap_admin_name: str = "admin"
 
@@ -27,3 +28,8 @@ class GatewaySettings(DatabaseSettings):
     events_cookie_secure: bool = False
 
     api_key_cache_seconds: float = Field(default=30.0, ge=0)
+
+    #: How long calls that wait for the language model (chats, prompt generation, titles)
+    #: may take, instead of `rpc_timeout_seconds`. Keep it above the prompts service's
+    #: `llm_deadline_seconds` (90 s), so the service's own 504 arrives rather than ours.
+    llm_rpc_timeout_seconds: float = Field(default=120.0, gt=0)
