@@ -17,6 +17,9 @@ from uuid import UUID
 
 import pytest
 import uvicorn
+from PIL import Image as PillowImage
+from pydantic import BaseModel
+
 from imagetron_contracts.models.images import ImageKind, TaskStatus
 from imagetron_images.app.dependencies import Dependencies
 from imagetron_images.app.ports import ImagePageKey, MalformedProviderMessage, TaskPageKey
@@ -27,8 +30,6 @@ from imagetron_images.domain import (
     ProviderRequest,
     ProviderUpdate,
 )
-from PIL import Image as PillowImage
-from pydantic import BaseModel
 
 
 @dataclass

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from imagetron_platform.observability import init_observability
-from imagetron_platform.serve import serve
-
 from imagetron_images.bootstrap import SERVICE, create_app
 from imagetron_images.settings import ImagesSettings
+from imagetron_platform.observability import init_observability
+from imagetron_platform.serve import serve
 
 
 def main() -> None:

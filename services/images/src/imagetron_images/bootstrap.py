@@ -11,10 +11,6 @@ from datetime import timedelta
 import httpx
 from fastapi import FastAPI
 from faststream.nats import NatsBroker
-from imagetron_platform.db import make_engine, make_session_factory, ping
-from imagetron_platform.http import install_platform
-from imagetron_platform.messaging import make_broker
-from imagetron_platform.outbox import OutboxRelay
 from minio import Minio
 
 from imagetron_images.adapters.downloads import (
@@ -34,6 +30,10 @@ from imagetron_images.entrypoints.messaging import (
     register_subscribers,
 )
 from imagetron_images.settings import ImagesSettings
+from imagetron_platform.db import make_engine, make_session_factory, ping
+from imagetron_platform.http import install_platform
+from imagetron_platform.messaging import make_broker
+from imagetron_platform.outbox import OutboxRelay
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from imagetron_platform.settings import DatabaseSettings
 from pydantic import Field, SecretStr, model_validator
+
+from imagetron_platform.settings import DatabaseSettings
 
 DEFAULT_S3_ENDPOINT = "http://127.0.0.1:8333"
 MIB = 1024 * 1024
@@ -24,7 +25,7 @@ class ImagesSettings(DatabaseSettings):
     # the per-task token (made with `webhook_token_key`, the gateway's setting of that name).
     webhook_public_base_url: str = "http://127.0.0.1:8080"
     webhook_secret: SecretStr = SecretStr("sandbox-webhook-secret")
-    webhook_token_key: SecretStr = SecretStr("sandbox-webhook-token-key")
+    webhook_token_key: SecretStr = SecretStr("change-me-webhook-token-key")
 
     s3_endpoint: str = DEFAULT_S3_ENDPOINT
     # Where browsers reach the same S3 server; presigned URLs are signed for this host.

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
+
 from imagetron_images.adapters.downloads import (
     MAX_REDIRECTS,
     SafeImageDownloader,

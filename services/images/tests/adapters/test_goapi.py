@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
 from imagetron_contracts.models.images import ProcessMode, TaskCommand
 from imagetron_images.adapters.goapi import GoApiProvider
 from imagetron_images.app.ports import (

@@ -20,6 +20,8 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from faststream.nats import NatsBroker
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
 from imagetron_contracts.models.images import ProviderCallback
 from imagetron_contracts.streams import WEBHOOKS_GOAPI
 from imagetron_images.bootstrap import create_app
@@ -31,7 +33,6 @@ from imagetron_platform.rpc import RpcClient
 from imagetron_platform.webhook_tokens import secrets_match, verify_webhook_token
 from imagetron_sandbox import SandboxSettings
 from imagetron_sandbox import create_app as create_sandbox
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 pytestmark = pytest.mark.integration
 
@@ -118,6 +119,10 @@ class Stack:
     sandbox_url: str
     http: httpx.AsyncClient
 
+    async def deliver(self, task_id: UUID, body: dict[str, Any], message_id: str) -> None:
+        """Publish a provider callback as the gateway does."""
+        await publish_callback(self.broker, task_id, body, message_id)
+
     async def events(self, owner_id: UUID, settle: float = 0.5) -> list[tuple[str, dict[str, Any]]]:
         """Every event of `owner_id` in the EVENTS stream, in stream order."""
         nc = await nats.connect(self.settings.nats_url)
@@ -136,7 +141,7 @@ class Stack:
             while True:
                 try:
                     batch = await sub.fetch(100, timeout=settle)
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nats-py raises its own subclass, or the plain one
                     return found
                 found += [(m.subject, json.loads(m.data)) for m in batch]
         finally:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections import Counter
 from typing import Any
 from uuid import UUID, uuid4
 
+import httpx
+import nats
 import pytest
+from nats.js.api import AckPolicy
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from imagetron_contracts.models.common import RpcReply
 from imagetron_contracts.models.images import (
+    ImageContentLink,
     ImageKind,
     ImagePage,
-    ImageContentLink,
     ImageQuery,
     ImagineCommand,
     ListImagesQuery,
@@ -32,15 +38,11 @@ from imagetron_contracts.streams import (
 )
 from imagetron_images.app.callbacks import callback_consumer
 from imagetron_platform.errors import Conflict, InvalidRequest, NotFound
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-
-from .conftest import Stack, publish_callback
 
 pytestmark = pytest.mark.integration
 
 
-async def imagine(stack: Stack, owner: UUID, prompt_text: str = "a lighthouse in fog") -> Task:
+async def imagine(stack: Any, owner: UUID, prompt_text: str = "a lighthouse in fog") -> Task:
     return await stack.rpc.call(
         RPC_IMAGES_IMAGINE,
         ImagineCommand(owner_id=owner, prompt_id=uuid4(), prompt_text=prompt_text),
@@ -48,19 +50,19 @@ async def imagine(stack: Stack, owner: UUID, prompt_text: str = "a lighthouse in
     )
 
 
-async def get_task(stack: Stack, owner: UUID, task_id: UUID) -> Task:
+async def get_task(stack: Any, owner: UUID, task_id: UUID) -> Task:
     return await stack.rpc.call(
         RPC_IMAGES_TASKS_GET, TaskQuery(owner_id=owner, task_id=task_id), Task
     )
 
 
-async def list_images(stack: Stack, owner: UUID, task_id: UUID) -> ImagePage:
+async def list_images(stack: Any, owner: UUID, task_id: UUID) -> ImagePage:
     return await stack.rpc.call(
         RPC_IMAGES_IMAGES_LIST, ListImagesQuery(owner_id=owner, task_id=task_id), ImagePage
     )
 
 
-async def inbox_has(stack: Stack, consumer: str, message_id: str) -> bool:
+async def inbox_has(stack: Any, consumer: str, message_id: str) -> bool:
     engine = create_async_engine(stack.settings.database_url)
     try:
         async with engine.connect() as conn:
@@ -74,7 +76,7 @@ async def inbox_has(stack: Stack, consumer: str, message_id: str) -> bool:
 
 
 async def test_imagine_to_five_stored_images_with_a_duplicate_callback(
-    stack: Stack, wait_for: Any
+    stack: Any, wait_for: Any
 ) -> None:
     owner = uuid4()
     created = await imagine(stack, owner)
@@ -99,9 +101,9 @@ async def test_imagine_to_five_stored_images_with_a_duplicate_callback(
 
     # Delivered twice under two ids (a provider retry after the dedupe window), and once
     # more under the first id (JetStream drops that one).
-    await publish_callback(stack.broker, created.id, body, "callback-1-" + str(created.id))
-    await publish_callback(stack.broker, created.id, body, "callback-2-" + str(created.id))
-    await publish_callback(stack.broker, created.id, body, "callback-1-" + str(created.id))
+    await stack.deliver(created.id, body, "callback-1-" + str(created.id))
+    await stack.deliver(created.id, body, "callback-2-" + str(created.id))
+    await stack.deliver(created.id, body, "callback-1-" + str(created.id))
 
     async def all_persisted() -> ImagePage | None:
         page = await list_images(stack, owner, created.id)
@@ -133,7 +135,8 @@ async def test_imagine_to_five_stored_images_with_a_duplicate_callback(
         assert stored.content == original
         assert (link.content_type, image.content_type) == ("image/png", "image/png")
         assert image.bytes == len(original)
-        assert image.width and image.height
+        assert image.width
+        assert image.height
         assert image.attempts == 1
 
     # Every event exactly once, nothing from the duplicate.
@@ -160,7 +163,7 @@ async def test_imagine_to_five_stored_images_with_a_duplicate_callback(
 
 
 async def test_the_whole_loop_with_progress_and_duplicated_webhooks(
-    stack: Stack, wait_for: Any
+    stack: Any, wait_for: Any
 ) -> None:
     """The gateway stand-in forwards every webhook (each one twice, by fault injection)."""
     stack.gateway.forward = True
@@ -194,7 +197,7 @@ async def test_the_whole_loop_with_progress_and_duplicated_webhooks(
         stack.gateway.forward = False
 
 
-async def test_a_failed_download_is_retried_then_recorded(stack: Stack, wait_for: Any) -> None:
+async def test_a_failed_download_is_retried_then_recorded(stack: Any, wait_for: Any) -> None:
     """The sandbox answers 500 to every download of this task's images: after
     persist_max_deliveries attempts each image is recorded failed, with one event each."""
     stack.gateway.forward = True
@@ -222,7 +225,7 @@ async def test_a_failed_download_is_retried_then_recorded(stack: Stack, wait_for
         stack.gateway.forward = False
 
 
-async def test_everything_is_owner_scoped(stack: Stack, wait_for: Any) -> None:
+async def test_everything_is_owner_scoped(stack: Any, wait_for: Any) -> None:
     owner, stranger = uuid4(), uuid4()
     created = await imagine(stack, owner)
     with pytest.raises(NotFound):
@@ -235,7 +238,7 @@ async def test_everything_is_owner_scoped(stack: Stack, wait_for: Any) -> None:
         )
 
 
-async def test_task_list_pages_newest_first(stack: Stack) -> None:
+async def test_task_list_pages_newest_first(stack: Any) -> None:
     owner, prompt = uuid4(), uuid4()
     made = []
     for n in range(5):
@@ -262,9 +265,7 @@ async def test_task_list_pages_newest_first(stack: Stack) -> None:
         )
 
 
-async def test_readiness_reports_every_dependency(stack: Stack) -> None:
-    import httpx
-
+async def test_readiness_reports_every_dependency(stack: Any) -> None:
     transport = httpx.ASGITransport(app=stack.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://images") as client:
         ready = await client.get("/readyz")
@@ -272,4 +273,34 @@ async def test_readiness_reports_every_dependency(stack: Stack) -> None:
         assert ready.json()["checks"] == {"database": "ok", "nats": "ok", "s3": "ok"}
         assert (await client.get("/livez")).status_code == 200
         assert (await client.get("/metrics")).status_code == 200
-    await asyncio.sleep(0)
+
+
+async def test_a_malformed_request_is_answered_422(stack: Any) -> None:
+    message = await stack.broker.request(
+        {"owner_id": "not-a-uuid", "prompt_text": "x"}, RPC_IMAGES_IMAGINE, timeout=5.0
+    )
+    reply = RpcReply.model_validate_json(message.body)
+    assert reply.problem is not None
+    assert reply.problem.status == 422
+
+
+@pytest.mark.parametrize(
+    ("stream", "durable", "subject", "max_deliver"),
+    [
+        ("WORK", "images-submit", "work.images.submit", 10),
+        ("WORK", "images-persist", "work.images.persist", 3),
+        ("WEBHOOKS", "images-webhooks-goapi", "webhooks.goapi", 10),
+    ],
+)
+async def test_durable_consumers_redeliver_a_finite_number_of_times(
+    stack: Any, stream: str, durable: str, subject: str, max_deliver: int
+) -> None:
+    nc = await nats.connect(stack.settings.nats_url)
+    try:
+        info = await nc.jetstream().consumer_info(stream, durable)
+    finally:
+        await nc.close()
+    assert info.config.durable_name == durable
+    assert info.config.filter_subject == subject
+    assert info.config.ack_policy == AckPolicy.EXPLICIT
+    assert info.config.max_deliver == max_deliver

@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+
 from imagetron_contracts.models.images import (
     ImageKind,
     ImageQuery,
@@ -463,3 +464,18 @@ class TestImageQueries:
         )
         assert [i.index for i in versions.items] == [1, 2, 3, 4]
         assert (await images.list_images(ListImagesQuery(owner_id=uuid4()), world.uow)).items == []
+
+
+class TestSubmitWithoutOrigin:
+    async def test_a_task_whose_origin_is_unknown_fails_instead_of_retrying(self, world) -> None:
+        task = await new_task(world)
+        world.uow.committed.tasks[task.id].origin_task_id = uuid4()
+        await tasks.submit_task(
+            SubmitTaskJob(task_id=task.id, owner_id=task.owner_id),
+            Delivery("m1"),
+            world.uow,
+            world.deps().providers,
+        )
+        assert world.provider.requests == []
+        assert world.uow.task(task.id).status is TaskStatus.failed
+        assert len(payloads(world, "task.failed")) == 1

@@ -8,9 +8,10 @@ import struct
 import zlib
 
 import pytest
+from PIL import Image
+
 from imagetron_images.adapters.image_files import PillowImageInspector
 from imagetron_images.app.ports import InvalidImage
-from PIL import Image
 
 
 def encoded(fmt: str, size: tuple[int, int] = (30, 20), mode: str = "RGB") -> bytes:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import pytest
+
 from imagetron_contracts.models.images import ImageKind
 from imagetron_images.domain import Image, ImageEventType, ImageFile
 from imagetron_platform.errors import Conflict

@@ -10,6 +10,7 @@ from uuid import uuid4
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from imagetron_contracts.models.images import ImageKind, ProcessMode, TaskCommand, TaskStatus
 from imagetron_images.domain import (
     GenerationTask,

@@ -14,16 +14,16 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
-from imagetron_contracts.models.images import TaskCommand
-from imagetron_platform.webhook_tokens import webhook_token
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from imagetron_contracts.models.images import TaskCommand
 from imagetron_images.app.ports import (
     MalformedProviderMessage,
     ProviderRejected,
     ProviderUnavailable,
 )
 from imagetron_images.domain import ProviderRequest, ProviderStatus, ProviderUpdate
+from imagetron_platform.webhook_tokens import webhook_token
 
 log = logging.getLogger(__name__)
 

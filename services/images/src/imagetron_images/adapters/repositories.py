@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from imagetron_contracts.models.images import ImageKind, ProcessMode, TaskCommand, TaskStatus
 from sqlalchemy import ColumnElement, Row, and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imagetron_contracts.models.images import ImageKind, ProcessMode, TaskCommand, TaskStatus
 from imagetron_images.adapters.tables import images, tasks
 from imagetron_images.app.ports import ImagePageKey, TaskPageKey
 from imagetron_images.domain import GenerationTask, Image

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from imagetron_contracts.models.images import ImageKind, ProcessMode, TaskCommand, TaskStatus
-from imagetron_platform.db import inbox_table, outbox_table
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -21,6 +19,9 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
 )
+
+from imagetron_contracts.models.images import ImageKind, ProcessMode, TaskCommand, TaskStatus
+from imagetron_platform.db import inbox_table, outbox_table
 
 SCHEMA = "images"
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Self
 
-from imagetron_platform.db import SqlUnitOfWork
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from imagetron_images.adapters.repositories import SqlImageRepository, SqlTaskRepository
 from imagetron_images.adapters.tables import inbox, outbox
+from imagetron_platform.db import SqlUnitOfWork
 
 
 class ImagesUnitOfWork(SqlUnitOfWork):

@@ -14,8 +14,6 @@ from imagetron_contracts.models.images import (
     ListImagesQuery,
     PersistImageJob,
 )
-from imagetron_platform.errors import Conflict, NotFound
-
 from imagetron_images.app.clock import utcnow
 from imagetron_images.app.jobs import Delivery, RetryLater
 from imagetron_images.app.messages import emit_image_change
@@ -35,6 +33,7 @@ from imagetron_images.app.ports import (
 )
 from imagetron_images.app.views import image_view
 from imagetron_images.domain import Image, ImageChange, ImageFile
+from imagetron_platform.errors import Conflict, NotFound
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ from imagetron_contracts.models.images import (
     TaskEvent,
 )
 from imagetron_contracts.streams import WORK_IMAGES_PERSIST, WORK_IMAGES_SUBMIT
-
 from imagetron_images.app.ports import UnitOfWork
 from imagetron_images.app.views import image_view, task_view
 from imagetron_images.domain import GenerationTask, Image, ImageChange, TaskChange

@@ -13,9 +13,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from imagetron_platform.errors import InvalidRequest
-
 from imagetron_images.app.ports import ImagePageKey, TaskPageKey
+from imagetron_platform.errors import InvalidRequest
 
 DEFAULT_PAGE_SIZE = 50
 

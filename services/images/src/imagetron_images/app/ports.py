@@ -14,9 +14,9 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 from uuid import UUID
 
-from imagetron_contracts.models.images import ImageKind, TaskStatus
 from pydantic import BaseModel
 
+from imagetron_contracts.models.images import ImageKind, TaskStatus
 from imagetron_images.domain import (
     GenerationTask,
     Image,

@@ -15,8 +15,6 @@ from imagetron_contracts.models.images import (
     TaskQuery,
     TaskStatus,
 )
-from imagetron_platform.errors import NotFound
-
 from imagetron_images.app.clock import utcnow
 from imagetron_images.app.jobs import Delivery, RetryLater
 from imagetron_images.app.messages import emit_task_change, enqueue_submission
@@ -35,6 +33,7 @@ from imagetron_images.app.ports import (
 from imagetron_images.app.views import task_view
 from imagetron_images.domain import GenerationTask, ProviderRequest, TaskChange
 from imagetron_images.domain.tasks import DEFAULT_ASPECT_RATIO
+from imagetron_platform.errors import Conflict, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +109,16 @@ async def submit_task(
             if task.origin_task_id is not None
             else None
         )
-        request = task.provider_request(origin)
+        try:
+            request: ProviderRequest | str = task.provider_request(origin)
+        except Conflict as exc:
+            request = exc.detail  # it cannot be submitted at all: fail it below
 
-    provider_task_id, error = await _submit(providers, task.provider, request, delivery)
+    provider_task_id, error = (
+        await _submit(providers, task.provider, request, delivery)
+        if isinstance(request, ProviderRequest)
+        else (None, request)
+    )
 
     async with uow:
         if not await uow.claim(SUBMIT_CONSUMER, delivery.message_id):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from imagetron_contracts.models import images as contract
-
 from imagetron_images.domain import GenerationTask, Image
 
 

@@ -18,10 +18,9 @@ from typing import ClassVar
 from uuid import UUID, uuid4
 
 from imagetron_contracts.models.images import ImageKind, ProcessMode, TaskCommand, TaskStatus
-from imagetron_platform.errors import Conflict, InvalidRequest
-
 from imagetron_images.domain.images import Image
 from imagetron_images.domain.providers import ProviderRequest, ProviderStatus, ProviderUpdate
+from imagetron_platform.errors import Conflict, InvalidRequest
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,8 @@
 
 Request/reply (core NATS, queue group `images`) answers the gateway; durable pull consumers
 on JetStream do the asynchronous work. A job that fails transiently is NAKed with a growing
-delay (JetStream itself redelivers a NAK at once: the consumer's `backoff` only spaces out
-redeliveries after an ack timeout) until its last delivery, where the handler gives up and
-records the failure, so nothing is retried for ever and nothing waits for ever.
+delay (JetStream redelivers a plain NAK at once) until its last delivery, where the handler
+gives up and records the failure: nothing is retried for ever, nothing waits for ever.
 """
 
 from __future__ import annotations
@@ -17,6 +16,8 @@ from faststream import AckPolicy
 from faststream.exceptions import NackMessage
 from faststream.nats import NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
+from nats.js.api import ConsumerConfig
+
 from imagetron_contracts.models.images import (
     Image,
     ImageContentLink,
@@ -48,14 +49,12 @@ from imagetron_contracts.streams import (
     WORK_IMAGES_SUBMIT,
     WORK_STREAM,
 )
-from imagetron_platform.messaging import jstream
-from imagetron_platform.rpc import rpc_handler
-from nats.js.api import ConsumerConfig
-
 from imagetron_images.adapters.goapi import PROVIDER as GOAPI
 from imagetron_images.app import callbacks, images, tasks
 from imagetron_images.app.dependencies import Dependencies
 from imagetron_images.app.jobs import Delivery, RetryLater
+from imagetron_platform.messaging import jstream
+from imagetron_platform.rpc import rpc_handler
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +81,10 @@ class Redelivery:
         return min(self.first_delay_seconds * 2.0 ** max(attempt - 1, 0), self.max_delay_seconds)
 
     def consumer_config(self) -> ConsumerConfig:
-        # ack_wait bounds how long one attempt may run before JetStream assumes the
-        # consumer died and redelivers; it must exceed the slowest legitimate attempt.
+        # No `backoff` here on purpose: with one set, JetStream also applies it to NAKed
+        # messages and overrides the NAK's own delay (a third attempt waited minutes in our
+        # tests). `ack_wait` alone bounds an attempt whose consumer died; it must exceed the
+        # slowest legitimate attempt.
         return ConsumerConfig(max_deliver=self.max_deliver, ack_wait=self.ack_wait_seconds)
 
 

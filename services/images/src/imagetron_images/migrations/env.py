@@ -1,5 +1,4 @@
-from imagetron_platform.migrations import run_env
-
 from imagetron_images.adapters.tables import SCHEMA, metadata
+from imagetron_platform.migrations import run_env
 
 run_env(metadata, schema=SCHEMA)

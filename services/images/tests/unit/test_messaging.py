@@ -1,0 +1,137 @@
+"""The broker's wiring: what it subscribes and sends matches the contract, and how job
+outcomes become acks, delayed NAKs and give-ups."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from faststream.exceptions import NackMessage
+from faststream.specification import AsyncAPI
+
+from imagetron_images.app.jobs import Delivery, RetryLater
+from imagetron_images.bootstrap import build_broker, consumer_settings
+from imagetron_images.entrypoints.messaging import Redelivery, _run
+from imagetron_images.settings import ImagesSettings
+
+
+def resolve(doc: dict[str, Any], ref: str) -> Any:
+    """Follow a local JSON pointer (`#/a/b`), as AsyncAPI documents write them."""
+    node: Any = doc
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[unquote(part).replace("~1", "/").replace("~0", "~")]
+    if isinstance(node, dict) and "$ref" in node:
+        return resolve(doc, node["$ref"])
+    return node
+
+
+def operations(doc: dict[str, Any], tag: str | None = None) -> dict[tuple[str, str], set[str]]:
+    """(action, address) -> the titles of the payload schemas."""
+    found: dict[tuple[str, str], set[str]] = {}
+    for op in doc["operations"].values():
+        if tag is not None and not any(t["name"] == tag for t in op.get("tags", ())):
+            continue
+        address = resolve(doc, op["channel"]["$ref"])["address"]
+        titles = {
+            resolve(doc, resolve(doc, m["$ref"])["payload"]["$ref"])["title"]
+            for m in op["messages"]
+        }
+        found.setdefault((op["action"], address), set()).update(titles)
+    return found
+
+
+def test_the_broker_receives_and_sends_what_the_contract_says() -> None:
+    contract = json.loads(
+        resources.files("imagetron_contracts.documents").joinpath("asyncapi.json").read_text()
+    )
+    broker = build_broker(ImagesSettings())
+    ours = AsyncAPI(broker, schema_version="3.0.0").to_specification().to_jsonable()
+    assert operations(ours) == operations(contract, tag="images")
+
+
+def test_redelivery_backs_off_exponentially_up_to_a_cap() -> None:
+    r = Redelivery(max_deliver=10, ack_wait_seconds=60, first_delay_seconds=1, max_delay_seconds=30)
+    assert [r.delay_after(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+    config = r.consumer_config()
+    assert (config.max_deliver, config.ack_wait) == (10, 60)
+    assert config.backoff is None, "a consumer backoff would override the NAK delays"
+
+
+def test_an_attempt_outlives_its_slowest_legitimate_run() -> None:
+    settings = ImagesSettings(goapi_timeout_seconds=30, download_timeout_seconds=60)
+    consumers = consumer_settings(settings)
+    assert consumers.submit.ack_wait_seconds > 30
+    assert consumers.persist.ack_wait_seconds > 60
+    assert consumers.persist.max_deliver == settings.persist_max_deliveries
+
+
+# --- _run: from a handler's outcome to an acknowledgement ------------------------------
+
+
+@dataclass
+class _Sequence:
+    stream: int = 42
+
+
+@dataclass
+class _Metadata:
+    num_delivered: int
+    stream: str = "WORK"
+    sequence: _Sequence = field(default_factory=_Sequence)
+
+
+@dataclass
+class _Raw:
+    metadata: _Metadata
+    subject: str = "work.images.persist"
+
+
+@dataclass
+class FakeMessage:
+    raw_message: _Raw
+    headers: dict[str, str]
+
+
+def message(attempt: int, msg_id: str | None = "job-1") -> Any:
+    headers = {"Nats-Msg-Id": msg_id} if msg_id else {}
+    return FakeMessage(_Raw(_Metadata(num_delivered=attempt)), headers)
+
+
+REDELIVERY = Redelivery(max_deliver=5, ack_wait_seconds=60)
+
+
+async def test_the_handler_sees_the_message_id_and_its_attempt() -> None:
+    seen: list[Delivery] = []
+
+    async def handle(delivery: Delivery) -> None:
+        seen.append(delivery)
+
+    await _run(message(3), REDELIVERY, handle)
+    await _run(message(1, msg_id=None), REDELIVERY, handle)
+    assert seen == [Delivery("job-1", 3, 5), Delivery("WORK:42", 1, 5)]
+
+
+async def test_retry_later_is_a_delayed_nak() -> None:
+    async def handle(delivery: Delivery) -> None:
+        raise RetryLater("S3 is down")
+
+    with pytest.raises(NackMessage) as raised:
+        await _run(message(3), REDELIVERY, handle)
+    assert raised.value.extra_options == {"delay": REDELIVERY.delay_after(3)}
+
+
+async def test_a_crash_is_a_delayed_nak_until_the_last_delivery(caplog) -> None:
+    async def handle(delivery: Delivery) -> None:
+        raise RuntimeError("database unreachable")
+
+    with pytest.raises(NackMessage):
+        await _run(message(4), REDELIVERY, handle)
+    caplog.clear()
+    with caplog.at_level(logging.ERROR), pytest.raises(RuntimeError):
+        await _run(message(5), REDELIVERY, handle)
+    assert "giving up" in caplog.text
