@@ -20,6 +20,9 @@ from imagetron_gateway.domain.identity import User, hash_api_key
 from imagetron_gateway.settings import GatewaySettings
 from imagetron_platform.errors import ProblemError
 
+# Standard Webhooks secret: `whsec_` + base64 of the signing key.
+REPLICATE_WEBHOOK_SECRET = "whsec_cmVwbGljYXRlLXNpZ25pbmcta2V5LTMyLWJ5dGVzISE="
+
 
 class FakeUsers:
     def __init__(self) -> None:
@@ -59,9 +62,19 @@ class FakeServices:
 
     answers: dict[str, Any] = field(default_factory=dict)
     calls: list[tuple[str, BaseModel]] = field(default_factory=list)
+    #: The timeout each subject was last called with (None: the client's default).
+    timeouts: dict[str, float | None] = field(default_factory=dict)
 
-    async def call(self, subject: str, request: BaseModel, result_type: type[Any]) -> Any:
+    async def call(
+        self,
+        subject: str,
+        request: BaseModel,
+        result_type: type[Any],
+        *,
+        timeout: float | None = None,
+    ) -> Any:
         self.calls.append((subject, request))
+        self.timeouts[subject] = timeout
         answer = self.answers[subject]
         if isinstance(answer, ProblemError):
             raise answer
@@ -102,6 +115,7 @@ async def gateway() -> AsyncIterator[Gateway]:
     settings = GatewaySettings(
         webhook_secret=SecretStr("s3cret"),
         webhook_token_key=SecretStr("token-key"),
+        replicate_webhook_secret=SecretStr(REPLICATE_WEBHOOK_SECRET),
         events_token_secret=SecretStr("events-secret"),
         webhook_max_bytes=4096,
     )

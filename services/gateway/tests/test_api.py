@@ -16,6 +16,7 @@ def _prompt(owner_id, **overrides):
     return {
         "id": str(uuid.uuid4()),
         "owner_id": str(owner_id),
+        "chat_id": None,
         "text": "a pear",
         "title": None,
         "status": "new",
@@ -23,6 +24,7 @@ def _prompt(owner_id, **overrides):
         "active_tasks": 0,
         "completed_tasks": 0,
         "failed_tasks": 0,
+        "findings": [],
         "created_at": now,
         "updated_at": now,
         **overrides,

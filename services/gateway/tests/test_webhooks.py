@@ -1,12 +1,21 @@
-"""The webhook boundary: nothing crosses it without the shared secret and the task's own
-token, and nothing accepted is answered 2xx before it is stored."""
+"""The webhook boundary: nothing crosses it without the provider's credentials (shared
+secret or Standard Webhooks signature, and the task's own token), and nothing accepted is
+answered 2xx before it is stored."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import hashlib
+import hmac
 import json
+import time
 import uuid
 
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from imagetron_gateway.settings import GatewaySettings
 from imagetron_platform.webhook_tokens import webhook_token
 
 BODY = {"timestamp": 1700000000, "data": {"task_id": "p-1", "status": "completed"}}
@@ -86,3 +95,232 @@ async def test_storage_down_is_503_so_the_provider_retries(gateway):
     )
     assert response.status_code == 503
     assert "retry" in response.json()["detail"]
+
+
+# --- midjourney-proxy: shared secret and per-task token, both in the callback URL ---------
+
+MJ_TASK = {
+    "id": "1712345678901234", "action": "IMAGINE", "status": "IN_PROGRESS", "progress": "62%",
+    "imageUrl": "https://cdn.example/preview.webp", "failReason": None,
+}  # fmt: skip
+
+
+def _mj_url(task_id, token=None, secret="s3cret"):
+    token = token or webhook_token("token-key", "midjourney_proxy", task_id)
+    query = f"token={token}" + (f"&secret={secret}" if secret is not None else "")
+    return f"/webhooks/midjourney_proxy/{task_id}?{query}"
+
+
+async def test_verified_midjourney_proxy_callback_is_stored_with_a_body_hash(gateway):
+    task_id = uuid.uuid4()
+    raw = json.dumps(MJ_TASK).encode()
+    response = await gateway.client.post(_mj_url(task_id), content=raw)
+    assert response.status_code == 200
+    [(callback, dedupe_id)] = gateway.callbacks.accepted
+    assert (callback.provider, callback.task_id, callback.body) == (
+        "midjourney_proxy", task_id, MJ_TASK,
+    )  # fmt: skip
+    assert dedupe_id == "midjourney_proxy:" + hashlib.sha256(raw).hexdigest()
+
+
+async def test_midjourney_proxy_wrong_or_missing_secret_is_401(gateway):
+    task_id = uuid.uuid4()
+    for secret in (None, "", "wrong", "s3cret%20", "S3CRET"):
+        response = await gateway.client.post(_mj_url(task_id, secret=secret), json=MJ_TASK)
+        assert response.status_code == 401, secret
+        assert response.headers["content-type"] == "application/problem+json"
+    # The secret in a header (GoAPI's way) is not what this route reads.
+    response = await gateway.client.post(
+        _mj_url(task_id, secret=None), json=MJ_TASK, headers={"x-webhook-secret": "s3cret"}
+    )
+    assert response.status_code == 401
+    assert gateway.callbacks.accepted == []
+
+
+async def test_midjourney_proxy_token_of_another_task_or_provider_is_401(gateway):
+    task_id = uuid.uuid4()
+    for token in (
+        webhook_token("token-key", "midjourney_proxy", uuid.uuid4()),
+        webhook_token("token-key", "goapi", task_id),
+        webhook_token("guessed-key", "midjourney_proxy", task_id),
+        "x",
+    ):
+        response = await gateway.client.post(_mj_url(task_id, token), json=MJ_TASK)
+        assert response.status_code == 401, token
+    missing = await gateway.client.post(
+        f"/webhooks/midjourney_proxy/{task_id}?secret=s3cret", json=MJ_TASK
+    )
+    assert missing.status_code == 422
+    assert gateway.callbacks.accepted == []
+
+
+# --- Replicate: Standard Webhooks signature and per-task token ----------------------------
+
+WHSEC_KEY = b"replicate-signing-key-32-bytes!!"
+WHSEC = "whsec_" + base64.b64encode(WHSEC_KEY).decode()
+PREDICTION = {
+    "id": "gm3qorzdhgbfurvjtvhg6dckhu", "model": "black-forest-labs/flux-schnell",
+    "version": "dp-4d0bcc010b3049749a251855f12800be", "status": "succeeded",
+    "input": {"prompt": "a paper boat"}, "output": ["https://replicate.delivery/x/out-0.webp"],
+    "error": None, "logs": "", "metrics": {"predict_time": 1.2},
+}  # fmt: skip
+
+
+def _sign(raw: bytes, msg_id: str, timestamp: int, key: bytes = WHSEC_KEY) -> str:
+    """Standard Webhooks, computed here independently of the library the gateway uses."""
+    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + raw, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def _signed(raw: bytes, msg_id: str = "msg_2a1b", *, age: int = 0, key: bytes = WHSEC_KEY):
+    timestamp = int(time.time()) - age
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": _sign(raw, msg_id, timestamp, key),
+        "content-type": "application/json",
+    }
+
+
+def _rep_url(task_id, token=None):
+    token = token or webhook_token("token-key", "replicate", task_id)
+    return f"/webhooks/replicate/{task_id}?token={token}"
+
+
+@pytest.fixture
+def replicate_gateway(gateway):
+    assert gateway.settings.replicate_webhook_secret.get_secret_value() == WHSEC
+    return gateway
+
+
+async def test_signed_replicate_callback_is_stored_under_its_webhook_id(replicate_gateway):
+    gateway, task_id = replicate_gateway, uuid.uuid4()
+    raw = json.dumps(PREDICTION).encode()
+    response = await gateway.client.post(_rep_url(task_id), content=raw, headers=_signed(raw))
+    assert response.status_code == 200
+    [(callback, dedupe_id)] = gateway.callbacks.accepted
+    assert (callback.provider, callback.task_id, callback.body) == (
+        "replicate", task_id, PREDICTION,
+    )  # fmt: skip
+    assert dedupe_id == "replicate:msg_2a1b"
+
+
+async def test_a_retried_replicate_delivery_keeps_its_message_id(replicate_gateway):
+    """Replicate retries with the same webhook-id: published under the same Nats-Msg-Id
+    (JetStream and the images inbox store it once) and answered 2xx again."""
+    gateway, task_id = replicate_gateway, uuid.uuid4()
+    raw = json.dumps(PREDICTION).encode()
+    headers = _signed(raw, "msg_retry")
+    for _ in range(2):
+        response = await gateway.client.post(_rep_url(task_id), content=raw, headers=headers)
+        assert response.status_code == 200
+    assert [d for _, d in gateway.callbacks.accepted] == ["replicate:msg_retry"] * 2
+
+
+async def test_any_of_several_signatures_may_match(replicate_gateway):
+    gateway, task_id = replicate_gateway, uuid.uuid4()
+    raw = json.dumps(PREDICTION).encode()
+    headers = _signed(raw)
+    old = _signed(raw, key=b"the-previous-signing-key")["webhook-signature"]
+    headers["webhook-signature"] = f"{old} {headers['webhook-signature']}"
+    response = await gateway.client.post(_rep_url(task_id), content=raw, headers=headers)
+    assert response.status_code == 200
+
+
+async def test_replicate_callbacks_that_fail_verification_are_401_and_not_stored(
+    replicate_gateway,
+):
+    gateway, task_id = replicate_gateway, uuid.uuid4()
+    raw = json.dumps(PREDICTION).encode()
+    good = _signed(raw)
+    tampered = json.dumps({**PREDICTION, "output": ["https://evil.example/x.png"]}).encode()
+    cases = {
+        "no signature headers": (raw, {"content-type": "application/json"}),
+        "no signature": (raw, {k: v for k, v in good.items() if k != "webhook-signature"}),
+        "no id": (raw, {k: v for k, v in good.items() if k != "webhook-id"}),
+        "no timestamp": (raw, {k: v for k, v in good.items() if k != "webhook-timestamp"}),
+        "tampered body": (tampered, good),
+        "signed by another key": (raw, _signed(raw, key=b"someone-else's-key")),
+        "stale (6 min)": (raw, _signed(raw, age=360)),
+        "from the future (6 min)": (raw, _signed(raw, age=-360)),
+        "replayed under a new id": (raw, {**good, "webhook-id": "msg_fresh"}),
+        "timestamp moved": (raw, {**good, "webhook-timestamp": str(int(time.time()) - 1)}),
+        "garbage signature": (raw, {**good, "webhook-signature": "garbage"}),
+        "bad base64": (raw, {**good, "webhook-signature": "v1,!!!notbase64"}),
+        "unknown version": (
+            raw,
+            {**good, "webhook-signature": good["webhook-signature"].replace("v1,", "v2,")},
+        ),
+        "non-numeric timestamp": (raw, {**good, "webhook-timestamp": "yesterday"}),
+        "not UTF-8": (b"\xff\xfe{}", _signed(b"\xff\xfe{}")),
+    }
+    for name, (content, headers) in cases.items():
+        response = await gateway.client.post(_rep_url(task_id), content=content, headers=headers)
+        assert response.status_code == 401, name
+        assert response.headers["content-type"] == "application/problem+json", name
+    assert gateway.callbacks.accepted == []
+
+
+async def test_a_stale_timestamp_is_refused_even_with_a_valid_signature(replicate_gateway):
+    gateway, task_id = replicate_gateway, uuid.uuid4()
+    raw = json.dumps(PREDICTION).encode()
+    fresh = await gateway.client.post(
+        _rep_url(task_id), content=raw, headers=_signed(raw, "msg_a", age=240)
+    )
+    stale = await gateway.client.post(
+        _rep_url(task_id), content=raw, headers=_signed(raw, "msg_b", age=301)
+    )
+    assert (fresh.status_code, stale.status_code) == (200, 401)
+    assert [d for _, d in gateway.callbacks.accepted] == ["replicate:msg_a"]
+
+
+async def test_a_correctly_signed_replicate_callback_needs_its_tasks_token(replicate_gateway):
+    gateway, task_id = replicate_gateway, uuid.uuid4()
+    raw = json.dumps(PREDICTION).encode()
+    for token in (
+        webhook_token("token-key", "replicate", uuid.uuid4()),
+        webhook_token("token-key", "goapi", task_id),
+        webhook_token("guessed-key", "replicate", task_id),
+    ):
+        response = await gateway.client.post(
+            _rep_url(task_id, token), content=raw, headers=_signed(raw)
+        )
+        assert response.status_code == 401, token
+    missing = await gateway.client.post(
+        f"/webhooks/replicate/{task_id}", content=raw, headers=_signed(raw)
+    )
+    assert missing.status_code == 422
+    assert gateway.callbacks.accepted == []
+
+
+async def test_without_a_configured_signing_secret_every_replicate_callback_is_401(gateway):
+    app = gateway.client._transport.app
+    settings = gateway.settings.model_copy(update={"replicate_webhook_secret": None})
+    app.state.context = dataclasses.replace(app.state.context, settings=settings)
+    raw = json.dumps(PREDICTION).encode()
+    task_id = uuid.uuid4()
+    response = await gateway.client.post(_rep_url(task_id), content=raw, headers=_signed(raw))
+    assert response.status_code == 401
+    assert gateway.callbacks.accepted == []
+
+
+async def test_a_signed_replicate_body_that_is_not_an_object_is_422(replicate_gateway):
+    gateway, task_id = replicate_gateway, uuid.uuid4()
+    response = await gateway.client.post(_rep_url(task_id), content=b"[1]", headers=_signed(b"[1]"))
+    assert response.status_code == 422
+    assert gateway.callbacks.accepted == []
+
+
+async def test_replicate_storage_down_is_503(replicate_gateway):
+    gateway = replicate_gateway
+    gateway.callbacks.fail = True
+    raw = json.dumps(PREDICTION).encode()
+    response = await gateway.client.post(_rep_url(uuid.uuid4()), content=raw, headers=_signed(raw))
+    assert response.status_code == 503
+
+
+def test_an_unusable_signing_secret_is_refused_at_start_up():
+    for bad in ("", "whsec_"):
+        with pytest.raises(ValidationError):
+            GatewaySettings(replicate_webhook_secret=SecretStr(bad))
+    assert GatewaySettings(replicate_webhook_secret=SecretStr(WHSEC)).replicate_webhook_secret

@@ -1,21 +1,34 @@
 """Fakes of the prompts service's ports, for unit tests: an in-memory unit of work with the
-same commit/rollback semantics as the SQL one, and a clock that ticks."""
+same commit/rollback semantics as the SQL one, a scripted language model, and a clock that
+ticks."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Self
+from typing import Any, Self
 from uuid import UUID, uuid4
 
 import pytest
+from pydantic import BaseModel, ValidationError
+
 from imagetron_contracts.models.images import Task, TaskEvent, TaskStatus
 from imagetron_contracts.models.images import Type as TaskEventType
-from imagetron_prompts.app.ports import Dependencies, PageKey
+from imagetron_prompts.app.ports import (
+    Dependencies,
+    LlmAnswer,
+    LlmCall,
+    LlmError,
+    LlmMessage,
+    LlmOutcome,
+    PageKey,
+    PromptFilter,
+)
+from imagetron_prompts.domain.chat import Chat, ChatMessage
 from imagetron_prompts.domain.prompt import Prompt, TaskPhase
-from pydantic import BaseModel
+from imagetron_prompts.domain.usage import TokenUsage
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,8 @@ class InMemoryState:
     task_phases: dict[UUID, tuple[UUID, TaskPhase]] = field(default_factory=dict)
     inbox: set[tuple[str, str]] = field(default_factory=set)
     outbox: list[Emitted] = field(default_factory=list)
+    chats: dict[UUID, Chat] = field(default_factory=dict)
+    llm_calls: list[LlmCall] = field(default_factory=list)
 
 
 class InMemoryStore:
@@ -67,10 +82,40 @@ class FakePromptRepository:
         assert prompt.id in self._state.prompts
         self._state.prompts[prompt.id] = copy.deepcopy(prompt)
 
+    async def delete(self, prompt: Prompt) -> None:
+        del self._state.prompts[prompt.id]
+        self._state.task_phases = {
+            task: known for task, known in self._state.task_phases.items() if known[0] != prompt.id
+        }
+
+    async def linked_to_chat(self, owner_id: UUID, chat_id: UUID) -> Sequence[Prompt]:
+        return [
+            copy.deepcopy(p)
+            for p in self._state.prompts.values()
+            if p.owner_id == owner_id and p.chat_id == chat_id
+        ]
+
     async def list_page(
-        self, owner_id: UUID, *, limit: int, after: PageKey | None
+        self,
+        owner_id: UUID,
+        *,
+        limit: int,
+        after: PageKey | None,
+        where: PromptFilter | None = None,
     ) -> Sequence[Prompt]:
         mine = [p for p in self._state.prompts.values() if p.owner_id == owner_id]
+        if where is not None:
+            if where.status is not None:
+                mine = [p for p in mine if p.status is where.status]
+            if where.chat_id is not None:
+                mine = [p for p in mine if p.chat_id == where.chat_id]
+            if where.text:
+                needle = where.text.casefold()
+                mine = [
+                    p
+                    for p in mine
+                    if needle in p.text.casefold() or needle in (p.title or "").casefold()
+                ]
         mine.sort(key=lambda p: (p.created_at, p.id), reverse=True)
         if after is not None:
             mine = [p for p in mine if (p.created_at, p.id) < (after.created_at, after.id)]
@@ -86,6 +131,57 @@ class FakePromptRepository:
         self._state.task_phases[task_id] = (prompt_id, phase)
 
 
+class FakeChatRepository:
+    def __init__(self, state: InMemoryState) -> None:
+        self._state = state
+
+    async def add(self, chat: Chat) -> None:
+        assert chat.id not in self._state.chats
+        self._state.chats[chat.id] = copy.deepcopy(chat)
+
+    async def get(
+        self, owner_id: UUID, chat_id: UUID, *, for_update: bool = False, messages: bool = True
+    ) -> Chat | None:
+        chat = self._state.chats.get(chat_id)
+        if chat is None or chat.owner_id != owner_id:
+            return None
+        found = copy.deepcopy(chat)
+        if not messages:
+            found.messages = []
+        return found
+
+    async def add_messages(self, chat: Chat, messages: Sequence[ChatMessage]) -> None:
+        stored = self._state.chats[chat.id]
+        taken = {m.position for m in stored.messages}
+        assert not taken & {m.position for m in messages}, "position already taken"
+        stored.messages += copy.deepcopy(list(messages))
+        stored.message_count = chat.message_count
+        stored.updated_at = chat.updated_at
+
+    async def delete(self, chat: Chat) -> None:
+        del self._state.chats[chat.id]
+
+    async def list_page(
+        self, owner_id: UUID, *, limit: int, after: PageKey | None
+    ) -> Sequence[Chat]:
+        mine = [c for c in self._state.chats.values() if c.owner_id == owner_id]
+        mine.sort(key=lambda c: (c.created_at, c.id), reverse=True)
+        if after is not None:
+            mine = [c for c in mine if (c.created_at, c.id) < (after.created_at, after.id)]
+        page = [copy.deepcopy(c) for c in mine[:limit]]
+        for chat in page:
+            chat.messages = []
+        return page
+
+
+class FakeLlmCallRepository:
+    def __init__(self, state: InMemoryState) -> None:
+        self._state = state
+
+    async def add(self, call: LlmCall) -> None:
+        self._state.llm_calls.append(call)
+
+
 class FakeUnitOfWork:
     """Works on a copy of the store's state; `commit` makes the copy the committed state."""
 
@@ -93,6 +189,8 @@ class FakeUnitOfWork:
         self._store = store
         self._state: InMemoryState | None = None
         self._prompts: FakePromptRepository | None = None
+        self._chats: FakeChatRepository | None = None
+        self._llm_calls: FakeLlmCallRepository | None = None
         self.fail_on_save = False
 
     @property
@@ -100,16 +198,30 @@ class FakeUnitOfWork:
         assert self._prompts is not None, "the unit of work is not open"
         return self._prompts
 
+    @property
+    def chats(self) -> FakeChatRepository:
+        assert self._chats is not None, "the unit of work is not open"
+        return self._chats
+
+    @property
+    def llm_calls(self) -> FakeLlmCallRepository:
+        assert self._llm_calls is not None, "the unit of work is not open"
+        return self._llm_calls
+
     async def __aenter__(self) -> Self:
         assert self._state is None, "the unit of work is not reentrant"
         self._state = copy.deepcopy(self._store.committed)
         self._prompts = FakePromptRepository(self._state)
         self._prompts.fail_on_save = self.fail_on_save
+        self._chats = FakeChatRepository(self._state)
+        self._llm_calls = FakeLlmCallRepository(self._state)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._state = None
         self._prompts = None
+        self._chats = None
+        self._llm_calls = None
 
     async def commit(self) -> None:
         assert self._state is not None, "the unit of work is not open"
@@ -139,6 +251,59 @@ class TickingClock:
         return self.now
 
 
+@dataclass
+class AskedLlm:
+    messages: list[LlmMessage]
+    answer_type: type[BaseModel]
+
+
+Script = dict[str, Any] | LlmError | Callable[[list[LlmMessage]], dict[str, Any]]
+
+
+class ScriptedLlm:
+    """The language model port, answering from a script: each call takes the next entry, a
+    JSON-like dict (validated by the answer type and the use case's check, as the real
+    adapter does; a dict that fails is a `malformed` LlmError), an LlmError to raise, or a
+    function of the messages returning a dict. Every call costs 10 + 5 tokens."""
+
+    model = "scripted-model"
+
+    def __init__(self) -> None:
+        self.script: list[Script] = []
+        self.asked: list[AskedLlm] = []
+
+    def answers(self, *entries: Script) -> ScriptedLlm:
+        self.script += entries
+        return self
+
+    async def answer(
+        self,
+        messages: Sequence[LlmMessage],
+        answer_type: type[Any],
+        *,
+        check: Callable[[Any], None] | None = None,
+    ) -> LlmAnswer[Any]:
+        self.asked.append(AskedLlm(list(messages), answer_type))
+        usage = TokenUsage(model=self.model, prompt_tokens=10, completion_tokens=5, attempts=1)
+        assert self.script, "the language model was asked more often than scripted"
+        entry = self.script.pop(0)
+        if isinstance(entry, LlmError):
+            raise entry
+        raw = entry(list(messages)) if callable(entry) else entry
+        try:
+            value = answer_type.model_validate(raw)
+            if check is not None:
+                check(value)
+        except (ValidationError, ValueError) as exc:
+            raise LlmError(LlmOutcome.MALFORMED, str(exc), usage) from exc
+        return LlmAnswer(value=value, usage=usage)
+
+
+@pytest.fixture
+def llm() -> ScriptedLlm:
+    return ScriptedLlm()
+
+
 @pytest.fixture
 def store() -> InMemoryStore:
     return InMemoryStore()
@@ -150,8 +315,8 @@ def clock() -> TickingClock:
 
 
 @pytest.fixture
-def deps(store: InMemoryStore, clock: TickingClock) -> Dependencies:
-    return Dependencies(uow=lambda: FakeUnitOfWork(store), clock=clock)
+def deps(store: InMemoryStore, clock: TickingClock, llm: ScriptedLlm) -> Dependencies:
+    return Dependencies(uow=lambda: FakeUnitOfWork(store), clock=clock, llm=llm)
 
 
 @pytest.fixture
@@ -168,8 +333,13 @@ def make_uow(store: InMemoryStore):
 def stored_prompt(store: InMemoryStore, clock: TickingClock):
     """Puts a prompt straight into the store and returns it."""
 
-    def make(owner_id: UUID, text: str = "a lighthouse at dusk", **changes: object) -> Prompt:
-        prompt = Prompt.create(owner_id=owner_id, text=text, title=None, now=clock())
+    def make(
+        owner_id: UUID,
+        text: str = "a lighthouse at dusk",
+        title: str | None = None,
+        **changes: object,
+    ) -> Prompt:
+        prompt = Prompt.create(owner_id=owner_id, text=text, title=title, now=clock())
         for name, value in changes.items():
             setattr(prompt, name, value)
         store.add_prompt(prompt)
@@ -208,6 +378,7 @@ def _task_event(
         prompt_text="a lighthouse at dusk",
         aspect_ratio="1:1",
         process_mode="fast",
+        actions=[],
         created_at=_T,
         updated_at=_T,
     )

@@ -37,6 +37,30 @@ class ProcessMode(StrEnum):
     turbo = 'turbo'
 
 
+class VariationStrength(StrEnum):
+    """
+    How far a variation may stray from the chosen version: subtle or strong.
+    """
+    subtle = 'subtle'
+    strong = 'strong'
+
+
+class TaskAction(StrEnum):
+    """
+    A follow-up the task allows now and its provider can do: upscaleN / variationN (N = 1-4) and reroll on a completed grid, cancel while the task is pending or submitted.
+    """
+    upscale1 = 'upscale1'
+    upscale2 = 'upscale2'
+    upscale3 = 'upscale3'
+    upscale4 = 'upscale4'
+    variation1 = 'variation1'
+    variation2 = 'variation2'
+    variation3 = 'variation3'
+    variation4 = 'variation4'
+    reroll = 'reroll'
+    cancel = 'cancel'
+
+
 class ImageKind(StrEnum):
     """
     grid: the 2x2 grid; version: one of its four splits; upscale: an upscaled version.
@@ -59,7 +83,9 @@ class Task(BaseModel):
     aspect_ratio: Annotated[str, Field(pattern='^[1-9][0-9]?:[1-9][0-9]?$', title='AspectRatio')]
     process_mode: ProcessMode
     origin_task_id: UUID | None = None
-    origin_index: Annotated[int | None, Field(ge=1, le=4)] = None
+    origin_index: Annotated[int | None, Field(description="The origin grid's version a variation or upscale acts on.", ge=1, le=4)] = None
+    variation_strength: Annotated[VariationStrength | None, Field(description='Set on variation tasks only.')] = None
+    actions: Annotated[list[TaskAction], Field(description='The follow-ups possible now, in a stable order.')]
     preview_url: str | None = None
     error: Annotated[str | None, Field(description="Why the task failed, in the provider's words.")] = None
     created_at: AwareDatetime
@@ -73,6 +99,21 @@ class ImagineRequest(BaseModel):
     )
     aspect_ratio: Annotated[str | None, Field(pattern='^[1-9][0-9]?:[1-9][0-9]?$', title='AspectRatio')] = '1:1'
     process_mode: ProcessMode | None = ProcessMode.fast
+
+
+class VariationRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    index: Annotated[int, Field(description='The version of the grid to vary.', ge=1, le=4)]
+    strength: VariationStrength | None = VariationStrength.strong
+
+
+class UpscaleRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    index: Annotated[int, Field(description='The version of the grid to upscale.', ge=1, le=4)]
 
 
 class TaskPage(BaseModel):
@@ -123,9 +164,28 @@ class ImagineCommand(BaseModel):
     process_mode: ProcessMode | None = ProcessMode.fast
 
 
+class VariationCommand(BaseModel):
+    """
+    `rpc.images.tasks.variation` request; replies with the new variation Task.
+    """
+    owner_id: UUID
+    task_id: Annotated[UUID, Field(description='The completed grid task to vary.')]
+    index: Annotated[int, Field(ge=1, le=4)]
+    strength: VariationStrength | None = VariationStrength.strong
+
+
+class UpscaleCommand(BaseModel):
+    """
+    `rpc.images.tasks.upscale` request; replies with the new upscale Task.
+    """
+    owner_id: UUID
+    task_id: Annotated[UUID, Field(description='The completed grid task to upscale from.')]
+    index: Annotated[int, Field(ge=1, le=4)]
+
+
 class TaskQuery(BaseModel):
     """
-    `rpc.images.tasks.get` request; replies with a Task.
+    `rpc.images.tasks.get`, `.reroll` (replies with the new Task) and `.cancel` request; replies with a Task.
     """
     owner_id: UUID
     task_id: UUID
@@ -144,7 +204,7 @@ class ListTasksQuery(BaseModel):
 
 class ImageQuery(BaseModel):
     """
-    `rpc.images.images.get` / `rpc.images.images.content_url` request.
+    `rpc.images.images.get` / `.content_url` / `.retry` request.
     """
     owner_id: UUID
     image_id: UUID

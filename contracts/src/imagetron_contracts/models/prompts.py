@@ -32,9 +32,53 @@ class GenerationState(StrEnum):
     failed = 'failed'
 
 
+class StockFindingCode(StrEnum):
+    """
+    Which stock rule a prompt or title breaks (Adobe Stock: no artist names, real people, brands or other IP; titles at most 70 characters, without commas).
+    """
+    artist_name = 'artist_name'
+    real_person = 'real_person'
+    brand = 'brand'
+    title_missing = 'title_missing'
+    title_too_long = 'title_too_long'
+    title_comma = 'title_comma'
+
+
+class StockFindingField(StrEnum):
+    """
+    Which part of the prompt a finding is in.
+    """
+    text_field = 'text'
+    title_field = 'title'
+
+
+class StockFinding(BaseModel):
+    """
+    One breach of the stock rules, found by a curated word list and the title rules. Advisory: it does not block saving. `start`/`end` delimit the offending span in `field` (Python string offsets, end exclusive).
+    """
+    code: StockFindingCode
+    field: StockFindingField
+    message: str
+    start: Annotated[int, Field(ge=0)]
+    end: Annotated[int, Field(ge=0)]
+    match: Annotated[str, Field(description='The offending text (empty for a missing title).')]
+
+
+class TokenUsage(BaseModel):
+    """
+    Tokens one language-model call consumed, over every attempt it took (an answer that was malformed or refused and asked again counts too).
+    """
+    model: str
+    prompt_tokens: Annotated[int, Field(ge=0)]
+    completion_tokens: Annotated[int, Field(ge=0)]
+    total_tokens: Annotated[int, Field(ge=0)]
+    attempts: Annotated[int, Field(ge=1)]
+
+
 class Prompt(BaseModel):
     id: UUID
     owner_id: UUID
+    chat_id: Annotated[UUID | None, Field(description='The subject chat the prompt was generated from, if any.')]
     text: str
     title: str | None
     status: PromptStatus
@@ -42,6 +86,7 @@ class Prompt(BaseModel):
     active_tasks: Annotated[int, Field(ge=0)]
     completed_tasks: Annotated[int, Field(ge=0)]
     failed_tasks: Annotated[int, Field(ge=0)]
+    findings: Annotated[list[StockFinding], Field(description='The stock-rule check of `text` and `title`, computed on every read.')]
     created_at: AwareDatetime
     updated_at: AwareDatetime
 
@@ -52,6 +97,40 @@ class CreatePromptRequest(BaseModel):
     )
     text: Annotated[str, Field(max_length=4000, min_length=1)]
     title: Annotated[str | None, Field(max_length=200)] = None
+
+
+class UpdatePromptRequest(BaseModel):
+    """
+    Only the fields sent change; `title` null (or blank) removes the title.
+    """
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    text: Annotated[str | None, Field(max_length=4000, min_length=1)] = None
+    title: Annotated[str | None, Field(max_length=200)] = None
+
+
+class SetPromptStatusRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    status: PromptStatus
+
+
+class GeneratePromptsRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    subject: Annotated[str, Field(description="What the images show, e.g. one of a chat's subjects.", max_length=500, min_length=1)]
+    count: Annotated[int | None, Field(description='How many prompts.', ge=1, le=10)] = 4
+    style: Annotated[str | None, Field(description='An optional direction for the style (e.g. "watercolor", "editorial photo").', max_length=200)] = None
+    aspect_ratio: Annotated[str | None, Field(description='Written into each prompt as the Midjourney parameter `--ar`.', pattern='^[1-9][0-9]?:[1-9][0-9]?$')] = '1:1'
+    chat_id: Annotated[UUID | None, Field(description='Link the prompts to this subject chat (404 if the caller has no such chat).')] = None
+
+
+class GeneratedPrompts(BaseModel):
+    prompts: list[Prompt]
+    usage: TokenUsage
 
 
 class PromptPage(BaseModel):
@@ -70,7 +149,7 @@ class CreatePromptCommand(BaseModel):
 
 class PromptQuery(BaseModel):
     """
-    `rpc.prompts.get` and `rpc.prompts.prepare_generation` request; replies with a Prompt.
+    `rpc.prompts.get`, `rpc.prompts.prepare_generation`, `rpc.prompts.delete` and `rpc.prompts.retitle` request; replies with a Prompt (for delete, its last state).
     """
     owner_id: UUID
     prompt_id: UUID
@@ -78,24 +157,60 @@ class PromptQuery(BaseModel):
 
 class ListPromptsQuery(BaseModel):
     """
-    `rpc.prompts.list` request; replies with a PromptPage.
+    `rpc.prompts.list` request; replies with a PromptPage. The filters combine (AND); pass the same filters with every page's cursor.
     """
     owner_id: UUID
     limit: Annotated[int | None, Field(ge=1, le=200)] = 50
     cursor: str | None = None
+    status: PromptStatus | None = None
+    chat_id: UUID | None = None
+    q: Annotated[str | None, Field(description='Case-insensitive substring of the text or the title.', max_length=200)] = None
 
 
-class Type(StrEnum):
+class UpdatePromptCommand(BaseModel):
+    """
+    `rpc.prompts.update` request; replies with the Prompt. Null fields stay as they are.
+    """
+    owner_id: UUID
+    prompt_id: UUID
+    text: str | None = None
+    title: str | None = None
+    clear_title: Annotated[bool | None, Field(description='Remove the title (wins over `title`).')] = False
+
+
+class SetPromptStatusCommand(BaseModel):
+    """
+    `rpc.prompts.set_status` request; replies with the Prompt.
+    """
+    owner_id: UUID
+    prompt_id: UUID
+    status: PromptStatus
+
+
+class GeneratePromptsCommand(BaseModel):
+    """
+    `rpc.prompts.generate` request; replies with GeneratedPrompts.
+    """
+    owner_id: UUID
+    subject: str
+    count: Annotated[int | None, Field(ge=1, le=10)] = 4
+    style: str | None = None
+    aspect_ratio: Annotated[str | None, Field(pattern='^[1-9][0-9]?:[1-9][0-9]?$')] = '1:1'
+    chat_id: UUID | None = None
+
+
+class PromptEventType(StrEnum):
     prompt_created = 'prompt.created'
     prompt_updated = 'prompt.updated'
+    prompt_deleted = 'prompt.deleted'
 
 
 class PromptEvent(BaseModel):
     """
-    A change to a prompt (`prompt.created`, `prompt.updated`).
+    A change to a prompt (`prompt.created`, `prompt.updated`, `prompt.deleted`); `prompt` is its state after the change (for `prompt.deleted`, its last state).
     """
     id: Annotated[UUID, Field(description="The event id; also the message's Nats-Msg-Id.")]
-    type: Type
+    type: PromptEventType
     occurred_at: AwareDatetime
     owner_id: UUID
     prompt: Prompt

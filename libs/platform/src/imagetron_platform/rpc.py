@@ -123,17 +123,27 @@ class RpcClient:
         self._broker = broker
         self._timeout = timeout
 
-    async def call(self, subject: str, request: BaseModel, result_type: type[R]) -> R:
+    async def call(
+        self,
+        subject: str,
+        request: BaseModel,
+        result_type: type[R],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - the NATS request itself needs the deadline
+    ) -> R:
+        """The result of `subject`'s handler. `timeout` overrides the client's for calls
+        known to take longer (e.g. those that wait for a language model)."""
+        wait = self._timeout if timeout is None else timeout
         try:
             message = await self._broker.request(
-                request.model_dump(mode="json"), subject, timeout=self._timeout
+                request.model_dump(mode="json"), subject, timeout=wait
             )
         except NoRespondersError as exc:
             raise ServiceUnavailable(
                 f"No service is listening on {subject}; it may be starting or down."
             ) from exc
         except (TimeoutError, NatsTimeoutError) as exc:
-            raise ServiceTimeout(f"No answer on {subject} within {self._timeout:g} s.") from exc
+            raise ServiceTimeout(f"No answer on {subject} within {wait:g} s.") from exc
         reply = RpcReply.model_validate_json(message.body)
         if reply.problem is not None:
             raise ProblemError.from_problem(reply.problem)

@@ -20,6 +20,7 @@ from imagetron_gateway.adapters.identity import SqlIdentityUnitOfWork
 from imagetron_gateway.app.identity import Authenticator, ensure_bootstrap_admin
 from imagetron_gateway.context import GatewayContext
 from imagetron_gateway.entrypoints.http import (
+    chats,
     events,
     events_token,
     images,
@@ -101,7 +102,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_platform(app, SERVICE, {"database": lambda: ping(engine), "nats": nats_ready})
-    for module in (users, prompts, tasks, images, events_token, events):
+    for module in (users, prompts, chats, tasks, images, events_token, events):
         app.include_router(module.router)
     app.include_router(webhooks.router)
     generate_openapi = app.openapi

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
+from standardwebhooks import Webhook
 
 from imagetron_platform.settings import DatabaseSettings
 
@@ -18,6 +19,9 @@ class GatewaySettings(DatabaseSettings):
     #: Key of the per-task callback token; the images service has the same setting.
     webhook_token_key: SecretStr = SecretStr("change-me-webhook-token-key")
     webhook_max_bytes: int = Field(default=1_048_576, ge=1024)
+    #: Replicate's Standard Webhooks signing secret (`whsec_...`, from
+    #: `GET /v1/webhooks/default/secret`). Unset: every Replicate callback is refused.
+    replicate_webhook_secret: SecretStr | None = None
 
     #: Where the notifier serves SSE; the gateway proxies `/api/v1/events` to it.
     notifier_url: str = "http://127.0.0.1:8083"
@@ -33,3 +37,13 @@ class GatewaySettings(DatabaseSettings):
     #: may take, instead of `rpc_timeout_seconds`. Keep it above the prompts service's
     #: `llm_deadline_seconds` (90 s), so the service's own 504 arrives rather than ours.
     llm_rpc_timeout_seconds: float = Field(default=120.0, gt=0)
+
+    @field_validator("replicate_webhook_secret")
+    @classmethod
+    def _a_usable_signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                Webhook(value.get_secret_value())
+            except Exception as exc:
+                raise ValueError("not a Standard Webhooks secret (whsec_<base64>)") from exc
+        return value

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from imagetron_platform.observability import init_observability
 from imagetron_platform.serve import serve
-
 from imagetron_prompts.bootstrap import create_app
 from imagetron_prompts.entrypoints.messaging import SERVICE
 from imagetron_prompts.settings import PromptsSettings

@@ -10,16 +10,18 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 from faststream.nats import NatsBroker
+from openai import AsyncOpenAI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
 from imagetron_platform.db import make_engine, make_session_factory, ping, utcnow
 from imagetron_platform.http import install_platform
 from imagetron_platform.messaging import make_broker
 from imagetron_platform.outbox import OutboxRelay
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
 from imagetron_prompts import migrations
+from imagetron_prompts.adapters.llm import OpenAiLlm
 from imagetron_prompts.adapters.tables import outbox
 from imagetron_prompts.adapters.unit_of_work import PromptsUnitOfWork
-from imagetron_prompts.app.ports import Dependencies
+from imagetron_prompts.app.ports import Dependencies, LlmPort
 from imagetron_prompts.entrypoints.messaging import SERVICE, register_subscribers
 from imagetron_prompts.settings import PromptsSettings
 
@@ -41,21 +43,46 @@ def build_database(settings: PromptsSettings) -> Database:
     return Database(engine=engine, session_factory=make_session_factory(engine))
 
 
-def build_dependencies(database: Database, *, relay: OutboxRelay | None = None) -> Dependencies:
+def build_llm_client(settings: PromptsSettings) -> AsyncOpenAI:
+    """The SDK client: per-request timeout and transport retries (see `adapters.llm`)."""
+    return AsyncOpenAI(
+        base_url=settings.llm_base_url,
+        api_key=settings.llm_api_key.get_secret_value(),
+        timeout=settings.llm_timeout_seconds,
+        max_retries=settings.llm_max_retries,
+    )
+
+
+def build_llm(settings: PromptsSettings, client: AsyncOpenAI) -> LlmPort:
+    return OpenAiLlm(
+        client,
+        model=settings.llm_model,
+        answer_attempts=settings.llm_answer_attempts,
+        deadline_seconds=settings.llm_deadline_seconds,
+    )
+
+
+def build_dependencies(
+    database: Database, llm: LlmPort, *, relay: OutboxRelay | None = None
+) -> Dependencies:
     """Handler dependencies; with a `relay`, a commit that emitted events wakes it at once."""
     on_commit = relay.wake if relay is not None else None
     return Dependencies(
         uow=lambda: PromptsUnitOfWork(database.session_factory, on_commit=on_commit),
         clock=utcnow,
+        llm=llm,
     )
 
 
 def build_broker(settings: PromptsSettings, deps: Dependencies | None = None) -> NatsBroker:
     """A broker with every subscriber registered, not connected. Without `deps` the handlers
-    use a database built from the settings (it connects on first use only), so this also
-    serves to render the service's AsyncAPI document."""
+    use a database and an LLM client built from the settings (neither connects before it is
+    used), so this also serves to render the service's AsyncAPI document."""
     broker = make_broker(settings.nats_url, SERVICE)
-    register_subscribers(broker, deps or build_dependencies(build_database(settings)))
+    if deps is None:
+        llm = build_llm(settings, build_llm_client(settings))
+        deps = build_dependencies(build_database(settings), llm)
+    register_subscribers(broker, deps, llm_concurrency=settings.llm_concurrency)
     return broker
 
 
@@ -71,12 +98,18 @@ def create_app(settings: PromptsSettings) -> FastAPI:
         service=SERVICE,
         poll_seconds=settings.outbox_poll_seconds,
     )
-    register_subscribers(broker, build_dependencies(database, relay=relay))
+    llm_client = build_llm_client(settings)
+    register_subscribers(
+        broker,
+        build_dependencies(database, build_llm(settings, llm_client), relay=relay),
+        llm_concurrency=settings.llm_concurrency,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(database.engine.dispose)
+            stack.push_async_callback(llm_client.close)
             if settings.database_migrate_on_start:
                 await asyncio.to_thread(migrations.upgrade, settings.database_url)
             await broker.start()

@@ -1,5 +1,6 @@
 """The prompts service running for real (its FastAPI lifespan: migrations, broker, outbox
-relay) against the session's PostgreSQL and NATS from the root `conftest.py`."""
+relay) against the session's PostgreSQL and NATS from the root `conftest.py`, and the
+sandbox's OpenAI-compatible chat server in a real uvicorn as its language model."""
 
 from __future__ import annotations
 
@@ -12,25 +13,45 @@ from typing import Any
 import nats
 import pytest
 from faststream.nats import NatsBroker
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from imagetron.testing import serving
 from imagetron_platform.db import make_engine, make_session_factory
 from imagetron_platform.messaging import provision_streams
 from imagetron_platform.rpc import RpcClient
 from imagetron_prompts.bootstrap import create_app
 from imagetron_prompts.entrypoints.messaging import TASK_EVENTS_DURABLE
 from imagetron_prompts.settings import PromptsSettings
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.js import JetStreamContext
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from imagetron_sandbox import SandboxSettings
+from imagetron_sandbox import create_app as create_sandbox
+
+#: The service's LLM limits in these tests: short, so timeouts show in seconds.
+LLM_TIMEOUT_SECONDS = 1.0
+LLM_MAX_RETRIES = 1
+LLM_DEADLINE_SECONDS = 4.0
 
 
 @pytest.fixture(scope="session")
-def settings(postgres_dsn: str, nats_url: str) -> PromptsSettings:
+async def sandbox_url() -> AsyncIterator[str]:
+    """The sandbox (chat completions, fault knobs) on a free loopback port."""
+    async with serving(create_sandbox(SandboxSettings(port=0, log_level="warning"))) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def settings(postgres_dsn: str, nats_url: str, sandbox_url: str) -> PromptsSettings:
     return PromptsSettings(
         database_url=postgres_dsn,
         nats_url=nats_url,
         outbox_poll_seconds=0.2,
         log_json=False,
+        llm_base_url=f"{sandbox_url}/v1",
+        llm_timeout_seconds=LLM_TIMEOUT_SECONDS,
+        llm_max_retries=LLM_MAX_RETRIES,
+        llm_deadline_seconds=LLM_DEADLINE_SECONDS,
     )
 
 
@@ -64,7 +85,7 @@ async def rpc(nats_url: str, prompts_app: Any) -> AsyncIterator[RpcClient]:
     broker = NatsBroker(nats_url)
     await broker.connect()
     try:
-        yield RpcClient(broker, timeout=5.0)
+        yield RpcClient(broker, timeout=LLM_DEADLINE_SECONDS + 5.0)
     finally:
         await broker.stop()
 

@@ -5,9 +5,10 @@ import asyncio
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import Connection, inspect
+
 from imagetron_prompts import migrations
 from imagetron_prompts.adapters.tables import SCHEMA, metadata
-from sqlalchemy import Connection, inspect
 
 pytestmark = pytest.mark.integration
 
@@ -34,5 +35,14 @@ async def test_migrations_create_exactly_the_tables_the_code_uses(
         connection = await session.connection()
         tables = await connection.run_sync(lambda c: set(inspect(c).get_table_names(schema=SCHEMA)))
         differences = await connection.run_sync(_schema_differences)
-    assert tables == {"alembic_version", "prompts", "prompt_tasks", "outbox", "inbox"}
+    assert tables == {
+        "alembic_version",
+        "prompts",
+        "prompt_tasks",
+        "chats",
+        "chat_messages",
+        "llm_calls",
+        "outbox",
+        "inbox",
+    }
     assert differences == []

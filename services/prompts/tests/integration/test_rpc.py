@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from pydantic import BaseModel
+
 from imagetron_contracts.models.prompts import (
     CreatePromptCommand,
     GenerationState,
@@ -23,7 +25,6 @@ from imagetron_contracts.streams import (
 from imagetron_platform.db import utcnow
 from imagetron_platform.errors import Conflict, InvalidRequest, NotFound
 from imagetron_prompts.adapters.unit_of_work import PromptsUnitOfWork
-from pydantic import BaseModel
 
 pytestmark = pytest.mark.integration
 

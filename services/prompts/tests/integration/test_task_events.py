@@ -13,6 +13,9 @@ from datetime import UTC, datetime
 
 import nats
 import pytest
+from sqlalchemy import select
+
+from imagetron.servers import NatsServer
 from imagetron_contracts.models.images import Task, TaskEvent, TaskStatus
 from imagetron_contracts.models.images import Type as TaskEventType
 from imagetron_contracts.models.prompts import (
@@ -28,12 +31,9 @@ from imagetron_prompts.adapters.tables import inbox
 from imagetron_prompts.adapters.unit_of_work import PromptsUnitOfWork
 from imagetron_prompts.app.handlers import TASK_EVENTS_CONSUMER
 from imagetron_prompts.app.ports import Dependencies
-from imagetron_prompts.bootstrap import build_broker
+from imagetron_prompts.bootstrap import build_broker, build_llm, build_llm_client
 from imagetron_prompts.entrypoints.messaging import TASK_EVENTS_DURABLE, retry_delay
 from imagetron_prompts.settings import PromptsSettings
-from sqlalchemy import select
-
-from imagetron.servers import NatsServer
 
 pytestmark = pytest.mark.integration
 
@@ -59,6 +59,7 @@ def task_event(owner_id, prompt_id, task_id, event_type) -> TaskEvent:
         prompt_text="a lighthouse at dusk",
         aspect_ratio="1:1",
         process_mode="fast",
+        actions=[],
         created_at=NOW,
         updated_at=NOW,
     )
@@ -208,7 +209,9 @@ async def test_failed_handling_is_retried_after_the_backoff_delay(
     nc = await nats.connect(private_nats_url)
     js = nc.jetstream()
     await provision_streams(js)
-    deps = Dependencies(uow=lambda: DatabaseDownTwice(session_factory), clock=utcnow)
+    # The language model is never asked here: a client that is never used.
+    llm = build_llm(settings, build_llm_client(settings))
+    deps = Dependencies(uow=lambda: DatabaseDownTwice(session_factory), clock=utcnow, llm=llm)
     broker = build_broker(
         PromptsSettings(database_url=settings.database_url, nats_url=private_nats_url), deps
     )

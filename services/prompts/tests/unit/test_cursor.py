@@ -8,6 +8,7 @@ from uuid import uuid4
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from imagetron_platform.errors import InvalidRequest
 from imagetron_prompts.app.cursor import decode_cursor, encode_cursor
 from imagetron_prompts.app.ports import PageKey

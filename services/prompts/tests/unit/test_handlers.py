@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import pytest
+
 from imagetron_contracts.models.images import Type as TaskEventType
 from imagetron_contracts.models.prompts import (
     CreatePromptCommand,
@@ -14,6 +15,8 @@ from imagetron_contracts.models.prompts import (
     PromptEvent,
     PromptQuery,
     PromptStatus,
+    SetPromptStatusCommand,
+    UpdatePromptCommand,
 )
 from imagetron_platform.errors import Conflict, InvalidRequest, NotFound
 from imagetron_prompts.app import handlers
@@ -318,3 +321,185 @@ class TestApplyTaskEvent:
         assert store.committed.task_phases == {}
         assert await self.apply(deps, event) is TaskEventOutcome.APPLIED
         assert store.committed.prompts[prompt.id].active_tasks == 1
+
+
+class TestListFilters:
+    async def test_status_chat_and_text_filters_combine(self, deps, stored_prompt):
+        chat_id = uuid4()
+        approved_pear = stored_prompt(
+            ALICE, "a ripe PEAR", status=PromptStatus.approved, chat_id=chat_id
+        )
+        stored_prompt(ALICE, "a ripe pear", chat_id=chat_id)  # status new
+        titled = stored_prompt(ALICE, "a fig", title="Pear tree", status=PromptStatus.approved)
+        stored_prompt(BOB, "a pear", status=PromptStatus.approved)
+
+        async def ids(**filters):
+            page = await handlers.list_prompts(
+                ListPromptsQuery(owner_id=ALICE, **filters), deps.uow()
+            )
+            return {p.id for p in page.items}
+
+        assert await ids(status=PromptStatus.approved) == {approved_pear.id, titled.id}
+        assert await ids(status=PromptStatus.approved, q="pear") == {approved_pear.id, titled.id}
+        assert await ids(status=PromptStatus.approved, chat_id=chat_id) == {approved_pear.id}
+        assert await ids(q="  tree ") == {titled.id}
+        assert await ids(q="nothing like it") == set()
+
+    async def test_a_filtered_listing_pages_through_matches_only(self, deps, stored_prompt):
+        matching = [stored_prompt(ALICE, f"pear {i}") for i in range(5)]
+        for i in range(5):
+            stored_prompt(ALICE, f"fig {i}")
+        seen, cursor = [], None
+        while True:
+            page = await handlers.list_prompts(
+                ListPromptsQuery(owner_id=ALICE, q="pear", limit=2, cursor=cursor), deps.uow()
+            )
+            seen += [p.id for p in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert seen == [p.id for p in reversed(matching)]
+
+
+class TestUpdatePrompt:
+    async def test_edits_text_and_title_and_emits_prompt_updated(self, deps, store, stored_prompt):
+        stored = stored_prompt(ALICE, title="Old")
+        prompt = await handlers.update_prompt(
+            UpdatePromptCommand(
+                owner_id=ALICE, prompt_id=stored.id, text="a new text", title="Pears, figs"
+            ),
+            deps.uow(),
+            deps.clock,
+        )
+        assert (prompt.text, prompt.title) == ("a new text", "Pears, figs")
+        # The comma is allowed, and reported.
+        assert [f.code.value for f in prompt.findings] == ["title_comma"]
+        assert store.committed.prompts[stored.id].text == "a new text"
+        [emitted] = store.committed.outbox
+        assert emitted.subject == f"events.prompts.{ALICE}.prompt.updated"
+        assert emitted.payload.prompt == prompt
+
+    async def test_clear_title_removes_it(self, deps, store, stored_prompt):
+        stored = stored_prompt(ALICE, title="Old")
+        prompt = await handlers.update_prompt(
+            UpdatePromptCommand(owner_id=ALICE, prompt_id=stored.id, clear_title=True),
+            deps.uow(),
+            deps.clock,
+        )
+        assert prompt.title is None
+        assert [f.code.value for f in prompt.findings] == ["title_missing"]
+
+    async def test_no_change_emits_nothing(self, deps, store, stored_prompt):
+        stored = stored_prompt(ALICE, title="Old")
+        await handlers.update_prompt(
+            UpdatePromptCommand(owner_id=ALICE, prompt_id=stored.id, title="Old"),
+            deps.uow(),
+            deps.clock,
+        )
+        assert store.committed.outbox == []
+        assert store.commits == 0
+
+    async def test_invalid_text_is_422_and_changes_nothing(self, deps, store, stored_prompt):
+        stored = stored_prompt(ALICE)
+        with pytest.raises(InvalidRequest):
+            await handlers.update_prompt(
+                UpdatePromptCommand(owner_id=ALICE, prompt_id=stored.id, text="  "),
+                deps.uow(),
+                deps.clock,
+            )
+        assert store.committed.prompts[stored.id].text == stored.text
+
+    async def test_another_owners_prompt_is_404(self, deps, stored_prompt):
+        stored = stored_prompt(ALICE)
+        with pytest.raises(NotFound):
+            await handlers.update_prompt(
+                UpdatePromptCommand(owner_id=BOB, prompt_id=stored.id, text="mine"),
+                deps.uow(),
+                deps.clock,
+            )
+
+
+class TestSetStatus:
+    async def test_sets_the_status_and_emits_prompt_updated(self, deps, store, stored_prompt):
+        stored = stored_prompt(ALICE)
+        prompt = await handlers.set_status(
+            SetPromptStatusCommand(owner_id=ALICE, prompt_id=stored.id, status="approved"),
+            deps.uow(),
+            deps.clock,
+        )
+        assert prompt.status is PromptStatus.approved
+        assert store.committed.prompts[stored.id].status is PromptStatus.approved
+        assert [e.payload.type.value for e in store.committed.outbox] == ["prompt.updated"]
+
+    async def test_same_status_emits_nothing(self, deps, store, stored_prompt):
+        stored = stored_prompt(ALICE)
+        await handlers.set_status(
+            SetPromptStatusCommand(owner_id=ALICE, prompt_id=stored.id, status="new"),
+            deps.uow(),
+            deps.clock,
+        )
+        assert store.committed.outbox == []
+
+    async def test_archiving_stops_generation_and_unarchiving_allows_it_again(
+        self, deps, stored_prompt
+    ):
+        stored = stored_prompt(ALICE)
+        query = PromptQuery(owner_id=ALICE, prompt_id=stored.id)
+        for status, allowed in [("archived", False), ("rejected", True)]:
+            await handlers.set_status(
+                SetPromptStatusCommand(owner_id=ALICE, prompt_id=stored.id, status=status),
+                deps.uow(),
+                deps.clock,
+            )
+            if allowed:
+                await handlers.prepare_generation(query, deps.uow())
+            else:
+                with pytest.raises(Conflict):
+                    await handlers.prepare_generation(query, deps.uow())
+
+
+class TestDeletePrompt:
+    async def test_deletes_and_emits_prompt_deleted_with_its_last_state(
+        self, deps, store, stored_prompt
+    ):
+        stored = stored_prompt(ALICE, title="Pear")
+        deleted = await handlers.delete_prompt(
+            PromptQuery(owner_id=ALICE, prompt_id=stored.id), deps.uow(), deps.clock
+        )
+        assert stored.id not in store.committed.prompts
+        [emitted] = store.committed.outbox
+        assert emitted.subject == f"events.prompts.{ALICE}.prompt.deleted"
+        assert emitted.payload.type.value == "prompt.deleted"
+        assert emitted.payload.prompt == deleted
+        assert deleted.title == "Pear"
+
+    async def test_a_prompt_with_an_active_task_is_409_and_stays(
+        self, deps, store, stored_prompt, task_event
+    ):
+        stored = stored_prompt(ALICE)
+        task_id = uuid4()
+        created = task_event(stored.id, TaskEventType.task_created, task_id=task_id, owner_id=ALICE)
+        await handlers.apply_task_event(created, deps.uow(), deps.clock)
+        query = PromptQuery(owner_id=ALICE, prompt_id=stored.id)
+        with pytest.raises(Conflict):
+            await handlers.delete_prompt(query, deps.uow(), deps.clock)
+        assert stored.id in store.committed.prompts
+
+        # Once the task has ended, it may go; a late event about it is then a no-op.
+        completed = task_event(
+            stored.id, TaskEventType.task_completed, task_id=task_id, owner_id=ALICE
+        )
+        await handlers.apply_task_event(completed, deps.uow(), deps.clock)
+        await handlers.delete_prompt(query, deps.uow(), deps.clock)
+        assert stored.id not in store.committed.prompts
+        late = task_event(stored.id, TaskEventType.task_failed, task_id=task_id, owner_id=ALICE)
+        outcome = await handlers.apply_task_event(late, deps.uow(), deps.clock)
+        assert outcome is TaskEventOutcome.UNKNOWN_PROMPT
+
+    async def test_another_owners_prompt_is_404(self, deps, store, stored_prompt):
+        stored = stored_prompt(ALICE)
+        with pytest.raises(NotFound):
+            await handlers.delete_prompt(
+                PromptQuery(owner_id=BOB, prompt_id=stored.id), deps.uow(), deps.clock
+            )
+        assert stored.id in store.committed.prompts

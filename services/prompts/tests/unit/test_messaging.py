@@ -10,14 +10,25 @@ from uuid import UUID, uuid4
 import pytest
 from faststream.nats import TestNatsBroker
 from faststream.specification import AsyncAPI
+
 from imagetron_contracts.models.common import RpcReply
 from imagetron_contracts.models.images import Type as TaskEventType
 from imagetron_contracts.models.prompts import CreatePromptCommand, Prompt, PromptQuery
 from imagetron_contracts.streams import (
+    RPC_PROMPTS_CHATS_CONTINUE,
+    RPC_PROMPTS_CHATS_DELETE,
+    RPC_PROMPTS_CHATS_GET,
+    RPC_PROMPTS_CHATS_LIST,
+    RPC_PROMPTS_CHATS_START,
     RPC_PROMPTS_CREATE,
+    RPC_PROMPTS_DELETE,
+    RPC_PROMPTS_GENERATE,
     RPC_PROMPTS_GET,
     RPC_PROMPTS_LIST,
     RPC_PROMPTS_PREPARE_GENERATION,
+    RPC_PROMPTS_RETITLE,
+    RPC_PROMPTS_SET_STATUS,
+    RPC_PROMPTS_UPDATE,
 )
 from imagetron_prompts.bootstrap import build_broker
 from imagetron_prompts.entrypoints.messaging import (
@@ -126,8 +137,19 @@ def test_asyncapi_documents_the_contract_subjects():
             "receive",
             RPC_PROMPTS_PREPARE_GENERATION,
         ),
+        "prompts_handle_rpc_prompts_update": ("receive", RPC_PROMPTS_UPDATE),
+        "prompts_handle_rpc_prompts_delete": ("receive", RPC_PROMPTS_DELETE),
+        "prompts_handle_rpc_prompts_set_status": ("receive", RPC_PROMPTS_SET_STATUS),
+        "prompts_handle_rpc_prompts_generate": ("receive", RPC_PROMPTS_GENERATE),
+        "prompts_handle_rpc_prompts_retitle": ("receive", RPC_PROMPTS_RETITLE),
+        "prompts_handle_rpc_prompts_chats_start": ("receive", RPC_PROMPTS_CHATS_START),
+        "prompts_handle_rpc_prompts_chats_continue": ("receive", RPC_PROMPTS_CHATS_CONTINUE),
+        "prompts_handle_rpc_prompts_chats_get": ("receive", RPC_PROMPTS_CHATS_GET),
+        "prompts_handle_rpc_prompts_chats_list": ("receive", RPC_PROMPTS_CHATS_LIST),
+        "prompts_handle_rpc_prompts_chats_delete": ("receive", RPC_PROMPTS_CHATS_DELETE),
         "prompts_follow_task_events": ("receive", "events.images.{owner_id}.task.{event_type}"),
         "prompts_emit_prompt_events": ("send", "events.prompts.{owner_id}.prompt.{event_type}"),
+        "prompts_emit_chat_events": ("send", "events.prompts.{owner_id}.chat.{event_type}"),
     }
     payloads = {
         name.split(":")[0]: message["payload"]["$ref"].split("/")[-1]
@@ -138,6 +160,17 @@ def test_asyncapi_documents_the_contract_subjects():
         "prompts_handle_rpc_prompts_get": "PromptQuery",
         "prompts_handle_rpc_prompts_list": "ListPromptsQuery",
         "prompts_handle_rpc_prompts_prepare_generation": "PromptQuery",
+        "prompts_handle_rpc_prompts_update": "UpdatePromptCommand",
+        "prompts_handle_rpc_prompts_delete": "PromptQuery",
+        "prompts_handle_rpc_prompts_set_status": "SetPromptStatusCommand",
+        "prompts_handle_rpc_prompts_generate": "GeneratePromptsCommand",
+        "prompts_handle_rpc_prompts_retitle": "PromptQuery",
+        "prompts_handle_rpc_prompts_chats_start": "StartChatCommand",
+        "prompts_handle_rpc_prompts_chats_continue": "ContinueChatCommand",
+        "prompts_handle_rpc_prompts_chats_get": "ChatQuery",
+        "prompts_handle_rpc_prompts_chats_list": "ListChatsQuery",
+        "prompts_handle_rpc_prompts_chats_delete": "ChatQuery",
         "prompts_follow_task_events": "TaskEvent",
         "prompts_emit_prompt_events": "PromptEvent",
+        "prompts_emit_chat_events": "ChatEvent",
     }

@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from imagetron_contracts.models.prompts import GenerationState, PromptStatus
 from imagetron_platform.errors import Conflict, InvalidRequest
 from imagetron_prompts.domain.prompt import (
@@ -89,6 +90,69 @@ class TestEnsureCanGenerate:
         prompt = new_prompt()
         prompt.track_task(None, TaskSignal.CREATED, T0)
         prompt.ensure_can_generate()
+
+
+class TestEdit:
+    def test_changes_text_and_title_and_time(self):
+        prompt = new_prompt(title="Fox")
+        later = T0 + timedelta(minutes=1)
+        assert prompt.edit(later, text=" a grey fox ", title=" Grey fox ") is True
+        assert (prompt.text, prompt.title, prompt.updated_at) == ("a grey fox", "Grey fox", later)
+
+    def test_fields_not_given_stay(self):
+        prompt = new_prompt(title="Fox")
+        prompt.edit(T0, text="a grey fox")
+        assert prompt.title == "Fox"
+        prompt.edit(T0, title="Grey")
+        assert prompt.text == "a grey fox"
+
+    @pytest.mark.parametrize("changes", [{"clear_title": True}, {"title": "  "}])
+    def test_title_can_be_removed(self, changes):
+        prompt = new_prompt(title="Fox")
+        assert prompt.edit(T0, **changes) is True
+        assert prompt.title is None
+
+    def test_same_values_are_no_change(self):
+        prompt = new_prompt(title="Fox")
+        assert prompt.edit(T0 + timedelta(hours=1), text="a red fox", title="Fox") is False
+        assert prompt.updated_at == T0
+
+    def test_invalid_values_change_nothing(self):
+        prompt = new_prompt(title="Fox")
+        with pytest.raises(InvalidRequest) as caught:
+            prompt.edit(T0, text="  ", title="t" * (MAX_TITLE_LENGTH + 1))
+        assert [e.loc for e in caught.value.errors or []] == [["text"], ["title"]]
+        assert (prompt.text, prompt.title) == ("a red fox", "Fox")
+
+
+class TestEnsureCanDelete:
+    def test_idle_or_ended_prompt_may_be_deleted(self):
+        prompt = new_prompt()
+        prompt.ensure_can_delete()
+        prompt.track_task(None, TaskSignal.COMPLETED, T0)
+        prompt.ensure_can_delete()
+
+    def test_prompt_with_an_active_task_is_a_conflict(self):
+        prompt = new_prompt()
+        prompt.track_task(None, TaskSignal.CREATED, T0)
+        with pytest.raises(Conflict) as caught:
+            prompt.ensure_can_delete()
+        assert caught.value.status == 409
+        assert "1 active generation task:" in caught.value.detail
+
+    def test_archived_prompt_without_tasks_may_be_deleted(self):
+        prompt = new_prompt()
+        prompt.change_status(PromptStatus.archived, T0)
+        prompt.ensure_can_delete()
+
+
+def test_unlinking_the_chat_keeps_the_prompt():
+    chat_id = uuid4()
+    prompt = new_prompt(chat_id=chat_id)
+    assert prompt.chat_id == chat_id
+    later = T0 + timedelta(minutes=1)
+    prompt.unlink_chat(later)
+    assert (prompt.chat_id, prompt.updated_at) == (None, later)
 
 
 class TestChangeStatus:

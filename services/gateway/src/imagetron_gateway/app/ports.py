@@ -38,7 +38,16 @@ class IdentityUnitOfWork(Protocol):
 class ServiceClient(Protocol):
     """Request/reply to the service that owns the data (RpcClient in production)."""
 
-    async def call(self, subject: str, request: BaseModel, result_type: type[R]) -> R: ...
+    async def call(
+        self,
+        subject: str,
+        request: BaseModel,
+        result_type: type[R],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - forwarded to the NATS request
+    ) -> R:
+        """`timeout` overrides the client's default for calls known to be slow."""
+        ...
 
 
 class CallbackSink(Protocol):

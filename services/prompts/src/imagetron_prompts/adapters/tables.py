@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from imagetron_contracts.models.prompts import GenerationState, PromptStatus
-from imagetron_platform.db import inbox_table, outbox_table
 from sqlalchemy import (
     CheckConstraint,
     Column,
@@ -19,9 +17,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     Uuid,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
+from imagetron_contracts.models.chats import ChatRole
+from imagetron_contracts.models.prompts import GenerationState, PromptStatus
+from imagetron_platform.db import inbox_table, outbox_table
+from imagetron_prompts.app.ports import LlmOutcome, LlmPurpose
 from imagetron_prompts.domain.prompt import TaskPhase
 
 SCHEMA = "prompts"
@@ -38,7 +42,7 @@ metadata = MetaData(
 )
 
 
-def _enum(enum_class: type[StrEnum], name: str) -> Enum:
+def _enum(enum_class: type[StrEnum], name: str, length: int = 16) -> Enum:
     # VARCHAR plus a CHECK constraint: adding a value later is a constraint change, not an
     # ALTER TYPE that cannot run inside a transaction.
     return Enum(
@@ -46,9 +50,65 @@ def _enum(enum_class: type[StrEnum], name: str) -> Enum:
         name=name,
         native_enum=False,
         create_constraint=True,
-        length=16,
+        length=length,
         values_callable=lambda members: [m.value for m in members],
     )
+
+
+# Subject chats; each holds complete exchanges (see `domain.chat`).
+chats = Table(
+    "chats",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("owner_id", Uuid, nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("message_count", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("message_count >= 0", name="message_count_not_negative"),
+    # Owner-scoped, newest-first keyset pagination.
+    Index(None, "owner_id", "created_at", "id"),
+)
+
+# Every call to the language model: what it cost and how it ended, success or not. Not
+# tied to chats or prompts by foreign keys: the ledger outlives what it paid for.
+llm_calls = Table(
+    "llm_calls",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("owner_id", Uuid, nullable=False),
+    Column("purpose", _enum(LlmPurpose, "purpose", length=32), nullable=False),
+    Column("outcome", _enum(LlmOutcome, "outcome", length=32), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("chat_id", Uuid),
+    Column("prompt_id", Uuid),
+    Column("detail", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(
+        "prompt_tokens >= 0 AND completion_tokens >= 0 AND attempts >= 0",
+        name="usage_not_negative",
+    ),
+    Index(None, "owner_id", "created_at"),
+)
+
+chat_messages = Table(
+    "chat_messages",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("chat_id", Uuid, ForeignKey(chats.c.id, ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("role", _enum(ChatRole, "role"), nullable=False),
+    Column("content", Text, nullable=False),
+    # The assistant's subjects, a JSON array of strings (empty for the artist's messages).
+    Column("subjects", JSONB, nullable=False),
+    Column("llm_call_id", Uuid, ForeignKey(llm_calls.c.id)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # One message per position: two requests continuing a chat at once cannot interleave.
+    UniqueConstraint("chat_id", "position"),
+)
 
 
 prompts = Table(
@@ -56,6 +116,9 @@ prompts = Table(
     metadata,
     Column("id", Uuid, primary_key=True),
     Column("owner_id", Uuid, nullable=False),
+    # The chat it was generated in; the handler unlinks prompts before deleting a chat
+    # (announcing each change), SET NULL only backs that up.
+    Column("chat_id", Uuid, ForeignKey(chats.c.id, ondelete="SET NULL")),
     Column("text", Text, nullable=False),
     Column("title", String(200)),
     Column("status", _enum(PromptStatus, "status"), nullable=False),
@@ -71,6 +134,7 @@ prompts = Table(
     ),
     # Owner-scoped, newest-first keyset pagination.
     Index(None, "owner_id", "created_at", "id"),
+    Index(None, "chat_id"),
 )
 
 # The phase of every generation task a prompt has heard of: what makes the counters exact

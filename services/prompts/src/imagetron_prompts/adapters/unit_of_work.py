@@ -1,4 +1,4 @@
-"""The prompts service's unit of work: the platform's, plus the prompt repository."""
+"""The prompts service's unit of work: the platform's, plus the service's repositories."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from imagetron_platform.db import SqlUnitOfWork
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from imagetron_prompts.adapters.repository import SqlPromptRepository
+from imagetron_platform.db import SqlUnitOfWork
+from imagetron_prompts.adapters.repository import (
+    SqlChatRepository,
+    SqlLlmCallRepository,
+    SqlPromptRepository,
+)
 from imagetron_prompts.adapters.tables import inbox, outbox
 
 
@@ -22,17 +26,35 @@ class PromptsUnitOfWork(SqlUnitOfWork):
         on_commit: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(session_factory, outbox, inbox, on_commit)
-        self._prompts: SqlPromptRepository | None = None
+        self._repositories: (
+            tuple[SqlPromptRepository, SqlChatRepository, SqlLlmCallRepository] | None
+        ) = None
+
+    def _open(self) -> tuple[SqlPromptRepository, SqlChatRepository, SqlLlmCallRepository]:
+        if self._repositories is None:
+            raise RuntimeError("the unit of work is not open: use `async with uow:`")
+        return self._repositories
 
     @property
     def prompts(self) -> SqlPromptRepository:
-        if self._prompts is None:
-            raise RuntimeError("the unit of work is not open: use `async with uow:`")
-        return self._prompts
+        return self._open()[0]
+
+    @property
+    def chats(self) -> SqlChatRepository:
+        return self._open()[1]
+
+    @property
+    def llm_calls(self) -> SqlLlmCallRepository:
+        return self._open()[2]
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
-        self._prompts = SqlPromptRepository(self.session)
+        session = self.session
+        self._repositories = (
+            SqlPromptRepository(session),
+            SqlChatRepository(session),
+            SqlLlmCallRepository(session),
+        )
         return self
 
     async def __aexit__(
@@ -41,5 +63,5 @@ class PromptsUnitOfWork(SqlUnitOfWork):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._prompts = None
+        self._repositories = None
         await super().__aexit__(exc_type, exc, tb)

@@ -15,7 +15,6 @@ from uuid import UUID
 
 from imagetron_contracts.models.common import FieldError
 from imagetron_platform.errors import InvalidRequest
-
 from imagetron_prompts.app.ports import PageKey
 
 _VERSION = 1

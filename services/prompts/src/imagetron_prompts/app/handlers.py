@@ -1,5 +1,6 @@
-"""One handler per use case. Each opens the unit of work it is given, commits at most once,
-and raises `imagetron_platform.errors` for the edges to render."""
+"""One handler per use case of prompts (the language-model ones are in `workshop`, chats in
+`chats`). Each opens the unit of work it is given, commits at most once, and raises
+`imagetron_platform.errors` for the edges to render."""
 
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ from imagetron_contracts.models import prompts as contract
 from imagetron_contracts.models.images import TaskEvent
 from imagetron_contracts.models.images import Type as TaskEventType
 from imagetron_platform.errors import NotFound
-
 from imagetron_prompts.app.cursor import decode_cursor, encode_cursor
 from imagetron_prompts.app.events import PromptEventType, emit_prompt_event, to_contract
-from imagetron_prompts.app.ports import Clock, PageKey, UnitOfWork
+from imagetron_prompts.app.ports import Clock, PageKey, PromptFilter, UnitOfWork
 from imagetron_prompts.domain.prompt import Prompt, TaskSignal
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class TaskEventOutcome(StrEnum):
     """No such prompt for the event's owner, e.g. deleted meanwhile."""
 
 
-async def _owned_prompt(
+async def owned_prompt(
     uow: UnitOfWork, owner_id: UUID, prompt_id: UUID, *, for_update: bool = False
 ) -> Prompt:
     prompt = await uow.prompts.get(owner_id, prompt_id, for_update=for_update)
@@ -68,16 +68,21 @@ async def create_prompt(
 
 async def get_prompt(query: contract.PromptQuery, uow: UnitOfWork) -> contract.Prompt:
     async with uow:
-        prompt = await _owned_prompt(uow, query.owner_id, query.prompt_id)
+        prompt = await owned_prompt(uow, query.owner_id, query.prompt_id)
     return to_contract(prompt)
 
 
 async def list_prompts(query: contract.ListPromptsQuery, uow: UnitOfWork) -> contract.PromptPage:
     limit = query.limit or DEFAULT_PAGE_SIZE
     after = decode_cursor(query.cursor) if query.cursor else None
+    where = PromptFilter(
+        status=query.status, chat_id=query.chat_id, text=(query.q or "").strip() or None
+    )
     async with uow:
         # One more than asked: whether it exists says if there is a next page.
-        rows = list(await uow.prompts.list_page(query.owner_id, limit=limit + 1, after=after))
+        rows = list(
+            await uow.prompts.list_page(query.owner_id, limit=limit + 1, after=after, where=where)
+        )
     items = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
@@ -86,12 +91,57 @@ async def list_prompts(query: contract.ListPromptsQuery, uow: UnitOfWork) -> con
     return contract.PromptPage(items=[to_contract(p) for p in items], next_cursor=next_cursor)
 
 
+async def update_prompt(
+    cmd: contract.UpdatePromptCommand, uow: UnitOfWork, clock: Clock
+) -> contract.Prompt:
+    """Edit text and/or title; `prompt.updated` only if something changed."""
+    async with uow:
+        prompt = await owned_prompt(uow, cmd.owner_id, cmd.prompt_id, for_update=True)
+        now = clock()
+        if prompt.edit(now, text=cmd.text, title=cmd.title, clear_title=bool(cmd.clear_title)):
+            await uow.prompts.save(prompt)
+            await emit_prompt_event(uow, prompt, PromptEventType.prompt_updated, now)
+            await uow.commit()
+    return to_contract(prompt)
+
+
+async def set_status(
+    cmd: contract.SetPromptStatusCommand, uow: UnitOfWork, clock: Clock
+) -> contract.Prompt:
+    """Set the manual status; `prompt.updated` only if it changed."""
+    async with uow:
+        prompt = await owned_prompt(uow, cmd.owner_id, cmd.prompt_id, for_update=True)
+        now = clock()
+        if prompt.change_status(cmd.status, now):
+            await uow.prompts.save(prompt)
+            await emit_prompt_event(uow, prompt, PromptEventType.prompt_updated, now)
+            await uow.commit()
+    return to_contract(prompt)
+
+
+async def delete_prompt(
+    query: contract.PromptQuery, uow: UnitOfWork, clock: Clock
+) -> contract.Prompt:
+    """Delete a prompt with no active generation task (409 otherwise); emits
+    `prompt.deleted` with its last state, which is also the answer.
+
+    The row lock serialises this with task events: a `task.created` applied first makes
+    this a 409; one applied after finds no prompt and is a no-op."""
+    async with uow:
+        prompt = await owned_prompt(uow, query.owner_id, query.prompt_id, for_update=True)
+        prompt.ensure_can_delete()
+        await uow.prompts.delete(prompt)
+        await emit_prompt_event(uow, prompt, PromptEventType.prompt_deleted, clock())
+        await uow.commit()
+    return to_contract(prompt)
+
+
 async def prepare_generation(query: contract.PromptQuery, uow: UnitOfWork) -> contract.Prompt:
     """The prompt, if images may be generated from it now: 404 unknown, 409 archived.
 
     Nothing changes here; the counters move when the images service reports the task."""
     async with uow:
-        prompt = await _owned_prompt(uow, query.owner_id, query.prompt_id)
+        prompt = await owned_prompt(uow, query.owner_id, query.prompt_id)
     prompt.ensure_can_generate()
     return to_contract(prompt)
 

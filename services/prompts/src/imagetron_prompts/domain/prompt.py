@@ -1,6 +1,11 @@
 """A prompt: the text an artist renders into images, the status they set by hand, and how
 its image generation stands.
 
+The artist may edit the text and title and set the status (`new`, `approved`, `rejected`,
+`archived`) at any time. Two actions depend on the state: images may not be generated from
+an archived prompt, and a prompt may not be deleted while any of its generation tasks is
+active (its images would lose their prompt mid-flight). Both refusals are conflicts (409).
+
 Generation bookkeeping
 ----------------------
 The images service reports the life of every generation task in task events. A prompt
@@ -75,6 +80,38 @@ def next_task_phase(current: TaskPhase | None, signal: TaskSignal) -> TaskPhase 
     return None
 
 
+def _clean_text(text: str, errors: list[FieldError]) -> str:
+    text = text.strip()
+    if not text:
+        errors.append(FieldError(loc=["text"], msg="The prompt text must not be empty."))
+    elif len(text) > MAX_TEXT_LENGTH:
+        errors.append(
+            FieldError(
+                loc=["text"], msg=f"The prompt text is longer than {MAX_TEXT_LENGTH} characters."
+            )
+        )
+    return text
+
+
+def _clean_title(title: str | None, errors: list[FieldError]) -> str | None:
+    """Surrounding whitespace dropped; a blank title is no title."""
+    if title is None:
+        return None
+    title = title.strip()
+    if len(title) > MAX_TITLE_LENGTH:
+        errors.append(
+            FieldError(
+                loc=["title"], msg=f"The title is longer than {MAX_TITLE_LENGTH} characters."
+            )
+        )
+    return title or None
+
+
+def _raise_if_any(errors: list[FieldError]) -> None:
+    if errors:
+        raise InvalidRequest("; ".join(e.msg for e in errors), errors=errors)
+
+
 def generation_state_for(active: int, completed: int, failed: int) -> GenerationState:
     if active > 0:
         return GenerationState.generating
@@ -98,6 +135,8 @@ class Prompt:
     failed_tasks: int
     created_at: datetime
     updated_at: datetime
+    #: The subject chat it was generated from; None when written by hand or the chat is gone.
+    chat_id: UUID | None = None
 
     @classmethod
     def create(
@@ -108,34 +147,20 @@ class Prompt:
         title: str | None,
         now: datetime,
         prompt_id: UUID | None = None,
+        chat_id: UUID | None = None,
     ) -> Prompt:
         """A new prompt, status `new`, nothing generated. Surrounding whitespace is dropped;
         an empty title is no title."""
-        text = text.strip()
-        title = title.strip() if title is not None else None
         errors: list[FieldError] = []
-        if not text:
-            errors.append(FieldError(loc=["text"], msg="The prompt text must not be empty."))
-        elif len(text) > MAX_TEXT_LENGTH:
-            errors.append(
-                FieldError(
-                    loc=["text"],
-                    msg=f"The prompt text is longer than {MAX_TEXT_LENGTH} characters.",
-                )
-            )
-        if title is not None and len(title) > MAX_TITLE_LENGTH:
-            errors.append(
-                FieldError(
-                    loc=["title"], msg=f"The title is longer than {MAX_TITLE_LENGTH} characters."
-                )
-            )
-        if errors:
-            raise InvalidRequest("; ".join(e.msg for e in errors), errors=errors)
+        text = _clean_text(text, errors)
+        title = _clean_title(title, errors)
+        _raise_if_any(errors)
         return cls(
             id=prompt_id or uuid4(),
             owner_id=owner_id,
+            chat_id=chat_id,
             text=text,
-            title=title or None,
+            title=title,
             status=PromptStatus.new,
             generation_state=GenerationState.idle,
             active_tasks=0,
@@ -144,6 +169,44 @@ class Prompt:
             created_at=now,
             updated_at=now,
         )
+
+    def edit(
+        self,
+        now: datetime,
+        *,
+        text: str | None = None,
+        title: str | None = None,
+        clear_title: bool = False,
+    ) -> bool:
+        """Change the text and/or title (None: leave as is; `clear_title` removes the title).
+        Same validation as `create`. False when nothing actually changed."""
+        errors: list[FieldError] = []
+        new_text = self.text if text is None else _clean_text(text, errors)
+        if clear_title:
+            new_title = None
+        elif title is None:
+            new_title = self.title
+        else:
+            new_title = _clean_title(title, errors)  # blank: no title, as on creation
+        _raise_if_any(errors)
+        if (new_text, new_title) == (self.text, self.title):
+            return False
+        self.text, self.title = new_text, new_title
+        self.updated_at = now
+        return True
+
+    def unlink_chat(self, now: datetime) -> None:
+        """Its chat is being deleted: the prompt stays, without the link."""
+        self.chat_id = None
+        self.updated_at = now
+
+    def ensure_can_delete(self) -> None:
+        """A prompt whose tasks are still running may not go: their results need it."""
+        if self.active_tasks > 0:
+            raise Conflict(
+                f"Prompt {self.id} has {self.active_tasks} active generation "
+                f"task{'s' if self.active_tasks != 1 else ''}: delete it once they have ended."
+            )
 
     def ensure_can_generate(self) -> None:
         """Images may be generated from any prompt that is not archived."""

@@ -2,8 +2,11 @@
 consumer of task events.
 
 RPC subscribers share the queue group `prompts`, so any number of replicas answer each
-request once. Task events come from the `EVENTS` stream through one durable pull consumer
-shared by all replicas; the inbox (not the consumer) makes applying them exactly-once.
+request once. The ones that wait for the language model (chats start/continue, generate,
+retitle) handle up to `llm_concurrency` requests at once each, so one slow answer does not
+hold up the others; the rest answer one at a time per subject, fast. Task events come from
+the `EVENTS` stream through one durable pull consumer shared by all replicas; the inbox
+(not the consumer) makes applying them exactly-once.
 """
 
 from __future__ import annotations
@@ -17,29 +20,53 @@ from faststream.exceptions import NackMessage, RejectMessage
 from faststream.message import StreamMessage
 from faststream.nats import NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
+from nats.js.api import ConsumerConfig
+from pydantic import ValidationError
+
+from imagetron_contracts.models.chats import (
+    Chat,
+    ChatEvent,
+    ChatPage,
+    ChatQuery,
+    ChatSummary,
+    ContinueChatCommand,
+    ListChatsQuery,
+    StartChatCommand,
+)
 from imagetron_contracts.models.images import TaskEvent
 from imagetron_contracts.models.prompts import (
     CreatePromptCommand,
+    GeneratedPrompts,
+    GeneratePromptsCommand,
     ListPromptsQuery,
     Prompt,
     PromptEvent,
     PromptPage,
     PromptQuery,
+    SetPromptStatusCommand,
+    UpdatePromptCommand,
 )
 from imagetron_contracts.streams import (
     EVENTS_STREAM,
+    RPC_PROMPTS_CHATS_CONTINUE,
+    RPC_PROMPTS_CHATS_DELETE,
+    RPC_PROMPTS_CHATS_GET,
+    RPC_PROMPTS_CHATS_LIST,
+    RPC_PROMPTS_CHATS_START,
     RPC_PROMPTS_CREATE,
+    RPC_PROMPTS_DELETE,
+    RPC_PROMPTS_GENERATE,
     RPC_PROMPTS_GET,
     RPC_PROMPTS_LIST,
     RPC_PROMPTS_PREPARE_GENERATION,
+    RPC_PROMPTS_RETITLE,
+    RPC_PROMPTS_SET_STATUS,
+    RPC_PROMPTS_UPDATE,
 )
 from imagetron_platform.messaging import jstream
 from imagetron_platform.metrics import INBOX_DUPLICATES
 from imagetron_platform.rpc import rpc_handler
-from nats.js.api import ConsumerConfig
-from pydantic import ValidationError
-
-from imagetron_prompts.app import handlers
+from imagetron_prompts.app import chats, handlers, workshop
 from imagetron_prompts.app.handlers import TASK_EVENTS_CONSUMER, TaskEventOutcome
 from imagetron_prompts.app.ports import Dependencies
 
@@ -64,8 +91,10 @@ TASK_EVENTS_RETRY_DELAYS: tuple[float, ...] = (1, 2, 5, 10, 30, 60, 120, 300)
 # handling one event may take.
 TASK_EVENTS_ACK_WAIT = 30.0
 
-# asyncapi channel `events_prompts_prompt`; events go out through the outbox relay.
+# asyncapi channels `events_prompts_prompt` and `events_prompts_chat`; events go out
+# through the outbox relay.
 PROMPT_EVENTS_SUBJECT = "events.prompts.{owner_id}.prompt.{event_type}"
+CHAT_EVENTS_SUBJECT = "events.prompts.{owner_id}.chat.{event_type}"
 
 
 def retry_delay(num_delivered: int) -> float:
@@ -98,7 +127,9 @@ async def _decode_task_event(
     return body
 
 
-def register_subscribers(broker: NatsBroker, deps: Dependencies) -> None:
+def register_subscribers(
+    broker: NatsBroker, deps: Dependencies, *, llm_concurrency: int = 8
+) -> None:
     @broker.subscriber(
         RPC_PROMPTS_CREATE,
         queue=RPC_QUEUE,
@@ -139,6 +170,119 @@ def register_subscribers(broker: NatsBroker, deps: Dependencies) -> None:
     @rpc_handler
     async def prepare_generation(query: PromptQuery) -> Prompt:
         return await handlers.prepare_generation(query, deps.uow())
+
+    @broker.subscriber(
+        RPC_PROMPTS_UPDATE,
+        queue=RPC_QUEUE,
+        title="prompts_handle_rpc_prompts_update",
+        description="Edit a prompt's text and title. Replies with an RpcReply whose result is "
+        "the Prompt.",
+    )
+    @rpc_handler
+    async def update_prompt(cmd: UpdatePromptCommand) -> Prompt:
+        return await handlers.update_prompt(cmd, deps.uow(), deps.clock)
+
+    @broker.subscriber(
+        RPC_PROMPTS_DELETE,
+        queue=RPC_QUEUE,
+        title="prompts_handle_rpc_prompts_delete",
+        description="Delete a prompt (409 while it has active tasks). Replies with an RpcReply "
+        "whose result is the deleted Prompt.",
+    )
+    @rpc_handler
+    async def delete_prompt(query: PromptQuery) -> Prompt:
+        return await handlers.delete_prompt(query, deps.uow(), deps.clock)
+
+    @broker.subscriber(
+        RPC_PROMPTS_SET_STATUS,
+        queue=RPC_QUEUE,
+        title="prompts_handle_rpc_prompts_set_status",
+        description="Set a prompt's manual status. Replies with an RpcReply whose result is "
+        "the Prompt.",
+    )
+    @rpc_handler
+    async def set_status(cmd: SetPromptStatusCommand) -> Prompt:
+        return await handlers.set_status(cmd, deps.uow(), deps.clock)
+
+    @broker.subscriber(
+        RPC_PROMPTS_GENERATE,
+        queue=RPC_QUEUE,
+        max_workers=llm_concurrency,
+        title="prompts_handle_rpc_prompts_generate",
+        description="Have the language model write prompts for a subject and store them. "
+        "Replies with an RpcReply whose result is GeneratedPrompts.",
+    )
+    @rpc_handler
+    async def generate_prompts(cmd: GeneratePromptsCommand) -> GeneratedPrompts:
+        return await workshop.generate_prompts(cmd, deps.uow, deps.llm, deps.clock)
+
+    @broker.subscriber(
+        RPC_PROMPTS_RETITLE,
+        queue=RPC_QUEUE,
+        max_workers=llm_concurrency,
+        title="prompts_handle_rpc_prompts_retitle",
+        description="Replace a prompt's title with a different one from the language model. "
+        "Replies with an RpcReply whose result is the Prompt.",
+    )
+    @rpc_handler
+    async def retitle_prompt(query: PromptQuery) -> Prompt:
+        return await workshop.retitle_prompt(query, deps.uow, deps.llm, deps.clock)
+
+    @broker.subscriber(
+        RPC_PROMPTS_CHATS_START,
+        queue=RPC_QUEUE,
+        max_workers=llm_concurrency,
+        title="prompts_handle_rpc_prompts_chats_start",
+        description="Start a subject chat (the language model answers the brief). Replies "
+        "with an RpcReply whose result is the Chat.",
+    )
+    @rpc_handler
+    async def start_chat(cmd: StartChatCommand) -> Chat:
+        return await chats.start_chat(cmd, deps.uow, deps.llm, deps.clock)
+
+    @broker.subscriber(
+        RPC_PROMPTS_CHATS_CONTINUE,
+        queue=RPC_QUEUE,
+        max_workers=llm_concurrency,
+        title="prompts_handle_rpc_prompts_chats_continue",
+        description="Continue a subject chat (the language model answers). Replies with an "
+        "RpcReply whose result is the Chat.",
+    )
+    @rpc_handler
+    async def continue_chat(cmd: ContinueChatCommand) -> Chat:
+        return await chats.continue_chat(cmd, deps.uow, deps.llm, deps.clock)
+
+    @broker.subscriber(
+        RPC_PROMPTS_CHATS_GET,
+        queue=RPC_QUEUE,
+        title="prompts_handle_rpc_prompts_chats_get",
+        description="Read one subject chat with its history. Replies with an RpcReply whose "
+        "result is the Chat.",
+    )
+    @rpc_handler
+    async def get_chat(query: ChatQuery) -> Chat:
+        return await chats.get_chat(query, deps.uow())
+
+    @broker.subscriber(
+        RPC_PROMPTS_CHATS_LIST,
+        queue=RPC_QUEUE,
+        title="prompts_handle_rpc_prompts_chats_list",
+        description="List subject chats. Replies with an RpcReply whose result is a ChatPage.",
+    )
+    @rpc_handler
+    async def list_chats(query: ListChatsQuery) -> ChatPage:
+        return await chats.list_chats(query, deps.uow())
+
+    @broker.subscriber(
+        RPC_PROMPTS_CHATS_DELETE,
+        queue=RPC_QUEUE,
+        title="prompts_handle_rpc_prompts_chats_delete",
+        description="Delete a subject chat. Replies with an RpcReply whose result is its last "
+        "ChatSummary.",
+    )
+    @rpc_handler
+    async def delete_chat(query: ChatQuery) -> ChatSummary:
+        return await chats.delete_chat(query, deps.uow(), deps.clock)
 
     @broker.subscriber(
         TASK_EVENTS_SUBJECT,
@@ -190,4 +334,10 @@ def register_subscribers(broker: NatsBroker, deps: Dependencies) -> None:
         schema=PromptEvent,
         title="prompts_emit_prompt_events",
         description="Prompt events, via the outbox.",
+    )
+    broker.publisher(
+        CHAT_EVENTS_SUBJECT,
+        schema=ChatEvent,
+        title="prompts_emit_chat_events",
+        description="Subject chat events, via the outbox.",
     )

@@ -60,6 +60,18 @@ async def get_image(image_id: UUID, caller: CurrentUser, ctx: Context) -> Image:
     return await ctx.rpc.call(streams.RPC_IMAGES_IMAGES_GET, query, Image)
 
 
+@router.post(
+    "/images/{image_id}/retry",
+    operation_id="retryImage",
+    status_code=202,
+    responses=problems(401, 404, 409, 422, 503, 504),
+    tags=["images"],
+)
+async def retry_image(image_id: UUID, caller: CurrentUser, ctx: Context) -> Image:
+    query = ImageQuery(owner_id=caller.id, image_id=image_id)
+    return await ctx.rpc.call(streams.RPC_IMAGES_IMAGES_RETRY, query, Image)
+
+
 @router.get(
     "/images/{image_id}/content",
     operation_id="getImageContent",

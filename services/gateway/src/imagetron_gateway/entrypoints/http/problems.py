@@ -12,6 +12,7 @@ _DESCRIPTIONS = {
     404: "No such resource for this user.",
     409: "The resource's state does not allow this now.",
     422: "The request is malformed or fails validation.",
+    502: "An upstream (the language model) gave no usable answer; the detail names the cause.",
     503: "A dependency is unavailable; retry later.",
     504: "A service did not answer in time; retry later.",
 }

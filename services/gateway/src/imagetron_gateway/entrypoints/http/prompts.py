@@ -1,16 +1,18 @@
 """Prompts: forwarded to the prompts service; imagine also to the images service.
 
 Operation ids, paths, parameters and models follow `contracts/openapi.yaml`; a contract
-test compares the generated OpenAPI with the document."""
+test compares the generated OpenAPI with the document. Calls that wait for the language
+model (generate, retitle) use `llm_rpc_timeout_seconds` instead of the default RPC timeout."""
 
 from __future__ import annotations
 
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query, Response
 
 from imagetron_contracts import streams
+from imagetron_contracts.models.common import FieldError
 from imagetron_contracts.models.images import (
     ImagineCommand,
     ImagineRequest,
@@ -19,14 +21,23 @@ from imagetron_contracts.models.images import (
 from imagetron_contracts.models.prompts import (
     CreatePromptCommand,
     CreatePromptRequest,
+    GeneratedPrompts,
+    GeneratePromptsCommand,
+    GeneratePromptsRequest,
     ListPromptsQuery,
     Prompt,
     PromptPage,
     PromptQuery,
+    PromptStatus,
+    SetPromptStatusCommand,
+    SetPromptStatusRequest,
+    UpdatePromptCommand,
+    UpdatePromptRequest,
 )
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
 from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems
+from imagetron_platform.errors import InvalidRequest
 
 router = APIRouter(prefix="/api/v1")
 
@@ -47,10 +58,44 @@ async def create_prompt(body: CreatePromptRequest, caller: CurrentUser, ctx: Con
     "/prompts", operation_id="listPrompts", responses=problems(*FORWARDED), tags=["prompts"]
 )
 async def list_prompts(
-    caller: CurrentUser, ctx: Context, limit: Limit = 50, cursor: Cursor = None
+    caller: CurrentUser,
+    ctx: Context,
+    status: PromptStatus | None = None,
+    chat_id: UUID | None = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> PromptPage:
-    query = ListPromptsQuery(owner_id=caller.id, limit=limit, cursor=cursor)
+    query = ListPromptsQuery(
+        owner_id=caller.id, status=status, chat_id=chat_id, q=q, limit=limit, cursor=cursor
+    )
     return await ctx.rpc.call(streams.RPC_PROMPTS_LIST, query, PromptPage)
+
+
+@router.post(
+    "/prompts/generate",
+    status_code=201,
+    operation_id="generatePrompts",
+    responses=problems(401, 404, 422, 502, 503, 504),
+    tags=["prompts"],
+)
+async def generate_prompts(
+    body: GeneratePromptsRequest, caller: CurrentUser, ctx: Context
+) -> GeneratedPrompts:
+    command = GeneratePromptsCommand(
+        owner_id=caller.id,
+        subject=body.subject,
+        count=body.count,
+        style=body.style,
+        aspect_ratio=body.aspect_ratio,
+        chat_id=body.chat_id,
+    )
+    return await ctx.rpc.call(
+        streams.RPC_PROMPTS_GENERATE,
+        command,
+        GeneratedPrompts,
+        timeout=ctx.settings.llm_rpc_timeout_seconds,
+    )
 
 
 @router.get(
@@ -62,6 +107,77 @@ async def list_prompts(
 async def get_prompt(prompt_id: UUID, caller: CurrentUser, ctx: Context) -> Prompt:
     query = PromptQuery(owner_id=caller.id, prompt_id=prompt_id)
     return await ctx.rpc.call(streams.RPC_PROMPTS_GET, query, Prompt)
+
+
+@router.patch(
+    "/prompts/{prompt_id}",
+    operation_id="updatePrompt",
+    responses=problems(401, 404, 422, 503, 504),
+    tags=["prompts"],
+)
+async def update_prompt(
+    prompt_id: UUID, body: UpdatePromptRequest, caller: CurrentUser, ctx: Context
+) -> Prompt:
+    sent = body.model_fields_set
+    if not sent:
+        raise InvalidRequest(
+            "Nothing to change: send `text`, `title` or both.",
+            errors=[FieldError(loc=["body"], msg="At least one of text, title.")],
+        )
+    if "text" in sent and body.text is None:
+        raise InvalidRequest(
+            "The text cannot be removed, only changed.",
+            errors=[FieldError(loc=["body", "text"], msg="Must be a string.")],
+        )
+    # Merge-patch semantics: an absent title stays, a null (or blank) one is removed.
+    command = UpdatePromptCommand(
+        owner_id=caller.id,
+        prompt_id=prompt_id,
+        text=body.text,
+        title=body.title,
+        clear_title="title" in sent and body.title is None,
+    )
+    return await ctx.rpc.call(streams.RPC_PROMPTS_UPDATE, command, Prompt)
+
+
+@router.delete(
+    "/prompts/{prompt_id}",
+    status_code=204,
+    response_class=Response,
+    operation_id="deletePrompt",
+    responses=problems(401, 404, 409, 422, 503, 504),
+    tags=["prompts"],
+)
+async def delete_prompt(prompt_id: UUID, caller: CurrentUser, ctx: Context) -> Response:
+    query = PromptQuery(owner_id=caller.id, prompt_id=prompt_id)
+    await ctx.rpc.call(streams.RPC_PROMPTS_DELETE, query, Prompt)
+    return Response(status_code=204)
+
+
+@router.put(
+    "/prompts/{prompt_id}/status",
+    operation_id="setPromptStatus",
+    responses=problems(401, 404, 422, 503, 504),
+    tags=["prompts"],
+)
+async def set_prompt_status(
+    prompt_id: UUID, body: SetPromptStatusRequest, caller: CurrentUser, ctx: Context
+) -> Prompt:
+    command = SetPromptStatusCommand(owner_id=caller.id, prompt_id=prompt_id, status=body.status)
+    return await ctx.rpc.call(streams.RPC_PROMPTS_SET_STATUS, command, Prompt)
+
+
+@router.post(
+    "/prompts/{prompt_id}/retitle",
+    operation_id="retitlePrompt",
+    responses=problems(401, 404, 422, 502, 503, 504),
+    tags=["prompts"],
+)
+async def retitle_prompt(prompt_id: UUID, caller: CurrentUser, ctx: Context) -> Prompt:
+    query = PromptQuery(owner_id=caller.id, prompt_id=prompt_id)
+    return await ctx.rpc.call(
+        streams.RPC_PROMPTS_RETITLE, query, Prompt, timeout=ctx.settings.llm_rpc_timeout_seconds
+    )
 
 
 @router.post(

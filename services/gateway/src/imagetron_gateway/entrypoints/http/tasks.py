@@ -16,6 +16,10 @@ from imagetron_contracts.models.images import (
     TaskPage,
     TaskQuery,
     TaskStatus,
+    UpscaleCommand,
+    UpscaleRequest,
+    VariationCommand,
+    VariationRequest,
 )
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
@@ -48,3 +52,61 @@ async def list_tasks(
 async def get_task(task_id: UUID, caller: CurrentUser, ctx: Context) -> Task:
     query = TaskQuery(owner_id=caller.id, task_id=task_id)
     return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_GET, query, Task)
+
+
+# The follow-ups answer once the new task is recorded; it reaches the provider in the
+# background, like imagine.
+FOLLOW_UP_PROBLEMS = problems(401, 404, 409, 422, 503, 504)
+
+
+@router.post(
+    "/tasks/{task_id}/reroll",
+    operation_id="rerollTask",
+    status_code=202,
+    responses=FOLLOW_UP_PROBLEMS,
+    tags=["tasks"],
+)
+async def reroll_task(task_id: UUID, caller: CurrentUser, ctx: Context) -> Task:
+    query = TaskQuery(owner_id=caller.id, task_id=task_id)
+    return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_REROLL, query, Task)
+
+
+@router.post(
+    "/tasks/{task_id}/variation",
+    operation_id="varyTask",
+    status_code=202,
+    responses=FOLLOW_UP_PROBLEMS,
+    tags=["tasks"],
+)
+async def vary_task(
+    task_id: UUID, body: VariationRequest, caller: CurrentUser, ctx: Context
+) -> Task:
+    cmd = VariationCommand(
+        owner_id=caller.id, task_id=task_id, index=body.index, strength=body.strength
+    )
+    return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_VARIATION, cmd, Task)
+
+
+@router.post(
+    "/tasks/{task_id}/upscale",
+    operation_id="upscaleTask",
+    status_code=202,
+    responses=FOLLOW_UP_PROBLEMS,
+    tags=["tasks"],
+)
+async def upscale_task(
+    task_id: UUID, body: UpscaleRequest, caller: CurrentUser, ctx: Context
+) -> Task:
+    cmd = UpscaleCommand(owner_id=caller.id, task_id=task_id, index=body.index)
+    return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_UPSCALE, cmd, Task)
+
+
+@router.post(
+    "/tasks/{task_id}/cancel",
+    operation_id="cancelTask",
+    responses=FOLLOW_UP_PROBLEMS,
+    tags=["tasks"],
+)
+async def cancel_task(task_id: UUID, caller: CurrentUser, ctx: Context) -> Task:
+    query = TaskQuery(owner_id=caller.id, task_id=task_id)
+    return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_CANCEL, query, Task)

@@ -1,8 +1,16 @@
 """Provider callbacks: verify, publish durably to JetStream, then answer.
 
-Nothing is written or published before both credentials check out, and a 2xx is sent only
+Nothing is written or published before every credential checks out, and a 2xx is sent only
 after the WEBHOOKS stream acknowledged the message, so an accepted callback cannot be lost;
-if NATS is down the provider gets a 503 and retries."""
+if NATS is down the provider gets a 503 and retries.
+
+Credentials per provider, all compared in constant time:
+- GoAPI: the shared secret echoed in `x-webhook-secret` + the per-task `token` in the URL.
+- midjourney-proxy: it POSTs to `notifyHook` with no header of ours, so the shared secret
+  travels in the URL (`secret`) next to the per-task `token`.
+- Replicate: a Standard Webhooks signature (`webhook-id`/`-timestamp`/`-signature`, HMAC
+  over `id.timestamp.body`, 5 minutes of tolerance) + the per-task `token`, because the
+  signature covers the body and not the task id in the URL."""
 
 from __future__ import annotations
 
@@ -13,6 +21,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request
+from standardwebhooks import Webhook
 
 from imagetron_contracts.models.common import WebhookAccepted
 from imagetron_contracts.models.images import ProviderCallback
@@ -24,6 +33,9 @@ from imagetron_platform.webhook_tokens import secrets_match, verify_webhook_toke
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks")
+
+MIDJOURNEY_PROXY = "midjourney_proxy"
+REPLICATE = "replicate"
 
 
 @router.post(
@@ -54,15 +66,107 @@ async def receive_goapi_webhook(
         log.warning("rejected goapi webhook", extra={"task_id": str(task_id)})
         raise Unauthorized("The webhook's secret or token is not valid.")
     raw = await _read_limited(request, settings.webhook_max_bytes)
-    body = _json_object(raw)
-    callback = ProviderCallback(provider="goapi", task_id=task_id, received_at=utcnow(), body=body)
-    try:
-        # Same bytes from a retrying provider → same id → stored once.
-        await ctx.callbacks.accept(callback, "goapi:" + hashlib.sha256(raw).hexdigest())
-    except Exception as exc:
-        log.exception("could not publish goapi webhook")
-        raise ServiceUnavailable("The callback could not be stored; please retry.") from exc
+    # Same bytes from a retrying provider → same id → stored once.
+    await _publish(ctx, "goapi", task_id, raw, "goapi:" + hashlib.sha256(raw).hexdigest())
     return WebhookAccepted(status="accepted")
+
+
+@router.post(
+    "/midjourney_proxy/{task_id}",
+    operation_id="receiveMidjourneyProxyWebhook",
+    tags=["webhooks"],
+    responses=problems(401, 422, 503),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def receive_midjourney_proxy_webhook(
+    task_id: UUID,
+    request: Request,
+    ctx: Context,
+    token: Annotated[str, Query()],
+    secret: Annotated[str | None, Query()] = None,
+) -> WebhookAccepted:
+    settings = ctx.settings
+    secret_ok = secrets_match(settings.webhook_secret.get_secret_value(), secret)
+    token_ok = verify_webhook_token(
+        settings.webhook_token_key.get_secret_value(), MIDJOURNEY_PROXY, task_id, token
+    )
+    if not (secret_ok and token_ok):
+        log.warning("rejected midjourney_proxy webhook", extra={"task_id": str(task_id)})
+        raise Unauthorized("The webhook's secret or token is not valid.")
+    raw = await _read_limited(request, settings.webhook_max_bytes)
+    # The proxy sends the whole task on every change: a new state is a new body.
+    dedupe_id = f"{MIDJOURNEY_PROXY}:" + hashlib.sha256(raw).hexdigest()
+    await _publish(ctx, MIDJOURNEY_PROXY, task_id, raw, dedupe_id)
+    return WebhookAccepted(status="accepted")
+
+
+@router.post(
+    "/replicate/{task_id}",
+    operation_id="receiveReplicateWebhook",
+    tags=["webhooks"],
+    responses=problems(401, 422, 503),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def receive_replicate_webhook(
+    task_id: UUID,
+    request: Request,
+    ctx: Context,
+    token: Annotated[str, Query()],
+    webhook_id: Annotated[str | None, Header(alias="webhook-id")] = None,
+    webhook_timestamp: Annotated[str | None, Header(alias="webhook-timestamp")] = None,
+    webhook_signature: Annotated[str | None, Header(alias="webhook-signature")] = None,
+) -> WebhookAccepted:
+    settings = ctx.settings
+    token_ok = verify_webhook_token(
+        settings.webhook_token_key.get_secret_value(), REPLICATE, task_id, token
+    )
+    signing_secret = settings.replicate_webhook_secret
+    if not token_ok or signing_secret is None or not (webhook_id and webhook_timestamp):
+        log.warning("rejected replicate webhook", extra={"task_id": str(task_id)})
+        raise Unauthorized("The webhook's signature or token is not valid.")
+    raw = await _read_limited(request, settings.webhook_max_bytes)
+    headers = {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": webhook_timestamp,
+        "webhook-signature": webhook_signature or "",
+    }
+    if not _signature_ok(signing_secret.get_secret_value(), raw, headers):
+        log.warning("rejected replicate webhook signature", extra={"task_id": str(task_id)})
+        raise Unauthorized("The webhook's signature or token is not valid.")
+    # `webhook-id` is signed and stays the same when Replicate retries a delivery.
+    await _publish(ctx, REPLICATE, task_id, raw, f"{REPLICATE}:{webhook_id}")
+    return WebhookAccepted(status="accepted")
+
+
+def _signature_ok(secret: str, raw: bytes, headers: dict[str, str]) -> bool:
+    """Standard Webhooks: any `v1,<base64>` entry may match (key rotation); the timestamp
+    must be within 5 minutes of now. The library raises more than its own error on
+    malformed headers or bodies, and every failure means the same thing here."""
+    try:
+        Webhook(secret).verify(raw, headers, json_parse=False)
+    except Exception:
+        return False
+    return True
+
+
+async def _publish(ctx: Context, provider: str, task_id: UUID, raw: bytes, dedupe_id: str) -> None:
+    body = _json_object(raw)
+    callback = ProviderCallback(provider=provider, task_id=task_id, received_at=utcnow(), body=body)
+    try:
+        await ctx.callbacks.accept(callback, dedupe_id)
+    except Exception as exc:
+        log.exception("could not publish %s webhook", provider)
+        raise ServiceUnavailable("The callback could not be stored; please retry.") from exc
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

@@ -1,0 +1,97 @@
+"""Subject chats: forwarded to the prompts service.
+
+Operation ids, paths, parameters and models follow `contracts/openapi.yaml`; a contract
+test compares the generated OpenAPI with the document. Starting and continuing a chat wait
+for the language model, so they use `llm_rpc_timeout_seconds`."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Response
+
+from imagetron_contracts import streams
+from imagetron_contracts.models.chats import (
+    Chat,
+    ChatPage,
+    ChatQuery,
+    ChatSummary,
+    ContinueChatCommand,
+    ContinueChatRequest,
+    ListChatsQuery,
+    StartChatCommand,
+    StartChatRequest,
+)
+from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
+from imagetron_gateway.entrypoints.http.params import Cursor, Limit
+from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems
+
+router = APIRouter(prefix="/api/v1")
+
+
+@router.post(
+    "/chats",
+    status_code=201,
+    operation_id="startChat",
+    responses=problems(401, 422, 502, 503, 504),
+    tags=["chats"],
+)
+async def start_chat(body: StartChatRequest, caller: CurrentUser, ctx: Context) -> Chat:
+    command = StartChatCommand(owner_id=caller.id, brief=body.brief, count=body.count)
+    return await ctx.rpc.call(
+        streams.RPC_PROMPTS_CHATS_START, command, Chat, timeout=ctx.settings.llm_rpc_timeout_seconds
+    )
+
+
+@router.get("/chats", operation_id="listChats", responses=problems(*FORWARDED), tags=["chats"])
+async def list_chats(
+    caller: CurrentUser, ctx: Context, limit: Limit = 50, cursor: Cursor = None
+) -> ChatPage:
+    query = ListChatsQuery(owner_id=caller.id, limit=limit, cursor=cursor)
+    return await ctx.rpc.call(streams.RPC_PROMPTS_CHATS_LIST, query, ChatPage)
+
+
+@router.get(
+    "/chats/{chat_id}",
+    operation_id="getChat",
+    responses=problems(401, 404, 422, 503, 504),
+    tags=["chats"],
+)
+async def get_chat(chat_id: UUID, caller: CurrentUser, ctx: Context) -> Chat:
+    query = ChatQuery(owner_id=caller.id, chat_id=chat_id)
+    return await ctx.rpc.call(streams.RPC_PROMPTS_CHATS_GET, query, Chat)
+
+
+@router.delete(
+    "/chats/{chat_id}",
+    status_code=204,
+    response_class=Response,
+    operation_id="deleteChat",
+    responses=problems(401, 404, 422, 503, 504),
+    tags=["chats"],
+)
+async def delete_chat(chat_id: UUID, caller: CurrentUser, ctx: Context) -> Response:
+    query = ChatQuery(owner_id=caller.id, chat_id=chat_id)
+    await ctx.rpc.call(streams.RPC_PROMPTS_CHATS_DELETE, query, ChatSummary)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/chats/{chat_id}/messages",
+    status_code=201,
+    operation_id="continueChat",
+    responses=problems(401, 404, 422, 502, 503, 504),
+    tags=["chats"],
+)
+async def continue_chat(
+    chat_id: UUID, body: ContinueChatRequest, caller: CurrentUser, ctx: Context
+) -> Chat:
+    command = ContinueChatCommand(
+        owner_id=caller.id, chat_id=chat_id, text=body.text, count=body.count
+    )
+    return await ctx.rpc.call(
+        streams.RPC_PROMPTS_CHATS_CONTINUE,
+        command,
+        Chat,
+        timeout=ctx.settings.llm_rpc_timeout_seconds,
+    )

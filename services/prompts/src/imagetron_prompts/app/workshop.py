@@ -1,0 +1,145 @@
+"""Prompts and titles written by the language model.
+
+Like the chats, each asks the model with no transaction open and writes everything in one
+transaction once the whole answer validated: N prompts or none, a new title or the old one.
+"""
+
+from __future__ import annotations
+
+from imagetron_contracts.models import prompts as contract
+from imagetron_contracts.models.common import FieldError
+from imagetron_platform.errors import InvalidRequest, NotFound
+from imagetron_prompts.app.assistant import (
+    TitleIdeas,
+    ask,
+    check_prompt_drafts,
+    ledger_entry,
+    prompt_drafts_for,
+    prompts_conversation,
+    title_conversation,
+    title_picker,
+)
+from imagetron_prompts.app.events import (
+    PromptEventType,
+    emit_prompt_event,
+    to_contract,
+    usage_to_contract,
+)
+from imagetron_prompts.app.handlers import owned_prompt
+from imagetron_prompts.app.ports import Clock, LlmPort, LlmPurpose, UnitOfWorkFactory
+from imagetron_prompts.domain.midjourney import ASPECT_RATIO
+from imagetron_prompts.domain.prompt import Prompt
+
+MAX_SUBJECT_LENGTH = 500
+MAX_STYLE_LENGTH = 200
+MAX_COUNT = 10
+DEFAULT_COUNT = 4
+DEFAULT_ASPECT_RATIO = "1:1"
+
+
+def _validated(cmd: contract.GeneratePromptsCommand) -> tuple[str, int, str | None, str]:
+    errors: list[FieldError] = []
+    subject = cmd.subject.strip()
+    if not subject or len(subject) > MAX_SUBJECT_LENGTH:
+        errors.append(
+            FieldError(loc=["subject"], msg=f"Between 1 and {MAX_SUBJECT_LENGTH} characters.")
+        )
+    count = cmd.count if cmd.count is not None else DEFAULT_COUNT
+    if not 1 <= count <= MAX_COUNT:
+        errors.append(FieldError(loc=["count"], msg=f"Between 1 and {MAX_COUNT}."))
+    style = (cmd.style or "").strip() or None
+    if style is not None and len(style) > MAX_STYLE_LENGTH:
+        errors.append(FieldError(loc=["style"], msg=f"At most {MAX_STYLE_LENGTH} characters."))
+    aspect_ratio = cmd.aspect_ratio or DEFAULT_ASPECT_RATIO
+    if not ASPECT_RATIO.match(aspect_ratio):
+        errors.append(FieldError(loc=["aspect_ratio"], msg="Like 16:9."))
+    if errors:
+        raise InvalidRequest("; ".join(f"{e.loc[0]}: {e.msg}" for e in errors), errors=errors)
+    return subject, count, style, aspect_ratio
+
+
+async def generate_prompts(
+    cmd: contract.GeneratePromptsCommand, new_uow: UnitOfWorkFactory, llm: LlmPort, clock: Clock
+) -> contract.GeneratedPrompts:
+    """Store `count` Midjourney prompts for a subject, each with a stock-ready title, linked
+    to the chat when one is named (404 if the owner has no such chat)."""
+    subject, count, style, aspect_ratio = _validated(cmd)
+    if cmd.chat_id is not None:
+        async with new_uow() as uow:
+            if await uow.chats.get(cmd.owner_id, cmd.chat_id, messages=False) is None:
+                raise NotFound(f"Chat {cmd.chat_id} does not exist.")
+    answer = await ask(
+        llm,
+        new_uow,
+        clock,
+        purpose=LlmPurpose.GENERATE_PROMPTS,
+        owner_id=cmd.owner_id,
+        messages=prompts_conversation(subject, count, style),
+        answer_type=prompt_drafts_for(count),
+        check=check_prompt_drafts,
+        chat_id=cmd.chat_id,
+    )
+    call = ledger_entry(
+        answer,
+        clock,
+        purpose=LlmPurpose.GENERATE_PROMPTS,
+        owner_id=cmd.owner_id,
+        chat_id=cmd.chat_id,
+    )
+    async with new_uow() as uow:
+        if cmd.chat_id is not None:
+            # Locked: the chat cannot be deleted between this check and the commit.
+            chat = await uow.chats.get(cmd.owner_id, cmd.chat_id, for_update=True, messages=False)
+            if chat is None:
+                raise NotFound(f"Chat {cmd.chat_id} was deleted meanwhile.")
+        now = clock()
+        created: list[Prompt] = []
+        for parts in answer.value.prompts:
+            draft = parts.draft()
+            prompt = Prompt.create(
+                owner_id=cmd.owner_id,
+                text=draft.text(aspect_ratio),
+                title=draft.clean_title,
+                now=now,
+                chat_id=cmd.chat_id,
+            )
+            await uow.prompts.add(prompt)
+            await emit_prompt_event(uow, prompt, PromptEventType.prompt_created, now)
+            created.append(prompt)
+        await uow.llm_calls.add(call)
+        await uow.commit()
+    return contract.GeneratedPrompts(
+        prompts=[to_contract(p) for p in created], usage=usage_to_contract(answer.usage)
+    )
+
+
+async def retitle_prompt(
+    query: contract.PromptQuery, new_uow: UnitOfWorkFactory, llm: LlmPort, clock: Clock
+) -> contract.Prompt:
+    """Give the prompt a different stock-ready title from the model; `prompt.updated`."""
+    async with new_uow() as uow:
+        prompt = await owned_prompt(uow, query.owner_id, query.prompt_id)
+    check, pick = title_picker(prompt.title)
+    answer = await ask(
+        llm,
+        new_uow,
+        clock,
+        purpose=LlmPurpose.RETITLE,
+        owner_id=query.owner_id,
+        messages=title_conversation(prompt.text, prompt.title),
+        answer_type=TitleIdeas,
+        check=check,
+        prompt_id=prompt.id,
+    )
+    call = ledger_entry(
+        answer, clock, purpose=LlmPurpose.RETITLE, owner_id=query.owner_id, prompt_id=prompt.id
+    )
+    async with new_uow() as uow:
+        prompt = await owned_prompt(uow, query.owner_id, query.prompt_id, for_update=True)
+        now = clock()
+        prompt.edit(now, title=pick(answer.value))
+        await uow.prompts.save(prompt)
+        await uow.llm_calls.add(call)
+        await emit_prompt_event(uow, prompt, PromptEventType.prompt_updated, now)
+        await uow.commit()
+    return to_contract(prompt)
