@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
+from httpx_sse import aconnect_sse
 
 from imagetron.servers import LOCALHOST, free_port
+
+EVENT_TIMEOUT = 60.0
+Event = tuple[int, str, dict[str, Any]]
 
 
 @contextlib.asynccontextmanager
@@ -38,3 +46,35 @@ async def serving(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+@dataclass
+class EventLog:
+    """Everything one SSE connection received, in order: (seq, type, payload)."""
+
+    events: list[Event] = field(default_factory=list)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def wait_for(
+        self,
+        predicate: Callable[[list[Event]], bool],
+        timeout: float = EVENT_TIMEOUT,  # noqa: ASYNC109 - a deadline for the whole wait
+    ) -> None:
+        async with self.changed:
+            await asyncio.wait_for(self.changed.wait_for(lambda: predicate(self.events)), timeout)
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [data for _, t, data in self.events if t == kind]
+
+
+async def listen(client: httpx.AsyncClient, log: EventLog, connected: asyncio.Event) -> None:
+    async with aconnect_sse(client, "GET", "/api/v1/events", timeout=None) as source:
+        assert source.response.status_code == 200
+        assert source.response.headers["content-type"].startswith("text/event-stream")
+        connected.set()
+        async for sse in source.aiter_sse():
+            if not sse.event or sse.event == "message":
+                continue
+            async with log.changed:
+                log.events.append((int(sse.id), sse.event, json.loads(sse.data)))
+                log.changed.notify_all()

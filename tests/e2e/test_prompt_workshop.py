@@ -8,90 +8,11 @@ another user sees none of it."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-
-import httpx
 import pytest
-from httpx_sse import aconnect_sse
 
-from imagetron.stack import EmbeddedStack, StackPorts
+from imagetron.testing import EventLog
 
 pytestmark = [pytest.mark.e2e]
-
-EVENT_TIMEOUT = 60.0
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> EmbeddedStack:
-    root = tmp_path_factory.mktemp("imagetron-workshop")
-    with EmbeddedStack(root, StackPorts.free(), admin_api_key="itk_e2e-admin-key") as running:
-        yield running
-
-
-@dataclass
-class EventLog:
-    """Everything one SSE connection received, in order: (seq, type, payload)."""
-
-    events: list[tuple[int, str, dict]] = field(default_factory=list)
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-
-    async def wait_for(self, predicate, timeout: float = EVENT_TIMEOUT) -> None:
-        async with self.changed:
-            await asyncio.wait_for(self.changed.wait_for(lambda: predicate(self.events)), timeout)
-
-    def of_type(self, kind: str) -> list[dict]:
-        return [data for _, t, data in self.events if t == kind]
-
-
-async def _listen(client: httpx.AsyncClient, log: EventLog, connected: asyncio.Event) -> None:
-    async with aconnect_sse(client, "GET", "/api/v1/events", timeout=None) as source:
-        assert source.response.status_code == 200
-        connected.set()
-        async for sse in source.aiter_sse():
-            if not sse.event or sse.event == "message":
-                continue
-            async with log.changed:
-                log.events.append((int(sse.id), sse.event, json.loads(sse.data)))
-                log.changed.notify_all()
-
-
-@pytest.fixture
-async def clients(stack) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    admin_headers = {"Authorization": f"Bearer {stack.admin_api_key}"}
-    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=admin_headers) as admin:
-        artist = await admin.post("/api/v1/users", json={"name": "artist"})
-        assert artist.status_code == 201, artist.text
-        stranger = await admin.post("/api/v1/users", json={"name": "stranger"})
-        assert stranger.status_code == 201, stranger.text
-    async with (
-        httpx.AsyncClient(
-            base_url=stack.gateway_url,
-            headers={"Authorization": f"Bearer {artist.json()['api_key']}"},
-            timeout=30,
-        ) as artist_client,
-        httpx.AsyncClient(
-            base_url=stack.gateway_url,
-            headers={"Authorization": f"Bearer {stranger.json()['api_key']}"},
-            timeout=30,
-        ) as stranger_client,
-    ):
-        yield artist_client, stranger_client
-
-
-@pytest.fixture
-async def events(clients) -> AsyncIterator[EventLog]:
-    artist, _ = clients
-    log, connected = EventLog(), asyncio.Event()
-    listener = asyncio.create_task(_listen(artist, log, connected))
-    try:
-        await asyncio.wait_for(connected.wait(), 10)
-        yield log
-    finally:
-        listener.cancel()
-        await asyncio.gather(listener, return_exceptions=True)
 
 
 def _prompt_state(events: EventLog, prompt_id: str) -> list[dict]:

@@ -9,73 +9,13 @@ import asyncio
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from httpx_sse import aconnect_sse
 
-from imagetron.stack import EmbeddedStack, StackPorts
+from imagetron.testing import EventLog, listen
 
 pytestmark = [pytest.mark.e2e]
-
-EVENT_TIMEOUT = 60.0
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> EmbeddedStack:
-    root = tmp_path_factory.mktemp("imagetron")
-    with EmbeddedStack(root, StackPorts.free(), admin_api_key="itk_e2e-admin-key") as running:
-        yield running
-
-
-@dataclass
-class EventLog:
-    """Everything one SSE connection received, in order."""
-
-    events: list[tuple[int, str, dict]] = field(default_factory=list)
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-
-    async def wait_for(self, predicate, timeout: float = EVENT_TIMEOUT) -> None:
-        async with self.changed:
-            await asyncio.wait_for(self.changed.wait_for(lambda: predicate(self.events)), timeout)
-
-
-async def _listen(client: httpx.AsyncClient, log: EventLog, connected: asyncio.Event) -> None:
-    async with aconnect_sse(client, "GET", "/api/v1/events", timeout=None) as source:
-        assert source.response.status_code == 200
-        assert source.response.headers["content-type"].startswith("text/event-stream")
-        connected.set()
-        async for sse in source.aiter_sse():
-            if not sse.event or sse.event == "message":
-                continue
-            async with log.changed:
-                log.events.append((int(sse.id), sse.event, json.loads(sse.data)))
-                log.changed.notify_all()
-
-
-@pytest.fixture
-async def clients(stack) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    admin_headers = {"Authorization": f"Bearer {stack.admin_api_key}"}
-    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=admin_headers) as admin:
-        created = await admin.post("/api/v1/users", json={"name": "artist"})
-        assert created.status_code == 201, created.text
-        other = await admin.post("/api/v1/users", json={"name": "someone else"})
-        assert other.status_code == 201, other.text
-    async with (
-        httpx.AsyncClient(
-            base_url=stack.gateway_url,
-            headers={"Authorization": f"Bearer {created.json()['api_key']}"},
-            timeout=30,
-        ) as artist,
-        httpx.AsyncClient(
-            base_url=stack.gateway_url,
-            headers={"Authorization": f"Bearer {other.json()['api_key']}"},
-            timeout=30,
-        ) as stranger,
-    ):
-        yield artist, stranger
 
 
 async def test_prompt_to_persisted_images_over_http_and_sse(stack, clients):
@@ -83,8 +23,8 @@ async def test_prompt_to_persisted_images_over_http_and_sse(stack, clients):
     mine, theirs = EventLog(), EventLog()
     mine_connected, theirs_connected = asyncio.Event(), asyncio.Event()
     listeners = [
-        asyncio.create_task(_listen(artist, mine, mine_connected)),
-        asyncio.create_task(_listen(stranger, theirs, theirs_connected)),
+        asyncio.create_task(listen(artist, mine, mine_connected)),
+        asyncio.create_task(listen(stranger, theirs, theirs_connected)),
     ]
     try:
         await asyncio.wait_for(asyncio.gather(mine_connected.wait(), theirs_connected.wait()), 10)
@@ -220,7 +160,7 @@ async def _run_to_completion(artist, log: EventLog, text: str) -> tuple[dict, li
 async def test_duplicate_and_replayed_webhooks_change_nothing(stack, clients):
     artist, _ = clients
     log, connected = EventLog(), asyncio.Event()
-    listener = asyncio.create_task(_listen(artist, log, connected))
+    listener = asyncio.create_task(listen(artist, log, connected))
     try:
         await asyncio.wait_for(connected.wait(), 10)
         # The sandbox sends every webhook of this task three times, byte for byte.
