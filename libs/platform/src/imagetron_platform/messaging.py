@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -20,7 +21,13 @@ from faststream.prometheus.middleware import PrometheusMiddleware
 from faststream.response import PublishCommand
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    ConsumerConfig,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
 from nats.js.errors import NotFoundError
 
 from imagetron_contracts.streams import STREAMS, StreamSpec
@@ -96,6 +103,35 @@ def make_broker(nats_url: str, service: str) -> NatsBroker:
         name=f"imagetron-{service}",
         max_reconnect_attempts=-1,
     )
+
+
+@dataclass(frozen=True)
+class Redelivery:
+    """How often a durable consumer delivers a message, and how long it waits in between.
+
+    The delay travels with each NAK (`NackMessage(delay=redelivery.delay_after(n))`): NATS
+    2.15 redelivers a plain NAK at once, ignoring the consumer's `backoff`, and a `backoff`
+    list would also override the NAK's own delay, so there is none in `consumer_config`.
+    """
+
+    max_deliver: int
+    ack_wait_seconds: float
+    first_delay_seconds: float = 1.0
+    max_delay_seconds: float = 300.0
+
+    def delay_after(self, attempt: int) -> float:
+        """Seconds to wait before delivery `attempt + 1`: exponential, capped."""
+        return min(self.first_delay_seconds * 2.0 ** max(attempt - 1, 0), self.max_delay_seconds)
+
+    def is_last(self, attempt: int) -> bool:
+        return attempt >= self.max_deliver
+
+    def consumer_config(self, durable_name: str | None = None) -> ConsumerConfig:
+        # `ack_wait` bounds an attempt whose consumer died; it must exceed the slowest
+        # legitimate attempt.
+        return ConsumerConfig(
+            durable_name=durable_name, max_deliver=self.max_deliver, ack_wait=self.ack_wait_seconds
+        )
 
 
 def jstream(spec: StreamSpec) -> JStream:

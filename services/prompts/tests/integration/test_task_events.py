@@ -32,7 +32,7 @@ from imagetron_prompts.adapters.unit_of_work import PromptsUnitOfWork
 from imagetron_prompts.app.handlers import TASK_EVENTS_CONSUMER
 from imagetron_prompts.app.ports import Dependencies
 from imagetron_prompts.bootstrap import build_broker, build_llm, build_llm_client
-from imagetron_prompts.entrypoints.messaging import TASK_EVENTS_DURABLE, retry_delay
+from imagetron_prompts.entrypoints.messaging import TASK_EVENTS_DURABLE, TASK_EVENTS_REDELIVERY
 from imagetron_prompts.settings import PromptsSettings
 
 pytestmark = pytest.mark.integration
@@ -229,6 +229,6 @@ async def test_failed_handling_is_retried_after_the_backoff_delay(
         await nc.drain()
 
     assert len(attempts) == 3
-    assert attempts[1] - attempts[0] >= retry_delay(1) * 0.9
-    assert attempts[2] - attempts[1] >= retry_delay(2) * 0.9
+    assert attempts[1] - attempts[0] >= TASK_EVENTS_REDELIVERY.delay_after(1) * 0.9
+    assert attempts[2] - attempts[1] >= TASK_EVENTS_REDELIVERY.delay_after(2) * 0.9
     assert (await current(rpc, prompt)).active_tasks == 1

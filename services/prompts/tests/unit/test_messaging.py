@@ -32,10 +32,8 @@ from imagetron_contracts.streams import (
 )
 from imagetron_prompts.bootstrap import build_broker
 from imagetron_prompts.entrypoints.messaging import (
-    TASK_EVENTS_MAX_DELIVER,
-    TASK_EVENTS_RETRY_DELAYS,
-    retry_delay,
-    task_events_consumer_config,
+    TASK_EVENTS_DURABLE,
+    TASK_EVENTS_REDELIVERY,
 )
 from imagetron_prompts.settings import PromptsSettings
 
@@ -100,18 +98,21 @@ async def test_task_event_on_its_subject_reaches_the_prompt(
     assert store.committed.prompts[prompt.id].active_tasks == 1
 
 
-def test_retry_delays_grow_and_the_last_repeats():
-    delays = [retry_delay(n) for n in range(1, TASK_EVENTS_MAX_DELIVER + 1)]
+def test_retry_delays_grow_to_a_cap_over_about_an_hour():
+    r = TASK_EVENTS_REDELIVERY
+    delays = [r.delay_after(n) for n in range(1, r.max_deliver)]
     assert delays == sorted(delays)
-    assert delays[0] >= 1
-    assert delays[-1] == TASK_EVENTS_RETRY_DELAYS[-1]
-    assert 30 * 60 <= sum(delays[:-1]) <= 3 * 60 * 60  # retried for half an hour to hours
+    assert delays[0] == 1
+    assert delays[-1] == r.max_delay_seconds
+    assert 30 * 60 <= sum(delays) <= 3 * 60 * 60  # retried for half an hour to hours
+    assert r.is_last(r.max_deliver)
+    assert not r.is_last(r.max_deliver - 1)
 
 
 def test_consumer_retries_a_finite_number_of_times_with_the_delays_sent_by_the_nak():
-    config = task_events_consumer_config()
+    config = TASK_EVENTS_REDELIVERY.consumer_config(TASK_EVENTS_DURABLE)
     assert config.durable_name == "prompts-task-events"
-    assert config.max_deliver == TASK_EVENTS_MAX_DELIVER
+    assert config.max_deliver == TASK_EVENTS_REDELIVERY.max_deliver
     assert config.ack_wait is not None
     assert config.ack_wait >= 10
     # A `backoff` list would make JetStream measure NAK delays from backoff[0] and stretch them.

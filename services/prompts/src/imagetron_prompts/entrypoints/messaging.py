@@ -20,7 +20,6 @@ from faststream.exceptions import NackMessage, RejectMessage
 from faststream.message import StreamMessage
 from faststream.nats import NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
-from nats.js.api import ConsumerConfig
 from pydantic import ValidationError
 
 from imagetron_contracts.models.chats import (
@@ -63,7 +62,7 @@ from imagetron_contracts.streams import (
     RPC_PROMPTS_SET_STATUS,
     RPC_PROMPTS_UPDATE,
 )
-from imagetron_platform.messaging import jstream
+from imagetron_platform.messaging import Redelivery, jstream
 from imagetron_platform.metrics import INBOX_DUPLICATES
 from imagetron_platform.rpc import rpc_handler
 from imagetron_prompts.app import chats, handlers, workshop
@@ -80,35 +79,14 @@ TASK_EVENTS_SUBJECT = "events.images.{owner_id}.task.{event_type}"
 TASK_EVENTS_DURABLE = TASK_EVENTS_CONSUMER
 # Handled concurrently, each on its own database connection (see `database_pool_size`).
 TASK_EVENTS_BATCH = 8
-TASK_EVENTS_MAX_DELIVER = 20
-# The backoff: a failed delivery is NAKed with the delay for its delivery number (the last
-# one repeats), about an hour of retries before JetStream gives up -- enough to ride out a
-# database restart. It travels with the NAK because the server ignores the consumer's
-# `backoff` list for a plain NAK (it redelivers at once), and a `backoff` list would also
-# lengthen NAK delays (they are measured from `ack_wait`, which becomes `backoff[0]`).
-TASK_EVENTS_RETRY_DELAYS: tuple[float, ...] = (1, 2, 5, 10, 30, 60, 120, 300)
-# Redelivery of a message nobody acked (a replica died mid-handling); also bounds how long
-# handling one event may take.
-TASK_EVENTS_ACK_WAIT = 30.0
+# About an hour of retries (1, 2, 4 … 300 s) before JetStream gives up -- enough to ride out
+# a database restart; `ack_wait` also bounds how long handling one event may take.
+TASK_EVENTS_REDELIVERY = Redelivery(max_deliver=20, ack_wait_seconds=30.0)
 
 # asyncapi channels `events_prompts_prompt` and `events_prompts_chat`; events go out
 # through the outbox relay.
 PROMPT_EVENTS_SUBJECT = "events.prompts.{owner_id}.prompt.{event_type}"
 CHAT_EVENTS_SUBJECT = "events.prompts.{owner_id}.chat.{event_type}"
-
-
-def retry_delay(num_delivered: int) -> float:
-    """Seconds to wait before redelivering a message whose delivery `num_delivered` failed."""
-    index = min(max(num_delivered, 1), len(TASK_EVENTS_RETRY_DELAYS)) - 1
-    return TASK_EVENTS_RETRY_DELAYS[index]
-
-
-def task_events_consumer_config() -> ConsumerConfig:
-    return ConsumerConfig(
-        durable_name=TASK_EVENTS_DURABLE,
-        ack_wait=TASK_EVENTS_ACK_WAIT,
-        max_deliver=TASK_EVENTS_MAX_DELIVER,
-    )
 
 
 async def _decode_task_event(
@@ -288,7 +266,7 @@ def register_subscribers(
         TASK_EVENTS_SUBJECT,
         stream=jstream(EVENTS_STREAM),
         durable=TASK_EVENTS_DURABLE,
-        config=task_events_consumer_config(),
+        config=TASK_EVENTS_REDELIVERY.consumer_config(TASK_EVENTS_DURABLE),
         pull_sub=PullSub(batch_size=TASK_EVENTS_BATCH, timeout=5.0),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=_decode_task_event,
@@ -300,9 +278,9 @@ def register_subscribers(
             outcome = await handlers.apply_task_event(event, deps.uow(), deps.clock)
         except Exception as exc:
             delivered = msg.raw_message.metadata.num_delivered or 1
-            delay = retry_delay(delivered)
+            delay = TASK_EVENTS_REDELIVERY.delay_after(delivered)
             context = {"event_id": str(event.id), "event_type": event.type.value}
-            if delivered >= TASK_EVENTS_MAX_DELIVER:
+            if TASK_EVENTS_REDELIVERY.is_last(delivered):
                 # JetStream delivers it no more: the prompt's counters miss this event.
                 log.error(
                     "applying a task event failed for the last time (%d deliveries)",
@@ -314,7 +292,7 @@ def register_subscribers(
                 log.warning(
                     "applying a task event failed (delivery %d of %d); retrying in %gs",
                     delivered,
-                    TASK_EVENTS_MAX_DELIVER,
+                    TASK_EVENTS_REDELIVERY.max_deliver,
                     delay,
                     exc_info=True,
                     extra=context,
