@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Protocol, Self, TypeVar
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel
 
 from imagetron_contracts.models.images import ProviderCallback
 from imagetron_gateway.domain.identity import User
+from imagetron_platform.ports import Transaction
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -19,20 +19,9 @@ class Users(Protocol):
     async def any_admin(self) -> bool: ...
 
 
-class IdentityUnitOfWork(Protocol):
+class IdentityUnitOfWork(Transaction, Protocol):
     @property
     def users(self) -> Users: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
 
 
 class ServiceClient(Protocol):

@@ -6,13 +6,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from types import TracebackType
-from typing import Generic, Literal, Protocol, Self, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel
 
 from imagetron_contracts.models.prompts import PromptStatus
+from imagetron_platform.ports import Transactional
 from imagetron_prompts.domain.chat import Chat, ChatMessage
 from imagetron_prompts.domain.prompt import Prompt, TaskPhase
 from imagetron_prompts.domain.usage import TokenUsage
@@ -158,9 +158,8 @@ class LlmCallRepository(Protocol):
     async def add(self, call: LlmCall) -> None: ...
 
 
-class UnitOfWork(Protocol):
-    """One transaction: `async with uow:` ... `await uow.commit()`; leaving without a commit
-    rolls back, and messages emitted inside are published only if it commits."""
+class UnitOfWork(Transactional, Protocol):
+    """The prompts service's transaction and the repositories it opens."""
 
     @property
     def prompts(self) -> PromptRepository: ...
@@ -170,23 +169,6 @@ class UnitOfWork(Protocol):
 
     @property
     def llm_calls(self) -> LlmCallRepository: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
-
-    async def emit(self, subject: str, payload: BaseModel, message_id: UUID) -> None: ...
-
-    async def claim(self, consumer: str, message_id: str) -> bool:
-        """Record that `consumer` applies `message_id` here; False if it already did."""
-        ...
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
