@@ -11,6 +11,7 @@ import socket
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
@@ -24,6 +25,7 @@ from imagetron_contracts.models.images import ImageKind, TaskStatus
 from imagetron_images.app.dependencies import Dependencies
 from imagetron_images.app.ports import ImagePageKey, MalformedProviderMessage, TaskPageKey
 from imagetron_images.domain import (
+    Capability,
     GenerationTask,
     Image,
     ImageFile,
@@ -66,6 +68,43 @@ class FakeTaskRepository:
     async def update(self, task: GenerationTask) -> None:
         assert task.id in self._state.tasks
         self._state.tasks[task.id] = copy.copy(task)
+
+    async def lock_provider(self, provider: str) -> None:
+        pass  # one unit of work at a time here
+
+    async def count_in_flight(self, provider: str) -> int:
+        return sum(t.provider == provider and t.takes_a_slot for t in self._state.tasks.values())
+
+    async def oldest_waiting(self, provider: str, limit: int) -> Sequence[GenerationTask]:
+        waiting = sorted(
+            (t for t in self._state.tasks.values()
+             if t.provider == provider and t.is_waiting_for_a_slot),
+            key=lambda t: (t.created_at, t.id),
+        )  # fmt: skip
+        return [copy.copy(t) for t in waiting[:limit]]
+
+    async def queue_position(self, task: GenerationTask) -> int:
+        return 1 + sum(
+            t.provider == task.provider and t.is_waiting_for_a_slot
+            and (t.created_at, t.id) < (task.created_at, task.id)
+            for t in self._state.tasks.values()
+        )  # fmt: skip
+
+    async def claim_awaiting_provider(
+        self, *, quiet_since: datetime, now: datetime, limit: int
+    ) -> Sequence[GenerationTask]:
+        quiet = sorted(
+            (
+                t for t in self._state.tasks.values()
+                if t.status in (TaskStatus.submitted, TaskStatus.processing)
+                and t.updated_at < quiet_since
+                and (t.reconciled_at is None or t.reconciled_at < quiet_since)
+            ),
+            key=lambda t: t.updated_at,
+        )[:limit]  # fmt: skip
+        for task in quiet:
+            task.mark_reconciled(now)
+        return [copy.copy(t) for t in quiet]
 
     async def list(
         self,
@@ -213,9 +252,15 @@ class FakeProvider:
     name = "goapi"
 
     def __init__(self) -> None:
+        self.capabilities: frozenset[Capability] = frozenset(Capability)
         self.requests: list[ProviderRequest] = []
         self.answers: list[str | Exception] = []
         self.updates: list[ProviderUpdate] = []
+        self.cancelled: list[str] = []
+        self.cancel_answers: list[Exception] = []
+        # provider task id -> what `fetch` reports (or raises)
+        self.tasks: dict[str, ProviderUpdate | Exception] = {}
+        self.fetched: list[str] = []
 
     async def submit(self, request: ProviderRequest) -> str:
         self.requests.append(request)
@@ -224,8 +269,19 @@ class FakeProvider:
             raise answer
         return answer
 
+    async def cancel(self, provider_task_id: str) -> None:
+        if self.cancel_answers:
+            raise self.cancel_answers.pop(0)
+        self.cancelled.append(provider_task_id)
+
     async def fetch(self, provider_task_id: str) -> ProviderUpdate:
-        raise NotImplementedError
+        self.fetched.append(provider_task_id)
+        found = self.tasks.get(provider_task_id)
+        if found is None:
+            raise AssertionError(f"unexpected fetch of {provider_task_id}")
+        if isinstance(found, Exception):
+            raise found
+        return found
 
     def parse_callback(self, body: Mapping[str, Any]) -> ProviderUpdate:
         update = body.get("update")
@@ -299,6 +355,7 @@ class World:
             downloader=self.downloader,
             inspector=self.inspector,
             store=self.store,
+            max_in_flight=100,
         )
 
 

@@ -85,7 +85,8 @@ class Task(BaseModel):
     origin_task_id: UUID | None = None
     origin_index: Annotated[int | None, Field(description="The origin grid's version a variation or upscale acts on.", ge=1, le=4)] = None
     variation_strength: Annotated[VariationStrength | None, Field(description='Set on variation tasks only.')] = None
-    actions: Annotated[list[TaskAction], Field(description='The follow-ups possible now, in a stable order.')]
+    actions: Annotated[list[TaskAction] | None, Field(description='The follow-ups possible now, in a stable order (absent in events written before it existed).')] = []
+    queue_position: Annotated[int | None, Field(description="While the task waits for one of its provider's slots (a bounded number run at once): its place in that queue, 1 = next. Null once dispatched; events do not carry it.", ge=1)] = None
     preview_url: str | None = None
     error: Annotated[str | None, Field(description="Why the task failed, in the provider's words.")] = None
     created_at: AwareDatetime

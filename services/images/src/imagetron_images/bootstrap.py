@@ -18,8 +18,8 @@ from imagetron_images.adapters.downloads import (
     SystemResolver,
     guarded_http_client,
 )
-from imagetron_images.adapters.goapi import GoApiProvider
 from imagetron_images.adapters.image_files import PillowImageInspector
+from imagetron_images.adapters.providers import build_providers
 from imagetron_images.adapters.storage import S3ImageStore, minio_client
 from imagetron_images.adapters.tables import outbox
 from imagetron_images.adapters.unit_of_work import ImagesUnitOfWork
@@ -29,6 +29,8 @@ from imagetron_images.entrypoints.messaging import (
     Redelivery,
     register_subscribers,
 )
+from imagetron_images.entrypoints.provider_webhooks import register_provider_webhooks
+from imagetron_images.entrypoints.reconciliation import DispatchLoop, ReconciliationLoop
 from imagetron_images.settings import ImagesSettings
 from imagetron_platform.db import make_engine, make_session_factory, ping
 from imagetron_platform.http import install_platform
@@ -67,20 +69,13 @@ class ImagesRuntime:
             bucket=settings.s3_bucket,
             url_ttl=timedelta(seconds=settings.content_url_ttl_seconds),
         )
-        goapi = GoApiProvider(
-            self._provider_http,
-            base_url=settings.goapi_base_url,
-            api_key=settings.goapi_api_key.get_secret_value(),
-            webhook_public_base_url=settings.webhook_public_base_url,
-            webhook_secret=settings.webhook_secret.get_secret_value(),
-            webhook_token_key=settings.webhook_token_key.get_secret_value(),
-        )
         # Set once the broker exists; commits that emitted messages wake it up.
         self.relay: OutboxRelay | None = None
         self.deps = Dependencies(
             new_uow=self.new_uow,
-            providers={goapi.name: goapi},
+            providers=build_providers(settings, self._provider_http),
             default_provider=settings.provider,
+            max_in_flight=settings.max_in_flight_per_provider,
             downloader=SafeImageDownloader(
                 self._download_http,
                 resolver=SystemResolver(),
@@ -106,16 +101,17 @@ class ImagesRuntime:
 
 
 def consumer_settings(settings: ImagesSettings) -> ConsumerSettings:
+    margin = settings.ack_wait_margin_seconds
     return ConsumerSettings(
         submit=Redelivery(
             max_deliver=settings.submit_max_deliveries,
-            ack_wait_seconds=2 * settings.goapi_timeout_seconds + 30,
+            ack_wait_seconds=2 * settings.goapi_timeout_seconds + margin,
         ),
         persist=Redelivery(
             max_deliver=settings.persist_max_deliveries,
-            ack_wait_seconds=2 * settings.download_timeout_seconds + 60,
+            ack_wait_seconds=2 * settings.download_timeout_seconds + 2 * margin,
         ),
-        callbacks=Redelivery(max_deliver=10, ack_wait_seconds=60),
+        callbacks=Redelivery(max_deliver=10, ack_wait_seconds=2 * margin),
         persist_concurrency=settings.persist_concurrency,
     )
 
@@ -127,6 +123,7 @@ def build_broker(settings: ImagesSettings, deps: Dependencies | None = None) -> 
     if deps is None:
         deps = ImagesRuntime(settings).deps
     register_subscribers(broker, deps, consumer_settings(settings))
+    register_provider_webhooks(broker, deps, consumer_settings(settings))
     return broker
 
 
@@ -142,17 +139,30 @@ def create_app(settings: ImagesSettings | None = None) -> FastAPI:
         poll_seconds=settings.outbox_poll_seconds,
     )
     runtime.relay = relay
+    reconciliation = ReconciliationLoop(
+        runtime.deps,
+        interval_seconds=settings.reconcile_interval_seconds,
+        quiet_for=timedelta(seconds=settings.reconcile_after_seconds),
+        batch_size=settings.reconcile_batch_size,
+    )
+    dispatch = DispatchLoop(runtime.deps, interval_seconds=settings.dispatch_interval_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await runtime.store.ensure_bucket()
         await broker.start()
         relay_task = asyncio.create_task(relay.run(), name="images-outbox-relay")
+        reconcile_task = asyncio.create_task(reconciliation.run(), name="images-reconciliation")
+        dispatch_task = asyncio.create_task(dispatch.run(), name="images-dispatch")
         log.info("images service started")
         try:
             yield
         finally:
             # Stop taking work, publish what the last handlers committed, then disconnect.
+            for loop in (reconcile_task, dispatch_task):
+                loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
             for subscriber in broker.subscribers:
                 await subscriber.stop()
             relay_task.cancel()

@@ -16,10 +16,21 @@ class ImagesSettings(DatabaseSettings):
     http_port: int = Field(default=8082, ge=0, le=65535)
 
     # The provider new tasks are sent to; callbacks name their own provider.
-    provider: Literal["goapi"] = "goapi"
+    provider: Literal["goapi", "midjourney_proxy", "replicate"] = "goapi"
     goapi_base_url: str = "http://127.0.0.1:8090"
     goapi_api_key: SecretStr = SecretStr("sandbox-goapi-key")
+    # The timeout of every call to a provider (the setting predates the other providers).
     goapi_timeout_seconds: float = Field(default=30.0, gt=0)
+    # midjourney-proxy (novicezk/trueai-org); its `mj-api-secret`, if it requires one.
+    midjourney_proxy_base_url: str = "http://127.0.0.1:8080"
+    midjourney_proxy_api_secret: SecretStr | None = None
+    # Replicate: an official model (`owner/name`), or a `version` id instead; extra model
+    # input (e.g. {"num_outputs": 4}) merged under prompt and aspect_ratio.
+    replicate_base_url: str = "https://api.replicate.com"
+    replicate_api_token: SecretStr = SecretStr("")
+    replicate_model: str = Field(default="black-forest-labs/flux-schnell", pattern=r"^[^/]+/[^/]+$")
+    replicate_version: str | None = None
+    replicate_input: dict[str, Any] = Field(default_factory=lambda: {"num_outputs": 4})
 
     # Callbacks reach us through the gateway, which verifies both the shared secret and
     # the per-task token (made with `webhook_token_key`, the gateway's setting of that name).
@@ -46,6 +57,29 @@ class ImagesSettings(DatabaseSettings):
     submit_max_deliveries: int = Field(default=10, ge=1, le=100)
     persist_max_deliveries: int = Field(default=10, ge=1, le=100)
     persist_concurrency: int = Field(default=4, ge=1, le=64)
+    # How long JetStream waits for the ack of a delivery before it redelivers (when the
+    # process died mid-message), beyond the slowest legitimate attempt: submissions get
+    # 2 x the provider timeout + this, persistence 2 x the download timeout + 2 x this,
+    # callbacks 2 x this.
+    ack_wait_margin_seconds: float = Field(default=30.0, gt=0)
+
+    # Tasks each provider account may have sent and unfinished at once; the rest wait in
+    # order, dispatched as slots free up (checked every `dispatch_interval_seconds`).
+    max_in_flight_per_provider: int = Field(default=10, ge=1, le=10_000)
+    dispatch_interval_seconds: float = Field(default=1.0, gt=0)
+
+    # Lost webhooks: a submitted or processing task with no news for this long is fetched
+    # from its provider (and again after each further quiet period), checked every
+    # `reconcile_interval_seconds`, at most `reconcile_batch_size` tasks at a time.
+    reconcile_after_seconds: float = Field(default=600.0, gt=0)
+    reconcile_interval_seconds: float = Field(default=30.0, gt=0)
+    reconcile_batch_size: int = Field(default=50, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _chosen_provider_has_credentials(self) -> ImagesSettings:
+        if self.provider == "replicate" and not self.replicate_api_token.get_secret_value():
+            raise ValueError("IMAGETRON_REPLICATE_API_TOKEN is required with PROVIDER=replicate")
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -14,13 +14,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from imagetron_contracts.models.images import ProcessMode, TaskCommand
+from imagetron_images.adapters.goapi import CAPABILITIES as GOAPI_CAPABILITIES
 from imagetron_images.adapters.goapi import GoApiProvider
 from imagetron_images.app.ports import (
     MalformedProviderMessage,
+    ProviderBusy,
     ProviderRejected,
     ProviderUnavailable,
 )
-from imagetron_images.domain import ProviderRequest, ProviderStatus
+from imagetron_images.domain import Capability, ProviderRequest, ProviderStatus
 from imagetron_platform.webhook_tokens import verify_webhook_token
 from imagetron_sandbox import SandboxSettings, create_app
 
@@ -125,6 +127,38 @@ async def test_fetch_reports_the_providers_view(goapi, wait_for) -> None:
     assert len(update.split_urls) == 4
 
 
+def test_goapi_can_do_every_command_and_cancel() -> None:
+    assert frozenset(Capability) == GOAPI_CAPABILITIES
+
+
+async def test_cancel_stops_a_pending_task(goapi, wait_for) -> None:
+    provider, *_ = goapi
+    provider_task_id = await provider.submit(
+        request(prompt_text="a slow boat --sandbox-queue-delay=5000")
+    )
+    await provider.cancel(provider_task_id)
+
+    async def failed() -> Any:
+        update = await provider.fetch(provider_task_id)
+        return update if update.status is ProviderStatus.failed else None
+
+    update = await wait_for(failed)
+    assert update.error == "task cancelled"
+
+
+async def test_cancel_of_a_finished_task_is_refused(goapi, wait_for) -> None:
+    provider, *_ = goapi
+    provider_task_id = await provider.submit(request())
+
+    async def completed() -> Any:
+        update = await provider.fetch(provider_task_id)
+        return update if update.status is ProviderStatus.completed else None
+
+    await wait_for(completed)
+    with pytest.raises(ProviderRejected, match="only pending"):
+        await provider.cancel(provider_task_id)
+
+
 async def test_a_wrong_api_key_is_a_permanent_refusal(goapi) -> None:
     _, _, sandbox_url, client = goapi
     wrong = GoApiProvider(
@@ -224,7 +258,8 @@ async def test_an_upscale_names_its_origin(fake_goapi) -> None:
         (500, {"code": 500, "data": None, "message": "internal"}, ProviderUnavailable),
         (502, "<html>bad gateway</html>", ProviderUnavailable),
         (503, {}, ProviderUnavailable),
-        (429, {"code": 429, "message": "too many requests"}, ProviderUnavailable),
+        (429, {"code": 429, "message": "too many requests"}, ProviderBusy),
+        (200, {"code": 429, "data": None, "message": "queue full"}, ProviderBusy),
         (400, {"code": 400, "data": None, "message": "invalid prompt"}, ProviderRejected),
         (402, {"code": 402, "message": "insufficient credits"}, ProviderRejected),
         (200, {"code": 500, "data": None, "message": "busy"}, ProviderUnavailable),

@@ -149,8 +149,19 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
+def stack_settings() -> dict[str, Any]:
+    """Settings a test module wants changed in its service instance (override it there)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 async def stack(
-    migrated: str, streams: str, s3_endpoint: str, s3_credentials: Any, serve: Any
+    migrated: str,
+    streams: str,
+    s3_endpoint: str,
+    s3_credentials: Any,
+    serve: Any,
+    stack_settings: dict[str, Any],
 ) -> AsyncIterator[Stack]:
     broker = NatsBroker(streams)
     await broker.connect()
@@ -180,6 +191,7 @@ async def stack(
             download_allow_hosts=[sandbox_url.removeprefix("http://")],
             outbox_poll_seconds=0.2,
             persist_max_deliveries=3,
+            **stack_settings,
         )
         app = create_app(settings)
         async with app.router.lifespan_context(app):

@@ -27,6 +27,8 @@ from imagetron_platform.db import make_engine, make_session_factory
 pytestmark = pytest.mark.integration
 
 T = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+# No service serves it: these rows never wait for, or take, a real provider's slot.
+PROVIDER = "persistence-test"
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def new_uow(engine: AsyncEngine) -> Any:
 def task(owner: UUID, *, at: datetime = T, prompt: UUID | None = None) -> GenerationTask:
     t, _ = GenerationTask.imagine(
         owner_id=owner, prompt_id=prompt or uuid4(), prompt_text="p", aspect_ratio="1:1",
-        process_mode=ProcessMode.fast, provider="goapi", now=at,
+        process_mode=ProcessMode.fast, provider=PROVIDER, now=at,
     )  # fmt: skip
     return t
 
@@ -85,7 +87,7 @@ async def test_migrations_are_idempotent_and_match_the_tables(migrated: str, eng
     async with engine.connect() as conn:
         assert await conn.run_sync(diff) == []
         version = await conn.scalar(text(f"SELECT version_num FROM {SCHEMA}.alembic_version"))
-        assert version == "0001"
+        assert version == "0003"
 
 
 async def test_a_task_round_trips(new_uow) -> None:
@@ -220,3 +222,103 @@ async def test_callbacks_for_one_task_serialise_on_its_row(new_uow) -> None:
 
     await asyncio.gather(first(), second())
     assert order == ["first locked", "first done", "second locked"]
+
+
+async def test_replicas_claim_disjoint_batches_of_quiet_tasks(new_uow) -> None:
+    """Long ago, so that no other test's task is quiet enough to be claimed here."""
+    long_ago = datetime(2001, 1, 1, tzinfo=UTC)
+    made = []
+    async with new_uow() as uow:
+        for n in range(6):
+            t = task(uuid4(), at=long_ago)
+            t.accept_submission(f"p-{t.id}", long_ago.replace(minute=n))
+            await uow.tasks.add(t)
+            made.append(t)
+        await uow.commit()
+    quiet_since, now = datetime(2001, 6, 1, tzinfo=UTC), datetime(2001, 6, 2, tzinfo=UTC)
+    claimed: list[list[UUID]] = []
+    started = asyncio.Event()
+
+    async def replica(first: bool) -> None:
+        async with new_uow() as uow:
+            if not first:
+                await started.wait()
+            found = await uow.tasks.claim_awaiting_provider(
+                quiet_since=quiet_since, now=now, limit=4
+            )
+            claimed.append([t.id for t in found])
+            if first:
+                started.set()
+                await asyncio.sleep(0.3)  # hold the row locks while the other one claims
+            await uow.commit()
+
+    await asyncio.gather(replica(True), replica(False))
+    first, second = claimed
+    assert first == [t.id for t in made[:4]]  # oldest news first
+    assert second == [t.id for t in made[4:]]  # locked rows skipped, not waited for
+    async with new_uow() as uow:
+        # Claimed means reconciled now: not again until quiet for another period.
+        again = await uow.tasks.claim_awaiting_provider(quiet_since=quiet_since, now=now, limit=10)
+        assert again == []
+        for t in made:
+            found = await uow.tasks.get_for_update(t.id)
+            assert found is not None
+            assert found.reconciled_at == now
+            found.cancel(now)  # out of the way of the other modules' reconciliation
+            await uow.tasks.update(found)
+        await uow.commit()
+
+
+async def test_dispatching_counts_slots_and_takes_the_oldest_waiting(new_uow) -> None:
+    provider = f"dispatch-test-{uuid4().hex[:8]}"
+    made = []
+    async with new_uow() as uow:
+        for n in range(4):
+            t = task(uuid4(), at=T.replace(minute=n))
+            t.provider = provider
+            await uow.tasks.add(t)
+            made.append(t)
+        await uow.commit()
+    async with new_uow() as uow:
+        assert await uow.tasks.count_in_flight(provider) == 0
+        assert [await uow.tasks.queue_position(t) for t in made] == [1, 2, 3, 4]
+        await uow.tasks.lock_provider(provider)
+        first = await uow.tasks.oldest_waiting(provider, 2)
+        assert [t.id for t in first] == [made[0].id, made[1].id]
+        for t in first:
+            t.dispatch(T)
+            await uow.tasks.update(t)
+        await uow.commit()
+    async with new_uow() as uow:
+        assert await uow.tasks.count_in_flight(provider) == 2
+        assert await uow.tasks.queue_position(made[3]) == 2
+        assert [t.id for t in await uow.tasks.oldest_waiting(provider, 10)] == [
+            made[2].id,
+            made[3].id,
+        ]
+        for t in made:  # out of the way
+            found = await uow.tasks.get_for_update(t.id)
+            assert found is not None
+            found.cancel(T)
+            await uow.tasks.update(found)
+        await uow.commit()
+
+
+async def test_dispatching_one_provider_is_serialised(new_uow) -> None:
+    provider = f"dispatch-test-{uuid4().hex[:8]}"
+    order: list[str] = []
+
+    async def dispatcher(name: str, hold: float) -> None:
+        async with new_uow() as uow:
+            await uow.tasks.lock_provider(provider)
+            order.append(f"{name} in")
+            await asyncio.sleep(hold)
+            order.append(f"{name} out")
+            await uow.commit()
+
+    async def second() -> None:
+        await asyncio.sleep(0.05)
+        await dispatcher("second", 0)
+
+    await asyncio.gather(dispatcher("first", 0.3), second())
+    assert order == ["first in", "first out", "second in", "second out"]

@@ -37,6 +37,8 @@ from imagetron_platform.errors import Conflict, InvalidRequest, NotFound
 GRID = "https://cdn.example/grid.png"
 SPLITS = tuple(f"https://cdn.example/{i}.png" for i in range(1, 5))
 
+SLOTS = 100  # tasks in flight per provider: not the subject here
+
 
 def imagine_cmd(owner: UUID, prompt: UUID | None = None, text: str = "a red fox") -> ImagineCommand:
     return ImagineCommand(
@@ -46,7 +48,13 @@ def imagine_cmd(owner: UUID, prompt: UUID | None = None, text: str = "a red fox"
 
 
 async def new_task(world: Any, owner: UUID | None = None, **kw: Any) -> Any:
-    return await tasks.imagine(imagine_cmd(owner or uuid4(), **kw), world.uow, provider="goapi")
+    return await tasks.imagine(
+        imagine_cmd(owner or uuid4(), **kw),
+        world.uow,
+        world.deps().providers,
+        provider="goapi",
+        max_in_flight=SLOTS,
+    )
 
 
 async def submitted_task(world: Any, owner: UUID | None = None) -> Any:
@@ -87,7 +95,13 @@ def payloads(world: Any, subject_suffix: str) -> list[dict[str, Any]]:
 class TestImagine:
     async def test_creates_a_pending_task_with_its_event_and_submission_job(self, world) -> None:
         owner = uuid4()
-        task = await tasks.imagine(imagine_cmd(owner), world.uow, provider="goapi")
+        task = await tasks.imagine(
+            imagine_cmd(owner),
+            world.uow,
+            world.deps().providers,
+            provider="goapi",
+            max_in_flight=SLOTS,
+        )
 
         assert task.status is TaskStatus.pending
         assert (task.owner_id, task.command, task.provider) == (owner, TaskCommand.imagine, "goapi")
@@ -105,7 +119,13 @@ class TestImagine:
 
     async def test_blank_prompt_is_refused_and_nothing_is_written(self, world) -> None:
         with pytest.raises(InvalidRequest):
-            await tasks.imagine(imagine_cmd(uuid4(), text=" "), world.uow, provider="goapi")
+            await tasks.imagine(
+                imagine_cmd(uuid4(), text=" "),
+                world.uow,
+                world.deps().providers,
+                provider="goapi",
+                max_in_flight=SLOTS,
+            )
         assert world.uow.outbox == []
         assert world.uow.committed.tasks == {}
 
@@ -113,10 +133,14 @@ class TestImagine:
 class TestTaskQueries:
     async def test_get_is_owner_scoped(self, world) -> None:
         task = await new_task(world)
-        found = await tasks.get_task(TaskQuery(owner_id=task.owner_id, task_id=task.id), world.uow)
+        found = await tasks.get_task(
+            TaskQuery(owner_id=task.owner_id, task_id=task.id), world.uow, world.deps().providers
+        )
         assert found == task
         with pytest.raises(NotFound):
-            await tasks.get_task(TaskQuery(owner_id=uuid4(), task_id=task.id), world.uow)
+            await tasks.get_task(
+                TaskQuery(owner_id=uuid4(), task_id=task.id), world.uow, world.deps().providers
+            )
 
     async def test_list_pages_newest_first_with_filters(self, world) -> None:
         owner, prompt = uuid4(), uuid4()
@@ -127,7 +151,9 @@ class TestTaskQueries:
         cursor = None
         while True:
             page = await tasks.list_tasks(
-                ListTasksQuery(owner_id=owner, prompt_id=prompt, limit=2, cursor=cursor), world.uow
+                ListTasksQuery(owner_id=owner, prompt_id=prompt, limit=2, cursor=cursor),
+                world.uow,
+                world.deps().providers,
             )
             seen += [t.id for t in page.items]
             if page.next_cursor is None:
@@ -141,14 +167,18 @@ class TestTaskQueries:
         pending = await new_task(world, owner)
         submitted = await submitted_task(world, owner)
         page = await tasks.list_tasks(
-            ListTasksQuery(owner_id=owner, status=TaskStatus.submitted), world.uow
+            ListTasksQuery(owner_id=owner, status=TaskStatus.submitted),
+            world.uow,
+            world.deps().providers,
         )
         assert [t.id for t in page.items] == [submitted.id]
         assert pending.id not in [t.id for t in page.items]
 
     async def test_a_foreign_cursor_is_an_invalid_request(self, world) -> None:
         with pytest.raises(InvalidRequest):
-            await tasks.list_tasks(ListTasksQuery(owner_id=uuid4(), cursor="bm9wZQ"), world.uow)
+            await tasks.list_tasks(
+                ListTasksQuery(owner_id=uuid4(), cursor="bm9wZQ"), world.uow, world.deps().providers
+            )
 
 
 class TestSubmitTask:

@@ -19,15 +19,18 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from imagetron_contracts.models.images import TaskCommand
 from imagetron_images.app.ports import (
     MalformedProviderMessage,
+    ProviderBusy,
     ProviderRejected,
     ProviderUnavailable,
 )
-from imagetron_images.domain import ProviderRequest, ProviderStatus, ProviderUpdate
+from imagetron_images.domain import Capability, ProviderRequest, ProviderStatus, ProviderUpdate
 from imagetron_platform.webhook_tokens import webhook_token
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "goapi"
+# GoAPI's Midjourney API does every command, and cancels a task while it is pending.
+CAPABILITIES = frozenset(Capability)
 
 _STATUSES = {
     "pending": ProviderStatus.queued,
@@ -99,6 +102,10 @@ class GoApiProvider:
     def name(self) -> str:
         return PROVIDER
 
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return CAPABILITIES
+
     def callback_url(self, request: ProviderRequest) -> str:
         token = webhook_token(self._webhook_token_key, PROVIDER, request.task_id)
         return f"{self._webhook_base_url}/webhooks/{PROVIDER}/{request.task_id}?" + urlencode(
@@ -121,6 +128,10 @@ class GoApiProvider:
         task = await self._call("POST", "/api/v1/task", body)
         log.info("goapi accepted task %s as %s", request.task_id, task.task_id)
         return task.task_id
+
+    async def cancel(self, provider_task_id: str) -> None:
+        await self._call("DELETE", f"/api/v1/task/{quote(provider_task_id, safe='')}")
+        log.info("goapi cancelled task %s", provider_task_id)
 
     async def fetch(self, provider_task_id: str) -> ProviderUpdate:
         task = await self._call("GET", f"/api/v1/task/{quote(provider_task_id, safe='')}")
@@ -146,7 +157,9 @@ class GoApiProvider:
         status = response.status_code if response.status_code >= 400 else (code or 200)
         if status >= 400:
             message = envelope.get("message") or response.reason_phrase
-            if status == 429 or status >= 500:
+            if status == 429:
+                raise ProviderBusy(f"GoAPI is at capacity ({status}): {message}")
+            if status >= 500:
                 raise ProviderUnavailable(f"GoAPI is unavailable ({status}): {message}")
             raise ProviderRejected(f"GoAPI refused the request ({status}): {message}")
         try:

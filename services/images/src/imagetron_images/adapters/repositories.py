@@ -7,13 +7,20 @@ database. Repositories never commit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Row, and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imagetron_contracts.models.images import ImageKind, ProcessMode, TaskCommand, TaskStatus
+from imagetron_contracts.models.images import (
+    ImageKind,
+    ProcessMode,
+    TaskCommand,
+    TaskStatus,
+    VariationStrength,
+)
 from imagetron_images.adapters.tables import images, tasks
 from imagetron_images.app.ports import ImagePageKey, TaskPageKey
 from imagetron_images.domain import GenerationTask, Image
@@ -46,6 +53,67 @@ class SqlTaskRepository:
         values = _task_values(task)
         del values["id"]
         await self._session.execute(update(tasks).where(tasks.c.id == task.id).values(values))
+
+    async def claim_awaiting_provider(
+        self, *, quiet_since: datetime, now: datetime, limit: int
+    ) -> Sequence[GenerationTask]:
+        quiet = (
+            select(tasks.c.id)
+            .where(
+                tasks.c.status.in_([TaskStatus.submitted.value, TaskStatus.processing.value]),
+                tasks.c.updated_at < quiet_since,
+                or_(tasks.c.reconciled_at.is_(None), tasks.c.reconciled_at < quiet_since),
+            )
+            .order_by(tasks.c.updated_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = await self._session.execute(
+            update(tasks)
+            .where(tasks.c.id.in_(quiet.scalar_subquery()))
+            .values(reconciled_at=now)
+            .returning(*tasks.c)
+        )
+        return sorted((_task(row) for row in rows), key=lambda t: t.updated_at)
+
+    async def lock_provider(self, provider: str) -> None:
+        # Until the transaction ends: one dispatcher per provider at a time, across replicas.
+        await self._session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"images.dispatch.{provider}"},
+        )
+
+    async def count_in_flight(self, provider: str) -> int:
+        c = tasks.c
+        query = select(func.count()).where(
+            c.provider == provider,
+            or_(
+                c.status.in_([TaskStatus.submitted.value, TaskStatus.processing.value]),
+                and_(c.status == TaskStatus.pending.value, c.dispatched_at.is_not(None)),
+            ),
+        )
+        return int((await self._session.execute(query)).scalar_one())
+
+    async def oldest_waiting(self, provider: str, limit: int) -> Sequence[GenerationTask]:
+        query = (
+            select(tasks)
+            .where(_waiting(provider))
+            .order_by(tasks.c.created_at, tasks.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [_task(row) for row in await self._session.execute(query)]
+
+    async def queue_position(self, task: GenerationTask) -> int:
+        c = tasks.c
+        ahead = select(func.count()).where(
+            _waiting(task.provider),
+            or_(
+                c.created_at < task.created_at,
+                and_(c.created_at == task.created_at, c.id < task.id),
+            ),
+        )
+        return int((await self._session.execute(ahead)).scalar_one()) + 1
 
     async def list(
         self,
@@ -123,6 +191,14 @@ class SqlImageRepository:
         return select(images).where(images.c.id == image_id, images.c.owner_id == owner_id)
 
 
+def _waiting(provider: str) -> ColumnElement[bool]:
+    return and_(
+        tasks.c.provider == provider,
+        tasks.c.status == TaskStatus.pending.value,
+        tasks.c.dispatched_at.is_(None),
+    )
+
+
 def _after_image(key: ImagePageKey) -> ColumnElement[bool]:
     """Rows after `key` in the order (created_at desc, task_id desc, index asc)."""
     c = images.c
@@ -148,11 +224,16 @@ def _task_values(task: GenerationTask) -> dict[str, Any]:
         "process_mode": task.process_mode.value,
         "origin_task_id": task.origin_task_id,
         "origin_index": task.origin_index,
+        "variation_strength": (
+            task.variation_strength.value if task.variation_strength is not None else None
+        ),
         "preview_url": task.preview_url,
         "error": task.error,
         "created_at": task.created_at,
         "updated_at": task.updated_at,
         "completed_at": task.completed_at,
+        "reconciled_at": task.reconciled_at,
+        "dispatched_at": task.dispatched_at,
     }
 
 
@@ -172,11 +253,16 @@ def _task(row: Row[Any]) -> GenerationTask:
         process_mode=ProcessMode(m["process_mode"]),
         origin_task_id=m["origin_task_id"],
         origin_index=m["origin_index"],
+        variation_strength=(
+            VariationStrength(m["variation_strength"]) if m["variation_strength"] else None
+        ),
         preview_url=m["preview_url"],
         error=m["error"],
         created_at=m["created_at"],
         updated_at=m["updated_at"],
         completed_at=m["completed_at"],
+        reconciled_at=m["reconciled_at"],
+        dispatched_at=m["dispatched_at"],
     )
 
 

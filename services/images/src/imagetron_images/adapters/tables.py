@@ -18,9 +18,16 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 
-from imagetron_contracts.models.images import ImageKind, ProcessMode, TaskCommand, TaskStatus
+from imagetron_contracts.models.images import (
+    ImageKind,
+    ProcessMode,
+    TaskCommand,
+    TaskStatus,
+    VariationStrength,
+)
 from imagetron_platform.db import inbox_table, outbox_table
 
 SCHEMA = "images"
@@ -37,7 +44,10 @@ metadata = MetaData(
 )
 
 
-def _one_of(column: str, values: type[TaskStatus | TaskCommand | ProcessMode | ImageKind]) -> str:
+def _one_of(
+    column: str,
+    values: type[TaskStatus | TaskCommand | ProcessMode | ImageKind | VariationStrength],
+) -> str:
     return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
 
 
@@ -57,12 +67,16 @@ tasks = Table(
     Column("process_mode", String(8), nullable=False),
     Column("origin_task_id", Uuid, ForeignKey("tasks.id")),
     Column("origin_index", SmallInteger),
+    Column("variation_strength", String(8)),
     Column("preview_url", Text),
     Column("error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("completed_at", DateTime(timezone=True)),
+    Column("reconciled_at", DateTime(timezone=True)),
+    Column("dispatched_at", DateTime(timezone=True)),
     CheckConstraint(_one_of("status", TaskStatus), name="status"),
+    CheckConstraint(_one_of("variation_strength", VariationStrength), name="variation_strength"),
     CheckConstraint(_one_of("command", TaskCommand), name="command"),
     CheckConstraint(_one_of("process_mode", ProcessMode), name="process_mode"),
     CheckConstraint("progress BETWEEN 0 AND 100", name="progress"),
@@ -72,6 +86,20 @@ tasks = Table(
     Index(None, "owner_id", "prompt_id", "created_at", "id"),
     # Reconciliation and support: find our task from the provider's id.
     Index(None, "provider", "provider_task_id"),
+    # Dispatch: a provider's tasks waiting for a slot, oldest first.
+    Index(
+        "ix_tasks_waiting_for_a_slot",
+        "provider",
+        "created_at",
+        "id",
+        postgresql_where=text("status = 'pending' AND dispatched_at IS NULL"),
+    ),
+    # Reconciliation: the tasks waiting on their provider, oldest news first.
+    Index(
+        "ix_tasks_awaiting_provider",
+        "updated_at",
+        postgresql_where=text("status IN ('submitted', 'processing')"),
+    ),
 )
 
 images = Table(

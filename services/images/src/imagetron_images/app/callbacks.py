@@ -10,7 +10,14 @@ from imagetron_images.app.clock import utcnow
 from imagetron_images.app.jobs import Delivery
 from imagetron_images.app.messages import emit_task_change, enqueue_persistence
 from imagetron_images.app.ports import ImageProvider, MalformedProviderMessage, UnitOfWork
-from imagetron_images.domain import TaskCompleted, apply_provider_update
+from imagetron_images.domain import (
+    Capability,
+    GenerationTask,
+    ProviderUpdate,
+    TaskChange,
+    TaskCompleted,
+    apply_provider_update,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +61,23 @@ async def apply_provider_callback(
                 "%s callback for unknown task %s ignored", callback.provider, callback.task_id
             )
         else:
-            changes = apply_provider_update(task, update, utcnow())
-            if changes:
-                await uow.tasks.update(task)
-            for change in changes:
-                await emit_task_change(uow, change)
-                if isinstance(change, TaskCompleted):
-                    await uow.images.add(change.images)
-                    for image in change.images:
-                        await enqueue_persistence(uow, image)
+            await record_provider_update(uow, task, update, provider.capabilities)
         await uow.commit()
+
+
+async def record_provider_update(
+    uow: UnitOfWork, task: GenerationTask, update: ProviderUpdate, can: frozenset[Capability]
+) -> tuple[TaskChange, ...]:
+    """Apply a provider's report (a callback or what reconciliation fetched) to a task the
+    open unit of work has locked: the transition, its events, the new images and one
+    persistence job each. The caller commits."""
+    changes = apply_provider_update(task, update, utcnow())
+    if changes:
+        await uow.tasks.update(task)
+    for change in changes:
+        await emit_task_change(uow, change, can)
+        if isinstance(change, TaskCompleted):
+            await uow.images.add(change.images)
+            for image in change.images:
+                await enqueue_persistence(uow, image)
+    return changes

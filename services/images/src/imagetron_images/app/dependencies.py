@@ -24,3 +24,5 @@ class Dependencies:
     downloader: ImageDownloader
     inspector: ImageInspector
     store: ImageStore
+    # Tasks each provider account may have sent and unfinished at once (app.dispatch).
+    max_in_flight: int = 10

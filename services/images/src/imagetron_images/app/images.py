@@ -16,7 +16,7 @@ from imagetron_contracts.models.images import (
 )
 from imagetron_images.app.clock import utcnow
 from imagetron_images.app.jobs import Delivery, RetryLater
-from imagetron_images.app.messages import emit_image_change
+from imagetron_images.app.messages import emit_image_change, enqueue_persistence
 from imagetron_images.app.pagination import (
     DEFAULT_PAGE_SIZE,
     decode_image_cursor,
@@ -71,6 +71,20 @@ async def image_content_url(
     return ImageContentLink(
         url=store.content_url(image.storage_key), content_type=image.content_type
     )
+
+
+async def retry_image(query: ImageQuery, uow: UnitOfWork) -> ImageModel:
+    """Queue another attempt to store an image (409 once it is stored). The new job starts
+    a fresh series of deliveries, so it gets the whole automatic backoff again."""
+    async with uow:
+        image = await uow.images.get_for_update(query.owner_id, query.image_id)
+        if image is None:
+            raise NotFound(f"There is no image {query.image_id}.")
+        image.request_retry(utcnow())
+        await uow.images.update(image)
+        await enqueue_persistence(uow, image)
+        await uow.commit()
+    return image_view(image)
 
 
 async def persist_image(

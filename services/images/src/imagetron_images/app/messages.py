@@ -18,7 +18,7 @@ from imagetron_contracts.models.images import (
 from imagetron_contracts.streams import WORK_IMAGES_PERSIST, WORK_IMAGES_SUBMIT
 from imagetron_images.app.ports import UnitOfWork
 from imagetron_images.app.views import image_view, task_view
-from imagetron_images.domain import GenerationTask, Image, ImageChange, TaskChange
+from imagetron_images.domain import Capability, GenerationTask, Image, ImageChange, TaskChange
 
 
 def event_subject(owner_id: UUID, event_type: str) -> str:
@@ -26,14 +26,15 @@ def event_subject(owner_id: UUID, event_type: str) -> str:
     return f"events.images.{owner_id}.{event_type}"
 
 
-async def emit_task_change(uow: UnitOfWork, change: TaskChange) -> None:
+async def emit_task_change(uow: UnitOfWork, change: TaskChange, can: frozenset[Capability]) -> None:
+    """`can`: what the task's provider can do (the event's task lists its follow-ups)."""
     event_id = uuid4()
     event = TaskEvent(
         id=event_id,
         type=change.type.value,
         occurred_at=change.occurred_at,
         owner_id=change.task.owner_id,
-        task=task_view(change.task),
+        task=task_view(change.task, can),
     )
     await uow.emit(event_subject(change.task.owner_id, change.type), event, event_id)
 

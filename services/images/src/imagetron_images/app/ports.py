@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from imagetron_contracts.models.images import ImageKind, TaskStatus
 from imagetron_images.domain import (
+    Capability,
     GenerationTask,
     Image,
     ImageFile,
@@ -38,6 +39,11 @@ class PermanentError(Exception):
 
 class ProviderUnavailable(TransientError):
     pass
+
+
+class ProviderBusy(ProviderUnavailable):
+    """The provider is at capacity (HTTP 429, "queue full"): it will take the task later,
+    so the task waits instead of failing."""
 
 
 class ProviderRejected(PermanentError):
@@ -94,6 +100,31 @@ class TaskRepository(Protocol):
         ...
 
     async def update(self, task: GenerationTask) -> None: ...
+
+    async def claim_awaiting_provider(
+        self, *, quiet_since: datetime, now: datetime, limit: int
+    ) -> Sequence[GenerationTask]:
+        """Up to `limit` submitted or processing tasks with no news and no reconciliation
+        since `quiet_since`, oldest news first, marked reconciled at `now`. Rows another
+        transaction holds are skipped, so replicas share the work."""
+        ...
+
+    async def lock_provider(self, provider: str) -> None:
+        """Serialise dispatching for `provider` until the unit of work ends."""
+        ...
+
+    async def count_in_flight(self, provider: str) -> int:
+        """The provider's tasks that take a slot (see GenerationTask.takes_a_slot)."""
+        ...
+
+    async def oldest_waiting(self, provider: str, limit: int) -> Sequence[GenerationTask]:
+        """Up to `limit` of the provider's tasks waiting for a slot, oldest first, locked;
+        rows another transaction holds (e.g. being cancelled) are skipped."""
+        ...
+
+    async def queue_position(self, task: GenerationTask) -> int:
+        """1 + how many of its provider's waiting tasks are ahead of `task`."""
+        ...
 
     async def list(
         self,
@@ -164,9 +195,19 @@ class ImageProvider(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """What it can do; a command outside this set is refused before any call."""
+        ...
+
     async def submit(self, request: ProviderRequest) -> str:
         """Start the work; returns the provider's task id. Raises ProviderUnavailable or
         ProviderRejected."""
+        ...
+
+    async def cancel(self, provider_task_id: str) -> None:
+        """Stop a task it accepted (only called with Capability.cancel). Raises
+        ProviderUnavailable, or ProviderRejected when the task can no longer be stopped."""
         ...
 
     async def fetch(self, provider_task_id: str) -> ProviderUpdate:

@@ -1,9 +1,12 @@
-"""Generation tasks: create (imagine), read, list, and submit to the provider."""
+"""Generation tasks: create (imagine and the follow-ups), read, list, cancel, and submit to
+the provider."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
+from uuid import UUID
 
 from imagetron_contracts.models.images import (
     ImagineCommand,
@@ -11,11 +14,16 @@ from imagetron_contracts.models.images import (
     ProcessMode,
     SubmitTaskJob,
     Task,
+    TaskCommand,
     TaskPage,
     TaskQuery,
     TaskStatus,
+    UpscaleCommand,
+    VariationCommand,
+    VariationStrength,
 )
 from imagetron_images.app.clock import utcnow
+from imagetron_images.app.dispatch import dispatch_waiting
 from imagetron_images.app.jobs import Delivery, RetryLater
 from imagetron_images.app.messages import emit_task_change, enqueue_submission
 from imagetron_images.app.pagination import (
@@ -26,21 +34,35 @@ from imagetron_images.app.pagination import (
 from imagetron_images.app.ports import (
     ImageProvider,
     PermanentError,
+    ProviderBusy,
     TaskPageKey,
     TransientError,
     UnitOfWork,
 )
-from imagetron_images.app.views import task_view
-from imagetron_images.domain import GenerationTask, ProviderRequest, TaskChange
+from imagetron_images.app.views import capabilities, task_view
+from imagetron_images.domain import (
+    Capability,
+    GenerationTask,
+    ProviderRequest,
+    TaskChange,
+    TaskCreated,
+)
 from imagetron_images.domain.tasks import DEFAULT_ASPECT_RATIO
-from imagetron_platform.errors import Conflict, NotFound
+from imagetron_platform.errors import Conflict, NotFound, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
 SUBMIT_CONSUMER = "images-submit"
 
 
-async def imagine(cmd: ImagineCommand, uow: UnitOfWork, *, provider: str) -> Task:
+async def imagine(
+    cmd: ImagineCommand,
+    uow: UnitOfWork,
+    providers: Mapping[str, ImageProvider],
+    *,
+    provider: str,
+    max_in_flight: int,
+) -> Task:
     task, created = GenerationTask.imagine(
         owner_id=cmd.owner_id,
         prompt_id=cmd.prompt_id,
@@ -50,23 +72,99 @@ async def imagine(cmd: ImagineCommand, uow: UnitOfWork, *, provider: str) -> Tas
         provider=provider,
         now=utcnow(),
     )
-    async with uow:
-        await uow.tasks.add(task)
-        await emit_task_change(uow, created)
-        await enqueue_submission(uow, task)
-        await uow.commit()
-    return task_view(task)
+    return await _create(task, created, uow, capabilities(providers, provider), max_in_flight)
 
 
-async def get_task(query: TaskQuery, uow: UnitOfWork) -> Task:
+async def reroll(
+    query: TaskQuery,
+    uow: UnitOfWork,
+    providers: Mapping[str, ImageProvider],
+    *,
+    max_in_flight: int,
+) -> Task:
+    return await _follow_up(
+        query.owner_id, query.task_id, TaskCommand.reroll, uow, providers,
+        max_in_flight=max_in_flight,
+    )  # fmt: skip
+
+
+async def variation(
+    cmd: VariationCommand,
+    uow: UnitOfWork,
+    providers: Mapping[str, ImageProvider],
+    *,
+    max_in_flight: int,
+) -> Task:
+    return await _follow_up(
+        cmd.owner_id, cmd.task_id, TaskCommand.variation, uow, providers,
+        index=cmd.index, strength=cmd.strength, max_in_flight=max_in_flight,
+    )  # fmt: skip
+
+
+async def upscale(
+    cmd: UpscaleCommand,
+    uow: UnitOfWork,
+    providers: Mapping[str, ImageProvider],
+    *,
+    max_in_flight: int,
+) -> Task:
+    return await _follow_up(
+        cmd.owner_id, cmd.task_id, TaskCommand.upscale, uow, providers,
+        index=cmd.index, max_in_flight=max_in_flight,
+    )  # fmt: skip
+
+
+async def cancel_task(
+    query: TaskQuery, uow: UnitOfWork, providers: Mapping[str, ImageProvider]
+) -> Task:
+    """Cancel a pending or submitted task. A submitted one is first stopped at its provider
+    when the provider can do that (outside any transaction); if the provider refuses, the
+    task has started and the answer is 409. A provider that cannot cancel at all is not
+    told: the task is cancelled on our side and its later reports are ignored."""
     async with uow:
         task = await uow.tasks.get(query.owner_id, query.task_id)
     if task is None:
         raise NotFound(f"There is no task {query.task_id}.")
-    return task_view(task)
+    provider = providers.get(task.provider)
+    can = capabilities(providers, task.provider)
+    task.cancel(utcnow())  # on a copy: refuses a task that cannot be cancelled any more
+    if provider is not None and Capability.cancel in can and task.provider_task_id is not None:
+        try:
+            await provider.cancel(task.provider_task_id)
+        except TransientError as exc:
+            raise ServiceUnavailable(
+                f"The provider {task.provider!r} is unavailable: {exc}"
+            ) from exc
+        except PermanentError as exc:
+            raise Conflict(
+                f"The provider {task.provider!r} could not cancel task {task.id}: {exc}"
+            ) from exc
+
+    async with uow:
+        task = await uow.tasks.get_for_update(query.task_id)
+        if task is None or task.owner_id != query.owner_id:
+            raise NotFound(f"There is no task {query.task_id}.")
+        change = task.cancel(utcnow())
+        await uow.tasks.update(task)
+        await emit_task_change(uow, change, can)
+        await uow.commit()
+    return task_view(task, can)
 
 
-async def list_tasks(query: ListTasksQuery, uow: UnitOfWork) -> TaskPage:
+async def get_task(
+    query: TaskQuery, uow: UnitOfWork, providers: Mapping[str, ImageProvider]
+) -> Task:
+    async with uow:
+        task = await uow.tasks.get(query.owner_id, query.task_id)
+        if task is None:
+            raise NotFound(f"There is no task {query.task_id}.")
+        position = await _queue_position(uow, task)
+    return task_view(task, capabilities(providers, task.provider), position)
+
+
+async def list_tasks(
+    query: ListTasksQuery, uow: UnitOfWork, providers: Mapping[str, ImageProvider]
+) -> TaskPage:
     limit = query.limit or DEFAULT_PAGE_SIZE
     after = decode_task_cursor(query.cursor) if query.cursor else None
     async with uow:
@@ -75,13 +173,70 @@ async def list_tasks(query: ListTasksQuery, uow: UnitOfWork) -> TaskPage:
             query.owner_id, prompt_id=query.prompt_id, status=query.status,
             after=after, limit=limit + 1,
         )  # fmt: skip
-    page = tasks[:limit]
+        page = tasks[:limit]
+        positions = [await _queue_position(uow, t) for t in page]
     next_cursor = (
         encode_task_cursor(TaskPageKey(created_at=page[-1].created_at, id=page[-1].id))
         if len(tasks) > limit
         else None
     )
-    return TaskPage(items=[task_view(t) for t in page], next_cursor=next_cursor)
+    return TaskPage(
+        items=[
+            task_view(t, capabilities(providers, t.provider), position)
+            for t, position in zip(page, positions, strict=True)
+        ],
+        next_cursor=next_cursor,
+    )
+
+
+async def _follow_up(
+    owner_id: UUID,
+    task_id: UUID,
+    command: TaskCommand,
+    uow: UnitOfWork,
+    providers: Mapping[str, ImageProvider],
+    *,
+    index: int | None = None,
+    strength: VariationStrength | None = None,
+    max_in_flight: int,
+) -> Task:
+    origin = await _owned_task(owner_id, task_id, uow)
+    can = capabilities(providers, origin.provider)
+    task, created = origin.follow_up(command, index=index, strength=strength, can=can, now=utcnow())
+    return await _create(task, created, uow, can, max_in_flight)
+
+
+async def _create(
+    task: GenerationTask,
+    created: TaskCreated,
+    uow: UnitOfWork,
+    can: frozenset[Capability],
+    max_in_flight: int,
+) -> Task:
+    """Record a new task and its `task.created` in one transaction, with its submission job
+    when its provider has a free slot; otherwise it waits its turn (`queue_position`)."""
+    async with uow:
+        await uow.tasks.add(task)
+        await emit_task_change(uow, created, can)
+        await dispatch_waiting(uow, task.provider, max_in_flight)
+        stored = await uow.tasks.get(task.owner_id, task.id)
+        if stored is None:  # cannot happen: it was added in this transaction
+            raise NotFound(f"There is no task {task.id}.")
+        position = await _queue_position(uow, stored)
+        await uow.commit()
+    return task_view(stored, can, position)
+
+
+async def _queue_position(uow: UnitOfWork, task: GenerationTask) -> int | None:
+    return await uow.tasks.queue_position(task) if task.is_waiting_for_a_slot else None
+
+
+async def _owned_task(owner_id: UUID, task_id: UUID, uow: UnitOfWork) -> GenerationTask:
+    async with uow:
+        task = await uow.tasks.get(owner_id, task_id)
+    if task is None:
+        raise NotFound(f"There is no task {task_id}.")
+    return task
 
 
 async def submit_task(
@@ -94,7 +249,9 @@ async def submit_task(
 
     The provider call happens outside any transaction (no row lock held across the
     network). A transient failure is retried by redelivery until the last delivery, which
-    fails the task like a refusal does, so no task waits for ever.
+    fails the task like a refusal does, so no task waits for ever. A provider at capacity
+    (429, queue full) is different: it works, later; the task stays pending and a new job
+    starts another series of attempts (the task can be cancelled meanwhile).
     """
     async with uow:
         task = await uow.tasks.get(job.owner_id, job.task_id)
@@ -114,10 +271,10 @@ async def submit_task(
         except Conflict as exc:
             request = exc.detail  # it cannot be submitted at all: fail it below
 
-    provider_task_id, error = (
+    outcome = (
         await _submit(providers, task.provider, request, delivery)
         if isinstance(request, ProviderRequest)
-        else (None, request)
+        else _Outcome(error=request)
     )
 
     async with uow:
@@ -127,16 +284,52 @@ async def submit_task(
         task = await uow.tasks.get_for_update(job.task_id)
         if task is None:
             return
-        change: TaskChange | None
-        if provider_task_id is not None:
-            change = task.accept_submission(provider_task_id, utcnow())
+        change: TaskChange | None = None
+        if outcome.provider_task_id is not None:
+            change = task.accept_submission(outcome.provider_task_id, utcnow())
+        elif outcome.busy:
+            if task.status is TaskStatus.pending:
+                # At capacity is not a refusal: a new job starts a new series of attempts.
+                log.warning("task %s: %s is still busy; queued again", task.id, task.provider)
+                await enqueue_submission(uow, task)
         else:
-            log.warning("task %s failed at submission: %s", task.id, error)
-            change = task.reject_submission(error or "The provider refused the task.", utcnow())
+            log.warning("task %s failed at submission: %s", task.id, outcome.error)
+            change = task.reject_submission(
+                outcome.error or "The provider refused the task.", utcnow()
+            )
         if change is not None:
             await uow.tasks.update(task)
-            await emit_task_change(uow, change)
+            await emit_task_change(uow, change, capabilities(providers, task.provider))
         await uow.commit()
+    if outcome.provider_task_id is not None and task.status is TaskStatus.cancelled:
+        await _cancel_orphan(providers, task, outcome.provider_task_id)
+
+
+async def _cancel_orphan(
+    providers: Mapping[str, ImageProvider], task: GenerationTask, provider_task_id: str
+) -> None:
+    """The task was cancelled while the provider was taking it: stop the provider's task
+    too, if it can be stopped. Best effort: its reports are ignored either way."""
+    provider = providers.get(task.provider)
+    if provider is None or Capability.cancel not in provider.capabilities:
+        return
+    try:
+        await provider.cancel(provider_task_id)
+    except (TransientError, PermanentError) as exc:
+        log.warning(
+            "task %s was cancelled during its submission; %s could not stop %s: %s",
+            task.id, task.provider, provider_task_id, exc,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Outcome:
+    """What one submission came to: the provider's task id, or why the task fails, or
+    (`busy`) that the provider stayed at capacity through every delivery of the job."""
+
+    provider_task_id: str | None = None
+    error: str | None = None
+    busy: bool = False
 
 
 async def _submit(
@@ -144,16 +337,19 @@ async def _submit(
     provider_name: str,
     request: ProviderRequest,
     delivery: Delivery,
-) -> tuple[str | None, str | None]:
-    """(provider task id, None) on success, (None, why) when the task must fail."""
+) -> _Outcome:
     provider = providers.get(provider_name)
     if provider is None:
-        return None, f"The provider {provider_name!r} is not configured."
+        return _Outcome(error=f"The provider {provider_name!r} is not configured.")
     try:
-        return await provider.submit(request), None
+        return _Outcome(provider_task_id=await provider.submit(request))
     except TransientError as exc:
         if not delivery.is_last:
             raise RetryLater(str(exc)) from exc
-        return None, f"The provider stayed unavailable after {delivery.attempt} attempts: {exc}"
+        if isinstance(exc, ProviderBusy):
+            return _Outcome(busy=True)
+        return _Outcome(
+            error=f"The provider stayed unavailable after {delivery.attempt} attempts: {exc}"
+        )
     except PermanentError as exc:
-        return None, str(exc)
+        return _Outcome(error=str(exc))

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from imagetron_contracts.models import images as contract
-from imagetron_images.domain import GenerationTask, Image
+from imagetron_images.app.ports import ImageProvider
+from imagetron_images.domain import Capability, GenerationTask, Image
 
 
-def task_view(task: GenerationTask) -> contract.Task:
+def capabilities(providers: Mapping[str, ImageProvider], name: str) -> frozenset[Capability]:
+    """What the named provider can do; nothing when it is not configured (any more)."""
+    provider = providers.get(name)
+    return provider.capabilities if provider is not None else frozenset()
+
+
+def task_view(
+    task: GenerationTask, can: frozenset[Capability], queue_position: int | None = None
+) -> contract.Task:
+    """`can`: what the task's provider can do, which bounds the follow-ups it offers;
+    `queue_position`: its place among the tasks waiting for a slot, when it waits."""
     return contract.Task(
         id=task.id,
         owner_id=task.owner_id,
@@ -21,6 +34,9 @@ def task_view(task: GenerationTask) -> contract.Task:
         process_mode=task.process_mode,
         origin_task_id=task.origin_task_id,
         origin_index=task.origin_index,
+        variation_strength=task.variation_strength,
+        actions=task.actions(can),
+        queue_position=queue_position,
         preview_url=task.preview_url,
         error=task.error,
         created_at=task.created_at,

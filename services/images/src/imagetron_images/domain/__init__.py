@@ -11,7 +11,12 @@ from imagetron_images.domain.images import (
     ImageFile,
     ImagePersisted,
 )
-from imagetron_images.domain.providers import ProviderRequest, ProviderStatus, ProviderUpdate
+from imagetron_images.domain.providers import (
+    Capability,
+    ProviderRequest,
+    ProviderStatus,
+    ProviderUpdate,
+)
 from imagetron_images.domain.tasks import (
     TERMINAL_STATUSES,
     GenerationTask,
@@ -28,6 +33,7 @@ from imagetron_images.domain.tasks import (
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "Capability",
     "GenerationTask",
     "Image",
     "ImageChange",

@@ -84,6 +84,11 @@ class Image:
         self.updated_at = now
         return ImagePersisted(image=copy.copy(self), occurred_at=now)
 
+    def request_retry(self, now: datetime) -> None:
+        """Someone asked for another attempt; refused once the image is stored."""
+        self._ensure_not_persisted()
+        self.updated_at = now
+
     def mark_failed(self, error: str, now: datetime) -> ImageFailed:
         self._ensure_not_persisted()
         self.attempts += 1

@@ -6,7 +6,22 @@ from dataclasses import dataclass
 from enum import StrEnum
 from uuid import UUID
 
-from imagetron_contracts.models.images import ProcessMode, TaskCommand
+from imagetron_contracts.models.images import ProcessMode, TaskCommand, VariationStrength
+
+
+class Capability(StrEnum):
+    """What a provider can be asked to do; each adapter declares its own."""
+
+    imagine = "imagine"
+    reroll = "reroll"
+    variation = "variation"
+    upscale = "upscale"
+    # Stop a task the provider has accepted but not started rendering.
+    cancel = "cancel"
+
+
+def capability_of(command: TaskCommand) -> Capability:
+    return Capability(command.value)
 
 
 class ProviderStatus(StrEnum):
@@ -30,6 +45,7 @@ class ProviderRequest:
     # reroll/variation/upscale act on the provider's task behind our origin task.
     origin_provider_task_id: str | None = None
     origin_index: int | None = None
+    variation_strength: VariationStrength | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,9 +17,22 @@ from enum import StrEnum
 from typing import ClassVar
 from uuid import UUID, uuid4
 
-from imagetron_contracts.models.images import ImageKind, ProcessMode, TaskCommand, TaskStatus
+from imagetron_contracts.models.images import (
+    ImageKind,
+    ProcessMode,
+    TaskAction,
+    TaskCommand,
+    TaskStatus,
+    VariationStrength,
+)
 from imagetron_images.domain.images import Image
-from imagetron_images.domain.providers import ProviderRequest, ProviderStatus, ProviderUpdate
+from imagetron_images.domain.providers import (
+    Capability,
+    ProviderRequest,
+    ProviderStatus,
+    ProviderUpdate,
+    capability_of,
+)
 from imagetron_platform.errors import Conflict, InvalidRequest
 
 log = logging.getLogger(__name__)
@@ -38,6 +51,12 @@ _ALLOWED: Mapping[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.failed: frozenset(),
     TaskStatus.cancelled: frozenset(),
 }
+
+# The commands whose result is a 2x2 grid, which follow-ups can act on.
+GRID_COMMANDS = frozenset({TaskCommand.imagine, TaskCommand.reroll, TaskCommand.variation})
+CANCELLABLE_STATUSES = frozenset({TaskStatus.pending, TaskStatus.submitted})
+GRID_INDEXES = range(1, 5)
+FOLLOW_UPS = (TaskCommand.upscale, TaskCommand.variation, TaskCommand.reroll)
 
 DEFAULT_ASPECT_RATIO = "1:1"
 NO_IMAGE_ERROR = "The provider reported the task completed but sent no image."
@@ -112,9 +131,15 @@ class GenerationTask:
     provider_task_id: str | None = None
     origin_task_id: UUID | None = None
     origin_index: int | None = None
+    variation_strength: VariationStrength | None = None
     preview_url: str | None = None
     error: str | None = None
     completed_at: datetime | None = None
+    # When reconciliation last asked the provider about this task.
+    reconciled_at: datetime | None = None
+    # When it got one of its provider's slots and its submission job was queued; a pending
+    # task without it waits for a slot (see `takes_a_slot`).
+    dispatched_at: datetime | None = None
 
     @classmethod
     def imagine(
@@ -143,9 +168,92 @@ class GenerationTask:
         )
         return task, TaskCreated(task=task.snapshot(), occurred_at=now)
 
+    def follow_up(
+        self,
+        command: TaskCommand,
+        *,
+        index: int | None = None,
+        strength: VariationStrength | None = None,
+        can: frozenset[Capability],
+        now: datetime,
+    ) -> tuple[GenerationTask, TaskCreated]:
+        """A reroll, variation(index) or upscale(index) of this task: a new task whose
+        origin is this one, on the same provider. Only a completed grid has follow-ups."""
+        if command not in FOLLOW_UPS:
+            raise InvalidRequest(f"{command} is not a follow-up of a task.")
+        if capability_of(command) not in can:
+            raise InvalidRequest(f"The provider {self.provider!r} cannot do {command}.")
+        if not self.is_completed_grid:
+            what = "grid" if self.command in GRID_COMMANDS else f"{self.command} (not a grid)"
+            raise Conflict(
+                f"Task {self.id} is a {self.status} {what}; only a completed grid can have a "
+                f"{command}."
+            )
+        if command is TaskCommand.reroll:
+            index = None
+        elif index not in GRID_INDEXES:
+            raise InvalidRequest(f"A {command} needs an index from 1 to 4, not {index}.")
+        task = GenerationTask(
+            owner_id=self.owner_id,
+            prompt_id=self.prompt_id,
+            command=command,
+            provider=self.provider,
+            prompt_text=self.prompt_text,
+            aspect_ratio=self.aspect_ratio,
+            process_mode=self.process_mode,
+            created_at=now,
+            updated_at=now,
+            origin_task_id=self.id,
+            origin_index=index,
+            variation_strength=(
+                (strength or VariationStrength.strong) if command is TaskCommand.variation else None
+            ),
+        )
+        return task, TaskCreated(task=task.snapshot(), occurred_at=now)
+
+    def actions(self, can: frozenset[Capability]) -> list[TaskAction]:
+        """The follow-ups possible now, given what the task's provider can do. Cancelling
+        needs no provider support: a task it cannot stop is cancelled on our side only."""
+        if self.status in CANCELLABLE_STATUSES:
+            return [TaskAction.cancel]
+        if not self.is_completed_grid:
+            return []
+        found: list[TaskAction] = []
+        if Capability.upscale in can:
+            found += [TaskAction(f"upscale{i}") for i in GRID_INDEXES]
+        if Capability.variation in can:
+            found += [TaskAction(f"variation{i}") for i in GRID_INDEXES]
+        if Capability.reroll in can:
+            found.append(TaskAction.reroll)
+        return found
+
+    @property
+    def is_completed_grid(self) -> bool:
+        return self.status is TaskStatus.completed and self.command in GRID_COMMANDS
+
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    def mark_reconciled(self, now: datetime) -> None:
+        self.reconciled_at = now
+
+    @property
+    def is_waiting_for_a_slot(self) -> bool:
+        return self.status is TaskStatus.pending and self.dispatched_at is None
+
+    @property
+    def takes_a_slot(self) -> bool:
+        """Counts against its provider's bound on tasks in flight: sent or about to be."""
+        if self.status is TaskStatus.pending:
+            return self.dispatched_at is not None
+        return self.status in (TaskStatus.submitted, TaskStatus.processing)
+
+    def dispatch(self, now: datetime) -> None:
+        """It got a slot: its submission job is queued now."""
+        if not self.is_waiting_for_a_slot:
+            raise Conflict(f"Task {self.id} is not waiting for a slot.")
+        self.dispatched_at = now
 
     def snapshot(self) -> GenerationTask:
         return copy.copy(self)
@@ -163,6 +271,7 @@ class GenerationTask:
             process_mode=self.process_mode,
             origin_provider_task_id=origin.provider_task_id if origin is not None else None,
             origin_index=self.origin_index,
+            variation_strength=self.variation_strength,
         )
 
     def accept_submission(self, provider_task_id: str, now: datetime) -> TaskSubmitted | None:
@@ -186,6 +295,11 @@ class GenerationTask:
         return self._failed(error, now)
 
     def cancel(self, now: datetime) -> TaskCancelled:
+        if self.status not in CANCELLABLE_STATUSES:
+            raise Conflict(
+                f"Task {self.id} is {self.status}; only a pending or submitted task can be "
+                "cancelled."
+            )
         self._move_to(TaskStatus.cancelled, now)
         return TaskCancelled(task=self.snapshot(), occurred_at=now)
 

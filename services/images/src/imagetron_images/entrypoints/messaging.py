@@ -34,15 +34,22 @@ from imagetron_contracts.models.images import (
     TaskEvent,
     TaskPage,
     TaskQuery,
+    UpscaleCommand,
+    VariationCommand,
 )
 from imagetron_contracts.streams import (
     EVENTS_STREAM,
     RPC_IMAGES_IMAGES_CONTENT_URL,
     RPC_IMAGES_IMAGES_GET,
     RPC_IMAGES_IMAGES_LIST,
+    RPC_IMAGES_IMAGES_RETRY,
     RPC_IMAGES_IMAGINE,
+    RPC_IMAGES_TASKS_CANCEL,
     RPC_IMAGES_TASKS_GET,
     RPC_IMAGES_TASKS_LIST,
+    RPC_IMAGES_TASKS_REROLL,
+    RPC_IMAGES_TASKS_UPSCALE,
+    RPC_IMAGES_TASKS_VARIATION,
     WEBHOOKS_GOAPI,
     WEBHOOKS_STREAM,
     WORK_IMAGES_PERSIST,
@@ -108,17 +115,46 @@ def _register_rpc(broker: NatsBroker, deps: Dependencies) -> None:
     @broker.subscriber(RPC_IMAGES_IMAGINE, queue=RPC_QUEUE)
     @rpc_handler
     async def imagine(cmd: ImagineCommand) -> Task:
-        return await tasks.imagine(cmd, deps.new_uow(), provider=deps.default_provider)
+        return await tasks.imagine(
+            cmd, deps.new_uow(), deps.providers,
+            provider=deps.default_provider, max_in_flight=deps.max_in_flight,
+        )  # fmt: skip
+
+    @broker.subscriber(RPC_IMAGES_TASKS_REROLL, queue=RPC_QUEUE)
+    @rpc_handler
+    async def reroll(query: TaskQuery) -> Task:
+        return await tasks.reroll(
+            query, deps.new_uow(), deps.providers, max_in_flight=deps.max_in_flight
+        )
+
+    @broker.subscriber(RPC_IMAGES_TASKS_VARIATION, queue=RPC_QUEUE)
+    @rpc_handler
+    async def variation(cmd: VariationCommand) -> Task:
+        return await tasks.variation(
+            cmd, deps.new_uow(), deps.providers, max_in_flight=deps.max_in_flight
+        )
+
+    @broker.subscriber(RPC_IMAGES_TASKS_UPSCALE, queue=RPC_QUEUE)
+    @rpc_handler
+    async def upscale(cmd: UpscaleCommand) -> Task:
+        return await tasks.upscale(
+            cmd, deps.new_uow(), deps.providers, max_in_flight=deps.max_in_flight
+        )
+
+    @broker.subscriber(RPC_IMAGES_TASKS_CANCEL, queue=RPC_QUEUE)
+    @rpc_handler
+    async def cancel_task(query: TaskQuery) -> Task:
+        return await tasks.cancel_task(query, deps.new_uow(), deps.providers)
 
     @broker.subscriber(RPC_IMAGES_TASKS_GET, queue=RPC_QUEUE)
     @rpc_handler
     async def get_task(query: TaskQuery) -> Task:
-        return await tasks.get_task(query, deps.new_uow())
+        return await tasks.get_task(query, deps.new_uow(), deps.providers)
 
     @broker.subscriber(RPC_IMAGES_TASKS_LIST, queue=RPC_QUEUE)
     @rpc_handler
     async def list_tasks(query: ListTasksQuery) -> TaskPage:
-        return await tasks.list_tasks(query, deps.new_uow())
+        return await tasks.list_tasks(query, deps.new_uow(), deps.providers)
 
     @broker.subscriber(RPC_IMAGES_IMAGES_GET, queue=RPC_QUEUE)
     @rpc_handler
@@ -134,6 +170,11 @@ def _register_rpc(broker: NatsBroker, deps: Dependencies) -> None:
     @rpc_handler
     async def image_content_url(query: ImageQuery) -> ImageContentLink:
         return await images.image_content_url(query, deps.new_uow(), deps.store)
+
+    @broker.subscriber(RPC_IMAGES_IMAGES_RETRY, queue=RPC_QUEUE)
+    @rpc_handler
+    async def retry_image(query: ImageQuery) -> Image:
+        return await images.retry_image(query, deps.new_uow())
 
 
 def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSettings) -> None:

@@ -1,0 +1,491 @@
+"""Reroll, variation, upscale, cancel and image retry, with fakes of every port."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from imagetron_contracts.models.images import (
+    ImageKind,
+    ImageQuery,
+    ImagineCommand,
+    PersistImageJob,
+    ProcessMode,
+    ProviderCallback,
+    SubmitTaskJob,
+    TaskAction,
+    TaskCommand,
+    TaskQuery,
+    TaskStatus,
+    UpscaleCommand,
+    VariationCommand,
+    VariationStrength,
+)
+from imagetron_images.app import callbacks, images, tasks
+from imagetron_images.app.jobs import Delivery
+from imagetron_images.app.ports import DownloadRefused, ProviderRejected, ProviderUnavailable
+from imagetron_images.domain import Capability, GenerationTask, ProviderStatus, ProviderUpdate
+from imagetron_platform.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
+
+GRID = "https://cdn.example/grid.png"
+SPLITS = tuple(f"https://cdn.example/{i}.png" for i in range(1, 5))
+GRID_ACTIONS = [
+    *(TaskAction(f"upscale{i}") for i in range(1, 5)),
+    *(TaskAction(f"variation{i}") for i in range(1, 5)),
+    TaskAction.reroll,
+]
+NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
+
+SLOTS = 100  # tasks in flight per provider: not the subject here
+
+
+async def new_task(world: Any, owner: UUID | None = None) -> Any:
+    cmd = ImagineCommand(owner_id=owner or uuid4(), prompt_id=uuid4(), prompt_text="a red fox")
+    return await tasks.imagine(
+        cmd, world.uow, world.deps().providers, provider="goapi", max_in_flight=SLOTS
+    )
+
+
+async def submitted_task(world: Any, owner: UUID | None = None) -> GenerationTask:
+    task = await new_task(world, owner)
+    return await submit(world, task.id, task.owner_id)
+
+
+def completed(provider_task_id: str) -> ProviderUpdate:
+    return ProviderUpdate(
+        provider_task_id=provider_task_id, command=TaskCommand.imagine,
+        status=ProviderStatus.completed, image_url=GRID, split_urls=SPLITS,
+    )  # fmt: skip
+
+
+async def apply(world: Any, task_id: UUID, update: ProviderUpdate, msg: str) -> None:
+    callback = ProviderCallback(
+        provider="goapi", task_id=task_id, received_at=datetime.now(UTC), body={"update": update}
+    )
+    await callbacks.apply_provider_callback(
+        callback, Delivery(msg), world.uow, world.deps().providers
+    )
+
+
+def payloads(world: Any, subject_suffix: str) -> list[dict[str, Any]]:
+    return [m.payload for m in world.uow.outbox if m.subject.endswith(subject_suffix)]
+
+
+async def completed_grid(world: Any, owner: UUID | None = None) -> GenerationTask:
+    task = await submitted_task(world, owner)
+    assert task.provider_task_id is not None
+    await apply(world, task.id, completed(task.provider_task_id), f"done-{task.id}")
+    return world.uow.task(task.id)
+
+
+async def submit(world: Any, task_id: UUID, owner: UUID) -> GenerationTask:
+    await tasks.submit_task(
+        SubmitTaskJob(task_id=task_id, owner_id=owner),
+        Delivery(f"submit-{task_id}"),
+        world.uow,
+        world.deps().providers,
+    )
+    return world.uow.task(task_id)
+
+
+def providers(world: Any) -> Any:
+    return world.deps().providers
+
+
+class TestUpscale:
+    async def test_creates_a_pending_upscale_of_the_chosen_version(self, world) -> None:
+        grid = await completed_grid(world)
+        task = await tasks.upscale(
+            UpscaleCommand(owner_id=grid.owner_id, task_id=grid.id, index=3),
+            world.uow,
+            providers(world),
+            max_in_flight=SLOTS,
+        )
+        assert (task.command, task.status) == (TaskCommand.upscale, TaskStatus.pending)
+        assert (task.origin_task_id, task.origin_index) == (grid.id, 3)
+        assert (task.prompt_id, task.prompt_text, task.provider) == (
+            grid.prompt_id,
+            grid.prompt_text,
+            grid.provider,
+        )
+        assert task.actions == [TaskAction.cancel]
+        assert payloads(world, "task.created")[-1]["task"]["id"] == str(task.id)
+        assert world.uow.subjects()[-1] == "work.images.submit"
+
+    async def test_is_submitted_against_the_origins_provider_task(self, world) -> None:
+        grid = await completed_grid(world)
+        task = await tasks.upscale(
+            UpscaleCommand(owner_id=grid.owner_id, task_id=grid.id, index=2),
+            world.uow,
+            providers(world),
+            max_in_flight=SLOTS,
+        )
+        submitted = await submit(world, task.id, task.owner_id)
+        assert submitted.status is TaskStatus.submitted
+        request = world.provider.requests[-1]
+        assert (request.command, request.origin_index) == (TaskCommand.upscale, 2)
+        assert request.origin_provider_task_id == grid.provider_task_id
+
+    async def test_completes_with_one_upscale_image_at_the_chosen_index(self, world) -> None:
+        grid = await completed_grid(world)
+        task = await tasks.upscale(
+            UpscaleCommand(owner_id=grid.owner_id, task_id=grid.id, index=4),
+            world.uow,
+            providers(world),
+            max_in_flight=SLOTS,
+        )
+        submitted = await submit(world, task.id, task.owner_id)
+        assert submitted.provider_task_id is not None
+        update = ProviderUpdate(
+            provider_task_id=submitted.provider_task_id, command=TaskCommand.upscale,
+            status=ProviderStatus.completed, image_url="https://cdn.example/up.png",
+        )  # fmt: skip
+        await apply(world, task.id, update, f"done-{task.id}")
+        assert world.uow.task(task.id).status is TaskStatus.completed
+        assert [(i.kind, i.index) for i in world.uow.images_of(task.id)] == [(ImageKind.upscale, 4)]
+        # An upscale is not a grid: it offers no follow-ups of its own.
+        found = await tasks.get_task(
+            TaskQuery(owner_id=task.owner_id, task_id=task.id), world.uow, providers(world)
+        )
+        assert found.actions == []
+
+    async def test_of_a_grid_that_is_not_completed_is_a_conflict(self, world) -> None:
+        task = await submitted_task(world)
+        with pytest.raises(Conflict, match="only a completed grid"):
+            await tasks.upscale(
+                UpscaleCommand(owner_id=task.owner_id, task_id=task.id, index=1),
+                world.uow,
+                providers(world),
+                max_in_flight=SLOTS,
+            )
+
+    async def test_of_an_upscale_is_a_conflict(self, world) -> None:
+        grid = await completed_grid(world)
+        up = GenerationTask(
+            owner_id=grid.owner_id, prompt_id=grid.prompt_id, command=TaskCommand.upscale,
+            provider="goapi", prompt_text="x", aspect_ratio="1:1", process_mode=ProcessMode.fast,
+            created_at=NOW, updated_at=NOW, status=TaskStatus.completed, origin_task_id=grid.id,
+            origin_index=1,
+        )  # fmt: skip
+        async with world.uow:
+            await world.uow.tasks.add(up)
+            await world.uow.commit()
+        with pytest.raises(Conflict, match="not a grid"):
+            await tasks.upscale(
+                UpscaleCommand(owner_id=up.owner_id, task_id=up.id, index=1),
+                world.uow,
+                providers(world),
+                max_in_flight=SLOTS,
+            )
+
+    @pytest.mark.parametrize("index", [0, 5, -1])
+    def test_an_index_out_of_range_is_invalid(self, index: int) -> None:
+        grid = GenerationTask(
+            owner_id=uuid4(), prompt_id=uuid4(), command=TaskCommand.imagine, provider="goapi",
+            prompt_text="x", aspect_ratio="1:1", process_mode=ProcessMode.fast, created_at=NOW,
+            updated_at=NOW, status=TaskStatus.completed,
+        )  # fmt: skip
+        with pytest.raises(InvalidRequest, match="index from 1 to 4"):
+            grid.follow_up(TaskCommand.upscale, index=index, can=frozenset(Capability), now=NOW)
+
+    async def test_of_another_users_task_is_not_found(self, world) -> None:
+        grid = await completed_grid(world)
+        with pytest.raises(NotFound):
+            await tasks.upscale(
+                UpscaleCommand(owner_id=uuid4(), task_id=grid.id, index=1),
+                world.uow,
+                providers(world),
+                max_in_flight=SLOTS,
+            )
+
+    async def test_a_provider_that_cannot_upscale_is_named_in_a_422(self, world) -> None:
+        grid = await completed_grid(world)
+        world.provider.capabilities = frozenset({Capability.imagine, Capability.reroll})
+        with pytest.raises(InvalidRequest, match="'goapi' cannot do upscale"):
+            await tasks.upscale(
+                UpscaleCommand(owner_id=grid.owner_id, task_id=grid.id, index=1),
+                world.uow,
+                providers(world),
+                max_in_flight=SLOTS,
+            )
+        found = await tasks.get_task(
+            TaskQuery(owner_id=grid.owner_id, task_id=grid.id), world.uow, providers(world)
+        )
+        assert found.actions == [TaskAction.reroll]
+
+
+class TestVariationAndReroll:
+    @pytest.mark.parametrize("strength", [VariationStrength.subtle, VariationStrength.strong])
+    async def test_variation_records_index_and_strength(self, world, strength) -> None:
+        grid = await completed_grid(world)
+        task = await tasks.variation(
+            VariationCommand(owner_id=grid.owner_id, task_id=grid.id, index=2, strength=strength),
+            world.uow,
+            providers(world),
+            max_in_flight=SLOTS,
+        )
+        assert (task.command, task.origin_task_id, task.origin_index) == (
+            TaskCommand.variation,
+            grid.id,
+            2,
+        )
+        assert task.variation_strength is strength
+        await submit(world, task.id, task.owner_id)
+        assert world.provider.requests[-1].variation_strength is strength
+
+    async def test_variation_is_strong_unless_asked_otherwise(self, world) -> None:
+        grid = await completed_grid(world)
+        task = await tasks.variation(
+            VariationCommand(owner_id=grid.owner_id, task_id=grid.id, index=1),
+            world.uow,
+            providers(world),
+            max_in_flight=SLOTS,
+        )
+        assert task.variation_strength is VariationStrength.strong
+
+    async def test_reroll_and_variation_yield_grids_with_their_own_follow_ups(self, world) -> None:
+        grid = await completed_grid(world)
+        reroll = await tasks.reroll(
+            TaskQuery(owner_id=grid.owner_id, task_id=grid.id),
+            world.uow,
+            providers(world),
+            max_in_flight=SLOTS,
+        )
+        assert (reroll.command, reroll.origin_task_id, reroll.origin_index) == (
+            TaskCommand.reroll,
+            grid.id,
+            None,
+        )
+        submitted = await submit(world, reroll.id, reroll.owner_id)
+        assert submitted.provider_task_id is not None
+        done = ProviderUpdate(
+            provider_task_id=submitted.provider_task_id, command=TaskCommand.reroll,
+            status=ProviderStatus.completed, image_url="https://cdn.example/g2.png",
+            split_urls=SPLITS,
+        )  # fmt: skip
+        await apply(world, reroll.id, done, f"done-{reroll.id}")
+        assert len(world.uow.images_of(reroll.id)) == 5
+        found = await tasks.get_task(
+            TaskQuery(owner_id=reroll.owner_id, task_id=reroll.id), world.uow, providers(world)
+        )
+        assert found.actions == GRID_ACTIONS
+        # ...and the completion event says so too.
+        assert payloads(world, "task.completed")[-1]["task"]["actions"] == [
+            a.value for a in GRID_ACTIONS
+        ]
+
+    async def test_reroll_of_a_failed_task_is_a_conflict(self, world) -> None:
+        task = await submitted_task(world)
+        assert task.provider_task_id is not None
+        failed = ProviderUpdate(
+            provider_task_id=task.provider_task_id, command=TaskCommand.imagine,
+            status=ProviderStatus.failed, error="banned prompt",
+        )  # fmt: skip
+        await apply(world, task.id, failed, f"failed-{task.id}")
+        with pytest.raises(Conflict):
+            await tasks.reroll(
+                TaskQuery(owner_id=task.owner_id, task_id=task.id),
+                world.uow,
+                providers(world),
+                max_in_flight=SLOTS,
+            )
+        found = await tasks.get_task(
+            TaskQuery(owner_id=task.owner_id, task_id=task.id), world.uow, providers(world)
+        )
+        assert found.actions == []
+
+    async def test_a_provider_that_cannot_vary_is_named_in_a_422(self, world) -> None:
+        grid = await completed_grid(world)
+        world.provider.capabilities = frozenset({Capability.imagine, Capability.upscale})
+        with pytest.raises(InvalidRequest, match="'goapi' cannot do variation"):
+            await tasks.variation(
+                VariationCommand(owner_id=grid.owner_id, task_id=grid.id, index=1),
+                world.uow,
+                providers(world),
+                max_in_flight=SLOTS,
+            )
+        with pytest.raises(InvalidRequest, match="'goapi' cannot do reroll"):
+            await tasks.reroll(
+                TaskQuery(owner_id=grid.owner_id, task_id=grid.id),
+                world.uow,
+                providers(world),
+                max_in_flight=SLOTS,
+            )
+
+
+class TestCancel:
+    async def test_a_pending_task_is_cancelled_without_asking_the_provider(self, world) -> None:
+        task = await new_task(world)
+        cancelled = await tasks.cancel_task(
+            TaskQuery(owner_id=task.owner_id, task_id=task.id), world.uow, providers(world)
+        )
+        assert cancelled.status is TaskStatus.cancelled
+        assert cancelled.actions == []
+        assert world.provider.cancelled == []
+        assert [p["task"]["status"] for p in payloads(world, "task.cancelled")] == ["cancelled"]
+        # Its submission job then finds nothing to do.
+        after = await submit(world, task.id, task.owner_id)
+        assert after.status is TaskStatus.cancelled
+        assert world.provider.requests == []
+
+    async def test_a_submitted_task_is_cancelled_at_the_provider_too(self, world) -> None:
+        task = await submitted_task(world)
+        cancelled = await tasks.cancel_task(
+            TaskQuery(owner_id=task.owner_id, task_id=task.id), world.uow, providers(world)
+        )
+        assert cancelled.status is TaskStatus.cancelled
+        assert world.provider.cancelled == [task.provider_task_id]
+
+    async def test_a_provider_that_cannot_cancel_is_not_asked(self, world) -> None:
+        task = await submitted_task(world)
+        world.provider.capabilities = frozenset(Capability) - {Capability.cancel}
+        cancelled = await tasks.cancel_task(
+            TaskQuery(owner_id=task.owner_id, task_id=task.id), world.uow, providers(world)
+        )
+        assert cancelled.status is TaskStatus.cancelled
+        assert world.provider.cancelled == []
+
+    async def test_the_provider_refusing_is_a_conflict_and_changes_nothing(self, world) -> None:
+        task = await submitted_task(world)
+        world.provider.cancel_answers.append(ProviderRejected("only pending tasks"))
+        with pytest.raises(Conflict, match="could not cancel"):
+            await tasks.cancel_task(
+                TaskQuery(owner_id=task.owner_id, task_id=task.id), world.uow, providers(world)
+            )
+        assert world.uow.task(task.id).status is TaskStatus.submitted
+        assert payloads(world, "task.cancelled") == []
+
+    async def test_an_unreachable_provider_is_a_503(self, world) -> None:
+        task = await submitted_task(world)
+        world.provider.cancel_answers.append(ProviderUnavailable("timed out"))
+        with pytest.raises(ServiceUnavailable):
+            await tasks.cancel_task(
+                TaskQuery(owner_id=task.owner_id, task_id=task.id), world.uow, providers(world)
+            )
+        assert world.uow.task(task.id).status is TaskStatus.submitted
+
+    async def test_a_completed_task_cannot_be_cancelled(self, world) -> None:
+        grid = await completed_grid(world)
+        with pytest.raises(Conflict, match="only a pending or submitted"):
+            await tasks.cancel_task(
+                TaskQuery(owner_id=grid.owner_id, task_id=grid.id), world.uow, providers(world)
+            )
+        assert world.provider.cancelled == []
+
+    async def test_another_users_task_is_not_found(self, world) -> None:
+        task = await new_task(world)
+        with pytest.raises(NotFound):
+            await tasks.cancel_task(
+                TaskQuery(owner_id=uuid4(), task_id=task.id), world.uow, providers(world)
+            )
+
+    async def test_late_callbacks_after_cancel_change_nothing(self, world) -> None:
+        task = await submitted_task(world)
+        await tasks.cancel_task(
+            TaskQuery(owner_id=task.owner_id, task_id=task.id), world.uow, providers(world)
+        )
+        assert task.provider_task_id is not None
+        await apply(world, task.id, completed(task.provider_task_id), f"late-{task.id}")
+        assert world.uow.task(task.id).status is TaskStatus.cancelled
+        assert world.uow.images_of(task.id) == []
+
+
+class TestRetryImage:
+    async def failed_image(self, world: Any) -> Any:
+        grid = await completed_grid(world)
+        image = world.uow.images_of(grid.id)[0]
+        world.downloader.files[image.source_url] = DownloadRefused("gone")
+        await images.persist_image(
+            PersistImageJob(image_id=image.id, owner_id=image.owner_id),
+            Delivery(f"persist-{image.id}"),
+            world.uow,
+            world.downloader,
+            world.inspector,
+            world.store,
+        )
+        return world.uow.committed.images[image.id]
+
+    async def test_queues_another_persistence_job(self, world, make_png) -> None:
+        image = await self.failed_image(world)
+        assert (image.is_persisted, image.error) == (False, "gone")
+        view = await images.retry_image(
+            ImageQuery(owner_id=image.owner_id, image_id=image.id), world.uow
+        )
+        assert view.id == image.id
+        job = world.uow.outbox[-1]
+        assert (job.subject, job.payload["image_id"]) == ("work.images.persist", str(image.id))
+
+        # The new job is a new message: it is applied although the first one was.
+        world.downloader.files[image.source_url] = make_png()
+        await images.persist_image(
+            PersistImageJob(image_id=image.id, owner_id=image.owner_id),
+            Delivery(str(job.message_id)),
+            world.uow,
+            world.downloader,
+            world.inspector,
+            world.store,
+        )
+        stored = world.uow.committed.images[image.id]
+        assert (stored.is_persisted, stored.error, stored.attempts) == (True, None, 2)
+
+    async def test_a_stored_image_is_a_conflict(self, world, make_png) -> None:
+        image = await self.failed_image(world)
+        world.downloader.files[image.source_url] = make_png()
+        await images.retry_image(ImageQuery(owner_id=image.owner_id, image_id=image.id), world.uow)
+        await images.persist_image(
+            PersistImageJob(image_id=image.id, owner_id=image.owner_id),
+            Delivery("again"),
+            world.uow,
+            world.downloader,
+            world.inspector,
+            world.store,
+        )
+        queued = len(world.uow.outbox)
+        with pytest.raises(Conflict, match="already stored"):
+            await images.retry_image(
+                ImageQuery(owner_id=image.owner_id, image_id=image.id), world.uow
+            )
+        assert len(world.uow.outbox) == queued
+
+    async def test_another_users_image_is_not_found(self, world) -> None:
+        image = await self.failed_image(world)
+        with pytest.raises(NotFound):
+            await images.retry_image(ImageQuery(owner_id=uuid4(), image_id=image.id), world.uow)
+
+
+class TestCancelDuringSubmission:
+    async def test_the_providers_task_is_stopped_too(self, world) -> None:
+        task = await new_task(world)
+        submit_to_provider = world.provider.submit
+
+        async def accepted_while_cancelled(request: Any) -> str:
+            await tasks.cancel_task(
+                TaskQuery(owner_id=task.owner_id, task_id=task.id), world.uow, providers(world)
+            )
+            return await submit_to_provider(request)
+
+        world.provider.submit = accepted_while_cancelled
+        await submit(world, task.id, task.owner_id)
+        stored = world.uow.task(task.id)
+        assert (stored.status, stored.provider_task_id) == (TaskStatus.cancelled, None)
+        assert world.provider.cancelled == ["provider-1"]
+        assert payloads(world, "task.submitted") == []
+
+    async def test_a_provider_that_cannot_cancel_is_left_alone(self, world) -> None:
+        task = await new_task(world)
+        world.provider.capabilities = frozenset(Capability) - {Capability.cancel}
+        submit_to_provider = world.provider.submit
+
+        async def accepted_while_cancelled(request: Any) -> str:
+            await tasks.cancel_task(
+                TaskQuery(owner_id=task.owner_id, task_id=task.id), world.uow, providers(world)
+            )
+            return await submit_to_provider(request)
+
+        world.provider.submit = accepted_while_cancelled
+        await submit(world, task.id, task.owner_id)
+        assert world.uow.task(task.id).status is TaskStatus.cancelled
+        assert world.provider.cancelled == []
