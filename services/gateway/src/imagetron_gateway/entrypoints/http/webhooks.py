@@ -33,6 +33,13 @@ from imagetron_platform.webhook_tokens import secrets_match, verify_webhook_toke
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks")
+#: Callbacks are read as raw bytes (to verify them as sent), so the body is documented here.
+JSON_OBJECT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
 
 MIDJOURNEY_PROXY = "midjourney_proxy"
 REPLICATE = "replicate"
@@ -43,12 +50,7 @@ REPLICATE = "replicate"
     operation_id="receiveGoapiWebhook",
     tags=["webhooks"],
     responses=problems(401, 422, 503),
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        }
-    },
+    openapi_extra=JSON_OBJECT_BODY,
 )
 async def receive_goapi_webhook(
     task_id: UUID,
@@ -57,18 +59,10 @@ async def receive_goapi_webhook(
     token: Annotated[str, Query()],
     x_webhook_secret: Annotated[str | None, Header(alias="x-webhook-secret")] = None,
 ) -> WebhookAccepted:
-    settings = ctx.settings
-    secret_ok = secrets_match(settings.webhook_secret.get_secret_value(), x_webhook_secret)
-    token_ok = verify_webhook_token(
-        settings.webhook_token_key.get_secret_value(), "goapi", task_id, token
-    )
-    if not (secret_ok and token_ok):
-        log.warning("rejected goapi webhook", extra={"task_id": str(task_id)})
-        raise Unauthorized("The webhook's secret or token is not valid.")
-    raw = await _read_limited(request, settings.webhook_max_bytes)
     # Same bytes from a retrying provider → same id → stored once.
-    await _publish(ctx, "goapi", task_id, raw, "goapi:" + hashlib.sha256(raw).hexdigest())
-    return WebhookAccepted(status="accepted")
+    return await _accept_shared_secret_callback(
+        ctx, request, "goapi", task_id, token, x_webhook_secret
+    )
 
 
 @router.post(
@@ -76,12 +70,7 @@ async def receive_goapi_webhook(
     operation_id="receiveMidjourneyProxyWebhook",
     tags=["webhooks"],
     responses=problems(401, 422, 503),
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        }
-    },
+    openapi_extra=JSON_OBJECT_BODY,
 )
 async def receive_midjourney_proxy_webhook(
     task_id: UUID,
@@ -90,19 +79,10 @@ async def receive_midjourney_proxy_webhook(
     token: Annotated[str, Query()],
     secret: Annotated[str | None, Query()] = None,
 ) -> WebhookAccepted:
-    settings = ctx.settings
-    secret_ok = secrets_match(settings.webhook_secret.get_secret_value(), secret)
-    token_ok = verify_webhook_token(
-        settings.webhook_token_key.get_secret_value(), MIDJOURNEY_PROXY, task_id, token
-    )
-    if not (secret_ok and token_ok):
-        log.warning("rejected midjourney_proxy webhook", extra={"task_id": str(task_id)})
-        raise Unauthorized("The webhook's secret or token is not valid.")
-    raw = await _read_limited(request, settings.webhook_max_bytes)
     # The proxy sends the whole task on every change: a new state is a new body.
-    dedupe_id = f"{MIDJOURNEY_PROXY}:" + hashlib.sha256(raw).hexdigest()
-    await _publish(ctx, MIDJOURNEY_PROXY, task_id, raw, dedupe_id)
-    return WebhookAccepted(status="accepted")
+    return await _accept_shared_secret_callback(
+        ctx, request, MIDJOURNEY_PROXY, task_id, token, secret
+    )
 
 
 @router.post(
@@ -110,12 +90,7 @@ async def receive_midjourney_proxy_webhook(
     operation_id="receiveReplicateWebhook",
     tags=["webhooks"],
     responses=problems(401, 422, 503),
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        }
-    },
+    openapi_extra=JSON_OBJECT_BODY,
 )
 async def receive_replicate_webhook(
     task_id: UUID,
@@ -167,6 +142,30 @@ async def _publish(ctx: Context, provider: str, task_id: UUID, raw: bytes, dedup
     except Exception as exc:
         log.exception("could not publish %s webhook", provider)
         raise ServiceUnavailable("The callback could not be stored; please retry.") from exc
+
+
+async def _accept_shared_secret_callback(
+    ctx: Context,
+    request: Request,
+    provider: str,
+    task_id: UUID,
+    token: str,
+    given_secret: str | None,
+) -> WebhookAccepted:
+    """For providers that sign nothing: the shared secret they echo and our per-task token,
+    both compared in constant time before anything is read further; the message id is the
+    body's hash, so a provider's retry of the same delivery is stored once."""
+    settings = ctx.settings
+    secret_ok = secrets_match(settings.webhook_secret.get_secret_value(), given_secret)
+    token_ok = verify_webhook_token(
+        settings.webhook_token_key.get_secret_value(), provider, task_id, token
+    )
+    if not (secret_ok and token_ok):
+        log.warning("rejected %s webhook", provider, extra={"task_id": str(task_id)})
+        raise Unauthorized("The webhook's secret or token is not valid.")
+    raw = await _read_limited(request, settings.webhook_max_bytes)
+    await _publish(ctx, provider, task_id, raw, f"{provider}:" + hashlib.sha256(raw).hexdigest())
+    return WebhookAccepted(status="accepted")
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
