@@ -252,7 +252,8 @@ class FakeProvider:
     name = "goapi"
 
     def __init__(self) -> None:
-        self.capabilities: frozenset[Capability] = frozenset(Capability)
+        # Every command and cancel; asynchronous (results come by callback or fetch).
+        self.capabilities: frozenset[Capability] = frozenset(Capability) - {Capability.synchronous}
         self.requests: list[ProviderRequest] = []
         self.answers: list[str | Exception] = []
         self.updates: list[ProviderUpdate] = []
@@ -314,6 +315,9 @@ class FakeStore:
         if self.failures:
             raise self.failures.pop(0)
         self.objects[key] = (data, content_type)
+
+    async def get(self, key: str) -> bytes:
+        return self.objects[key][0]
 
     def content_url(self, key: str) -> str:
         return f"https://s3.example/imagetron/{key}?signature=x"

@@ -20,6 +20,7 @@ from imagetron_images.adapters.downloads import (
 )
 from imagetron_images.adapters.image_files import PillowImageInspector
 from imagetron_images.adapters.providers import build_providers
+from imagetron_images.adapters.staging import StagedOrRemoteDownloader
 from imagetron_images.adapters.storage import S3ImageStore, minio_client
 from imagetron_images.adapters.tables import outbox
 from imagetron_images.adapters.unit_of_work import ImagesUnitOfWork
@@ -73,15 +74,18 @@ class ImagesRuntime:
         self.relay: OutboxRelay | None = None
         self.deps = Dependencies(
             new_uow=self.new_uow,
-            providers=build_providers(settings, self._provider_http),
+            providers=build_providers(settings, self._provider_http, self.store),
             default_provider=settings.provider,
             max_in_flight=settings.max_in_flight_per_provider,
-            downloader=SafeImageDownloader(
-                self._download_http,
-                resolver=SystemResolver(),
-                allow_hosts=settings.download_allow_hosts,
-                max_bytes=settings.download_max_bytes,
-                timeout_seconds=settings.download_timeout_seconds,
+            downloader=StagedOrRemoteDownloader(
+                self.store,
+                SafeImageDownloader(
+                    self._download_http,
+                    resolver=SystemResolver(),
+                    allow_hosts=settings.download_allow_hosts,
+                    max_bytes=settings.download_max_bytes,
+                    timeout_seconds=settings.download_timeout_seconds,
+                ),
             ),
             inspector=PillowImageInspector(max_pixels=settings.max_pixels),
             store=self.store,
@@ -105,7 +109,10 @@ def consumer_settings(settings: ImagesSettings) -> ConsumerSettings:
     return ConsumerSettings(
         submit=Redelivery(
             max_deliver=settings.submit_max_deliveries,
-            ack_wait_seconds=2 * settings.goapi_timeout_seconds + margin,
+            # OpenAI Images answers only when the images exist: its own, longer timeout.
+            ack_wait_seconds=2
+            * max(settings.goapi_timeout_seconds, settings.openai_timeout_seconds)
+            + margin,
         ),
         persist=Redelivery(
             max_deliver=settings.persist_max_deliveries,

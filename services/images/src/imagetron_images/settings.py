@@ -16,7 +16,7 @@ class ImagesSettings(DatabaseSettings):
     http_port: int = Field(default=8082, ge=0, le=65535)
 
     # The provider new tasks are sent to; callbacks name their own provider.
-    provider: Literal["goapi", "midjourney_proxy", "replicate"] = "goapi"
+    provider: Literal["goapi", "midjourney_proxy", "replicate", "openai"] = "goapi"
     goapi_base_url: str = "http://127.0.0.1:8090"
     goapi_api_key: SecretStr = SecretStr("sandbox-goapi-key")
     # The timeout of every call to a provider (the setting predates the other providers).
@@ -31,6 +31,13 @@ class ImagesSettings(DatabaseSettings):
     replicate_model: str = Field(default="black-forest-labs/flux-schnell", pattern=r"^[^/]+/[^/]+$")
     replicate_version: str | None = None
     replicate_input: dict[str, Any] = Field(default_factory=lambda: {"num_outputs": 4})
+    # OpenAI Images (synchronous): model names change often, hence a setting; images per
+    # task (versions 1-4); the generation call's own timeout (it answers when done).
+    openai_base_url: str = "https://api.openai.com"
+    openai_api_key: SecretStr = SecretStr("")
+    openai_image_model: str = Field(default="gpt-image-1", min_length=1)
+    openai_image_count: int = Field(default=4, ge=1, le=4)
+    openai_timeout_seconds: float = Field(default=120.0, gt=0)
 
     # Callbacks reach us through the gateway, which verifies both the shared secret and
     # the per-task token (made with `webhook_token_key`, the gateway's setting of that name).
@@ -79,6 +86,8 @@ class ImagesSettings(DatabaseSettings):
     def _chosen_provider_has_credentials(self) -> ImagesSettings:
         if self.provider == "replicate" and not self.replicate_api_token.get_secret_value():
             raise ValueError("IMAGETRON_REPLICATE_API_TOKEN is required with PROVIDER=replicate")
+        if self.provider == "openai" and not self.openai_api_key.get_secret_value():
+            raise ValueError("IMAGETRON_OPENAI_API_KEY is required with PROVIDER=openai")
         return self
 
     @model_validator(mode="before")

@@ -30,6 +30,7 @@ TOKEN_KEY = "test-token-key"
 def request(**overrides: Any) -> ProviderRequest:
     fields: dict[str, Any] = {
         "task_id": uuid4(),
+        "owner_id": uuid4(),
         "command": TaskCommand.imagine,
         "prompt_text": "a paper boat on a puddle",
         "aspect_ratio": "16:9",

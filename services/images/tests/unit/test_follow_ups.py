@@ -341,7 +341,7 @@ class TestCancel:
 
     async def test_a_provider_that_cannot_cancel_is_not_asked(self, world) -> None:
         task = await submitted_task(world)
-        world.provider.capabilities = frozenset(Capability) - {Capability.cancel}
+        world.provider.capabilities = world.provider.capabilities - {Capability.cancel}
         cancelled = await tasks.cancel_task(
             TaskQuery(owner_id=task.owner_id, task_id=task.id), world.uow, providers(world)
         )
@@ -476,7 +476,7 @@ class TestCancelDuringSubmission:
 
     async def test_a_provider_that_cannot_cancel_is_left_alone(self, world) -> None:
         task = await new_task(world)
-        world.provider.capabilities = frozenset(Capability) - {Capability.cancel}
+        world.provider.capabilities = world.provider.capabilities - {Capability.cancel}
         submit_to_provider = world.provider.submit
 
         async def accepted_while_cancelled(request: Any) -> str:

@@ -22,17 +22,46 @@ from imagetron_images.settings import ImagesSettings
 @pytest.fixture
 async def providers() -> Any:
     async with httpx.AsyncClient() as client:
-        yield build_providers(ImagesSettings(replicate_api_token=SecretStr("r8_x")), client)
+        yield build_providers(
+            ImagesSettings(replicate_api_token=SecretStr("r8_x")), client, world_store()
+        )
 
 
 async def test_every_provider_is_built_with_its_capabilities(providers) -> None:
     assert {name: p.capabilities for name, p in providers.items()} == {
-        "goapi": frozenset(Capability),
+        "goapi": frozenset(Capability) - {Capability.synchronous},
         "midjourney_proxy": {
             Capability.imagine, Capability.reroll, Capability.variation, Capability.upscale,
         },
         "replicate": {Capability.imagine, Capability.cancel},
+        "openai": {Capability.imagine, Capability.synchronous},
     }  # fmt: skip
+
+
+def world_store() -> Any:
+    class Staging:
+        async def put(self, key: str, data: bytes, content_type: str) -> None:
+            raise AssertionError("no generation here")
+
+    return Staging()
+
+
+def test_openai_as_the_default_needs_an_api_key() -> None:
+    with pytest.raises(ValidationError, match="OPENAI_API_KEY"):
+        ImagesSettings(provider="openai")
+    chosen = ImagesSettings(
+        provider="openai", openai_api_key=SecretStr("sk-x"), openai_image_model="gpt-image-1.5"
+    )
+    assert (chosen.provider, chosen.openai_image_model) == ("openai", "gpt-image-1.5")
+    with pytest.raises(ValidationError):
+        ImagesSettings(openai_image_count=5)
+
+
+async def test_openai_sends_no_callbacks(world, providers) -> None:
+    task = await _task(world, "openai")
+    await _deliver(world, providers, "openai", task, {"data": [{"b64_json": "AAAA"}]}, "o1")
+    assert world.uow.task(task.id).status is TaskStatus.pending
+    assert world.uow.images_of(task.id) == []
 
 
 def test_replicate_as_the_default_needs_an_api_token() -> None:

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 PROVIDER = "goapi"
 # GoAPI's Midjourney API does every command, and cancels a task while it is pending.
-CAPABILITIES = frozenset(Capability)
+# Asynchronous: results come by callback (or reconciliation).
+CAPABILITIES = frozenset(Capability) - {Capability.synchronous}
 
 _STATUSES = {
     "pending": ProviderStatus.queued,

@@ -13,14 +13,16 @@ import httpx
 
 from imagetron_images.adapters.goapi import GoApiProvider
 from imagetron_images.adapters.midjourney_proxy import MidjourneyProxyProvider
+from imagetron_images.adapters.openai_images import OpenAIImagesProvider, StagingStore
 from imagetron_images.adapters.replicate import ReplicateProvider
 from imagetron_images.app.ports import ImageProvider
 from imagetron_images.settings import ImagesSettings
 
 
 def build_providers(
-    settings: ImagesSettings, client: httpx.AsyncClient
+    settings: ImagesSettings, client: httpx.AsyncClient, staging: StagingStore
 ) -> Mapping[str, ImageProvider]:
+    """`staging`: where a synchronous provider (OpenAI Images) puts its results."""
     webhook_base = settings.webhook_public_base_url
     webhook_secret = settings.webhook_secret.get_secret_value()
     token_key = settings.webhook_token_key.get_secret_value()
@@ -51,6 +53,15 @@ def build_providers(
             extra_input=settings.replicate_input,
             webhook_public_base_url=webhook_base,
             webhook_token_key=token_key,
+        ),
+        OpenAIImagesProvider(
+            client,
+            staging,
+            base_url=settings.openai_base_url,
+            api_key=settings.openai_api_key.get_secret_value(),
+            model=settings.openai_image_model,
+            count=settings.openai_image_count,
+            timeout_seconds=settings.openai_timeout_seconds,
         ),
     )
     return {provider.name: provider for provider in providers}

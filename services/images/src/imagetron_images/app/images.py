@@ -23,6 +23,7 @@ from imagetron_images.app.pagination import (
     encode_image_cursor,
 )
 from imagetron_images.app.ports import (
+    DownloadRefused,
     ImageDownloader,
     ImageInspector,
     ImagePageKey,
@@ -33,6 +34,7 @@ from imagetron_images.app.ports import (
 )
 from imagetron_images.app.views import image_view
 from imagetron_images.domain import Image, ImageChange, ImageFile
+from imagetron_images.domain.providers import STAGED_SCHEME, staging_prefix
 from imagetron_platform.errors import Conflict, NotFound
 
 log = logging.getLogger(__name__)
@@ -142,6 +144,11 @@ async def persist_image(
 async def _store(
     image: Image, downloader: ImageDownloader, inspector: ImageInspector, store: ImageStore
 ) -> tuple[ImageFile, str]:
+    if image.source_url.startswith(STAGED_SCHEME) and not image.source_url.startswith(
+        STAGED_SCHEME + staging_prefix(image.owner_id, image.task_id)
+    ):
+        # Our own bucket: only this task's staged results, never another owner's objects.
+        raise DownloadRefused(f"Image {image.id} names another task's staged file.")
     data = await downloader.download(image.source_url)
     file = await inspector.inspect(data)
     key = image.storage_key_for(file.extension)

@@ -22,6 +22,7 @@ from imagetron_contracts.models.images import (
     VariationCommand,
     VariationStrength,
 )
+from imagetron_images.app.callbacks import record_provider_update
 from imagetron_images.app.clock import utcnow
 from imagetron_images.app.dispatch import dispatch_waiting
 from imagetron_images.app.jobs import Delivery, RetryLater
@@ -44,6 +45,7 @@ from imagetron_images.domain import (
     Capability,
     GenerationTask,
     ProviderRequest,
+    ProviderUpdate,
     TaskChange,
     TaskCreated,
 )
@@ -252,6 +254,8 @@ async def submit_task(
     fails the task like a refusal does, so no task waits for ever. A provider at capacity
     (429, queue full) is different: it works, later; the task stays pending and a new job
     starts another series of attempts (the task can be cancelled meanwhile).
+    A synchronous provider (Capability.synchronous) has finished when `submit` returns:
+    its report (`fetch`) is applied with the acceptance, in the same transaction.
     """
     async with uow:
         task = await uow.tasks.get(job.owner_id, job.task_id)
@@ -285,8 +289,16 @@ async def submit_task(
         if task is None:
             return
         change: TaskChange | None = None
+        can = capabilities(providers, task.provider)
         if outcome.provider_task_id is not None:
             change = task.accept_submission(outcome.provider_task_id, utcnow())
+            if change is not None and outcome.result is not None:
+                # A synchronous provider is done already: its result applies at once,
+                # through the same rules as a callback's.
+                await uow.tasks.update(task)
+                await emit_task_change(uow, change, can)
+                change = None
+                await record_provider_update(uow, task, outcome.result, can)
         elif outcome.busy:
             if task.status is TaskStatus.pending:
                 # At capacity is not a refusal: a new job starts a new series of attempts.
@@ -299,7 +311,7 @@ async def submit_task(
             )
         if change is not None:
             await uow.tasks.update(task)
-            await emit_task_change(uow, change, capabilities(providers, task.provider))
+            await emit_task_change(uow, change, can)
         await uow.commit()
     if outcome.provider_task_id is not None and task.status is TaskStatus.cancelled:
         await _cancel_orphan(providers, task, outcome.provider_task_id)
@@ -328,6 +340,8 @@ class _Outcome:
     (`busy`) that the provider stayed at capacity through every delivery of the job."""
 
     provider_task_id: str | None = None
+    # A synchronous provider's finished task (its report, fetched right after `submit`).
+    result: ProviderUpdate | None = None
     error: str | None = None
     busy: bool = False
 
@@ -342,7 +356,12 @@ async def _submit(
     if provider is None:
         return _Outcome(error=f"The provider {provider_name!r} is not configured.")
     try:
-        return _Outcome(provider_task_id=await provider.submit(request))
+        provider_task_id = await provider.submit(request)
+        if Capability.synchronous not in provider.capabilities:
+            return _Outcome(provider_task_id=provider_task_id)
+        return _Outcome(
+            provider_task_id=provider_task_id, result=await provider.fetch(provider_task_id)
+        )
     except TransientError as exc:
         if not delivery.is_last:
             raise RetryLater(str(exc)) from exc

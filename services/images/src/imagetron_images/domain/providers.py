@@ -18,6 +18,9 @@ class Capability(StrEnum):
     upscale = "upscale"
     # Stop a task the provider has accepted but not started rendering.
     cancel = "cancel"
+    # Not a command: `submit` returns only once the images exist (staged in our bucket),
+    # and `fetch` of the task id it returns reports the completed task at once.
+    synchronous = "synchronous"
 
 
 def capability_of(command: TaskCommand) -> Capability:
@@ -33,11 +36,22 @@ class ProviderStatus(StrEnum):
     failed = "failed"
 
 
+# A synchronous provider's results, staged in our own bucket until they are persisted:
+# `staged://staging/{owner_id}/{task_id}/...` (an S3 key under the scheme).
+STAGED_SCHEME = "staged://"
+
+
+def staging_prefix(owner_id: UUID, task_id: UUID) -> str:
+    """The S3 key prefix under which a task's staged results must lie."""
+    return f"staging/{owner_id}/{task_id}/"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ProviderRequest:
     """Everything a provider needs to start the work of one task."""
 
     task_id: UUID
+    owner_id: UUID
     command: TaskCommand
     prompt_text: str
     aspect_ratio: str

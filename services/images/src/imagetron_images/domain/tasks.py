@@ -265,6 +265,7 @@ class GenerationTask:
             raise Conflict(f"Task {self.id} needs its origin task's provider id to be submitted.")
         return ProviderRequest(
             task_id=self.id,
+            owner_id=self.owner_id,
             command=self.command,
             prompt_text=self.prompt_text,
             aspect_ratio=self.aspect_ratio,
