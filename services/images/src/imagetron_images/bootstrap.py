@@ -25,17 +25,13 @@ from imagetron_images.adapters.storage import S3ImageStore, minio_client
 from imagetron_images.adapters.tables import outbox
 from imagetron_images.adapters.unit_of_work import ImagesUnitOfWork
 from imagetron_images.app.dependencies import Dependencies
-from imagetron_images.entrypoints.messaging import (
-    ConsumerSettings,
-    Redelivery,
-    register_subscribers,
-)
+from imagetron_images.entrypoints.messaging import ConsumerSettings, register_subscribers
 from imagetron_images.entrypoints.provider_webhooks import register_provider_webhooks
 from imagetron_images.entrypoints.reconciliation import DispatchLoop, ReconciliationLoop
 from imagetron_images.settings import ImagesSettings
 from imagetron_platform.db import make_engine, make_session_factory, ping
 from imagetron_platform.http import install_platform
-from imagetron_platform.messaging import make_broker
+from imagetron_platform.messaging import Redelivery, make_broker
 from imagetron_platform.outbox import OutboxRelay
 
 log = logging.getLogger(__name__)

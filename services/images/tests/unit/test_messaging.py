@@ -16,8 +16,9 @@ from faststream.specification import AsyncAPI
 
 from imagetron_images.app.jobs import Delivery, RetryLater
 from imagetron_images.bootstrap import build_broker, consumer_settings
-from imagetron_images.entrypoints.messaging import Redelivery, _run
+from imagetron_images.entrypoints.messaging import _run
 from imagetron_images.settings import ImagesSettings
+from imagetron_platform.messaging import Redelivery
 
 
 def resolve(doc: dict[str, Any], ref: str) -> Any:

@@ -16,7 +16,6 @@ from faststream import AckPolicy
 from faststream.exceptions import NackMessage
 from faststream.nats import NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
-from nats.js.api import ConsumerConfig
 
 from imagetron_contracts.models.images import (
     Image,
@@ -60,7 +59,7 @@ from imagetron_images.adapters.goapi import PROVIDER as GOAPI
 from imagetron_images.app import callbacks, images, tasks
 from imagetron_images.app.dependencies import Dependencies
 from imagetron_images.app.jobs import Delivery, RetryLater
-from imagetron_platform.messaging import jstream
+from imagetron_platform.messaging import Redelivery, jstream
 from imagetron_platform.rpc import rpc_handler
 
 log = logging.getLogger(__name__)
@@ -72,27 +71,6 @@ GOAPI_CALLBACK_CONSUMER = callbacks.callback_consumer(GOAPI)
 # The channels' addresses in contracts/asyncapi.yaml.
 TASK_EVENTS = "events.images.{owner_id}.task.{event_type}"
 IMAGE_EVENTS = "events.images.{owner_id}.image.{event_type}"
-
-
-@dataclass(frozen=True)
-class Redelivery:
-    """How often a durable consumer delivers a message, and how long it waits in between."""
-
-    max_deliver: int
-    ack_wait_seconds: float
-    first_delay_seconds: float = 1.0
-    max_delay_seconds: float = 300.0
-
-    def delay_after(self, attempt: int) -> float:
-        """Seconds to wait before delivery `attempt + 1`: exponential, capped."""
-        return min(self.first_delay_seconds * 2.0 ** max(attempt - 1, 0), self.max_delay_seconds)
-
-    def consumer_config(self) -> ConsumerConfig:
-        # No `backoff` here on purpose: with one set, JetStream also applies it to NAKed
-        # messages and overrides the NAK's own delay (a third attempt waited minutes in our
-        # tests). `ack_wait` alone bounds an attempt whose consumer died; it must exceed the
-        # slowest legitimate attempt.
-        return ConsumerConfig(max_deliver=self.max_deliver, ack_wait=self.ack_wait_seconds)
 
 
 @dataclass(frozen=True)
