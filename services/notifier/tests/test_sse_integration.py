@@ -363,3 +363,23 @@ async def test_the_events_cookie_authenticates_a_browser_routed_straight_here(na
         client.cookies.set("imagetron_events", "forged.token")
         forged = await client.get("/api/v1/events")
     assert forged.status_code == 401
+
+
+async def test_idle_connections_get_heartbeat_comments(nats_url, js):
+    owner = uuid.uuid4()
+    token, _ = issue_events_token(SECRET, owner, 60)
+    app = create_app(_settings(nats_url, heartbeat_seconds=0.2))
+    async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=None) as client:
+        async with client.stream("GET", "/events", params={"token": token}) as response:
+            beats = 0
+
+            async def count() -> None:
+                nonlocal beats
+                async for line in response.aiter_lines():
+                    if line == ": heartbeat":
+                        beats += 1
+                        if beats == 3:
+                            return
+
+            await asyncio.wait_for(count(), 5)
+    assert beats == 3

@@ -73,7 +73,7 @@ def install_platform(
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(Exception, _on_unexpected)
-    app.middleware("http")(metrics.http_metrics_middleware(service))
+    app.add_middleware(metrics.HttpMetricsMiddleware, service=service)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     checks = dict(readiness or {})
 

@@ -34,7 +34,11 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await broker.start()
-        hub = LiveHub(broker.connection, queue_size=settings.client_queue_size)
+        hub = LiveHub(
+            broker.connection,
+            queue_size=settings.client_queue_size,
+            heartbeat_seconds=settings.heartbeat_seconds,
+        )
         await hub.start()
         app.state.settings = settings
         app.state.hub = hub

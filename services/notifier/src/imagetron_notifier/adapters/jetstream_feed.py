@@ -45,8 +45,13 @@ HEARTBEAT = Heartbeat()
 @dataclass(eq=False)
 class Listener:
     owner_id: UUID
-    queue: asyncio.Queue[FeedEvent | _Overflow]
+    queue: asyncio.Queue[FeedEvent | _Overflow | Heartbeat]
     overflowed: bool = field(default=False)
+
+    def beat(self) -> None:
+        """Ask the connection to write a heartbeat, unless it has plenty to write anyway."""
+        if self.queue.empty():
+            self.queue.put_nowait(HEARTBEAT)
 
     def push(self, event: FeedEvent) -> None:
         if self.overflowed:
@@ -63,11 +68,15 @@ class Listener:
 
 
 class LiveHub:
-    def __init__(self, nats: Client, queue_size: int = 1000) -> None:
+    def __init__(
+        self, nats: Client, queue_size: int = 1000, heartbeat_seconds: float = 15.0
+    ) -> None:
         self._js = nats.jetstream()
         self._queue_size = queue_size
+        self._heartbeat_seconds = heartbeat_seconds
         self._listeners: dict[UUID, set[Listener]] = {}
         self._sub: Subscription | None = None
+        self._heartbeats: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._sub = await self._js.subscribe(
@@ -80,8 +89,22 @@ class LiveHub:
             pending_msgs_limit=-1,
             pending_bytes_limit=-1,
         )
+        self._heartbeats = asyncio.create_task(self._beat())
+
+    async def _beat(self) -> None:
+        # One timer for the whole process: a per-connection `wait_for` around every queue
+        # read costs a task and a timer per event per connection.
+        while True:
+            await asyncio.sleep(self._heartbeat_seconds)
+            for listeners in list(self._listeners.values()):
+                for listener in listeners:
+                    listener.beat()
 
     async def stop(self) -> None:
+        if self._heartbeats is not None:
+            self._heartbeats.cancel()
+            await asyncio.gather(self._heartbeats, return_exceptions=True)
+            self._heartbeats = None
         if self._sub is not None:
             await self._sub.unsubscribe()
             self._sub = None
@@ -121,9 +144,7 @@ class JetStreamFeed:
         self._js = nats.jetstream()
         self._hub = hub
 
-    async def follow(
-        self, owner_id: UUID, after_seq: int | None, heartbeat_seconds: float
-    ) -> AsyncIterator[FeedItem]:
+    async def follow(self, owner_id: UUID, after_seq: int | None) -> AsyncIterator[FeedItem]:
         listener = self._hub.register(owner_id)
         try:
             last = after_seq
@@ -137,10 +158,9 @@ class JetStreamFeed:
                         last = event.seq
                         yield event
             while True:
-                try:
-                    item = await asyncio.wait_for(listener.queue.get(), heartbeat_seconds)
-                except TimeoutError:
-                    yield HEARTBEAT
+                item = await listener.queue.get()
+                if isinstance(item, Heartbeat):
+                    yield item
                     continue
                 if isinstance(item, _Overflow):
                     # Catch up from the stream: everything after the last event sent.

@@ -78,11 +78,9 @@ def sse_frame(
 
 
 class EventFeed(Protocol):
-    def follow(
-        self, owner_id: UUID, after_seq: int | None, heartbeat_seconds: float
-    ) -> AsyncIterator[FeedItem]:
+    def follow(self, owner_id: UUID, after_seq: int | None) -> AsyncIterator[FeedItem]:
         """The owner's events after `after_seq` (None: only new ones), then live, in order,
-        each once; a Heartbeat whenever `heartbeat_seconds` pass without one."""
+        each once, with a Heartbeat now and then while nothing happens."""
         ...
 
 

@@ -91,7 +91,7 @@ async def stream_events(
         OPEN_CONNECTIONS.inc()
         try:
             yield sse_frame(comment="connected", retry_ms=settings.client_retry_ms)
-            async for item in feed.follow(owner_id, after, settings.heartbeat_seconds):
+            async for item in feed.follow(owner_id, after):
                 if isinstance(item, FeedEvent):
                     if not wanted.matches(item):
                         continue
