@@ -26,7 +26,6 @@ from imagetron_images.adapters.tables import outbox
 from imagetron_images.adapters.unit_of_work import ImagesUnitOfWork
 from imagetron_images.app.dependencies import Dependencies
 from imagetron_images.entrypoints.messaging import ConsumerSettings, register_subscribers
-from imagetron_images.entrypoints.provider_webhooks import register_provider_webhooks
 from imagetron_images.entrypoints.reconciliation import DispatchLoop, ReconciliationLoop
 from imagetron_images.settings import ImagesSettings
 from imagetron_platform.db import make_engine, make_session_factory, ping
@@ -126,7 +125,6 @@ def build_broker(settings: ImagesSettings, deps: Dependencies | None = None) -> 
     if deps is None:
         deps = ImagesRuntime(settings).deps
     register_subscribers(broker, deps, consumer_settings(settings))
-    register_provider_webhooks(broker, deps, consumer_settings(settings))
     return broker
 
 

@@ -49,13 +49,14 @@ from imagetron_contracts.streams import (
     RPC_IMAGES_TASKS_REROLL,
     RPC_IMAGES_TASKS_UPSCALE,
     RPC_IMAGES_TASKS_VARIATION,
-    WEBHOOKS_GOAPI,
     WEBHOOKS_STREAM,
     WORK_IMAGES_PERSIST,
     WORK_IMAGES_SUBMIT,
     WORK_STREAM,
 )
 from imagetron_images.adapters.goapi import PROVIDER as GOAPI
+from imagetron_images.adapters.midjourney_proxy import PROVIDER as MIDJOURNEY_PROXY
+from imagetron_images.adapters.replicate import PROVIDER as REPLICATE
 from imagetron_images.app import callbacks, images, tasks
 from imagetron_images.app.dependencies import Dependencies
 from imagetron_images.app.jobs import Delivery, RetryLater
@@ -67,7 +68,8 @@ log = logging.getLogger(__name__)
 RPC_QUEUE = "images"
 SUBMIT_CONSUMER = tasks.SUBMIT_CONSUMER
 PERSIST_CONSUMER = images.PERSIST_CONSUMER
-GOAPI_CALLBACK_CONSUMER = callbacks.callback_consumer(GOAPI)
+#: Providers that call back (the synchronous OpenAI Images does not): `webhooks.<provider>`.
+CALLBACK_PROVIDERS = (GOAPI, MIDJOURNEY_PROXY, REPLICATE)
 # The channels' addresses in contracts/asyncapi.yaml.
 TASK_EVENTS = "events.images.{owner_id}.task.{event_type}"
 IMAGE_EVENTS = "events.images.{owner_id}.image.{event_type}"
@@ -171,22 +173,8 @@ def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSe
             lambda delivery: tasks.submit_task(job, delivery, deps.new_uow(), deps.providers),
         )
 
-    @broker.subscriber(
-        WEBHOOKS_GOAPI,
-        stream=jstream(WEBHOOKS_STREAM),
-        durable=GOAPI_CALLBACK_CONSUMER,
-        pull_sub=PullSub(),
-        config=consumers.callbacks.consumer_config(),
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-    )
-    async def apply_goapi_callback(callback: ProviderCallback, msg: NatsMessage) -> None:
-        await _run(
-            msg,
-            consumers.callbacks,
-            lambda delivery: callbacks.apply_provider_callback(
-                callback, delivery, deps.new_uow(), deps.providers
-            ),
-        )
+    for provider in CALLBACK_PROVIDERS:
+        _subscribe_callbacks(broker, deps, consumers, provider)
 
     @broker.subscriber(
         WORK_IMAGES_PERSIST,
@@ -203,6 +191,32 @@ def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSe
             consumers.persist,
             lambda delivery: images.persist_image(
                 job, delivery, deps.new_uow(), deps.downloader, deps.inspector, deps.store
+            ),
+        )
+
+
+def _subscribe_callbacks(
+    broker: NatsBroker, deps: Dependencies, consumers: ConsumerSettings, provider: str
+) -> None:
+    """`webhooks.<provider>`: callbacks the gateway has verified, applied to their task by
+    the same handler and rules for every provider. All are subscribed whatever the default
+    provider is, so tasks of a provider that is no longer the default still finish."""
+
+    @broker.subscriber(
+        f"webhooks.{provider}",
+        stream=jstream(WEBHOOKS_STREAM),
+        durable=callbacks.callback_consumer(provider),
+        pull_sub=PullSub(),
+        config=consumers.callbacks.consumer_config(),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title=f"images_apply_webhooks_{provider}",
+    )
+    async def apply_callback(callback: ProviderCallback, msg: NatsMessage) -> None:
+        await _run(
+            msg,
+            consumers.callbacks,
+            lambda delivery: callbacks.apply_provider_callback(
+                callback, delivery, deps.new_uow(), deps.providers
             ),
         )
 
