@@ -14,6 +14,7 @@ class IdleRelay(OutboxRelay):
     def __init__(self) -> None:
         self._batch_size = 200
         self._poll_seconds = 60.0
+        self._next_prune = float("inf")
         self._wakeup = asyncio.Event()
 
     async def publish_pending(self) -> int:

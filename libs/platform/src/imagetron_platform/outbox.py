@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+import time
+from datetime import timedelta
+from typing import Any, cast
 
 from faststream.nats import NatsBroker
-from sqlalchemy import Table, select, update
+from sqlalchemy import CursorResult, Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from imagetron_contracts.streams import STREAMS
@@ -22,6 +24,10 @@ from imagetron_platform.db import utcnow
 from imagetron_platform.metrics import OUTBOX_PUBLISHED
 
 log = logging.getLogger(__name__)
+
+
+#: Longer than any stream keeps a message, so no redelivery can outlive its inbox row.
+INBOX_RETENTION = timedelta(seconds=max(s.max_age_seconds for s in STREAMS)) + timedelta(days=1)
 
 
 class OutboxRelay:
@@ -34,6 +40,10 @@ class OutboxRelay:
         service: str,
         batch_size: int = 200,
         poll_seconds: float = 1.0,
+        inbox: Table | None = None,
+        prune_every_seconds: float = 3600.0,
+        published_retention: timedelta = timedelta(days=1),
+        inbox_retention: timedelta = INBOX_RETENTION,
     ) -> None:
         self._session_factory = session_factory
         self._outbox = outbox
@@ -41,7 +51,49 @@ class OutboxRelay:
         self._service = service
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
+        self._inbox = inbox
+        self._prune_every_seconds = prune_every_seconds
+        self._published_retention = published_retention
+        self._inbox_retention = inbox_retention
+        self._next_prune = 0.0
         self._wakeup = asyncio.Event()
+
+    async def prune(self) -> tuple[int, int]:
+        """Delete outbox rows published longer ago than `published_retention`, and inbox
+        rows older than `inbox_retention`; returns how many of each.
+
+        An inbox row matters only while its message can still be delivered: past the
+        longest stream retention (plus a day) no redelivery can arrive."""
+        now = utcnow()
+        async with self._session_factory() as session, session.begin():
+            outbox_done = cast(
+                CursorResult[Any],
+                await session.execute(
+                    delete(self._outbox).where(
+                        self._outbox.c.published_at < now - self._published_retention
+                    )
+                ),
+            )
+            inbox_done = 0
+            if self._inbox is not None:
+                result = cast(
+                    CursorResult[Any],
+                    await session.execute(
+                        delete(self._inbox).where(
+                            self._inbox.c.processed_at < now - self._inbox_retention
+                        )
+                    ),
+                )
+                inbox_done = result.rowcount
+        return outbox_done.rowcount, inbox_done
+
+    async def _prune_when_due(self) -> None:
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + self._prune_every_seconds
+        published, applied = await self.prune()
+        if published or applied:
+            log.info("pruned %d published outbox rows and %d inbox rows", published, applied)
 
     def wake(self) -> None:
         """Called after a commit that emitted messages: publish now, not at the next poll."""
@@ -101,6 +153,7 @@ class OutboxRelay:
             try:
                 while await self.publish_pending() == self._batch_size:
                     pass
+                await self._prune_when_due()
             except asyncio.CancelledError:
                 raise
             except Exception:

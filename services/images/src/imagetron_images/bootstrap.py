@@ -22,7 +22,7 @@ from imagetron_images.adapters.image_files import PillowImageInspector
 from imagetron_images.adapters.providers import build_providers
 from imagetron_images.adapters.staging import StagedOrRemoteDownloader
 from imagetron_images.adapters.storage import S3ImageStore, minio_client
-from imagetron_images.adapters.tables import outbox
+from imagetron_images.adapters.tables import inbox, outbox
 from imagetron_images.adapters.unit_of_work import ImagesUnitOfWork
 from imagetron_images.app.dependencies import Dependencies
 from imagetron_images.entrypoints.messaging import ConsumerSettings, register_subscribers
@@ -138,6 +138,7 @@ def create_app(settings: ImagesSettings | None = None) -> FastAPI:
         broker,
         service=SERVICE,
         poll_seconds=settings.outbox_poll_seconds,
+        inbox=inbox,
     )
     runtime.relay = relay
     reconciliation = ReconciliationLoop(

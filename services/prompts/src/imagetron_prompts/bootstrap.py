@@ -19,7 +19,7 @@ from imagetron_platform.messaging import make_broker
 from imagetron_platform.outbox import OutboxRelay
 from imagetron_prompts import migrations
 from imagetron_prompts.adapters.llm import OpenAiLlm
-from imagetron_prompts.adapters.tables import outbox
+from imagetron_prompts.adapters.tables import inbox, outbox
 from imagetron_prompts.adapters.unit_of_work import PromptsUnitOfWork
 from imagetron_prompts.app.ports import Dependencies, LlmPort
 from imagetron_prompts.entrypoints.messaging import SERVICE, register_subscribers
@@ -97,6 +97,7 @@ def create_app(settings: PromptsSettings) -> FastAPI:
         broker,
         service=SERVICE,
         poll_seconds=settings.outbox_poll_seconds,
+        inbox=inbox,
     )
     llm_client = build_llm_client(settings)
     register_subscribers(
