@@ -67,6 +67,8 @@ async def test_prune_deletes_only_old_published_and_old_inbox_rows(postgres_dsn)
         assert subjects == {"events.test.new_published", "events.test.old_unpublished"}
         assert kept == {"recent"}
         assert await relay.prune() == (0, 0)
+        # The unpublished row has waited 30 days: that is the backlog the gauge shows.
+        assert 29 * 86400 < await relay.measure_backlog() < 31 * 86400
     finally:
         async with engine.begin() as conn:
             await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))

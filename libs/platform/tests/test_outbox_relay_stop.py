@@ -15,6 +15,7 @@ class IdleRelay(OutboxRelay):
         self._batch_size = 200
         self._poll_seconds = 60.0
         self._next_prune = float("inf")
+        self._next_backlog_check = float("inf")
         self._wakeup = asyncio.Event()
 
     async def publish_pending(self) -> int:

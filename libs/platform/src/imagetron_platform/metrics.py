@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,6 +31,12 @@ HTTP_LATENCY = Histogram(
 OUTBOX_PUBLISHED = Counter(
     "imagetron_outbox_published_total",
     "Outbox messages published to JetStream.",
+    ["service"],
+    registry=REGISTRY,
+)
+OUTBOX_OLDEST_UNPUBLISHED = Gauge(
+    "imagetron_outbox_oldest_unpublished_seconds",
+    "Age of the oldest outbox row not yet published (0 when none is waiting).",
     ["service"],
     registry=REGISTRY,
 )

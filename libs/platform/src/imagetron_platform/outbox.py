@@ -16,16 +16,18 @@ from datetime import timedelta
 from typing import Any, cast
 
 from faststream.nats import NatsBroker
-from sqlalchemy import CursorResult, Table, delete, select, update
+from sqlalchemy import CursorResult, Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from imagetron_contracts.streams import STREAMS
 from imagetron_platform.db import utcnow
-from imagetron_platform.metrics import OUTBOX_PUBLISHED
+from imagetron_platform.metrics import OUTBOX_OLDEST_UNPUBLISHED, OUTBOX_PUBLISHED
 
 log = logging.getLogger(__name__)
 
 
+#: How often the backlog gauge is refreshed (one indexed query).
+BACKLOG_CHECK_SECONDS = 5.0
 #: Longer than any stream keeps a message, so no redelivery can outlive its inbox row.
 INBOX_RETENTION = timedelta(seconds=max(s.max_age_seconds for s in STREAMS)) + timedelta(days=1)
 
@@ -56,6 +58,7 @@ class OutboxRelay:
         self._published_retention = published_retention
         self._inbox_retention = inbox_retention
         self._next_prune = 0.0
+        self._next_backlog_check = 0.0
         self._wakeup = asyncio.Event()
 
     async def prune(self) -> tuple[int, int]:
@@ -86,6 +89,24 @@ class OutboxRelay:
                 )
                 inbox_done = result.rowcount
         return outbox_done.rowcount, inbox_done
+
+    async def measure_backlog(self) -> float:
+        """Seconds the oldest unpublished row has waited (the backlog gauge); 0 if none."""
+        t = self._outbox
+        async with self._session_factory() as session:
+            oldest = await session.scalar(
+                select(func.min(t.c.created_at)).where(t.c.published_at.is_(None))
+            )
+        age = 0.0 if oldest is None else max(0.0, (utcnow() - oldest).total_seconds())
+        OUTBOX_OLDEST_UNPUBLISHED.labels(self._service).set(age)
+        return age
+
+    async def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_backlog_check:
+            self._next_backlog_check = now + BACKLOG_CHECK_SECONDS
+            await self.measure_backlog()
+        await self._prune_when_due()
 
     async def _prune_when_due(self) -> None:
         if time.monotonic() < self._next_prune:
@@ -153,7 +174,7 @@ class OutboxRelay:
             try:
                 while await self.publish_pending() == self._batch_size:
                     pass
-                await self._prune_when_due()
+                await self._housekeeping()
             except asyncio.CancelledError:
                 raise
             except Exception:
