@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,11 +15,13 @@ from pydantic import BaseModel, SecretStr
 
 from imagetron_contracts.models.images import ProviderCallback
 from imagetron_gateway.app.identity import Authenticator
-from imagetron_gateway.bootstrap import create_app
-from imagetron_gateway.context import GatewayContext
+from imagetron_gateway.bootstrap import SERVICE, api_app
+from imagetron_gateway.context import GatewayContext, GatewayState
 from imagetron_gateway.domain.identity import User, hash_api_key
 from imagetron_gateway.settings import GatewaySettings
 from imagetron_platform.errors import ProblemError
+from imagetron_platform.lifecycle import service_app
+from imagetron_platform.testing import lifespan_client
 
 # Standard Webhooks secret: `whsec_` + base64 of the signing key.
 REPLICATE_WEBHOOK_SECRET = "whsec_cmVwbGljYXRlLXNpZ25pbmcta2V5LTMyLWJ5dGVzISE="
@@ -105,6 +108,8 @@ class Gateway:
     callbacks: FakeCallbacks
     keys: dict[str, str]  # user name → api key
     people: dict[str, User]
+    #: The lifespan state requests see: replace `context` to change what they get.
+    state: MutableMapping[str, Any]
 
     def auth(self, name: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[name]}"}
@@ -125,16 +130,23 @@ async def gateway() -> AsyncIterator[Gateway]:
     for name, user in people.items():
         await users.add(user, hash_api_key(keys[name]))
     services, callbacks = FakeServices(), FakeCallbacks()
-    app = create_app(settings)
-    async with httpx.AsyncClient() as http:
-        app.state.context = GatewayContext(
-            settings=settings,
-            rpc=services,
-            callbacks=callbacks,
-            authenticator=Authenticator(lambda: FakeIdentityUoW(users), cache_seconds=0),
-            identity_uow=lambda: FakeIdentityUoW(users),
-            http=http,
+
+    @contextlib.asynccontextmanager
+    async def fake_ports() -> AsyncIterator[GatewayState]:
+        async with httpx.AsyncClient() as http:
+            yield GatewayState(
+                context=GatewayContext(
+                    settings=settings,
+                    rpc=services,
+                    callbacks=callbacks,
+                    authenticator=Authenticator(lambda: FakeIdentityUoW(users), cache_seconds=0),
+                    identity_uow=lambda: FakeIdentityUoW(users),
+                    http=http,
+                )
+            )
+
+    app = api_app(service_app(SERVICE, title="test gateway", lifespan=fake_ports, readiness={}))
+    async with lifespan_client(app, base_url="http://gateway") as running:
+        yield Gateway(
+            running.client, settings, users, services, callbacks, keys, people, running.state
         )
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-            yield Gateway(client, settings, users, services, callbacks, keys, people)

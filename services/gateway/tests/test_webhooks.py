@@ -294,9 +294,8 @@ async def test_a_correctly_signed_replicate_callback_needs_its_tasks_token(repli
 
 
 async def test_without_a_configured_signing_secret_every_replicate_callback_is_401(gateway):
-    app = gateway.client._transport.app
     settings = gateway.settings.model_copy(update={"replicate_webhook_secret": None})
-    app.state.context = dataclasses.replace(app.state.context, settings=settings)
+    gateway.state["context"] = dataclasses.replace(gateway.state["context"], settings=settings)
     raw = json.dumps(PREDICTION).encode()
     task_id = uuid.uuid4()
     response = await gateway.client.post(_rep_url(task_id), content=raw, headers=_signed(raw))

@@ -44,8 +44,33 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
-    return create_async_engine(url, pool_size=pool_size, pool_pre_ping=True)
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    application_name: str = "imagetron",
+    connect_timeout_seconds: float = 10.0,
+    statement_timeout_seconds: float = 30.0,
+    pool_recycle_seconds: int = 1800,
+) -> AsyncEngine:
+    """An engine whose connections name themselves in `pg_stat_activity`, give up
+    connecting and running a statement after a bound (a stuck database is an error, not a
+    hang), and are replaced before a proxy or server drops them as idle."""
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=pool_recycle_seconds,
+        pool_timeout=connect_timeout_seconds,
+        connect_args={
+            "timeout": connect_timeout_seconds,
+            "command_timeout": statement_timeout_seconds + 5.0,
+            "server_settings": {
+                "application_name": application_name,
+                "statement_timeout": str(int(statement_timeout_seconds * 1000)),
+            },
+        },
+    )
 
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -32,4 +32,7 @@ class DatabaseSettings(ServiceSettings):
 
     database_url: str = "postgresql+asyncpg://imagetron@127.0.0.1:5432/imagetron"
     database_pool_size: int = Field(default=5, ge=1)
+    database_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    database_statement_timeout_seconds: float = Field(default=30.0, gt=0)
+    database_pool_recycle_seconds: int = Field(default=1800, ge=1)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)

@@ -18,7 +18,7 @@ from faststream.nats import NatsBroker
 from imagetron_gateway.adapters.callbacks import JetStreamCallbackSink
 from imagetron_gateway.adapters.identity import SqlIdentityUnitOfWork
 from imagetron_gateway.app.identity import Authenticator, ensure_bootstrap_admin
-from imagetron_gateway.context import GatewayContext
+from imagetron_gateway.context import GatewayContext, GatewayState
 from imagetron_gateway.entrypoints.http import (
     chats,
     events,
@@ -31,8 +31,7 @@ from imagetron_gateway.entrypoints.http import (
 )
 from imagetron_gateway.entrypoints.http.problems import problem_media_type
 from imagetron_gateway.settings import GatewaySettings
-from imagetron_platform.db import make_engine, make_session_factory, ping
-from imagetron_platform.http import install_platform
+from imagetron_platform.lifecycle import Database, ServiceLifecycle
 from imagetron_platform.messaging import make_broker
 from imagetron_platform.rpc import RpcClient
 
@@ -54,20 +53,15 @@ def build_broker(settings: GatewaySettings) -> NatsBroker:
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
-    engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
-    session_factory = make_session_factory(engine)
     broker = build_broker(settings)
+    database = Database.from_settings(settings, SERVICE)
+    lifecycle = ServiceLifecycle(SERVICE, broker, database=database)
 
     def identity_uow() -> SqlIdentityUnitOfWork:
-        return SqlIdentityUnitOfWork(session_factory)
-
-    async def nats_ready() -> None:
-        if not await broker.ping(timeout=1.0):
-            raise ConnectionError("NATS is not connected")
+        return SqlIdentityUnitOfWork(database.session_factory)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await broker.start()
+    async def state() -> AsyncIterator[GatewayState]:
         if settings.bootstrap_api_key is not None:
             created = await ensure_bootstrap_admin(
                 identity_uow(),
@@ -79,29 +73,24 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         async with httpx.AsyncClient(
             timeout=httpx.Timeout(10.0, read=None), follow_redirects=False
         ) as http:
-            app.state.context = GatewayContext(
-                settings=settings,
-                rpc=RpcClient(broker, timeout=settings.rpc_timeout_seconds),
-                callbacks=JetStreamCallbackSink(broker),
-                authenticator=Authenticator(identity_uow, settings.api_key_cache_seconds),
-                identity_uow=identity_uow,
-                http=http,
+            yield GatewayState(
+                context=GatewayContext(
+                    settings=settings,
+                    rpc=RpcClient(broker, timeout=settings.rpc_timeout_seconds),
+                    callbacks=JetStreamCallbackSink(broker),
+                    authenticator=Authenticator(identity_uow, settings.api_key_cache_seconds),
+                    identity_uow=identity_uow,
+                    http=http,
+                )
             )
-            try:
-                yield
-            finally:
-                await broker.stop()
-                await engine.dispose()
 
-    app = FastAPI(
-        title="Imagetron API",
-        version="0.1.0",
-        lifespan=lifespan,
-        openapi_url=None,  # we serve the contract itself, below
-        docs_url=None,
-        redoc_url=None,
-    )
-    install_platform(app, SERVICE, {"database": lambda: ping(engine), "nats": nats_ready})
+    return api_app(lifecycle.app(title="Imagetron API", state=state))
+
+
+def api_app(app: FastAPI) -> FastAPI:
+    """The public API on a service app: every router, the contract at `/openapi.json` and
+    the docs. Tests put it on an app whose lifespan yields fakes of the ports."""
+    app.version = "0.1.0"
     for module in (users, prompts, chats, tasks, images, events_token, events):
         app.include_router(module.router)
     app.include_router(webhooks.router)

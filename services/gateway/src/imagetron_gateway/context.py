@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypedDict
 
 import httpx
 
@@ -21,3 +22,9 @@ class GatewayContext:
     identity_uow: Callable[[], IdentityUnitOfWork]
     #: Streams SSE from the notifier and stored image bytes from object storage.
     http: httpx.AsyncClient
+
+
+class GatewayState(TypedDict):
+    """The lifespan state (bootstrap): requests read it from `request.state`."""
+
+    context: GatewayContext

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
@@ -25,31 +21,37 @@ from imagetron_images.adapters.storage import S3ImageStore, minio_client
 from imagetron_images.adapters.tables import inbox, outbox
 from imagetron_images.adapters.unit_of_work import ImagesUnitOfWork
 from imagetron_images.app.dependencies import Dependencies
+from imagetron_images.app.dispatch import dispatch_all
+from imagetron_images.app.reconciliation import reconcile_quiet_tasks
 from imagetron_images.entrypoints.messaging import ConsumerSettings, register_subscribers
-from imagetron_images.entrypoints.reconciliation import DispatchLoop, ReconciliationLoop
 from imagetron_images.settings import ImagesSettings
-from imagetron_platform.db import make_engine, make_session_factory, ping
-from imagetron_platform.http import install_platform
+from imagetron_platform.lifecycle import Database, ServiceLifecycle
 from imagetron_platform.messaging import Redelivery, make_broker
-from imagetron_platform.outbox import OutboxRelay
-
-log = logging.getLogger(__name__)
 
 SERVICE = "images"
-# Longest an outbox flush may hold up shutdown; what is left goes out after the restart.
-_FINAL_FLUSH_SECONDS = 5.0
 
 
 class ImagesRuntime:
-    """What the process owns: built from settings without connecting to anything, opened by
-    the app's lifespan and closed by it."""
+    """The adapters, built from settings without connecting to anything; `lifecycle` opens
+    and closes them."""
 
     def __init__(self, settings: ImagesSettings) -> None:
         self.settings = settings
-        self.engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
-        self.session_factory = make_session_factory(self.engine)
-        self._provider_http = httpx.AsyncClient(timeout=settings.goapi_timeout_seconds)
-        self._download_http = guarded_http_client()
+        self.broker = make_broker(settings.nats_url, SERVICE)
+        database = Database.from_settings(settings, SERVICE)
+        self.session_factory = database.session_factory
+        self.lifecycle = ServiceLifecycle(
+            SERVICE,
+            self.broker,
+            database=database,
+            outbox=outbox,
+            inbox=inbox,
+            outbox_poll_seconds=settings.outbox_poll_seconds,
+        )
+        provider_http = httpx.AsyncClient(timeout=settings.goapi_timeout_seconds)
+        download_http = guarded_http_client()
+        self.lifecycle.close_on_shutdown(provider_http.aclose)
+        self.lifecycle.close_on_shutdown(download_http.aclose)
 
         def s3(endpoint: str) -> Minio:
             return minio_client(
@@ -65,17 +67,15 @@ class ImagesRuntime:
             bucket=settings.s3_bucket,
             url_ttl=timedelta(seconds=settings.content_url_ttl_seconds),
         )
-        # Set once the broker exists; commits that emitted messages wake it up.
-        self.relay: OutboxRelay | None = None
         self.deps = Dependencies(
             new_uow=self.new_uow,
-            providers=build_providers(settings, self._provider_http, self.store),
+            providers=build_providers(settings, provider_http, self.store),
             default_provider=settings.provider,
             max_in_flight=settings.max_in_flight_per_provider,
             downloader=StagedOrRemoteDownloader(
                 self.store,
                 SafeImageDownloader(
-                    self._download_http,
+                    download_http,
                     resolver=SystemResolver(),
                     allow_hosts=settings.download_allow_hosts,
                     max_bytes=settings.download_max_bytes,
@@ -87,16 +87,7 @@ class ImagesRuntime:
         )
 
     def new_uow(self) -> ImagesUnitOfWork:
-        return ImagesUnitOfWork(self.session_factory, on_commit=self._wake_relay)
-
-    def _wake_relay(self) -> None:
-        if self.relay is not None:
-            self.relay.wake()
-
-    async def aclose(self) -> None:
-        await self._provider_http.aclose()
-        await self._download_http.aclose()
-        await self.engine.dispose()
+        return ImagesUnitOfWork(self.session_factory, on_commit=self.lifecycle.wake_relay)
 
 
 def consumer_settings(settings: ImagesSettings) -> ConsumerSettings:
@@ -121,84 +112,33 @@ def consumer_settings(settings: ImagesSettings) -> ConsumerSettings:
 def build_broker(settings: ImagesSettings, deps: Dependencies | None = None) -> NatsBroker:
     """A broker with every subscriber registered, not connected. Without `deps` the
     handlers get adapters built from `settings` (enough for documents and contract tests)."""
-    broker = make_broker(settings.nats_url, SERVICE)
-    if deps is None:
-        deps = ImagesRuntime(settings).deps
-    register_subscribers(broker, deps, consumer_settings(settings))
-    return broker
+    runtime = ImagesRuntime(settings)
+    register_subscribers(runtime.broker, deps or runtime.deps, consumer_settings(settings))
+    return runtime.broker
 
 
 def create_app(settings: ImagesSettings | None = None) -> FastAPI:
     settings = settings or ImagesSettings()
     runtime = ImagesRuntime(settings)
-    broker = build_broker(settings, runtime.deps)
-    relay = OutboxRelay(
-        runtime.session_factory,
-        outbox,
-        broker,
-        service=SERVICE,
-        poll_seconds=settings.outbox_poll_seconds,
-        inbox=inbox,
-    )
-    runtime.relay = relay
-    reconciliation = ReconciliationLoop(
-        runtime.deps,
-        interval_seconds=settings.reconcile_interval_seconds,
-        quiet_for=timedelta(seconds=settings.reconcile_after_seconds),
-        batch_size=settings.reconcile_batch_size,
-    )
-    dispatch = DispatchLoop(runtime.deps, interval_seconds=settings.dispatch_interval_seconds)
+    register_subscribers(runtime.broker, runtime.deps, consumer_settings(settings))
+    lifecycle = runtime.lifecycle
+    lifecycle.before_connect(runtime.store.ensure_bucket)
+    deps = runtime.deps
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await runtime.store.ensure_bucket()
-        await broker.start()
-        relay_task = asyncio.create_task(relay.run(), name="images-outbox-relay")
-        reconcile_task = asyncio.create_task(reconciliation.run(), name="images-reconciliation")
-        dispatch_task = asyncio.create_task(dispatch.run(), name="images-dispatch")
-        log.info("images service started")
-        try:
-            yield
-        finally:
-            # Stop taking work, publish what the last handlers committed, then disconnect.
-            for loop in (reconcile_task, dispatch_task):
-                loop.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await loop
-            for subscriber in broker.subscribers:
-                await subscriber.stop()
-            relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
-            try:
-                async with asyncio.timeout(_FINAL_FLUSH_SECONDS):
-                    await relay.publish_pending()
-            except Exception:
-                log.warning("final outbox flush failed; the next start publishes the rest")
-            await broker.stop()
-            await runtime.aclose()
-            log.info("images service stopped")
+    async def reconcile() -> None:
+        # One bounded batch; replicas claim batches that do not overlap.
+        await reconcile_quiet_tasks(
+            deps.new_uow(),
+            deps.providers,
+            quiet_for=timedelta(seconds=settings.reconcile_after_seconds),
+            batch_size=settings.reconcile_batch_size,
+        )
 
-    async def nats_ready() -> None:
-        if not await broker.ping(timeout=1.0):
-            raise RuntimeError("not connected to NATS")
+    async def dispatch() -> None:
+        # Slots that finished tasks freed go to waiting tasks, oldest first, per provider.
+        await dispatch_all(deps.new_uow(), list(deps.providers), deps.max_in_flight)
 
-    app = FastAPI(
-        title="Imagetron images (operations)",
-        lifespan=lifespan,
-        openapi_url=None,
-        docs_url=None,
-        redoc_url=None,
-    )
-    install_platform(
-        app,
-        SERVICE,
-        readiness={
-            "database": lambda: ping(runtime.engine),
-            "nats": nats_ready,
-            "s3": runtime.store.ping,
-        },
-    )
-    app.state.runtime = runtime
-    app.state.broker = broker
-    return app
+    lifecycle.every("reconciliation", settings.reconcile_interval_seconds, reconcile)
+    lifecycle.every("dispatch", settings.dispatch_interval_seconds, dispatch)
+    lifecycle.check("s3", runtime.store.ping)
+    return lifecycle.app(title="Imagetron images (operations)")

@@ -10,8 +10,9 @@ from faststream.nats import NatsBroker
 
 from imagetron_notifier.adapters.jetstream_feed import JetStreamFeed, LiveHub
 from imagetron_notifier.entrypoints import sse
+from imagetron_notifier.entrypoints.sse import NotifierState
 from imagetron_notifier.settings import NotifierSettings
-from imagetron_platform.http import install_platform
+from imagetron_platform.lifecycle import ServiceLifecycle
 from imagetron_platform.messaging import make_broker
 
 SERVICE = "notifier"
@@ -26,36 +27,24 @@ def build_broker(settings: NotifierSettings) -> NatsBroker:
 def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     settings = settings or NotifierSettings()
     broker = build_broker(settings)
-
-    async def nats_ready() -> None:
-        if not await broker.ping(timeout=1.0):
-            raise ConnectionError("NATS is not connected")
+    lifecycle = ServiceLifecycle(SERVICE, broker)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await broker.start()
+    async def state() -> AsyncIterator[NotifierState]:
+        # The live feed needs the connection, so it starts once the broker is connected.
         hub = LiveHub(
             broker.connection,
             queue_size=settings.client_queue_size,
             heartbeat_seconds=settings.heartbeat_seconds,
         )
         await hub.start()
-        app.state.settings = settings
-        app.state.hub = hub
-        app.state.feed = JetStreamFeed(broker.connection, hub)
         try:
-            yield
+            yield NotifierState(
+                settings=settings, hub=hub, feed=JetStreamFeed(broker.connection, hub)
+            )
         finally:
             await hub.stop()
-            await broker.stop()
 
-    app = FastAPI(
-        title="Imagetron notifier",
-        lifespan=lifespan,
-        openapi_url=None,
-        docs_url=None,
-        redoc_url=None,
-    )
-    install_platform(app, SERVICE, {"nats": nats_ready})
+    app = lifecycle.app(title="Imagetron notifier", state=state)
     app.include_router(sse.router)
     return app

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, TypedDict
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -30,6 +30,16 @@ from imagetron_platform.errors import Unauthorized
 from imagetron_platform.events_tokens import EVENTS_COOKIE, verify_events_token
 
 router = APIRouter()
+
+
+class NotifierState(TypedDict):
+    """The lifespan state (bootstrap): what every request reads from `request.state`."""
+
+    settings: NotifierSettings
+    hub: LiveHub
+    feed: EventFeed
+
+
 HEARTBEAT_FRAME = sse_frame(comment="heartbeat")
 EVENT_TYPES = r"^[a-z_]+\.[a-z_]+(,[a-z_]+\.[a-z_]+)*$"
 
@@ -45,8 +55,8 @@ def _token(request: Request) -> str | None:
 
 def subscriber(request: Request) -> UUID:
     """Runs before the stream starts, so refusals are proper HTTP answers."""
-    settings: NotifierSettings = request.app.state.settings
-    hub: LiveHub = request.app.state.hub
+    settings: NotifierSettings = request.state.settings
+    hub: LiveHub = request.state.hub
     token = _token(request)
     claims = (
         verify_events_token(settings.events_token_secret.get_secret_value(), token)
@@ -76,8 +86,8 @@ async def stream_events(
     prompt_id: UUID | None = None,
     types: Annotated[str | None, Query(pattern=EVENT_TYPES)] = None,
 ) -> StreamingResponse:
-    settings: NotifierSettings = request.app.state.settings
-    feed: EventFeed = request.app.state.feed
+    settings: NotifierSettings = request.state.settings
+    feed: EventFeed = request.state.feed
     wanted = EventFilter(
         types=frozenset(types.split(",")) if types else frozenset(),
         task_id=task_id,

@@ -13,7 +13,7 @@ from imagetron_platform.events_tokens import EVENTS_COOKIE, verify_events_token
 
 
 def get_context(request: Request) -> GatewayContext:
-    ctx: GatewayContext = request.app.state.context
+    ctx: GatewayContext = request.state.context
     return ctx
 
 

@@ -1,0 +1,245 @@
+"""How every service process starts and stops: one sequence, written once.
+
+A bootstrap describes its process to a `ServiceLifecycle` (the broker, its database and
+outbox, what runs before the broker connects, the loops it runs in the background, what it
+closes) and gets a FastAPI app whose lifespan runs the same sequence for every service:
+
+start  1. `before_connect` hooks, in order (migrations, buckets)
+       2. the broker connects; its subscribers start taking messages
+       3. the outbox relay starts (a commit that emitted messages wakes it at once)
+       4. the background loops start
+       5. the service's own state is entered (`state=`), and yielded as the typed
+          lifespan state that request handlers read through `request.state`
+stop   in reverse: the state is left; loops are cancelled; subscribers stop taking
+       messages (FastStream lets in-flight handlers finish); the relay makes a last,
+       bounded pass so their events go out on this connection; the broker disconnects;
+       the resources registered with `close_on_shutdown` are closed, newest first.
+
+Readiness (`/readyz`) checks NATS, the database when there is one, and whatever the service
+adds with `check`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from faststream.nats import NatsBroker
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from imagetron_platform.db import make_engine, make_session_factory, ping
+from imagetron_platform.http import ReadinessCheck, install_platform
+from imagetron_platform.outbox import OutboxRelay
+from imagetron_platform.settings import DatabaseSettings
+
+log = logging.getLogger(__name__)
+
+#: Longest the relay's last pass may hold up shutdown; what is left goes out after a restart.
+FINAL_FLUSH_SECONDS = 5.0
+
+Hook = Callable[[], Awaitable[object]]
+StateFactory = Callable[[], AbstractAsyncContextManager[Mapping[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Database:
+    """A service's PostgreSQL engine and session factory; nothing connects until used."""
+
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def from_settings(cls, settings: DatabaseSettings, service: str) -> Database:
+        engine = make_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            application_name=f"imagetron-{service}",
+            connect_timeout_seconds=settings.database_connect_timeout_seconds,
+            statement_timeout_seconds=settings.database_statement_timeout_seconds,
+            pool_recycle_seconds=settings.database_pool_recycle_seconds,
+        )
+        return cls(engine=engine, session_factory=make_session_factory(engine))
+
+    async def ping(self) -> None:
+        await ping(self.engine)
+
+
+async def run_every(
+    name: str, interval_seconds: float, round_: Callable[[], Awaitable[object]]
+) -> None:
+    """Run `round_` every `interval_seconds` for ever; a failing round is logged and the
+    next one tries again."""
+    while True:
+        try:
+            await round_()
+        except Exception:
+            log.exception("%s: round failed; trying again in %g s", name, interval_seconds)
+        await asyncio.sleep(interval_seconds)
+
+
+class ServiceLifecycle:
+    """Start-up and shutdown of one service process (see the module's docstring)."""
+
+    def __init__(
+        self,
+        service: str,
+        broker: NatsBroker,
+        *,
+        database: Database | None = None,
+        outbox: Table | None = None,
+        inbox: Table | None = None,
+        outbox_poll_seconds: float = 1.0,
+    ) -> None:
+        self.service = service
+        self.broker = broker
+        self.database = database
+        self.relay: OutboxRelay | None = None
+        if outbox is not None:
+            if database is None:
+                raise ValueError("an outbox needs the database it lives in")
+            self.relay = OutboxRelay(
+                database.session_factory,
+                outbox,
+                broker,
+                service=service,
+                poll_seconds=outbox_poll_seconds,
+                inbox=inbox,
+            )
+        self._before_connect: list[Hook] = []
+        self._loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
+        self._closers: list[Hook] = []
+        self._checks: dict[str, ReadinessCheck] = {"nats": self._nats_ready}
+        if database is not None:
+            self._checks["database"] = database.ping
+            self._closers.append(database.engine.dispose)
+
+    # -- what a bootstrap declares
+
+    def before_connect(self, hook: Hook) -> None:
+        """Run `hook` at start-up, before the broker connects (migrations, buckets)."""
+        self._before_connect.append(hook)
+
+    def background(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `run()` as a task from start-up until shutdown cancels it."""
+        self._loops.append((name, run))
+
+    def every(self, name: str, interval_seconds: float, round_: Hook) -> None:
+        """Run `round_` every `interval_seconds` in the background (see `run_every`)."""
+        self.background(name, lambda: run_every(name, interval_seconds, round_))
+
+    def close_on_shutdown(self, closer: Hook) -> None:
+        """Close a resource (an HTTP client, an SDK) at shutdown, after the broker."""
+        self._closers.append(closer)
+
+    def check(self, name: str, check: ReadinessCheck) -> None:
+        """Add a readiness check to `/readyz`."""
+        self._checks[name] = check
+
+    def wake_relay(self) -> None:
+        """The units of work's `on_commit`: publish what a commit emitted now, not at the
+        relay's next poll."""
+        if self.relay is not None:
+            self.relay.wake()
+
+    @property
+    def readiness(self) -> Mapping[str, ReadinessCheck]:
+        return dict(self._checks)
+
+    # -- the sequence
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for closer in self._closers:
+                stack.push_async_callback(closer)
+            for hook in self._before_connect:
+                await hook()
+            await self.broker.start()
+            stack.push_async_callback(self.broker.stop)
+            if self.relay is not None:
+                relay_task = asyncio.create_task(
+                    self.relay.run(), name=f"{self.service}-outbox-relay"
+                )
+                stack.push_async_callback(_stop_relay, self.relay, relay_task)
+            # Stop taking messages before the relay's last pass: events of in-flight
+            # handlers (FastStream waits for them) still go out on this connection.
+            stack.push_async_callback(_stop_subscribers, self.broker)
+            for name, run in self._loops:
+                task = asyncio.create_task(run(), name=f"{self.service}-{name}")
+                stack.push_async_callback(_cancel, task)
+            log.info("%s service started", self.service)
+            yield
+            log.info("%s service stopping", self.service)
+        log.info("%s service stopped", self.service)
+
+    def app(self, *, title: str, state: StateFactory | None = None) -> FastAPI:
+        """The service's FastAPI app: the platform's endpoints, and a lifespan that runs
+        this sequence and then enters `state` (yielded as the lifespan state)."""
+
+        @contextlib.asynccontextmanager
+        async def lifespan_state() -> AsyncIterator[Mapping[str, Any]]:
+            async with self.running():
+                if state is None:
+                    yield {}
+                else:
+                    async with state() as values:
+                        yield values
+
+        return service_app(
+            self.service, title=title, lifespan=lifespan_state, readiness=self.readiness
+        )
+
+    async def _nats_ready(self) -> None:
+        if not await self.broker.ping(timeout=1.0):
+            raise ConnectionError("not connected to NATS")
+
+
+def service_app(
+    service: str,
+    *,
+    title: str,
+    lifespan: StateFactory,
+    readiness: Mapping[str, ReadinessCheck],
+) -> FastAPI:
+    """A FastAPI app whose lifespan is `lifespan()` (its value becomes the typed lifespan
+    state) with the platform's endpoints. Services' own documents are not served: the
+    gateway serves the public contract."""
+
+    @contextlib.asynccontextmanager
+    async def app_lifespan(_: FastAPI) -> AsyncIterator[Mapping[str, Any]]:
+        async with lifespan() as values:
+            yield values
+
+    app = FastAPI(
+        title=title, lifespan=app_lifespan, openapi_url=None, docs_url=None, redoc_url=None
+    )
+    install_platform(app, service, readiness=readiness)
+    return app
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _stop_subscribers(broker: NatsBroker) -> None:
+    for subscriber in broker.subscribers:
+        await subscriber.stop()
+
+
+async def _stop_relay(relay: OutboxRelay, task: asyncio.Task[None]) -> None:
+    await _cancel(task)
+    try:
+        async with asyncio.timeout(FINAL_FLUSH_SECONDS):
+            await relay.publish_pending()
+    except Exception:
+        # Nothing is lost: the rows stay unpublished and go out on the next start.
+        log.warning("the outbox relay's last pass failed", exc_info=True)
