@@ -1,7 +1,7 @@
 """The embedded Imagetron: infrastructure, sandbox and the four services as child processes.
 
 `imagetron up` and the end-to-end tests both use `EmbeddedStack`: PostgreSQL, NATS and S3
-from wheels (`servers.py`), migrations and stream provisioning, then the sandbox and the
+from wheels (`imagetron.servers`), migrations and stream provisioning, then the sandbox and the
 services, each a separate process that must answer `/readyz` before the stack is ready.
 Everything lives under one root directory; secrets are generated on the first start and
 kept there, so a second start reuses data, keys and the admin user.

@@ -1,0 +1,112 @@
+"""TCP ports on 127.0.0.1: picking free ones and checking the ones we were given."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+from pathlib import Path
+
+from imagetron.servers.errors import ServerError
+
+LOCALHOST = "127.0.0.1"
+
+
+class PortInUseError(ServerError):
+    """A TCP port that a server must bind on 127.0.0.1 is already taken."""
+
+    def __init__(self, port: int, what: str, option: str | None = None) -> None:
+        self.port = port
+        self.what = what
+        self.option = option
+        how = f"with {option}" if option else "(port 0 picks a free one)"
+        super().__init__(
+            f"port {port} for {what} is already in use on {LOCALHOST}; "
+            f"stop that process or choose another port {how}"
+        )
+
+
+def free_port() -> int:
+    """Return a TCP port that is currently free on 127.0.0.1."""
+    return free_ports(1)[0]
+
+
+def _ephemeral_port_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux default
+
+
+def free_ports(count: int, *, below: int = 65536) -> list[int]:
+    """Return ``count`` *distinct* TCP ports that are currently free on 127.0.0.1.
+
+    Ports are drawn at random from *below* the kernel's ephemeral range
+    (``ip_local_port_range``, 32768-60999 by default).  Asking the kernel for port 0
+    would pick from the ephemeral range, which every outgoing connection also draws its
+    local port from: a health probe or database connection made between choosing a port
+    and the server binding it could then take the port (this happened while starting
+    three servers in parallel).  Another process can still take a port in that window;
+    servers then fail with :class:`PortInUseError` or :class:`ServerStartError`.
+    """
+    low, _high = _ephemeral_port_range()
+    first, last = 15000, min(low, below) - 1
+    chosen: list[int] = []
+    if last - first >= 1000:
+        for _ in range(count * 50):
+            if len(chosen) == count:
+                return chosen
+            port = first + secrets.randbelow(last - first + 1)
+            if port not in chosen and _port_is_free(port):
+                chosen.append(port)
+    # Unusual port range: fall back to kernel-chosen ports, held open until all are known.
+    with contextlib.ExitStack() as stack:
+        while len(chosen) < count:
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((LOCALHOST, 0))
+            port = int(sock.getsockname()[1])
+            if port < below and port not in chosen:
+                chosen.append(port)
+    return chosen
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Servers set SO_REUSEADDR too; without it, connections lingering in TIME_WAIT
+        # would make a port look busy although the server could bind it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOCALHOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def ensure_port_free(port: int, what: str, *, option: str | None = None) -> None:
+    """Raise :class:`PortInUseError` if ``port`` cannot be bound on 127.0.0.1.
+
+    ``what`` names the server in the message ("PostgreSQL"); ``option`` names the
+    command-line option that changes the port ("--postgres-port"), if there is one.
+    """
+    if not 0 < port < 65536:
+        raise ValueError(f"invalid TCP port {port} for {what}")
+    if not _port_is_free(port):
+        raise PortInUseError(port, what, option)
+
+
+def free_port_pair(offset: int) -> tuple[int, int]:
+    """Return free ports ``(p, p + offset)``, for servers that derive one from the other."""
+    for _ in range(100):
+        (port,) = free_ports(1, below=65536 - offset)
+        if _port_is_free(port + offset):
+            return port, port + offset
+    raise ServerError(f"could not find two free ports {offset} apart on {LOCALHOST}")
+
+
+def resolve_port(port: int) -> int:
+    if port == 0:
+        return free_port()
+    if not 0 < port < 65536:
+        raise ValueError(f"invalid TCP port {port}")
+    return port
