@@ -20,7 +20,11 @@ from imagetron_images.domain import (
     TaskEventType,
     apply_provider_update,
 )
-from imagetron_images.domain.tasks import NO_IMAGE_ERROR, UNEXPLAINED_FAILURE
+from imagetron_images.domain.tasks import (
+    CANCELLED_AT_PROVIDER,
+    NO_IMAGE_ERROR,
+    UNEXPLAINED_FAILURE,
+)
 from imagetron_platform.errors import Conflict, InvalidRequest
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -64,6 +68,7 @@ UPDATES: dict[str, ProviderUpdate] = {
     "completed without images": update(ProviderStatus.completed),
     "failed": update(ProviderStatus.failed, error="banned prompt"),
     "failed without reason": update(ProviderStatus.failed),
+    "cancelled at the provider": update(ProviderStatus.cancelled),
     "another provider task": update(
         ProviderStatus.completed, provider_task_id="someone-else", image_url=GRID
     ),
@@ -88,6 +93,7 @@ EXPECTED: dict[tuple[TaskStatus, str], tuple[tuple[TaskEventType, ...], TaskStat
     # A pending task has no provider id yet: the (authenticated) callback supplies it.
     (S.pending, "another provider task"): ((U.submitted, U.completed), S.completed),
     (S.pending, "another command"): ((), S.pending),
+    (S.pending, "cancelled at the provider"): ((U.submitted, U.cancelled), S.cancelled),
     (S.submitted, "queued"): ((), S.submitted),
     (S.submitted, "running, progress ahead"): ((U.progress,), S.processing),
     (S.submitted, "running, same progress"): ((U.progress,), S.processing),
@@ -99,6 +105,7 @@ EXPECTED: dict[tuple[TaskStatus, str], tuple[tuple[TaskEventType, ...], TaskStat
     (S.submitted, "failed without reason"): ((U.failed,), S.failed),
     (S.submitted, "another provider task"): ((), S.submitted),
     (S.submitted, "another command"): ((), S.submitted),
+    (S.submitted, "cancelled at the provider"): ((U.cancelled,), S.cancelled),
     (S.processing, "queued"): ((), S.processing),
     (S.processing, "running, progress ahead"): ((U.progress,), S.processing),
     (S.processing, "running, same progress"): ((), S.processing),
@@ -110,6 +117,8 @@ EXPECTED: dict[tuple[TaskStatus, str], tuple[tuple[TaskEventType, ...], TaskStat
     (S.processing, "failed without reason"): ((U.failed,), S.failed),
     (S.processing, "another provider task"): ((), S.processing),
     (S.processing, "another command"): ((), S.processing),
+    # The provider stopped it: nothing more will come, so it ends cancelled.
+    (S.processing, "cancelled at the provider"): ((U.cancelled,), S.cancelled),
     **{
         (finished, kind): ((), finished)
         for finished in (S.completed, S.failed, S.cancelled)
@@ -208,6 +217,17 @@ def test_failure_without_a_reason_still_says_something() -> None:
     assert task.error == UNEXPLAINED_FAILURE
 
 
+def test_a_cancellation_at_the_provider_says_so_in_the_task() -> None:
+    task = task_in(TaskStatus.processing)
+    (change,) = apply_provider_update(task, update(ProviderStatus.cancelled), NOW)
+    assert change.type is TaskEventType.cancelled
+    assert task.error == CANCELLED_AT_PROVIDER
+    reason = "cancelled by the account owner"
+    other = task_in(TaskStatus.submitted)
+    apply_provider_update(other, update(ProviderStatus.cancelled, error=reason), NOW)
+    assert other.error == reason
+
+
 def test_progress_records_the_preview() -> None:
     task = task_in(TaskStatus.submitted)
     apply_provider_update(task, UPDATES["running, progress ahead"], NOW)
@@ -302,6 +322,7 @@ ALLOWED_STEPS = {
     (S.pending, S.submitted), (S.pending, S.failed),
     (S.submitted, S.processing), (S.submitted, S.completed), (S.submitted, S.failed),
     (S.processing, S.completed), (S.processing, S.failed),
+    (S.submitted, S.cancelled), (S.processing, S.cancelled),
 }  # fmt: skip
 
 _updates = st.builds(

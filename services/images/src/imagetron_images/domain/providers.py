@@ -34,6 +34,8 @@ class ProviderStatus(StrEnum):
     running = "running"
     completed = "completed"
     failed = "failed"
+    # Stopped at the provider (by us or by someone with access to the account).
+    cancelled = "cancelled"
 
 
 # A synchronous provider's results, staged in our own bucket until they are persisted:

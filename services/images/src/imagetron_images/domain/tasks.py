@@ -2,8 +2,8 @@
 
 pending ──► submitted ──► processing ──► completed
    │            │   └───────────┬──────► failed
-   │            └──► cancelled  │
-   └──► failed, cancelled ──────┘ (from pending and submitted only)
+   │            └──► cancelled ◄┘ (from processing: only when the provider reports it)
+   └──► failed, cancelled
 """
 
 from __future__ import annotations
@@ -46,7 +46,10 @@ _ALLOWED: Mapping[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.submitted: frozenset(
         {TaskStatus.processing, TaskStatus.completed, TaskStatus.failed, TaskStatus.cancelled}
     ),
-    TaskStatus.processing: frozenset({TaskStatus.completed, TaskStatus.failed}),
+    # processing → cancelled: the provider stopped a task it had started.
+    TaskStatus.processing: frozenset(
+        {TaskStatus.completed, TaskStatus.failed, TaskStatus.cancelled}
+    ),
     TaskStatus.completed: frozenset(),
     TaskStatus.failed: frozenset(),
     TaskStatus.cancelled: frozenset(),
@@ -61,6 +64,7 @@ FOLLOW_UPS = (TaskCommand.upscale, TaskCommand.variation, TaskCommand.reroll)
 DEFAULT_ASPECT_RATIO = "1:1"
 NO_IMAGE_ERROR = "The provider reported the task completed but sent no image."
 UNEXPLAINED_FAILURE = "The provider reported the task failed without saying why."
+CANCELLED_AT_PROVIDER = "The task was cancelled at the provider."
 
 
 class TaskEventType(StrEnum):
@@ -304,6 +308,13 @@ class GenerationTask:
         self._move_to(TaskStatus.cancelled, now)
         return TaskCancelled(task=self.snapshot(), occurred_at=now)
 
+    def _cancelled_by_provider(self, reason: str | None, now: datetime) -> TaskCancelled:
+        """The provider says the task was stopped there: it ends cancelled, whatever our
+        side knew, because nothing more will come of it."""
+        self._move_to(TaskStatus.cancelled, now)
+        self.error = reason or CANCELLED_AT_PROVIDER
+        return TaskCancelled(task=self.snapshot(), occurred_at=now)
+
     def _move_to(self, status: TaskStatus, now: datetime) -> None:
         if status not in _ALLOWED[self.status]:
             raise Conflict(f"Task {self.id} is {self.status}; it cannot become {status}.")
@@ -397,6 +408,8 @@ def apply_provider_update(
             changes.append(task._completed(update, now))
         case ProviderStatus.failed:
             changes.append(task._failed(update.error or UNEXPLAINED_FAILURE, now))
+        case ProviderStatus.cancelled:
+            changes.append(task._cancelled_by_provider(update.error, now))
     if not changes:
         log.info(
             "ignored %s update for task %s (%s): nothing new", update.status, task.id, task.status
