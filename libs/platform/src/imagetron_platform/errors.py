@@ -78,9 +78,13 @@ class BadGateway(ProblemError):
 
 
 class ServiceUnavailable(ProblemError):
+    """A dependency is down or the service is at a limit: try again after
+    `retry_after_seconds` (the HTTP edge sends it as `Retry-After`)."""
+
     status = 503
     title = "Service unavailable"
     slug = "service-unavailable"
+    retry_after_seconds = 5
 
 
 class ServiceTimeout(ProblemError):

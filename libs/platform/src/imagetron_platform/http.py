@@ -16,7 +16,8 @@ from starlette.responses import Response
 
 from imagetron_contracts.models.common import FieldError
 from imagetron_platform import metrics
-from imagetron_platform.errors import InvalidRequest, ProblemError
+from imagetron_platform.errors import InvalidRequest, ProblemError, ServiceUnavailable
+from imagetron_platform.outages import dependency_outage
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -26,10 +27,16 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 
 def problem_response(exc: ProblemError, request: Request) -> JSONResponse:
     problem = exc.to_problem(instance=request.url.path)
+    headers = (
+        {"Retry-After": str(exc.retry_after_seconds)}
+        if isinstance(exc, ServiceUnavailable)
+        else None
+    )
     return JSONResponse(
         problem.model_dump(mode="json", exclude_none=True),
         status_code=exc.status,
         media_type=PROBLEM_JSON,
+        headers=headers,
     )
 
 
@@ -61,6 +68,10 @@ async def _on_http(request: Request, exc: Exception) -> Response:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    outage = dependency_outage(exc)
+    if outage is not None:
+        log.warning("answering 503 on %s %s: %r", request.method, request.url.path, exc)
+        return problem_response(outage, request)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(ProblemError("Something went wrong on our side."), request)
 

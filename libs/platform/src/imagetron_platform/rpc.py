@@ -31,6 +31,7 @@ from imagetron_platform.errors import (
     ServiceTimeout,
     ServiceUnavailable,
 )
+from imagetron_platform.outages import dependency_outage
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -104,9 +105,14 @@ def rpc_handler(
                 exc.detail,
             )
             reply = RpcReply(problem=exc.to_problem())
-        except Exception:
-            log.exception("rpc handler %s failed", func.__name__)
-            reply = RpcReply(problem=ProblemError("The service failed to answer.").to_problem())
+        except Exception as exc:
+            problem: ProblemError | None = dependency_outage(exc)
+            if problem is None:
+                log.exception("rpc handler %s failed", func.__name__)
+                problem = ProblemError("The service failed to answer.")
+            else:
+                log.warning("rpc %s answered 503: %r", func.__name__, exc)
+            reply = RpcReply(problem=problem.to_problem())
         else:
             log.info(
                 "rpc %s answered in %.1f ms", func.__name__, (time.perf_counter() - started) * 1000
