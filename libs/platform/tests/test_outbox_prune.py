@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import MetaData, insert, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from imagetron_platform.db import inbox_table, make_session_factory, outbox_table, utcnow
+from imagetron_platform.clock import utcnow
+from imagetron_platform.db import inbox_table, make_session_factory, outbox_table
 from imagetron_platform.outbox import INBOX_RETENTION, OutboxRelay
 
 pytestmark = pytest.mark.integration

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from imagetron_contracts.models.images import ImageKind, TaskStatus
 from imagetron_images.app.dependencies import Dependencies
-from imagetron_images.app.ports import ImagePageKey, MalformedProviderMessage, TaskPageKey
+from imagetron_images.app.ports import ImagePageKey, MalformedProviderMessage
 from imagetron_images.domain import (
     Capability,
     GenerationTask,
@@ -32,6 +32,7 @@ from imagetron_images.domain import (
     ProviderRequest,
     ProviderUpdate,
 )
+from imagetron_platform.pagination import PageKey
 
 
 @dataclass
@@ -112,7 +113,7 @@ class FakeTaskRepository:
         *,
         prompt_id: UUID | None,
         status: TaskStatus | None,
-        after: TaskPageKey | None,
+        after: PageKey | None,
         limit: int,
     ) -> Sequence[GenerationTask]:
         found = [

@@ -16,14 +16,14 @@ from pydantic import BaseModel, ValidationError
 
 from imagetron_contracts.models.images import Task, TaskEvent, TaskStatus
 from imagetron_contracts.models.images import Type as TaskEventType
+from imagetron_platform.pagination import PageKey
+from imagetron_prompts.app.dependencies import Dependencies
 from imagetron_prompts.app.ports import (
-    Dependencies,
     LlmAnswer,
     LlmCall,
     LlmError,
     LlmMessage,
     LlmOutcome,
-    PageKey,
     PromptFilter,
 )
 from imagetron_prompts.domain.chat import Chat, ChatMessage
@@ -316,7 +316,7 @@ def clock() -> TickingClock:
 
 @pytest.fixture
 def deps(store: InMemoryStore, clock: TickingClock, llm: ScriptedLlm) -> Dependencies:
-    return Dependencies(uow=lambda: FakeUnitOfWork(store), clock=clock, llm=llm)
+    return Dependencies(new_uow=lambda: FakeUnitOfWork(store), clock=clock, llm=llm)
 
 
 @pytest.fixture

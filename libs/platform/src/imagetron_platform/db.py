@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
@@ -38,10 +37,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from imagetron_platform import correlation
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from imagetron_platform.clock import utcnow
 
 
 def make_engine(

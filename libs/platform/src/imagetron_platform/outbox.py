@@ -20,7 +20,7 @@ from sqlalchemy import CursorResult, Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from imagetron_contracts.streams import STREAMS
-from imagetron_platform.db import utcnow
+from imagetron_platform.clock import utcnow
 from imagetron_platform.metrics import OUTBOX_OLDEST_UNPUBLISHED, OUTBOX_PUBLISHED
 
 log = logging.getLogger(__name__)

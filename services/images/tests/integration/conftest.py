@@ -27,7 +27,7 @@ from imagetron_contracts.streams import WEBHOOKS_GOAPI
 from imagetron_images.bootstrap import create_app
 from imagetron_images.migrations import upgrade
 from imagetron_images.settings import ImagesSettings
-from imagetron_platform.db import utcnow
+from imagetron_platform.clock import utcnow
 from imagetron_platform.messaging import provision_streams
 from imagetron_platform.rpc import RpcClient
 from imagetron_platform.webhook_tokens import secrets_match, verify_webhook_token

@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from imagetron_contracts.models.images import ImageKind, ProcessMode, TaskStatus
 from imagetron_images.adapters.tables import SCHEMA, metadata
 from imagetron_images.adapters.unit_of_work import ImagesUnitOfWork
-from imagetron_images.app.ports import ImagePageKey, TaskPageKey
+from imagetron_images.app.ports import ImagePageKey
 from imagetron_images.domain import GenerationTask, Image
 from imagetron_images.migrations import upgrade
 from imagetron_platform.db import make_engine, make_session_factory
+from imagetron_platform.pagination import PageKey
 
 pytestmark = pytest.mark.integration
 
@@ -118,7 +119,7 @@ async def test_tasks_page_newest_first_even_when_timestamps_tie(new_uow) -> None
             owner, prompt_id=None, status=None, after=after, limit=2
         ):
             seen += [t.id for t in page]
-            after = TaskPageKey(created_at=page[-1].created_at, id=page[-1].id)
+            after = PageKey(created_at=page[-1].created_at, id=page[-1].id)
     assert seen == [t.id for t in expected]
 
 

@@ -8,14 +8,15 @@ from fastapi import FastAPI
 from faststream.nats import NatsBroker
 from openai import AsyncOpenAI
 
-from imagetron_platform.db import utcnow
+from imagetron_platform.clock import utcnow
 from imagetron_platform.lifecycle import Database, ServiceLifecycle
 from imagetron_platform.messaging import make_broker
 from imagetron_prompts import migrations
 from imagetron_prompts.adapters.llm import OpenAiLlm
 from imagetron_prompts.adapters.tables import inbox, outbox
 from imagetron_prompts.adapters.unit_of_work import PromptsUnitOfWork
-from imagetron_prompts.app.ports import Dependencies, LlmPort
+from imagetron_prompts.app.dependencies import Dependencies
+from imagetron_prompts.app.ports import LlmPort
 from imagetron_prompts.entrypoints.messaging import SERVICE, register_subscribers
 from imagetron_prompts.settings import PromptsSettings
 
@@ -58,7 +59,7 @@ class PromptsRuntime:
         self.lifecycle.close_on_shutdown(llm_client.close)
         on_commit = self.lifecycle.wake_relay
         self.deps = Dependencies(
-            uow=lambda: PromptsUnitOfWork(database.session_factory, on_commit=on_commit),
+            new_uow=lambda: PromptsUnitOfWork(database.session_factory, on_commit=on_commit),
             clock=utcnow,
             llm=build_llm(settings, llm_client),
         )

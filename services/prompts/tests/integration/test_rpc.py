@@ -22,7 +22,7 @@ from imagetron_contracts.streams import (
     RPC_PROMPTS_LIST,
     RPC_PROMPTS_PREPARE_GENERATION,
 )
-from imagetron_platform.db import utcnow
+from imagetron_platform.clock import utcnow
 from imagetron_platform.errors import Conflict, InvalidRequest, NotFound
 from imagetron_prompts.adapters.unit_of_work import PromptsUnitOfWork
 

@@ -25,12 +25,12 @@ from imagetron_contracts.models.prompts import (
     PromptQuery,
 )
 from imagetron_contracts.streams import RPC_PROMPTS_CREATE, RPC_PROMPTS_GET
-from imagetron_platform.db import utcnow
+from imagetron_platform.clock import utcnow
 from imagetron_platform.messaging import provision_streams
 from imagetron_prompts.adapters.tables import inbox
 from imagetron_prompts.adapters.unit_of_work import PromptsUnitOfWork
-from imagetron_prompts.app.handlers import TASK_EVENTS_CONSUMER
-from imagetron_prompts.app.ports import Dependencies
+from imagetron_prompts.app.dependencies import Dependencies
+from imagetron_prompts.app.prompts import TASK_EVENTS_CONSUMER
 from imagetron_prompts.bootstrap import build_broker, build_llm, build_llm_client
 from imagetron_prompts.entrypoints.messaging import TASK_EVENTS_DURABLE, TASK_EVENTS_REDELIVERY
 from imagetron_prompts.settings import PromptsSettings
@@ -211,7 +211,7 @@ async def test_failed_handling_is_retried_after_the_backoff_delay(
     await provision_streams(js)
     # The language model is never asked here: a client that is never used.
     llm = build_llm(settings, build_llm_client(settings))
-    deps = Dependencies(uow=lambda: DatabaseDownTwice(session_factory), clock=utcnow, llm=llm)
+    deps = Dependencies(new_uow=lambda: DatabaseDownTwice(session_factory), clock=utcnow, llm=llm)
     broker = build_broker(
         PromptsSettings(database_url=settings.database_url, nats_url=private_nats_url), deps
     )

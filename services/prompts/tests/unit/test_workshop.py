@@ -59,7 +59,7 @@ def failure(outcome: LlmOutcome, detail: str = "it went wrong") -> LlmError:
 
 async def start(deps, brief="autumn still lifes for stock", count=None):
     cmd = StartChatCommand(owner_id=ALICE, brief=brief, count=count)
-    return await chats.start_chat(cmd, deps.uow, deps.llm, deps.clock)
+    return await chats.start_chat(cmd, deps.new_uow, deps.llm, deps.clock)
 
 
 class TestStartChat:
@@ -157,7 +157,7 @@ class TestContinueChat:
         llm.answers(ideas("pears on slate", "figs"), ideas("one pear on slate"))
         chat = await start(deps)
         cmd = ContinueChatCommand(owner_id=ALICE, chat_id=chat.id, text="only pears", count=1)
-        continued = await chats.continue_chat(cmd, deps.uow, deps.llm, deps.clock)
+        continued = await chats.continue_chat(cmd, deps.new_uow, deps.llm, deps.clock)
         assert [m.position for m in continued.messages] == [0, 1, 2, 3]
         assert continued.messages[2].content == "only pears"
         assert [s.text for s in continued.messages[3].subjects] == ["one pear on slate"]
@@ -178,7 +178,7 @@ class TestContinueChat:
         for i in range(HISTORY_MESSAGES):
             llm.answers(ideas(f"subject {i}"))
             cmd = ContinueChatCommand(owner_id=ALICE, chat_id=chat.id, text=f"more {i}")
-            await chats.continue_chat(cmd, deps.uow, deps.llm, deps.clock)
+            await chats.continue_chat(cmd, deps.new_uow, deps.llm, deps.clock)
         sent = llm.asked[-1].messages
         assert sent[1].content == "autumn still lifes for stock"
         assert len(sent) == 1 + 1 + HISTORY_MESSAGES + 1
@@ -189,7 +189,7 @@ class TestContinueChat:
         chat = await start(deps)
         cmd = ContinueChatCommand(owner_id=BOB, chat_id=chat.id, text="mine now")
         with pytest.raises(NotFound):
-            await chats.continue_chat(cmd, deps.uow, deps.llm, deps.clock)
+            await chats.continue_chat(cmd, deps.new_uow, deps.llm, deps.clock)
         assert len(llm.asked) == 1
 
     async def test_a_chat_deleted_while_the_model_thinks_gets_nothing(self, deps, store, llm):
@@ -203,7 +203,7 @@ class TestContinueChat:
         llm.answers(delete_meanwhile)
         cmd = ContinueChatCommand(owner_id=ALICE, chat_id=chat.id, text="more")
         with pytest.raises(NotFound):
-            await chats.continue_chat(cmd, deps.uow, deps.llm, deps.clock)
+            await chats.continue_chat(cmd, deps.new_uow, deps.llm, deps.clock)
         assert chat.id not in store.committed.chats
 
     async def test_a_failed_answer_leaves_the_chat_as_it_was(self, deps, store, llm):
@@ -211,7 +211,7 @@ class TestContinueChat:
         chat = await start(deps)
         cmd = ContinueChatCommand(owner_id=ALICE, chat_id=chat.id, text="something else")
         with pytest.raises(BadGateway):
-            await chats.continue_chat(cmd, deps.uow, deps.llm, deps.clock)
+            await chats.continue_chat(cmd, deps.new_uow, deps.llm, deps.clock)
         assert store.committed.chats[chat.id].message_count == 2
         assert [c.outcome for c in store.committed.llm_calls] == [
             LlmOutcome.OK,
@@ -223,10 +223,10 @@ class TestReadListDeleteChats:
     async def test_get_is_owner_scoped(self, deps, llm):
         llm.answers(ideas("a pear"))
         chat = await start(deps)
-        got = await chats.get_chat(ChatQuery(owner_id=ALICE, chat_id=chat.id), deps.uow())
+        got = await chats.get_chat(ChatQuery(owner_id=ALICE, chat_id=chat.id), deps.new_uow())
         assert got == chat
         with pytest.raises(NotFound):
-            await chats.get_chat(ChatQuery(owner_id=BOB, chat_id=chat.id), deps.uow())
+            await chats.get_chat(ChatQuery(owner_id=BOB, chat_id=chat.id), deps.new_uow())
 
     async def test_list_pages_newest_first(self, deps, llm):
         created = []
@@ -236,14 +236,14 @@ class TestReadListDeleteChats:
         seen, cursor = [], None
         while True:
             page = await chats.list_chats(
-                ListChatsQuery(owner_id=ALICE, limit=2, cursor=cursor), deps.uow()
+                ListChatsQuery(owner_id=ALICE, limit=2, cursor=cursor), deps.new_uow()
             )
             seen += [c.id for c in page.items]
             cursor = page.next_cursor
             if cursor is None:
                 break
         assert seen == [c.id for c in reversed(created)]
-        empty = await chats.list_chats(ListChatsQuery(owner_id=BOB), deps.uow())
+        empty = await chats.list_chats(ListChatsQuery(owner_id=BOB), deps.new_uow())
         assert empty.items == []
 
     async def test_delete_keeps_its_prompts_unlinked_and_announces_everything(
@@ -253,12 +253,14 @@ class TestReadListDeleteChats:
         chat = await start(deps)
         generated = await workshop.generate_prompts(
             GeneratePromptsCommand(owner_id=ALICE, subject="a pear", count=2, chat_id=chat.id),
-            deps.uow,
+            deps.new_uow,
             deps.llm,
             deps.clock,
         )
         before = len(store.committed.outbox)
-        await chats.delete_chat(ChatQuery(owner_id=ALICE, chat_id=chat.id), deps.uow(), deps.clock)
+        await chats.delete_chat(
+            ChatQuery(owner_id=ALICE, chat_id=chat.id), deps.new_uow(), deps.clock
+        )
         assert chat.id not in store.committed.chats
         for prompt in generated.prompts:
             assert store.committed.prompts[prompt.id].chat_id is None
@@ -270,7 +272,7 @@ class TestReadListDeleteChats:
         chat = await start(deps)
         with pytest.raises(NotFound):
             await chats.delete_chat(
-                ChatQuery(owner_id=BOB, chat_id=chat.id), deps.uow(), deps.clock
+                ChatQuery(owner_id=BOB, chat_id=chat.id), deps.new_uow(), deps.clock
             )
         assert chat.id in store.committed.chats
 
@@ -279,7 +281,7 @@ async def generate(deps, **changes):
     args = {"owner_id": ALICE, "subject": "a ripe pear on linen", "count": 3}
     args.update(changes)
     return await workshop.generate_prompts(
-        GeneratePromptsCommand(**args), deps.uow, deps.llm, deps.clock
+        GeneratePromptsCommand(**args), deps.new_uow, deps.llm, deps.clock
     )
 
 
@@ -373,7 +375,7 @@ class TestGeneratePrompts:
             chat_id=None,
         )
         with pytest.raises(InvalidRequest) as caught:
-            await workshop.generate_prompts(cmd, deps.uow, deps.llm, deps.clock)
+            await workshop.generate_prompts(cmd, deps.new_uow, deps.llm, deps.clock)
         assert [e.loc for e in caught.value.errors or []] == [[loc]]
         assert llm.asked == []
 
@@ -385,7 +387,7 @@ class TestRetitle:
         prompt = stored_prompt(ALICE, "a ripe pear on linen", title="Ripe pear")
         llm.answers({"titles": ["ripe  PEAR", "Pear on linen cloth", "A single pear"]})
         retitled = await workshop.retitle_prompt(
-            PromptQuery(owner_id=ALICE, prompt_id=prompt.id), deps.uow, deps.llm, deps.clock
+            PromptQuery(owner_id=ALICE, prompt_id=prompt.id), deps.new_uow, deps.llm, deps.clock
         )
         assert retitled.title == "Pear on linen cloth"
         assert store.committed.prompts[prompt.id].title == "Pear on linen cloth"
@@ -401,7 +403,7 @@ class TestRetitle:
         prompt = stored_prompt(ALICE, "a sneaker", title=None)
         llm.answers({"titles": ["Nike sneaker", "White sneaker on blue", "Sneaker"]})
         retitled = await workshop.retitle_prompt(
-            PromptQuery(owner_id=ALICE, prompt_id=prompt.id), deps.uow, deps.llm, deps.clock
+            PromptQuery(owner_id=ALICE, prompt_id=prompt.id), deps.new_uow, deps.llm, deps.clock
         )
         assert retitled.title == "White sneaker on blue"
 
@@ -412,7 +414,7 @@ class TestRetitle:
         llm.answers({"titles": ["Pear", "pear", " PEAR "]})
         with pytest.raises(BadGateway, match="malformed"):
             await workshop.retitle_prompt(
-                PromptQuery(owner_id=ALICE, prompt_id=prompt.id), deps.uow, deps.llm, deps.clock
+                PromptQuery(owner_id=ALICE, prompt_id=prompt.id), deps.new_uow, deps.llm, deps.clock
             )
         assert store.committed.prompts[prompt.id].title == "Pear"
         assert store.committed.outbox == []
@@ -421,7 +423,7 @@ class TestRetitle:
         prompt = stored_prompt(ALICE)
         with pytest.raises(NotFound):
             await workshop.retitle_prompt(
-                PromptQuery(owner_id=BOB, prompt_id=prompt.id), deps.uow, deps.llm, deps.clock
+                PromptQuery(owner_id=BOB, prompt_id=prompt.id), deps.new_uow, deps.llm, deps.clock
             )
         assert llm.asked == []
 
@@ -437,6 +439,6 @@ class TestRetitle:
         llm.answers(delete_meanwhile)
         with pytest.raises(NotFound):
             await workshop.retitle_prompt(
-                PromptQuery(owner_id=ALICE, prompt_id=prompt.id), deps.uow, deps.llm, deps.clock
+                PromptQuery(owner_id=ALICE, prompt_id=prompt.id), deps.new_uow, deps.llm, deps.clock
             )
         assert store.committed.outbox == []

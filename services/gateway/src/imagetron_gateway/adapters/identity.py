@@ -7,7 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from imagetron_gateway.adapters.tables import api_keys, users
 from imagetron_gateway.domain.identity import User
-from imagetron_platform.db import SqlUnitOfWork, utcnow
+from imagetron_platform.clock import utcnow
+from imagetron_platform.db import SqlUnitOfWork
 
 
 def _user(m: RowMapping) -> User:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from imagetron_gateway.app.ports import IdentityUnitOfWork
 from imagetron_gateway.domain.identity import User, hash_api_key, new_api_key
-from imagetron_platform.db import utcnow
+from imagetron_platform.clock import utcnow
 from imagetron_platform.errors import Forbidden, Unauthorized
 
 

@@ -22,8 +22,9 @@ from imagetron_contracts.models.images import (
     VariationStrength,
 )
 from imagetron_images.adapters.tables import images, tasks
-from imagetron_images.app.ports import ImagePageKey, TaskPageKey
+from imagetron_images.app.ports import ImagePageKey
 from imagetron_images.domain import GenerationTask, Image
+from imagetron_platform.pagination import PageKey
 
 
 class SqlTaskRepository:
@@ -121,7 +122,7 @@ class SqlTaskRepository:
         *,
         prompt_id: UUID | None,
         status: TaskStatus | None,
-        after: TaskPageKey | None,
+        after: PageKey | None,
         limit: int,
     ) -> Sequence[GenerationTask]:
         query = select(tasks).where(tasks.c.owner_id == owner_id)

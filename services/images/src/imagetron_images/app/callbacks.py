@@ -6,7 +6,6 @@ import logging
 from collections.abc import Mapping
 
 from imagetron_contracts.models.images import ProviderCallback
-from imagetron_images.app.clock import utcnow
 from imagetron_images.app.jobs import Delivery
 from imagetron_images.app.messages import emit_task_change, enqueue_persistence
 from imagetron_images.app.ports import ImageProvider, MalformedProviderMessage, UnitOfWork
@@ -18,6 +17,7 @@ from imagetron_images.domain import (
     TaskCompleted,
     apply_provider_update,
 )
+from imagetron_platform.clock import utcnow
 
 log = logging.getLogger(__name__)
 

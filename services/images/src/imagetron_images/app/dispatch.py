@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from imagetron_images.app.clock import utcnow
 from imagetron_images.app.messages import enqueue_submission
 from imagetron_images.app.ports import UnitOfWork
+from imagetron_platform.clock import utcnow
 
 log = logging.getLogger(__name__)
 

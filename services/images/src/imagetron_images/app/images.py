@@ -14,14 +14,8 @@ from imagetron_contracts.models.images import (
     ListImagesQuery,
     PersistImageJob,
 )
-from imagetron_images.app.clock import utcnow
 from imagetron_images.app.jobs import Delivery, RetryLater
 from imagetron_images.app.messages import emit_image_change, enqueue_persistence
-from imagetron_images.app.pagination import (
-    DEFAULT_PAGE_SIZE,
-    decode_image_cursor,
-    encode_image_cursor,
-)
 from imagetron_images.app.ports import (
     DownloadRefused,
     ImageDownloader,
@@ -35,11 +29,14 @@ from imagetron_images.app.ports import (
 from imagetron_images.app.views import image_view
 from imagetron_images.domain import Image, ImageChange, ImageFile
 from imagetron_images.domain.providers import STAGED_SCHEME, staging_prefix
+from imagetron_platform.clock import utcnow
 from imagetron_platform.errors import Conflict, NotFound
+from imagetron_platform.pagination import Cursors, page_size
 
 log = logging.getLogger(__name__)
 
 PERSIST_CONSUMER = "images-persist"
+IMAGE_CURSORS = Cursors(ImagePageKey)
 
 
 async def get_image(query: ImageQuery, uow: UnitOfWork) -> ImageModel:
@@ -47,21 +44,14 @@ async def get_image(query: ImageQuery, uow: UnitOfWork) -> ImageModel:
 
 
 async def list_images(query: ListImagesQuery, uow: UnitOfWork) -> ImagePage:
-    limit = query.limit or DEFAULT_PAGE_SIZE
-    after = decode_image_cursor(query.cursor) if query.cursor else None
+    limit = page_size(query.limit)
     async with uow:
-        images = await uow.images.list(
+        rows = await uow.images.list(
             query.owner_id, task_id=query.task_id, prompt_id=query.prompt_id,
-            kind=query.kind, after=after, limit=limit + 1,
+            kind=query.kind, after=IMAGE_CURSORS.after(query.cursor), limit=limit + 1,
         )  # fmt: skip
-    page = images[:limit]
-    next_cursor = None
-    if len(images) > limit:
-        last = page[-1]
-        next_cursor = encode_image_cursor(
-            ImagePageKey(created_at=last.created_at, task_id=last.task_id, index=last.index)
-        )
-    return ImagePage(items=[image_view(i) for i in page], next_cursor=next_cursor)
+    page = IMAGE_CURSORS.page(rows, limit, lambda i: ImagePageKey(i.created_at, i.task_id, i.index))
+    return ImagePage(items=[image_view(i) for i in page.items], next_cursor=page.next_cursor)
 
 
 async def image_content_url(

@@ -7,14 +7,11 @@ means for the task or image.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 from uuid import UUID
-
-from pydantic import BaseModel
 
 from imagetron_contracts.models.images import ImageKind, TaskStatus
 from imagetron_images.domain import (
@@ -25,6 +22,8 @@ from imagetron_images.domain import (
     ProviderRequest,
     ProviderUpdate,
 )
+from imagetron_platform.pagination import PageKey
+from imagetron_platform.ports import Transactional
 
 # --- errors ---------------------------------------------------------------------------
 
@@ -71,14 +70,6 @@ class StorageUnavailable(TransientError):
 
 
 # --- persistence ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TaskPageKey:
-    """Where a page of tasks (newest first) ends."""
-
-    created_at: datetime
-    id: UUID
 
 
 @dataclass(frozen=True)
@@ -132,7 +123,7 @@ class TaskRepository(Protocol):
         *,
         prompt_id: UUID | None,
         status: TaskStatus | None,
-        after: TaskPageKey | None,
+        after: PageKey | None,
         limit: int,
     ) -> Sequence[GenerationTask]: ...
 
@@ -158,9 +149,8 @@ class ImageRepository(Protocol):
     ) -> Sequence[Image]: ...
 
 
-class UnitOfWork(Protocol):
-    """One transaction: `async with uow:` ... `await uow.commit()`; leaving without a
-    commit rolls back, and messages emitted in between go out only if it commits."""
+class UnitOfWork(Transactional, Protocol):
+    """The images service's transaction and the repositories it opens."""
 
     @property
     def tasks(self) -> TaskRepository: ...
@@ -168,22 +158,8 @@ class UnitOfWork(Protocol):
     @property
     def images(self) -> ImageRepository: ...
 
-    async def __aenter__(self) -> Self: ...
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
-
-    async def emit(self, subject: str, payload: BaseModel, message_id: UUID) -> None: ...
-
-    async def claim(self, consumer: str, message_id: str) -> bool:
-        """False when `consumer` applied `message_id` before: do nothing, ack."""
-        ...
+UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 
 # --- the outside world ----------------------------------------------------------------

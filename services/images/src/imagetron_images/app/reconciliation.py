@@ -14,9 +14,9 @@ from datetime import timedelta
 from uuid import UUID
 
 from imagetron_images.app.callbacks import record_provider_update
-from imagetron_images.app.clock import utcnow
 from imagetron_images.app.ports import ImageProvider, PermanentError, TransientError, UnitOfWork
 from imagetron_images.domain import Capability, ProviderUpdate
+from imagetron_platform.clock import utcnow
 
 log = logging.getLogger(__name__)
 

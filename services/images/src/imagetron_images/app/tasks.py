@@ -23,20 +23,13 @@ from imagetron_contracts.models.images import (
     VariationStrength,
 )
 from imagetron_images.app.callbacks import record_provider_update
-from imagetron_images.app.clock import utcnow
 from imagetron_images.app.dispatch import dispatch_waiting
 from imagetron_images.app.jobs import Delivery, RetryLater
 from imagetron_images.app.messages import emit_task_change, enqueue_submission
-from imagetron_images.app.pagination import (
-    DEFAULT_PAGE_SIZE,
-    decode_task_cursor,
-    encode_task_cursor,
-)
 from imagetron_images.app.ports import (
     ImageProvider,
     PermanentError,
     ProviderBusy,
-    TaskPageKey,
     TransientError,
     UnitOfWork,
 )
@@ -50,11 +43,14 @@ from imagetron_images.domain import (
     TaskCreated,
 )
 from imagetron_images.domain.tasks import DEFAULT_ASPECT_RATIO
+from imagetron_platform.clock import utcnow
 from imagetron_platform.errors import Conflict, NotFound, ServiceUnavailable
+from imagetron_platform.pagination import Cursors, PageKey, page_size
 
 log = logging.getLogger(__name__)
 
 SUBMIT_CONSUMER = "images-submit"
+TASK_CURSORS = Cursors(PageKey)
 
 
 async def imagine(
@@ -167,27 +163,20 @@ async def get_task(
 async def list_tasks(
     query: ListTasksQuery, uow: UnitOfWork, providers: Mapping[str, ImageProvider]
 ) -> TaskPage:
-    limit = query.limit or DEFAULT_PAGE_SIZE
-    after = decode_task_cursor(query.cursor) if query.cursor else None
+    limit = page_size(query.limit)
     async with uow:
-        # One more than asked for tells whether another page follows.
-        tasks = await uow.tasks.list(
+        rows = await uow.tasks.list(
             query.owner_id, prompt_id=query.prompt_id, status=query.status,
-            after=after, limit=limit + 1,
+            after=TASK_CURSORS.after(query.cursor), limit=limit + 1,
         )  # fmt: skip
-        page = tasks[:limit]
-        positions = [await _queue_position(uow, t) for t in page]
-    next_cursor = (
-        encode_task_cursor(TaskPageKey(created_at=page[-1].created_at, id=page[-1].id))
-        if len(tasks) > limit
-        else None
-    )
+        page = TASK_CURSORS.page(rows, limit, lambda t: PageKey(t.created_at, t.id))
+        positions = [await _queue_position(uow, t) for t in page.items]
     return TaskPage(
         items=[
             task_view(t, capabilities(providers, t.provider), position)
-            for t, position in zip(page, positions, strict=True)
+            for t, position in zip(page.items, positions, strict=True)
         ],
-        next_cursor=next_cursor,
+        next_cursor=page.next_cursor,
     )
 
 

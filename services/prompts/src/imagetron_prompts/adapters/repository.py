@@ -12,8 +12,9 @@ from sqlalchemy import Row, delete, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imagetron_platform.pagination import PageKey
 from imagetron_prompts.adapters.tables import chat_messages, chats, llm_calls, prompt_tasks, prompts
-from imagetron_prompts.app.ports import LlmCall, PageKey, PromptFilter
+from imagetron_prompts.app.ports import LlmCall, PromptFilter
 from imagetron_prompts.domain.chat import Chat, ChatMessage
 from imagetron_prompts.domain.prompt import Prompt, TaskPhase
 from imagetron_prompts.domain.usage import TokenUsage

@@ -24,10 +24,10 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from imagetron_contracts.models.chats import ChatRole
+from imagetron_platform.clock import Clock
 from imagetron_platform.errors import BadGateway, ProblemError, ServiceTimeout
 from imagetron_prompts.app.ports import (
     AnswerT,
-    Clock,
     LlmAnswer,
     LlmCall,
     LlmError,

@@ -11,7 +11,11 @@ from __future__ import annotations
 from uuid import UUID
 
 from imagetron_contracts.models import chats as contract
+from imagetron_contracts.models.chats import ChatEventType
+from imagetron_contracts.models.prompts import PromptEventType
+from imagetron_platform.clock import Clock
 from imagetron_platform.errors import NotFound
+from imagetron_platform.pagination import Cursors, PageKey, page_size
 from imagetron_prompts.app.assistant import (
     ask,
     chat_conversation,
@@ -19,26 +23,12 @@ from imagetron_prompts.app.assistant import (
     ledger_entry,
     subject_ideas_for,
 )
-from imagetron_prompts.app.cursor import decode_cursor, encode_cursor
-from imagetron_prompts.app.events import (
-    ChatEventType,
-    PromptEventType,
-    chat_summary,
-    chat_to_contract,
-    emit_chat_event,
-    emit_prompt_event,
-)
-from imagetron_prompts.app.ports import (
-    Clock,
-    LlmPort,
-    LlmPurpose,
-    PageKey,
-    UnitOfWork,
-    UnitOfWorkFactory,
-)
+from imagetron_prompts.app.messages import emit_chat_event, emit_prompt_event
+from imagetron_prompts.app.ports import LlmPort, LlmPurpose, UnitOfWork, UnitOfWorkFactory
+from imagetron_prompts.app.views import chat_summary_view, chat_view
 from imagetron_prompts.domain.chat import Chat, clean_message, normalize_subjects
 
-DEFAULT_PAGE_SIZE = 50
+CHAT_CURSORS = Cursors(PageKey)
 
 
 async def _owned_chat(
@@ -89,7 +79,7 @@ async def start_chat(
         await uow.chats.add(chat)
         await emit_chat_event(uow, chat, ChatEventType.chat_created, now, chat.messages)
         await uow.commit()
-    return chat_to_contract(chat)
+    return chat_view(chat)
 
 
 async def continue_chat(
@@ -129,26 +119,25 @@ async def continue_chat(
         await uow.chats.add_messages(chat, added)
         await emit_chat_event(uow, chat, ChatEventType.chat_updated, now, added)
         await uow.commit()
-    return chat_to_contract(chat)
+    return chat_view(chat)
 
 
 async def get_chat(query: contract.ChatQuery, uow: UnitOfWork) -> contract.Chat:
     async with uow:
         chat = await _owned_chat(uow, query.owner_id, query.chat_id)
-    return chat_to_contract(chat)
+    return chat_view(chat)
 
 
 async def list_chats(query: contract.ListChatsQuery, uow: UnitOfWork) -> contract.ChatPage:
-    limit = query.limit or DEFAULT_PAGE_SIZE
-    after = decode_cursor(query.cursor) if query.cursor else None
+    limit = page_size(query.limit)
     async with uow:
-        rows = list(await uow.chats.list_page(query.owner_id, limit=limit + 1, after=after))
-    items = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        next_cursor = encode_cursor(PageKey(created_at=last.created_at, id=last.id))
-    return contract.ChatPage(items=[chat_summary(c) for c in items], next_cursor=next_cursor)
+        rows = await uow.chats.list_page(
+            query.owner_id, limit=limit + 1, after=CHAT_CURSORS.after(query.cursor)
+        )
+    page = CHAT_CURSORS.page(rows, limit, lambda c: PageKey(c.created_at, c.id))
+    return contract.ChatPage(
+        items=[chat_summary_view(c) for c in page.items], next_cursor=page.next_cursor
+    )
 
 
 async def delete_chat(
@@ -168,4 +157,4 @@ async def delete_chat(
         await uow.chats.delete(chat)
         await emit_chat_event(uow, chat, ChatEventType.chat_deleted, now)
         await uow.commit()
-    return chat_summary(chat)
+    return chat_summary_view(chat)

@@ -12,21 +12,13 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from imagetron_contracts.models.prompts import PromptStatus
+from imagetron_platform.pagination import PageKey
 from imagetron_platform.ports import Transactional
 from imagetron_prompts.domain.chat import Chat, ChatMessage
 from imagetron_prompts.domain.prompt import Prompt, TaskPhase
 from imagetron_prompts.domain.usage import TokenUsage
 
-Clock = Callable[[], datetime]
 AnswerT = TypeVar("AnswerT", bound=BaseModel)
-
-
-@dataclass(frozen=True)
-class PageKey:
-    """A position in a newest-first listing: the last item the previous page showed."""
-
-    created_at: datetime
-    id: UUID
 
 
 @dataclass(frozen=True)
@@ -215,12 +207,3 @@ class LlmPort(Protocol):
         again a bounded number of times; then, or on a transport failure or timeout, it
         raises LlmError. Never returns a partly valid answer."""
         ...
-
-
-@dataclass(frozen=True)
-class Dependencies:
-    """What the entry points hand to the handlers; built by `bootstrap`."""
-
-    uow: UnitOfWorkFactory
-    clock: Clock
-    llm: LlmPort

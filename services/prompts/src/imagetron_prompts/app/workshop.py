@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from imagetron_contracts.models import prompts as contract
 from imagetron_contracts.models.common import FieldError
+from imagetron_contracts.models.prompts import PromptEventType
+from imagetron_platform.clock import Clock
 from imagetron_platform.errors import InvalidRequest, NotFound
 from imagetron_prompts.app.assistant import (
     TitleIdeas,
@@ -19,14 +21,10 @@ from imagetron_prompts.app.assistant import (
     title_conversation,
     title_picker,
 )
-from imagetron_prompts.app.events import (
-    PromptEventType,
-    emit_prompt_event,
-    to_contract,
-    usage_to_contract,
-)
-from imagetron_prompts.app.handlers import owned_prompt
-from imagetron_prompts.app.ports import Clock, LlmPort, LlmPurpose, UnitOfWorkFactory
+from imagetron_prompts.app.messages import emit_prompt_event
+from imagetron_prompts.app.ports import LlmPort, LlmPurpose, UnitOfWorkFactory
+from imagetron_prompts.app.prompts import owned_prompt
+from imagetron_prompts.app.views import prompt_view, usage_view
 from imagetron_prompts.domain.midjourney import ASPECT_RATIO
 from imagetron_prompts.domain.prompt import Prompt
 
@@ -109,7 +107,7 @@ async def generate_prompts(
         await uow.llm_calls.add(call)
         await uow.commit()
     return contract.GeneratedPrompts(
-        prompts=[to_contract(p) for p in created], usage=usage_to_contract(answer.usage)
+        prompts=[prompt_view(p) for p in created], usage=usage_view(answer.usage)
     )
 
 
@@ -142,4 +140,4 @@ async def retitle_prompt(
         await uow.llm_calls.add(call)
         await emit_prompt_event(uow, prompt, PromptEventType.prompt_updated, now)
         await uow.commit()
-    return to_contract(prompt)
+    return prompt_view(prompt)

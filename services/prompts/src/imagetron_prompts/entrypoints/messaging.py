@@ -65,9 +65,9 @@ from imagetron_contracts.streams import (
 from imagetron_platform.messaging import Redelivery, jstream
 from imagetron_platform.metrics import INBOX_DUPLICATES
 from imagetron_platform.rpc import rpc_handler
-from imagetron_prompts.app import chats, handlers, workshop
-from imagetron_prompts.app.handlers import TASK_EVENTS_CONSUMER, TaskEventOutcome
-from imagetron_prompts.app.ports import Dependencies
+from imagetron_prompts.app import chats, prompts, workshop
+from imagetron_prompts.app.dependencies import Dependencies
+from imagetron_prompts.app.prompts import TASK_EVENTS_CONSUMER, TaskEventOutcome
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def register_subscribers(
     )
     @rpc_handler
     async def create_prompt(cmd: CreatePromptCommand) -> Prompt:
-        return await handlers.create_prompt(cmd, deps.uow(), deps.clock)
+        return await prompts.create_prompt(cmd, deps.new_uow(), deps.clock)
 
     @broker.subscriber(
         RPC_PROMPTS_GET,
@@ -126,7 +126,7 @@ def register_subscribers(
     )
     @rpc_handler
     async def get_prompt(query: PromptQuery) -> Prompt:
-        return await handlers.get_prompt(query, deps.uow())
+        return await prompts.get_prompt(query, deps.new_uow())
 
     @broker.subscriber(
         RPC_PROMPTS_LIST,
@@ -136,7 +136,7 @@ def register_subscribers(
     )
     @rpc_handler
     async def list_prompts(query: ListPromptsQuery) -> PromptPage:
-        return await handlers.list_prompts(query, deps.uow())
+        return await prompts.list_prompts(query, deps.new_uow())
 
     @broker.subscriber(
         RPC_PROMPTS_PREPARE_GENERATION,
@@ -147,7 +147,7 @@ def register_subscribers(
     )
     @rpc_handler
     async def prepare_generation(query: PromptQuery) -> Prompt:
-        return await handlers.prepare_generation(query, deps.uow())
+        return await prompts.prepare_generation(query, deps.new_uow())
 
     @broker.subscriber(
         RPC_PROMPTS_UPDATE,
@@ -158,7 +158,7 @@ def register_subscribers(
     )
     @rpc_handler
     async def update_prompt(cmd: UpdatePromptCommand) -> Prompt:
-        return await handlers.update_prompt(cmd, deps.uow(), deps.clock)
+        return await prompts.update_prompt(cmd, deps.new_uow(), deps.clock)
 
     @broker.subscriber(
         RPC_PROMPTS_DELETE,
@@ -169,7 +169,7 @@ def register_subscribers(
     )
     @rpc_handler
     async def delete_prompt(query: PromptQuery) -> Prompt:
-        return await handlers.delete_prompt(query, deps.uow(), deps.clock)
+        return await prompts.delete_prompt(query, deps.new_uow(), deps.clock)
 
     @broker.subscriber(
         RPC_PROMPTS_SET_STATUS,
@@ -180,7 +180,7 @@ def register_subscribers(
     )
     @rpc_handler
     async def set_status(cmd: SetPromptStatusCommand) -> Prompt:
-        return await handlers.set_status(cmd, deps.uow(), deps.clock)
+        return await prompts.set_status(cmd, deps.new_uow(), deps.clock)
 
     @broker.subscriber(
         RPC_PROMPTS_GENERATE,
@@ -192,7 +192,7 @@ def register_subscribers(
     )
     @rpc_handler
     async def generate_prompts(cmd: GeneratePromptsCommand) -> GeneratedPrompts:
-        return await workshop.generate_prompts(cmd, deps.uow, deps.llm, deps.clock)
+        return await workshop.generate_prompts(cmd, deps.new_uow, deps.llm, deps.clock)
 
     @broker.subscriber(
         RPC_PROMPTS_RETITLE,
@@ -204,7 +204,7 @@ def register_subscribers(
     )
     @rpc_handler
     async def retitle_prompt(query: PromptQuery) -> Prompt:
-        return await workshop.retitle_prompt(query, deps.uow, deps.llm, deps.clock)
+        return await workshop.retitle_prompt(query, deps.new_uow, deps.llm, deps.clock)
 
     @broker.subscriber(
         RPC_PROMPTS_CHATS_START,
@@ -216,7 +216,7 @@ def register_subscribers(
     )
     @rpc_handler
     async def start_chat(cmd: StartChatCommand) -> Chat:
-        return await chats.start_chat(cmd, deps.uow, deps.llm, deps.clock)
+        return await chats.start_chat(cmd, deps.new_uow, deps.llm, deps.clock)
 
     @broker.subscriber(
         RPC_PROMPTS_CHATS_CONTINUE,
@@ -228,7 +228,7 @@ def register_subscribers(
     )
     @rpc_handler
     async def continue_chat(cmd: ContinueChatCommand) -> Chat:
-        return await chats.continue_chat(cmd, deps.uow, deps.llm, deps.clock)
+        return await chats.continue_chat(cmd, deps.new_uow, deps.llm, deps.clock)
 
     @broker.subscriber(
         RPC_PROMPTS_CHATS_GET,
@@ -239,7 +239,7 @@ def register_subscribers(
     )
     @rpc_handler
     async def get_chat(query: ChatQuery) -> Chat:
-        return await chats.get_chat(query, deps.uow())
+        return await chats.get_chat(query, deps.new_uow())
 
     @broker.subscriber(
         RPC_PROMPTS_CHATS_LIST,
@@ -249,7 +249,7 @@ def register_subscribers(
     )
     @rpc_handler
     async def list_chats(query: ListChatsQuery) -> ChatPage:
-        return await chats.list_chats(query, deps.uow())
+        return await chats.list_chats(query, deps.new_uow())
 
     @broker.subscriber(
         RPC_PROMPTS_CHATS_DELETE,
@@ -260,7 +260,7 @@ def register_subscribers(
     )
     @rpc_handler
     async def delete_chat(query: ChatQuery) -> ChatSummary:
-        return await chats.delete_chat(query, deps.uow(), deps.clock)
+        return await chats.delete_chat(query, deps.new_uow(), deps.clock)
 
     @broker.subscriber(
         TASK_EVENTS_SUBJECT,
@@ -275,7 +275,7 @@ def register_subscribers(
     )
     async def follow_task_events(event: TaskEvent, msg: NatsMessage) -> None:
         try:
-            outcome = await handlers.apply_task_event(event, deps.uow(), deps.clock)
+            outcome = await prompts.apply_task_event(event, deps.new_uow(), deps.clock)
         except Exception as exc:
             delivered = msg.raw_message.metadata.num_delivered or 1
             delay = TASK_EVENTS_REDELIVERY.delay_after(delivered)

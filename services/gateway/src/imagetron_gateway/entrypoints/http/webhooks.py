@@ -27,7 +27,7 @@ from imagetron_contracts.models.common import WebhookAccepted
 from imagetron_contracts.models.images import ProviderCallback
 from imagetron_gateway.entrypoints.http.deps import Context
 from imagetron_gateway.entrypoints.http.problems import problems
-from imagetron_platform.db import utcnow
+from imagetron_platform.clock import utcnow
 from imagetron_platform.errors import InvalidRequest, ServiceUnavailable, Unauthorized
 from imagetron_platform.webhook_tokens import secrets_match, verify_webhook_token
 

@@ -11,17 +11,20 @@ from uuid import UUID
 from imagetron_contracts.models import prompts as contract
 from imagetron_contracts.models.images import TaskEvent
 from imagetron_contracts.models.images import Type as TaskEventType
+from imagetron_contracts.models.prompts import PromptEventType
+from imagetron_platform.clock import Clock
 from imagetron_platform.errors import NotFound
-from imagetron_prompts.app.cursor import decode_cursor, encode_cursor
-from imagetron_prompts.app.events import PromptEventType, emit_prompt_event, to_contract
-from imagetron_prompts.app.ports import Clock, PageKey, PromptFilter, UnitOfWork
+from imagetron_platform.pagination import Cursors, PageKey, page_size
+from imagetron_prompts.app.messages import emit_prompt_event
+from imagetron_prompts.app.ports import PromptFilter, UnitOfWork
+from imagetron_prompts.app.views import prompt_view
 from imagetron_prompts.domain.prompt import Prompt, TaskSignal
 
 log = logging.getLogger(__name__)
 
 #: The inbox name under which task events are claimed (also the JetStream durable name).
 TASK_EVENTS_CONSUMER = "prompts-task-events"
-DEFAULT_PAGE_SIZE = 50
+PROMPT_CURSORS = Cursors(PageKey)
 
 _SIGNALS: dict[TaskEventType, TaskSignal] = {
     TaskEventType.task_created: TaskSignal.CREATED,
@@ -63,32 +66,29 @@ async def create_prompt(
         await uow.prompts.add(prompt)
         await emit_prompt_event(uow, prompt, PromptEventType.prompt_created, now)
         await uow.commit()
-    return to_contract(prompt)
+    return prompt_view(prompt)
 
 
 async def get_prompt(query: contract.PromptQuery, uow: UnitOfWork) -> contract.Prompt:
     async with uow:
         prompt = await owned_prompt(uow, query.owner_id, query.prompt_id)
-    return to_contract(prompt)
+    return prompt_view(prompt)
 
 
 async def list_prompts(query: contract.ListPromptsQuery, uow: UnitOfWork) -> contract.PromptPage:
-    limit = query.limit or DEFAULT_PAGE_SIZE
-    after = decode_cursor(query.cursor) if query.cursor else None
+    limit = page_size(query.limit)
+    after = PROMPT_CURSORS.after(query.cursor)
     where = PromptFilter(
         status=query.status, chat_id=query.chat_id, text=(query.q or "").strip() or None
     )
     async with uow:
-        # One more than asked: whether it exists says if there is a next page.
-        rows = list(
-            await uow.prompts.list_page(query.owner_id, limit=limit + 1, after=after, where=where)
+        rows = await uow.prompts.list_page(
+            query.owner_id, limit=limit + 1, after=after, where=where
         )
-    items = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        next_cursor = encode_cursor(PageKey(created_at=last.created_at, id=last.id))
-    return contract.PromptPage(items=[to_contract(p) for p in items], next_cursor=next_cursor)
+    page = PROMPT_CURSORS.page(rows, limit, lambda p: PageKey(p.created_at, p.id))
+    return contract.PromptPage(
+        items=[prompt_view(p) for p in page.items], next_cursor=page.next_cursor
+    )
 
 
 async def update_prompt(
@@ -102,7 +102,7 @@ async def update_prompt(
             await uow.prompts.save(prompt)
             await emit_prompt_event(uow, prompt, PromptEventType.prompt_updated, now)
             await uow.commit()
-    return to_contract(prompt)
+    return prompt_view(prompt)
 
 
 async def set_status(
@@ -116,7 +116,7 @@ async def set_status(
             await uow.prompts.save(prompt)
             await emit_prompt_event(uow, prompt, PromptEventType.prompt_updated, now)
             await uow.commit()
-    return to_contract(prompt)
+    return prompt_view(prompt)
 
 
 async def delete_prompt(
@@ -133,7 +133,7 @@ async def delete_prompt(
         await uow.prompts.delete(prompt)
         await emit_prompt_event(uow, prompt, PromptEventType.prompt_deleted, clock())
         await uow.commit()
-    return to_contract(prompt)
+    return prompt_view(prompt)
 
 
 async def prepare_generation(query: contract.PromptQuery, uow: UnitOfWork) -> contract.Prompt:
@@ -143,7 +143,7 @@ async def prepare_generation(query: contract.PromptQuery, uow: UnitOfWork) -> co
     async with uow:
         prompt = await owned_prompt(uow, query.owner_id, query.prompt_id)
     prompt.ensure_can_generate()
-    return to_contract(prompt)
+    return prompt_view(prompt)
 
 
 async def apply_task_event(event: TaskEvent, uow: UnitOfWork, clock: Clock) -> TaskEventOutcome:

@@ -19,8 +19,9 @@ from imagetron_contracts.models.prompts import (
     UpdatePromptCommand,
 )
 from imagetron_platform.errors import Conflict, InvalidRequest, NotFound
-from imagetron_prompts.app import handlers
-from imagetron_prompts.app.handlers import TASK_EVENTS_CONSUMER, TaskEventOutcome
+from imagetron_platform.pagination import DEFAULT_PAGE_SIZE
+from imagetron_prompts.app import prompts
+from imagetron_prompts.app.prompts import TASK_EVENTS_CONSUMER, TaskEventOutcome
 from imagetron_prompts.domain.prompt import TaskPhase
 
 ALICE = UUID("00000000-0000-4000-8000-00000000a11c")
@@ -30,9 +31,9 @@ T = datetime(2026, 1, 1, tzinfo=UTC)
 
 class TestCreatePrompt:
     async def test_stores_the_prompt_and_emits_prompt_created(self, deps, store):
-        prompt = await handlers.create_prompt(
+        prompt = await prompts.create_prompt(
             CreatePromptCommand(owner_id=ALICE, text="a lighthouse at dusk", title="Dusk"),
-            deps.uow(),
+            deps.new_uow(),
             deps.clock,
         )
         assert (prompt.owner_id, prompt.text, prompt.title) == (
@@ -54,8 +55,8 @@ class TestCreatePrompt:
 
     async def test_invalid_text_stores_and_emits_nothing(self, deps, store):
         with pytest.raises(InvalidRequest):
-            await handlers.create_prompt(
-                CreatePromptCommand(owner_id=ALICE, text="   "), deps.uow(), deps.clock
+            await prompts.create_prompt(
+                CreatePromptCommand(owner_id=ALICE, text="   "), deps.new_uow(), deps.clock
             )
         assert store.committed.prompts == {}
         assert store.committed.outbox == []
@@ -64,8 +65,8 @@ class TestCreatePrompt:
 class TestGetPrompt:
     async def test_owner_gets_the_prompt(self, deps, stored_prompt):
         stored = stored_prompt(ALICE)
-        prompt = await handlers.get_prompt(
-            PromptQuery(owner_id=ALICE, prompt_id=stored.id), deps.uow()
+        prompt = await prompts.get_prompt(
+            PromptQuery(owner_id=ALICE, prompt_id=stored.id), deps.new_uow()
         )
         assert prompt.id == stored.id
         assert prompt.text == stored.text
@@ -73,16 +74,16 @@ class TestGetPrompt:
     async def test_another_owners_prompt_is_not_found(self, deps, stored_prompt):
         stored = stored_prompt(ALICE)
         with pytest.raises(NotFound) as caught:
-            await handlers.get_prompt(PromptQuery(owner_id=BOB, prompt_id=stored.id), deps.uow())
+            await prompts.get_prompt(PromptQuery(owner_id=BOB, prompt_id=stored.id), deps.new_uow())
         assert caught.value.status == 404
 
     async def test_unknown_prompt_is_not_found_with_the_same_answer(self, deps, stored_prompt):
         stored = stored_prompt(ALICE)
         unknown = uuid4()
         with pytest.raises(NotFound) as other_owner:
-            await handlers.get_prompt(PromptQuery(owner_id=BOB, prompt_id=stored.id), deps.uow())
+            await prompts.get_prompt(PromptQuery(owner_id=BOB, prompt_id=stored.id), deps.new_uow())
         with pytest.raises(NotFound) as missing:
-            await handlers.get_prompt(PromptQuery(owner_id=ALICE, prompt_id=unknown), deps.uow())
+            await prompts.get_prompt(PromptQuery(owner_id=ALICE, prompt_id=unknown), deps.new_uow())
         assert other_owner.value.detail.replace(str(stored.id), "ID") == (
             missing.value.detail.replace(str(unknown), "ID")
         )
@@ -93,7 +94,7 @@ class TestListPrompts:
         first = stored_prompt(ALICE, "first")
         stored_prompt(BOB, "bob's")
         second = stored_prompt(ALICE, "second")
-        page = await handlers.list_prompts(ListPromptsQuery(owner_id=ALICE), deps.uow())
+        page = await prompts.list_prompts(ListPromptsQuery(owner_id=ALICE), deps.new_uow())
         assert [p.id for p in page.items] == [second.id, first.id]
         assert page.next_cursor is None
 
@@ -101,8 +102,8 @@ class TestListPrompts:
         stored = [stored_prompt(ALICE, f"prompt {i}") for i in range(5)]
         seen, cursor, pages = [], None, 0
         while True:
-            page = await handlers.list_prompts(
-                ListPromptsQuery(owner_id=ALICE, limit=2, cursor=cursor), deps.uow()
+            page = await prompts.list_prompts(
+                ListPromptsQuery(owner_id=ALICE, limit=2, cursor=cursor), deps.new_uow()
             )
             pages += 1
             seen += [p.id for p in page.items]
@@ -115,7 +116,7 @@ class TestListPrompts:
     async def test_exactly_full_last_page_has_no_next_cursor(self, deps, stored_prompt):
         for i in range(2):
             stored_prompt(ALICE, f"prompt {i}")
-        page = await handlers.list_prompts(ListPromptsQuery(owner_id=ALICE, limit=2), deps.uow())
+        page = await prompts.list_prompts(ListPromptsQuery(owner_id=ALICE, limit=2), deps.new_uow())
         assert len(page.items) == 2
         assert page.next_cursor is None
 
@@ -124,8 +125,8 @@ class TestListPrompts:
         ids = []
         cursor = None
         for _ in range(3):
-            page = await handlers.list_prompts(
-                ListPromptsQuery(owner_id=ALICE, limit=1, cursor=cursor), deps.uow()
+            page = await prompts.list_prompts(
+                ListPromptsQuery(owner_id=ALICE, limit=1, cursor=cursor), deps.new_uow()
             )
             ids += [p.id for p in page.items]
             cursor = page.next_cursor
@@ -133,20 +134,22 @@ class TestListPrompts:
         assert cursor is None
 
     async def test_missing_limit_means_the_default_page_size(self, deps, stored_prompt):
-        for i in range(handlers.DEFAULT_PAGE_SIZE + 1):
+        for i in range(DEFAULT_PAGE_SIZE + 1):
             stored_prompt(ALICE, f"prompt {i}")
-        page = await handlers.list_prompts(ListPromptsQuery(owner_id=ALICE, limit=None), deps.uow())
-        assert len(page.items) == handlers.DEFAULT_PAGE_SIZE
+        page = await prompts.list_prompts(
+            ListPromptsQuery(owner_id=ALICE, limit=None), deps.new_uow()
+        )
+        assert len(page.items) == DEFAULT_PAGE_SIZE
         assert page.next_cursor is not None
 
     async def test_bad_cursor_is_an_invalid_request(self, deps):
         with pytest.raises(InvalidRequest):
-            await handlers.list_prompts(
-                ListPromptsQuery(owner_id=ALICE, cursor="garbage"), deps.uow()
+            await prompts.list_prompts(
+                ListPromptsQuery(owner_id=ALICE, cursor="garbage"), deps.new_uow()
             )
 
     async def test_no_prompts_is_an_empty_page(self, deps):
-        page = await handlers.list_prompts(ListPromptsQuery(owner_id=ALICE), deps.uow())
+        page = await prompts.list_prompts(ListPromptsQuery(owner_id=ALICE), deps.new_uow())
         assert page.items == []
         assert page.next_cursor is None
 
@@ -154,8 +157,8 @@ class TestListPrompts:
 class TestPrepareGeneration:
     async def test_returns_the_prompt_and_changes_nothing(self, deps, store, stored_prompt):
         stored = stored_prompt(ALICE)
-        prompt = await handlers.prepare_generation(
-            PromptQuery(owner_id=ALICE, prompt_id=stored.id), deps.uow()
+        prompt = await prompts.prepare_generation(
+            PromptQuery(owner_id=ALICE, prompt_id=stored.id), deps.new_uow()
         )
         assert prompt.id == stored.id
         assert store.commits == 0
@@ -164,28 +167,28 @@ class TestPrepareGeneration:
     async def test_archived_prompt_is_a_conflict(self, deps, stored_prompt):
         stored = stored_prompt(ALICE, status=PromptStatus.archived)
         with pytest.raises(Conflict) as caught:
-            await handlers.prepare_generation(
-                PromptQuery(owner_id=ALICE, prompt_id=stored.id), deps.uow()
+            await prompts.prepare_generation(
+                PromptQuery(owner_id=ALICE, prompt_id=stored.id), deps.new_uow()
             )
         assert "archived" in caught.value.detail
 
     async def test_another_owners_prompt_is_not_found(self, deps, stored_prompt):
         stored = stored_prompt(ALICE, status=PromptStatus.archived)
         with pytest.raises(NotFound):
-            await handlers.prepare_generation(
-                PromptQuery(owner_id=BOB, prompt_id=stored.id), deps.uow()
+            await prompts.prepare_generation(
+                PromptQuery(owner_id=BOB, prompt_id=stored.id), deps.new_uow()
             )
 
     async def test_unknown_prompt_is_not_found(self, deps):
         with pytest.raises(NotFound):
-            await handlers.prepare_generation(
-                PromptQuery(owner_id=ALICE, prompt_id=uuid4()), deps.uow()
+            await prompts.prepare_generation(
+                PromptQuery(owner_id=ALICE, prompt_id=uuid4()), deps.new_uow()
             )
 
 
 class TestApplyTaskEvent:
     async def apply(self, deps, event):
-        return await handlers.apply_task_event(event, deps.uow(), deps.clock)
+        return await prompts.apply_task_event(event, deps.new_uow(), deps.clock)
 
     def prompt_events(self, store):
         return [e.payload for e in store.committed.outbox]
@@ -316,7 +319,7 @@ class TestApplyTaskEvent:
         prompt = stored_prompt(ALICE)
         event = task_event(prompt.id, TaskEventType.task_created, task_id=uuid4(), owner_id=ALICE)
         with pytest.raises(ConnectionError):
-            await handlers.apply_task_event(event, make_uow(fail_on_save=True), deps.clock)
+            await prompts.apply_task_event(event, make_uow(fail_on_save=True), deps.clock)
         assert store.committed.inbox == set()
         assert store.committed.task_phases == {}
         assert await self.apply(deps, event) is TaskEventOutcome.APPLIED
@@ -334,8 +337,8 @@ class TestListFilters:
         stored_prompt(BOB, "a pear", status=PromptStatus.approved)
 
         async def ids(**filters):
-            page = await handlers.list_prompts(
-                ListPromptsQuery(owner_id=ALICE, **filters), deps.uow()
+            page = await prompts.list_prompts(
+                ListPromptsQuery(owner_id=ALICE, **filters), deps.new_uow()
             )
             return {p.id for p in page.items}
 
@@ -351,8 +354,8 @@ class TestListFilters:
             stored_prompt(ALICE, f"fig {i}")
         seen, cursor = [], None
         while True:
-            page = await handlers.list_prompts(
-                ListPromptsQuery(owner_id=ALICE, q="pear", limit=2, cursor=cursor), deps.uow()
+            page = await prompts.list_prompts(
+                ListPromptsQuery(owner_id=ALICE, q="pear", limit=2, cursor=cursor), deps.new_uow()
             )
             seen += [p.id for p in page.items]
             cursor = page.next_cursor
@@ -364,11 +367,11 @@ class TestListFilters:
 class TestUpdatePrompt:
     async def test_edits_text_and_title_and_emits_prompt_updated(self, deps, store, stored_prompt):
         stored = stored_prompt(ALICE, title="Old")
-        prompt = await handlers.update_prompt(
+        prompt = await prompts.update_prompt(
             UpdatePromptCommand(
                 owner_id=ALICE, prompt_id=stored.id, text="a new text", title="Pears, figs"
             ),
-            deps.uow(),
+            deps.new_uow(),
             deps.clock,
         )
         assert (prompt.text, prompt.title) == ("a new text", "Pears, figs")
@@ -381,9 +384,9 @@ class TestUpdatePrompt:
 
     async def test_clear_title_removes_it(self, deps, store, stored_prompt):
         stored = stored_prompt(ALICE, title="Old")
-        prompt = await handlers.update_prompt(
+        prompt = await prompts.update_prompt(
             UpdatePromptCommand(owner_id=ALICE, prompt_id=stored.id, clear_title=True),
-            deps.uow(),
+            deps.new_uow(),
             deps.clock,
         )
         assert prompt.title is None
@@ -391,9 +394,9 @@ class TestUpdatePrompt:
 
     async def test_no_change_emits_nothing(self, deps, store, stored_prompt):
         stored = stored_prompt(ALICE, title="Old")
-        await handlers.update_prompt(
+        await prompts.update_prompt(
             UpdatePromptCommand(owner_id=ALICE, prompt_id=stored.id, title="Old"),
-            deps.uow(),
+            deps.new_uow(),
             deps.clock,
         )
         assert store.committed.outbox == []
@@ -402,9 +405,9 @@ class TestUpdatePrompt:
     async def test_invalid_text_is_422_and_changes_nothing(self, deps, store, stored_prompt):
         stored = stored_prompt(ALICE)
         with pytest.raises(InvalidRequest):
-            await handlers.update_prompt(
+            await prompts.update_prompt(
                 UpdatePromptCommand(owner_id=ALICE, prompt_id=stored.id, text="  "),
-                deps.uow(),
+                deps.new_uow(),
                 deps.clock,
             )
         assert store.committed.prompts[stored.id].text == stored.text
@@ -412,9 +415,9 @@ class TestUpdatePrompt:
     async def test_another_owners_prompt_is_404(self, deps, stored_prompt):
         stored = stored_prompt(ALICE)
         with pytest.raises(NotFound):
-            await handlers.update_prompt(
+            await prompts.update_prompt(
                 UpdatePromptCommand(owner_id=BOB, prompt_id=stored.id, text="mine"),
-                deps.uow(),
+                deps.new_uow(),
                 deps.clock,
             )
 
@@ -422,9 +425,9 @@ class TestUpdatePrompt:
 class TestSetStatus:
     async def test_sets_the_status_and_emits_prompt_updated(self, deps, store, stored_prompt):
         stored = stored_prompt(ALICE)
-        prompt = await handlers.set_status(
+        prompt = await prompts.set_status(
             SetPromptStatusCommand(owner_id=ALICE, prompt_id=stored.id, status="approved"),
-            deps.uow(),
+            deps.new_uow(),
             deps.clock,
         )
         assert prompt.status is PromptStatus.approved
@@ -433,9 +436,9 @@ class TestSetStatus:
 
     async def test_same_status_emits_nothing(self, deps, store, stored_prompt):
         stored = stored_prompt(ALICE)
-        await handlers.set_status(
+        await prompts.set_status(
             SetPromptStatusCommand(owner_id=ALICE, prompt_id=stored.id, status="new"),
-            deps.uow(),
+            deps.new_uow(),
             deps.clock,
         )
         assert store.committed.outbox == []
@@ -446,16 +449,16 @@ class TestSetStatus:
         stored = stored_prompt(ALICE)
         query = PromptQuery(owner_id=ALICE, prompt_id=stored.id)
         for status, allowed in [("archived", False), ("rejected", True)]:
-            await handlers.set_status(
+            await prompts.set_status(
                 SetPromptStatusCommand(owner_id=ALICE, prompt_id=stored.id, status=status),
-                deps.uow(),
+                deps.new_uow(),
                 deps.clock,
             )
             if allowed:
-                await handlers.prepare_generation(query, deps.uow())
+                await prompts.prepare_generation(query, deps.new_uow())
             else:
                 with pytest.raises(Conflict):
-                    await handlers.prepare_generation(query, deps.uow())
+                    await prompts.prepare_generation(query, deps.new_uow())
 
 
 class TestDeletePrompt:
@@ -463,8 +466,8 @@ class TestDeletePrompt:
         self, deps, store, stored_prompt
     ):
         stored = stored_prompt(ALICE, title="Pear")
-        deleted = await handlers.delete_prompt(
-            PromptQuery(owner_id=ALICE, prompt_id=stored.id), deps.uow(), deps.clock
+        deleted = await prompts.delete_prompt(
+            PromptQuery(owner_id=ALICE, prompt_id=stored.id), deps.new_uow(), deps.clock
         )
         assert stored.id not in store.committed.prompts
         [emitted] = store.committed.outbox
@@ -479,27 +482,27 @@ class TestDeletePrompt:
         stored = stored_prompt(ALICE)
         task_id = uuid4()
         created = task_event(stored.id, TaskEventType.task_created, task_id=task_id, owner_id=ALICE)
-        await handlers.apply_task_event(created, deps.uow(), deps.clock)
+        await prompts.apply_task_event(created, deps.new_uow(), deps.clock)
         query = PromptQuery(owner_id=ALICE, prompt_id=stored.id)
         with pytest.raises(Conflict):
-            await handlers.delete_prompt(query, deps.uow(), deps.clock)
+            await prompts.delete_prompt(query, deps.new_uow(), deps.clock)
         assert stored.id in store.committed.prompts
 
         # Once the task has ended, it may go; a late event about it is then a no-op.
         completed = task_event(
             stored.id, TaskEventType.task_completed, task_id=task_id, owner_id=ALICE
         )
-        await handlers.apply_task_event(completed, deps.uow(), deps.clock)
-        await handlers.delete_prompt(query, deps.uow(), deps.clock)
+        await prompts.apply_task_event(completed, deps.new_uow(), deps.clock)
+        await prompts.delete_prompt(query, deps.new_uow(), deps.clock)
         assert stored.id not in store.committed.prompts
         late = task_event(stored.id, TaskEventType.task_failed, task_id=task_id, owner_id=ALICE)
-        outcome = await handlers.apply_task_event(late, deps.uow(), deps.clock)
+        outcome = await prompts.apply_task_event(late, deps.new_uow(), deps.clock)
         assert outcome is TaskEventOutcome.UNKNOWN_PROMPT
 
     async def test_another_owners_prompt_is_404(self, deps, store, stored_prompt):
         stored = stored_prompt(ALICE)
         with pytest.raises(NotFound):
-            await handlers.delete_prompt(
-                PromptQuery(owner_id=BOB, prompt_id=stored.id), deps.uow(), deps.clock
+            await prompts.delete_prompt(
+                PromptQuery(owner_id=BOB, prompt_id=stored.id), deps.new_uow(), deps.clock
             )
         assert stored.id in store.committed.prompts
