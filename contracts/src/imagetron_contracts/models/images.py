@@ -161,6 +161,7 @@ class ImagineCommand(BaseModel):
     owner_id: UUID
     prompt_id: UUID
     prompt_text: str
+    prompt_title: Annotated[str | None, Field(description="The prompt's title, carried to the task and its images' events.")] = None
     aspect_ratio: Annotated[str | None, Field(pattern='^[1-9][0-9]?:[1-9][0-9]?$', title='AspectRatio')] = '1:1'
     process_mode: ProcessMode | None = ProcessMode.fast
 
@@ -276,10 +277,13 @@ class Type1(StrEnum):
 
 class ImageEvent(BaseModel):
     """
-    A change to an image: image.persisted or image.failed.
+    A change to an image: image.persisted or image.failed. `storage_key`, `prompt_text` and `prompt_title` let a subscriber keep its own read model of stored images without asking the images service (absent in events written before they existed).
     """
     id: UUID
     type: Type1
     occurred_at: AwareDatetime
     owner_id: UUID
     image: Image
+    storage_key: Annotated[str | None, Field(description="The stored object's key in the images bucket (read-only for other services).")] = None
+    prompt_text: Annotated[str | None, Field(description='The text the image was generated from.')] = None
+    prompt_title: Annotated[str | None, Field(description="The prompt's title when its task was created.")] = None

@@ -34,27 +34,42 @@ class GenerationState(StrEnum):
 
 class StockFindingCode(StrEnum):
     """
-    Which stock rule a prompt or title breaks (Adobe Stock: no artist names, real people, brands or other IP; titles at most 70 characters, without commas).
+    Which stock rule a prompt, title, keyword or file breaks (Adobe Stock: no artist names, real people, fictional characters, brands or other IP, government agencies, nothing implying a real news event; titles at most 70 characters, without commas; at most 49 distinct keywords; a category; files of 4 to 100 megapixels and at most 45 MB).
     """
     artist_name = 'artist_name'
     real_person = 'real_person'
     brand = 'brand'
+    fictional_character = 'fictional_character'
+    government_agency = 'government_agency'
+    news_event = 'news_event'
     title_missing = 'title_missing'
     title_too_long = 'title_too_long'
     title_comma = 'title_comma'
+    keywords_missing = 'keywords_missing'
+    keywords_too_many = 'keywords_too_many'
+    keyword_duplicate = 'keyword_duplicate'
+    keyword_invalid = 'keyword_invalid'
+    category_missing = 'category_missing'
+    image_not_stored = 'image_not_stored'
+    too_few_megapixels = 'too_few_megapixels'
+    too_many_megapixels = 'too_many_megapixels'
+    file_too_large = 'file_too_large'
 
 
 class StockFindingField(StrEnum):
     """
-    Which part of the prompt a finding is in.
+    Which part of the prompt or publication a finding is in.
     """
     text_field = 'text'
     title_field = 'title'
+    keywords_field = 'keywords'
+    category_field = 'category'
+    file_field = 'file'
 
 
 class StockFinding(BaseModel):
     """
-    One breach of the stock rules, found by a curated word list and the title rules. Advisory: it does not block saving. `start`/`end` delimit the offending span in `field` (Python string offsets, end exclusive).
+    One breach of the stock rules, found by a curated word list and the title, keyword and file rules. On prompts it is advice; on a publication it blocks publishing. `start`/`end` delimit the offending span in `field` (Python string offsets, end exclusive); for `keywords`, the keyword's position in the list (end = start + 1) and `match` the keyword; for `category` and `file`, 0 and 0.
     """
     code: StockFindingCode
     field: StockFindingField
@@ -214,3 +229,25 @@ class PromptEvent(BaseModel):
     occurred_at: AwareDatetime
     owner_id: UUID
     prompt: Prompt
+
+
+class SuggestStockMetadataCommand(BaseModel):
+    """
+    `rpc.prompts.suggest_metadata` request (from the publisher): stock metadata for an image made from this prompt. Replies with a StockMetadataSuggestion; 502/504 when the language model gives no usable answer.
+    """
+    owner_id: UUID
+    prompt_id: UUID | None = None
+    prompt_text: Annotated[str, Field(max_length=4000)]
+    title: Annotated[str | None, Field(max_length=200)] = None
+
+
+class StockMetadataSuggestion(BaseModel):
+    """
+    `rpc.prompts.suggest_metadata` reply: linted by the caller, always editable.
+    """
+    title: Annotated[str, Field(max_length=200)]
+    keywords: Annotated[list[str], Field(max_length=49)]
+    category: Annotated[int, Field(description="Adobe Stock's numeric category.", ge=1, le=21)]
+    photo_realistic: bool
+    shows_people_or_property: Annotated[bool, Field(description='People or recognisable property appear (then they are declared fictional).')]
+    usage: TokenUsage

@@ -25,6 +25,7 @@ from imagetron_gateway.entrypoints.http import (
     events_token,
     images,
     prompts,
+    publications,
     tasks,
     users,
     webhooks,
@@ -91,7 +92,7 @@ def api_app(app: FastAPI) -> FastAPI:
     """The public API on a service app: every router, the contract at `/openapi.json` and
     the docs. Tests put it on an app whose lifespan yields fakes of the ports."""
     app.version = "0.1.0"
-    for module in (users, prompts, chats, tasks, images, events_token, events):
+    for module in (users, prompts, chats, tasks, images, publications, events_token, events):
         app.include_router(module.router)
     app.include_router(webhooks.router)
     generate_openapi = app.openapi
