@@ -21,7 +21,7 @@ class TaskCommand(StrEnum):
 
 class TaskStatus(StrEnum):
     """
-    pending → submitted → processing → completed | failed; pending|submitted → cancelled.
+    pending → submitted → processing → completed | failed; pending|submitted|processing → cancelled.
     """
     pending = 'pending'
     submitted = 'submitted'
@@ -47,7 +47,7 @@ class VariationStrength(StrEnum):
 
 class TaskAction(StrEnum):
     """
-    A follow-up the task allows now and its provider can do: upscaleN / variationN (N = 1-4) and reroll on a completed grid, cancel while the task is pending or submitted.
+    A follow-up the task allows now and its provider can do: upscaleN / variationN (N = 1-4) and reroll on a completed grid, cancel until the task has finished.
     """
     upscale1 = 'upscale1'
     upscale2 = 'upscale2'

@@ -28,7 +28,7 @@ from imagetron_images.app import callbacks, images, tasks
 from imagetron_images.app.jobs import Delivery
 from imagetron_images.app.ports import DownloadRefused, ProviderRejected, ProviderUnavailable
 from imagetron_images.domain import Capability, GenerationTask, ProviderStatus, ProviderUpdate
-from imagetron_platform.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
+from imagetron_platform.errors import Conflict, InvalidRequest, NotFound
 
 GRID = "https://cdn.example/grid.png"
 SPLITS = tuple(f"https://cdn.example/{i}.png" for i in range(1, 5))
@@ -58,6 +58,13 @@ def completed(provider_task_id: str) -> ProviderUpdate:
     return ProviderUpdate(
         provider_task_id=provider_task_id, command=TaskCommand.imagine,
         status=ProviderStatus.completed, image_url=GRID, split_urls=SPLITS,
+    )  # fmt: skip
+
+
+def running(provider_task_id: str, progress: int) -> ProviderUpdate:
+    return ProviderUpdate(
+        provider_task_id=provider_task_id, command=TaskCommand.imagine,
+        status=ProviderStatus.running, progress=progress,
     )  # fmt: skip
 
 
@@ -348,28 +355,40 @@ class TestCancel:
         assert cancelled.status is TaskStatus.cancelled
         assert world.provider.cancelled == []
 
-    async def test_the_provider_refusing_is_a_conflict_and_changes_nothing(self, world) -> None:
+    async def test_the_provider_refusing_does_not_undo_the_cancellation(self, world) -> None:
         task = await submitted_task(world)
         world.provider.cancel_answers.append(ProviderRejected("only pending tasks"))
-        with pytest.raises(Conflict, match="could not cancel"):
-            await tasks.cancel_task(
-                TaskQuery(owner_id=task.owner_id, task_id=task.id), world.uow, providers(world)
-            )
-        assert world.uow.task(task.id).status is TaskStatus.submitted
-        assert payloads(world, "task.cancelled") == []
+        cancelled = await tasks.cancel_task(
+            TaskQuery(owner_id=task.owner_id, task_id=task.id), world.uow, providers(world)
+        )
+        assert cancelled.status is TaskStatus.cancelled
+        assert world.uow.task(task.id).status is TaskStatus.cancelled
+        assert [p["task"]["status"] for p in payloads(world, "task.cancelled")] == ["cancelled"]
 
-    async def test_an_unreachable_provider_is_a_503(self, world) -> None:
+    async def test_an_unreachable_provider_does_not_undo_the_cancellation(self, world) -> None:
         task = await submitted_task(world)
         world.provider.cancel_answers.append(ProviderUnavailable("timed out"))
-        with pytest.raises(ServiceUnavailable):
-            await tasks.cancel_task(
-                TaskQuery(owner_id=task.owner_id, task_id=task.id), world.uow, providers(world)
-            )
-        assert world.uow.task(task.id).status is TaskStatus.submitted
+        cancelled = await tasks.cancel_task(
+            TaskQuery(owner_id=task.owner_id, task_id=task.id), world.uow, providers(world)
+        )
+        assert cancelled.status is TaskStatus.cancelled
+        assert world.uow.task(task.id).status is TaskStatus.cancelled
+
+    async def test_a_processing_task_is_cancelled_and_its_slot_freed(self, world) -> None:
+        task = await submitted_task(world)
+        assert task.provider_task_id is not None
+        await apply(world, task.id, running(task.provider_task_id, 30), f"run-{task.id}")
+        assert world.uow.task(task.id).status is TaskStatus.processing
+        cancelled = await tasks.cancel_task(
+            TaskQuery(owner_id=task.owner_id, task_id=task.id), world.uow, providers(world)
+        )
+        assert cancelled.status is TaskStatus.cancelled
+        assert world.provider.cancelled == [task.provider_task_id]
+        assert not world.uow.task(task.id).takes_a_slot
 
     async def test_a_completed_task_cannot_be_cancelled(self, world) -> None:
         grid = await completed_grid(world)
-        with pytest.raises(Conflict, match="only a pending or submitted"):
+        with pytest.raises(Conflict, match="only a task that has not finished"):
             await tasks.cancel_task(
                 TaskQuery(owner_id=grid.owner_id, task_id=grid.id), world.uow, providers(world)
             )

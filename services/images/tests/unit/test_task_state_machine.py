@@ -268,7 +268,7 @@ def test_imagine_refuses_a_blank_prompt() -> None:
         )  # fmt: skip
 
 
-CANCELLABLE = {TaskStatus.pending, TaskStatus.submitted}
+CANCELLABLE = {TaskStatus.pending, TaskStatus.submitted, TaskStatus.processing}
 
 
 @pytest.mark.parametrize("status", list(TaskStatus))

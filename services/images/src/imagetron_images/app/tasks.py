@@ -3,6 +3,7 @@ the provider."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,13 +45,15 @@ from imagetron_images.domain import (
 )
 from imagetron_images.domain.tasks import DEFAULT_ASPECT_RATIO
 from imagetron_platform.clock import utcnow
-from imagetron_platform.errors import Conflict, NotFound, ServiceUnavailable
+from imagetron_platform.errors import Conflict, NotFound
 from imagetron_platform.pagination import Cursors, PageKey, page_size
 
 log = logging.getLogger(__name__)
 
 SUBMIT_CONSUMER = "images-submit"
 TASK_CURSORS = Cursors(PageKey)
+#: How long we wait for a provider to stop a task we cancelled (it is cancelled anyway).
+PROVIDER_CANCEL_SECONDS = 3.0
 
 
 async def imagine(
@@ -115,37 +118,24 @@ async def upscale(
 async def cancel_task(
     query: TaskQuery, uow: UnitOfWork, providers: Mapping[str, ImageProvider]
 ) -> Task:
-    """Cancel a pending or submitted task. A submitted one is first stopped at its provider
-    when the provider can do that (outside any transaction); if the provider refuses, the
-    task has started and the answer is 409. A provider that cannot cancel at all is not
-    told: the task is cancelled on our side and its later reports are ignored."""
-    async with uow:
-        task = await uow.tasks.get(query.owner_id, query.task_id)
-    if task is None:
-        raise NotFound(f"There is no task {query.task_id}.")
-    provider = providers.get(task.provider)
-    can = capabilities(providers, task.provider)
-    task.cancel(utcnow())  # on a copy: refuses a task that cannot be cancelled any more
-    if provider is not None and Capability.cancel in can and task.provider_task_id is not None:
-        try:
-            await provider.cancel(task.provider_task_id)
-        except TransientError as exc:
-            raise ServiceUnavailable(
-                f"The provider {task.provider!r} is unavailable: {exc}"
-            ) from exc
-        except PermanentError as exc:
-            raise Conflict(
-                f"The provider {task.provider!r} could not cancel task {task.id}: {exc}"
-            ) from exc
-
+    """Cancel a task that has not finished (409 once it has). It is cancelled on our side
+    first, whatever the provider says: its slot is free at once and its later reports are
+    ignored. Then a provider that can stop tasks is asked to stop this one (best effort: an
+    unreachable provider, or one that has already started the work, does not undo the
+    cancellation)."""
     async with uow:
         task = await uow.tasks.get_for_update(query.task_id)
         if task is None or task.owner_id != query.owner_id:
             raise NotFound(f"There is no task {query.task_id}.")
+        can = capabilities(providers, task.provider)
         change = task.cancel(utcnow())
         await uow.tasks.update(task)
         await emit_task_change(uow, change, can)
         await uow.commit()
+    if task.provider_task_id is not None:
+        # A task still being submitted has no provider id yet: its submission job stops
+        # the provider's task when it learns of it (`_cancel_orphan`).
+        await _cancel_orphan(providers, task, task.provider_task_id)
     return task_view(task, can)
 
 
@@ -309,16 +299,18 @@ async def submit_task(
 async def _cancel_orphan(
     providers: Mapping[str, ImageProvider], task: GenerationTask, provider_task_id: str
 ) -> None:
-    """The task was cancelled while the provider was taking it: stop the provider's task
-    too, if it can be stopped. Best effort: its reports are ignored either way."""
+    """The task is cancelled on our side: stop the provider's task too, if it can be
+    stopped. Best effort: its reports are ignored either way."""
     provider = providers.get(task.provider)
     if provider is None or Capability.cancel not in provider.capabilities:
         return
     try:
-        await provider.cancel(provider_task_id)
-    except (TransientError, PermanentError) as exc:
+        # Within the caller's own deadline (a cancel request answers in seconds).
+        async with asyncio.timeout(PROVIDER_CANCEL_SECONDS):
+            await provider.cancel(provider_task_id)
+    except (TransientError, PermanentError, TimeoutError) as exc:
         log.warning(
-            "task %s was cancelled during its submission; %s could not stop %s: %s",
+            "task %s is cancelled; %s could not stop its task %s: %s",
             task.id, task.provider, provider_task_id, exc,
         )  # fmt: skip
 

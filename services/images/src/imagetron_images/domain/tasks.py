@@ -2,8 +2,11 @@
 
 pending ──► submitted ──► processing ──► completed
    │            │   └───────────┬──────► failed
-   │            └──► cancelled ◄┘ (from processing: only when the provider reports it)
+   │            └──► cancelled ◄┘
    └──► failed, cancelled
+
+A task that has not finished can be cancelled by its owner at any time: we stop following
+it whether or not its provider can stop the work, and its later reports are ignored.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ _ALLOWED: Mapping[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.submitted: frozenset(
         {TaskStatus.processing, TaskStatus.completed, TaskStatus.failed, TaskStatus.cancelled}
     ),
-    # processing → cancelled: the provider stopped a task it had started.
+    # processing → cancelled: its owner, or the provider, stopped a task that had started.
     TaskStatus.processing: frozenset(
         {TaskStatus.completed, TaskStatus.failed, TaskStatus.cancelled}
     ),
@@ -57,7 +60,7 @@ _ALLOWED: Mapping[TaskStatus, frozenset[TaskStatus]] = {
 
 # The commands whose result is a 2x2 grid, which follow-ups can act on.
 GRID_COMMANDS = frozenset({TaskCommand.imagine, TaskCommand.reroll, TaskCommand.variation})
-CANCELLABLE_STATUSES = frozenset({TaskStatus.pending, TaskStatus.submitted})
+CANCELLABLE_STATUSES = frozenset({TaskStatus.pending, TaskStatus.submitted, TaskStatus.processing})
 GRID_INDEXES = range(1, 5)
 FOLLOW_UPS = (TaskCommand.upscale, TaskCommand.variation, TaskCommand.reroll)
 
@@ -302,7 +305,7 @@ class GenerationTask:
     def cancel(self, now: datetime) -> TaskCancelled:
         if self.status not in CANCELLABLE_STATUSES:
             raise Conflict(
-                f"Task {self.id} is {self.status}; only a pending or submitted task can be "
+                f"Task {self.id} is {self.status}; only a task that has not finished can be "
                 "cancelled."
             )
         self._move_to(TaskStatus.cancelled, now)
