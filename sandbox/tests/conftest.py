@@ -119,7 +119,7 @@ class WebhookReceiver:
             lambda: (
                 self.for_task(task_id)
                 if any(
-                    d.json["data"]["status"] in ("completed", "failed")
+                    d.json["data"]["status"] in ("completed", "failed", "cancelled")
                     for d in self.for_task(task_id)
                 )
                 else None
@@ -173,7 +173,7 @@ class SandboxClient:
         async def poll() -> dict[str, Any]:
             while True:
                 data = await self.task(task_id)
-                if data["status"] in ("completed", "failed"):
+                if data["status"] in ("completed", "failed", "cancelled"):
                     return data
                 await asyncio.sleep(0.02)
 

@@ -35,7 +35,6 @@ GENERATION_FAILED = TaskError(
     raw_message="imagetron-sandbox: injected generation failure",
     message="failed to generate image",
 )
-CANCELLED = TaskError(code=10000, raw_message="task cancelled by user", message="task cancelled")
 
 
 def utc_now() -> str:
@@ -67,10 +66,14 @@ class TaskLifecycle:
         record.runner = self._supervisor.spawn(self._run(record), name=f"task-{record.task_id}")
 
     def cancel(self, record: TaskRecord) -> None:
-        """Stop a pending task; it ends ``failed`` with a cancellation error."""
+        """Stop the task; it ends ``cancelled`` (and says so by webhook)."""
         if record.runner is not None:
             record.runner.cancel()
-        self._finish_failed(record, CANCELLED)
+        task = record.task
+        task.meta.usage.frozen = 0
+        task.meta.ended_at = utc_now()
+        task.status = "cancelled"
+        self._emit(record, terminal=True)
 
     async def _run(self, record: TaskRecord) -> None:
         await asyncio.sleep((self._settings.pending_ms + record.knobs.queue_delay_ms) / 1000)

@@ -16,7 +16,11 @@ from pydantic import (
 
 from imagetron_sandbox.images.geometry import AspectRatio
 
-TaskStatus = Literal["pending", "processing", "completed", "failed", "staged"]
+# PiAPI's own client declares these seven (`running` is a synonym of `processing` that the
+# sandbox never uses, nor `staged`); a cancelled task ends `cancelled`.
+TaskStatus = Literal[
+    "pending", "staged", "processing", "running", "completed", "failed", "cancelled"
+]
 TaskType = Literal["imagine", "upscale", "variation", "reroll"]
 ProcessMode = Literal["relax", "fast", "turbo"]
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"  # what a Go backend prints for a time never set
@@ -189,6 +193,13 @@ class TaskEnvelope(BaseModel):
     code: int = 200
     data: Task
     message: str = "success"
+
+
+class CancelAnswer(BaseModel):
+    """What ``DELETE /api/v1/task/{id}`` answers: no ``data``, only a message."""
+
+    code: int = 200
+    message: str
 
 
 class ErrorEnvelope(BaseModel):

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Header
 
 from imagetron_sandbox.goapi.errors import GoApiError
-from imagetron_sandbox.goapi.models import ErrorEnvelope, TaskEnvelope, TaskRequest
+from imagetron_sandbox.goapi.models import CancelAnswer, ErrorEnvelope, TaskEnvelope, TaskRequest
 from imagetron_sandbox.state import SandboxDep
 
 
@@ -41,5 +41,6 @@ async def get_task(task_id: str, sandbox: SandboxDep) -> TaskEnvelope:
 
 
 @router.delete("/task/{task_id}")
-async def cancel_task(task_id: str, sandbox: SandboxDep) -> TaskEnvelope:
-    return TaskEnvelope(data=sandbox.tasks.cancel(task_id))
+async def cancel_task(task_id: str, sandbox: SandboxDep) -> CancelAnswer:
+    sandbox.tasks.cancel(task_id)
+    return CancelAnswer(message=f"task {task_id} canceled")

@@ -35,14 +35,13 @@ class TaskService:
     def get(self, task_id: str) -> Task:
         return self._record(task_id).task.model_copy(deep=True)
 
-    def cancel(self, task_id: str) -> Task:
+    def cancel(self, task_id: str) -> None:
         record = self._record(task_id)
         if record.task.status != "pending":
             raise GoApiError(
                 400, f"task {task_id} is {record.task.status}; only pending tasks can be cancelled"
             )
         self._lifecycle.cancel(record)
-        return record.task.model_copy(deep=True)
 
     def _record(self, task_id: str) -> TaskRecord:
         record = self._tasks.get(task_id)

@@ -1,20 +1,23 @@
-"""GoAPI / PiAPI unified task API (Midjourney): submit, fetch, and read its callbacks.
+"""GoAPI / PiAPI unified task API (Midjourney): submit, fetch, cancel, read its callbacks.
 
-Requests: `POST {base}/api/v1/task`, `GET {base}/api/v1/task/{id}`, header `x-api-key`.
-Answers come as `{"code", "data": <task>, "message"}`; callbacks as
-`{"timestamp", "data": <task>}`. The callback URL goes through our gateway and carries a
-per-task token, because GoAPI signs nothing (it only echoes the shared secret).
+Requests: `POST {base}/api/v1/task`, `GET {base}/api/v1/task/{id}`,
+`DELETE {base}/api/v1/task/{id}` (cancel), header `x-api-key`. Answers come as
+`{"code", "data": <task>, "message"}` (a cancel's as `{"code": 200, "message": "task …
+canceled"}`, without `data`); callbacks as `{"timestamp", "data": <task>}`. The callback
+URL goes through our gateway and carries a per-task token, because GoAPI signs nothing (it
+only echoes the shared secret). Statuses: `pending`, `staged`, `processing`, `running`,
+`completed`, `failed`, `cancelled` (PiAPI's own client declares all seven).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
 
 from imagetron_contracts.models.images import TaskCommand
 from imagetron_images.app.ports import (
@@ -37,8 +40,12 @@ _STATUSES = {
     "pending": ProviderStatus.queued,
     "staged": ProviderStatus.queued,
     "processing": ProviderStatus.running,
+    "running": ProviderStatus.running,
     "completed": ProviderStatus.completed,
     "failed": ProviderStatus.failed,
+    "cancelled": ProviderStatus.cancelled,
+    # The cancel answer spells it so ("task … canceled"); accept the status either way.
+    "canceled": ProviderStatus.cancelled,
 }
 
 
@@ -46,13 +53,26 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def _whole_number(value: Any) -> int | None:
+    """A percentage is a whole number; anything else (a float, a string, a bool) drops the
+    field, not the report it came in."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if value is not None:
+        log.info("ignored a GoAPI progress that is not a whole number: %r", value)
+    return None
+
+
+Percentage = Annotated[int | None, BeforeValidator(_whole_number)]
+
+
 class _Output(_Lenient):
     image_url: str | None = None
     image_urls: list[str | None] | None = None
     temporary_image_urls: list[str | None] | None = None
     intermediate_image_urls: list[str | None] | None = None
-    task_progress: int | None = None
-    progress: int | None = None
+    task_progress: Percentage = None
+    progress: Percentage = None
 
 
 class _Error(_Lenient):
@@ -126,17 +146,19 @@ class GoApiProvider:
                 },
             },
         }
-        task = await self._call("POST", "/api/v1/task", body)
+        task = _task(await self._call("POST", "/api/v1/task", body))
         log.info("goapi accepted task %s as %s", request.task_id, task.task_id)
         return task.task_id
 
     async def cancel(self, provider_task_id: str) -> None:
-        await self._call("DELETE", f"/api/v1/task/{quote(provider_task_id, safe='')}")
-        log.info("goapi cancelled task %s", provider_task_id)
+        """GoAPI answers `{"code": 200, "message": "task … canceled"}`: no task to read; its
+        callback (or the next fetch) then reports the task `cancelled`."""
+        answer = await self._call("DELETE", f"/api/v1/task/{quote(provider_task_id, safe='')}")
+        log.info("goapi cancelled task %s: %s", provider_task_id, answer.get("message"))
 
     async def fetch(self, provider_task_id: str) -> ProviderUpdate:
-        task = await self._call("GET", f"/api/v1/task/{quote(provider_task_id, safe='')}")
-        return _update(task)
+        answer = await self._call("GET", f"/api/v1/task/{quote(provider_task_id, safe='')}")
+        return _update(_task(answer))
 
     def parse_callback(self, body: Mapping[str, Any]) -> ProviderUpdate:
         try:
@@ -145,7 +167,10 @@ class GoApiProvider:
             raise MalformedProviderMessage(f"Not a GoAPI callback: {_first_error(exc)}") from exc
         return _update(callback.data)
 
-    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> _Task:
+    async def _call(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The answer's envelope, once neither the HTTP status nor its `code` is an error."""
         try:
             response = await self._client.request(
                 method, self._base_url + path, json=body, headers={"x-api-key": self._api_key}
@@ -163,12 +188,16 @@ class GoApiProvider:
             if status >= 500:
                 raise ProviderUnavailable(f"GoAPI is unavailable ({status}): {message}")
             raise ProviderRejected(f"GoAPI refused the request ({status}): {message}")
-        try:
-            return _Task.model_validate(envelope.get("data"))
-        except ValidationError as exc:
-            raise MalformedProviderMessage(
-                f"GoAPI answered without a task: {_first_error(exc)}"
-            ) from exc
+        return envelope
+
+
+def _task(envelope: Mapping[str, Any]) -> _Task:
+    try:
+        return _Task.model_validate(envelope.get("data"))
+    except ValidationError as exc:
+        raise MalformedProviderMessage(
+            f"GoAPI answered without a task: {_first_error(exc)}"
+        ) from exc
 
 
 def _input(request: ProviderRequest) -> dict[str, Any]:
@@ -228,7 +257,7 @@ def _update(task: _Task) -> ProviderUpdate:
         preview_url=preview,
         image_url=image_url if status is ProviderStatus.completed else None,
         split_urls=splits if status is ProviderStatus.completed else (),
-        error=error if status is ProviderStatus.failed else None,
+        error=error if status in (ProviderStatus.failed, ProviderStatus.cancelled) else None,
     )
 
 

@@ -1,0 +1,163 @@
+"""Every recorded provider payload in `tests/fixtures/providers/<provider>/`, run through its
+adapter: what the providers and their client libraries really send must parse into the
+right status, progress, images and error. Each folder's README says where each payload
+came from; its `expected.json` says, per file, which adapter call receives it and what
+comes out. A payload file without an expectation (or the reverse) fails the suite.
+
+The adapters' HTTP goes through an `httpx.MockTransport` that answers with the recorded
+payload (and, for a call that needs several requests, with the other payloads the case
+names), so no port is opened.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+
+from imagetron_contracts.models.images import ProcessMode, TaskCommand, VariationStrength
+from imagetron_images.adapters.goapi import GoApiProvider
+from imagetron_images.app import ports
+from imagetron_images.app.ports import ImageProvider
+from imagetron_images.domain import ProviderRequest
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "providers"
+TASK_ID = UUID("2f1e0a8c-6a7b-4c39-9d55-0d1e2f3a4b5c")
+OWNER_ID = UUID("9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d")
+
+
+def goapi(client: httpx.AsyncClient) -> ImageProvider:
+    return GoApiProvider(
+        client, base_url="https://api.goapi.example", api_key="k",
+        webhook_public_base_url="https://imagetron.example", webhook_secret="s",
+        webhook_token_key="t",
+    )  # fmt: skip
+
+
+ADAPTERS: Mapping[str, Callable[[httpx.AsyncClient], ImageProvider]] = {
+    "goapi": goapi,
+}
+
+
+def cases() -> list[tuple[str, str]]:
+    return [
+        (provider, name)
+        for provider in sorted(ADAPTERS)
+        for name in sorted(json.loads((FIXTURES / provider / "expected.json").read_text()))
+    ]
+
+
+def load(provider: str, name: str) -> Any:
+    return json.loads((FIXTURES / provider / name).read_text())
+
+
+@pytest.mark.parametrize("provider", sorted(ADAPTERS))
+def test_every_payload_has_an_expectation_and_a_source(provider: str) -> None:
+    folder = FIXTURES / provider
+    expected = json.loads((folder / "expected.json").read_text())
+    payloads = {p.name for p in folder.glob("*.json")} - {"expected.json"}
+    assert payloads == set(expected)
+    readme = (folder / "README.md").read_text()
+    assert [name for name in sorted(payloads) if name not in readme] == []
+
+
+class Replay:
+    """Answers each request with a recorded payload: the case's own, unless the case
+    routes that request (`"METHOD /path-prefix"`) to another file."""
+
+    def __init__(self, provider: str, name: str, case: Mapping[str, Any]) -> None:
+        self.provider = provider
+        self.default = (case.get("http_status", 200), load(provider, name))
+        self.routes: dict[str, str] = dict(case.get("routes", {}))
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        for route, file in self.routes.items():
+            method, _, prefix = route.partition(" ")
+            if request.method == method and request.url.path.startswith(prefix):
+                status, body = 200, load(self.provider, file)
+                break
+        else:
+            status, body = self.default
+        if isinstance(body, str):
+            return httpx.Response(status, text=body)
+        return httpx.Response(status, json=body)
+
+
+def provider_request(case: Mapping[str, Any]) -> ProviderRequest:
+    given = case.get("request", {})
+    return ProviderRequest(
+        task_id=TASK_ID,
+        owner_id=OWNER_ID,
+        command=TaskCommand(given.get("command", "imagine")),
+        prompt_text=given.get("prompt_text", "a pear on a linen cloth, morning light"),
+        aspect_ratio=given.get("aspect_ratio", "3:2"),
+        process_mode=ProcessMode.fast,
+        origin_provider_task_id=given.get("origin_provider_task_id"),
+        origin_index=given.get("origin_index"),
+        variation_strength=(
+            VariationStrength(given["variation_strength"])
+            if "variation_strength" in given
+            else None
+        ),
+    )
+
+
+def as_plain(update: Any) -> dict[str, Any]:
+    plain = asdict(update)
+    return {
+        key: (value.value if hasattr(value, "value") else value) for key, value in plain.items()
+    } | {"split_urls": list(plain["split_urls"])}
+
+
+@pytest.mark.parametrize(("provider", "name"), cases())
+async def test_recorded_payload(provider: str, name: str) -> None:
+    case = json.loads((FIXTURES / provider / "expected.json").read_text())[name]
+    expect: dict[str, Any] = case["expect"]
+    replay = Replay(provider, name, case)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(replay)) as client:
+        adapter = ADAPTERS[provider](client)
+        call = case["call"]
+        raises = expect.get("raises")
+        if raises is not None:
+            with pytest.raises(getattr(ports, raises)):
+                await _call(adapter, call, name, case, provider)
+            return
+        outcome = await _call(adapter, call, name, case, provider)
+    if call == "submit":
+        assert outcome == expect["provider_task_id"]
+    elif call == "cancel":
+        assert outcome is None
+    else:
+        assert as_plain(outcome) == expect
+    for route, expected_body in case.get("sent", {}).items():
+        method, _, path = route.partition(" ")
+        sent = [
+            json.loads(r.content)
+            for r in replay.requests
+            if r.method == method and r.url.path == path
+        ]
+        assert sent, f"nothing was sent to {route}"
+        assert {k: sent[-1].get(k) for k in expected_body} == expected_body
+
+
+async def _call(
+    adapter: ImageProvider, call: str, name: str, case: Mapping[str, Any], provider: str
+) -> Any:
+    match call:
+        case "callback":
+            return adapter.parse_callback(load(provider, name))
+        case "fetch":
+            return await adapter.fetch(case.get("provider_task_id", "recorded-task"))
+        case "cancel":
+            return await adapter.cancel(case.get("provider_task_id", "recorded-task"))
+        case "submit":
+            return await adapter.submit(provider_request(case))
+    raise AssertionError(f"unknown call {call!r} in expected.json")
