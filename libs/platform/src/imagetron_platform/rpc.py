@@ -1,10 +1,13 @@
 """Request/reply between services over core NATS, with problems as first-class replies.
 
-Server side, `rpc_handler` wraps a FastStream subscriber's function so that it always
-answers an `RpcReply`: the result, or the `Problem` of a `ProblemError`, a 422 problem when
-the request does not match the handler's request model, or a 500 problem (logged with its
-traceback) for anything unexpected. Client side, `RpcClient.call` turns the reply back into
-the result model or re-raises the same `ProblemError` class.
+Server side, a service lists its subjects and handlers in a table of `RpcRoute`s and
+`register_rpc` subscribes them. Each handler is an application function whose first
+parameter is the request model and whose other parameters are its dependencies, injected
+by name (see `inject`). `rpc_handler` wraps it so that it always answers an `RpcReply`: the
+result, or the `Problem` of a `ProblemError`, a 422 problem when the request does not match
+the handler's request model, or a 500 problem (logged with its traceback) for anything
+unexpected. Client side, `RpcClient.call` turns the reply back into the result model or
+re-raises the same `ProblemError` class.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import inspect
 import logging
 import time
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -122,6 +125,93 @@ def rpc_handler(
 
     wrapper.__signature__ = _rpc_signature(func)  # type: ignore[attr-defined]
     return wrapper
+
+
+def inject(
+    handler: Callable[..., Awaitable[R]], dependencies: object
+) -> Callable[..., Awaitable[R]]:
+    """`handler` as a function of its request alone: its first parameter is the request;
+    every other parameter is filled from `dependencies` by name when called. `uow` gets a
+    fresh unit of work from `dependencies.new_uow()` (one per call: a unit of work is not
+    shared by concurrent handlers); any other name gets the attribute of that name.
+
+    A parameter with no such dependency (and no default) is a TypeError here, when the
+    subscribers are registered, not at the first request."""
+    signature = inspect.signature(handler)
+    hints = typing.get_type_hints(handler)
+    request, *rest = signature.parameters.values()
+    providers: dict[str, Callable[[], object]] = {}
+    for param in rest:
+        source = "new_uow" if param.name == "uow" else param.name
+        if hasattr(dependencies, source):
+            attribute = getattr(dependencies, source)
+            providers[param.name] = attribute if param.name == "uow" else _constant(attribute)
+        elif param.default is inspect.Parameter.empty:
+            raise TypeError(
+                f"{handler.__qualname__} needs {param.name!r}, which "
+                f"{type(dependencies).__name__} does not provide"
+            )
+
+    async def call(*args: Any, **kwargs: Any) -> R:
+        (request_value,) = (*args, *kwargs.values())  # FastStream passes it by name
+        dependencies = {name: provide() for name, provide in providers.items()}
+        return await handler(request_value, **dependencies)
+
+    call.__name__ = handler.__name__
+    call.__qualname__ = handler.__qualname__
+    call.__doc__ = handler.__doc__
+    call.__module__ = handler.__module__
+    # What FastStream (and `rpc_handler`) read: the request model and the result model.
+    call.__annotations__ = {request.name: hints[request.name], "return": hints["return"]}
+    call.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [request.replace(annotation=hints[request.name])], return_annotation=hints["return"]
+    )
+    return call
+
+
+def _constant(value: object) -> Callable[[], object]:
+    return lambda: value
+
+
+@dataclass(frozen=True)
+class RpcRoute:
+    """One request/reply subject and the application function that answers it.
+
+    `max_workers` > 1 answers that many requests at once (for handlers that wait on a slow
+    third party); the rest answer one at a time per subject, fast."""
+
+    subject: str
+    handler: Callable[..., Awaitable[BaseModel]]
+    max_workers: int = 1
+
+
+def register_rpc(
+    broker: NatsBroker, queue: str, routes: Iterable[RpcRoute], dependencies: object
+) -> None:
+    """Subscribe every route in the queue group `queue` (any number of replicas answer each
+    request once), with its handler's dependencies injected from `dependencies`."""
+    for route in routes:
+        call = inject(route.handler, dependencies)
+        result = typing.get_type_hints(route.handler)["return"]
+        broker.subscriber(
+            route.subject,
+            queue=queue,
+            max_workers=route.max_workers,
+            title=f"{queue}_handle_{route.subject.replace('.', '_')}",
+            description=f"{_summary(route.handler)}Replies with an RpcReply whose result is "
+            f"{_article(result.__name__)} {result.__name__}.",
+        )(rpc_handler(call))
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[:1] in set("AEIOU") else "a"
+
+
+def _summary(handler: Callable[..., object]) -> str:
+    """The first paragraph of the handler's docstring, as one line."""
+    paragraph = inspect.cleandoc(handler.__doc__ or "").split("\n\n", 1)[0]
+    text = " ".join(paragraph.split())
+    return f"{text} " if text else ""
 
 
 class RpcClient:

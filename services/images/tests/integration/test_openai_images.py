@@ -102,7 +102,7 @@ async def imagine(world: Any, providers: dict[str, Any], attempt: int = 1, last:
     task = await tasks.imagine(
         ImagineCommand(owner_id=uuid4(), prompt_id=uuid4(), prompt_text="a paper boat",
                        aspect_ratio="3:2"),
-        world.uow, providers, provider="openai", max_in_flight=10,
+        world.uow, providers, default_provider="openai", max_in_flight=10,
     )  # fmt: skip
     await tasks.submit_task(
         SubmitTaskJob(task_id=task.id, owner_id=task.owner_id),

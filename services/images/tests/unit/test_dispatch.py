@@ -27,7 +27,7 @@ SLOTS = 2
 async def imagine(world: Any, owner: UUID) -> Any:
     cmd = ImagineCommand(owner_id=owner, prompt_id=uuid4(), prompt_text="a red fox")
     return await tasks.imagine(
-        cmd, world.uow, world.deps().providers, provider="goapi", max_in_flight=SLOTS
+        cmd, world.uow, world.deps().providers, default_provider="goapi", max_in_flight=SLOTS
     )
 
 

@@ -45,7 +45,7 @@ SLOTS = 100  # tasks in flight per provider: not the subject here
 async def new_task(world: Any, owner: UUID | None = None) -> Any:
     cmd = ImagineCommand(owner_id=owner or uuid4(), prompt_id=uuid4(), prompt_text="a red fox")
     return await tasks.imagine(
-        cmd, world.uow, world.deps().providers, provider="goapi", max_in_flight=SLOTS
+        cmd, world.uow, world.deps().providers, default_provider="goapi", max_in_flight=SLOTS
     )
 
 

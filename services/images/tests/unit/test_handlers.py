@@ -52,7 +52,7 @@ async def new_task(world: Any, owner: UUID | None = None, **kw: Any) -> Any:
         imagine_cmd(owner or uuid4(), **kw),
         world.uow,
         world.deps().providers,
-        provider="goapi",
+        default_provider="goapi",
         max_in_flight=SLOTS,
     )
 
@@ -99,7 +99,7 @@ class TestImagine:
             imagine_cmd(owner),
             world.uow,
             world.deps().providers,
-            provider="goapi",
+            default_provider="goapi",
             max_in_flight=SLOTS,
         )
 
@@ -123,7 +123,7 @@ class TestImagine:
                 imagine_cmd(uuid4(), text=" "),
                 world.uow,
                 world.deps().providers,
-                provider="goapi",
+                default_provider="goapi",
                 max_in_flight=SLOTS,
             )
         assert world.uow.outbox == []

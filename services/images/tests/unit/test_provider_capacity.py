@@ -20,7 +20,7 @@ SLOTS = 100  # tasks in flight per provider: not the subject here
 async def pending_task(world: Any) -> Any:
     cmd = ImagineCommand(owner_id=uuid4(), prompt_id=uuid4(), prompt_text="a red fox")
     return await tasks.imagine(
-        cmd, world.uow, world.deps().providers, provider="goapi", max_in_flight=SLOTS
+        cmd, world.uow, world.deps().providers, default_provider="goapi", max_in_flight=SLOTS
     )
 
 

@@ -31,7 +31,7 @@ async def quiet_task(world: Any, *, quiet_for: timedelta = QUIET * 2) -> Generat
     """A submitted task whose last news is `quiet_for` old."""
     cmd = ImagineCommand(owner_id=uuid4(), prompt_id=uuid4(), prompt_text="a red fox")
     created = await tasks.imagine(
-        cmd, world.uow, world.deps().providers, provider="goapi", max_in_flight=SLOTS
+        cmd, world.uow, world.deps().providers, default_provider="goapi", max_in_flight=SLOTS
     )
     await tasks.submit_task(
         SubmitTaskJob(task_id=created.id, owner_id=created.owner_id),

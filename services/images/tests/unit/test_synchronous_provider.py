@@ -63,7 +63,7 @@ def stage(world: Any, task: Any) -> list[bytes]:
 
 async def imagine_and_submit(world: Any, providers: dict[str, Any], msg: str = "s1") -> Any:
     task = await tasks.imagine(
-        imagine_cmd(uuid4()), world.uow, providers, provider="goapi", max_in_flight=10
+        imagine_cmd(uuid4()), world.uow, providers, default_provider="goapi", max_in_flight=10
     )
     files = stage(world, task)
     await tasks.submit_task(
@@ -162,7 +162,7 @@ async def test_outside_the_staging_area_nothing_is_read(world) -> None:
 async def test_a_task_cancelled_while_generating_stays_cancelled(world) -> None:
     providers = synchronous(world)
     created = await tasks.imagine(
-        imagine_cmd(uuid4()), world.uow, providers, provider="goapi", max_in_flight=10
+        imagine_cmd(uuid4()), world.uow, providers, default_provider="goapi", max_in_flight=10
     )
     stage(world, created)
 

@@ -61,9 +61,11 @@ async def imagine(
     uow: UnitOfWork,
     providers: Mapping[str, ImageProvider],
     *,
-    provider: str,
+    default_provider: str,
     max_in_flight: int,
 ) -> Task:
+    """A new grid from a prompt, on the default provider."""
+    provider = default_provider
     task, created = GenerationTask.imagine(
         owner_id=cmd.owner_id,
         prompt_id=cmd.prompt_id,

@@ -18,23 +18,11 @@ from faststream.nats import NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
 
 from imagetron_contracts.models.images import (
-    Image,
-    ImageContentLink,
     ImageEvent,
-    ImagePage,
-    ImageQuery,
-    ImagineCommand,
-    ListImagesQuery,
-    ListTasksQuery,
     PersistImageJob,
     ProviderCallback,
     SubmitTaskJob,
-    Task,
     TaskEvent,
-    TaskPage,
-    TaskQuery,
-    UpscaleCommand,
-    VariationCommand,
 )
 from imagetron_contracts.streams import (
     EVENTS_STREAM,
@@ -61,7 +49,7 @@ from imagetron_images.app import callbacks, images, tasks
 from imagetron_images.app.dependencies import Dependencies
 from imagetron_images.app.jobs import Delivery, RetryLater
 from imagetron_platform.messaging import Redelivery, jstream
-from imagetron_platform.rpc import rpc_handler
+from imagetron_platform.rpc import RpcRoute, register_rpc
 
 log = logging.getLogger(__name__)
 
@@ -83,78 +71,28 @@ class ConsumerSettings:
     persist_concurrency: int = 1
 
 
+#: The gateway's requests and the handlers that answer them (dependencies by name).
+RPC_ROUTES = (
+    RpcRoute(RPC_IMAGES_IMAGINE, tasks.imagine),
+    RpcRoute(RPC_IMAGES_TASKS_REROLL, tasks.reroll),
+    RpcRoute(RPC_IMAGES_TASKS_VARIATION, tasks.variation),
+    RpcRoute(RPC_IMAGES_TASKS_UPSCALE, tasks.upscale),
+    RpcRoute(RPC_IMAGES_TASKS_CANCEL, tasks.cancel_task),
+    RpcRoute(RPC_IMAGES_TASKS_GET, tasks.get_task),
+    RpcRoute(RPC_IMAGES_TASKS_LIST, tasks.list_tasks),
+    RpcRoute(RPC_IMAGES_IMAGES_GET, images.get_image),
+    RpcRoute(RPC_IMAGES_IMAGES_LIST, images.list_images),
+    RpcRoute(RPC_IMAGES_IMAGES_CONTENT_URL, images.image_content_url),
+    RpcRoute(RPC_IMAGES_IMAGES_RETRY, images.retry_image),
+)
+
+
 def register_subscribers(
     broker: NatsBroker, deps: Dependencies, consumers: ConsumerSettings
 ) -> None:
-    _register_rpc(broker, deps)
+    register_rpc(broker, RPC_QUEUE, RPC_ROUTES, deps)
     _register_jobs(broker, deps, consumers)
     _declare_outbox_messages(broker)
-
-
-def _register_rpc(broker: NatsBroker, deps: Dependencies) -> None:
-    @broker.subscriber(RPC_IMAGES_IMAGINE, queue=RPC_QUEUE)
-    @rpc_handler
-    async def imagine(cmd: ImagineCommand) -> Task:
-        return await tasks.imagine(
-            cmd, deps.new_uow(), deps.providers,
-            provider=deps.default_provider, max_in_flight=deps.max_in_flight,
-        )  # fmt: skip
-
-    @broker.subscriber(RPC_IMAGES_TASKS_REROLL, queue=RPC_QUEUE)
-    @rpc_handler
-    async def reroll(query: TaskQuery) -> Task:
-        return await tasks.reroll(
-            query, deps.new_uow(), deps.providers, max_in_flight=deps.max_in_flight
-        )
-
-    @broker.subscriber(RPC_IMAGES_TASKS_VARIATION, queue=RPC_QUEUE)
-    @rpc_handler
-    async def variation(cmd: VariationCommand) -> Task:
-        return await tasks.variation(
-            cmd, deps.new_uow(), deps.providers, max_in_flight=deps.max_in_flight
-        )
-
-    @broker.subscriber(RPC_IMAGES_TASKS_UPSCALE, queue=RPC_QUEUE)
-    @rpc_handler
-    async def upscale(cmd: UpscaleCommand) -> Task:
-        return await tasks.upscale(
-            cmd, deps.new_uow(), deps.providers, max_in_flight=deps.max_in_flight
-        )
-
-    @broker.subscriber(RPC_IMAGES_TASKS_CANCEL, queue=RPC_QUEUE)
-    @rpc_handler
-    async def cancel_task(query: TaskQuery) -> Task:
-        return await tasks.cancel_task(query, deps.new_uow(), deps.providers)
-
-    @broker.subscriber(RPC_IMAGES_TASKS_GET, queue=RPC_QUEUE)
-    @rpc_handler
-    async def get_task(query: TaskQuery) -> Task:
-        return await tasks.get_task(query, deps.new_uow(), deps.providers)
-
-    @broker.subscriber(RPC_IMAGES_TASKS_LIST, queue=RPC_QUEUE)
-    @rpc_handler
-    async def list_tasks(query: ListTasksQuery) -> TaskPage:
-        return await tasks.list_tasks(query, deps.new_uow(), deps.providers)
-
-    @broker.subscriber(RPC_IMAGES_IMAGES_GET, queue=RPC_QUEUE)
-    @rpc_handler
-    async def get_image(query: ImageQuery) -> Image:
-        return await images.get_image(query, deps.new_uow())
-
-    @broker.subscriber(RPC_IMAGES_IMAGES_LIST, queue=RPC_QUEUE)
-    @rpc_handler
-    async def list_images(query: ListImagesQuery) -> ImagePage:
-        return await images.list_images(query, deps.new_uow())
-
-    @broker.subscriber(RPC_IMAGES_IMAGES_CONTENT_URL, queue=RPC_QUEUE)
-    @rpc_handler
-    async def image_content_url(query: ImageQuery) -> ImageContentLink:
-        return await images.image_content_url(query, deps.new_uow(), deps.store)
-
-    @broker.subscriber(RPC_IMAGES_IMAGES_RETRY, queue=RPC_QUEUE)
-    @rpc_handler
-    async def retry_image(query: ImageQuery) -> Image:
-        return await images.retry_image(query, deps.new_uow())
 
 
 def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSettings) -> None:

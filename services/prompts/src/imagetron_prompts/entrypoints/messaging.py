@@ -23,27 +23,11 @@ from faststream.nats.annotations import NatsMessage
 from pydantic import ValidationError
 
 from imagetron_contracts.models.chats import (
-    Chat,
     ChatEvent,
-    ChatPage,
-    ChatQuery,
-    ChatSummary,
-    ContinueChatCommand,
-    ListChatsQuery,
-    StartChatCommand,
 )
 from imagetron_contracts.models.images import TaskEvent
 from imagetron_contracts.models.prompts import (
-    CreatePromptCommand,
-    GeneratedPrompts,
-    GeneratePromptsCommand,
-    ListPromptsQuery,
-    Prompt,
     PromptEvent,
-    PromptPage,
-    PromptQuery,
-    SetPromptStatusCommand,
-    UpdatePromptCommand,
 )
 from imagetron_contracts.streams import (
     EVENTS_STREAM,
@@ -64,7 +48,7 @@ from imagetron_contracts.streams import (
 )
 from imagetron_platform.messaging import Redelivery, jstream
 from imagetron_platform.metrics import INBOX_DUPLICATES
-from imagetron_platform.rpc import rpc_handler
+from imagetron_platform.rpc import RpcRoute, register_rpc
 from imagetron_prompts.app import chats, prompts, workshop
 from imagetron_prompts.app.dependencies import Dependencies
 from imagetron_prompts.app.prompts import TASK_EVENTS_CONSUMER, TaskEventOutcome
@@ -105,162 +89,32 @@ async def _decode_task_event(
     return body
 
 
+def rpc_routes(llm_concurrency: int) -> tuple[RpcRoute, ...]:
+    """The gateway's requests and the handlers that answer them (dependencies by name).
+    Those that wait for the language model answer `llm_concurrency` requests at once."""
+    llm = llm_concurrency
+    return (
+        RpcRoute(RPC_PROMPTS_CREATE, prompts.create_prompt),
+        RpcRoute(RPC_PROMPTS_GET, prompts.get_prompt),
+        RpcRoute(RPC_PROMPTS_LIST, prompts.list_prompts),
+        RpcRoute(RPC_PROMPTS_PREPARE_GENERATION, prompts.prepare_generation),
+        RpcRoute(RPC_PROMPTS_UPDATE, prompts.update_prompt),
+        RpcRoute(RPC_PROMPTS_DELETE, prompts.delete_prompt),
+        RpcRoute(RPC_PROMPTS_SET_STATUS, prompts.set_status),
+        RpcRoute(RPC_PROMPTS_GENERATE, workshop.generate_prompts, max_workers=llm),
+        RpcRoute(RPC_PROMPTS_RETITLE, workshop.retitle_prompt, max_workers=llm),
+        RpcRoute(RPC_PROMPTS_CHATS_START, chats.start_chat, max_workers=llm),
+        RpcRoute(RPC_PROMPTS_CHATS_CONTINUE, chats.continue_chat, max_workers=llm),
+        RpcRoute(RPC_PROMPTS_CHATS_GET, chats.get_chat),
+        RpcRoute(RPC_PROMPTS_CHATS_LIST, chats.list_chats),
+        RpcRoute(RPC_PROMPTS_CHATS_DELETE, chats.delete_chat),
+    )
+
+
 def register_subscribers(
     broker: NatsBroker, deps: Dependencies, *, llm_concurrency: int = 8
 ) -> None:
-    @broker.subscriber(
-        RPC_PROMPTS_CREATE,
-        queue=RPC_QUEUE,
-        title="prompts_handle_rpc_prompts_create",
-        description="Create a prompt. Replies with an RpcReply whose result is a Prompt.",
-    )
-    @rpc_handler
-    async def create_prompt(cmd: CreatePromptCommand) -> Prompt:
-        return await prompts.create_prompt(cmd, deps.new_uow(), deps.clock)
-
-    @broker.subscriber(
-        RPC_PROMPTS_GET,
-        queue=RPC_QUEUE,
-        title="prompts_handle_rpc_prompts_get",
-        description="Read one prompt. Replies with an RpcReply whose result is a Prompt.",
-    )
-    @rpc_handler
-    async def get_prompt(query: PromptQuery) -> Prompt:
-        return await prompts.get_prompt(query, deps.new_uow())
-
-    @broker.subscriber(
-        RPC_PROMPTS_LIST,
-        queue=RPC_QUEUE,
-        title="prompts_handle_rpc_prompts_list",
-        description="List prompts. Replies with an RpcReply whose result is a PromptPage.",
-    )
-    @rpc_handler
-    async def list_prompts(query: ListPromptsQuery) -> PromptPage:
-        return await prompts.list_prompts(query, deps.new_uow())
-
-    @broker.subscriber(
-        RPC_PROMPTS_PREPARE_GENERATION,
-        queue=RPC_QUEUE,
-        title="prompts_handle_rpc_prompts_prepare_generation",
-        description="Check that a prompt may be rendered now (404 unknown, 409 archived) and "
-        "return it. Replies with an RpcReply whose result is a Prompt.",
-    )
-    @rpc_handler
-    async def prepare_generation(query: PromptQuery) -> Prompt:
-        return await prompts.prepare_generation(query, deps.new_uow())
-
-    @broker.subscriber(
-        RPC_PROMPTS_UPDATE,
-        queue=RPC_QUEUE,
-        title="prompts_handle_rpc_prompts_update",
-        description="Edit a prompt's text and title. Replies with an RpcReply whose result is "
-        "the Prompt.",
-    )
-    @rpc_handler
-    async def update_prompt(cmd: UpdatePromptCommand) -> Prompt:
-        return await prompts.update_prompt(cmd, deps.new_uow(), deps.clock)
-
-    @broker.subscriber(
-        RPC_PROMPTS_DELETE,
-        queue=RPC_QUEUE,
-        title="prompts_handle_rpc_prompts_delete",
-        description="Delete a prompt (409 while it has active tasks). Replies with an RpcReply "
-        "whose result is the deleted Prompt.",
-    )
-    @rpc_handler
-    async def delete_prompt(query: PromptQuery) -> Prompt:
-        return await prompts.delete_prompt(query, deps.new_uow(), deps.clock)
-
-    @broker.subscriber(
-        RPC_PROMPTS_SET_STATUS,
-        queue=RPC_QUEUE,
-        title="prompts_handle_rpc_prompts_set_status",
-        description="Set a prompt's manual status. Replies with an RpcReply whose result is "
-        "the Prompt.",
-    )
-    @rpc_handler
-    async def set_status(cmd: SetPromptStatusCommand) -> Prompt:
-        return await prompts.set_status(cmd, deps.new_uow(), deps.clock)
-
-    @broker.subscriber(
-        RPC_PROMPTS_GENERATE,
-        queue=RPC_QUEUE,
-        max_workers=llm_concurrency,
-        title="prompts_handle_rpc_prompts_generate",
-        description="Have the language model write prompts for a subject and store them. "
-        "Replies with an RpcReply whose result is GeneratedPrompts.",
-    )
-    @rpc_handler
-    async def generate_prompts(cmd: GeneratePromptsCommand) -> GeneratedPrompts:
-        return await workshop.generate_prompts(cmd, deps.new_uow, deps.llm, deps.clock)
-
-    @broker.subscriber(
-        RPC_PROMPTS_RETITLE,
-        queue=RPC_QUEUE,
-        max_workers=llm_concurrency,
-        title="prompts_handle_rpc_prompts_retitle",
-        description="Replace a prompt's title with a different one from the language model. "
-        "Replies with an RpcReply whose result is the Prompt.",
-    )
-    @rpc_handler
-    async def retitle_prompt(query: PromptQuery) -> Prompt:
-        return await workshop.retitle_prompt(query, deps.new_uow, deps.llm, deps.clock)
-
-    @broker.subscriber(
-        RPC_PROMPTS_CHATS_START,
-        queue=RPC_QUEUE,
-        max_workers=llm_concurrency,
-        title="prompts_handle_rpc_prompts_chats_start",
-        description="Start a subject chat (the language model answers the brief). Replies "
-        "with an RpcReply whose result is the Chat.",
-    )
-    @rpc_handler
-    async def start_chat(cmd: StartChatCommand) -> Chat:
-        return await chats.start_chat(cmd, deps.new_uow, deps.llm, deps.clock)
-
-    @broker.subscriber(
-        RPC_PROMPTS_CHATS_CONTINUE,
-        queue=RPC_QUEUE,
-        max_workers=llm_concurrency,
-        title="prompts_handle_rpc_prompts_chats_continue",
-        description="Continue a subject chat (the language model answers). Replies with an "
-        "RpcReply whose result is the Chat.",
-    )
-    @rpc_handler
-    async def continue_chat(cmd: ContinueChatCommand) -> Chat:
-        return await chats.continue_chat(cmd, deps.new_uow, deps.llm, deps.clock)
-
-    @broker.subscriber(
-        RPC_PROMPTS_CHATS_GET,
-        queue=RPC_QUEUE,
-        title="prompts_handle_rpc_prompts_chats_get",
-        description="Read one subject chat with its history. Replies with an RpcReply whose "
-        "result is the Chat.",
-    )
-    @rpc_handler
-    async def get_chat(query: ChatQuery) -> Chat:
-        return await chats.get_chat(query, deps.new_uow())
-
-    @broker.subscriber(
-        RPC_PROMPTS_CHATS_LIST,
-        queue=RPC_QUEUE,
-        title="prompts_handle_rpc_prompts_chats_list",
-        description="List subject chats. Replies with an RpcReply whose result is a ChatPage.",
-    )
-    @rpc_handler
-    async def list_chats(query: ListChatsQuery) -> ChatPage:
-        return await chats.list_chats(query, deps.new_uow())
-
-    @broker.subscriber(
-        RPC_PROMPTS_CHATS_DELETE,
-        queue=RPC_QUEUE,
-        title="prompts_handle_rpc_prompts_chats_delete",
-        description="Delete a subject chat. Replies with an RpcReply whose result is its last "
-        "ChatSummary.",
-    )
-    @rpc_handler
-    async def delete_chat(query: ChatQuery) -> ChatSummary:
-        return await chats.delete_chat(query, deps.new_uow(), deps.clock)
+    register_rpc(broker, RPC_QUEUE, rpc_routes(llm_concurrency), deps)
 
     @broker.subscriber(
         TASK_EVENTS_SUBJECT,
