@@ -2,7 +2,8 @@
 adapter: what the providers and their client libraries really send must parse into the
 right status, progress, images and error. Each folder's README says where each payload
 came from; its `expected.json` says, per file, which adapter call receives it and what
-comes out. A payload file without an expectation (or the reverse) fails the suite.
+comes out (one case, or a list when the same payload reaches the adapter in several ways).
+A payload file without an expectation (or the reverse) fails the suite.
 
 The adapters' HTTP goes through an `httpx.MockTransport` that answers with the recorded
 payload (and, for a call that needs several requests, with the other payloads the case
@@ -23,6 +24,7 @@ import pytest
 
 from imagetron_contracts.models.images import ProcessMode, TaskCommand, VariationStrength
 from imagetron_images.adapters.goapi import GoApiProvider
+from imagetron_images.adapters.replicate import ReplicateProvider
 from imagetron_images.app import ports
 from imagetron_images.app.ports import ImageProvider
 from imagetron_images.domain import ProviderRequest
@@ -40,16 +42,31 @@ def goapi(client: httpx.AsyncClient) -> ImageProvider:
     )  # fmt: skip
 
 
+def replicate(client: httpx.AsyncClient) -> ImageProvider:
+    return ReplicateProvider(
+        client, base_url="https://api.replicate.com", api_token="r8_test",
+        model="black-forest-labs/flux-schnell", version=None, extra_input={"num_outputs": 4},
+        webhook_public_base_url="https://imagetron.example", webhook_token_key="t",
+    )  # fmt: skip
+
+
 ADAPTERS: Mapping[str, Callable[[httpx.AsyncClient], ImageProvider]] = {
     "goapi": goapi,
+    "replicate": replicate,
 }
 
 
-def cases() -> list[tuple[str, str]]:
+def expectations(provider: str) -> dict[str, list[dict[str, Any]]]:
+    found = json.loads((FIXTURES / provider / "expected.json").read_text())
+    return {name: case if isinstance(case, list) else [case] for name, case in found.items()}
+
+
+def cases() -> list[Any]:
     return [
-        (provider, name)
+        pytest.param(provider, name, case, id=f"{provider}-{name}-{case['call']}")
         for provider in sorted(ADAPTERS)
-        for name in sorted(json.loads((FIXTURES / provider / "expected.json").read_text()))
+        for name, listed in sorted(expectations(provider).items())
+        for case in listed
     ]
 
 
@@ -117,9 +134,8 @@ def as_plain(update: Any) -> dict[str, Any]:
     } | {"split_urls": list(plain["split_urls"])}
 
 
-@pytest.mark.parametrize(("provider", "name"), cases())
-async def test_recorded_payload(provider: str, name: str) -> None:
-    case = json.loads((FIXTURES / provider / "expected.json").read_text())[name]
+@pytest.mark.parametrize(("provider", "name", "case"), cases())
+async def test_recorded_payload(provider: str, name: str, case: dict[str, Any]) -> None:
     expect: dict[str, Any] = case["expect"]
     replay = Replay(provider, name, case)
     async with httpx.AsyncClient(transport=httpx.MockTransport(replay)) as client:

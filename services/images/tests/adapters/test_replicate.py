@@ -125,7 +125,8 @@ async def test_imagine_creates_a_prediction_of_the_official_model(replicate) -> 
         "num_outputs": 4, "output_format": "webp",
         "prompt": "a paper boat on a puddle", "aspect_ratio": "16:9",
     }  # fmt: skip
-    assert body["webhook_events_filter"] == ["start", "completed"]
+    # Every event: `output` and `logs` are where progress comes from.
+    assert body["webhook_events_filter"] == ["start", "output", "logs", "completed"]
     assert "version" not in body
     hook = urlsplit(body["webhook"])
     assert (hook.scheme, hook.netloc, hook.path) == (
@@ -249,7 +250,8 @@ _PARSER = make(httpx.AsyncClient(), "http://x")
         ("processing", ProviderStatus.running),
         ("succeeded", ProviderStatus.completed),
         ("failed", ProviderStatus.failed),
-        ("canceled", ProviderStatus.failed),
+        ("canceled", ProviderStatus.cancelled),
+        ("aborted", ProviderStatus.failed),
     ],
 )
 def test_statuses(status: str, expected: ProviderStatus) -> None:
@@ -275,11 +277,35 @@ def test_outputs_that_are_not_urls_are_ignored() -> None:
     assert update.split_urls == (OUTPUTS[1],)
 
 
-def test_a_processing_prediction_has_no_images_yet() -> None:
+def test_a_processing_prediction_has_no_images_yet_but_a_preview() -> None:
     update = _PARSER.parse_callback(
-        prediction("processing", output=[OUTPUTS[0]], logs="Using seed: 1\n50%|█████")
+        prediction("processing", output=OUTPUTS[:2], logs="Using seed: 1\n50%|█████")
     )
     assert (update.split_urls, update.image_url, update.error) == ((), None, None)
+    assert update.preview_url == OUTPUTS[1]
+    assert update.progress is None  # half a progress bar is not one
+
+
+@pytest.mark.parametrize(
+    ("logs", "progress"),
+    [
+        ("", None),
+        (None, None),
+        ("Using seed: 7\nrunning quantized model\n", None),
+        ("  0%|          | 0/4 [00:00<?, ?it/s]\n 50%|█████     | 2/4 [00:00<00:00]\n", 50),
+        # tqdm redraws in place with carriage returns.
+        ("  25%|██▌       | 1/4 [00:00<00:01]\r 75%|███████▌  | 3/4 [00:01<00:00]", 75),
+        (" 75%|███████▌  | 3/4 [00:01<00:00]\nSaving output 1\n", 75),
+    ],
+)
+def test_progress_comes_from_the_progress_bar_in_the_logs(logs: Any, progress: Any) -> None:
+    assert _PARSER.parse_callback(prediction("processing", logs=logs)).progress == progress
+
+
+def test_a_succeeded_prediction_whose_outputs_were_removed_says_so() -> None:
+    update = _PARSER.parse_callback(prediction("succeeded", output=None, data_removed=True))
+    assert update.status is ProviderStatus.failed
+    assert "deleted its outputs" in (update.error or "")
 
 
 def test_a_failed_prediction_carries_its_error() -> None:
@@ -290,7 +316,9 @@ def test_a_failed_prediction_carries_its_error() -> None:
 
 
 def test_a_canceled_prediction_says_so() -> None:
-    assert "canceled" in (_PARSER.parse_callback(prediction("canceled")).error or "")
+    update = _PARSER.parse_callback(prediction("canceled"))
+    assert update.status is ProviderStatus.cancelled
+    assert "canceled" in (update.error or "")
 
 
 @pytest.mark.parametrize(

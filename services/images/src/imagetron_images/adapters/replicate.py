@@ -7,7 +7,11 @@ object `{id, model, version, input, output, error, logs, status, created_at, url
 
 Replicate runs a text-to-image model: imagine is the only command it can do. Its outputs
 (a URL, or a list of them) become the task's versions; there is no grid. They are deleted
-about an hour after the prediction, so they are persisted as soon as the task completes.
+about an hour after the prediction (`data_removed` becomes true), so they are persisted as
+soon as the task completes. Webhooks come for every event (`start`, `output`, `logs`,
+`completed`; `output` and `logs` at most every 500 ms): progress is read from the logs where
+the model prints a progress bar (tqdm's `45%|████▌     | 9/20`, the pattern Replicate's own
+Python client parses), and the latest output seen while processing is the preview.
 The gateway verifies the webhook signature; the callback URL also carries the per-task
 token, because the signature covers the body, not the task id in the URL.
 """
@@ -15,6 +19,7 @@ token, because the signature covers the body, not the task id in the URL.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -36,18 +41,26 @@ log = logging.getLogger(__name__)
 PROVIDER = "replicate"
 # A text-to-image model: nothing to upscale, vary or reroll; a prediction can be cancelled.
 CAPABILITIES = frozenset({Capability.imagine, Capability.cancel})
-# `start` and `completed` are always sent; `output`/`logs` would only add noise.
-WEBHOOK_EVENTS = ("start", "completed")
+# Every event: `output` and `logs` carry the progress, `start`/`completed` the changes.
+WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
 
 _STATUSES = {
     "starting": ProviderStatus.queued,
     "processing": ProviderStatus.running,
     "succeeded": ProviderStatus.completed,
     "failed": ProviderStatus.failed,
-    "canceled": ProviderStatus.failed,
+    "canceled": ProviderStatus.cancelled,
+    # Stopped before it ran (e.g. its deadline passed in the queue).
     "aborted": ProviderStatus.failed,
 }
 _CANCELED = "The prediction was canceled at Replicate."
+_ABORTED = "Replicate aborted the prediction before it ran."
+OUTPUT_REMOVED = (
+    "Replicate finished the prediction but has already deleted its outputs (it keeps them "
+    "about an hour): there is nothing left to store."
+)
+# A tqdm progress line, as `replicate.prediction.Prediction.Progress` reads it.
+_PROGRESS = re.compile(r"^\s*(?P<percentage>\d+)%\s*\|.+?\|\s*\d+/\d+")
 
 
 class _Prediction(BaseModel):
@@ -57,6 +70,8 @@ class _Prediction(BaseModel):
     status: str
     output: Any = None
     error: Any = None
+    logs: str | None = None
+    data_removed: bool = False
 
 
 class ReplicateProvider:
@@ -173,21 +188,40 @@ def _prediction(body: Mapping[str, Any], what: str) -> _Prediction:
 
 
 def _update(prediction: _Prediction) -> ProviderUpdate:
-    status = _STATUSES.get(prediction.status.strip().lower())
+    name = prediction.status.strip().lower()
+    status = _STATUSES.get(name)
     if status is None:
         raise MalformedProviderMessage(f"Unknown Replicate status {prediction.status!r}.")
-    error = None
-    if status is ProviderStatus.failed:
-        error = str(prediction.error).strip() if prediction.error else None
-        if not error and prediction.status != "failed":
-            error = _CANCELED
+    outputs = _outputs(prediction.output)
+    error = str(prediction.error).strip() if prediction.error else None
+    if status is ProviderStatus.completed and not outputs and prediction.data_removed:
+        # Found too late (e.g. by reconciliation after its webhook was lost).
+        status, error = ProviderStatus.failed, OUTPUT_REMOVED
+    elif status is ProviderStatus.cancelled:
+        error = error or _CANCELED
+    elif name == "aborted":
+        error = error or _ABORTED
+    running = status is ProviderStatus.running
     return ProviderUpdate(
         provider_task_id=prediction.id,
         command=TaskCommand.imagine,
         status=status,
-        split_urls=_outputs(prediction.output) if status is ProviderStatus.completed else (),
-        error=error,
+        progress=_progress(prediction.logs) if running else None,
+        # While processing, the outputs so far: the latest is the preview.
+        preview_url=outputs[-1] if running and outputs else None,
+        split_urls=outputs if status is ProviderStatus.completed else (),
+        error=error if status in (ProviderStatus.failed, ProviderStatus.cancelled) else None,
     )
+
+
+def _progress(logs: str | None) -> int | None:
+    """The percentage of the last progress bar in the logs, if the model prints one."""
+    # splitlines() also splits on the carriage returns tqdm redraws its bar with.
+    for line in reversed((logs or "").splitlines()):
+        found = _PROGRESS.match(line)
+        if found:
+            return int(found["percentage"])
+    return None
 
 
 def _outputs(output: Any) -> tuple[str, ...]:
