@@ -15,7 +15,7 @@ from pydantic import BaseModel, SecretStr
 
 from imagetron_contracts.models.images import ProviderCallback
 from imagetron_gateway.app.identity import Authenticator
-from imagetron_gateway.bootstrap import SERVICE, api_app
+from imagetron_gateway.bootstrap import SERVICE, api_app, rate_limits
 from imagetron_gateway.context import GatewayContext, GatewayState
 from imagetron_gateway.domain.identity import User, hash_api_key
 from imagetron_gateway.settings import GatewaySettings
@@ -123,6 +123,8 @@ async def gateway() -> AsyncIterator[Gateway]:
         replicate_webhook_secret=SecretStr(REPLICATE_WEBHOOK_SECRET),
         events_token_secret=SecretStr("events-secret"),
         webhook_max_bytes=4096,
+        rate_limit_per_key=50,
+        rate_limit_per_address=20,
     )
     users = FakeUsers()
     people = {"admin": make_user("admin", is_admin=True), "ada": make_user("ada")}
@@ -142,6 +144,7 @@ async def gateway() -> AsyncIterator[Gateway]:
                     authenticator=Authenticator(lambda: FakeIdentityUoW(users), cache_seconds=0),
                     identity_uow=lambda: FakeIdentityUoW(users),
                     http=http,
+                    rate_limits=rate_limits(settings),
                 )
             )
 

@@ -19,6 +19,7 @@ from imagetron_gateway.settings import GatewaySettings
 from imagetron_platform.webhook_tokens import webhook_token
 
 BODY = {"timestamp": 1700000000, "data": {"task_id": "p-1", "status": "completed"}}
+JSON = {"content-type": "application/json"}
 
 
 def _url(gateway, task_id, token=None):
@@ -30,7 +31,7 @@ async def test_verified_callback_is_stored_with_a_body_hash_as_dedupe_id(gateway
     task_id = uuid.uuid4()
     raw = json.dumps(BODY).encode()
     response = await gateway.client.post(
-        _url(gateway, task_id), content=raw, headers={"x-webhook-secret": "s3cret"}
+        _url(gateway, task_id), content=raw, headers={"x-webhook-secret": "s3cret", **JSON}
     )
     assert response.status_code == 200
     assert response.json() == {"status": "accepted"}
@@ -68,22 +69,25 @@ async def test_a_token_for_another_task_or_provider_is_401(gateway):
     missing = await gateway.client.post(
         f"/webhooks/goapi/{task_id}", json=BODY, headers={"x-webhook-secret": "s3cret"}
     )
-    assert missing.status_code == 422
+    assert missing.status_code == 401  # a missing credential is a wrong one
     assert gateway.callbacks.accepted == []
 
 
 async def test_malformed_bodies_are_clear_422s(gateway):
     task_id = uuid.uuid4()
-    headers = {"x-webhook-secret": "s3cret"}
+    headers = {"x-webhook-secret": "s3cret", **JSON}
     for content, needle in (
-        (b"not json", "not JSON"),
+        (b"not json", "not UTF-8 JSON"),
+        (b"\xff\xfe{}", "not UTF-8 JSON"),
         (b"[1, 2]", "JSON object"),
-        (b"{" + b" " * 5000 + b"}", "exceeds"),
+        (b'{"a": ' * 40 + b"1" + b"}" * 40, "nested deeper"),
+        (b'{"a": ' + b"[" * 2_000 + b"]" * 2_000 + b"}", "nested deeper"),
+        (b'{"a": ' * 100_000 + b"1" + b"}" * 100_000, "takes 4096"),
     ):
         response = await gateway.client.post(
             _url(gateway, task_id), content=content, headers=headers
         )
-        assert response.status_code == 422
+        assert response.status_code == (413 if needle == "takes 4096" else 422), needle
         assert needle in response.json()["detail"]
     assert gateway.callbacks.accepted == []
 
@@ -114,7 +118,7 @@ def _mj_url(task_id, token=None, secret="s3cret"):
 async def test_verified_midjourney_proxy_callback_is_stored_with_a_body_hash(gateway):
     task_id = uuid.uuid4()
     raw = json.dumps(MJ_TASK).encode()
-    response = await gateway.client.post(_mj_url(task_id), content=raw)
+    response = await gateway.client.post(_mj_url(task_id), content=raw, headers=JSON)
     assert response.status_code == 200
     [(callback, dedupe_id)] = gateway.callbacks.accepted
     assert (callback.provider, callback.task_id, callback.body) == (
@@ -150,7 +154,7 @@ async def test_midjourney_proxy_token_of_another_task_or_provider_is_401(gateway
     missing = await gateway.client.post(
         f"/webhooks/midjourney_proxy/{task_id}?secret=s3cret", json=MJ_TASK
     )
-    assert missing.status_code == 422
+    assert missing.status_code == 401
     assert gateway.callbacks.accepted == []
 
 
@@ -289,7 +293,7 @@ async def test_a_correctly_signed_replicate_callback_needs_its_tasks_token(repli
     missing = await gateway.client.post(
         f"/webhooks/replicate/{task_id}", content=raw, headers=_signed(raw)
     )
-    assert missing.status_code == 422
+    assert missing.status_code == 401
     assert gateway.callbacks.accepted == []
 
 

@@ -219,6 +219,27 @@ async def test_an_id_older_than_the_stream_gets_a_reset_event(nats_url, js):
     assert data["oldest_kept"] >= live[0]
 
 
+async def test_an_id_from_the_future_gets_a_reset_and_then_live_events(nats_url, js):
+    """A made-up (or pre-wipe) id past the stream's end must not hold back live events
+    until the stream reaches it: the client is told to reload and then follows live."""
+    owner = uuid.uuid4()
+    token, _ = issue_events_token(SECRET, owner, 60)
+    headers = {"Authorization": f"Bearer {token}", "Last-Event-ID": "9" * 19}
+    got = []
+    async with (
+        serving(create_app(_settings(nats_url))) as url,
+        httpx.AsyncClient(base_url=url, timeout=None) as client,
+        aconnect_sse(client, "GET", "/events", headers=headers) as source,
+    ):
+        events = (sse async for sse in source.aiter_sse() if sse.event not in ("message", ""))
+        async with asyncio.timeout(10):
+            reset = await anext(events)
+            live = await _publish(js, owner, "completed", 1)
+            completed = await anext(events)
+    assert reset.event == "reset"
+    assert (completed.event, int(completed.id)) == ("task.completed", live[0])
+
+
 async def _publish_for_task(js, owner, task_id, n, name="progress", pad=0):
     seqs = []
     for i in range(n):

@@ -22,7 +22,7 @@ class CreateUserRequest(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    name: Annotated[str, Field(max_length=100, min_length=1)]
+    name: Annotated[str, Field(max_length=100, min_length=1, pattern='^[^\\u0000]*$')]
     is_admin: bool | None = False
 
 

@@ -110,8 +110,8 @@ class CreatePromptRequest(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    text: Annotated[str, Field(max_length=4000, min_length=1)]
-    title: Annotated[str | None, Field(max_length=200)] = None
+    text: Annotated[str, Field(max_length=4000, min_length=1, pattern='^[^\\u0000]*$')]
+    title: Annotated[str | None, Field(max_length=200, pattern='^[^\\u0000]*$')] = None
 
 
 class UpdatePromptRequest(BaseModel):
@@ -121,8 +121,8 @@ class UpdatePromptRequest(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    text: Annotated[str | None, Field(max_length=4000, min_length=1)] = None
-    title: Annotated[str | None, Field(max_length=200)] = None
+    text: Annotated[str | None, Field(max_length=4000, min_length=1, pattern='^[^\\u0000]*$')] = None
+    title: Annotated[str | None, Field(max_length=200, pattern='^[^\\u0000]*$')] = None
 
 
 class SetPromptStatusRequest(BaseModel):
@@ -136,9 +136,9 @@ class GeneratePromptsRequest(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    subject: Annotated[str, Field(description="What the images show, e.g. one of a chat's subjects.", max_length=500, min_length=1)]
+    subject: Annotated[str, Field(description="What the images show, e.g. one of a chat's subjects.", max_length=500, min_length=1, pattern='^[^\\u0000]*$')]
     count: Annotated[int | None, Field(description='How many prompts.', ge=1, le=10)] = 4
-    style: Annotated[str | None, Field(description='An optional direction for the style (e.g. "watercolor", "editorial photo").', max_length=200)] = None
+    style: Annotated[str | None, Field(description='An optional direction for the style (e.g. "watercolor", "editorial photo").', max_length=200, pattern='^[^\\u0000]*$')] = None
     aspect_ratio: Annotated[str | None, Field(description='Written into each prompt as the Midjourney parameter `--ar`.', pattern='^[1-9][0-9]?:[1-9][0-9]?$')] = '1:1'
     chat_id: Annotated[UUID | None, Field(description='Link the prompts to this subject chat (404 if the caller has no such chat).')] = None
 

@@ -17,10 +17,18 @@ class ProblemError(Exception):
     title: str = "Internal error"
     slug: str = "internal"
 
-    def __init__(self, detail: str, *, errors: list[FieldError] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
+        #: Sent with the HTTP answer (e.g. `Retry-After`); not part of the document.
+        self.headers = headers or {}
 
     def to_problem(self, instance: str | None = None) -> Problem:
         return Problem(
@@ -71,6 +79,24 @@ class Conflict(ProblemError):
     slug = "conflict"
 
 
+class PayloadTooLarge(ProblemError):
+    status = 413
+    title = "Content too large"
+    slug = "content-too-large"
+
+
+class UnsupportedMediaType(ProblemError):
+    status = 415
+    title = "Unsupported media type"
+    slug = "unsupported-media-type"
+
+
+class TooManyRequests(ProblemError):
+    status = 429
+    title = "Too many requests"
+    slug = "too-many-requests"
+
+
 class BadGateway(ProblemError):
     status = 502
     title = "Bad gateway"
@@ -101,6 +127,9 @@ _BY_STATUS: dict[int, type[ProblemError]] = {
         Forbidden,
         NotFound,
         Conflict,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        TooManyRequests,
         BadGateway,
         ServiceUnavailable,
         ServiceTimeout,

@@ -43,9 +43,11 @@ def issue_events_token(
 
 def verify_events_token(secret: str, token: str, now: float | None = None) -> EventsClaims | None:
     """The claims of a valid, unexpired token; None for anything else."""
+    if not token.isascii():
+        return None
     body, _, sig = token.partition(".")
     expected = _b64(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest())
-    if not sig or not hmac.compare_digest(expected, sig):
+    if not sig or not hmac.compare_digest(expected.encode(), sig.encode()):
         return None
     try:
         claims = json.loads(_unb64(body))

@@ -13,10 +13,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imagetron_contracts.models.common import FieldError
 from imagetron_platform import metrics
-from imagetron_platform.errors import InvalidRequest, ProblemError, ServiceUnavailable
+from imagetron_platform.errors import (
+    InvalidRequest,
+    PayloadTooLarge,
+    ProblemError,
+    ServiceUnavailable,
+)
 from imagetron_platform.outages import dependency_outage
 
 log = logging.getLogger(__name__)
@@ -27,11 +34,9 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 
 def problem_response(exc: ProblemError, request: Request) -> JSONResponse:
     problem = exc.to_problem(instance=request.url.path)
-    headers = (
-        {"Retry-After": str(exc.retry_after_seconds)}
-        if isinstance(exc, ServiceUnavailable)
-        else None
-    )
+    headers = dict(exc.headers)
+    if isinstance(exc, ServiceUnavailable):
+        headers.setdefault("Retry-After", str(exc.retry_after_seconds))
     return JSONResponse(
         problem.model_dump(mode="json", exclude_none=True),
         status_code=exc.status,
@@ -59,12 +64,46 @@ async def _on_validation(request: Request, exc: Exception) -> Response:
 
 async def _on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    err = ProblemError(str(exc.detail))
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+        # FastAPI's answer to a JSON body it could not even decode (not UTF-8, nested past
+        # the parser's depth): a malformed request like any other, so 422 as documented.
+        return problem_response(InvalidRequest(_undecodable(exc.__cause__)), request)
+    if exc.status_code == 413:
+        return problem_response(
+            PayloadTooLarge("The request body is larger than this operation accepts."), request
+        )
+    err = ProblemError(str(exc.detail), headers=dict(exc.headers or {}))
     err.status, err.title, err.slug = exc.status_code, str(exc.detail), f"http-{exc.status_code}"
-    response = problem_response(err, request)
-    if exc.headers:
-        response.headers.update(exc.headers)
-    return response
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route that matched the path; the path
+        # may have more (one route per method), so list them all.
+        err.headers["Allow"] = ", ".join(allowed_methods(request))
+        err.detail = f"{request.method} is not allowed here; use {err.headers['Allow']}."
+    return problem_response(err, request)
+
+
+def _undecodable(cause: BaseException) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return "The request body is not UTF-8."
+    if isinstance(cause, RecursionError):
+        return "The request body is nested too deeply."
+    return f"The request body is not valid JSON: {cause}."
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route accepts on the request's path (asked of the router itself,
+    so included routers count like any route)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
@@ -76,6 +115,50 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
     return problem_response(ProblemError("Something went wrong on our side."), request)
 
 
+#: On every answer. Pages (HTML) also get `PAGE_POLICY`; API answers that say nothing
+#: about caching get `no-store` (they are per-user and often secret: keys, tokens).
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+)
+#: Scripts, styles and everything else from our own origin only; never framed. Images may
+#: also be `data:` URIs (the docs' icons).
+PAGE_POLICY = (
+    b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+    b"base-uri 'none'; form-action 'self'"
+)
+
+
+class SecurityHeadersMiddleware:
+    """Plain ASGI (no extra stream hop for SSE or image bytes): adds the headers to the
+    response start."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [h for h in SECURITY_HEADERS if h[0] not in present]
+                content_type = next((v for n, v in headers if n.lower() == b"content-type"), b"")
+                if b"cache-control" not in present:
+                    headers.append((b"cache-control", b"no-store"))
+                if b"content-security-policy" not in present:
+                    headers.append((b"content-security-policy", PAGE_POLICY))
+                if content_type.startswith(b"text/html"):
+                    headers.append((b"x-frame-options", b"DENY"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def install_platform(
     app: FastAPI, service: str, readiness: Mapping[str, ReadinessCheck] | None = None
 ) -> None:
@@ -84,6 +167,7 @@ def install_platform(
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(Exception, _on_unexpected)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(metrics.HttpMetricsMiddleware, service=service)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     checks = dict(readiness or {})

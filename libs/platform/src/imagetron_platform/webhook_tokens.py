@@ -19,10 +19,14 @@ def webhook_token(key: str, provider: str, task_id: UUID) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def verify_webhook_token(key: str, provider: str, task_id: UUID, token: str) -> bool:
-    return hmac.compare_digest(webhook_token(key, provider, task_id), token)
+def verify_webhook_token(key: str, provider: str, task_id: UUID, token: str | None) -> bool:
+    """A missing or malformed token (any text at all) is simply not valid."""
+    return secrets_match(webhook_token(key, provider, task_id), token)
 
 
 def secrets_match(expected: str, given: str | None) -> bool:
-    """Constant-time comparison of a shared secret; a missing one never matches."""
-    return given is not None and hmac.compare_digest(expected.encode(), given.encode())
+    """Constant-time comparison of a shared secret; a missing one never matches. Compared
+    as UTF-8 bytes: `compare_digest` refuses non-ASCII text instead of answering False."""
+    return given is not None and hmac.compare_digest(
+        expected.encode(), given.encode("utf-8", "surrogateescape")
+    )

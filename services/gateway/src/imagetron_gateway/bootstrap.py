@@ -14,9 +14,11 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from faststream.nats import NatsBroker
+from starlette.middleware import Middleware
 
 from imagetron_gateway.adapters.callbacks import JetStreamCallbackSink
 from imagetron_gateway.adapters.identity import SqlIdentityUnitOfWork
+from imagetron_gateway.adapters.rate_limits import RequestRateLimits
 from imagetron_gateway.app.identity import Authenticator, ensure_bootstrap_admin
 from imagetron_gateway.context import GatewayContext, GatewayState
 from imagetron_gateway.entrypoints.http import (
@@ -30,7 +32,8 @@ from imagetron_gateway.entrypoints.http import (
     users,
     webhooks,
 )
-from imagetron_gateway.entrypoints.http.problems import problem_media_type
+from imagetron_gateway.entrypoints.http.guard import RequestGuard
+from imagetron_gateway.entrypoints.http.problems import guard_responses, problem_media_type
 from imagetron_gateway.settings import GatewaySettings
 from imagetron_platform.lifecycle import Database, ServiceLifecycle
 from imagetron_platform.messaging import make_broker
@@ -82,10 +85,19 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     authenticator=Authenticator(identity_uow, settings.api_key_cache_seconds),
                     identity_uow=identity_uow,
                     http=http,
+                    rate_limits=rate_limits(settings),
                 )
             )
 
     return api_app(lifecycle.app(title="Imagetron API", state=state))
+
+
+def rate_limits(settings: GatewaySettings) -> RequestRateLimits:
+    return RequestRateLimits(
+        per_key=settings.rate_limit_per_key,
+        per_address=settings.rate_limit_per_address,
+        window_seconds=settings.rate_limit_window_seconds,
+    )
 
 
 def api_app(app: FastAPI) -> FastAPI:
@@ -95,13 +107,16 @@ def api_app(app: FastAPI) -> FastAPI:
     for module in (users, prompts, chats, tasks, images, publications, events_token, events):
         app.include_router(module.router)
     app.include_router(webhooks.router)
+    # Innermost (appended, not added on top): its refusals still pass through the
+    # platform's metrics, security headers and correlation ids.
+    app.user_middleware.append(Middleware(RequestGuard))
     generate_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
         # What FastAPI derives from the routes; the contract test compares it with the
         # document, which is what `/openapi.json` serves.
         if app.openapi_schema is None:
-            app.openapi_schema = problem_media_type(generate_openapi())
+            app.openapi_schema = guard_responses(problem_media_type(generate_openapi()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

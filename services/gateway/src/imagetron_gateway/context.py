@@ -8,6 +8,7 @@ from typing import TypedDict
 
 import httpx
 
+from imagetron_gateway.adapters.rate_limits import RequestRateLimits
 from imagetron_gateway.app.identity import Authenticator
 from imagetron_gateway.app.ports import CallbackSink, IdentityUnitOfWork, ServiceClient
 from imagetron_gateway.settings import GatewaySettings
@@ -22,6 +23,7 @@ class GatewayContext:
     identity_uow: Callable[[], IdentityUnitOfWork]
     #: Streams SSE from the notifier and stored image bytes from object storage.
     http: httpx.AsyncClient
+    rate_limits: RequestRateLimits
 
 
 class GatewayState(TypedDict):

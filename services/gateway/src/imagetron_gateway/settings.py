@@ -33,6 +33,15 @@ class GatewaySettings(DatabaseSettings):
 
     api_key_cache_seconds: float = Field(default=30.0, ge=0)
 
+    #: Largest request body of an API operation (webhooks: `webhook_max_bytes`); counted
+    #: while it streams in, 413 past it.
+    max_body_bytes: int = Field(default=65_536, ge=1024)
+    #: Requests per `rate_limit_window_seconds`, per API key and per client address for
+    #: requests without a valid key; per gateway replica (429 with `Retry-After` past it).
+    rate_limit_per_key: int = Field(default=600, ge=1)
+    rate_limit_per_address: int = Field(default=120, ge=1)
+    rate_limit_window_seconds: int = Field(default=60, ge=1)
+
     #: How long calls that wait for the language model (chats, prompt generation, titles)
     #: may take, instead of `rpc_timeout_seconds`. Keep it above the prompts service's
     #: `llm_deadline_seconds` (90 s), so the service's own 504 arrives rather than ours.

@@ -150,7 +150,10 @@ class JetStreamFeed:
             last = after_seq
             if after_seq is not None:
                 info = await self._js.stream_info(EVENTS_STREAM.name)
-                if after_seq + 1 < info.state.first_seq:
+                # Older than what is kept, or newer than anything ever stored (a stream
+                # that was recreated, or an id the client made up): either way the client
+                # must reload, and live events must not be held back until that id.
+                if not info.state.first_seq <= after_seq + 1 <= info.state.last_seq + 1:
                     yield FeedReset(requested_after=after_seq, oldest_kept=info.state.first_seq)
                     last = None
                 else:

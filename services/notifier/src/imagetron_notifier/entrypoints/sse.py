@@ -29,6 +29,9 @@ from imagetron_notifier.settings import NotifierSettings
 from imagetron_platform.errors import Unauthorized
 from imagetron_platform.events_tokens import EVENTS_COOKIE, verify_events_token
 
+#: A stream sequence: JetStream's are unsigned 64-bit, so at most 19 digits here.
+LAST_EVENT_ID = r"^[0-9]{1,19}$"
+
 router = APIRouter()
 
 
@@ -81,7 +84,9 @@ def subscriber(request: Request) -> UUID:
 async def stream_events(
     request: Request,
     owner_id: Annotated[UUID, Depends(subscriber)],
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", pattern=r"^[0-9]+$")] = None,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", pattern=LAST_EVENT_ID)
+    ] = None,
     task_id: UUID | None = None,
     prompt_id: UUID | None = None,
     types: Annotated[str | None, Query(pattern=EVENT_TYPES)] = None,

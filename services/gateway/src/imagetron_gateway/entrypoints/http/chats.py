@@ -52,7 +52,7 @@ async def list_chats(
 
 
 @router.get(
-    "/chats/{chat_id}",
+    "/chats/{chat_id:id}",
     operation_id="getChat",
     responses=problems(401, 404, 422, 503, 504),
     tags=["chats"],
@@ -63,7 +63,7 @@ async def get_chat(chat_id: UUID, caller: CurrentUser, ctx: Context) -> Chat:
 
 
 @router.delete(
-    "/chats/{chat_id}",
+    "/chats/{chat_id:id}",
     status_code=204,
     response_class=Response,
     operation_id="deleteChat",
@@ -77,7 +77,7 @@ async def delete_chat(chat_id: UUID, caller: CurrentUser, ctx: Context) -> Respo
 
 
 @router.post(
-    "/chats/{chat_id}/messages",
+    "/chats/{chat_id:id}/messages",
     status_code=201,
     operation_id="continueChat",
     responses=problems(401, 404, 422, 502, 503, 504),

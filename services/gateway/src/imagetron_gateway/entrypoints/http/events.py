@@ -19,6 +19,9 @@ from imagetron_gateway.entrypoints.http.problems import problems
 from imagetron_platform.errors import ServiceUnavailable
 from imagetron_platform.events_tokens import issue_events_token
 
+#: A stream sequence: JetStream's are unsigned 64-bit, so at most 19 digits here.
+LAST_EVENT_ID = r"^[0-9]{1,19}$"
+
 router = APIRouter(prefix="/api/v1")
 
 EVENT_TYPES_PATTERN = r"^[a-z_]+\.[a-z_]+(,[a-z_]+\.[a-z_]+)*$"
@@ -37,7 +40,9 @@ UPSTREAM_TOKEN_TTL = 60
 async def stream_events(
     owner: EventsOwner,
     ctx: Context,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", pattern=r"^[0-9]+$")] = None,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", pattern=LAST_EVENT_ID)
+    ] = None,
     task_id: UUID | None = None,
     prompt_id: UUID | None = None,
     types: Annotated[str | None, Query(pattern=EVENT_TYPES_PATTERN)] = None,

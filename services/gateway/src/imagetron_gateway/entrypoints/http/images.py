@@ -50,7 +50,7 @@ async def list_images(
 
 
 @router.get(
-    "/images/{image_id}",
+    "/images/{image_id:id}",
     operation_id="getImage",
     responses=problems(401, 404, 422, 503, 504),
     tags=["images"],
@@ -61,7 +61,7 @@ async def get_image(image_id: UUID, caller: CurrentUser, ctx: Context) -> Image:
 
 
 @router.post(
-    "/images/{image_id}/retry",
+    "/images/{image_id:id}/retry",
     operation_id="retryImage",
     status_code=202,
     responses=problems(401, 404, 409, 422, 503, 504),
@@ -73,7 +73,7 @@ async def retry_image(image_id: UUID, caller: CurrentUser, ctx: Context) -> Imag
 
 
 @router.get(
-    "/images/{image_id}/content",
+    "/images/{image_id:id}/content",
     operation_id="getImageContent",
     tags=["images"],
     response_class=StreamingResponse,

@@ -11,7 +11,10 @@ _DESCRIPTIONS = {
     403: "The credentials are valid but may not do this.",
     404: "No such resource for this user.",
     409: "The resource's state does not allow this now.",
+    413: "The request body is larger than this operation accepts.",
+    415: "The request body is not JSON (`Content-Type: application/json`).",
     422: "The request is malformed or fails validation.",
+    429: "Over a rate limit or a daily budget; retry after `Retry-After` seconds.",
     502: "An upstream (the language model) gave no usable answer; the detail names the cause.",
     503: "A dependency is unavailable; retry later.",
     504: "A service did not answer in time; retry later.",
@@ -45,3 +48,26 @@ def problem_media_type(openapi: dict[str, Any]) -> dict[str, Any]:
                     if schema is not None:
                         content["application/problem+json"] = {"schema": schema}
     return openapi
+
+
+def guard_responses(openapi: dict[str, Any]) -> dict[str, Any]:
+    """What the request guard (`guard.py`) answers before any route runs: 413 and 415 on
+    operations that take a body, 429 on the API's operations."""
+    for path, item in openapi.get("paths", {}).items():
+        for operation in item.values():
+            responses = operation.setdefault("responses", {})
+            extra = [413, 415] if "requestBody" in operation else []
+            extra += [429] if path.startswith("/api/v1/") else []
+            for status in extra:
+                responses.setdefault(
+                    str(status),
+                    {
+                        "description": _DESCRIPTIONS[status],
+                        "content": {"application/problem+json": {"schema": _PROBLEM_REF}},
+                    },
+                )
+            operation["responses"] = dict(sorted(responses.items()))
+    return openapi
+
+
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}

@@ -62,7 +62,7 @@ async def list_prompts(
     ctx: Context,
     status: PromptStatus | None = None,
     chat_id: UUID | None = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=200, pattern=r"^[^\u0000]*$")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> PromptPage:
@@ -99,7 +99,7 @@ async def generate_prompts(
 
 
 @router.get(
-    "/prompts/{prompt_id}",
+    "/prompts/{prompt_id:id}",
     operation_id="getPrompt",
     responses=problems(401, 404, 422, 503, 504),
     tags=["prompts"],
@@ -110,7 +110,7 @@ async def get_prompt(prompt_id: UUID, caller: CurrentUser, ctx: Context) -> Prom
 
 
 @router.patch(
-    "/prompts/{prompt_id}",
+    "/prompts/{prompt_id:id}",
     operation_id="updatePrompt",
     responses=problems(401, 404, 422, 503, 504),
     tags=["prompts"],
@@ -141,7 +141,7 @@ async def update_prompt(
 
 
 @router.delete(
-    "/prompts/{prompt_id}",
+    "/prompts/{prompt_id:id}",
     status_code=204,
     response_class=Response,
     operation_id="deletePrompt",
@@ -155,7 +155,7 @@ async def delete_prompt(prompt_id: UUID, caller: CurrentUser, ctx: Context) -> R
 
 
 @router.put(
-    "/prompts/{prompt_id}/status",
+    "/prompts/{prompt_id:id}/status",
     operation_id="setPromptStatus",
     responses=problems(401, 404, 422, 503, 504),
     tags=["prompts"],
@@ -168,7 +168,7 @@ async def set_prompt_status(
 
 
 @router.post(
-    "/prompts/{prompt_id}/retitle",
+    "/prompts/{prompt_id:id}/retitle",
     operation_id="retitlePrompt",
     responses=problems(401, 404, 422, 502, 503, 504),
     tags=["prompts"],
@@ -181,7 +181,7 @@ async def retitle_prompt(prompt_id: UUID, caller: CurrentUser, ctx: Context) -> 
 
 
 @router.post(
-    "/prompts/{prompt_id}/imagine",
+    "/prompts/{prompt_id:id}/imagine",
     status_code=202,
     operation_id="imaginePrompt",
     responses=problems(401, 404, 409, 422, 503, 504),

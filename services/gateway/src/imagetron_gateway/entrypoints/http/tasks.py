@@ -44,7 +44,7 @@ async def list_tasks(
 
 
 @router.get(
-    "/tasks/{task_id}",
+    "/tasks/{task_id:id}",
     operation_id="getTask",
     responses=problems(401, 404, 422, 503, 504),
     tags=["tasks"],
@@ -60,7 +60,7 @@ FOLLOW_UP_PROBLEMS = problems(401, 404, 409, 422, 503, 504)
 
 
 @router.post(
-    "/tasks/{task_id}/reroll",
+    "/tasks/{task_id:id}/reroll",
     operation_id="rerollTask",
     status_code=202,
     responses=FOLLOW_UP_PROBLEMS,
@@ -72,7 +72,7 @@ async def reroll_task(task_id: UUID, caller: CurrentUser, ctx: Context) -> Task:
 
 
 @router.post(
-    "/tasks/{task_id}/variation",
+    "/tasks/{task_id:id}/variation",
     operation_id="varyTask",
     status_code=202,
     responses=FOLLOW_UP_PROBLEMS,
@@ -88,7 +88,7 @@ async def vary_task(
 
 
 @router.post(
-    "/tasks/{task_id}/upscale",
+    "/tasks/{task_id:id}/upscale",
     operation_id="upscaleTask",
     status_code=202,
     responses=FOLLOW_UP_PROBLEMS,
@@ -102,7 +102,7 @@ async def upscale_task(
 
 
 @router.post(
-    "/tasks/{task_id}/cancel",
+    "/tasks/{task_id:id}/cancel",
     operation_id="cancelTask",
     responses=FOLLOW_UP_PROBLEMS,
     tags=["tasks"],

@@ -46,7 +46,7 @@ REPLICATE = "replicate"
 
 
 @router.post(
-    "/goapi/{task_id}",
+    "/goapi/{task_id:id}",
     operation_id="receiveGoapiWebhook",
     tags=["webhooks"],
     responses=problems(401, 422, 503),
@@ -56,7 +56,7 @@ async def receive_goapi_webhook(
     task_id: UUID,
     request: Request,
     ctx: Context,
-    token: Annotated[str, Query()],
+    token: Annotated[str | None, Query()] = None,
     x_webhook_secret: Annotated[str | None, Header(alias="x-webhook-secret")] = None,
 ) -> WebhookAccepted:
     # Same bytes from a retrying provider → same id → stored once.
@@ -66,7 +66,7 @@ async def receive_goapi_webhook(
 
 
 @router.post(
-    "/midjourney_proxy/{task_id}",
+    "/midjourney_proxy/{task_id:id}",
     operation_id="receiveMidjourneyProxyWebhook",
     tags=["webhooks"],
     responses=problems(401, 422, 503),
@@ -76,7 +76,7 @@ async def receive_midjourney_proxy_webhook(
     task_id: UUID,
     request: Request,
     ctx: Context,
-    token: Annotated[str, Query()],
+    token: Annotated[str | None, Query()] = None,
     secret: Annotated[str | None, Query()] = None,
 ) -> WebhookAccepted:
     # The proxy sends the whole task on every change: a new state is a new body.
@@ -86,7 +86,7 @@ async def receive_midjourney_proxy_webhook(
 
 
 @router.post(
-    "/replicate/{task_id}",
+    "/replicate/{task_id:id}",
     operation_id="receiveReplicateWebhook",
     tags=["webhooks"],
     responses=problems(401, 422, 503),
@@ -96,7 +96,7 @@ async def receive_replicate_webhook(
     task_id: UUID,
     request: Request,
     ctx: Context,
-    token: Annotated[str, Query()],
+    token: Annotated[str | None, Query()] = None,
     webhook_id: Annotated[str | None, Header(alias="webhook-id")] = None,
     webhook_timestamp: Annotated[str | None, Header(alias="webhook-timestamp")] = None,
     webhook_signature: Annotated[str | None, Header(alias="webhook-signature")] = None,
@@ -149,7 +149,7 @@ async def _accept_shared_secret_callback(
     request: Request,
     provider: str,
     task_id: UUID,
-    token: str,
+    token: str | None,
     given_secret: str | None,
 ) -> WebhookAccepted:
     """For providers that sign nothing: the shared secret they echo and our per-task token,
@@ -179,11 +179,33 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+#: Provider payloads are a few levels deep; anything far deeper is not one.
+MAX_JSON_DEPTH = 32
+
+
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw)
+    except RecursionError as exc:  # the C parser stops at the interpreter's depth, cleanly
+        raise InvalidRequest(f"The webhook body is nested deeper than {MAX_JSON_DEPTH}.") from exc
     except ValueError as exc:
-        raise InvalidRequest(f"The webhook body is not JSON: {exc}.") from exc
+        raise InvalidRequest(f"The webhook body is not UTF-8 JSON: {exc}.") from exc
     if not isinstance(body, dict):
         raise InvalidRequest("The webhook body must be a JSON object.")
+    if json_depth(body) > MAX_JSON_DEPTH:
+        raise InvalidRequest(f"The webhook body is nested deeper than {MAX_JSON_DEPTH}.")
     return body
+
+
+def json_depth(value: Any) -> int:
+    """How deeply a decoded JSON value nests (iteratively: no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        )
+        if children:
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest

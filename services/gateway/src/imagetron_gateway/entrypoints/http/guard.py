@@ -1,0 +1,149 @@
+"""What every request meets before any route reads its body: a content type the route can
+read, a bounded body, an authenticated caller (for `/api/v1`) and the rate limits.
+
+Plain ASGI middleware rather than FastAPI dependencies: FastAPI reads and parses the body
+before it resolves dependencies, and a refusal here must cost no body read at all."""
+
+from __future__ import annotations
+
+import email.message
+
+from fastapi import Request
+from starlette.datastructures import Headers
+from starlette.middleware.body_limit import RequestBodyLimitResponder
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from imagetron_gateway.context import GatewayContext
+from imagetron_gateway.domain.identity import User
+from imagetron_platform.errors import (
+    PayloadTooLarge,
+    ProblemError,
+    TooManyRequests,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from imagetron_platform.events_tokens import EVENTS_COOKIE, verify_events_token
+from imagetron_platform.http import problem_response
+
+#: Paths that are not the API: health, metrics and the documents.
+UNLIMITED_PREFIXES = ("/livez", "/readyz", "/metrics")
+API_PREFIX = "/api/v1/"
+WEBHOOKS_PREFIX = "/webhooks/"
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+EVENTS_PATH = "/api/v1/events"
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(UNLIMITED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        ctx: GatewayContext = request.state.context
+        headers = Headers(scope=scope)
+        limit = (
+            ctx.settings.webhook_max_bytes
+            if scope["path"].startswith(WEBHOOKS_PREFIX)
+            else ctx.settings.max_body_bytes
+        )
+        rate_headers: dict[str, str] = {}
+        try:
+            _check_body(scope["method"], headers, limit)
+            caller: User | None = None
+            if scope["path"].startswith(API_PREFIX):
+                try:
+                    caller = await identify(request, ctx)
+                except Unauthorized:
+                    # Failed attempts count against the address: guessing keys is as
+                    # limited as anything else anonymous.
+                    await _limit(ctx, "per-address", _address(scope))
+                    raise
+                rate_headers = await _limit(ctx, "per-key", str(caller.id))
+            elif not scope["path"].startswith(WEBHOOKS_PREFIX):
+                # Webhooks carry their own credentials, checked before their body is read.
+                rate_headers = await _limit(ctx, "per-address", _address(scope))
+        except ProblemError as exc:
+            exc.headers = {**rate_headers, **exc.headers}
+            await problem_response(exc, request)(scope, receive, send)
+            return
+        scope["state"]["caller"] = caller
+
+        async def send_with_rate_headers(message: Message) -> None:
+            if message["type"] == "http.response.start" and rate_headers:
+                extra = [(k.lower().encode(), v.encode()) for k, v in rate_headers.items()]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        # Counts the body as it streams in, whatever Content-Length claimed (413 past it).
+        await RequestBodyLimitResponder(self.app, limit)(scope, receive, send_with_rate_headers)
+
+
+def _check_body(method: str, headers: Headers, limit: int) -> None:
+    declared = headers.get("content-length")
+    has_body = (declared is not None and declared != "0") or "transfer-encoding" in headers
+    if not has_body:
+        return
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body is {declared} bytes; this route takes {limit}.")
+    if method in BODY_METHODS and not _is_json(headers.get("content-type")):
+        raise UnsupportedMediaType("Send the body as JSON (`Content-Type: application/json`).")
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+
+
+def bearer(request: Request) -> str | None:
+    # Read from the request, not declared as a parameter: the contract documents it as the
+    # `apiKey` security scheme, not as a header parameter.
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def identify(request: Request, ctx: GatewayContext) -> User:
+    """The caller of an `/api/v1` request: its bearer API key, or on the event stream (for
+    EventSource, which cannot send headers) an events token in `token` or the cookie."""
+    key = bearer(request)
+    if key is None and request.url.path.rstrip("/") == EVENTS_PATH:
+        token = request.query_params.get("token") or request.cookies.get(EVENTS_COOKIE)
+        if token is not None:
+            return await _events_token_owner(ctx, token)
+    return await ctx.authenticator.authenticate(key)
+
+
+async def _events_token_owner(ctx: GatewayContext, token: str) -> User:
+    claims = verify_events_token(ctx.settings.events_token_secret.get_secret_value(), token)
+    if claims is None:
+        raise Unauthorized("The events token is invalid or expired; request a new one.")
+    async with ctx.identity_uow() as uow:
+        user = await uow.users.by_id(claims.owner_id)
+    if user is None:
+        raise Unauthorized("The events token's user no longer exists.")
+    return user
+
+
+def _address(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
+async def _limit(ctx: GatewayContext, policy: str, who: str) -> dict[str, str]:
+    decision = await ctx.rate_limits.hit(policy, who)
+    if not decision.allowed:
+        raise TooManyRequests(
+            f"Too many requests ({decision.limit} per {decision.window_seconds} s "
+            f"{policy.replace('-', ' ')}); retry in {decision.reset_seconds} s.",
+            headers=decision.headers(),
+        )
+    return decision.headers()
