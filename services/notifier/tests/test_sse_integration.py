@@ -225,7 +225,6 @@ async def test_an_id_from_the_future_gets_a_reset_and_then_live_events(nats_url,
     owner = uuid.uuid4()
     token, _ = issue_events_token(SECRET, owner, 60)
     headers = {"Authorization": f"Bearer {token}", "Last-Event-ID": "9" * 19}
-    got = []
     async with (
         serving(create_app(_settings(nats_url))) as url,
         httpx.AsyncClient(base_url=url, timeout=None) as client,

@@ -122,14 +122,14 @@ async def list_batches(
     return await ctx.rpc.call(streams.RPC_PUBLISHER_BATCHES_LIST, query, PublicationBatchPage)
 
 
-@router.get("/batches/{batch_id}", operation_id="getPublicationBatch", responses=ONE)
+@router.get("/batches/{batch_id:id}", operation_id="getPublicationBatch", responses=ONE)
 async def get_batch(batch_id: UUID, caller: CurrentUser, ctx: Context) -> PublicationBatch:
     query = BatchQuery(owner_id=caller.id, batch_id=batch_id)
     return await ctx.rpc.call(streams.RPC_PUBLISHER_BATCHES_GET, query, PublicationBatch)
 
 
 @router.post(
-    "/batches/{batch_id}/publish",
+    "/batches/{batch_id:id}/publish",
     status_code=202,
     operation_id="publishPublicationBatch",
     responses=ONE,
@@ -140,7 +140,7 @@ async def publish_batch(batch_id: UUID, caller: CurrentUser, ctx: Context) -> Pu
 
 
 @router.get(
-    "/batches/{batch_id}/csv",
+    "/batches/{batch_id:id}/csv",
     operation_id="getPublicationBatchCsv",
     response_class=Response,
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **CHANGE},
@@ -187,13 +187,13 @@ async def delete_account(agency: Agency, caller: CurrentUser, ctx: Context) -> R
     return Response(status_code=204)
 
 
-@router.get("/{publication_id}", operation_id="getPublication", responses=ONE)
+@router.get("/{publication_id:id}", operation_id="getPublication", responses=ONE)
 async def get_publication(publication_id: UUID, caller: CurrentUser, ctx: Context) -> Publication:
     query = PublicationQuery(owner_id=caller.id, publication_id=publication_id)
     return await ctx.rpc.call(streams.RPC_PUBLISHER_PUBLICATIONS_GET, query, Publication)
 
 
-@router.patch("/{publication_id}", operation_id="updatePublication", responses=CHANGE)
+@router.patch("/{publication_id:id}", operation_id="updatePublication", responses=CHANGE)
 async def update_publication(
     publication_id: UUID, body: UpdatePublicationRequest, caller: CurrentUser, ctx: Context
 ) -> Publication:
@@ -212,7 +212,7 @@ async def _act(subject: str, publication_id: UUID, caller_id: UUID, ctx: Context
 
 
 @router.post(
-    "/{publication_id}/suggest",
+    "/{publication_id:id}/suggest",
     status_code=202,
     operation_id="suggestPublicationMetadata",
     responses=CHANGE,
@@ -222,7 +222,7 @@ async def suggest_metadata(publication_id: UUID, caller: CurrentUser, ctx: Conte
 
 
 @router.post(
-    "/{publication_id}/publish",
+    "/{publication_id:id}/publish",
     status_code=202,
     operation_id="publishPublication",
     responses=CHANGE,
@@ -231,13 +231,13 @@ async def publish(publication_id: UUID, caller: CurrentUser, ctx: Context) -> Pu
     return await _act(streams.RPC_PUBLISHER_PUBLICATIONS_PUBLISH, publication_id, caller.id, ctx)
 
 
-@router.post("/{publication_id}/withdraw", operation_id="withdrawPublication", responses=CHANGE)
+@router.post("/{publication_id:id}/withdraw", operation_id="withdrawPublication", responses=CHANGE)
 async def withdraw(publication_id: UUID, caller: CurrentUser, ctx: Context) -> Publication:
     return await _act(streams.RPC_PUBLISHER_PUBLICATIONS_WITHDRAW, publication_id, caller.id, ctx)
 
 
 @router.post(
-    "/{publication_id}/portal", operation_id="setPublicationPortalStatus", responses=CHANGE
+    "/{publication_id:id}/portal", operation_id="setPublicationPortalStatus", responses=CHANGE
 )
 async def set_portal_status(
     publication_id: UUID, body: PortalStatusRequest, caller: CurrentUser, ctx: Context
