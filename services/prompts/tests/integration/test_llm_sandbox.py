@@ -23,7 +23,12 @@ from imagetron_contracts.models.chats import (
     ListChatsQuery,
     StartChatCommand,
 )
-from imagetron_contracts.streams import RPC_PROMPTS_CHATS_LIST, RPC_PROMPTS_CHATS_START
+from imagetron_contracts.models.prompts import StockMetadataSuggestion, SuggestStockMetadataCommand
+from imagetron_contracts.streams import (
+    RPC_PROMPTS_CHATS_LIST,
+    RPC_PROMPTS_CHATS_START,
+    RPC_PROMPTS_SUGGEST_METADATA,
+)
 from imagetron_platform.errors import BadGateway, ServiceTimeout
 from imagetron_prompts.adapters.llm import OpenAiLlm
 from imagetron_prompts.adapters.tables import llm_calls
@@ -31,6 +36,7 @@ from imagetron_prompts.app.assistant import TitleIdeas, problem_for, subject_ide
 from imagetron_prompts.app.ports import LlmError, LlmMessage, LlmOutcome
 from imagetron_sandbox import SandboxSettings
 from imagetron_sandbox import create_app as create_sandbox
+from imagetron_stock.rules import is_stock_ready_title
 
 from .conftest import LLM_DEADLINE_SECONDS, LLM_TIMEOUT_SECONDS
 
@@ -215,3 +221,25 @@ async def test_a_fault_that_clears_on_retry_saves_the_chat_once(rpc, session_fac
     assert usage is not None
     assert usage.attempts == 2
     assert await ledger(session_factory, owner) == [("ok", 2)]
+
+
+async def test_stock_metadata_from_the_sandbox_is_schema_valid_and_in_the_ledger(
+    rpc, session_factory
+):
+    owner, prompt_id = uuid.uuid4(), uuid.uuid4()
+    suggestion = await rpc.call(
+        RPC_PROMPTS_SUGGEST_METADATA,
+        SuggestStockMetadataCommand(
+            owner_id=owner,
+            prompt_id=prompt_id,
+            prompt_text="a ripe pear on a linen cloth, morning light",
+            title="Ripe pear on linen",
+        ),
+        StockMetadataSuggestion,
+    )
+    assert is_stock_ready_title(suggestion.title)
+    assert 1 <= len(suggestion.keywords) <= 49
+    assert not [k for k in suggestion.keywords if "," in k or not k.strip()]
+    assert len({k.casefold() for k in suggestion.keywords}) == len(suggestion.keywords)
+    assert 1 <= suggestion.category <= 21
+    assert await ledger(session_factory, owner) == [("ok", 1)]

@@ -28,6 +28,7 @@ from imagetron_contracts.streams import (
     RPC_PROMPTS_PREPARE_GENERATION,
     RPC_PROMPTS_RETITLE,
     RPC_PROMPTS_SET_STATUS,
+    RPC_PROMPTS_SUGGEST_METADATA,
     RPC_PROMPTS_UPDATE,
 )
 from imagetron_prompts.bootstrap import build_broker
@@ -143,6 +144,7 @@ def test_asyncapi_documents_the_contract_subjects():
         "prompts_handle_rpc_prompts_set_status": ("receive", RPC_PROMPTS_SET_STATUS),
         "prompts_handle_rpc_prompts_generate": ("receive", RPC_PROMPTS_GENERATE),
         "prompts_handle_rpc_prompts_retitle": ("receive", RPC_PROMPTS_RETITLE),
+        "prompts_handle_rpc_prompts_suggest_metadata": ("receive", RPC_PROMPTS_SUGGEST_METADATA),
         "prompts_handle_rpc_prompts_chats_start": ("receive", RPC_PROMPTS_CHATS_START),
         "prompts_handle_rpc_prompts_chats_continue": ("receive", RPC_PROMPTS_CHATS_CONTINUE),
         "prompts_handle_rpc_prompts_chats_get": ("receive", RPC_PROMPTS_CHATS_GET),
@@ -166,6 +168,7 @@ def test_asyncapi_documents_the_contract_subjects():
         "prompts_handle_rpc_prompts_set_status": "SetPromptStatusCommand",
         "prompts_handle_rpc_prompts_generate": "GeneratePromptsCommand",
         "prompts_handle_rpc_prompts_retitle": "PromptQuery",
+        "prompts_handle_rpc_prompts_suggest_metadata": "SuggestStockMetadataCommand",
         "prompts_handle_rpc_prompts_chats_start": "StartChatCommand",
         "prompts_handle_rpc_prompts_chats_continue": "ContinueChatCommand",
         "prompts_handle_rpc_prompts_chats_get": "ChatQuery",

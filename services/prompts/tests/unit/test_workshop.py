@@ -21,6 +21,7 @@ from imagetron_contracts.models.prompts import (
     PromptEvent,
     PromptQuery,
     StockFindingCode,
+    SuggestStockMetadataCommand,
 )
 from imagetron_platform.errors import BadGateway, InvalidRequest, NotFound, ServiceTimeout
 from imagetron_prompts.app import chats, workshop
@@ -442,3 +443,54 @@ class TestRetitle:
                 PromptQuery(owner_id=ALICE, prompt_id=prompt.id), deps.new_uow, deps.llm, deps.clock
             )
         assert store.committed.outbox == []
+
+
+class TestStockMetadata:
+    async def test_keywords_come_back_clean_and_the_call_is_in_the_ledger(self, deps, store, llm):
+        llm.answers(
+            {
+                "title": "Ripe  pear on linen",
+                "keywords": ["pear", "Pear", " fruit ", "linen  cloth", "still life"] * 2,
+                "category": 7,
+                "photo_realistic": True,
+                "shows_people_or_property": False,
+            }
+        )
+        prompt_id = UUID(int=7)
+        suggestion = await workshop.suggest_stock_metadata(
+            SuggestStockMetadataCommand(
+                owner_id=ALICE, prompt_id=prompt_id, prompt_text="a pear", title="Pear"
+            ),
+            deps.new_uow,
+            deps.llm,
+            deps.clock,
+        )
+        assert suggestion.title == "Ripe pear on linen"
+        assert suggestion.keywords == ["pear", "fruit", "linen cloth", "still life"]
+        assert (suggestion.category, suggestion.photo_realistic) == (7, True)
+        [call] = store.committed.llm_calls
+        assert (call.purpose, call.prompt_id) == (LlmPurpose.STOCK_METADATA, prompt_id)
+        assert llm.asked[0].messages[-1].content == "Prompt: a pear\nCurrent title: Pear"
+        assert store.committed.outbox == []
+
+    async def test_a_model_failure_is_a_502_with_only_the_ledger_written(self, deps, store, llm):
+        llm.answers(failure(LlmOutcome.REFUSED))
+        with pytest.raises(BadGateway, match="refused"):
+            await workshop.suggest_stock_metadata(
+                SuggestStockMetadataCommand(owner_id=ALICE, prompt_text="a pear"),
+                deps.new_uow,
+                deps.llm,
+                deps.clock,
+            )
+        [call] = store.committed.llm_calls
+        assert call.outcome is LlmOutcome.REFUSED
+
+    async def test_blank_prompt_text_is_refused_without_asking(self, deps, llm):
+        with pytest.raises(InvalidRequest):
+            await workshop.suggest_stock_metadata(
+                SuggestStockMetadataCommand(owner_id=ALICE, prompt_text="  "),
+                deps.new_uow,
+                deps.llm,
+                deps.clock,
+            )
+        assert llm.asked == []

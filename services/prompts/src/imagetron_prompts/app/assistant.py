@@ -45,13 +45,20 @@ from imagetron_prompts.domain.chat import (
     normalize_subjects,
 )
 from imagetron_prompts.domain.midjourney import PromptDraft
-from imagetron_prompts.domain.stock_rules import MAX_STOCK_TITLE_LENGTH, check_title
+from imagetron_stock.rules import (
+    MAX_KEYWORDS,
+    MAX_STOCK_TITLE_LENGTH,
+    check_title,
+    normalize_keyword,
+)
 
 log = logging.getLogger(__name__)
 
 #: How many earlier messages of a chat go to the model besides the brief (context budget).
 HISTORY_MESSAGES = 20
 TITLE_CANDIDATES = 3
+#: Fewer keywords than this sell poorly; the model is asked for at least as many.
+MIN_KEYWORDS = 10
 #: A stock title: 3 to 70 characters, no commas, one line. Sent as the schema's `pattern`.
 STOCK_TITLE_PATTERN = rf"^[^,\n]{{3,{MAX_STOCK_TITLE_LENGTH}}}$"
 
@@ -75,6 +82,20 @@ PROMPTS_INSTRUCTIONS = (
     f"and a title for the stock site: plain descriptive English, at most "
     f"{MAX_STOCK_TITLE_LENGTH} characters, no commas. Write no Midjourney parameters such as "
     f"--ar or --v; they are added for you. {_STOCK_RULES}"
+)
+
+METADATA_INSTRUCTIONS = (
+    "You write stock-agency metadata (Adobe Stock) for an AI-generated image, given the "
+    "prompt it was made from and its current title. Give: a title (plain descriptive English, "
+    f"at most {MAX_STOCK_TITLE_LENGTH} characters, no commas); {MIN_KEYWORDS} to "
+    f"{MAX_KEYWORDS} keywords, single words or short phrases without commas, most relevant "
+    "first (buyers search with the first ten), no technical terms such as camera, render or "
+    "AI; Adobe's category number (1 Animals, 2 Buildings and Architecture, 3 Business, "
+    "4 Drinks, 5 The Environment, 6 States of Mind, 7 Food, 8 Graphic Resources, 9 Hobbies "
+    "and Leisure, 10 Industry, 11 Landscapes, 12 Lifestyle, 13 People, 14 Plants and Flowers, "
+    "15 Culture and Religion, 16 Science, 17 Social Issues, 18 Sports, 19 Technology, "
+    "20 Transport, 21 Travel); whether the image is photo-realistic; and whether people or "
+    f"recognisable property appear. {_STOCK_RULES}"
 )
 
 TITLE_INSTRUCTIONS = (
@@ -124,6 +145,32 @@ class PromptParts(_Answer):
 
 class PromptDrafts(_Answer):
     prompts: list[PromptParts]
+
+
+StockKeyword = Annotated[str, Field(pattern=r"^[^,\n]{1,50}$")]
+
+
+class StockMetadataIdeas(_Answer):
+    """Stock metadata for one image; keywords are cleaned up by `clean_keywords`."""
+
+    title: StockTitle
+    keywords: Annotated[list[StockKeyword], Field(min_length=MIN_KEYWORDS, max_length=MAX_KEYWORDS)]
+    category: Annotated[int, Field(ge=1, le=21)]
+    photo_realistic: bool
+    shows_people_or_property: bool
+
+
+def clean_keywords(keywords: Sequence[str]) -> list[str]:
+    """The model's keywords as the agency takes them: trimmed, without repeats (the first
+    kept, so the relevance order holds), at most MAX_KEYWORDS."""
+    cleaned: list[str] = []
+    seen: set[str] = set()
+    for keyword in keywords:
+        word = normalize_keyword(keyword)
+        if word and word.casefold() not in seen:
+            seen.add(word.casefold())
+            cleaned.append(word)
+    return cleaned[:MAX_KEYWORDS]
 
 
 class TitleIdeas(_Answer):
@@ -227,6 +274,13 @@ def prompts_conversation(subject: str, count: int, style: str | None) -> list[Ll
     return [
         LlmMessage("system", f"{PROMPTS_INSTRUCTIONS} Write exactly {count} prompts."),
         LlmMessage("user", request),
+    ]
+
+
+def metadata_conversation(text: str, title: str | None) -> list[LlmMessage]:
+    return [
+        LlmMessage("system", METADATA_INSTRUCTIONS),
+        LlmMessage("user", f"Prompt: {text}\nCurrent title: {title or '(none)'}"),
     ]
 
 

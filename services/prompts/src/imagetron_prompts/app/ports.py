@@ -106,6 +106,7 @@ class LlmPurpose(StrEnum):
     CHAT_CONTINUE = "chat_continue"
     GENERATE_PROMPTS = "generate_prompts"
     RETITLE = "retitle"
+    STOCK_METADATA = "stock_metadata"
 
 
 class LlmOutcome(StrEnum):

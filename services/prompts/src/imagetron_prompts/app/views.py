@@ -6,8 +6,8 @@ from imagetron_contracts.models import chats as chat_contract
 from imagetron_contracts.models import prompts as contract
 from imagetron_prompts.domain.chat import Chat, ChatMessage
 from imagetron_prompts.domain.prompt import Prompt
-from imagetron_prompts.domain.stock_rules import StockFinding, check_prompt, find_names
 from imagetron_prompts.domain.usage import TokenUsage
+from imagetron_stock.rules import StockFinding, check_prompt, find_names
 
 
 def finding_view(finding: StockFinding) -> contract.StockFinding:

@@ -1,7 +1,8 @@
-"""Prompts and titles written by the language model.
+"""Prompts, titles and stock metadata written by the language model.
 
 Like the chats, each asks the model with no transaction open and writes everything in one
 transaction once the whole answer validated: N prompts or none, a new title or the old one.
+Stock metadata is only suggested (the publisher keeps it): its transaction is the ledger's.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from imagetron_contracts.models.prompts import PromptEventType
 from imagetron_platform.clock import Clock
 from imagetron_platform.errors import InvalidRequest, NotFound
 from imagetron_prompts.app.assistant import (
+    StockMetadataIdeas,
     TitleIdeas,
     ask,
     check_prompt_drafts,
+    clean_keywords,
     ledger_entry,
+    metadata_conversation,
     prompt_drafts_for,
     prompts_conversation,
     title_conversation,
@@ -141,3 +145,48 @@ async def retitle_prompt(
         await emit_prompt_event(uow, prompt, PromptEventType.prompt_updated, now)
         await uow.commit()
     return prompt_view(prompt)
+
+
+async def suggest_stock_metadata(
+    cmd: contract.SuggestStockMetadataCommand,
+    new_uow: UnitOfWorkFactory,
+    llm: LlmPort,
+    clock: Clock,
+) -> contract.StockMetadataSuggestion:
+    """Title, keywords (most relevant first), category and the photo/people flags for an
+    image of this prompt, as the model suggests them; the caller lints and keeps them."""
+    if not cmd.prompt_text.strip():
+        raise InvalidRequest(
+            "There is no prompt text to describe.",
+            errors=[FieldError(loc=["prompt_text"], msg="Must not be blank.")],
+        )
+    answer = await ask(
+        llm,
+        new_uow,
+        clock,
+        purpose=LlmPurpose.STOCK_METADATA,
+        owner_id=cmd.owner_id,
+        messages=metadata_conversation(cmd.prompt_text, cmd.title),
+        answer_type=StockMetadataIdeas,
+        prompt_id=cmd.prompt_id,
+    )
+    async with new_uow() as uow:
+        await uow.llm_calls.add(
+            ledger_entry(
+                answer,
+                clock,
+                purpose=LlmPurpose.STOCK_METADATA,
+                owner_id=cmd.owner_id,
+                prompt_id=cmd.prompt_id,
+            )
+        )
+        await uow.commit()
+    ideas = answer.value
+    return contract.StockMetadataSuggestion(
+        title=" ".join(ideas.title.split()),
+        keywords=clean_keywords(ideas.keywords),
+        category=ideas.category,
+        photo_realistic=ideas.photo_realistic,
+        shows_people_or_property=ideas.shows_people_or_property,
+        usage=usage_view(answer.usage),
+    )

@@ -3,10 +3,10 @@ consumer of task events.
 
 RPC subscribers share the queue group `prompts`, so any number of replicas answer each
 request once. The ones that wait for the language model (chats start/continue, generate,
-retitle) handle up to `llm_concurrency` requests at once each, so one slow answer does not
-hold up the others; the rest answer one at a time per subject, fast. Task events come from
-the `EVENTS` stream through one durable pull consumer shared by all replicas; the inbox
-(not the consumer) makes applying them exactly-once.
+retitle, suggest_metadata) handle up to `llm_concurrency` requests at once each, so one slow
+answer does not hold up the others; the rest answer one at a time per subject, fast. Task
+events come from the `EVENTS` stream through one durable pull consumer shared by all
+replicas; the inbox (not the consumer) makes applying them exactly-once.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from imagetron_contracts.streams import (
     RPC_PROMPTS_PREPARE_GENERATION,
     RPC_PROMPTS_RETITLE,
     RPC_PROMPTS_SET_STATUS,
+    RPC_PROMPTS_SUGGEST_METADATA,
     RPC_PROMPTS_UPDATE,
 )
 from imagetron_platform.messaging import Redelivery, jstream
@@ -103,6 +104,7 @@ def rpc_routes(llm_concurrency: int) -> tuple[RpcRoute, ...]:
         RpcRoute(RPC_PROMPTS_SET_STATUS, prompts.set_status),
         RpcRoute(RPC_PROMPTS_GENERATE, workshop.generate_prompts, max_workers=llm),
         RpcRoute(RPC_PROMPTS_RETITLE, workshop.retitle_prompt, max_workers=llm),
+        RpcRoute(RPC_PROMPTS_SUGGEST_METADATA, workshop.suggest_stock_metadata, max_workers=llm),
         RpcRoute(RPC_PROMPTS_CHATS_START, chats.start_chat, max_workers=llm),
         RpcRoute(RPC_PROMPTS_CHATS_CONTINUE, chats.continue_chat, max_workers=llm),
         RpcRoute(RPC_PROMPTS_CHATS_GET, chats.get_chat),
