@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, TypedDict
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from starlette.exceptions import HTTPException
 
@@ -27,10 +27,13 @@ from imagetron_notifier.metrics import (
 )
 from imagetron_notifier.settings import NotifierSettings
 from imagetron_platform.errors import Unauthorized
-from imagetron_platform.events_tokens import EVENTS_COOKIE, verify_events_token
-
-#: A stream sequence: JetStream's are unsigned 64-bit, so at most 19 digits here.
-LAST_EVENT_ID = r"^[0-9]{1,19}$"
+from imagetron_platform.event_stream import (
+    StreamRequest,
+    bearer_token,
+    browser_events_token,
+    stream_request,
+)
+from imagetron_platform.events_tokens import verify_events_token
 
 router = APIRouter()
 
@@ -44,23 +47,14 @@ class NotifierState(TypedDict):
 
 
 HEARTBEAT_FRAME = sse_frame(comment="heartbeat")
-EVENT_TYPES = r"^[a-z_]+\.[a-z_]+(,[a-z_]+\.[a-z_]+)*$"
-
-
-def _token(request: Request) -> str | None:
-    """Bearer header (the gateway's proxy), `token` query parameter or the events cookie
-    (browsers routed straight here)."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.query_params.get("token") or request.cookies.get(EVENTS_COOKIE)
 
 
 def subscriber(request: Request) -> UUID:
     """Runs before the stream starts, so refusals are proper HTTP answers."""
     settings: NotifierSettings = request.state.settings
     hub: LiveHub = request.state.hub
-    token = _token(request)
+    # The gateway's proxy sends a bearer token; browsers routed straight here, theirs.
+    token = bearer_token(request) or browser_events_token(request)
     claims = (
         verify_events_token(settings.events_token_secret.get_secret_value(), token)
         if token
@@ -84,21 +78,12 @@ def subscriber(request: Request) -> UUID:
 async def stream_events(
     request: Request,
     owner_id: Annotated[UUID, Depends(subscriber)],
-    last_event_id: Annotated[
-        str | None, Header(alias="Last-Event-ID", pattern=LAST_EVENT_ID)
-    ] = None,
-    task_id: UUID | None = None,
-    prompt_id: UUID | None = None,
-    types: Annotated[str | None, Query(pattern=EVENT_TYPES)] = None,
+    wanted: Annotated[StreamRequest, Depends(stream_request)],
 ) -> StreamingResponse:
     settings: NotifierSettings = request.state.settings
     feed: EventFeed = request.state.feed
-    wanted = EventFilter(
-        types=frozenset(types.split(",")) if types else frozenset(),
-        task_id=task_id,
-        prompt_id=prompt_id,
-    )
-    after = int(last_event_id) if last_event_id is not None else None
+    only = EventFilter(types=wanted.type_set, task_id=wanted.task_id, prompt_id=wanted.prompt_id)
+    after = wanted.after
     if after is not None:
         REPLAYS.labels("resumed").inc()
 
@@ -108,7 +93,7 @@ async def stream_events(
             yield sse_frame(comment="connected", retry_ms=settings.client_retry_ms)
             async for item in feed.follow(owner_id, after):
                 if isinstance(item, FeedEvent):
-                    if not wanted.matches(item):
+                    if not only.matches(item):
                         continue
                     if item.occurred_at is not None:
                         DELIVERY_LAG.observe(max(0.0, time.time() - item.occurred_at))

@@ -8,23 +8,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Annotated
-from uuid import UUID
 
 import httpx
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response, StreamingResponse
 
 from imagetron_gateway.entrypoints.http.deps import Context, EventsOwner
 from imagetron_gateway.entrypoints.http.problems import problems
 from imagetron_platform.errors import ServiceUnavailable
+from imagetron_platform.event_stream import StreamRequest, stream_request
 from imagetron_platform.events_tokens import issue_events_token
 
-#: A stream sequence: JetStream's are unsigned 64-bit, so at most 19 digits here.
-LAST_EVENT_ID = r"^[0-9]{1,19}$"
-
 router = APIRouter(prefix="/api/v1")
-
-EVENT_TYPES_PATTERN = r"^[a-z_]+\.[a-z_]+(,[a-z_]+\.[a-z_]+)*$"
 
 #: Only needs to outlive the connect: the notifier checks it once per connection.
 UPSTREAM_TOKEN_TTL = 60
@@ -40,25 +35,16 @@ UPSTREAM_TOKEN_TTL = 60
 async def stream_events(
     owner: EventsOwner,
     ctx: Context,
-    last_event_id: Annotated[
-        str | None, Header(alias="Last-Event-ID", pattern=LAST_EVENT_ID)
-    ] = None,
-    task_id: UUID | None = None,
-    prompt_id: UUID | None = None,
-    types: Annotated[str | None, Query(pattern=EVENT_TYPES_PATTERN)] = None,
+    wanted: Annotated[StreamRequest, Depends(stream_request)],
 ) -> Response:
     token, _ = issue_events_token(
         ctx.settings.events_token_secret.get_secret_value(), owner.id, UPSTREAM_TOKEN_TTL
     )
     headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
-    if last_event_id is not None:
-        headers["Last-Event-ID"] = last_event_id
-    filters = {"task_id": task_id, "prompt_id": prompt_id, "types": types}
+    if wanted.last_event_id is not None:
+        headers["Last-Event-ID"] = wanted.last_event_id
     request = ctx.http.build_request(
-        "GET",
-        f"{ctx.settings.notifier_url}/events",
-        headers=headers,
-        params={k: str(v) for k, v in filters.items() if v is not None},
+        "GET", f"{ctx.settings.notifier_url}/events", headers=headers, params=wanted.query()
     )
     try:
         upstream = await ctx.http.send(request, stream=True)

@@ -22,7 +22,8 @@ from imagetron_platform.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from imagetron_platform.events_tokens import EVENTS_COOKIE, verify_events_token
+from imagetron_platform.event_stream import bearer_token, browser_events_token
+from imagetron_platform.events_tokens import verify_events_token
 from imagetron_platform.http import problem_response
 
 #: Paths that are not the API: health, metrics and the documents.
@@ -104,19 +105,12 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
-def bearer(request: Request) -> str | None:
-    # Read from the request, not declared as a parameter: the contract documents it as the
-    # `apiKey` security scheme, not as a header parameter.
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() or None if scheme.lower() == "bearer" else None
-
-
 async def identify(request: Request, ctx: GatewayContext) -> User:
     """The caller of an `/api/v1` request: its bearer API key, or on the event stream (for
     EventSource, which cannot send headers) an events token in `token` or the cookie."""
-    key = bearer(request)
+    key = bearer_token(request)
     if key is None and request.url.path.rstrip("/") == EVENTS_PATH:
-        token = request.query_params.get("token") or request.cookies.get(EVENTS_COOKIE)
+        token = browser_events_token(request)
         if token is not None:
             return await _events_token_owner(ctx, token)
     return await ctx.authenticator.authenticate(key)
