@@ -88,7 +88,7 @@ async def test_migrations_are_idempotent_and_match_the_tables(migrated: str, eng
     async with engine.connect() as conn:
         assert await conn.run_sync(diff) == []
         version = await conn.scalar(text(f"SELECT version_num FROM {SCHEMA}.alembic_version"))
-        assert version == "0003"
+        assert version == "0004"
 
 
 async def test_a_task_round_trips(new_uow) -> None:

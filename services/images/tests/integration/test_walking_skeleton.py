@@ -42,10 +42,14 @@ from imagetron_platform.errors import Conflict, InvalidRequest, NotFound
 pytestmark = pytest.mark.integration
 
 
-async def imagine(stack: Any, owner: UUID, prompt_text: str = "a lighthouse in fog") -> Task:
+async def imagine(
+    stack: Any, owner: UUID, prompt_text: str = "a lighthouse in fog", title: str | None = None
+) -> Task:
     return await stack.rpc.call(
         RPC_IMAGES_IMAGINE,
-        ImagineCommand(owner_id=owner, prompt_id=uuid4(), prompt_text=prompt_text),
+        ImagineCommand(
+            owner_id=owner, prompt_id=uuid4(), prompt_text=prompt_text, prompt_title=title
+        ),
         Task,
     )
 
@@ -79,7 +83,7 @@ async def test_imagine_to_five_stored_images_with_a_duplicate_callback(
     stack: Any, wait_for: Any
 ) -> None:
     owner = uuid4()
-    created = await imagine(stack, owner)
+    created = await imagine(stack, owner, title="Lighthouse in fog")
     assert created.status is TaskStatus.pending
 
     # The submit job reaches the sandbox, which accepts the task.
@@ -156,6 +160,12 @@ async def test_imagine_to_five_stored_images_with_a_duplicate_callback(
         e["image"]["id"]: e["image"]["sha256"] for _, e in events if e["type"] == "image.persisted"
     }
     assert persisted == {str(i.id): i.sha256 for i in page.items}
+    # What a subscriber needs to keep its own record of stored images (the publisher).
+    stored = [e for _, e in events if e["type"] == "image.persisted"]
+    assert {(e["prompt_text"], e["prompt_title"]) for e in stored} == {
+        ("a lighthouse in fog", "Lighthouse in fog")
+    }
+    assert all(e["storage_key"].startswith(f"{owner}/{created.id}/") for e in stored)
 
     # The duplicate changed nothing.
     assert await get_task(stack, owner, created.id) == done

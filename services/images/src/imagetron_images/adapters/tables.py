@@ -63,6 +63,7 @@ tasks = Table(
     Column("provider", String(32), nullable=False),
     Column("provider_task_id", String(200)),
     Column("prompt_text", Text, nullable=False),
+    Column("prompt_title", Text),
     Column("aspect_ratio", String(8), nullable=False),
     Column("process_mode", String(8), nullable=False),
     Column("origin_task_id", Uuid, ForeignKey("tasks.id")),

@@ -127,7 +127,7 @@ async def persist_image(
         else:
             change = image.mark_persisted(*stored, utcnow())
         await uow.images.update(image)
-        await emit_image_change(uow, change)
+        await emit_image_change(uow, change, await uow.tasks.get(image.owner_id, image.task_id))
         await uow.commit()
 
 

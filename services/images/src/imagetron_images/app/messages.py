@@ -39,7 +39,11 @@ async def emit_task_change(uow: UnitOfWork, change: TaskChange, can: frozenset[C
     await uow.emit(event_subject(change.task.owner_id, change.type), event, event_id)
 
 
-async def emit_image_change(uow: UnitOfWork, change: ImageChange) -> None:
+async def emit_image_change(
+    uow: UnitOfWork, change: ImageChange, task: GenerationTask | None
+) -> None:
+    """`task`: the image's task, whose prompt the event carries, so that a subscriber can
+    keep its own record of stored images from the events alone."""
     event_id = uuid4()
     event = ImageEvent(
         id=event_id,
@@ -47,6 +51,9 @@ async def emit_image_change(uow: UnitOfWork, change: ImageChange) -> None:
         occurred_at=change.occurred_at,
         owner_id=change.image.owner_id,
         image=image_view(change.image),
+        storage_key=change.image.storage_key if change.image.is_persisted else None,
+        prompt_text=task.prompt_text if task is not None else None,
+        prompt_title=task.prompt_title if task is not None else None,
     )
     await uow.emit(event_subject(change.image.owner_id, change.type), event, event_id)
 

@@ -70,6 +70,7 @@ async def imagine(
         owner_id=cmd.owner_id,
         prompt_id=cmd.prompt_id,
         prompt_text=cmd.prompt_text,
+        prompt_title=cmd.prompt_title,
         aspect_ratio=cmd.aspect_ratio or DEFAULT_ASPECT_RATIO,
         process_mode=cmd.process_mode or ProcessMode.fast,
         provider=provider,

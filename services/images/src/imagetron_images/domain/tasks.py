@@ -147,6 +147,8 @@ class GenerationTask:
     # When it got one of its provider's slots and its submission job was queued; a pending
     # task without it waits for a slot (see `takes_a_slot`).
     dispatched_at: datetime | None = None
+    # The prompt's title when the task was created (its images' events carry it).
+    prompt_title: str | None = None
 
     @classmethod
     def imagine(
@@ -159,6 +161,7 @@ class GenerationTask:
         process_mode: ProcessMode,
         provider: str,
         now: datetime,
+        prompt_title: str | None = None,
     ) -> tuple[GenerationTask, TaskCreated]:
         if not prompt_text.strip():
             raise InvalidRequest("The prompt text is empty.")
@@ -168,6 +171,7 @@ class GenerationTask:
             command=TaskCommand.imagine,
             provider=provider,
             prompt_text=prompt_text,
+            prompt_title=prompt_title,
             aspect_ratio=aspect_ratio,
             process_mode=process_mode,
             created_at=now,
@@ -206,6 +210,7 @@ class GenerationTask:
             command=command,
             provider=self.provider,
             prompt_text=self.prompt_text,
+            prompt_title=self.prompt_title,
             aspect_ratio=self.aspect_ratio,
             process_mode=self.process_mode,
             created_at=now,

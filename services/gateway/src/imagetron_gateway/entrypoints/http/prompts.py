@@ -205,6 +205,7 @@ async def imagine_prompt(
         owner_id=caller.id,
         prompt_id=prompt.id,
         prompt_text=prompt.text,
+        prompt_title=prompt.title,
         aspect_ratio=options.aspect_ratio,
         process_mode=options.process_mode,
     )
