@@ -190,6 +190,14 @@ class EmbeddedStack:
                 {
                     "IMAGETRON_GOAPI_BASE_URL": sandbox_url,
                     "IMAGETRON_GOAPI_API_KEY": SANDBOX_GOAPI_KEY,
+                    # IMAGETRON_PROVIDER=midjourney_proxy: the sandbox's fork face, or with
+                    # IMAGETRON_MIDJOURNEY_PROXY_API=change its original (novicezk) face.
+                    "IMAGETRON_MIDJOURNEY_PROXY_BASE_URL": sandbox_url
+                    + (
+                        "/novicezk"
+                        if os.environ.get("IMAGETRON_MIDJOURNEY_PROXY_API") == "change"
+                        else ""
+                    ),
                     "IMAGETRON_WEBHOOK_PUBLIC_BASE_URL": self.gateway_url,
                     "IMAGETRON_S3_ENDPOINT": infra.s3.endpoint,
                     "IMAGETRON_S3_PUBLIC_ENDPOINT": infra.s3.endpoint,

@@ -16,6 +16,7 @@ from imagetron_sandbox.faults.routes import router as faults_router
 from imagetron_sandbox.goapi.errors import GoApiError, handle_goapi_error
 from imagetron_sandbox.goapi.routes import router as goapi_router
 from imagetron_sandbox.images.routes import router as images_router
+from imagetron_sandbox.midjourney_proxy import routes as midjourney_proxy
 from imagetron_sandbox.settings import SandboxSettings
 from imagetron_sandbox.state import Sandbox
 from imagetron_sandbox.validation import handle_validation_error
@@ -38,7 +39,10 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="Imagetron sandbox",
-        summary="Local stand-ins for GoAPI Midjourney and OpenAI chat completions.",
+        summary=(
+            "Local stand-ins for GoAPI Midjourney, midjourney-proxy (original and fork) and "
+            "OpenAI chat completions."
+        ),
         version="0.1.0",
         lifespan=lifespan,
     )
@@ -46,9 +50,11 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
     app.add_exception_handler(GoApiError, handle_goapi_error)
     app.add_exception_handler(OpenAIError, handle_openai_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(midjourney_proxy.Unauthorized, midjourney_proxy.unauthorized)
     for router in (
         health.router,
         goapi_router,
+        *midjourney_proxy.routers,
         images_router,
         chat_router,
         faults_router,

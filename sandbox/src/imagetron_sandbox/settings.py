@@ -20,6 +20,9 @@ class SandboxSettings(BaseSettings):
     log_level: str = "info"
 
     goapi_api_key: str = "sandbox-goapi-key"
+    midjourney_proxy_api_secret: str | None = Field(
+        default=None, description="When set, the only `mj-api-secret` accepted; otherwise none."
+    )
     openai_api_key: str | None = Field(
         default=None,
         description="When set, only this bearer key is accepted; otherwise any non-empty key.",

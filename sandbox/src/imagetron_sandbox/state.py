@@ -12,6 +12,7 @@ from imagetron_sandbox.goapi.lifecycle import TaskLifecycle
 from imagetron_sandbox.goapi.service import TaskService
 from imagetron_sandbox.goapi.webhooks import WebhookSender
 from imagetron_sandbox.images.store import ImageStore
+from imagetron_sandbox.midjourney_proxy.service import ProxyFace
 from imagetron_sandbox.settings import SandboxSettings
 from imagetron_sandbox.supervisor import Supervisor
 
@@ -27,6 +28,7 @@ class Sandbox:
         self.webhooks = WebhookSender(settings)
         lifecycle = TaskLifecycle(settings, self.images, self.webhooks, self.supervisor)
         self.tasks = TaskService(settings, self.faults, self.images, lifecycle)
+        self.proxy = ProxyFace(self.tasks)
         self.chat = ChatService(settings, self.faults)
         self.ready = False
 

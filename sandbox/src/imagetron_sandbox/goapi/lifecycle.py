@@ -22,7 +22,12 @@ from imagetron_sandbox.goapi.plan import (
     upscale_name,
 )
 from imagetron_sandbox.goapi.store import TaskRecord
-from imagetron_sandbox.goapi.webhooks import WebhookDispatcher, WebhookSender
+from imagetron_sandbox.goapi.webhooks import (
+    WebhookDispatcher,
+    WebhookSender,
+    WebhookTarget,
+    piapi_body,
+)
 from imagetron_sandbox.images.render import GridImages, render_preview
 from imagetron_sandbox.images.store import ImageStore, StoredImage
 from imagetron_sandbox.settings import SandboxSettings
@@ -54,13 +59,12 @@ class TaskLifecycle:
         self._sender = sender
         self._supervisor = supervisor
 
-    def start(self, record: TaskRecord) -> None:
-        """Announce the new (pending) task and set it going in the background."""
-        webhook = record.task.config.webhook_config
-        if webhook.endpoint and not record.knobs.webhook_drop:
-            record.outbox = WebhookDispatcher(
-                self._sender, webhook.endpoint, webhook.secret, record.knobs
-            )
+    def start(self, record: TaskRecord, webhook: WebhookTarget | None = None) -> None:
+        """Announce the new (pending) task and set it going in the background. Its
+        notifications go to ``webhook``, by default to its PiAPI ``webhook_config``."""
+        webhook = webhook or _piapi_target(record)
+        if webhook is not None and not record.knobs.webhook_drop:
+            record.outbox = WebhookDispatcher(self._sender, webhook, record.knobs)
             self._supervisor.spawn(record.outbox.run(), name=f"webhooks-{record.task_id}")
         self._emit(record)
         record.runner = self._supervisor.spawn(self._run(record), name=f"task-{record.task_id}")
@@ -152,4 +156,12 @@ class TaskLifecycle:
 
     def _emit(self, record: TaskRecord, *, terminal: bool = False) -> None:
         if record.outbox is not None:
-            record.outbox.publish(record.task.model_dump(mode="json"), terminal=terminal)
+            record.outbox.publish(record, terminal=terminal)
+
+
+def _piapi_target(record: TaskRecord) -> WebhookTarget | None:
+    config = record.task.config.webhook_config
+    if not config.endpoint:
+        return None
+    headers = {"x-webhook-secret": config.secret} if config.secret else {}
+    return WebhookTarget(endpoint=config.endpoint, body=piapi_body, headers=headers)

@@ -31,6 +31,8 @@ class TaskRecord:
     outbox: WebhookDispatcher | None = None
     split_names: tuple[str, ...] = field(default=())
     upscale_name: str | None = None
+    # What another face (midjourney-proxy) keeps about the task: its action, state, ...
+    annotations: dict[str, str] = field(default_factory=dict)
 
     @property
     def task_id(self) -> str:

@@ -1,9 +1,10 @@
-"""Webhook delivery as PiAPI does it, plus the delivery faults.
+"""Webhook delivery, plus the delivery faults.
 
-Body: ``{"timestamp": <unix seconds>, "data": <task object>}``; header ``x-webhook-secret``
-carries the configured secret verbatim. Non-2xx answers and connection errors are retried
-with exponential backoff. Each task's webhooks go out one after another, in order, unless
-a fault knob says otherwise.
+Where a task's notifications go and what they look like is its ``WebhookTarget``: PiAPI's
+(``{"timestamp": <unix seconds>, "data": <task object>}``, header ``x-webhook-secret`` with
+the configured secret verbatim, retried with exponential backoff) or another face's (the
+midjourney-proxy one POSTs its task JSON, once). Each task's webhooks go out one after
+another, in order, unless a fault knob says otherwise.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from pydantic import JsonValue
@@ -25,15 +28,28 @@ USER_AGENT = "imagetron-sandbox-webhook/1.0"
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    """Where one task's notifications go: ``body(record)`` renders the task as it is now
+    (called at each change, so every notification is a snapshot)."""
+
+    endpoint: str
+    body: Callable[[Any], JsonValue]
+    headers: Mapping[str, str] = field(default_factory=dict)
+    # None: the sandbox's ``webhook_max_attempts``; 1: never retried.
+    max_attempts: int | None = None
+
+
+def piapi_body(record: Any) -> JsonValue:
+    """PiAPI's webhook body: ``{"timestamp", "data": <task object>}``."""
+    return {"timestamp": int(time.time()), "data": record.task.model_dump(mode="json")}
+
+
+@dataclass(frozen=True, slots=True)
 class WebhookEvent:
-    """One notification: a snapshot of the task when it changed."""
+    """One notification: the body rendered when the task changed."""
 
-    timestamp: int
-    data: dict[str, JsonValue]
+    body: bytes
     terminal: bool
-
-    def body(self) -> bytes:
-        return json.dumps({"timestamp": self.timestamp, "data": self.data}).encode()
 
 
 class WebhookSender:
@@ -54,14 +70,13 @@ class WebhookSender:
             await self._client.aclose()
             self._client = None
 
-    async def post(self, endpoint: str, secret: str, body: bytes) -> bool:
+    async def post(self, target: WebhookTarget, body: bytes) -> bool:
         """Deliver ``body``; True once a 2xx came back, False after the last failed attempt."""
         if self._client is None:
             raise RuntimeError("webhook sender is not open")
-        headers = {"content-type": "application/json"}
-        if secret:
-            headers["x-webhook-secret"] = secret
-        attempts = self._settings.webhook_max_attempts
+        endpoint = target.endpoint
+        headers = {"content-type": "application/json", **target.headers}
+        attempts = target.max_attempts or self._settings.webhook_max_attempts
         for attempt in range(1, attempts + 1):
             try:
                 response = await self._client.post(endpoint, content=body, headers=headers)
@@ -85,17 +100,15 @@ class WebhookSender:
 class WebhookDispatcher:
     """The ordered outbox of one task, shaped by the webhook fault knobs."""
 
-    def __init__(
-        self, sender: WebhookSender, endpoint: str, secret: str, knobs: FaultKnobs
-    ) -> None:
+    def __init__(self, sender: WebhookSender, target: WebhookTarget, knobs: FaultKnobs) -> None:
         self._sender = sender
-        self._endpoint = endpoint
-        self._secret = secret
+        self._target = target
         self._knobs = knobs
         self._queue: asyncio.Queue[WebhookEvent] = asyncio.Queue()
 
-    def publish(self, data: dict[str, JsonValue], *, terminal: bool) -> None:
-        self._queue.put_nowait(WebhookEvent(int(time.time()), data, terminal))
+    def publish(self, record: Any, *, terminal: bool) -> None:
+        body = json.dumps(self._target.body(record), ensure_ascii=False).encode()
+        self._queue.put_nowait(WebhookEvent(body, terminal))
 
     async def run(self) -> None:
         """Deliver events until the terminal one (and any held back behind it) went out."""
@@ -114,6 +127,5 @@ class WebhookDispatcher:
     async def _deliver(self, event: WebhookEvent) -> None:
         if self._knobs.webhook_delay_ms:
             await asyncio.sleep(self._knobs.webhook_delay_ms / 1000)
-        body = event.body()
         for _ in range(1 + self._knobs.webhook_duplicates):
-            await self._sender.post(self._endpoint, self._secret, body)
+            await self._sender.post(self._target, event.body)

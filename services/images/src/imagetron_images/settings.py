@@ -21,9 +21,12 @@ class ImagesSettings(DatabaseSettings):
     goapi_api_key: SecretStr = SecretStr("sandbox-goapi-key")
     # The timeout of every call to a provider (the setting predates the other providers).
     goapi_timeout_seconds: float = Field(default=30.0, gt=0)
-    # midjourney-proxy (novicezk/trueai-org); its `mj-api-secret`, if it requires one.
+    # midjourney-proxy (novicezk/trueai-org); its `mj-api-secret`, if it requires one; its
+    # follow-up API: `change` (the original), `action` (trueai-org v10+: buttons' custom
+    # ids, cancel) or `auto` (read from the origin task: buttons mean `action`).
     midjourney_proxy_base_url: str = "http://127.0.0.1:8080"
     midjourney_proxy_api_secret: SecretStr | None = None
+    midjourney_proxy_api: Literal["auto", "change", "action"] = "auto"
     # Replicate: an official model (`owner/name`), or a `version` id instead; extra model
     # input (e.g. {"num_outputs": 4}) merged under prompt and aspect_ratio.
     replicate_base_url: str = "https://api.replicate.com"

@@ -1,5 +1,7 @@
 """The midjourney-proxy adapter against a fake proxy answering the documented payloads
-(novicezk `SubmitResultVO` / `Task`, trueai-org's extra statuses), over real HTTP."""
+(novicezk `SubmitResultVO` / `Task`; trueai-org's buttons, split images, cancel and extra
+statuses), over real HTTP. Both follow-up APIs run against the sandbox in
+tests/integration/test_midjourney_proxy.py."""
 
 from __future__ import annotations
 
@@ -13,7 +15,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from imagetron_contracts.models.images import ProcessMode, TaskCommand
-from imagetron_images.adapters.midjourney_proxy import MidjourneyProxyProvider
+from imagetron_images.adapters.midjourney_proxy import (
+    MidjourneyProxyApi,
+    MidjourneyProxyProvider,
+)
 from imagetron_images.app.ports import (
     MalformedProviderMessage,
     ProviderRejected,
@@ -47,7 +52,8 @@ def submitted(code: int = 1, result: Any = "1712345678901234", **extra: Any) -> 
 
 
 def task(status: str, **fields: Any) -> dict[str, Any]:
-    """A task as `GET /mj/task/{id}/fetch` returns it and `notifyHook` receives it."""
+    """A task as the original proxy's `GET /mj/task/{id}/fetch` returns it and its
+    `notifyHook` receives it (no `buttons`: that is a fork's field)."""
     return {
         "id": "1712345678901234", "action": "IMAGINE", "status": status,
         "prompt": "a paper boat on a puddle --ar 16:9 --relax",
@@ -56,16 +62,37 @@ def task(status: str, **fields: Any) -> dict[str, Any]:
         "state": "our-task-id", "submitTime": 1712345678901, "startTime": None,
         "finishTime": None, "progress": "", "imageUrl": None, "failReason": None,
         "properties": {"finalPrompt": "a paper boat on a puddle --ar 16:9 --relax"},
-        "buttons": [],
         **fields,
     }  # fmt: skip
 
 
+HASH = "4b9a3b1e-5a57-4f8c-9d0e-2c1f0a9b8c7d"
+BUTTONS = [
+    {"customId": f"MJ::JOB::upsample::{i}::{HASH}", "emoji": "", "label": f"U{i}",
+     "style": 2, "type": 2}
+    for i in range(1, 5)
+] + [{"customId": f"MJ::JOB::reroll::0::{HASH}::SOLO", "emoji": "🔄", "label": "",
+      "style": 2, "type": 2}] + [
+    {"customId": f"MJ::JOB::variation::{i}::{HASH}", "emoji": "", "label": f"V{i}",
+     "style": 2, "type": 2}
+    for i in range(1, 5)
+]  # fmt: skip
+
+
+def fork_task(status: str, **fields: Any) -> dict[str, Any]:
+    """A trueai-org task: `buttons` (empty until it succeeds), `imageUrls`, `parentId`."""
+    return task(status, **({"buttons": [], "imageUrls": None, "parentId": None} | fields))
+
+
 class FakeProxy:
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self.received: list[dict[str, Any]] = []
         self.answer: tuple[int, Any] = (200, submitted())
         self.task: Any = task("SUCCESS", progress="100%", imageUrl="https://cdn/grid.png")
+        self.has_cancel = False
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -86,26 +113,61 @@ class FakeProxy:
             self.received.append({"path": request.url.path, "headers": dict(request.headers)})
             return JSONResponse(self.task)
 
+        @app.post("/mj/task/{task_id}/cancel")
+        async def cancel(task_id: str, request: Request) -> Response:
+            self.received.append({"path": request.url.path, "headers": dict(request.headers)})
+            # A fork answers 200 with no body; the original has no such route.
+            return Response(status_code=200 if self.has_cancel else 404)
+
         return app
 
 
-@pytest.fixture
-async def proxy(serve):
+def make(client: httpx.AsyncClient, url: str, api: MidjourneyProxyApi) -> MidjourneyProxyProvider:
+    return MidjourneyProxyProvider(
+        client, base_url=url + "/", api_secret=API_SECRET,
+        webhook_public_base_url="https://gateway.example/", webhook_secret=SECRET,
+        webhook_token_key=TOKEN_KEY, api=api,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+async def fake_proxy(serve):
+    """One server for the module; each test starts from a fresh fake (`served`)."""
     fake = FakeProxy()
     async with serve(fake.app()) as url, httpx.AsyncClient(timeout=5) as client:
-        yield fake, MidjourneyProxyProvider(
-            client, base_url=url + "/", api_secret=API_SECRET,
-            webhook_public_base_url="https://gateway.example/", webhook_secret=SECRET,
-            webhook_token_key=TOKEN_KEY,
-        )  # fmt: skip
+        yield fake, lambda api: make(client, url, api)
 
 
-def test_declares_every_midjourney_command_but_cancel(proxy) -> None:
-    _, provider = proxy
+@pytest.fixture
+def served(fake_proxy):
+    fake, build = fake_proxy
+    fake.reset()
+    return fake, build
+
+
+@pytest.fixture
+def proxy(served):
+    fake, build = served
+    return fake, build(MidjourneyProxyApi.auto)
+
+
+EVERY_COMMAND = {Capability.imagine, Capability.reroll, Capability.variation, Capability.upscale}
+
+
+@pytest.mark.parametrize(
+    ("api", "expected"),
+    [
+        (MidjourneyProxyApi.auto, EVERY_COMMAND | {Capability.cancel}),
+        (MidjourneyProxyApi.action, EVERY_COMMAND | {Capability.cancel}),
+        # The original proxy has no cancel.
+        (MidjourneyProxyApi.change, EVERY_COMMAND),
+    ],
+)
+def test_declares_every_midjourney_command_and_cancel_where_it_exists(served, api, expected):
+    _, build = served
+    provider = build(api)
     assert provider.name == "midjourney_proxy"
-    assert provider.capabilities == {
-        Capability.imagine, Capability.reroll, Capability.variation, Capability.upscale,
-    }  # fmt: skip
+    assert provider.capabilities == expected
 
 
 async def test_imagine_sends_the_documented_request(proxy) -> None:
@@ -135,18 +197,83 @@ async def test_imagine_sends_the_documented_request(proxy) -> None:
         (TaskCommand.reroll, None, {"action": "REROLL"}),
     ],
 )
-async def test_follow_ups_are_changes_of_the_origin_task(proxy, command, index, expected) -> None:
-    fake, provider = proxy
+async def test_follow_ups_are_changes_of_an_original_proxys_task(
+    proxy, command, index, expected
+) -> None:
+    fake, provider = proxy  # `auto`, and the origin has no buttons: the original proxy
     await provider.submit(
         request(command=command, origin_provider_task_id="1712000000000000", origin_index=index)
     )
-    (received,) = fake.received
+    fetched, received = fake.received
+    assert fetched["path"] == "/mj/task/1712000000000000/fetch"
     assert received["path"] == "/mj/submit/change"
     body = received["body"]
     assert {k: v for k, v in body.items() if k not in ("notifyHook", "state")} == {
         "taskId": "1712000000000000", **expected,
     }  # fmt: skip
     assert "/webhooks/midjourney_proxy/" in body["notifyHook"]
+
+
+async def test_configured_change_api_asks_nothing_first(served) -> None:
+    fake, build = served
+    await build(MidjourneyProxyApi.change).submit(
+        request(command=TaskCommand.upscale, origin_provider_task_id="1712", origin_index=1)
+    )
+    assert [r["path"] for r in fake.received] == ["/mj/submit/change"]
+
+
+FOLLOW_UPS = [
+    (TaskCommand.upscale, 2, f"MJ::JOB::upsample::2::{HASH}"),
+    (TaskCommand.variation, 4, f"MJ::JOB::variation::4::{HASH}"),
+    (TaskCommand.reroll, None, f"MJ::JOB::reroll::0::{HASH}::SOLO"),
+]
+
+
+@pytest.mark.parametrize("api", [MidjourneyProxyApi.auto, MidjourneyProxyApi.action])
+@pytest.mark.parametrize(("command", "index", "custom_id"), FOLLOW_UPS)
+async def test_a_forks_follow_up_presses_the_origins_button(
+    served, api, command, index, custom_id
+) -> None:
+    fake, build = served
+    fake.task = fork_task("SUCCESS", progress="100%", imageUrl="https://cdn/g.png", buttons=BUTTONS)
+    await build(api).submit(
+        request(command=command, origin_provider_task_id="1712000000000000", origin_index=index)
+    )
+    _, received = fake.received
+    assert received["path"] == "/mj/submit/action"
+    body = received["body"]
+    assert {k: v for k, v in body.items() if k not in ("notifyHook", "state")} == {
+        "taskId": "1712000000000000", "customId": custom_id,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(("command", "index", "custom_id"), FOLLOW_UPS)
+async def test_without_buttons_a_forks_custom_id_is_built_from_the_message_hash(
+    served, command, index, custom_id
+) -> None:
+    fake, build = served
+    fake.task = fork_task("SUCCESS", properties={"messageHash": HASH})
+    await build(MidjourneyProxyApi.auto).submit(
+        request(command=command, origin_provider_task_id="1712", origin_index=index)
+    )
+    assert fake.received[-1]["body"]["customId"] == custom_id
+
+
+async def test_the_action_api_without_a_button_or_hash_is_refused(served) -> None:
+    fake, build = served
+    with pytest.raises(ProviderRejected, match="no upscale button"):
+        await build(MidjourneyProxyApi.action).submit(
+            request(command=TaskCommand.upscale, origin_provider_task_id="1712", origin_index=1)
+        )
+    assert [r["path"] for r in fake.received] == ["/mj/task/1712/fetch"]
+
+
+async def test_a_forks_cancel_answers_nothing_and_succeeds(proxy) -> None:
+    fake, provider = proxy
+    fake.has_cancel = True
+    await provider.cancel("1712345678901234")
+    assert fake.received[-1]["path"] == "/mj/task/1712345678901234/cancel"
+    assert fake.received[-1]["headers"]["mj-api-secret"] == API_SECRET
 
 
 @pytest.mark.parametrize("code", [1, 21, 22])
@@ -223,9 +350,9 @@ async def test_fetching_an_unknown_task_is_malformed(proxy) -> None:
         await provider.fetch("nope")
 
 
-async def test_cancel_is_not_something_the_proxy_can_do(proxy) -> None:
+async def test_the_original_proxy_cannot_cancel(proxy) -> None:
     _, provider = proxy
-    with pytest.raises(ProviderRejected):
+    with pytest.raises(ProviderRejected, match="no cancel endpoint"):
         await provider.cancel("1712345678901234")
 
 
@@ -256,7 +383,7 @@ _PARSER = MidjourneyProxyProvider(
         ("IN_PROGRESS", ProviderStatus.running),
         ("SUCCESS", ProviderStatus.completed),
         ("FAILURE", ProviderStatus.failed),
-        ("CANCEL", ProviderStatus.failed),
+        ("CANCEL", ProviderStatus.cancelled),
     ],
 )
 def test_statuses(status: str, expected: ProviderStatus) -> None:
@@ -302,6 +429,41 @@ def test_a_failure_carries_the_fail_reason() -> None:
 
 def test_a_cancel_without_reason_says_so() -> None:
     assert "cancelled" in (_PARSER.parse_callback(task("CANCEL")).error or "")
+
+
+def test_a_forks_cancel_endpoint_fails_the_task_with_a_reason_that_means_cancelled() -> None:
+    update = _PARSER.parse_callback(fork_task("FAILURE", failReason="取消任务"))
+    assert update.status is ProviderStatus.cancelled
+
+
+def test_a_forks_finished_grid_carries_its_four_split_images() -> None:
+    splits = [{"url": f"https://cdn.midjourney.com/{HASH}/0_{i}.png",
+               "thumbnail": f"https://cdn.midjourney.com/{HASH}/0_{i}_640_N.webp"}
+              for i in range(4)]  # fmt: skip
+    update = _PARSER.parse_callback(fork_task(
+        "SUCCESS", progress="100%", imageUrl="https://cdn/grid.png", buttons=BUTTONS,
+        imageUrls=splits,
+    ))  # fmt: skip
+    assert update.image_url == "https://cdn/grid.png"
+    assert update.split_urls == tuple(split["url"] for split in splits)
+
+
+@pytest.mark.parametrize(
+    ("action", "custom_id", "command"),
+    [
+        # A fork reports a reroll with its origin's action, and the button it came from.
+        ("IMAGINE", f"MJ::JOB::reroll::0::{HASH}::SOLO", TaskCommand.reroll),
+        ("VARIATION", f"MJ::JOB::reroll::0::{HASH}::SOLO", TaskCommand.reroll),
+        ("UPSCALE", f"MJ::JOB::upsample::3::{HASH}", TaskCommand.upscale),
+        ("VARIATION", f"MJ::JOB::variation::1::{HASH}", TaskCommand.variation),
+        ("IMAGINE", None, TaskCommand.imagine),
+        ("REROLL", None, TaskCommand.reroll),
+    ],
+)
+def test_a_forks_follow_up_is_known_by_the_button_it_came_from(action, custom_id, command):
+    properties = {"custom_id": custom_id} if custom_id else {}
+    update = _PARSER.parse_callback(fork_task("SUBMITTED", action=action, properties=properties))
+    assert update.command is command
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ import pytest
 
 from imagetron_contracts.models.images import ProcessMode, TaskCommand, VariationStrength
 from imagetron_images.adapters.goapi import GoApiProvider
+from imagetron_images.adapters.midjourney_proxy import MidjourneyProxyProvider
 from imagetron_images.adapters.replicate import ReplicateProvider
 from imagetron_images.app import ports
 from imagetron_images.app.ports import ImageProvider
@@ -50,8 +51,18 @@ def replicate(client: httpx.AsyncClient) -> ImageProvider:
     )  # fmt: skip
 
 
+def midjourney_proxy(client: httpx.AsyncClient) -> ImageProvider:
+    # `auto`: the recorded origin task says which follow-up API the proxy has.
+    return MidjourneyProxyProvider(
+        client, base_url="https://mj-proxy.example", api_secret="mj",
+        webhook_public_base_url="https://imagetron.example", webhook_secret="s",
+        webhook_token_key="t",
+    )  # fmt: skip
+
+
 ADAPTERS: Mapping[str, Callable[[httpx.AsyncClient], ImageProvider]] = {
     "goapi": goapi,
+    "midjourney_proxy": midjourney_proxy,
     "replicate": replicate,
 }
 

@@ -23,7 +23,7 @@ from faststream.nats import NatsBroker
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from imagetron_contracts.models.images import ProviderCallback
-from imagetron_contracts.streams import WEBHOOKS_GOAPI
+from imagetron_contracts.streams import WEBHOOKS_GOAPI, WEBHOOKS_MIDJOURNEY_PROXY
 from imagetron_images.bootstrap import create_app
 from imagetron_images.migrations import upgrade
 from imagetron_images.settings import ImagesSettings
@@ -67,8 +67,8 @@ async def streams(nats_url: str) -> str:
 @dataclass
 class GatewayStandIn:
     """What the gateway does with a provider callback: verify the per-task token and the
-    shared secret, then publish it on `webhooks.goapi` (Nats-Msg-Id = hash of the body).
-    With `forward` off it only records, and the test delivers callbacks itself."""
+    shared secret, then publish it on `webhooks.<provider>` (Nats-Msg-Id = hash of the
+    body). With `forward` off it only records, and the test delivers callbacks itself."""
 
     broker: NatsBroker
     forward: bool = False
@@ -79,30 +79,48 @@ class GatewayStandIn:
 
         @app.post("/webhooks/goapi/{task_id}")
         async def receive(task_id: UUID, token: str, request: Request) -> JSONResponse:
-            raw = await request.body()
-            if not verify_webhook_token(TOKEN_KEY, "goapi", task_id, token) or not secrets_match(
-                WEBHOOK_SECRET, request.headers.get("x-webhook-secret")
-            ):
-                return JSONResponse({"title": "Unauthorized"}, status_code=401)
-            body = json.loads(raw)
-            self.received.append({"task_id": task_id, "body": body})
-            if self.forward:
-                await publish_callback(self.broker, task_id, body, hashlib.sha256(raw).hexdigest())
-            return JSONResponse({"status": "accepted"})
+            secret = request.headers.get("x-webhook-secret")
+            return await self._accept("goapi", task_id, token, secret, request)
+
+        @app.post("/webhooks/midjourney_proxy/{task_id}")
+        async def receive_proxy(
+            task_id: UUID, token: str, request: Request, secret: str | None = None
+        ) -> JSONResponse:
+            return await self._accept("midjourney_proxy", task_id, token, secret, request)
 
         return app
+
+    async def _accept(
+        self, provider: str, task_id: UUID, token: str, secret: str | None, request: Request
+    ) -> JSONResponse:
+        raw = await request.body()
+        if not verify_webhook_token(TOKEN_KEY, provider, task_id, token) or not secrets_match(
+            WEBHOOK_SECRET, secret
+        ):
+            return JSONResponse({"title": "Unauthorized"}, status_code=401)
+        body = json.loads(raw)
+        self.received.append({"task_id": task_id, "body": body})
+        if self.forward:
+            digest = hashlib.sha256(raw).hexdigest()
+            await publish_callback(self.broker, task_id, body, digest, provider=provider)
+        return JSONResponse({"status": "accepted"})
 
     def bodies(self, task_id: UUID) -> list[dict[str, Any]]:
         return [r["body"] for r in self.received if r["task_id"] == task_id]
 
 
 async def publish_callback(
-    broker: NatsBroker, task_id: UUID, body: dict[str, Any], message_id: str
+    broker: NatsBroker,
+    task_id: UUID,
+    body: dict[str, Any],
+    message_id: str,
+    *,
+    provider: str = "goapi",
 ) -> None:
-    callback = ProviderCallback(provider="goapi", task_id=task_id, received_at=utcnow(), body=body)
+    callback = ProviderCallback(provider=provider, task_id=task_id, received_at=utcnow(), body=body)
     await broker.publish(
         callback.model_dump(mode="json"),
-        WEBHOOKS_GOAPI,
+        {"goapi": WEBHOOKS_GOAPI, "midjourney_proxy": WEBHOOKS_MIDJOURNEY_PROXY}[provider],
         stream="WEBHOOKS",
         headers={"Nats-Msg-Id": message_id},
         timeout=5.0,
@@ -150,8 +168,16 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack_settings() -> dict[str, Any]:
-    """Settings a test module wants changed in its service instance (override it there)."""
+    """Settings a test module wants changed in its service instance (override it there).
+    A `midjourney_proxy_base_url` that starts with `/` is a path of the sandbox."""
     return {}
+
+
+def _on_the_sandbox(settings: dict[str, Any], sandbox_url: str) -> dict[str, Any]:
+    path = settings.get("midjourney_proxy_base_url")
+    if isinstance(path, str) and path.startswith("/"):
+        return {**settings, "midjourney_proxy_base_url": sandbox_url + path.rstrip("/")}
+    return settings
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +217,7 @@ async def stack(
             download_allow_hosts=[sandbox_url.removeprefix("http://")],
             outbox_poll_seconds=0.2,
             persist_max_deliveries=3,
-            **stack_settings,
+            **_on_the_sandbox(stack_settings, sandbox_url),
         )
         app = create_app(settings)
         async with app.router.lifespan_context(app):

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import httpx
 
 from imagetron_images.adapters.goapi import GoApiProvider
-from imagetron_images.adapters.midjourney_proxy import MidjourneyProxyProvider
+from imagetron_images.adapters.midjourney_proxy import MidjourneyProxyApi, MidjourneyProxyProvider
 from imagetron_images.adapters.openai_images import OpenAIImagesProvider, StagingStore
 from imagetron_images.adapters.replicate import ReplicateProvider
 from imagetron_images.app.ports import ImageProvider
@@ -43,6 +43,7 @@ def build_providers(
             webhook_public_base_url=webhook_base,
             webhook_secret=webhook_secret,
             webhook_token_key=token_key,
+            api=MidjourneyProxyApi(settings.midjourney_proxy_api),
         ),
         ReplicateProvider(
             client,
