@@ -14,6 +14,7 @@ import pytest
 from pydantic import BaseModel, SecretStr
 
 from imagetron_contracts.models.images import ProviderCallback
+from imagetron_gateway.adapters.webhooks import webhook_verifiers
 from imagetron_gateway.app.identity import Authenticator
 from imagetron_gateway.bootstrap import SERVICE, api_app, rate_limits
 from imagetron_gateway.context import GatewayContext, GatewayState
@@ -145,6 +146,7 @@ async def gateway() -> AsyncIterator[Gateway]:
                     identity_uow=lambda: FakeIdentityUoW(users),
                     http=http,
                     rate_limits=rate_limits(settings),
+                    webhooks=webhook_verifiers(settings),
                 )
             )
 

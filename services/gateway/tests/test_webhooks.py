@@ -15,6 +15,7 @@ import uuid
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from imagetron_gateway.adapters.webhooks import webhook_verifiers
 from imagetron_gateway.settings import GatewaySettings
 from imagetron_platform.webhook_tokens import webhook_token
 
@@ -299,7 +300,9 @@ async def test_a_correctly_signed_replicate_callback_needs_its_tasks_token(repli
 
 async def test_without_a_configured_signing_secret_every_replicate_callback_is_401(gateway):
     settings = gateway.settings.model_copy(update={"replicate_webhook_secret": None})
-    gateway.state["context"] = dataclasses.replace(gateway.state["context"], settings=settings)
+    gateway.state["context"] = dataclasses.replace(
+        gateway.state["context"], settings=settings, webhooks=webhook_verifiers(settings)
+    )
     raw = json.dumps(PREDICTION).encode()
     task_id = uuid.uuid4()
     response = await gateway.client.post(_rep_url(task_id), content=raw, headers=_signed(raw))

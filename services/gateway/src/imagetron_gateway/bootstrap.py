@@ -19,6 +19,7 @@ from starlette.middleware import Middleware
 from imagetron_gateway.adapters.callbacks import JetStreamCallbackSink
 from imagetron_gateway.adapters.identity import SqlIdentityUnitOfWork
 from imagetron_gateway.adapters.rate_limits import RequestRateLimits
+from imagetron_gateway.adapters.webhooks import VERIFIERS, webhook_verifiers
 from imagetron_gateway.app.identity import Authenticator, ensure_bootstrap_admin
 from imagetron_gateway.context import GatewayContext, GatewayState
 from imagetron_gateway.entrypoints.http import (
@@ -86,6 +87,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     identity_uow=identity_uow,
                     http=http,
                     rate_limits=rate_limits(settings),
+                    webhooks=webhook_verifiers(settings),
                 )
             )
 
@@ -106,7 +108,7 @@ def api_app(app: FastAPI) -> FastAPI:
     app.version = "0.1.0"
     for module in (users, prompts, chats, tasks, images, publications, events_token, events):
         app.include_router(module.router)
-    app.include_router(webhooks.router)
+    app.include_router(webhooks.webhook_router(VERIFIERS))
     # Innermost (appended, not added on top): its refusals still pass through the
     # platform's metrics, security headers and correlation ids.
     app.user_middleware.append(Middleware(RequestGuard))

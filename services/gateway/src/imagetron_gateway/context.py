@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -10,7 +10,12 @@ import httpx
 
 from imagetron_gateway.adapters.rate_limits import RequestRateLimits
 from imagetron_gateway.app.identity import Authenticator
-from imagetron_gateway.app.ports import CallbackSink, IdentityUnitOfWork, ServiceClient
+from imagetron_gateway.app.ports import (
+    CallbackSink,
+    IdentityUnitOfWork,
+    ServiceClient,
+    WebhookVerifier,
+)
 from imagetron_gateway.settings import GatewaySettings
 
 
@@ -24,6 +29,8 @@ class GatewayContext:
     #: Streams SSE from the notifier and stored image bytes from object storage.
     http: httpx.AsyncClient
     rate_limits: RequestRateLimits
+    #: provider → how its callbacks are verified (adapters/webhooks).
+    webhooks: Mapping[str, WebhookVerifier]
 
 
 class GatewayState(TypedDict):

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -44,3 +46,38 @@ class CallbackSink(Protocol):
     could not, so the provider is told to retry."""
 
     async def accept(self, callback: ProviderCallback, dedupe_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class WebhookParameter:
+    """A credential a provider's callbacks carry outside the body, as the contract
+    documents it."""
+
+    location: Literal["query", "header"]
+    name: str
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A provider callback as a verifier sees it: where it was sent and what came with it
+    (headers are looked up case-insensitively)."""
+
+    provider: str
+    task_id: UUID
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+
+
+class WebhookVerifier(Protocol):
+    """How one provider's callbacks prove where they come from. Each check raises the
+    platform's `Unauthorized` (a plain 401) when it fails, whatever the reason: a missing,
+    malformed, non-ASCII or wrong credential is simply not valid."""
+
+    def check(self, request: WebhookRequest) -> None:
+        """The credentials that need no body, before the body is read."""
+        ...
+
+    def verify(self, request: WebhookRequest, body: bytes) -> str:
+        """Whatever covers the body (a signature), then the delivery's id: the same for
+        the provider's retries of one delivery, so it is stored once."""
+        ...

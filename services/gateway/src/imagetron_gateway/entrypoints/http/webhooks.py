@@ -1,38 +1,32 @@
 """Provider callbacks: verify, publish durably to JetStream, then answer.
 
-Nothing is written or published before every credential checks out, and a 2xx is sent only
-after the WEBHOOKS stream acknowledged the message, so an accepted callback cannot be lost;
-if NATS is down the provider gets a 503 and retries.
-
-Credentials per provider, all compared in constant time:
-- GoAPI: the shared secret echoed in `x-webhook-secret` + the per-task `token` in the URL.
-- midjourney-proxy: it POSTs to `notifyHook` with no header of ours, so the shared secret
-  travels in the URL (`secret`) next to the per-task `token`.
-- Replicate: a Standard Webhooks signature (`webhook-id`/`-timestamp`/`-signature`, HMAC
-  over `id.timestamp.body`, 5 minutes of tolerance) + the per-task `token`, because the
-  signature covers the body and not the task id in the URL."""
+One route per provider, `POST /webhooks/<provider>/{task_id}`, made from its verifier (the
+`WebhookVerifier` port; `adapters/webhooks` has one per provider): the credentials that
+need no body are checked before the body is read, then what covers the body (a signature),
+and nothing is written or published before every check passed. A 2xx is sent only after
+the WEBHOOKS stream acknowledged the message, so an accepted callback cannot be lost; if
+NATS is down the provider gets a 503 and retries. The message id is the verifier's delivery
+id (a signed id, or the body's hash), so a provider's retry is stored once."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from typing import Annotated, Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request
-from standardwebhooks import Webhook
+from fastapi import APIRouter, Request
 
 from imagetron_contracts.models.common import WebhookAccepted
 from imagetron_contracts.models.images import ProviderCallback
+from imagetron_gateway.app.ports import WebhookParameter, WebhookRequest
 from imagetron_gateway.entrypoints.http.deps import Context
 from imagetron_gateway.entrypoints.http.problems import problems
 from imagetron_platform.clock import utcnow
-from imagetron_platform.errors import InvalidRequest, ServiceUnavailable, Unauthorized
-from imagetron_platform.webhook_tokens import secrets_match, verify_webhook_token
+from imagetron_platform.errors import InvalidRequest, ServiceUnavailable
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/webhooks")
 #: Callbacks are read as raw bytes (to verify them as sent), so the body is documented here.
 JSON_OBJECT_BODY = {
     "requestBody": {
@@ -40,131 +34,67 @@ JSON_OBJECT_BODY = {
         "content": {"application/json": {"schema": {"type": "object"}}},
     }
 }
-
-MIDJOURNEY_PROXY = "midjourney_proxy"
-REPLICATE = "replicate"
+PER_TASK_TOKEN_HELP = "The per-task token of the callback URL; missing or wrong is a 401."  # noqa: S105
 
 
-@router.post(
-    "/goapi/{task_id:id}",
-    operation_id="receiveGoapiWebhook",
-    tags=["webhooks"],
-    responses=problems(401, 422, 503),
-    openapi_extra=JSON_OBJECT_BODY,
-)
-async def receive_goapi_webhook(
-    task_id: UUID,
-    request: Request,
-    ctx: Context,
-    token: Annotated[str | None, Query()] = None,
-    x_webhook_secret: Annotated[str | None, Header(alias="x-webhook-secret")] = None,
-) -> WebhookAccepted:
-    # Same bytes from a retrying provider → same id → stored once.
-    return await _accept_shared_secret_callback(
-        ctx, request, "goapi", task_id, token, x_webhook_secret
+class DocumentedVerifier(Protocol):
+    """What a route is made from: the provider and the credentials it documents."""
+
+    @property
+    def provider(self) -> str: ...
+
+    @property
+    def parameters(self) -> tuple[WebhookParameter, ...]: ...
+
+
+def webhook_router(verifiers: Iterable[DocumentedVerifier]) -> APIRouter:
+    router = APIRouter(prefix="/webhooks")
+    for verifier in verifiers:
+        _add_route(router, verifier)
+    return router
+
+
+def _add_route(router: APIRouter, verifier: DocumentedVerifier) -> None:
+    provider = verifier.provider
+
+    async def receive(task_id: UUID, request: Request, ctx: Context) -> WebhookAccepted:
+        return await _accept(ctx, request, provider, task_id)
+
+    parameters = [
+        {
+            "name": p.name,
+            "in": p.location,
+            "required": False,
+            "schema": {"type": "string"},
+            **({"description": PER_TASK_TOKEN_HELP} if p.name == "token" else {}),
+        }
+        for p in verifier.parameters
+    ]
+    router.add_api_route(
+        f"/{provider}/{{task_id:id}}",
+        receive,
+        methods=["POST"],
+        operation_id=f"receive{provider.title().replace('_', '')}Webhook",
+        name=f"receive_{provider}_webhook",
+        tags=["webhooks"],
+        responses=problems(401, 422, 503),
+        openapi_extra={**JSON_OBJECT_BODY, "parameters": parameters},
     )
 
 
-@router.post(
-    "/midjourney_proxy/{task_id:id}",
-    operation_id="receiveMidjourneyProxyWebhook",
-    tags=["webhooks"],
-    responses=problems(401, 422, 503),
-    openapi_extra=JSON_OBJECT_BODY,
-)
-async def receive_midjourney_proxy_webhook(
-    task_id: UUID,
-    request: Request,
-    ctx: Context,
-    token: Annotated[str | None, Query()] = None,
-    secret: Annotated[str | None, Query()] = None,
-) -> WebhookAccepted:
-    # The proxy sends the whole task on every change: a new state is a new body.
-    return await _accept_shared_secret_callback(
-        ctx, request, MIDJOURNEY_PROXY, task_id, token, secret
-    )
-
-
-@router.post(
-    "/replicate/{task_id:id}",
-    operation_id="receiveReplicateWebhook",
-    tags=["webhooks"],
-    responses=problems(401, 422, 503),
-    openapi_extra=JSON_OBJECT_BODY,
-)
-async def receive_replicate_webhook(
-    task_id: UUID,
-    request: Request,
-    ctx: Context,
-    token: Annotated[str | None, Query()] = None,
-    webhook_id: Annotated[str | None, Header(alias="webhook-id")] = None,
-    webhook_timestamp: Annotated[str | None, Header(alias="webhook-timestamp")] = None,
-    webhook_signature: Annotated[str | None, Header(alias="webhook-signature")] = None,
-) -> WebhookAccepted:
-    settings = ctx.settings
-    token_ok = verify_webhook_token(
-        settings.webhook_token_key.get_secret_value(), REPLICATE, task_id, token
-    )
-    signing_secret = settings.replicate_webhook_secret
-    if not token_ok or signing_secret is None or not (webhook_id and webhook_timestamp):
-        log.warning("rejected replicate webhook", extra={"task_id": str(task_id)})
-        raise Unauthorized("The webhook's signature or token is not valid.")
-    raw = await _read_limited(request, settings.webhook_max_bytes)
-    headers = {
-        "webhook-id": webhook_id,
-        "webhook-timestamp": webhook_timestamp,
-        "webhook-signature": webhook_signature or "",
-    }
-    if not _signature_ok(signing_secret.get_secret_value(), raw, headers):
-        log.warning("rejected replicate webhook signature", extra={"task_id": str(task_id)})
-        raise Unauthorized("The webhook's signature or token is not valid.")
-    # `webhook-id` is signed and stays the same when Replicate retries a delivery.
-    await _publish(ctx, REPLICATE, task_id, raw, f"{REPLICATE}:{webhook_id}")
-    return WebhookAccepted(status="accepted")
-
-
-def _signature_ok(secret: str, raw: bytes, headers: dict[str, str]) -> bool:
-    """Standard Webhooks: any `v1,<base64>` entry may match (key rotation); the timestamp
-    must be within 5 minutes of now. The library raises more than its own error on
-    malformed headers or bodies, and every failure means the same thing here."""
-    try:
-        Webhook(secret).verify(raw, headers, json_parse=False)
-    except Exception:
-        return False
-    return True
-
-
-async def _publish(ctx: Context, provider: str, task_id: UUID, raw: bytes, dedupe_id: str) -> None:
+async def _accept(ctx: Context, request: Request, provider: str, task_id: UUID) -> WebhookAccepted:
+    verifier = ctx.webhooks[provider]
+    webhook = WebhookRequest(provider, task_id, request.headers, request.query_params)
+    verifier.check(webhook)
+    raw = await _read_limited(request, ctx.settings.webhook_max_bytes)
+    delivery_id = verifier.verify(webhook, raw)
     body = _json_object(raw)
     callback = ProviderCallback(provider=provider, task_id=task_id, received_at=utcnow(), body=body)
     try:
-        await ctx.callbacks.accept(callback, dedupe_id)
+        await ctx.callbacks.accept(callback, delivery_id)
     except Exception as exc:
         log.exception("could not publish %s webhook", provider)
         raise ServiceUnavailable("The callback could not be stored; please retry.") from exc
-
-
-async def _accept_shared_secret_callback(
-    ctx: Context,
-    request: Request,
-    provider: str,
-    task_id: UUID,
-    token: str | None,
-    given_secret: str | None,
-) -> WebhookAccepted:
-    """For providers that sign nothing: the shared secret they echo and our per-task token,
-    both compared in constant time before anything is read further; the message id is the
-    body's hash, so a provider's retry of the same delivery is stored once."""
-    settings = ctx.settings
-    secret_ok = secrets_match(settings.webhook_secret.get_secret_value(), given_secret)
-    token_ok = verify_webhook_token(
-        settings.webhook_token_key.get_secret_value(), provider, task_id, token
-    )
-    if not (secret_ok and token_ok):
-        log.warning("rejected %s webhook", provider, extra={"task_id": str(task_id)})
-        raise Unauthorized("The webhook's secret or token is not valid.")
-    raw = await _read_limited(request, settings.webhook_max_bytes)
-    await _publish(ctx, provider, task_id, raw, f"{provider}:" + hashlib.sha256(raw).hexdigest())
     return WebhookAccepted(status="accepted")
 
 
