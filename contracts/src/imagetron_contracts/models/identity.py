@@ -40,3 +40,19 @@ class EventsToken(BaseModel):
     """
     token: str
     expires_at: AwareDatetime
+
+
+class SignInRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    api_key: Annotated[str, Field(description='An API key of the user signing in.', max_length=200, min_length=1, pattern='^[^\\u0000]*$')]
+
+
+class Session(BaseModel):
+    """
+    A browser's session (the studio). The session itself travels only in the HttpOnly cookie `imagetron_session`; `csrf_token` must be sent as the `X-CSRF-Token` header with every write (POST, PUT, PATCH, DELETE) made with that cookie. The session ends at `expires_at`, at sign-out, or when the API key it was opened with is revoked.
+    """
+    user: User
+    csrf_token: str
+    expires_at: AwareDatetime

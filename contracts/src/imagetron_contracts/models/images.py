@@ -148,10 +148,11 @@ class ImagePage(BaseModel):
 
 class ImageContentLink(BaseModel):
     """
-    `rpc.images.images.content_url` reply: a short-lived URL of the stored bytes.
+    `rpc.images.images.content_url`, `rpc.images.images.thumbnail_url` and `rpc.images.tasks.preview_url` reply: a short-lived URL of stored bytes.
     """
     url: str
     content_type: str
+    etag: Annotated[str | None, Field(description='An HTTP entity tag for exactly these bytes (quoted), when known.')] = None
 
 
 class ImagineCommand(BaseModel):
@@ -187,7 +188,7 @@ class UpscaleCommand(BaseModel):
 
 class TaskQuery(BaseModel):
     """
-    `rpc.images.tasks.get`, `.reroll` (replies with the new Task) and `.cancel` request; replies with a Task.
+    `rpc.images.tasks.get`, `.reroll` (replies with the new Task) and `.cancel` request; replies with a Task. Also `rpc.images.tasks.preview_url` (replies with an ImageContentLink).
     """
     owner_id: UUID
     task_id: UUID
@@ -206,7 +207,7 @@ class ListTasksQuery(BaseModel):
 
 class ImageQuery(BaseModel):
     """
-    `rpc.images.images.get` / `.content_url` / `.retry` request.
+    `rpc.images.images.get` / `.content_url` / `.thumbnail_url` / `.retry` request.
     """
     owner_id: UUID
     image_id: UUID
@@ -220,6 +221,7 @@ class ListImagesQuery(BaseModel):
     task_id: UUID | None = None
     prompt_id: UUID | None = None
     kind: ImageKind | None = None
+    is_persisted: Annotated[bool | None, Field(description='Only stored (true) or only unstored (false) images.')] = None
     limit: Annotated[int | None, Field(ge=1, le=200)] = 50
     cursor: str | None = None
 
