@@ -18,7 +18,7 @@ from imagetron_gateway.adapters.webhooks import webhook_verifiers
 from imagetron_gateway.app.identity import Authenticator
 from imagetron_gateway.bootstrap import SERVICE, api_app, rate_limits
 from imagetron_gateway.context import GatewayContext, GatewayState
-from imagetron_gateway.domain.identity import User, hash_api_key
+from imagetron_gateway.domain.identity import BrowserSession, User, hash_api_key
 from imagetron_gateway.settings import GatewaySettings
 from imagetron_platform.errors import ProblemError
 from imagetron_platform.lifecycle import service_app
@@ -45,9 +45,47 @@ class FakeUsers:
         return any(u.is_admin for u in self.by_hash.values())
 
 
-class FakeIdentityUoW:
+class FakeSessions:
+    """Sessions held in memory; a session whose key is no longer in `users` is no session,
+    as the SQL join makes it."""
+
     def __init__(self, users: FakeUsers) -> None:
         self.users = users
+        self.by_hash: dict[str, BrowserSession] = {}
+
+    async def add(self, session: BrowserSession) -> None:
+        self.by_hash[session.token_hash] = session
+
+    async def active(self, token_hash: str, now: datetime) -> tuple[User, BrowserSession] | None:
+        session = self.by_hash.get(token_hash)
+        if session is None or session.expires_at <= now:
+            return None
+        user = self.users.by_hash.get(session.key_hash)
+        return None if user is None else (user, session)
+
+    async def remove(self, token_hash: str) -> None:
+        self.by_hash.pop(token_hash, None)
+
+    async def keep_newest(self, user_id: uuid.UUID, count: int) -> None:
+        mine = sorted(
+            (s for s in self.by_hash.values() if s.user_id == user_id),
+            key=lambda s: s.created_at,
+            reverse=True,
+        )
+        for old in mine[count:]:
+            del self.by_hash[old.token_hash]
+
+    async def remove_expired(self, now: datetime, limit: int) -> int:
+        expired = [h for h, s in self.by_hash.items() if s.expires_at <= now][:limit]
+        for token_hash in expired:
+            del self.by_hash[token_hash]
+        return len(expired)
+
+
+class FakeIdentityUoW:
+    def __init__(self, users: FakeUsers, sessions: FakeSessions | None = None) -> None:
+        self.users = users
+        self.sessions = sessions or FakeSessions(users)
         self.commits = 0
 
     async def __aenter__(self) -> FakeIdentityUoW:
@@ -105,6 +143,7 @@ class Gateway:
     client: httpx.AsyncClient
     settings: GatewaySettings
     users: FakeUsers
+    sessions: FakeSessions
     services: FakeServices
     callbacks: FakeCallbacks
     keys: dict[str, str]  # user name → api key
@@ -128,6 +167,7 @@ async def gateway() -> AsyncIterator[Gateway]:
         rate_limit_per_address=20,
     )
     users = FakeUsers()
+    sessions = FakeSessions(users)
     people = {"admin": make_user("admin", is_admin=True), "ada": make_user("ada")}
     keys = {name: f"itk_{name}-key" for name in people}
     for name, user in people.items():
@@ -143,7 +183,7 @@ async def gateway() -> AsyncIterator[Gateway]:
                     rpc=services,
                     callbacks=callbacks,
                     authenticator=Authenticator(lambda: FakeIdentityUoW(users), cache_seconds=0),
-                    identity_uow=lambda: FakeIdentityUoW(users),
+                    identity_uow=lambda: FakeIdentityUoW(users, sessions),
                     http=http,
                     rate_limits=rate_limits(settings),
                     webhooks=webhook_verifiers(settings),
@@ -153,5 +193,13 @@ async def gateway() -> AsyncIterator[Gateway]:
     app = api_app(service_app(SERVICE, title="test gateway", lifespan=fake_ports, readiness={}))
     async with lifespan_client(app, base_url="http://gateway") as running:
         yield Gateway(
-            running.client, settings, users, services, callbacks, keys, people, running.state
+            running.client,
+            settings,
+            users,
+            sessions,
+            services,
+            callbacks,
+            keys,
+            people,
+            running.state,
         )

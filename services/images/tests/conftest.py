@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from imagetron_contracts.models.images import ImageKind, TaskStatus
 from imagetron_images.app.dependencies import Dependencies
-from imagetron_images.app.ports import ImagePageKey, MalformedProviderMessage
+from imagetron_images.app.ports import ImagePageKey, InvalidImage, MalformedProviderMessage
 from imagetron_images.domain import (
     Capability,
     GenerationTask,
@@ -154,6 +154,7 @@ class FakeImageRepository:
         task_id: UUID | None,
         prompt_id: UUID | None,
         kind: ImageKind | None,
+        is_persisted: bool | None = None,
         after: ImagePageKey | None,
         limit: int,
     ) -> Sequence[Image]:
@@ -167,6 +168,7 @@ class FakeImageRepository:
             and (task_id is None or i.task_id == task_id)
             and (prompt_id is None or i.prompt_id == prompt_id)
             and (kind is None or i.kind is kind)
+            and (is_persisted is None or i.is_persisted is is_persisted)
         ]  # fmt: skip
         found.sort(key=key)
         if after is not None:
@@ -320,6 +322,9 @@ class FakeStore:
     async def get(self, key: str) -> bytes:
         return self.objects[key][0]
 
+    async def exists(self, key: str) -> bool:
+        return key in self.objects
+
     def content_url(self, key: str) -> str:
         return f"https://s3.example/imagetron/{key}?signature=x"
 
@@ -338,6 +343,20 @@ class FakeInspector:
         )
 
 
+class FakeThumbnailer:
+    """Marks the bytes it was given; `refuse` makes it raise InvalidImage."""
+
+    def __init__(self) -> None:
+        self.refuse = False
+        self.made = 0
+
+    async def thumbnail(self, data: bytes) -> bytes:
+        if self.refuse:
+            raise InvalidImage("cannot shrink this")
+        self.made += 1
+        return b"thumb:" + hashlib.sha256(data).hexdigest().encode()
+
+
 def png_bytes(width: int = 8, height: int = 8, color: str = "red") -> bytes:
     out = io.BytesIO()
     PillowImage.new("RGB", (width, height), color).save(out, format="PNG")
@@ -351,6 +370,7 @@ class World:
     downloader: FakeDownloader
     store: FakeStore
     inspector: FakeInspector
+    thumbnailer: FakeThumbnailer
 
     def deps(self) -> Dependencies:
         return Dependencies(
@@ -360,13 +380,21 @@ class World:
             downloader=self.downloader,
             inspector=self.inspector,
             store=self.store,
+            thumbnailer=self.thumbnailer,
             max_in_flight=100,
         )
 
 
 @pytest.fixture
 def world() -> World:
-    return World(FakeUnitOfWork(), FakeProvider(), FakeDownloader(), FakeStore(), FakeInspector())
+    return World(
+        FakeUnitOfWork(),
+        FakeProvider(),
+        FakeDownloader(),
+        FakeStore(),
+        FakeInspector(),
+        FakeThumbnailer(),
+    )
 
 
 @pytest.fixture

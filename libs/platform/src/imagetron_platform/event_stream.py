@@ -66,5 +66,12 @@ def stream_request(
     task_id: UUID | None = None,
     prompt_id: UUID | None = None,
     types: Annotated[str | None, Query(pattern=EVENT_TYPES_PATTERN)] = None,
+    resume_after: Annotated[
+        str | None, Query(alias="last_event_id", pattern=LAST_EVENT_ID_PATTERN)
+    ] = None,
 ) -> StreamRequest:
-    return StreamRequest(last_event_id, task_id, prompt_id, types)
+    # A browser resends the header by itself while its EventSource reconnects; a new
+    # EventSource (opened after the old one gave up) can only say where it was in the URL.
+    # The header wins when both are sent.
+    after = last_event_id if last_event_id is not None else resume_after
+    return StreamRequest(after, task_id, prompt_id, types)

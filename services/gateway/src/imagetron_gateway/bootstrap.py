@@ -20,7 +20,11 @@ from imagetron_gateway.adapters.callbacks import JetStreamCallbackSink
 from imagetron_gateway.adapters.identity import SqlIdentityUnitOfWork
 from imagetron_gateway.adapters.rate_limits import RequestRateLimits
 from imagetron_gateway.adapters.webhooks import VERIFIERS, webhook_verifiers
-from imagetron_gateway.app.identity import Authenticator, ensure_bootstrap_admin
+from imagetron_gateway.app.identity import (
+    Authenticator,
+    ensure_bootstrap_admin,
+    remove_expired_sessions,
+)
 from imagetron_gateway.context import GatewayContext, GatewayState
 from imagetron_gateway.entrypoints.http import (
     chats,
@@ -29,6 +33,7 @@ from imagetron_gateway.entrypoints.http import (
     images,
     prompts,
     publications,
+    session,
     tasks,
     users,
     webhooks,
@@ -42,6 +47,8 @@ from imagetron_platform.rpc import RpcClient
 
 log = logging.getLogger(__name__)
 SERVICE = "gateway"
+#: How often expired browser sessions are deleted (they stop working at expiry anyway).
+SESSION_PRUNE_SECONDS = 3600.0
 
 
 def contract_openapi() -> dict[str, Any]:
@@ -64,6 +71,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     def identity_uow() -> SqlIdentityUnitOfWork:
         return SqlIdentityUnitOfWork(database.session_factory)
+
+    async def prune_sessions() -> None:
+        removed = await remove_expired_sessions(identity_uow())
+        if removed:
+            log.info("removed %d expired browser sessions", removed)
+
+    lifecycle.every("expired sessions", SESSION_PRUNE_SECONDS, prune_sessions)
 
     @asynccontextmanager
     async def state() -> AsyncIterator[GatewayState]:
@@ -106,7 +120,17 @@ def api_app(app: FastAPI) -> FastAPI:
     """The public API on a service app: every router, the contract at `/openapi.json` and
     the docs. Tests put it on an app whose lifespan yields fakes of the ports."""
     app.version = "0.1.0"
-    for module in (users, prompts, chats, tasks, images, publications, events_token, events):
+    for module in (
+        session,
+        users,
+        prompts,
+        chats,
+        tasks,
+        images,
+        publications,
+        events_token,
+        events,
+    ):
         app.include_router(module.router)
     app.include_router(webhooks.webhook_router(VERIFIERS))
     # Innermost (appended, not added on top): its refusals still pass through the

@@ -42,6 +42,13 @@ class GatewaySettings(DatabaseSettings):
     rate_limit_per_address: int = Field(default=120, ge=1)
     rate_limit_window_seconds: int = Field(default=60, ge=1)
 
+    #: Browser sessions (the studio): how long one lasts from sign-in, how many one user may
+    #: have open (signing in beyond that ends the oldest), and whether the cookie is sent
+    #: only over HTTPS (turn on behind TLS).
+    session_ttl_seconds: int = Field(default=7 * 86_400, ge=60, le=90 * 86_400)
+    max_sessions_per_user: int = Field(default=20, ge=1, le=1000)
+    session_cookie_secure: bool = False
+
     #: How long calls that wait for the language model (chats, prompt generation, titles)
     #: may take, instead of `rpc_timeout_seconds`. Keep it above the prompts service's
     #: `llm_deadline_seconds` (90 s), so the service's own 504 arrives rather than ours.

@@ -14,7 +14,7 @@ from imagetron_images.adapters.downloads import (
     SystemResolver,
     guarded_http_client,
 )
-from imagetron_images.adapters.image_files import PillowImageInspector
+from imagetron_images.adapters.image_files import PillowImageInspector, PillowThumbnailer
 from imagetron_images.adapters.providers import build_providers
 from imagetron_images.adapters.staging import StagedOrRemoteDownloader
 from imagetron_images.adapters.storage import S3ImageStore, minio_client
@@ -84,6 +84,7 @@ class ImagesRuntime:
             ),
             inspector=PillowImageInspector(max_pixels=settings.max_pixels),
             store=self.store,
+            thumbnailer=PillowThumbnailer(max_pixels=settings.max_pixels),
         )
 
     def new_uow(self) -> ImagesUnitOfWork:

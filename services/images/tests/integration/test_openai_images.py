@@ -23,7 +23,7 @@ from imagetron_contracts.models.images import (
     SubmitTaskJob,
     TaskStatus,
 )
-from imagetron_images.adapters.image_files import PillowImageInspector
+from imagetron_images.adapters.image_files import PillowImageInspector, PillowThumbnailer
 from imagetron_images.adapters.openai_images import OpenAIImagesProvider
 from imagetron_images.adapters.staging import StagedOrRemoteDownloader
 from imagetron_images.adapters.storage import S3ImageStore, minio_client
@@ -128,6 +128,7 @@ async def test_an_imagine_is_generated_staged_and_persisted(world, openai, s3_st
             PersistImageJob(image_id=image.id, owner_id=image.owner_id),
             Delivery(f"persist-{image.id}"),
             world.uow, downloader, PillowImageInspector(max_pixels=10_000), s3_store,
+            PillowThumbnailer(max_pixels=10_000),
         )  # fmt: skip
     stored = world.uow.images_of(task.id)
     assert [i.sha256 for i in stored] == [hashlib.sha256(f).hexdigest() for f in FILES]

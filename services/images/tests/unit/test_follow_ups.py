@@ -424,6 +424,7 @@ class TestRetryImage:
             world.downloader,
             world.inspector,
             world.store,
+            world.thumbnailer,
         )
         return world.uow.committed.images[image.id]
 
@@ -446,6 +447,7 @@ class TestRetryImage:
             world.downloader,
             world.inspector,
             world.store,
+            world.thumbnailer,
         )
         stored = world.uow.committed.images[image.id]
         assert (stored.is_persisted, stored.error, stored.attempts) == (True, None, 2)
@@ -461,6 +463,7 @@ class TestRetryImage:
             world.downloader,
             world.inspector,
             world.store,
+            world.thumbnailer,
         )
         queued = len(world.uow.outbox)
         with pytest.raises(Conflict, match="already stored"):

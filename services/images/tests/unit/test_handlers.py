@@ -22,7 +22,7 @@ from imagetron_contracts.models.images import (
     TaskQuery,
     TaskStatus,
 )
-from imagetron_images.app import callbacks, images, tasks
+from imagetron_images.app import callbacks, images, previews, tasks
 from imagetron_images.app.jobs import Delivery, RetryLater
 from imagetron_images.app.ports import (
     DownloadFailed,
@@ -32,7 +32,7 @@ from imagetron_images.app.ports import (
     StorageUnavailable,
 )
 from imagetron_images.domain import ProviderStatus, ProviderUpdate
-from imagetron_platform.errors import Conflict, InvalidRequest, NotFound
+from imagetron_platform.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
 
 GRID = "https://cdn.example/grid.png"
 SPLITS = tuple(f"https://cdn.example/{i}.png" for i in range(1, 5))
@@ -362,7 +362,7 @@ class TestPersistImage:
         await images.persist_image(
             PersistImageJob(image_id=image.id, owner_id=image.owner_id),
             Delivery(msg or f"persist-{image.id}-{attempt}", attempt, 5),
-            world.uow, world.downloader, world.inspector, world.store,
+            world.uow, world.downloader, world.inspector, world.store, world.thumbnailer,
         )  # fmt: skip
 
     async def test_stores_the_bytes_and_records_them(self, world, make_png) -> None:
@@ -438,7 +438,7 @@ class TestImageQueries:
         world.downloader.files[GRID] = make_png()
         await images.persist_image(
             PersistImageJob(image_id=grid.id, owner_id=grid.owner_id), Delivery("p"),
-            world.uow, world.downloader, world.inspector, world.store,
+            world.uow, world.downloader, world.inspector, world.store, world.thumbnailer,
         )  # fmt: skip
         return world.uow.committed.images[grid.id]
 
@@ -509,3 +509,123 @@ class TestSubmitWithoutOrigin:
         assert world.provider.requests == []
         assert world.uow.task(task.id).status is TaskStatus.failed
         assert len(payloads(world, "task.failed")) == 1
+
+
+class TestThumbnails:
+    async def persisted(self, world, make_png) -> Any:
+        return await TestImageQueries().persisted(world, make_png)
+
+    def query(self, image, owner: UUID | None = None) -> ImageQuery:
+        return ImageQuery(owner_id=owner or image.owner_id, image_id=image.id)
+
+    async def test_storing_an_image_stores_its_thumbnail_under_the_owners_prefix(
+        self, world, make_png
+    ) -> None:
+        grid = await self.persisted(world, make_png)
+        assert grid.thumbnail_key == f"{grid.owner_id}/{grid.task_id}/grid-0-{grid.id}.thumb.webp"
+        thumb, content_type = world.store.objects[grid.thumbnail_key]
+        assert content_type == "image/webp"
+        assert thumb == await world.thumbnailer.thumbnail(world.store.objects[grid.storage_key][0])
+
+        link = await images.image_thumbnail_url(
+            self.query(grid), world.uow, world.store, world.thumbnailer
+        )
+        assert grid.thumbnail_key in link.url
+        assert (link.content_type, link.etag) == ("image/webp", f'"{grid.sha256}-t"')
+        assert world.thumbnailer.made == 2  # at persistence, and above for the comparison
+
+    async def test_an_image_without_a_thumbnail_gets_one_once_on_request(
+        self, world, make_png
+    ) -> None:
+        world.thumbnailer.refuse = True
+        grid = await self.persisted(world, make_png)
+        assert grid.is_persisted
+        assert grid.thumbnail_key is None
+        world.thumbnailer.refuse = False
+        for _ in range(2):
+            link = await images.image_thumbnail_url(
+                self.query(grid), world.uow, world.store, world.thumbnailer
+            )
+        assert world.thumbnailer.made == 1
+        stored = world.uow.committed.images[grid.id]
+        assert stored.thumbnail_key is not None
+        assert stored.thumbnail_key in link.url
+        assert stored.thumbnail_key in world.store.objects
+
+    async def test_no_thumbnail_before_storage_nor_of_anothers_image(self, world, make_png) -> None:
+        grid = await self.persisted(world, make_png)
+        version = world.uow.images_of(grid.task_id)[1]
+        with pytest.raises(Conflict):
+            await images.image_thumbnail_url(
+                self.query(version), world.uow, world.store, world.thumbnailer
+            )
+        with pytest.raises(NotFound):
+            await images.image_thumbnail_url(
+                self.query(grid, uuid4()), world.uow, world.store, world.thumbnailer
+            )
+
+    async def test_images_can_be_listed_by_stored_state(self, world, make_png) -> None:
+        grid = await self.persisted(world, make_png)
+
+        async def ids(is_persisted: bool | None) -> set[UUID]:
+            page = await images.list_images(
+                ListImagesQuery(owner_id=grid.owner_id, is_persisted=is_persisted), world.uow
+            )
+            return {i.id for i in page.items}
+
+        everything = {i.id for i in world.uow.images_of(grid.task_id)}
+        assert await ids(True) == {grid.id}
+        assert await ids(False) == everything - {grid.id}
+        assert await ids(None) == everything
+
+
+class TestTaskPreview:
+    PREVIEW = "https://cdn.example/progress-30.png"
+
+    async def rendering(self, world, preview_url: str | None = PREVIEW) -> Any:
+        task = await submitted_task(world)
+        update = ProviderUpdate(
+            provider_task_id=task.provider_task_id, command=TaskCommand.imagine,
+            status=ProviderStatus.running, progress=30, preview_url=preview_url,
+        )  # fmt: skip
+        await apply(world, task.id, update, "cb-progress")
+        return world.uow.task(task.id)
+
+    async def preview(self, world, task, owner: UUID | None = None) -> Any:
+        return await previews.task_preview_url(
+            TaskQuery(owner_id=owner or task.owner_id, task_id=task.id),
+            world.uow, world.downloader, world.thumbnailer, world.store,
+        )  # fmt: skip
+
+    async def test_the_preview_is_fetched_once_shrunk_and_kept_under_the_owners_prefix(
+        self, world, make_png
+    ) -> None:
+        task = await self.rendering(world)
+        world.downloader.files[self.PREVIEW] = make_png()
+        first = await self.preview(world, task)
+        second = await self.preview(world, task)
+        assert world.downloader.requested == [self.PREVIEW]
+        assert first == second
+        assert first.content_type == "image/webp"
+        [key] = [k for k in world.store.objects if "preview-" in k]
+        assert key.startswith(f"{task.owner_id}/{task.id}/")
+        assert key in first.url
+
+    async def test_no_preview_yet_or_anothers_task_is_not_found(self, world) -> None:
+        task = await self.rendering(world, preview_url=None)
+        with pytest.raises(NotFound, match="no preview"):
+            await self.preview(world, task)
+        task = await self.rendering(world)
+        with pytest.raises(NotFound):
+            await self.preview(world, task, owner=uuid4())
+        assert world.downloader.requested == []
+
+    async def test_a_failing_or_refused_download_is_a_clear_answer(self, world) -> None:
+        task = await self.rendering(world)
+        world.downloader.files[self.PREVIEW] = DownloadFailed("connection reset")
+        with pytest.raises(ServiceUnavailable):
+            await self.preview(world, task)
+        world.downloader.files[self.PREVIEW] = DownloadRefused("10.0.0.1 is private")
+        with pytest.raises(NotFound, match="unusable"):
+            await self.preview(world, task)
+        assert not any("preview-" in k for k in world.store.objects)

@@ -10,7 +10,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from imagetron_images.adapters.image_files import PillowImageInspector
+from imagetron_images.adapters.image_files import PillowImageInspector, PillowThumbnailer
 from imagetron_images.app.ports import InvalidImage
 
 
@@ -95,3 +95,47 @@ async def test_a_decompression_bomb_is_refused_from_its_header() -> None:
 async def test_a_header_within_the_cap_without_its_pixels_is_corrupt() -> None:
     with pytest.raises(InvalidImage, match="corrupt"):
         await inspector.inspect(png_claiming(50, 50))
+
+
+thumbnailer = PillowThumbnailer(max_side=400, max_pixels=5_000_000)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "size", "mode", "expected"),
+    [
+        ("PNG", (1600, 1000), "RGB", (400, 250)),
+        ("JPEG", (900, 1800), "RGB", (200, 400)),
+        ("WEBP", (1024, 1024), "RGB", (400, 400)),
+        ("PNG", (120, 80), "RGB", (120, 80)),  # never enlarged
+    ],
+)
+async def test_a_thumbnail_is_a_small_webp_of_the_same_shape(fmt, size, mode, expected):
+    data = encoded(fmt, size, mode)
+    thumb = await thumbnailer.thumbnail(data)
+    with Image.open(io.BytesIO(thumb)) as image:
+        assert image.format == "WEBP"
+        assert image.size == expected
+
+
+async def test_a_thumbnail_keeps_transparency():
+    out = io.BytesIO()
+    Image.new("RGBA", (800, 600), (0, 128, 128, 0)).save(out, format="PNG")
+    with Image.open(io.BytesIO(await thumbnailer.thumbnail(out.getvalue()))) as image:
+        assert image.mode == "RGBA"
+        assert image.getpixel((10, 10))[3] == 0
+
+
+async def test_a_thumbnail_of_a_large_image_is_small_in_bytes():
+    noisy = Image.effect_noise((2048, 2048), 64).convert("RGB")
+    out = io.BytesIO()
+    noisy.save(out, format="PNG")
+    thumb = await thumbnailer.thumbnail(out.getvalue())
+    assert len(thumb) < 60_000 < len(out.getvalue())
+
+
+@pytest.mark.parametrize(
+    "data", [b"<html>not an image</html>", encoded("PNG")[:40], png_claiming(5000, 5000)]
+)
+async def test_no_thumbnail_of_what_is_not_an_acceptable_image(data):
+    with pytest.raises(InvalidImage):
+        await thumbnailer.thumbnail(data)

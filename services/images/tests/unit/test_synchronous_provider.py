@@ -81,6 +81,7 @@ async def persist(world: Any, image: Any) -> None:
         StagedOrRemoteDownloader(world.store, world.downloader),
         PillowImageInspector(max_pixels=10_000),
         world.store,
+        world.thumbnailer,
     )
 
 

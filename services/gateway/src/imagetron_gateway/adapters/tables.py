@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, MetaData, String, Table, Uuid
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, MetaData, String, Table, Uuid
 
 SCHEMA = "identity"
 metadata = MetaData(schema=SCHEMA)
@@ -20,4 +20,24 @@ api_keys = Table(
     Column("key_hash", String(64), primary_key=True),
     Column("user_id", Uuid, ForeignKey(users.c.id, ondelete="CASCADE"), nullable=False, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Browser sessions (the studio). Only the session token's SHA-256 is kept. A session lives
+#: no longer than the API key it was opened with: deleting the key deletes its sessions, and
+#: authentication joins the key, so whatever ends a key ends its sessions at once.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Uuid, ForeignKey(users.c.id, ondelete="CASCADE"), nullable=False),
+    Column(
+        "key_hash",
+        String(64),
+        ForeignKey(api_keys.c.key_hash, ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    Index("ix_sessions_user_id_created_at", "user_id", "created_at"),
 )

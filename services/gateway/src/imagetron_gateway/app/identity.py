@@ -1,13 +1,22 @@
-"""Use cases of identity: who is calling, new users, the first admin."""
+"""Use cases of identity: who is calling, new users, the first admin, browser sessions."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 
 from imagetron_gateway.app.ports import IdentityUnitOfWork
-from imagetron_gateway.domain.identity import User, hash_api_key, new_api_key
+from imagetron_gateway.domain.identity import (
+    BrowserSession,
+    User,
+    hash_api_key,
+    hash_session_token,
+    new_api_key,
+    new_session_token,
+)
 from imagetron_platform.clock import utcnow
 from imagetron_platform.errors import Forbidden, Unauthorized
 
@@ -81,3 +90,59 @@ class Authenticator:
         if user is None:
             raise Unauthorized("The API key is not valid.")
         return user
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    user: User
+    #: The secret the cookie carries; only its hash is stored.
+    token: str
+    session: BrowserSession
+
+
+async def sign_in(
+    uow: IdentityUnitOfWork, api_key: str, *, ttl: timedelta, max_sessions: int
+) -> SignedIn:
+    """Open a browser session for the key's user. The user's oldest sessions beyond
+    `max_sessions` end, so signing in again and again cannot pile up rows."""
+    key_hash = hash_api_key(api_key)
+    token = new_session_token()
+    now = utcnow()
+    async with uow:
+        user = await uow.users.by_key_hash(key_hash)
+        if user is None:
+            raise Unauthorized("The API key is not valid.")
+        session = BrowserSession(
+            token_hash=hash_session_token(token),
+            user_id=user.id,
+            key_hash=key_hash,
+            created_at=now,
+            expires_at=now + ttl,
+        )
+        await uow.sessions.add(session)
+        await uow.sessions.keep_newest(user.id, max_sessions)
+        await uow.commit()
+    return SignedIn(user=user, token=token, session=session)
+
+
+async def session_user(uow: IdentityUnitOfWork, token: str) -> tuple[User, BrowserSession]:
+    """Who a session cookie belongs to. Not cached: signing out or revoking the key ends
+    the session on the very next request."""
+    async with uow:
+        found = await uow.sessions.active(hash_session_token(token), utcnow())
+    if found is None:
+        raise Unauthorized("The session has ended; sign in again.")
+    return found
+
+
+async def sign_out(uow: IdentityUnitOfWork, token: str) -> None:
+    async with uow:
+        await uow.sessions.remove(hash_session_token(token))
+        await uow.commit()
+
+
+async def remove_expired_sessions(uow: IdentityUnitOfWork, batch: int = 1000) -> int:
+    async with uow:
+        removed = await uow.sessions.remove_expired(utcnow(), batch)
+        await uow.commit()
+    return removed

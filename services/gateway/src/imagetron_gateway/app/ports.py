@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Protocol, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel
 
 from imagetron_contracts.models.images import ProviderCallback
-from imagetron_gateway.domain.identity import User
+from imagetron_gateway.domain.identity import BrowserSession, User
 from imagetron_platform.ports import Transaction
 
 R = TypeVar("R", bound=BaseModel)
@@ -21,9 +22,25 @@ class Users(Protocol):
     async def any_admin(self) -> bool: ...
 
 
+class Sessions(Protocol):
+    async def add(self, session: BrowserSession) -> None: ...
+    async def active(self, token_hash: str, now: datetime) -> tuple[User, BrowserSession] | None:
+        """The session and its user, if it has not expired and its API key still exists."""
+        ...
+
+    async def remove(self, token_hash: str) -> None: ...
+    async def keep_newest(self, user_id: UUID, count: int) -> None:
+        """End the user's oldest sessions beyond the newest `count`."""
+        ...
+
+    async def remove_expired(self, now: datetime, limit: int) -> int: ...
+
+
 class IdentityUnitOfWork(Transaction, Protocol):
     @property
     def users(self) -> Users: ...
+    @property
+    def sessions(self) -> Sessions: ...
 
 
 class ServiceClient(Protocol):

@@ -170,6 +170,7 @@ class SqlImageRepository:
         task_id: UUID | None,
         prompt_id: UUID | None,
         kind: ImageKind | None,
+        is_persisted: bool | None = None,
         after: ImagePageKey | None,
         limit: int,
     ) -> Sequence[Image]:
@@ -180,6 +181,8 @@ class SqlImageRepository:
             query = query.where(images.c.prompt_id == prompt_id)
         if kind is not None:
             query = query.where(images.c.kind == kind.value)
+        if is_persisted is not None:
+            query = query.where(images.c.is_persisted == is_persisted)
         if after is not None:
             query = query.where(_after_image(after))
         query = query.order_by(
@@ -290,6 +293,7 @@ def _image_values(image: Image) -> dict[str, Any]:
         "created_at": image.created_at,
         "updated_at": image.updated_at,
         "persisted_at": image.persisted_at,
+        "thumbnail_key": image.thumbnail_key,
     }
 
 
@@ -315,4 +319,5 @@ def _image(row: Row[Any]) -> Image:
         created_at=m["created_at"],
         updated_at=m["updated_at"],
         persisted_at=m["persisted_at"],
+        thumbnail_key=m["thumbnail_key"],
     )

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import urllib3
 from minio import Minio
-from minio.error import MinioException
+from minio.error import MinioException, S3Error
 
 from imagetron_images.app.ports import StorageUnavailable
 
@@ -87,8 +87,6 @@ class S3ImageStore:
             raise StorageUnavailable(f"Storing {key} failed: {exc}") from exc
 
     async def get(self, key: str) -> bytes:
-        """The stored bytes (for checks and tools; the UI uses `content_url`)."""
-
         def read() -> bytes:
             response = self._client.get_object(self._bucket, key)
             try:
@@ -97,7 +95,21 @@ class S3ImageStore:
                 response.close()
                 response.release_conn()
 
-        return await asyncio.to_thread(read)
+        try:
+            return await asyncio.to_thread(read)
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageUnavailable(f"Reading {key} failed: {exc}") from exc
+
+    async def exists(self, key: str) -> bool:
+        try:
+            await asyncio.to_thread(self._client.stat_object, self._bucket, key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
+                return False
+            raise StorageUnavailable(f"Looking up {key} failed: {exc}") from exc
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageUnavailable(f"Looking up {key} failed: {exc}") from exc
+        return True
 
     def content_url(self, key: str) -> str:
         return str(

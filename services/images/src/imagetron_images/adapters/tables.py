@@ -125,6 +125,7 @@ images = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("persisted_at", DateTime(timezone=True)),
+    Column("thumbnail_key", Text),
     CheckConstraint(_one_of("kind", ImageKind), name="kind"),
     CheckConstraint('"index" BETWEEN 0 AND 4', name="index"),
     # A task yields each image once, however often its completion is reported.

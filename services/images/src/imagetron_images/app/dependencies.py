@@ -8,6 +8,7 @@ from imagetron_images.app.ports import (
     ImageInspector,
     ImageProvider,
     ImageStore,
+    Thumbnailer,
     UnitOfWork,
 )
 
@@ -24,5 +25,6 @@ class Dependencies:
     downloader: ImageDownloader
     inspector: ImageInspector
     store: ImageStore
+    thumbnailer: Thumbnailer
     # Tasks each provider account may have sent and unfinished at once (app.dispatch).
     max_in_flight: int = 10

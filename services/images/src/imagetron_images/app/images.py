@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from uuid import UUID
 
 from imagetron_contracts.models.images import (
     Image as ImageModel,
@@ -22,7 +23,9 @@ from imagetron_images.app.ports import (
     ImageInspector,
     ImagePageKey,
     ImageStore,
+    InvalidImage,
     PermanentError,
+    Thumbnailer,
     TransientError,
     UnitOfWork,
 )
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 
 PERSIST_CONSUMER = "images-persist"
 IMAGE_CURSORS = Cursors(ImagePageKey)
+THUMBNAIL_TYPE = "image/webp"
 
 
 async def get_image(query: ImageQuery, uow: UnitOfWork) -> ImageModel:
@@ -48,7 +52,8 @@ async def list_images(query: ListImagesQuery, uow: UnitOfWork) -> ImagePage:
     async with uow:
         rows = await uow.images.list(
             query.owner_id, task_id=query.task_id, prompt_id=query.prompt_id,
-            kind=query.kind, after=IMAGE_CURSORS.after(query.cursor), limit=limit + 1,
+            kind=query.kind, is_persisted=query.is_persisted,
+            after=IMAGE_CURSORS.after(query.cursor), limit=limit + 1,
         )  # fmt: skip
     page = IMAGE_CURSORS.page(rows, limit, lambda i: ImagePageKey(i.created_at, i.task_id, i.index))
     return ImagePage(items=[image_view(i) for i in page.items], next_cursor=page.next_cursor)
@@ -61,7 +66,34 @@ async def image_content_url(
     if not image.is_persisted or image.storage_key is None or image.content_type is None:
         raise Conflict(f"Image {image.id} is not stored yet.")
     return ImageContentLink(
-        url=store.content_url(image.storage_key), content_type=image.content_type
+        url=store.content_url(image.storage_key),
+        content_type=image.content_type,
+        etag=f'"{image.sha256}"' if image.sha256 else None,
+    )
+
+
+async def image_thumbnail_url(
+    query: ImageQuery, uow: UnitOfWork, store: ImageStore, thumbnailer: Thumbnailer
+) -> ImageContentLink:
+    """The thumbnail, made now from the stored image if it has none yet (images stored
+    before thumbnails existed, or whose thumbnail could not be made at the time)."""
+    image = await _owned_image(query, uow)
+    if not image.is_persisted or image.storage_key is None:
+        raise Conflict(f"Image {image.id} is not stored yet.")
+    key = image.thumbnail_key
+    if key is None:
+        key = image.thumbnail_key_for()
+        await store.put(key, await thumbnailer.thumbnail(await store.get(image.storage_key)),
+                        THUMBNAIL_TYPE)  # fmt: skip
+        async with uow:
+            locked = await uow.images.get_for_update(query.owner_id, query.image_id)
+            if locked is not None and locked.thumbnail_key is None:
+                locked.record_thumbnail(key, utcnow())
+                await uow.images.update(locked)
+                await uow.commit()
+    # The thumbnail follows from the stored bytes, which never change.
+    return ImageContentLink(
+        url=store.content_url(key), content_type=THUMBNAIL_TYPE, etag=f'"{image.sha256}-t"'
     )
 
 
@@ -86,8 +118,10 @@ async def persist_image(
     downloader: ImageDownloader,
     inspector: ImageInspector,
     store: ImageStore,
+    thumbnailer: Thumbnailer,
 ) -> None:
-    """Download, validate and store one image, then record the outcome and its event.
+    """Download, validate and store one image and its thumbnail, then record the outcome
+    and its event.
 
     The slow part runs outside any transaction; storing is idempotent (the key is the
     image's), so a redelivery after a crash just stores the same bytes again.
@@ -101,10 +135,10 @@ async def persist_image(
         log.info("image %s is already stored", image.id)
         return
 
-    stored: tuple[ImageFile, str] | None = None
+    stored: tuple[ImageFile, str, str | None] | None = None
     error = ""
     try:
-        stored = await _store(image, downloader, inspector, store)
+        stored = await _store(image, downloader, inspector, store, thumbnailer)
     except TransientError as exc:
         if not delivery.is_last:
             await _record_retryable_failure(job, uow, str(exc))
@@ -125,25 +159,46 @@ async def persist_image(
             log.warning("image %s could not be persisted: %s", image.id, error)
             change = image.mark_failed(error, utcnow())
         else:
-            change = image.mark_persisted(*stored, utcnow())
+            file, key, thumbnail_key = stored
+            change = image.mark_persisted(file, key, utcnow(), thumbnail_key=thumbnail_key)
         await uow.images.update(image)
         await emit_image_change(uow, change, await uow.tasks.get(image.owner_id, image.task_id))
         await uow.commit()
 
 
 async def _store(
-    image: Image, downloader: ImageDownloader, inspector: ImageInspector, store: ImageStore
-) -> tuple[ImageFile, str]:
-    if image.source_url.startswith(STAGED_SCHEME) and not image.source_url.startswith(
-        STAGED_SCHEME + staging_prefix(image.owner_id, image.task_id)
-    ):
-        # Our own bucket: only this task's staged results, never another owner's objects.
-        raise DownloadRefused(f"Image {image.id} names another task's staged file.")
-    data = await downloader.download(image.source_url)
+    image: Image,
+    downloader: ImageDownloader,
+    inspector: ImageInspector,
+    store: ImageStore,
+    thumbnailer: Thumbnailer,
+) -> tuple[ImageFile, str, str | None]:
+    data = await download_for_task(
+        downloader, image.source_url, image.owner_id, image.task_id, what=f"Image {image.id}"
+    )
     file = await inspector.inspect(data)
     key = image.storage_key_for(file.extension)
     await store.put(key, data, file.content_type)
-    return file, key
+    thumbnail_key = image.thumbnail_key_for()
+    try:
+        await store.put(thumbnail_key, await thumbnailer.thumbnail(data), THUMBNAIL_TYPE)
+    except InvalidImage as exc:
+        # The image itself passed inspection: keep it; the thumbnail is made on demand.
+        log.warning("no thumbnail for image %s: %s", image.id, exc)
+        return file, key, None
+    return file, key, thumbnail_key
+
+
+async def download_for_task(
+    downloader: ImageDownloader, url: str, owner_id: UUID, task_id: UUID, *, what: str
+) -> bytes:
+    """Download a file a provider named for a task. Staged results in our own bucket are
+    read only from that task's staging prefix, never from another owner's objects."""
+    if url.startswith(STAGED_SCHEME) and not url.startswith(
+        STAGED_SCHEME + staging_prefix(owner_id, task_id)
+    ):
+        raise DownloadRefused(f"{what} names another task's staged file.")
+    return await downloader.download(url)
 
 
 async def _record_retryable_failure(job: PersistImageJob, uow: UnitOfWork, error: str) -> None:

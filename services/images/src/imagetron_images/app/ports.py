@@ -144,6 +144,7 @@ class ImageRepository(Protocol):
         task_id: UUID | None,
         prompt_id: UUID | None,
         kind: ImageKind | None,
+        is_persisted: bool | None = None,
         after: ImagePageKey | None,
         limit: int,
     ) -> Sequence[Image]: ...
@@ -207,8 +208,22 @@ class ImageInspector(Protocol):
         ...
 
 
+class Thumbnailer(Protocol):
+    async def thumbnail(self, data: bytes) -> bytes:
+        """A small WebP of the image in `data`. Raises InvalidImage."""
+        ...
+
+
 class ImageStore(Protocol):
     async def put(self, key: str, data: bytes, content_type: str) -> None:
+        """Raises StorageUnavailable."""
+        ...
+
+    async def get(self, key: str) -> bytes:
+        """Raises StorageUnavailable."""
+        ...
+
+    async def exists(self, key: str) -> bool:
         """Raises StorageUnavailable."""
         ...
 

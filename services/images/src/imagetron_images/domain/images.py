@@ -52,6 +52,8 @@ class Image:
     error: str | None = None
     attempts: int = 0
     persisted_at: datetime | None = None
+    #: Where its thumbnail is stored (made with the image, or later for older images).
+    thumbnail_key: str | None = None
 
     def __post_init__(self) -> None:
         valid = range(0, 1) if self.kind is ImageKind.grid else range(1, 5)
@@ -62,6 +64,15 @@ class Image:
         # Owner first: a bucket policy or a lifecycle rule can then work per owner.
         return f"{self.owner_id}/{self.task_id}/{self.kind}-{self.index}-{self.id}.{extension}"
 
+    def thumbnail_key_for(self) -> str:
+        return f"{self.owner_id}/{self.task_id}/{self.kind}-{self.index}-{self.id}.thumb.webp"
+
+    def record_thumbnail(self, key: str, now: datetime) -> None:
+        if not self.is_persisted:
+            raise Conflict(f"Image {self.id} is not stored yet.")
+        self.thumbnail_key = key
+        self.updated_at = now
+
     def record_retryable_failure(self, error: str, now: datetime) -> None:
         """An attempt failed in a way that may pass later; no event until we give up."""
         self._ensure_not_persisted()
@@ -69,11 +80,18 @@ class Image:
         self.error = error
         self.updated_at = now
 
-    def mark_persisted(self, file: ImageFile, storage_key: str, now: datetime) -> ImagePersisted:
+    def mark_persisted(
+        self,
+        file: ImageFile,
+        storage_key: str,
+        now: datetime,
+        thumbnail_key: str | None = None,
+    ) -> ImagePersisted:
         self._ensure_not_persisted()
         self.attempts += 1
         self.is_persisted = True
         self.storage_key = storage_key
+        self.thumbnail_key = thumbnail_key
         self.content_type = file.content_type
         self.size_bytes = file.size_bytes
         self.width = file.width

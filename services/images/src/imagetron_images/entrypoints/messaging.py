@@ -30,10 +30,12 @@ from imagetron_contracts.streams import (
     RPC_IMAGES_IMAGES_GET,
     RPC_IMAGES_IMAGES_LIST,
     RPC_IMAGES_IMAGES_RETRY,
+    RPC_IMAGES_IMAGES_THUMBNAIL_URL,
     RPC_IMAGES_IMAGINE,
     RPC_IMAGES_TASKS_CANCEL,
     RPC_IMAGES_TASKS_GET,
     RPC_IMAGES_TASKS_LIST,
+    RPC_IMAGES_TASKS_PREVIEW_URL,
     RPC_IMAGES_TASKS_REROLL,
     RPC_IMAGES_TASKS_UPSCALE,
     RPC_IMAGES_TASKS_VARIATION,
@@ -45,7 +47,7 @@ from imagetron_contracts.streams import (
 from imagetron_images.adapters.goapi import PROVIDER as GOAPI
 from imagetron_images.adapters.midjourney_proxy import PROVIDER as MIDJOURNEY_PROXY
 from imagetron_images.adapters.replicate import PROVIDER as REPLICATE
-from imagetron_images.app import callbacks, images, tasks
+from imagetron_images.app import callbacks, images, previews, tasks
 from imagetron_images.app.dependencies import Dependencies
 from imagetron_images.app.jobs import Delivery, RetryLater
 from imagetron_platform.messaging import Redelivery, jstream
@@ -83,6 +85,8 @@ RPC_ROUTES = (
     RpcRoute(RPC_IMAGES_IMAGES_GET, images.get_image),
     RpcRoute(RPC_IMAGES_IMAGES_LIST, images.list_images),
     RpcRoute(RPC_IMAGES_IMAGES_CONTENT_URL, images.image_content_url),
+    RpcRoute(RPC_IMAGES_IMAGES_THUMBNAIL_URL, images.image_thumbnail_url),
+    RpcRoute(RPC_IMAGES_TASKS_PREVIEW_URL, previews.task_preview_url),
     RpcRoute(RPC_IMAGES_IMAGES_RETRY, images.retry_image),
 )
 
@@ -128,7 +132,13 @@ def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSe
             msg,
             consumers.persist,
             lambda delivery: images.persist_image(
-                job, delivery, deps.new_uow(), deps.downloader, deps.inspector, deps.store
+                job,
+                delivery,
+                deps.new_uow(),
+                deps.downloader,
+                deps.inspector,
+                deps.store,
+                deps.thumbnailer,
             ),
         )
 

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imagetron_gateway.context import GatewayContext
 from imagetron_gateway.domain.identity import User
+from imagetron_gateway.entrypoints.http.session import SESSION_PATH, session_caller, session_token
 from imagetron_platform.errors import (
     PayloadTooLarge,
     ProblemError,
@@ -55,7 +56,7 @@ class RequestGuard:
         try:
             _check_body(scope["method"], headers, limit)
             caller: User | None = None
-            if scope["path"].startswith(API_PREFIX):
+            if scope["path"].startswith(API_PREFIX) and scope["path"] != SESSION_PATH:
                 try:
                     caller = await identify(request, ctx)
                 except Unauthorized:
@@ -106,9 +107,12 @@ def _is_json(content_type: str | None) -> bool:
 
 
 async def identify(request: Request, ctx: GatewayContext) -> User:
-    """The caller of an `/api/v1` request: its bearer API key, or on the event stream (for
-    EventSource, which cannot send headers) an events token in `token` or the cookie."""
+    """The caller of an `/api/v1` request: its bearer API key, else the browser's session
+    cookie (with its CSRF token on writes), or on the event stream (for EventSource, which
+    cannot send headers) an events token in `token` or the events cookie."""
     key = bearer_token(request)
+    if key is None and (session := session_token(request)) is not None:
+        return await session_caller(request, ctx, session)
     if key is None and request.url.path.rstrip("/") == EVENTS_PATH:
         token = browser_events_token(request)
         if token is not None:

@@ -5,12 +5,15 @@ test compares the generated OpenAPI with the document."""
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
+from fastapi.responses import Response, StreamingResponse
 
 from imagetron_contracts import streams
 from imagetron_contracts.models.images import (
+    ImageContentLink,
     ListTasksQuery,
     Task,
     TaskPage,
@@ -22,6 +25,7 @@ from imagetron_contracts.models.images import (
     VariationRequest,
 )
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
+from imagetron_gateway.entrypoints.http.images import IfNoneMatch, stream_stored
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
 from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems
 
@@ -110,3 +114,30 @@ async def upscale_task(
 async def cancel_task(task_id: UUID, caller: CurrentUser, ctx: Context) -> Task:
     query = TaskQuery(owner_id=caller.id, task_id=task_id)
     return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_CANCEL, query, Task)
+
+
+@router.get(
+    "/tasks/{task_id}/preview",
+    operation_id="getTaskPreview",
+    tags=["tasks"],
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"image/webp": {}}},
+        304: {"description": "Not modified."},
+        **problems(401, 404, 422, 503, 504),
+    },
+)
+async def get_task_preview(
+    task_id: UUID,
+    caller: CurrentUser,
+    ctx: Context,
+    progress: Annotated[int | None, Query(ge=0, le=100)] = None,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    # `progress` only tells the steps' URLs apart; the latest preview is what is served.
+    link = await ctx.rpc.call(
+        streams.RPC_IMAGES_TASKS_PREVIEW_URL,
+        TaskQuery(owner_id=caller.id, task_id=task_id),
+        ImageContentLink,
+    )
+    return await stream_stored(ctx, link, "private, no-cache", if_none_match=if_none_match)

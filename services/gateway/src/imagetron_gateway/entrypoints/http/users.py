@@ -17,7 +17,7 @@ from imagetron_gateway.entrypoints.http.problems import problems
 router = APIRouter(prefix="/api/v1")
 
 
-def _user_model(user: User) -> UserModel:
+def user_model(user: User) -> UserModel:
     return UserModel(id=user.id, name=user.name, is_admin=user.is_admin, created_at=user.created_at)
 
 
@@ -32,9 +32,9 @@ async def create_user(body: CreateUserRequest, caller: CurrentUser, ctx: Context
     user, api_key = await identity.create_user(
         ctx.identity_uow(), caller, body.name, is_admin=bool(body.is_admin)
     )
-    return CreatedUser(user=_user_model(user), api_key=api_key)
+    return CreatedUser(user=user_model(user), api_key=api_key)
 
 
 @router.get("/me", operation_id="getMe", responses=problems(401), tags=["users"])
 async def get_me(caller: CurrentUser) -> UserModel:
-    return _user_model(caller)
+    return user_model(caller)

@@ -1,0 +1,87 @@
+"""Sessions in the real identity schema: a session dies with its API key, at expiry, and
+when a user opens more than allowed; expired rows are cleaned up in bounded batches."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import delete
+
+from imagetron_gateway.adapters.identity import SqlIdentityUnitOfWork
+from imagetron_gateway.adapters.tables import api_keys
+from imagetron_gateway.app.identity import (
+    create_user,
+    ensure_bootstrap_admin,
+    remove_expired_sessions,
+    session_user,
+    sign_in,
+)
+from imagetron_gateway.domain.identity import hash_api_key
+from imagetron_gateway.migrations import upgrade
+from imagetron_platform.db import make_engine, make_session_factory
+from imagetron_platform.errors import Unauthorized
+
+pytestmark = pytest.mark.integration
+DAY = timedelta(days=1)
+
+
+@pytest.fixture
+async def uow_factory(postgres_dsn: str) -> AsyncIterator:
+    await asyncio.to_thread(upgrade, postgres_dsn)
+    engine = make_engine(postgres_dsn)
+    factory = make_session_factory(engine)
+    try:
+        yield lambda: SqlIdentityUnitOfWork(factory)
+    finally:
+        await engine.dispose()
+
+
+async def _user_with_key(uow_factory) -> tuple[str, str]:
+    admin_key = "itk_sessions-sql-admin"
+    await ensure_bootstrap_admin(uow_factory(), "admin", admin_key)
+    async with uow_factory() as uow:
+        admin = await uow.users.by_key_hash(hash_api_key(admin_key))
+    user, key = await create_user(uow_factory(), admin, "ada", is_admin=False)
+    return str(user.id), key
+
+
+async def test_a_session_ends_when_its_api_key_is_deleted(uow_factory):
+    user_id, key = await _user_with_key(uow_factory)
+    signed_in = await sign_in(uow_factory(), key, ttl=DAY, max_sessions=5)
+    user, _ = await session_user(uow_factory(), signed_in.token)
+    assert str(user.id) == user_id
+
+    async with uow_factory() as uow:
+        await uow.session.execute(delete(api_keys).where(api_keys.c.key_hash == hash_api_key(key)))
+        await uow.commit()
+    with pytest.raises(Unauthorized):
+        await session_user(uow_factory(), signed_in.token)
+    async with uow_factory() as uow:  # the foreign key removed the row itself
+        assert (
+            await uow.sessions.active(signed_in.session.token_hash, signed_in.session.created_at)
+            is None
+        )
+
+
+async def test_expired_sessions_are_refused_and_pruned(uow_factory):
+    _, key = await _user_with_key(uow_factory)
+    expired = await sign_in(uow_factory(), key, ttl=timedelta(seconds=-1), max_sessions=5)
+    alive = await sign_in(uow_factory(), key, ttl=DAY, max_sessions=5)
+    with pytest.raises(Unauthorized):
+        await session_user(uow_factory(), expired.token)
+    assert await remove_expired_sessions(uow_factory()) >= 1
+    assert await remove_expired_sessions(uow_factory()) == 0
+    await session_user(uow_factory(), alive.token)
+
+
+async def test_only_the_newest_sessions_of_a_user_stay(uow_factory):
+    _, key = await _user_with_key(uow_factory)
+    opened = [await sign_in(uow_factory(), key, ttl=DAY, max_sessions=2) for _ in range(4)]
+    for old in opened[:2]:
+        with pytest.raises(Unauthorized):
+            await session_user(uow_factory(), old.token)
+    for new in opened[2:]:
+        await session_user(uow_factory(), new.token)
