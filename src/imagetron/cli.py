@@ -89,6 +89,7 @@ def up(
         raise typer.Exit(1) from exc
 
     typer.secho("\nImagetron is ready.", fg="green", bold=True)
+    typer.echo(f"  Studio:   {stack.gateway_url}/   (sign in with the API key)")
     typer.echo(f"  API:      {stack.gateway_url}   (docs: {stack.gateway_url}/docs)")
     typer.echo(f"  API key:  {stack.admin_api_key}")
     typer.echo(f"  Logs:     {stack.root / 'logs'}")

@@ -85,7 +85,7 @@ async def test_writes_with_the_cookie_need_the_sessions_csrf_token(gateway):
     ada = gateway.people["ada"]
     gateway.services.answers[streams.RPC_PROMPTS_CREATE] = _prompt(ada.id)
     token, csrf = await sign_in(gateway)
-    other_token, other_csrf = await sign_in(gateway, "admin")
+    _, other_csrf = await sign_in(gateway, "admin")
     for headers in (
         cookie(token),
         {**cookie(token), "X-CSRF-Token": ""},

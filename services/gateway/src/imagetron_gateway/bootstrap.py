@@ -34,6 +34,7 @@ from imagetron_gateway.entrypoints.http import (
     prompts,
     publications,
     session,
+    studio,
     tasks,
     users,
     webhooks,
@@ -157,4 +158,7 @@ def api_app(app: FastAPI) -> FastAPI:
     async def docs() -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="Imagetron API")
 
+    # The studio, on the same origin as the API and the event stream.
+    app.include_router(studio.router)
+    app.mount("/studio", studio.files, name="studio")
     return app
