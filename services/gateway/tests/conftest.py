@@ -165,6 +165,7 @@ async def gateway() -> AsyncIterator[Gateway]:
         webhook_max_bytes=4096,
         rate_limit_per_key=50,
         rate_limit_per_address=20,
+        rate_limit_pictures_per_key=60,
     )
     users = FakeUsers()
     sessions = FakeSessions(users)

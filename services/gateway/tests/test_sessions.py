@@ -167,3 +167,12 @@ async def test_signing_in_again_and_again_keeps_only_the_newest_sessions(gateway
     assert len(gateway.sessions.by_hash) == 3
     assert (await gateway.client.get("/api/v1/me", headers=cookie(tokens[0]))).status_code == 401
     assert (await gateway.client.get("/api/v1/me", headers=cookie(tokens[-1]))).status_code == 200
+
+
+async def test_guessing_keys_at_sign_in_is_limited_per_address(gateway):
+    for _ in range(gateway.settings.rate_limit_per_address):
+        response = await gateway.client.post("/api/v1/session", json={"api_key": "itk_guess"})
+        assert response.status_code == 401
+    refused = await gateway.client.post("/api/v1/session", json={"api_key": gateway.keys["ada"]})
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1

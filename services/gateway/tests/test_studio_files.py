@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 
 import pytest
 
+from imagetron_contracts import streams
 from imagetron_gateway.entrypoints.http.studio import STUDIO_DIR
 
 VENDORED = {
@@ -74,3 +76,32 @@ def test_vendored_libraries_are_the_pinned_files(path, sha256):
     data = (STUDIO_DIR / path).read_bytes()
     assert hashlib.sha256(data).hexdigest() == sha256, f"{path} changed: see vendor/README.md"
     assert (STUDIO_DIR / path).parent.joinpath("LICENSE").exists()
+
+
+async def test_the_studios_files_are_not_rate_limited(gateway):
+    for _ in range(gateway.settings.rate_limit_per_address + 5):
+        assert (await gateway.client.get("/studio/js/main.js")).status_code == 200
+        assert (await gateway.client.get("/")).status_code == 200
+
+
+async def test_pictures_have_their_own_budget(gateway):
+    """A gallery shows hundreds of thumbnails: they do not use up the key's request limit,
+    and they are limited on their own."""
+    image_id = uuid.uuid4()
+    gateway.services.answers[streams.RPC_IMAGES_IMAGES_THUMBNAIL_URL] = {
+        "url": "http://storage.invalid/thumb.webp",
+        "content_type": "image/webp",
+        "etag": '"abc-t"',
+    }
+    held = {**gateway.auth("ada"), "If-None-Match": '"abc-t"'}
+    for _ in range(gateway.settings.rate_limit_per_key):
+        assert (
+            await gateway.client.get("/api/v1/me", headers=gateway.auth("ada"))
+        ).status_code == 200
+    assert (await gateway.client.get("/api/v1/me", headers=gateway.auth("ada"))).status_code == 429
+    path = f"/api/v1/images/{image_id}/thumbnail"
+    for _ in range(gateway.settings.rate_limit_pictures_per_key):
+        answer = await gateway.client.get(path, headers=held)
+        assert answer.status_code == 304
+        assert answer.headers["etag"] == '"abc-t"'
+    assert (await gateway.client.get(path, headers=held)).status_code == 429

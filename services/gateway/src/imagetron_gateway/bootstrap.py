@@ -113,6 +113,7 @@ def rate_limits(settings: GatewaySettings) -> RequestRateLimits:
     return RequestRateLimits(
         per_key=settings.rate_limit_per_key,
         per_address=settings.rate_limit_per_address,
+        pictures_per_key=settings.rate_limit_pictures_per_key,
         window_seconds=settings.rate_limit_window_seconds,
     )
 

@@ -40,6 +40,8 @@ class GatewaySettings(DatabaseSettings):
     #: requests without a valid key; per gateway replica (429 with `Retry-After` past it).
     rate_limit_per_key: int = Field(default=600, ge=1)
     rate_limit_per_address: int = Field(default=120, ge=1)
+    #: Thumbnails and previews per window and API key (a gallery scrolls through hundreds).
+    rate_limit_pictures_per_key: int = Field(default=6000, ge=1)
     rate_limit_window_seconds: int = Field(default=60, ge=1)
 
     #: Browser sessions (the studio): how long one lasts from sign-in, how many one user may

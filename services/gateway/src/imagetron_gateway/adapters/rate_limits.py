@@ -40,16 +40,21 @@ class RateDecision:
 
 
 class RequestRateLimits:
-    """Two policies: `per-key` (`per_key` requests per window for each API key) and
-    `per-address` (`per_address` for each client address without a key)."""
+    """Three policies: `per-key` (`per_key` requests per window for each API key),
+    `per-address` (`per_address` for each client address without a key) and
+    `per-key-pictures` (`pictures_per_key` thumbnails and previews per window for each key:
+    a gallery shows hundreds at a time, each fetched once and then cached)."""
 
-    def __init__(self, *, per_key: int, per_address: int, window_seconds: int) -> None:
+    def __init__(
+        self, *, per_key: int, per_address: int, window_seconds: int, pictures_per_key: int
+    ) -> None:
         self._storage = MemoryStorage()
         self._limiter = MovingWindowRateLimiter(self._storage)
         self._window = window_seconds
         self._items = {
             "per-key": RateLimitItemPerSecond(per_key, window_seconds),
             "per-address": RateLimitItemPerSecond(per_address, window_seconds),
+            "per-key-pictures": RateLimitItemPerSecond(pictures_per_key, window_seconds),
         }
 
     async def hit(self, policy: str, who: str) -> RateDecision:

@@ -7,6 +7,7 @@ before it resolves dependencies, and a refusal here must cost no body read at al
 from __future__ import annotations
 
 import email.message
+import re
 
 from fastapi import Request
 from starlette.datastructures import Headers
@@ -27,8 +28,12 @@ from imagetron_platform.event_stream import bearer_token, browser_events_token
 from imagetron_platform.events_tokens import verify_events_token
 from imagetron_platform.http import problem_response
 
-#: Paths that are not the API: health, metrics and the documents.
-UNLIMITED_PREFIXES = ("/livez", "/readyz", "/metrics")
+#: Paths that are not the API: health, metrics, and the studio's static files (its page is
+#: `/`; a first visit loads a score of small files, all cached afterwards).
+UNLIMITED_PREFIXES = ("/livez", "/readyz", "/metrics", "/studio/")
+STUDIO_PAGE = "/"
+#: Small pictures a page shows by the hundred: their own, larger budget.
+PICTURES = re.compile(r"^/api/v1/(images/[^/]+/thumbnail|tasks/[^/]+/preview)$")
 API_PREFIX = "/api/v1/"
 WEBHOOKS_PREFIX = "/webhooks/"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -41,7 +46,11 @@ class RequestGuard:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(UNLIMITED_PREFIXES):
+        if (
+            scope["type"] != "http"
+            or scope["path"].startswith(UNLIMITED_PREFIXES)
+            or scope["path"] == STUDIO_PAGE
+        ):
             await self.app(scope, receive, send)
             return
         request = Request(scope)
@@ -64,7 +73,9 @@ class RequestGuard:
                     # limited as anything else anonymous.
                     await _limit(ctx, "per-address", _address(scope))
                     raise
-                rate_headers = await _limit(ctx, "per-key", str(caller.id))
+                pictures = scope["method"] == "GET" and PICTURES.match(scope["path"])
+                policy = "per-key-pictures" if pictures else "per-key"
+                rate_headers = await _limit(ctx, policy, str(caller.id))
             elif not scope["path"].startswith(WEBHOOKS_PREFIX):
                 # Webhooks carry their own credentials, checked before their body is read.
                 rate_headers = await _limit(ctx, "per-address", _address(scope))

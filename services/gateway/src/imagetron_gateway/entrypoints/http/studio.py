@@ -1,11 +1,12 @@
 """The studio: the web UI, static files served at `/` (the page) and `/studio/` (its
 modules, styles and vendored libraries), on the API's own origin.
 
-Every response carries a strict Content-Security-Policy: the page may load only what this
-origin serves, run no inline script or style, and be framed by nobody. The app's own files
-are revalidated on every load (`no-cache` + ETag: a 304 on loopback costs nothing, and a
-new release is picked up at once); vendored libraries carry their version in their path and
-never change, so they are cached for good.
+Like every answer of the gateway, these carry the platform's strict Content-Security-Policy
+(`imagetron_platform.http.PAGE_POLICY`): the page may load only what this origin serves,
+run no inline script or style, and be framed by nobody; the studio is written for it. The
+app's own files are revalidated on every load (`no-cache` + ETag: a 304 on loopback costs
+nothing, and a new release is picked up at once); vendored libraries carry their version in
+their path and never change, so they are cached for good.
 """
 
 from __future__ import annotations
@@ -19,25 +20,15 @@ from starlette.types import Scope
 
 STUDIO_DIR = Path(__file__).resolve().parents[2] / "studio"
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-        "frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-}
 REVALIDATE = "no-cache"
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 class StudioFiles(StaticFiles):
-    """StaticFiles (ETag, Last-Modified, 304) with our cache and security headers."""
+    """StaticFiles (ETag, Last-Modified, 304) with our cache headers."""
 
     async def get_response(self, path: str, scope: Scope) -> Response:
         response = await super().get_response(path, scope)
-        response.headers.update(SECURITY_HEADERS)
         cache = IMMUTABLE if path.startswith("vendor/") else REVALIDATE
         response.headers["Cache-Control"] = cache
         return response
