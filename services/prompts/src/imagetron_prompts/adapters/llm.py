@@ -6,10 +6,12 @@ Three layers of protection, from the wire up:
    and retries 408/409/429/5xx, connection errors and timeouts `llm_max_retries` times
    with exponential backoff (0.5 s doubling to 8 s, with jitter), honouring `Retry-After`
    up to two minutes. What still fails becomes an `LlmError` naming the cause.
-2. Here, each answer must be a structured output: `response_format` is a strict
-   `json_schema` derived from the pydantic answer model, and the content is parsed and
-   validated by that model and the use case's `check`. A refusal, a content-filter stop,
-   an answer cut off at the token limit, or one that does not validate is asked for again,
+2. Each answer is a structured output through the SDK's
+   `chat.completions.parse(response_format=<the pydantic answer model>)`: the SDK sends the
+   model's strict JSON schema, raises on an answer cut off at the token limit or stopped by
+   the content filter, hands over a refusal as `message.refusal`, and parses the content
+   with the model. Here the use case's `check` judges the parsed answer, and an unusable
+   answer (refused, filtered, truncated, malformed or breaking a rule) is asked for again,
    `llm_answer_attempts` times in all; then `LlmError`.
 3. The whole call (every attempt and retry) must finish within `llm_deadline_seconds`,
    else `LlmError(timeout)`; the gateway waits a little longer than that.
@@ -20,25 +22,27 @@ Usage is summed over every completion received, useful or not.
 from __future__ import annotations
 
 import asyncio
-import copy
+import functools
+import json
 import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import openai
 from openai import AsyncOpenAI
+from openai._legacy_response import LegacyAPIResponse
+from openai.types import CompletionUsage
 from openai.types.chat import (
-    ChatCompletion,
     ChatCompletionAssistantMessageParam,
     ChatCompletionMessageParam,
     ChatCompletionSystemMessageParam,
     ChatCompletionUserMessageParam,
+    ParsedChatCompletion,
 )
-from openai.types.shared_params import ResponseFormatJSONSchema
 from prometheus_client import Counter
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from imagetron_platform.metrics import REGISTRY
 from imagetron_prompts.app.ports import AnswerT, LlmAnswer, LlmError, LlmMessage, LlmOutcome
@@ -73,42 +77,37 @@ _UNSUPPORTED_KEYWORDS = frozenset(
 _NAME = re.compile(r"[^A-Za-z0-9_-]")
 
 
-def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema in the subset strict structured outputs accept: every object
-    closed (`additionalProperties: false`) with every property required, and no keyword
-    they refuse. `$defs`/`$ref`, `pattern`, `enum`, `minItems`/`maxItems` stay."""
-
-    def strict(node: Any) -> Any:
-        if isinstance(node, list):
-            return [strict(item) for item in node]
-        if not isinstance(node, dict):
-            return node
-        out = {
-            key: (strict(value) if key not in ("properties", "$defs") else value)
-            for key, value in node.items()
-            if key not in _UNSUPPORTED_KEYWORDS
-        }
-        for container in ("properties", "$defs"):
-            if isinstance(out.get(container), dict):
-                out[container] = {name: strict(sub) for name, sub in out[container].items()}
-        if out.get("type") == "object" or "properties" in out:
-            out["additionalProperties"] = False
-            out["required"] = list(out.get("properties", {}))
-        return out
-
-    result: dict[str, Any] = strict(copy.deepcopy(model.model_json_schema()))
-    return result
+def _without_unsupported_keywords(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_without_unsupported_keywords(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key in ("properties", "$defs") and isinstance(value, dict):
+            out[key] = {name: _without_unsupported_keywords(sub) for name, sub in value.items()}
+        elif key not in _UNSUPPORTED_KEYWORDS:
+            out[key] = _without_unsupported_keywords(value)
+    return out
 
 
-def response_format(model: type[BaseModel]) -> ResponseFormatJSONSchema:
-    return {
-        "type": "json_schema",
-        "json_schema": {
-            "name": _NAME.sub("_", model.__name__)[:64],
-            "strict": True,
-            "schema": strict_json_schema(model),
-        },
-    }
+@functools.cache
+def wire_model(answer_type: type[AnswerT]) -> type[AnswerT]:
+    """`answer_type` as the SDK sends it: the same fields and validation (its answers are
+    instances of `answer_type`), a schema without the keywords strict mode refuses, and a
+    name the API accepts. The SDK makes the schema strict (closed objects, every property
+    required)."""
+
+    class Wire(answer_type):  # type: ignore[valid-type,misc]
+        @classmethod
+        def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            schema: dict[str, Any] = _without_unsupported_keywords(
+                super().model_json_schema(*args, **kwargs)
+            )
+            return schema
+
+    Wire.__name__ = Wire.__qualname__ = _NAME.sub("_", answer_type.__name__)[:64]
+    return cast(type[AnswerT], Wire)
 
 
 def _wire(message: LlmMessage) -> ChatCompletionMessageParam:
@@ -179,18 +178,16 @@ class OpenAiLlm:
         spent: _Spent,
     ) -> LlmAnswer[AnswerT]:
         wire = [_wire(m) for m in messages]
-        format_ = response_format(answer_type)
         failures: list[tuple[LlmOutcome, str]] = []
         for attempt in range(1, self._answer_attempts + 1):
-            completion = await self._complete(wire, format_, spent)
-            usage = completion.usage
+            response = await self._complete(wire, wire_model(answer_type), spent)
+            verdict, usage = evaluate(response, check)
             prompt_tokens = usage.prompt_tokens if usage is not None else 0
             completion_tokens = usage.completion_tokens if usage is not None else 0
             spent.usage = spent.usage.plus_attempt(prompt_tokens, completion_tokens)
             LLM_TOKENS.labels("prompt").inc(prompt_tokens)
             LLM_TOKENS.labels("completion").inc(completion_tokens)
-            verdict = _evaluate(completion, answer_type, check)
-            if isinstance(verdict, BaseModel):
+            if not isinstance(verdict, tuple):
                 LLM_ATTEMPTS.labels("accepted").inc()
                 log.info(
                     "language model answered",
@@ -223,16 +220,17 @@ class OpenAiLlm:
     async def _complete(
         self,
         messages: list[ChatCompletionMessageParam],
-        format_: ResponseFormatJSONSchema,
+        answer_type: type[AnswerT],
         spent: _Spent,
-    ) -> ChatCompletion:
-        """One completion, after the SDK's own retries; transport failures → LlmError."""
+    ) -> LegacyAPIResponse[ParsedChatCompletion[AnswerT]]:
+        """One completion, after the SDK's own retries, not parsed yet (a completion that
+        does not parse still cost tokens); transport failures → LlmError."""
         retries = self._client.max_retries
         try:
-            return await self._client.chat.completions.create(
+            return await self._client.chat.completions.with_raw_response.parse(
                 model=self._model,
                 messages=messages,
-                response_format=format_,
+                response_format=answer_type,
             )
         except openai.APITimeoutError as exc:
             outcome, reason = (
@@ -261,34 +259,42 @@ class OpenAiLlm:
         raise LlmError(outcome, reason, spent.usage) from cause
 
 
-def _evaluate(
-    completion: ChatCompletion,
-    answer_type: type[AnswerT],
+def evaluate(
+    response: LegacyAPIResponse[ParsedChatCompletion[AnswerT]],
     check: Callable[[AnswerT], None] | None,
-) -> AnswerT | tuple[LlmOutcome, str]:
-    """The validated answer, or why this completion is unusable."""
-    if not completion.choices:
-        return LlmOutcome.MALFORMED, "the completion has no choices"
-    choice = completion.choices[0]
-    message = choice.message
-    if message.refusal:
-        return LlmOutcome.REFUSED, f"refusal: {message.refusal!r}"
-    if choice.finish_reason == "content_filter":
-        return LlmOutcome.REFUSED, "stopped by the content filter"
-    if choice.finish_reason == "length":
-        return LlmOutcome.TRUNCATED, "the answer reached the token limit"
-    if not message.content:
-        return LlmOutcome.MALFORMED, "the answer is empty"
+) -> tuple[AnswerT | tuple[LlmOutcome, str], CompletionUsage | None]:
+    """The answer the SDK parsed and `check` accepted, or why this completion is unusable;
+    and what it cost."""
     try:
-        value = answer_type.model_validate_json(message.content)
+        completion = response.parse()
+    except openai.LengthFinishReasonError as exc:
+        return (LlmOutcome.TRUNCATED, "the answer reached the token limit"), exc.completion.usage
+    except openai.ContentFilterFinishReasonError as exc:
+        usage = exc.completion.usage if exc.completion is not None else None
+        return (LlmOutcome.REFUSED, "stopped by the content filter"), usage
     except ValidationError as exc:
-        return LlmOutcome.MALFORMED, _validation_reason(exc)
+        return (LlmOutcome.MALFORMED, _validation_reason(exc)), _usage_of(response)
+    if not completion.choices:
+        return (LlmOutcome.MALFORMED, "the completion has no choices"), completion.usage
+    message = completion.choices[0].message
+    if message.refusal:
+        return (LlmOutcome.REFUSED, f"refusal: {message.refusal!r}"), completion.usage
+    if message.parsed is None:
+        return (LlmOutcome.MALFORMED, "the answer is empty"), completion.usage
     if check is not None:
         try:
-            check(value)
+            check(message.parsed)
         except ValueError as exc:
-            return LlmOutcome.MALFORMED, f"the answer breaks a rule: {exc}"
-    return value
+            return (LlmOutcome.MALFORMED, f"the answer breaks a rule: {exc}"), completion.usage
+    return message.parsed, completion.usage
+
+
+def _usage_of(response: LegacyAPIResponse[Any]) -> CompletionUsage | None:
+    """The usage of a completion whose content did not parse."""
+    try:
+        return CompletionUsage.model_validate(json.loads(response.content).get("usage"))
+    except (ValueError, AttributeError):
+        return None
 
 
 def _validation_reason(error: ValidationError) -> str:

@@ -4,7 +4,7 @@ Each use case has instructions (the system message), an answer model (pydantic; 
 schema is the structured-output format the model must follow, and it validates the answer)
 and, where the schema cannot say everything, a `check` that rejects an answer so it is asked
 for again. Length limits live in the models, not in the schema sent: strict structured
-outputs do not accept `minLength`/`maxLength` (see `adapters.llm.strict_json_schema`); the
+outputs do not accept `minLength`/`maxLength` (see `adapters.llm.wire_model`); the
 title's limits travel as a `pattern`, which they do accept.
 
 `ask` runs one call and turns a failure into the problem the caller sees, after writing the
