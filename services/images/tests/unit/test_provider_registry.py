@@ -30,8 +30,10 @@ async def providers() -> Any:
 async def test_every_provider_is_built_with_its_capabilities(providers) -> None:
     assert {name: p.capabilities for name, p in providers.items()} == {
         "goapi": frozenset(Capability) - {Capability.synchronous},
+        # `auto`: cancel where the proxy has it (a fork).
         "midjourney_proxy": {
             Capability.imagine, Capability.reroll, Capability.variation, Capability.upscale,
+            Capability.cancel,
         },
         "replicate": {Capability.imagine, Capability.cancel},
         "openai": {Capability.imagine, Capability.synchronous},
