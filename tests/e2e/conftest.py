@@ -16,7 +16,14 @@ from imagetron.testing import EventLog, listen
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
     root = tmp_path_factory.mktemp("imagetron")
-    with EmbeddedStack(root, StackPorts.free(), admin_api_key="itk_e2e-admin-key") as running:
+    # Schemathesis (test_contract_fuzzing.py) sends thousands of requests with one key.
+    unlimited = {
+        "IMAGETRON_RATE_LIMIT_PER_KEY": "1000000",
+        "IMAGETRON_RATE_LIMIT_PER_ADDRESS": "1000000",
+    }
+    with EmbeddedStack(
+        root, StackPorts.free(), admin_api_key="itk_e2e-admin-key", extra_env=unlimited
+    ) as running:
         yield running
 
 

@@ -80,7 +80,7 @@ class ListChatsQuery(BaseModel):
     `rpc.prompts.chats.list` request; replies with a ChatPage (newest first).
     """
     owner_id: UUID
-    limit: Annotated[int | None, Field(ge=1, le=200)] = 50
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
     cursor: str | None = None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, StrictBool
 from uuid import UUID
 
 
@@ -14,7 +14,7 @@ class Model(RootModel[Any]):
 class User(BaseModel):
     id: UUID
     name: str
-    is_admin: bool
+    is_admin: StrictBool
     created_at: AwareDatetime
 
 
@@ -23,7 +23,7 @@ class CreateUserRequest(BaseModel):
         extra='forbid',
     )
     name: Annotated[str, Field(max_length=100, min_length=1, pattern='^[^\\u0000]*$')]
-    is_admin: bool | None = False
+    is_admin: StrictBool = False
 
 
 class CreatedUser(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, StrictBool
 from enum import StrEnum
 from uuid import UUID
 
@@ -85,7 +85,7 @@ class Task(BaseModel):
     origin_task_id: UUID | None = None
     origin_index: Annotated[int | None, Field(description="The origin grid's version a variation or upscale acts on.", ge=1, le=4)] = None
     variation_strength: Annotated[VariationStrength | None, Field(description='Set on variation tasks only.')] = None
-    actions: Annotated[list[TaskAction] | None, Field(description='The follow-ups possible now, in a stable order (absent in events written before it existed).')] = []
+    actions: Annotated[list[TaskAction], Field(description='The follow-ups possible now, in a stable order (absent in events written before it existed).')] = []
     queue_position: Annotated[int | None, Field(description="While the task waits for one of its provider's slots (a bounded number run at once): its place in that queue, 1 = next. Null once dispatched; events do not carry it.", ge=1)] = None
     preview_url: str | None = None
     error: Annotated[str | None, Field(description="Why the task failed, in the provider's words.")] = None
@@ -98,8 +98,8 @@ class ImagineRequest(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    aspect_ratio: Annotated[str | None, Field(pattern='^[1-9][0-9]?:[1-9][0-9]?$', title='AspectRatio')] = '1:1'
-    process_mode: ProcessMode | None = ProcessMode.fast
+    aspect_ratio: Annotated[str, Field(pattern='^[1-9][0-9]?:[1-9][0-9]?$', title='AspectRatio')] = '1:1'
+    process_mode: ProcessMode = ProcessMode.fast
 
 
 class VariationRequest(BaseModel):
@@ -107,7 +107,7 @@ class VariationRequest(BaseModel):
         extra='forbid',
     )
     index: Annotated[int, Field(description='The version of the grid to vary.', ge=1, le=4)]
-    strength: VariationStrength | None = VariationStrength.strong
+    strength: VariationStrength = VariationStrength.strong
 
 
 class UpscaleRequest(BaseModel):
@@ -129,7 +129,7 @@ class Image(BaseModel):
     prompt_id: UUID
     kind: ImageKind
     index: Annotated[int, Field(description='0 for the grid; 1-4 for a version or an upscale.', ge=0, le=4)]
-    is_persisted: bool
+    is_persisted: StrictBool
     content_type: str | None = None
     bytes: Annotated[int | None, Field(ge=0)] = None
     width: Annotated[int | None, Field(ge=1)] = None
@@ -163,8 +163,8 @@ class ImagineCommand(BaseModel):
     prompt_id: UUID
     prompt_text: str
     prompt_title: Annotated[str | None, Field(description="The prompt's title, carried to the task and its images' events.")] = None
-    aspect_ratio: Annotated[str | None, Field(pattern='^[1-9][0-9]?:[1-9][0-9]?$', title='AspectRatio')] = '1:1'
-    process_mode: ProcessMode | None = ProcessMode.fast
+    aspect_ratio: Annotated[str, Field(pattern='^[1-9][0-9]?:[1-9][0-9]?$', title='AspectRatio')] = '1:1'
+    process_mode: ProcessMode = ProcessMode.fast
 
 
 class VariationCommand(BaseModel):
@@ -174,7 +174,7 @@ class VariationCommand(BaseModel):
     owner_id: UUID
     task_id: Annotated[UUID, Field(description='The completed grid task to vary.')]
     index: Annotated[int, Field(ge=1, le=4)]
-    strength: VariationStrength | None = VariationStrength.strong
+    strength: VariationStrength = VariationStrength.strong
 
 
 class UpscaleCommand(BaseModel):
@@ -201,7 +201,7 @@ class ListTasksQuery(BaseModel):
     owner_id: UUID
     prompt_id: UUID | None = None
     status: TaskStatus | None = None
-    limit: Annotated[int | None, Field(ge=1, le=200)] = 50
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
     cursor: str | None = None
 
 
@@ -221,8 +221,8 @@ class ListImagesQuery(BaseModel):
     task_id: UUID | None = None
     prompt_id: UUID | None = None
     kind: ImageKind | None = None
-    is_persisted: Annotated[bool | None, Field(description='Only stored (true) or only unstored (false) images.')] = None
-    limit: Annotated[int | None, Field(ge=1, le=200)] = 50
+    is_persisted: Annotated[StrictBool | None, Field(description='Only stored (true) or only unstored (false) images.')] = None
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
     cursor: str | None = None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, StrictBool
 from enum import StrEnum
 from uuid import UUID
 
@@ -137,9 +137,9 @@ class GeneratePromptsRequest(BaseModel):
         extra='forbid',
     )
     subject: Annotated[str, Field(description="What the images show, e.g. one of a chat's subjects.", max_length=500, min_length=1, pattern='^[^\\u0000]*$')]
-    count: Annotated[int | None, Field(description='How many prompts.', ge=1, le=10)] = 4
+    count: Annotated[int, Field(description='How many prompts.', ge=1, le=10)] = 4
     style: Annotated[str | None, Field(description='An optional direction for the style (e.g. "watercolor", "editorial photo").', max_length=200, pattern='^[^\\u0000]*$')] = None
-    aspect_ratio: Annotated[str | None, Field(description='Written into each prompt as the Midjourney parameter `--ar`.', pattern='^[1-9][0-9]?:[1-9][0-9]?$')] = '1:1'
+    aspect_ratio: Annotated[str, Field(description='Written into each prompt as the Midjourney parameter `--ar`.', pattern='^[1-9][0-9]?:[1-9][0-9]?$')] = '1:1'
     chat_id: Annotated[UUID | None, Field(description='Link the prompts to this subject chat (404 if the caller has no such chat).')] = None
 
 
@@ -175,7 +175,7 @@ class ListPromptsQuery(BaseModel):
     `rpc.prompts.list` request; replies with a PromptPage. The filters combine (AND); pass the same filters with every page's cursor.
     """
     owner_id: UUID
-    limit: Annotated[int | None, Field(ge=1, le=200)] = 50
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
     cursor: str | None = None
     status: PromptStatus | None = None
     chat_id: UUID | None = None
@@ -190,7 +190,7 @@ class UpdatePromptCommand(BaseModel):
     prompt_id: UUID
     text: str | None = None
     title: str | None = None
-    clear_title: Annotated[bool | None, Field(description='Remove the title (wins over `title`).')] = False
+    clear_title: Annotated[StrictBool, Field(description='Remove the title (wins over `title`).')] = False
 
 
 class SetPromptStatusCommand(BaseModel):
@@ -208,9 +208,9 @@ class GeneratePromptsCommand(BaseModel):
     """
     owner_id: UUID
     subject: str
-    count: Annotated[int | None, Field(ge=1, le=10)] = 4
+    count: Annotated[int, Field(ge=1, le=10)] = 4
     style: str | None = None
-    aspect_ratio: Annotated[str | None, Field(pattern='^[1-9][0-9]?:[1-9][0-9]?$')] = '1:1'
+    aspect_ratio: Annotated[str, Field(pattern='^[1-9][0-9]?:[1-9][0-9]?$')] = '1:1'
     chat_id: UUID | None = None
 
 
@@ -248,6 +248,6 @@ class StockMetadataSuggestion(BaseModel):
     title: Annotated[str, Field(max_length=200)]
     keywords: Annotated[list[str], Field(max_length=49)]
     category: Annotated[int, Field(description="Adobe Stock's numeric category.", ge=1, le=21)]
-    photo_realistic: bool
-    shows_people_or_property: Annotated[bool, Field(description='People or recognisable property appear (then they are declared fictional).')]
+    photo_realistic: StrictBool
+    shows_people_or_property: Annotated[StrictBool, Field(description='People or recognisable property appear (then they are declared fictional).')]
     usage: TokenUsage

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, SecretStr
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, SecretStr, StrictBool
 from enum import StrEnum
 from uuid import UUID
 from . import images, prompts
@@ -55,7 +55,7 @@ class StockMetadata(BaseModel):
     category: Annotated[int | None, Field(description="Adobe Stock's numeric category: 1 Animals, 2 Buildings and Architecture, 3 Business, 4 Drinks, 5 The Environment, 6 States of Mind, 7 Food, 8 Graphic Resources, 9 Hobbies and Leisure, 10 Industry, 11 Landscapes, 12 Lifestyle, 13 People, 14 Plants and Flowers, 15 Culture and Religion, 16 Science, 17 Social Issues, 18 Sports, 19 Technology, 20 Transport, 21 Travel. Null until chosen (then blocked).", ge=1, le=21)]
     file_type: FileType
     generative_ai: Annotated[Literal[True], Field(description='"Created using generative AI tools": always set.')]
-    fictional_people_and_property: Annotated[bool, Field(description='"People and Property are fictional": set where it applies.')]
+    fictional_people_and_property: Annotated[StrictBool, Field(description='"People and Property are fictional": set where it applies.')]
 
 
 class MetadataChanges(BaseModel):
@@ -69,7 +69,7 @@ class MetadataChanges(BaseModel):
     keywords: Annotated[list[str] | None, Field(max_length=100)] = None
     category: Annotated[int | None, Field(description="Adobe Stock's numeric category (see StockMetadata); null removes it.", ge=1, le=21)] = None
     file_type: FileType | None = None
-    fictional_people_and_property: bool | None = None
+    fictional_people_and_property: StrictBool | None = None
 
 
 class SourceImage(BaseModel):
@@ -161,10 +161,10 @@ class CreatePublicationsRequest(BaseModel):
         extra='forbid',
     )
     image_ids: Annotated[list[UUID], Field(max_length=500, min_length=1)]
-    agency: Agency | None = Agency.adobe_stock
-    enlarge: Annotated[int | None, Field(ge=1, le=4)] = 1
-    suggest_metadata: Annotated[bool | None, Field(description='Ask the language model for title, keywords and category from the prompt (asynchronously; each item stays draft until it answers).')] = True
-    publish_when_ready: Annotated[bool | None, Field(description='Queue each item for upload as soon as it is ready, instead of waiting for a publish request.')] = False
+    agency: Agency = Agency.adobe_stock
+    enlarge: Annotated[int, Field(ge=1, le=4)] = 1
+    suggest_metadata: Annotated[StrictBool, Field(description='Ask the language model for title, keywords and category from the prompt (asynchronously; each item stays draft until it answers).')] = True
+    publish_when_ready: Annotated[StrictBool, Field(description='Queue each item for upload as soon as it is ready, instead of waiting for a publish request.')] = False
     metadata: MetadataChanges | None = None
 
 
@@ -208,7 +208,7 @@ class Readiness(BaseModel):
     """
     image_id: UUID
     agency: Agency
-    ready: bool
+    ready: StrictBool
     megapixels: Annotated[float, Field(description='After the requested enlargement.')]
     suggested_file_type: FileType | None = None
     findings: list[prompts.StockFinding]
@@ -222,7 +222,7 @@ class AgencyAccount(BaseModel):
     username: str
     host: Annotated[str, Field(description="The agency's SFTP host (set by the operator, not by the artist).")]
     port: int
-    has_password: bool
+    has_password: StrictBool
     updated_at: AwareDatetime
 
 
@@ -240,10 +240,10 @@ class CreatePublicationsCommand(BaseModel):
     """
     owner_id: UUID
     image_ids: Annotated[list[UUID], Field(max_length=500, min_length=1)]
-    agency: Agency | None = Agency.adobe_stock
-    enlarge: Annotated[int | None, Field(ge=1, le=4)] = 1
-    suggest_metadata: bool | None = True
-    publish_when_ready: bool | None = False
+    agency: Agency = Agency.adobe_stock
+    enlarge: Annotated[int, Field(ge=1, le=4)] = 1
+    suggest_metadata: StrictBool = True
+    publish_when_ready: StrictBool = False
     metadata: MetadataChanges | None = None
 
 
@@ -265,7 +265,7 @@ class ListPublicationsQuery(BaseModel):
     batch_id: UUID | None = None
     image_id: UUID | None = None
     remote_name: Annotated[str | None, Field(max_length=30)] = None
-    limit: Annotated[int | None, Field(ge=1, le=200)] = 50
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
     cursor: str | None = None
 
 
@@ -295,8 +295,8 @@ class ReadinessQuery(BaseModel):
     """
     owner_id: UUID
     image_id: UUID
-    agency: Agency | None = Agency.adobe_stock
-    enlarge: Annotated[int | None, Field(ge=1, le=4)] = 1
+    agency: Agency = Agency.adobe_stock
+    enlarge: Annotated[int, Field(ge=1, le=4)] = 1
 
 
 class BatchQuery(BaseModel):
@@ -312,7 +312,7 @@ class ListBatchesQuery(BaseModel):
     `rpc.publisher.batches.list` request; replies with a PublicationBatchPage (newest first).
     """
     owner_id: UUID
-    limit: Annotated[int | None, Field(ge=1, le=200)] = 50
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
     cursor: str | None = None
 
 

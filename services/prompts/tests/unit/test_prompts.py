@@ -136,9 +136,7 @@ class TestListPrompts:
     async def test_missing_limit_means_the_default_page_size(self, deps, stored_prompt):
         for i in range(DEFAULT_PAGE_SIZE + 1):
             stored_prompt(ALICE, f"prompt {i}")
-        page = await prompts.list_prompts(
-            ListPromptsQuery(owner_id=ALICE, limit=None), deps.new_uow()
-        )
+        page = await prompts.list_prompts(ListPromptsQuery(owner_id=ALICE), deps.new_uow())
         assert len(page.items) == DEFAULT_PAGE_SIZE
         assert page.next_cursor is not None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 
 from imagetron_contracts import streams
 from imagetron_contracts.models.common import FieldError
@@ -191,8 +191,16 @@ async def imagine_prompt(
     prompt_id: UUID,
     caller: CurrentUser,
     ctx: Context,
+    request: Request,
     body: Annotated[ImagineRequest | None, Body()] = None,
 ) -> Task:
+    if body is None and (await request.body()).strip() == b"null":
+        # FastAPI takes a JSON `null` for a missing optional body; the contract's body is
+        # an object or nothing.
+        raise InvalidRequest(
+            "The body must be an object (or absent).",
+            errors=[FieldError(loc=["body"], msg="Must be an object.")],
+        )
     # The prompts service decides whether the prompt may be rendered (404, 409 archived)
     # and hands back its text; the images service owns the task from there on.
     prompt = await ctx.rpc.call(

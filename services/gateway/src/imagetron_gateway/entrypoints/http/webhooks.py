@@ -77,7 +77,7 @@ def _add_route(router: APIRouter, verifier: DocumentedVerifier) -> None:
         operation_id=f"receive{provider.title().replace('_', '')}Webhook",
         name=f"receive_{provider}_webhook",
         tags=["webhooks"],
-        responses=problems(401, 422, 503),
+        responses=problems(401, 404, 422, 503),
         openapi_extra={**JSON_OBJECT_BODY, "parameters": parameters},
     )
 

@@ -1,0 +1,41 @@
+"""Schemathesis hooks for the contract run (`test_contract_fuzzing.py` names this module in
+`schemathesis.toml`).
+
+Cursors are opaque: the server hands them out and refuses any other (422 about `cursor`).
+A random string of the documented shape is valid by the schema and still refused, so
+before each call such a string becomes a real cursor (the platform's codec, a position
+derived from the string); strings the schema forbids are sent as generated."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import schemathesis
+
+from imagetron_images.app.images import IMAGE_CURSORS
+from imagetron_images.app.ports import ImagePageKey
+from imagetron_platform.pagination import Cursors, PageKey
+
+CURSOR_SHAPE = re.compile(r"^[A-Za-z0-9_=-]{1,500}$")
+#: Listings ordered by creation time and id, except images (task, then index).
+NEWEST_FIRST = Cursors(PageKey)
+
+
+def _real_cursor(path: str, text: str) -> str:
+    digest = hashlib.sha256(text.encode()).digest()
+    when = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=int.from_bytes(digest[:4]))
+    some_id = uuid.UUID(bytes=digest[:16])
+    if path == "/api/v1/images":
+        return IMAGE_CURSORS.encode(ImagePageKey(created_at=when, task_id=some_id, index=1))
+    return NEWEST_FIRST.encode(PageKey(created_at=when, id=some_id))
+
+
+@schemathesis.hook
+def before_call(ctx: Any, case: Any, **kwargs: Any) -> None:
+    cursor = (case.query or {}).get("cursor")
+    if isinstance(cursor, str) and CURSOR_SHAPE.fullmatch(cursor):
+        case.query["cursor"] = _real_cursor(case.operation.path, cursor)
