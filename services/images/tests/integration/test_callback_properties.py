@@ -22,9 +22,9 @@ from imagetron_contracts.models.images import ProcessMode, ProviderCallback, Tas
 from imagetron_images.adapters.goapi import GoApiProvider
 from imagetron_images.adapters.unit_of_work import ImagesUnitOfWork
 from imagetron_images.app.callbacks import apply_provider_callback
-from imagetron_images.app.jobs import Delivery
 from imagetron_images.domain import GenerationTask
 from imagetron_platform.db import make_engine, make_session_factory
+from imagetron_platform.jobs import Delivery
 
 pytestmark = pytest.mark.integration
 

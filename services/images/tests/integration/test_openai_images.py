@@ -28,7 +28,7 @@ from imagetron_images.adapters.openai_images import OpenAIImagesProvider
 from imagetron_images.adapters.staging import StagedOrRemoteDownloader
 from imagetron_images.adapters.storage import S3ImageStore, minio_client
 from imagetron_images.app import images, tasks
-from imagetron_images.app.jobs import Delivery, RetryLater
+from imagetron_platform.jobs import Delivery, RetryLater
 
 pytestmark = pytest.mark.integration
 

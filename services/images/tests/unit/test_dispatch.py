@@ -18,8 +18,8 @@ from imagetron_contracts.models.images import (
 )
 from imagetron_images.app import callbacks, tasks
 from imagetron_images.app.dispatch import dispatch_all
-from imagetron_images.app.jobs import Delivery
 from imagetron_images.domain import ProviderStatus, ProviderUpdate
+from imagetron_platform.jobs import Delivery
 
 SLOTS = 2
 

@@ -25,10 +25,10 @@ from imagetron_contracts.models.images import (
     VariationStrength,
 )
 from imagetron_images.app import callbacks, images, tasks
-from imagetron_images.app.jobs import Delivery
 from imagetron_images.app.ports import DownloadRefused, ProviderRejected, ProviderUnavailable
 from imagetron_images.domain import Capability, GenerationTask, ProviderStatus, ProviderUpdate
 from imagetron_platform.errors import Conflict, InvalidRequest, NotFound
+from imagetron_platform.jobs import Delivery
 
 GRID = "https://cdn.example/grid.png"
 SPLITS = tuple(f"https://cdn.example/{i}.png" for i in range(1, 5))

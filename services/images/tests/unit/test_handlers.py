@@ -23,7 +23,6 @@ from imagetron_contracts.models.images import (
     TaskStatus,
 )
 from imagetron_images.app import callbacks, images, previews, tasks
-from imagetron_images.app.jobs import Delivery, RetryLater
 from imagetron_images.app.ports import (
     DownloadFailed,
     DownloadRefused,
@@ -33,6 +32,7 @@ from imagetron_images.app.ports import (
 )
 from imagetron_images.domain import ProviderStatus, ProviderUpdate
 from imagetron_platform.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
+from imagetron_platform.jobs import Delivery, RetryLater
 
 GRID = "https://cdn.example/grid.png"
 SPLITS = tuple(f"https://cdn.example/{i}.png" for i in range(1, 5))

@@ -14,10 +14,9 @@ import pytest
 from faststream.exceptions import NackMessage
 from faststream.specification import AsyncAPI
 
-from imagetron_images.app.jobs import Delivery, RetryLater
 from imagetron_images.bootstrap import build_broker, consumer_settings
-from imagetron_images.entrypoints.messaging import _run
 from imagetron_images.settings import ImagesSettings
+from imagetron_platform.jobs import Delivery, RetryLater, run_job
 from imagetron_platform.messaging import Redelivery
 
 
@@ -71,7 +70,7 @@ def test_an_attempt_outlives_its_slowest_legitimate_run() -> None:
     assert consumers.persist.max_deliver == settings.persist_max_deliveries
 
 
-# --- _run: from a handler's outcome to an acknowledgement ------------------------------
+# --- run_job: from a handler's outcome to an acknowledgement ------------------------------
 
 
 @dataclass
@@ -112,8 +111,8 @@ async def test_the_handler_sees_the_message_id_and_its_attempt() -> None:
     async def handle(delivery: Delivery) -> None:
         seen.append(delivery)
 
-    await _run(message(3), REDELIVERY, handle)
-    await _run(message(1, msg_id=None), REDELIVERY, handle)
+    await run_job(message(3), REDELIVERY, handle)
+    await run_job(message(1, msg_id=None), REDELIVERY, handle)
     assert seen == [Delivery("job-1", 3, 5), Delivery("WORK:42", 1, 5)]
 
 
@@ -122,7 +121,7 @@ async def test_retry_later_is_a_delayed_nak() -> None:
         raise RetryLater("S3 is down")
 
     with pytest.raises(NackMessage) as raised:
-        await _run(message(3), REDELIVERY, handle)
+        await run_job(message(3), REDELIVERY, handle)
     assert raised.value.extra_options == {"delay": REDELIVERY.delay_after(3)}
 
 
@@ -131,8 +130,8 @@ async def test_a_crash_is_a_delayed_nak_until_the_last_delivery(caplog) -> None:
         raise RuntimeError("database unreachable")
 
     with pytest.raises(NackMessage):
-        await _run(message(4), REDELIVERY, handle)
+        await run_job(message(4), REDELIVERY, handle)
     caplog.clear()
     with caplog.at_level(logging.ERROR), pytest.raises(RuntimeError):
-        await _run(message(5), REDELIVERY, handle)
+        await run_job(message(5), REDELIVERY, handle)
     assert "giving up" in caplog.text

@@ -9,8 +9,8 @@ import pytest
 
 from imagetron_contracts.models.images import ImagineCommand, SubmitTaskJob, TaskQuery, TaskStatus
 from imagetron_images.app import tasks
-from imagetron_images.app.jobs import Delivery, RetryLater
 from imagetron_images.app.ports import ProviderBusy
+from imagetron_platform.jobs import Delivery, RetryLater
 
 LAST = 10
 

@@ -14,9 +14,9 @@ from pydantic import SecretStr, ValidationError
 from imagetron_contracts.models.images import ImageKind, ProcessMode, ProviderCallback, TaskStatus
 from imagetron_images.adapters.providers import build_providers
 from imagetron_images.app import callbacks
-from imagetron_images.app.jobs import Delivery
 from imagetron_images.domain import Capability, GenerationTask
 from imagetron_images.settings import ImagesSettings
+from imagetron_platform.jobs import Delivery
 
 
 @pytest.fixture

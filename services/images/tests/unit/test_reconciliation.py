@@ -15,10 +15,10 @@ from imagetron_contracts.models.images import (
     TaskStatus,
 )
 from imagetron_images.app import callbacks, tasks
-from imagetron_images.app.jobs import Delivery
 from imagetron_images.app.ports import ProviderRejected, ProviderUnavailable
 from imagetron_images.app.reconciliation import reconcile_quiet_tasks
 from imagetron_images.domain import GenerationTask, ProviderStatus, ProviderUpdate
+from imagetron_platform.jobs import Delivery
 
 GRID = "https://cdn.example/grid.png"
 SPLITS = tuple(f"https://cdn.example/{i}.png" for i in range(1, 5))

@@ -23,9 +23,9 @@ from imagetron_contracts.models.images import (
 from imagetron_images.adapters.image_files import PillowImageInspector
 from imagetron_images.adapters.staging import StagedOrRemoteDownloader
 from imagetron_images.app import images, tasks
-from imagetron_images.app.jobs import Delivery
 from imagetron_images.app.ports import DownloadRefused
 from imagetron_images.domain import Capability, ProviderStatus, ProviderUpdate
+from imagetron_platform.jobs import Delivery
 
 PROVIDER_TASK = "openai-task-1"
 

@@ -6,7 +6,6 @@ import logging
 from collections.abc import Mapping
 
 from imagetron_contracts.models.images import ProviderCallback
-from imagetron_images.app.jobs import Delivery
 from imagetron_images.app.messages import emit_task_change, enqueue_persistence
 from imagetron_images.app.ports import ImageProvider, MalformedProviderMessage, UnitOfWork
 from imagetron_images.domain import (
@@ -18,6 +17,7 @@ from imagetron_images.domain import (
     apply_provider_update,
 )
 from imagetron_platform.clock import utcnow
+from imagetron_platform.jobs import Delivery
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from imagetron_contracts.models.images import (
     ListImagesQuery,
     PersistImageJob,
 )
-from imagetron_images.app.jobs import Delivery, RetryLater
 from imagetron_images.app.messages import emit_image_change, enqueue_persistence
 from imagetron_images.app.ports import (
     DownloadRefused,
@@ -34,6 +33,7 @@ from imagetron_images.domain import Image, ImageChange, ImageFile
 from imagetron_images.domain.providers import STAGED_SCHEME, staging_prefix
 from imagetron_platform.clock import utcnow
 from imagetron_platform.errors import Conflict, NotFound
+from imagetron_platform.jobs import Delivery, RetryLater
 from imagetron_platform.pagination import Cursors, page_size
 
 log = logging.getLogger(__name__)

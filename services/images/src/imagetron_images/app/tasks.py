@@ -25,7 +25,6 @@ from imagetron_contracts.models.images import (
 )
 from imagetron_images.app.callbacks import record_provider_update
 from imagetron_images.app.dispatch import dispatch_waiting
-from imagetron_images.app.jobs import Delivery, RetryLater
 from imagetron_images.app.messages import emit_task_change, enqueue_submission
 from imagetron_images.app.ports import (
     ImageProvider,
@@ -46,6 +45,7 @@ from imagetron_images.domain import (
 from imagetron_images.domain.tasks import DEFAULT_ASPECT_RATIO
 from imagetron_platform.clock import utcnow
 from imagetron_platform.errors import Conflict, NotFound
+from imagetron_platform.jobs import Delivery, RetryLater
 from imagetron_platform.pagination import Cursors, PageKey, page_size
 
 log = logging.getLogger(__name__)

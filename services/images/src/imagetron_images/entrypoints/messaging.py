@@ -8,12 +8,9 @@ gives up and records the failure: nothing is retried for ever, nothing waits for
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from faststream import AckPolicy
-from faststream.exceptions import NackMessage
 from faststream.nats import NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
 
@@ -49,11 +46,9 @@ from imagetron_images.adapters.midjourney_proxy import PROVIDER as MIDJOURNEY_PR
 from imagetron_images.adapters.replicate import PROVIDER as REPLICATE
 from imagetron_images.app import callbacks, images, previews, tasks
 from imagetron_images.app.dependencies import Dependencies
-from imagetron_images.app.jobs import Delivery, RetryLater
+from imagetron_platform.jobs import run_job
 from imagetron_platform.messaging import Redelivery, jstream
 from imagetron_platform.rpc import RpcRoute, register_rpc
-
-log = logging.getLogger(__name__)
 
 RPC_QUEUE = "images"
 SUBMIT_CONSUMER = tasks.SUBMIT_CONSUMER
@@ -109,7 +104,7 @@ def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSe
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
     async def submit_task(job: SubmitTaskJob, msg: NatsMessage) -> None:
-        await _run(
+        await run_job(
             msg,
             consumers.submit,
             lambda delivery: tasks.submit_task(job, delivery, deps.new_uow(), deps.providers),
@@ -128,7 +123,7 @@ def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSe
         max_workers=consumers.persist_concurrency,
     )
     async def persist_image(job: PersistImageJob, msg: NatsMessage) -> None:
-        await _run(
+        await run_job(
             msg,
             consumers.persist,
             lambda delivery: images.persist_image(
@@ -160,7 +155,7 @@ def _subscribe_callbacks(
         title=f"images_apply_webhooks_{provider}",
     )
     async def apply_callback(callback: ProviderCallback, msg: NatsMessage) -> None:
-        await _run(
+        await run_job(
             msg,
             consumers.callbacks,
             lambda delivery: callbacks.apply_provider_callback(
@@ -179,41 +174,3 @@ def _declare_outbox_messages(broker: NatsBroker) -> None:
         (IMAGE_EVENTS, EVENTS_STREAM, ImageEvent, "Image events, via the outbox."),
     ):
         broker.publisher(subject, stream=jstream(stream), schema=schema, description=what)
-
-
-async def _run(
-    msg: NatsMessage, redelivery: Redelivery, handle: Callable[[Delivery], Awaitable[None]]
-) -> None:
-    metadata = msg.raw_message.metadata
-    delivery = Delivery(
-        # The publisher's Nats-Msg-Id (the outbox id, or the gateway's body hash) keys the
-        # inbox; the stream position is unique too if a publisher forgot to set one.
-        message_id=msg.headers.get("Nats-Msg-Id")
-        or f"{metadata.stream}:{metadata.sequence.stream}",
-        attempt=metadata.num_delivered,
-        max_attempts=redelivery.max_deliver,
-    )
-    try:
-        await handle(delivery)
-    except RetryLater as exc:
-        delay = redelivery.delay_after(delivery.attempt)
-        log.warning(
-            "%s: attempt %d of %d failed, retrying in %g s: %s",
-            msg.raw_message.subject, delivery.attempt, delivery.max_attempts, delay, exc,
-        )  # fmt: skip
-        raise NackMessage(delay=delay) from exc
-    except Exception as exc:
-        if delivery.is_last:
-            # JetStream will not deliver it again (max_deliver): the task or image stays as
-            # it is, for reconciliation to find.
-            log.exception(
-                "%s: last attempt (%d) crashed; giving up on message %s",
-                msg.raw_message.subject, delivery.attempt, delivery.message_id,
-            )  # fmt: skip
-            raise
-        delay = redelivery.delay_after(delivery.attempt)
-        log.exception(
-            "%s: attempt %d of %d crashed, retrying in %g s",
-            msg.raw_message.subject, delivery.attempt, delivery.max_attempts, delay,
-        )  # fmt: skip
-        raise NackMessage(delay=delay) from exc
