@@ -12,7 +12,7 @@ import yaml
 from faststream.specification import AsyncAPI
 
 ASYNCAPI = yaml.safe_load((Path(__file__).parents[2] / "contracts" / "asyncapi.yaml").read_text())
-SERVICES = ["gateway", "prompts", "images", "notifier"]
+SERVICES = ["gateway", "prompts", "images", "notifier", "publisher"]
 
 
 def _contract_receives(service: str) -> dict[str, set[str]]:

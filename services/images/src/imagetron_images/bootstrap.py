@@ -17,7 +17,7 @@ from imagetron_images.adapters.downloads import (
 from imagetron_images.adapters.image_files import PillowImageInspector, PillowThumbnailer
 from imagetron_images.adapters.providers import build_providers
 from imagetron_images.adapters.staging import StagedOrRemoteDownloader
-from imagetron_images.adapters.storage import S3ImageStore, minio_client
+from imagetron_images.adapters.storage import S3ImageStore
 from imagetron_images.adapters.tables import inbox, outbox
 from imagetron_images.adapters.unit_of_work import ImagesUnitOfWork
 from imagetron_images.app.dependencies import Dependencies
@@ -27,6 +27,7 @@ from imagetron_images.entrypoints.messaging import ConsumerSettings, register_su
 from imagetron_images.settings import ImagesSettings
 from imagetron_platform.lifecycle import Database, ServiceLifecycle
 from imagetron_platform.messaging import Redelivery, make_broker
+from imagetron_platform.objects import minio_client
 
 SERVICE = "images"
 

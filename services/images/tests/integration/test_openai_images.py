@@ -26,9 +26,10 @@ from imagetron_contracts.models.images import (
 from imagetron_images.adapters.image_files import PillowImageInspector, PillowThumbnailer
 from imagetron_images.adapters.openai_images import OpenAIImagesProvider
 from imagetron_images.adapters.staging import StagedOrRemoteDownloader
-from imagetron_images.adapters.storage import S3ImageStore, minio_client
+from imagetron_images.adapters.storage import S3ImageStore
 from imagetron_images.app import images, tasks
 from imagetron_platform.jobs import Delivery, RetryLater
+from imagetron_platform.objects import minio_client
 
 pytestmark = pytest.mark.integration
 
