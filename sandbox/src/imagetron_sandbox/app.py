@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from imagetron_sandbox import health
+from imagetron_sandbox.agency.routes import router as agency_router
 from imagetron_sandbox.chat.errors import OpenAIError, handle_openai_error
 from imagetron_sandbox.chat.routes import router as chat_router
 from imagetron_sandbox.faults.routes import router as faults_router
@@ -58,6 +59,7 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
         images_router,
         chat_router,
         faults_router,
+        agency_router,
     ):
         app.include_router(router)
     return app

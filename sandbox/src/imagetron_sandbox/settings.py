@@ -45,6 +45,19 @@ class SandboxSettings(BaseSettings):
     midjourney_version: str = "7"
     image_store_max_mb: int = Field(default=512, ge=1)
 
+    # The stand-in stock agency (SFTP). Port 0 (the default) picks a free one.
+    agency_port: int = Field(default=0, ge=0, le=65535)
+    agency_password: str = "sandbox"  # noqa: S105 - the stand-in's documented password
+    agency_host_key: str | None = Field(
+        default=None,
+        description="Path of the SFTP host key (OpenSSH format); a new one is made in memory "
+        "at each start when unset.",
+    )
+    agency_root: str | None = Field(
+        default=None, description="Where uploads are kept; a temporary folder when unset."
+    )
+    agency_max_mb: int = Field(default=512, ge=1, description="Space per user.")
+
     @field_validator("progress_steps")
     @classmethod
     def _steps_in_range(cls, steps: tuple[int, ...]) -> tuple[int, ...]:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Annotated
 
+import asyncssh
 from fastapi import Depends, Request
 
+from imagetron_sandbox.agency.server import AgencyServer
 from imagetron_sandbox.chat.service import ChatService
 from imagetron_sandbox.faults.store import FaultStore
 from imagetron_sandbox.goapi.lifecycle import TaskLifecycle
@@ -30,17 +35,34 @@ class Sandbox:
         self.tasks = TaskService(settings, self.faults, self.images, lifecycle)
         self.proxy = ProxyFace(self.tasks)
         self.chat = ChatService(settings, self.faults)
+        self._temporary_root = None if settings.agency_root else tempfile.mkdtemp("-agency")
+        self.agency = AgencyServer(
+            Path(settings.agency_root or self._temporary_root or "."),
+            self.faults,
+            password=settings.agency_password,
+            max_bytes_per_user=settings.agency_max_mb * 1024 * 1024,
+        )
         self.ready = False
 
     async def start(self) -> None:
         self.supervisor.reopen()
         await self.webhooks.open()
+        key_path = self.settings.agency_host_key
+        host_key = (
+            asyncssh.read_private_key(key_path)
+            if key_path
+            else asyncssh.generate_private_key("ssh-ed25519")
+        )
+        await self.agency.start(self.settings.host, self.settings.agency_port, host_key)
         self.ready = True
 
     async def stop(self) -> None:
         self.ready = False
+        await self.agency.stop()
         await self.supervisor.aclose()
         await self.webhooks.aclose()
+        if self._temporary_root is not None:
+            shutil.rmtree(self._temporary_root, ignore_errors=True)
 
 
 def get_sandbox(request: Request) -> Sandbox:

@@ -75,6 +75,23 @@ class FaultKnobs(BaseModel):
         description="0: every request is faulty; N: only the first N attempts of each request.",
     )
 
+    # --- The stock agency's SFTP server ------------------------------------------------
+    agency_auth_fail: bool = Field(
+        default=False, description="Refuse every SFTP login, as for a wrong password."
+    )
+    agency_disconnect_after_bytes: int = Field(
+        default=0, ge=0, description="Drop the connection once an upload wrote this many bytes."
+    )
+    agency_disk_full: bool = Field(
+        default=False, description="Every write fails: no space left on the server."
+    )
+    agency_slow_ms: int = Field(default=0, ge=0, description="Wait this long before each write.")
+    agency_fault_attempts: int = Field(
+        default=0,
+        ge=0,
+        description="0: every upload is faulty; N: only the first N uploads of each file.",
+    )
+
     def overridden(self, overrides: dict[str, object]) -> FaultKnobs:
         """These knobs with ``overrides`` applied (validated)."""
         if not overrides:
@@ -88,6 +105,14 @@ class FaultKnobs(BaseModel):
             or self.download_error != "none"
             or self.download_oversized_bytes > 0
             or self.download_not_image
+        )
+
+    @property
+    def agency_upload_faulty(self) -> bool:
+        return (
+            self.agency_disconnect_after_bytes > 0
+            or self.agency_disk_full
+            or self.agency_slow_ms > 0
         )
 
     @property

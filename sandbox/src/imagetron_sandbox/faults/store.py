@@ -35,6 +35,7 @@ class FaultStore:
         self._knobs = FaultKnobs()
         self.downloads = AttemptCounter()
         self.chats = AttemptCounter()
+        self.uploads = AttemptCounter()
 
     @property
     def knobs(self) -> FaultKnobs:
@@ -45,6 +46,7 @@ class FaultStore:
         self._knobs = knobs
         self.downloads.clear()
         self.chats.clear()
+        self.uploads.clear()
         return knobs
 
     def reset(self) -> FaultKnobs:

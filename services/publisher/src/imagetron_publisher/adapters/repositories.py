@@ -87,7 +87,7 @@ class SqlImageRepository:
 
 
 # Publication columns prefixed, so a join with its image keeps both sets of names apart.
-_IMAGE_COLUMNS = [c.label(f"image_{c.name}") for c in images.c]
+_IMAGE_COLUMNS = [c.label(f"source_{c.name}") for c in images.c]
 
 
 def _publication_select() -> Select[Any]:
@@ -120,7 +120,7 @@ def _finding_json(finding: StockFinding) -> dict[str, Any]:
 
 def _publication(row: Row[Any]) -> Publication:
     m = row._mapping
-    source = _image({c.name: m[f"image_{c.name}"] for c in images.c})
+    source = _image({c.name: m[f"source_{c.name}"] for c in images.c})
     file = m["file"]
     return Publication(
         id=m["id"],

@@ -94,11 +94,12 @@ class SftpAgency:
                 f"The SFTP server at {self._host}:{self._port} did not present the host key "
                 "configured for it; the upload was not attempted (check the known_hosts setting)."
             ) from exc
-        except _NO_SPACE as exc:
-            raise AgencyUnavailable(
-                f"{self._name}'s SFTP server has no space left for {name} ({exc.reason})."
-            ) from exc
         except asyncssh.SFTPError as exc:
+            # SFTP v3 has no "disk full" code: servers send a failure whose text says so.
+            if isinstance(exc, _NO_SPACE) or "space" in exc.reason.lower():
+                raise AgencyUnavailable(
+                    f"{self._name}'s SFTP server has no space left for {name} ({exc.reason})."
+                ) from exc
             raise AgencyUnavailable(
                 f"{self._name}'s SFTP server failed on {name}: {exc.reason}"
             ) from exc
