@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import io
 import threading
+import warnings
 
 import pyexiv2
 from PIL import Image, ImageCms, UnidentifiedImageError
@@ -44,8 +45,10 @@ class PillowRenderer:
         concurrency: int = 2,
     ) -> None:
         self._max_pixels = max_pixels
-        # Pillow's own decompression-bomb check, for anything that decodes here.
+        # Pillow's own decompression-bomb check, for anything that decodes here: it refuses
+        # twice this many pixels and warns above it, where our header check refuses anyway.
         Image.MAX_IMAGE_PIXELS = max_pixels
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
         self._max_output_pixels = max_output_pixels
         self._quality = quality
         self._decoding = asyncio.Semaphore(concurrency)
