@@ -25,6 +25,7 @@ from imagetron_gateway import migrations as gateway_migrations
 from imagetron_images import migrations as images_migrations
 from imagetron_platform.messaging import provision_streams
 from imagetron_prompts import migrations as prompts_migrations
+from imagetron_publisher import migrations as publisher_migrations
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ MIGRATIONS = (
     ("gateway", gateway_migrations.upgrade),
     ("prompts", prompts_migrations.upgrade),
     ("images", images_migrations.upgrade),
+    ("publisher", publisher_migrations.upgrade),
 )
 
 
