@@ -15,6 +15,7 @@ from imagetron_images.adapters.downloads import (
     guarded_http_client,
 )
 from imagetron_images.adapters.image_files import PillowImageInspector, PillowThumbnailer
+from imagetron_images.adapters.openai_images import openai_client
 from imagetron_images.adapters.providers import build_providers
 from imagetron_images.adapters.staging import StagedOrRemoteDownloader
 from imagetron_images.adapters.storage import S3ImageStore
@@ -51,7 +52,13 @@ class ImagesRuntime:
         )
         provider_http = httpx.AsyncClient(timeout=settings.goapi_timeout_seconds)
         download_http = guarded_http_client()
+        openai = openai_client(
+            base_url=settings.openai_base_url,
+            api_key=settings.openai_api_key.get_secret_value(),
+            timeout_seconds=settings.openai_timeout_seconds,
+        )
         self.lifecycle.close_on_shutdown(provider_http.aclose)
+        self.lifecycle.close_on_shutdown(openai.close)
         self.lifecycle.close_on_shutdown(download_http.aclose)
 
         def s3(endpoint: str) -> Minio:
@@ -70,7 +77,7 @@ class ImagesRuntime:
         )
         self.deps = Dependencies(
             new_uow=self.new_uow,
-            providers=build_providers(settings, provider_http, self.store),
+            providers=build_providers(settings, provider_http, self.store, openai),
             default_provider=settings.provider,
             max_in_flight=settings.max_in_flight_per_provider,
             downloader=StagedOrRemoteDownloader(

@@ -1,21 +1,32 @@
-"""The OpenAI Images adapter against a fake Images API answering the documented
-generation response and error bodies, over real HTTP; results staged in a fake store."""
+"""The OpenAI Images adapter (the real `openai` SDK) against a fake Images API answering the
+documented generation response and error bodies, over real HTTP; results staged in a fake
+store. The recorded answers (OpenAI's OpenAPI examples, LocalAI) run in
+test_recorded_payloads.py."""
 
 from __future__ import annotations
 
 import base64
 import io
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from uuid import uuid4
 
-import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from PIL import Image as PillowImage
 
 from imagetron_contracts.models.images import ProcessMode, TaskCommand
-from imagetron_images.adapters.openai_images import OpenAIImagesProvider, size_for
+from imagetron_images.adapters.openai_images import (
+    DALL_E_2,
+    DALL_E_3,
+    GPT_IMAGE,
+    OpenAIImagesProvider,
+    family_of,
+    openai_client,
+    size_for,
+)
 from imagetron_images.app.ports import (
     MalformedProviderMessage,
     ProviderBusy,
@@ -105,15 +116,27 @@ class FakeOpenAI:
         return app
 
 
-@pytest.fixture
-async def openai(serve, world):
+@asynccontextmanager
+async def make(
+    url: str, store: Any, model: str = MODEL, count: int = 4, timeout: float = 5
+) -> AsyncIterator[OpenAIImagesProvider]:
+    async with openai_client(base_url=url, api_key=API_KEY, timeout_seconds=timeout) as client:
+        yield OpenAIImagesProvider(client, store, model=model, count=count)
+
+
+@pytest.fixture(scope="module")
+async def fake_openai(serve):
     fake = FakeOpenAI()
+    async with serve(fake.app()) as url:
+        yield fake, url
+
+
+@pytest.fixture
+async def openai(fake_openai, world):
+    fake, url = fake_openai
+    fake.__init__()  # a fresh fake per test, one server per module
     store = world.store
-    async with serve(fake.app()) as url, httpx.AsyncClient(timeout=5) as client:
-        provider = OpenAIImagesProvider(
-            client, store, base_url=url + "/", api_key=API_KEY, model=MODEL, count=4,
-            timeout_seconds=5,
-        )  # fmt: skip
+    async with make(url + "/", store) as provider:
         yield fake, provider, store, url
 
 
@@ -173,16 +196,57 @@ async def test_fewer_images_than_asked_are_fine(openai) -> None:
     assert len(store.objects) == 1
 
 
-async def test_dall_e_models_are_asked_for_base64(openai) -> None:
+@pytest.mark.parametrize(
+    ("model", "aspect_ratio", "expected"),
+    [
+        # gpt-image: up to 4, its three sizes, base64 always (no response_format).
+        ("gpt-image-1", "16:9", {"n": 4, "size": "1536x1024"}),
+        ("gpt-image-1.5", "2:3", {"n": 4, "size": "1024x1536"}),
+        # dall-e-3: one image, its own sizes, asked for base64.
+        ("dall-e-3", "16:9", {"n": 1, "size": "1792x1024", "response_format": "b64_json"}),
+        ("dall-e-3", "9:16", {"n": 1, "size": "1024x1792", "response_format": "b64_json"}),
+        # dall-e-2: squares only.
+        ("dall-e-2", "16:9", {"n": 4, "size": "1024x1024", "response_format": "b64_json"}),
+        # An OpenAI-compatible server's model: gpt-image's request, whatever answer.
+        ("stablediffusion", "3:2", {"n": 4, "size": "1536x1024"}),
+    ],
+)
+async def test_each_model_family_is_asked_what_it_accepts(
+    openai, model, aspect_ratio, expected
+) -> None:
     fake, _, store, url = openai
-    async with httpx.AsyncClient(timeout=5) as client:
-        provider = OpenAIImagesProvider(
-            client, store, base_url=url, api_key=API_KEY, model="dall-e-3", count=1,
-            timeout_seconds=5,
-        )  # fmt: skip
-        await provider.submit(request(aspect_ratio="1:1"))
-    assert fake.received[-1]["body"]["response_format"] == "b64_json"
-    assert fake.received[-1]["body"]["n"] == 1
+    async with make(url, store, model=model) as provider:
+        await provider.submit(request(aspect_ratio=aspect_ratio))
+    assert fake.received[-1]["body"] == {
+        "model": model, "prompt": "a paper boat on a puddle", **expected,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("model", "family"),
+    [("gpt-image-1", GPT_IMAGE), ("GPT-Image-2", GPT_IMAGE), ("dall-e-3", DALL_E_3),
+     ("dall-e-2", DALL_E_2)],
+)  # fmt: skip
+def test_model_families(model: str, family: Any) -> None:
+    assert family_of(model) is family
+
+
+async def test_urls_are_kept_for_persistence_and_data_urls_are_decoded(openai) -> None:
+    """OpenAI-compatible servers answer with URLs (LocalAI) or `data:` URLs: the https ones
+    are persisted like any provider's (through the download guard), not fetched here."""
+    fake, provider, store, _ = openai
+    data_url = "data:image/png;base64," + base64.b64encode(IMAGES[1]).decode()
+    fake.answer = (200, {"created": 1764000000, "data": [
+        {"url": "https://images.example/generated-images/b64123.png"}, {"url": data_url},
+    ]})  # fmt: skip
+    req = request()
+    provider_task_id = await provider.submit(req)
+    update = await provider.fetch(provider_task_id)
+    remote, staged = update.split_urls
+    assert remote == "https://images.example/generated-images/b64123.png"
+    assert store.objects[staged.removeprefix("staged://")] == (IMAGES[1], "image/png")
+    assert provider_task_id.endswith("/u2")
+    assert len(provider_task_id) <= 200
 
 
 async def test_a_content_policy_refusal_is_permanent_with_the_apis_message(openai) -> None:
@@ -225,11 +289,7 @@ async def test_an_html_error_page_is_handled(openai) -> None:
 
 async def test_an_unreachable_api_is_transient(openai) -> None:
     _, _, store, _ = openai
-    async with httpx.AsyncClient(timeout=2) as client:
-        provider = OpenAIImagesProvider(
-            client, store, base_url="http://127.0.0.1:9", api_key=API_KEY, model=MODEL,
-            count=4, timeout_seconds=2,
-        )  # fmt: skip
+    async with make("http://127.0.0.1:9", store, timeout=2) as provider:
         with pytest.raises(ProviderUnavailable, match="could not be reached"):
             await provider.submit(request())
 
@@ -238,7 +298,8 @@ async def test_an_unreachable_api_is_transient(openai) -> None:
     "answer",
     [
         {"created": 1764000000, "data": []},
-        {"created": 1764000000, "data": [{"url": "https://example.com/a.png"}]},
+        {"created": 1764000000, "data": [{"revised_prompt": "no image at all"}]},
+        {"created": 1764000000, "data": [{"url": "ftp://example.com/a.png"}]},
         {"created": 1764000000, "data": [{"b64_json": "not base64!"}]},
         ["not", "an", "object"],
     ],

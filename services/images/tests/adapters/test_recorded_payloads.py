@@ -5,26 +5,31 @@ came from; its `expected.json` says, per file, which adapter call receives it an
 comes out (one case, or a list when the same payload reaches the adapter in several ways).
 A payload file without an expectation (or the reverse) fails the suite.
 
-The adapters' HTTP goes through an `httpx.MockTransport` that answers with the recorded
-payload (and, for a call that needs several requests, with the other payloads the case
-names), so no port is opened.
+The adapters' HTTP goes through a `MockTransport` (httpx's, or httpx2's for the `openai`
+SDK) that answers with the recorded payload (and, for a call that needs several requests,
+with the other payloads the case names), so no port is opened.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from uuid import UUID
 
 import httpx
+import httpx2
 import pytest
 
 from imagetron_contracts.models.images import ProcessMode, TaskCommand, VariationStrength
 from imagetron_images.adapters.goapi import GoApiProvider
 from imagetron_images.adapters.midjourney_proxy import MidjourneyProxyProvider
+from imagetron_images.adapters.openai_images import OpenAIImagesProvider, openai_client
 from imagetron_images.adapters.replicate import ReplicateProvider
 from imagetron_images.app import ports
 from imagetron_images.app.ports import ImageProvider
@@ -33,6 +38,13 @@ from imagetron_images.domain import ProviderRequest
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "providers"
 TASK_ID = UUID("2f1e0a8c-6a7b-4c39-9d55-0d1e2f3a4b5c")
 OWNER_ID = UUID("9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d")
+
+
+@asynccontextmanager
+async def over_httpx(replay: Replay) -> AsyncIterator[httpx.AsyncClient]:
+    replay.http = httpx
+    async with httpx.AsyncClient(transport=httpx.MockTransport(replay)) as client:
+        yield client
 
 
 def goapi(client: httpx.AsyncClient) -> ImageProvider:
@@ -60,10 +72,47 @@ def midjourney_proxy(client: httpx.AsyncClient) -> ImageProvider:
     )  # fmt: skip
 
 
-ADAPTERS: Mapping[str, Callable[[httpx.AsyncClient], ImageProvider]] = {
-    "goapi": goapi,
-    "midjourney_proxy": midjourney_proxy,
-    "replicate": replicate,
+class Staging:
+    """Our bucket's staging area, in memory."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.objects[key] = data
+
+    async def get(self, key: str) -> bytes:
+        return self.objects[key]
+
+
+@asynccontextmanager
+async def openai(replay: Replay) -> AsyncIterator[ImageProvider]:
+    replay.http = httpx2  # the `openai` SDK's HTTP library
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(replay)) as http:
+        client = openai_client(
+            base_url="https://api.openai.com", api_key="sk-test", timeout_seconds=5,
+            http_client=http,
+        )  # fmt: skip
+        model = replay.case.get("model", "gpt-image-1")
+        yield OpenAIImagesProvider(client, Staging(), model=model, count=4)
+
+
+def on_httpx(
+    build: Callable[[httpx.AsyncClient], ImageProvider],
+) -> Callable[[Replay], AbstractAsyncContextManager[ImageProvider]]:
+    @asynccontextmanager
+    async def adapter(replay: Replay) -> AsyncIterator[ImageProvider]:
+        async with over_httpx(replay) as client:
+            yield build(client)
+
+    return adapter
+
+
+ADAPTERS: Mapping[str, Callable[[Replay], AbstractAsyncContextManager[ImageProvider]]] = {
+    "goapi": on_httpx(goapi),
+    "midjourney_proxy": on_httpx(midjourney_proxy),
+    "openai": openai,
+    "replicate": on_httpx(replicate),
 }
 
 
@@ -101,11 +150,13 @@ class Replay:
 
     def __init__(self, provider: str, name: str, case: Mapping[str, Any]) -> None:
         self.provider = provider
+        self.case = case
         self.default = (case.get("http_status", 200), load(provider, name))
         self.routes: dict[str, str] = dict(case.get("routes", {}))
-        self.requests: list[httpx.Request] = []
+        self.requests: list[Any] = []
+        self.http: ModuleType = httpx  # or httpx2: what the adapter's client speaks
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: Any) -> Any:
         self.requests.append(request)
         for route, file in self.routes.items():
             method, _, prefix = route.partition(" ")
@@ -115,8 +166,8 @@ class Replay:
         else:
             status, body = self.default
         if isinstance(body, str):
-            return httpx.Response(status, text=body)
-        return httpx.Response(status, json=body)
+            return self.http.Response(status, text=body)
+        return self.http.Response(status, json=body)
 
 
 def provider_request(case: Mapping[str, Any]) -> ProviderRequest:
@@ -138,19 +189,23 @@ def provider_request(case: Mapping[str, Any]) -> ProviderRequest:
     )
 
 
+# A synchronous provider's task id and staged keys carry a random nonce.
+_NONCE = re.compile(r"/[0-9a-f]{32}/")
+
+
 def as_plain(update: Any) -> dict[str, Any]:
     plain = asdict(update)
     return {
-        key: (value.value if hasattr(value, "value") else value) for key, value in plain.items()
-    } | {"split_urls": list(plain["split_urls"])}
+        key: (_NONCE.sub("/<nonce>/", value) if isinstance(value, str) else value)
+        for key, value in ((k, v.value if hasattr(v, "value") else v) for k, v in plain.items())
+    } | {"split_urls": [_NONCE.sub("/<nonce>/", url) for url in plain["split_urls"]]}
 
 
 @pytest.mark.parametrize(("provider", "name", "case"), cases())
 async def test_recorded_payload(provider: str, name: str, case: dict[str, Any]) -> None:
     expect: dict[str, Any] = case["expect"]
     replay = Replay(provider, name, case)
-    async with httpx.AsyncClient(transport=httpx.MockTransport(replay)) as client:
-        adapter = ADAPTERS[provider](client)
+    async with ADAPTERS[provider](replay) as adapter:
         call = case["call"]
         raises = expect.get("raises")
         if raises is not None:
@@ -187,4 +242,6 @@ async def _call(
             return await adapter.cancel(case.get("provider_task_id", "recorded-task"))
         case "submit":
             return await adapter.submit(provider_request(case))
+        case "generate":  # a synchronous provider: submit, then read what it made
+            return await adapter.fetch(await adapter.submit(provider_request(case)))
     raise AssertionError(f"unknown call {call!r} in expected.json")

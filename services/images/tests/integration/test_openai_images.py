@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -24,7 +23,7 @@ from imagetron_contracts.models.images import (
     TaskStatus,
 )
 from imagetron_images.adapters.image_files import PillowImageInspector, PillowThumbnailer
-from imagetron_images.adapters.openai_images import OpenAIImagesProvider
+from imagetron_images.adapters.openai_images import OpenAIImagesProvider, openai_client
 from imagetron_images.adapters.staging import StagedOrRemoteDownloader
 from imagetron_images.adapters.storage import S3ImageStore
 from imagetron_images.app import images, tasks
@@ -91,12 +90,11 @@ async def openai(serve, s3_store):
         status, body = answer["now"]
         return JSONResponse(body, status_code=status)
 
-    async with serve(app) as url, httpx.AsyncClient(timeout=5) as client:
-        provider = OpenAIImagesProvider(
-            client, s3_store, base_url=url, api_key="sk-it", model="gpt-image-1", count=4,
-            timeout_seconds=5,
-        )  # fmt: skip
+    async with serve(app) as url:
+        sdk = openai_client(base_url=url, api_key="sk-it", timeout_seconds=5)
+        provider = OpenAIImagesProvider(sdk, s3_store, model="gpt-image-1", count=4)
         yield provider, answer
+        await sdk.close()
 
 
 async def imagine(world: Any, providers: dict[str, Any], attempt: int = 1, last: int = 1) -> Any:
@@ -157,3 +155,29 @@ async def test_a_rate_limit_keeps_the_task_waiting(world, openai) -> None:
     task = await imagine(world, {"openai": provider}, attempt=3, last=3)
     assert task.status is TaskStatus.pending
     assert world.uow.subjects().count("work.images.submit") >= 2
+
+
+async def test_a_server_that_answers_urls_has_them_persisted_like_any_providers(
+    world, openai, s3_store
+) -> None:
+    """An OpenAI-compatible server answering URLs (LocalAI): the task completes at once and
+    each URL goes through the download guard at persistence, like any provider's."""
+    provider, answer = openai
+    urls = [f"https://images.example/generated-images/{n}.png" for n in (1, 2)]
+    answer["now"] = (200, {"created": 1764000000, "data": [{"url": u} for u in urls]})
+    task = await imagine(world, {"openai": provider})
+    assert task.status is TaskStatus.completed
+    found = world.uow.images_of(task.id)
+    assert [i.source_url for i in found] == urls
+    world.downloader.files.update(dict(zip(urls, FILES[:2], strict=True)))
+    downloader = StagedOrRemoteDownloader(s3_store, world.downloader)
+    for image in found:
+        await images.persist_image(
+            PersistImageJob(image_id=image.id, owner_id=image.owner_id),
+            Delivery(f"persist-{image.id}"),
+            world.uow, downloader, PillowImageInspector(max_pixels=10_000), s3_store,
+            PillowThumbnailer(max_pixels=10_000),
+        )  # fmt: skip
+    assert world.downloader.requested == urls
+    stored = world.uow.images_of(task.id)
+    assert [i.sha256 for i in stored] == [hashlib.sha256(f).hexdigest() for f in FILES[:2]]

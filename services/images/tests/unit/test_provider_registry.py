@@ -12,6 +12,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from imagetron_contracts.models.images import ImageKind, ProcessMode, ProviderCallback, TaskStatus
+from imagetron_images.adapters.openai_images import openai_client
 from imagetron_images.adapters.providers import build_providers
 from imagetron_images.app import callbacks
 from imagetron_images.domain import Capability, GenerationTask
@@ -22,8 +23,9 @@ from imagetron_platform.jobs import Delivery
 @pytest.fixture
 async def providers() -> Any:
     async with httpx.AsyncClient() as client:
+        openai = openai_client(base_url="http://x", api_key="", timeout_seconds=1)
         yield build_providers(
-            ImagesSettings(replicate_api_token=SecretStr("r8_x")), client, world_store()
+            ImagesSettings(replicate_api_token=SecretStr("r8_x")), client, world_store(), openai
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import httpx
+from openai import AsyncOpenAI
 
 from imagetron_images.adapters.goapi import GoApiProvider
 from imagetron_images.adapters.midjourney_proxy import MidjourneyProxyApi, MidjourneyProxyProvider
@@ -20,9 +21,13 @@ from imagetron_images.settings import ImagesSettings
 
 
 def build_providers(
-    settings: ImagesSettings, client: httpx.AsyncClient, staging: StagingStore
+    settings: ImagesSettings,
+    client: httpx.AsyncClient,
+    staging: StagingStore,
+    openai: AsyncOpenAI,
 ) -> Mapping[str, ImageProvider]:
-    """`staging`: where a synchronous provider (OpenAI Images) puts its results."""
+    """`staging`: where a synchronous provider (OpenAI Images) puts its results; `openai`:
+    the SDK client it generates with (`openai_images.openai_client`)."""
     webhook_base = settings.webhook_public_base_url
     webhook_secret = settings.webhook_secret.get_secret_value()
     token_key = settings.webhook_token_key.get_secret_value()
@@ -56,13 +61,10 @@ def build_providers(
             webhook_token_key=token_key,
         ),
         OpenAIImagesProvider(
-            client,
+            openai,
             staging,
-            base_url=settings.openai_base_url,
-            api_key=settings.openai_api_key.get_secret_value(),
             model=settings.openai_image_model,
             count=settings.openai_image_count,
-            timeout_seconds=settings.openai_timeout_seconds,
         ),
     )
     return {provider.name: provider for provider in providers}
