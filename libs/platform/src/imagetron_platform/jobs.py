@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from faststream.exceptions import NackMessage
 from faststream.nats.annotations import NatsMessage
 
-from imagetron_platform.messaging import Redelivery
+from imagetron_platform.messaging import Redelivery, in_progress
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,12 @@ def delivery_of(msg: NatsMessage, redelivery: Redelivery) -> Delivery:
 async def run_job(
     msg: NatsMessage, redelivery: Redelivery, handle: Callable[[Delivery], Awaitable[None]]
 ) -> None:
-    """Run `handle` for one delivery of `msg`: return (ack) or NAK with a delay."""
+    """Run `handle` for one delivery of `msg`, reporting it in progress meanwhile (so
+    `ack_wait` need not outlast the slowest attempt): return (ack) or NAK with a delay."""
     delivery = delivery_of(msg, redelivery)
     try:
-        await handle(delivery)
+        async with in_progress(msg.in_progress, redelivery):
+            await handle(delivery)
     except RetryLater as exc:
         delay = exc.delay if exc.delay is not None else redelivery.delay_after(delivery.attempt)
         log.warning(

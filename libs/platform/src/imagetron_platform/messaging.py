@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -33,6 +35,8 @@ from nats.js.errors import NotFoundError
 from imagetron_contracts.streams import STREAMS, StreamSpec
 from imagetron_platform import correlation
 from imagetron_platform.metrics import REGISTRY
+
+log = logging.getLogger(__name__)
 
 
 class CorrelationMiddleware(BaseMiddleware):
@@ -132,6 +136,33 @@ class Redelivery:
         return ConsumerConfig(
             durable_name=durable_name, max_deliver=self.max_deliver, ack_wait=self.ack_wait_seconds
         )
+
+
+@contextlib.asynccontextmanager
+async def in_progress(
+    report: Callable[[], Awaitable[None]], redelivery: Redelivery
+) -> AsyncIterator[None]:
+    """While the block runs, tell JetStream that the message is still being worked on
+    (`report`: the message's `in_progress`), three times per `ack_wait`, so a slow but
+    live attempt is never redelivered to another consumer. `ack_wait` then only bounds how
+    long a consumer that died (a crash, SIGKILL) holds its messages: keep it short, not
+    sized to the slowest attempt."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(redelivery.ack_wait_seconds / 3)
+            try:
+                await report()
+            except Exception:
+                log.warning("could not report a message in progress", exc_info=True)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def jstream(spec: StreamSpec) -> JStream:

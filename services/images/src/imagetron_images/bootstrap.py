@@ -100,20 +100,15 @@ class ImagesRuntime:
 
 
 def consumer_settings(settings: ImagesSettings) -> ConsumerSettings:
-    margin = settings.ack_wait_margin_seconds
+    # Every job reports itself in progress while it runs (`in_progress`), so `ack_wait`
+    # only bounds how long a crashed consumer holds a job, not the slowest attempt: sized
+    # to the slowest provider (OpenAI Images' two minutes), a SIGKILL held submissions for
+    # over four minutes. The adapters' own timeouts bound each attempt.
+    ack_wait = 2 * settings.ack_wait_margin_seconds
     return ConsumerSettings(
-        submit=Redelivery(
-            max_deliver=settings.submit_max_deliveries,
-            # OpenAI Images answers only when the images exist: its own, longer timeout.
-            ack_wait_seconds=2
-            * max(settings.goapi_timeout_seconds, settings.openai_timeout_seconds)
-            + margin,
-        ),
-        persist=Redelivery(
-            max_deliver=settings.persist_max_deliveries,
-            ack_wait_seconds=2 * settings.download_timeout_seconds + 2 * margin,
-        ),
-        callbacks=Redelivery(max_deliver=10, ack_wait_seconds=2 * margin),
+        submit=Redelivery(max_deliver=settings.submit_max_deliveries, ack_wait_seconds=ack_wait),
+        persist=Redelivery(max_deliver=settings.persist_max_deliveries, ack_wait_seconds=ack_wait),
+        callbacks=Redelivery(max_deliver=10, ack_wait_seconds=ack_wait),
         persist_concurrency=settings.persist_concurrency,
     )
 

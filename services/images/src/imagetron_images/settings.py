@@ -67,10 +67,9 @@ class ImagesSettings(DatabaseSettings):
     submit_max_deliveries: int = Field(default=10, ge=1, le=100)
     persist_max_deliveries: int = Field(default=10, ge=1, le=100)
     persist_concurrency: int = Field(default=4, ge=1, le=64)
-    # How long JetStream waits for the ack of a delivery before it redelivers (when the
-    # process died mid-message), beyond the slowest legitimate attempt: submissions get
-    # 2 x the provider timeout + this, persistence 2 x the download timeout + 2 x this,
-    # callbacks 2 x this.
+    # A job's `ack_wait` is 2 x this: how long JetStream waits before it redelivers a job
+    # whose consumer died mid-message. A live attempt, however slow, reports itself in
+    # progress every third of that, so it is never redelivered meanwhile.
     ack_wait_margin_seconds: float = Field(default=30.0, gt=0)
 
     # Tasks each provider account may have sent and unfinished at once; the rest wait in

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -36,11 +37,13 @@ from imagetron_platform.rpc import RpcClient
 from imagetron_sandbox import SandboxSettings
 from imagetron_sandbox import create_app as create_sandbox
 
-from .conftest import GOAPI_KEY, SANDBOX_FAST, TOKEN_KEY, WEBHOOK_SECRET, GatewayStandIn
+from .support import GOAPI_KEY, SANDBOX_FAST, TOKEN_KEY, WEBHOOK_SECRET, GatewayStandIn
 
 pytestmark = pytest.mark.integration
 
 TASKS = 12
+#: A cold start imports a lot; on a busy machine (or measured for coverage) it takes a while.
+START_WITHIN = 90.0
 
 
 def free_port() -> int:
@@ -50,31 +53,44 @@ def free_port() -> int:
 
 
 class ImagesProcess:
-    def __init__(self, env: dict[str, str], port: int) -> None:
-        self.env, self.port = env, port
+    """The service as a child process; both of its lives log to `log_path`."""
+
+    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
+        self.env, self.port, self.log_path = env, port, log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
     def spawn(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "imagetron_images"],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        with self.log_path.open("ab") as log:
+            log.write(b"===== starting the images service\n")
+            log.flush()
+            return subprocess.Popen(
+                [sys.executable, "-m", "imagetron_images"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
 
     async def start(self) -> None:
         self.proc = self.spawn()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_WITHIN
         async with httpx.AsyncClient(timeout=1) as client:
-            for _ in range(300):
+            while loop.time() < deadline:
                 if self.proc.poll() is not None:
-                    raise AssertionError(f"images exited with {self.proc.returncode}")
+                    raise AssertionError(
+                        f"images exited with {self.proc.returncode}:\n{self.log_tail()}"
+                    )
                 try:
                     if (await client.get(f"http://127.0.0.1:{self.port}/readyz")).is_success:
                         return
                 except httpx.HTTPError:
                     pass
                 await asyncio.sleep(0.1)
-        raise AssertionError("images never became ready")
+        raise AssertionError(f"images never became ready:\n{self.log_tail()}")
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -107,7 +123,13 @@ async def drop_images_consumers(nats_url: str) -> None:
 
 @pytest.fixture
 async def world(
-    migrated: str, streams: str, s3_endpoint: str, s3_credentials: Any, serve: Any
+    migrated: str,
+    streams: str,
+    s3_endpoint: str,
+    s3_credentials: Any,
+    serve: Any,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[tuple[ImagesProcess, RpcClient, GatewayStandIn]]:
     broker = NatsBroker(streams)
     await broker.connect()
@@ -129,15 +151,21 @@ async def world(
             "DOWNLOAD_ALLOW_HOSTS": json.dumps([sandbox_url.removeprefix("http://")]),
             "DOWNLOAD_TIMEOUT_SECONDS": "2", "OUTBOX_POLL_SECONDS": "0.2",
             # A delivery to the killed process comes back within seconds, not minutes.
-            "ACK_WAIT_MARGIN_SECONDS": "1", "LOG_JSON": "false", "LOG_LEVEL": "WARNING",
+            "ACK_WAIT_MARGIN_SECONDS": "1", "LOG_JSON": "false", "LOG_LEVEL": "INFO",
         }  # fmt: skip
-        env = {**os.environ, **{f"IMAGETRON_{k}": v for k, v in settings.items()}}
-        images = ImagesProcess(env, port)
+        env = {
+            **os.environ,
+            **{f"IMAGETRON_{k}": v for k, v in settings.items()},
+            "PYTHONUNBUFFERED": "1",  # its log lines reach the file before a SIGKILL
+        }
+        images = ImagesProcess(env, port, tmp_path / "images.log")
         await drop_images_consumers(streams)
         try:
             yield images, RpcClient(broker, timeout=10.0), gateway
         finally:
             images.stop()
+            # The child's own account of both its lives, for a failure's report.
+            request.node.add_report_section("teardown", "images service", images.log_tail(200))
             await drop_images_consumers(streams)
             await broker.stop()
 
@@ -212,7 +240,8 @@ async def test_sigkill_mid_processing_loses_nothing_and_repeats_nothing(
     at_kill = await progress(migrated, ids)
     assert at_kill != (TASKS, 5 * TASKS), "killed too late to prove anything"
 
-    # While it is down, the provider keeps calling back; the gateway keeps accepting.
+    # Down for a while (an outage, not a wait for something): the provider keeps calling
+    # back meanwhile and the gateway keeps accepting.
     await asyncio.sleep(1.0)
     await images.start()
 

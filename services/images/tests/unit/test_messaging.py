@@ -3,6 +3,7 @@ outcomes become acks, delayed NAKs and give-ups."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
@@ -62,11 +63,15 @@ def test_redelivery_backs_off_exponentially_up_to_a_cap() -> None:
     assert config.backoff is None, "a consumer backoff would override the NAK delays"
 
 
-def test_an_attempt_outlives_its_slowest_legitimate_run() -> None:
-    settings = ImagesSettings(goapi_timeout_seconds=30, download_timeout_seconds=60)
+def test_a_crashed_consumer_holds_a_job_briefly_whatever_the_provider_timeouts() -> None:
+    """A slow attempt reports itself in progress; ack_wait only bounds a dead consumer's
+    hold, so it does not grow with OpenAI's two-minute generation timeout."""
+    settings = ImagesSettings(
+        goapi_timeout_seconds=30, openai_timeout_seconds=300, ack_wait_margin_seconds=5
+    )
     consumers = consumer_settings(settings)
-    assert consumers.submit.ack_wait_seconds > 30
-    assert consumers.persist.ack_wait_seconds > 60
+    for redelivery in (consumers.submit, consumers.persist, consumers.callbacks):
+        assert redelivery.ack_wait_seconds == 10
     assert consumers.persist.max_deliver == settings.persist_max_deliveries
 
 
@@ -95,6 +100,10 @@ class _Raw:
 class FakeMessage:
     raw_message: _Raw
     headers: dict[str, str]
+    reports: int = 0
+
+    async def in_progress(self) -> None:
+        self.reports += 1
 
 
 def message(attempt: int, msg_id: str | None = "job-1") -> Any:
@@ -114,6 +123,20 @@ async def test_the_handler_sees_the_message_id_and_its_attempt() -> None:
     await run_job(message(3), REDELIVERY, handle)
     await run_job(message(1, msg_id=None), REDELIVERY, handle)
     assert seen == [Delivery("job-1", 3, 5), Delivery("WORK:42", 1, 5)]
+
+
+async def test_a_slow_job_is_reported_in_progress_so_it_is_not_redelivered_meanwhile() -> None:
+    quick = Redelivery(max_deliver=5, ack_wait_seconds=0.06)
+    msg = message(1)
+
+    async def slow(delivery: Delivery) -> None:
+        await asyncio.sleep(0.2)
+
+    await run_job(msg, quick, slow)
+    assert msg.reports >= 3  # every ack_wait / 3
+    after = msg.reports
+    await asyncio.sleep(0.1)
+    assert msg.reports == after, "no more reports once the job is done"
 
 
 async def test_retry_later_is_a_delayed_nak() -> None:

@@ -28,10 +28,7 @@ from imagetron_prompts.settings import PromptsSettings
 from imagetron_sandbox import SandboxSettings
 from imagetron_sandbox import create_app as create_sandbox
 
-#: The service's LLM limits in these tests: short, so timeouts show in seconds.
-LLM_TIMEOUT_SECONDS = 1.0
-LLM_MAX_RETRIES = 1
-LLM_DEADLINE_SECONDS = 4.0
+from .support import LLM_DEADLINE_SECONDS, LLM_MAX_RETRIES, LLM_TIMEOUT_SECONDS
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,7 @@ from imagetron_sandbox import SandboxSettings
 from imagetron_sandbox import create_app as create_sandbox
 from imagetron_stock.rules import is_stock_ready_title
 
-from .conftest import LLM_DEADLINE_SECONDS, LLM_TIMEOUT_SECONDS
+from .support import LLM_DEADLINE_SECONDS, LLM_TIMEOUT_SECONDS
 
 pytestmark = pytest.mark.integration
 

@@ -9,14 +9,12 @@ import random
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import nats
 import pytest
 from sqlalchemy import select
 
 from imagetron.servers import NatsServer
-from imagetron_contracts.models.images import Task, TaskEvent, TaskStatus
 from imagetron_contracts.models.images import Type as TaskEventType
 from imagetron_contracts.models.prompts import (
     CreatePromptCommand,
@@ -35,47 +33,9 @@ from imagetron_prompts.bootstrap import build_broker, build_llm, build_llm_clien
 from imagetron_prompts.entrypoints.messaging import TASK_EVENTS_DURABLE, TASK_EVENTS_REDELIVERY
 from imagetron_prompts.settings import PromptsSettings
 
+from .support import publish, task_event
+
 pytestmark = pytest.mark.integration
-
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-STATUS = {
-    TaskEventType.task_created: TaskStatus.pending,
-    TaskEventType.task_completed: TaskStatus.completed,
-    TaskEventType.task_failed: TaskStatus.failed,
-    TaskEventType.task_cancelled: TaskStatus.cancelled,
-    TaskEventType.task_progress: TaskStatus.processing,
-}
-
-
-def task_event(owner_id, prompt_id, task_id, event_type) -> TaskEvent:
-    task = Task(
-        id=task_id,
-        owner_id=owner_id,
-        prompt_id=prompt_id,
-        command="imagine",
-        status=STATUS[event_type],
-        progress=0,
-        provider="goapi",
-        prompt_text="a lighthouse at dusk",
-        aspect_ratio="1:1",
-        process_mode="fast",
-        actions=[],
-        created_at=NOW,
-        updated_at=NOW,
-    )
-    return TaskEvent(
-        id=uuid.uuid4(), type=event_type, occurred_at=NOW, owner_id=owner_id, task=task
-    )
-
-
-async def publish(js, event: TaskEvent, msg_id: str | None = None):
-    """As the images service's outbox relay publishes it: Nats-Msg-Id = event id."""
-    name = event.type.value.removeprefix("task.")
-    return await js.publish(
-        f"events.images.{event.owner_id}.task.{name}",
-        event.model_dump_json().encode(),
-        headers={"Nats-Msg-Id": msg_id or str(event.id)},
-    )
 
 
 async def new_prompt(rpc, owner_id) -> Prompt:

@@ -18,6 +18,7 @@ from imagetron_contracts.models.chats import (
     ListChatsQuery,
     StartChatCommand,
 )
+from imagetron_contracts.models.images import Type as TaskEventType
 from imagetron_contracts.models.prompts import (
     CreatePromptCommand,
     GeneratedPrompts,
@@ -47,7 +48,7 @@ from imagetron_contracts.streams import (
 )
 from imagetron_platform.errors import Conflict, InvalidRequest, NotFound
 
-from .test_task_events import TaskEventType, publish, task_event
+from .support import publish, task_event
 
 pytestmark = pytest.mark.integration
 
