@@ -13,7 +13,7 @@ export const EVENT_TYPES = [
   "publication.created", "publication.updated", "publication.deleted",
 ];
 
-const MAX_RETRY_MS = 8000;
+const MAX_RETRY_MS = 5000;
 
 export class EventHub {
   constructor(url = "/api/v1/events") {
@@ -86,7 +86,8 @@ export class EventHub {
     if (this.stopped) return;
     clearTimeout(this.timer);
     this.source.close();
-    const delay = this.retryMs;
+    // Jitter: after an outage, thousands of pages do not all come back in the same instant.
+    const delay = this.retryMs * (0.8 + Math.random() * 0.4);
     this.retryMs = Math.min(this.retryMs * 2, MAX_RETRY_MS);
     this.timer = setTimeout(() => {
       if (!this.stopped) {

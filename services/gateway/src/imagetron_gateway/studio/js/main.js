@@ -36,6 +36,12 @@ function LiveStatus() {
   </div>`;
 }
 
+/** The skip link moves the focus, not the route (routes live in the hash too). */
+function skipToContent(event) {
+  event.preventDefault();
+  document.getElementById("main")?.focus();
+}
+
 function Shell({ session, onSignOut }) {
   const route = useRoute();
   const screen = route.screen === "tasks"
@@ -47,7 +53,7 @@ function Shell({ session, onSignOut }) {
   }, [screen.id]);
   const Screen = screen.component;
   return html`<div class="shell">
-    <a class="skip" href="#main">Skip to content</a>
+    <a class="skip" href="#main" onClick=${skipToContent}>Skip to content</a>
     <header class="topbar">
       <a class="brand" href=${href("create")}><span class="brand-mark" aria-hidden="true"></span>Imagetron</a>
       <${LiveStatus} />

@@ -117,8 +117,8 @@ export function ToastProvider({ children }) {
   const [toasts, setToasts] = useState([]);
   const push = useCallback((text, tone = "ok") => {
     const id = Math.random().toString(36).slice(2);
-    setToasts((list) => [...list.slice(-3), { id, text, tone }]);
-    setTimeout(() => setToasts((list) => list.filter((t) => t.id !== id)), 5000);
+    setToasts((list) => [...list.slice(-1), { id, text, tone }]);
+    setTimeout(() => setToasts((list) => list.filter((t) => t.id !== id)), 3500);
   }, []);
   return html`<${ToastContext.Provider} value=${push}>
     ${children}

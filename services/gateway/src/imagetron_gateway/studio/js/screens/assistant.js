@@ -152,7 +152,7 @@ function Conversation({ chatId, onChanged }) {
   if (loading && !chat) return html`<${Loading} label="Opening the brief…" />`;
   if (error && !chat) return html`<${ErrorNote} error=${error} onRetry=${reload} />`;
   return html`<section class="conversation" aria-labelledby="chat-title">
-    <header class="row spread">
+    <header class="row spread wrap">
       <h1 id="chat-title">${chat.title}</h1>
       <div class="row">
         <a class="btn btn-ghost" href=${href("prompts", null, { chat: chat.id })}><${Icon} name="text" /><span>Its prompts</span></a>

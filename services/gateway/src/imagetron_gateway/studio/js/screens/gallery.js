@@ -30,6 +30,7 @@ function fits(filter, image) {
 function Tile({ image, onOpen, onRetried }) {
   const [retry, busy, error] = useAction(async () => onRetried(await post(`/api/v1/images/${image.id}/retry`)));
   const label = `${image.kind}${image.index ? ` ${image.index}` : ""}`;
+  const badge = image.kind === "upscale" ? `U${image.index}` : image.kind === "version" ? `#${image.index}` : "grid";
   const shape = image.width && image.height ? image.width / image.height : 1;
   const ratio = `${shape}`;
   const size = { flexGrow: shape, flexBasis: `${Math.round(shape * ROW_HEIGHT)}px` };
@@ -46,9 +47,9 @@ function Tile({ image, onOpen, onRetried }) {
   }
   return html`<li class="tile" data-image-id=${image.id} style=${size}>
     <button type="button" class="tile-frame" style=${{ aspectRatio: ratio }} onClick=${() => onOpen(image)}
-      aria-label=${`Open ${label}, ${image.width}×${image.height}`}>
+      aria-label=${`${badge === "grid" ? "" : `${badge}: `}open ${label}, ${image.width}×${image.height}`}>
       <img src=${thumbnailUrl(image.id)} alt="" loading="lazy" decoding="async" width=${image.width} height=${image.height} />
-      <span class="tile-kind" aria-hidden="true">${image.kind === "upscale" ? `U${image.index}` : image.kind === "version" ? `#${image.index}` : "grid"}</span>
+      <span class="tile-kind" aria-hidden="true">${badge}</span>
     </button>
   </li>`;
 }

@@ -88,9 +88,9 @@ function Versions({ task, onView }) {
           <div class="version-actions" role="group" aria-label=${`Version ${index}`}>
             <span class="version-number" aria-hidden="true">${index}</span>
             <${Button} kind="secondary" disabled=${!can.has(`upscale${index}`) || busy} onClick=${() => follow("upscale", index)}
-              aria-label=${`Upscale version ${index}`}>U${index}</${Button}>
+              aria-label=${`U${index}: upscale version ${index}`}>U${index}</${Button}>
             <${Button} kind="secondary" disabled=${!can.has(`variation${index}`) || busy} onClick=${() => follow("variation", index)}
-              aria-label=${`Vary version ${index} (${strength})`}>V${index}</${Button}>
+              aria-label=${`V${index}: vary version ${index} (${strength})`}>V${index}</${Button}>
           </div>
         </li>`;
       })}

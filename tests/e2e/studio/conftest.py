@@ -1,0 +1,182 @@
+"""A real Chromium (Debian's, through Playwright) on the studio of the shared embedded stack.
+
+Every page opened here fails its test on a JavaScript error, a refused Content-Security-
+Policy or an unexpected failed request; `studio.check(page, name)` takes the screenshot of a
+screen (in `artifacts/screenshots/`), refuses a blank or broken one, and runs axe-core."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image, ImageStat
+
+from imagetron.stack import EmbeddedStack
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "artifacts" / "screenshots"
+AXE = Path(__file__).parent / "vendor" / "axe-core-4.14.1" / "axe.min.js"
+#: Tags of the WCAG 2.1 A and AA rules (contrast included) and axe's best practices.
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
+
+
+class BrokenScreen(AssertionError):
+    pass
+
+
+@dataclass
+class PageWatch:
+    """What went wrong on a page: script errors, CSP refusals, failed requests."""
+
+    problems: list[str] = field(default_factory=list)
+    #: Statuses a test provokes on purpose (e.g. 401 before signing in).
+    expected_statuses: set[int] = field(default_factory=lambda: {401})
+    requests: list[str] = field(default_factory=list)
+
+    def attach(self, page: Any) -> None:
+        page.on("pageerror", lambda error: self.problems.append(f"script error: {error}"))
+        page.on("console", self._console)
+        page.on("response", self._response)
+        page.on("request", lambda request: self.requests.append(request.url))
+
+    def _console(self, message: Any) -> None:
+        text = message.text
+        if message.type == "error" and "Failed to load resource" not in text:
+            self.problems.append(f"console error: {text}")
+        if "Content Security Policy" in text:
+            self.problems.append(f"CSP refused something: {text}")
+
+    def _response(self, response: Any) -> None:
+        if response.status >= 400 and response.status not in self.expected_statuses:
+            self.problems.append(f"{response.status} from {response.url}")
+
+    def assert_clean(self) -> None:
+        assert not self.problems, "\n".join(self.problems)
+
+
+@dataclass
+class Studio:
+    """The studio of the test stack, seen by a browser."""
+
+    url: str
+    admin_key: str
+    browser: Any
+    watches: list[PageWatch] = field(default_factory=list)
+
+    async def new_user(self, name: str) -> str:
+        async with httpx.AsyncClient(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.admin_key}"}
+        ) as admin:
+            created = await admin.post("/api/v1/users", json={"name": name})
+            assert created.status_code == 201, created.text
+            key: str = created.json()["api_key"]
+            return key
+
+    async def page(self, viewport: dict[str, int] = DESKTOP, state: Any = None) -> Any:
+        context = await self.browser.new_context(viewport=viewport, storage_state=state)
+        page = await context.new_page()
+        watch = PageWatch()
+        watch.attach(page)
+        page.watch = watch
+        self.watches.append(watch)
+        return page
+
+    async def sign_in(self, page: Any, key: str) -> None:
+        await page.goto(self.url + "/")
+        await page.get_by_label("API key").fill(key)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.locator(".shell").wait_for()
+        await page.locator("[data-live=live]").wait_for()
+
+    async def check(self, page: Any, name: str, *, axe: bool = True) -> Path:
+        """Screenshot the screen, refuse it when blank or broken, and run axe-core."""
+        await page.wait_for_load_state("networkidle")
+        await page.evaluate("document.fonts.ready")
+        size = page.viewport_size
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}-{size['width']}x{size['height']}.png"
+        png = await page.screenshot(path=str(path))
+        await assert_not_broken(page, png)
+        if axe:
+            await assert_accessible(page, name)
+        page.watch.assert_clean()
+        return path
+
+
+async def assert_not_broken(page: Any, png: bytes) -> None:
+    """A screen shows something (not one flat colour, readable text in its main region) and
+    no error the test did not ask for."""
+    with Image.open(io.BytesIO(png)) as shot:
+        spread = max(hi - lo for lo, hi in ImageStat.Stat(shot.convert("RGB")).extrema)
+    if spread < 40:
+        raise BrokenScreen("the screen is blank (one flat colour)")
+    text = await page.evaluate(
+        "(document.querySelector('main') || document.body).innerText.trim().length"
+    )
+    if text < 20:
+        raise BrokenScreen(f"the screen has almost no text ({text} characters)")
+    boot = await page.locator(".boot").count()
+    if boot:
+        raise BrokenScreen("the studio never started (still on its boot screen)")
+    overflow = await page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    if overflow > 1:
+        raise BrokenScreen(f"the screen is wider than the window by {overflow} px")
+
+
+async def assert_accessible(page: Any, name: str) -> None:
+    if not await page.evaluate("typeof window.axe !== 'undefined'"):
+        # Evaluated by the DevTools protocol: the page's policy does not apply to it.
+        await page.evaluate(AXE.read_text())
+    result = await page.evaluate(
+        "(tags) => axe.run(document, {runOnly: {type: 'tag', values: tags},"
+        " resultTypes: ['violations']})",
+        AXE_TAGS,
+    )
+    serious = [
+        f"{v['id']} ({v['impact']}): {v['help']} — "
+        + "; ".join(n["target"][0] if n["target"] else "?" for n in v["nodes"][:5])
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert not serious, f"axe on {name}:\n" + "\n".join(serious)
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs Debian's package")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+async def studio(stack: EmbeddedStack, chromium_path: str) -> AsyncIterator[Studio]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium_path, args=ARGS)
+        try:
+            yield Studio(stack.gateway_url, stack.admin_api_key, browser)
+        finally:
+            await browser.close()
