@@ -72,7 +72,7 @@ async def test_from_a_brief_to_a_stored_upscale_and_every_screen_at_both_sizes(s
     card = page.locator(".task-card").first
     await expect(card).to_have_attribute("data-status", "completed", timeout=30_000)
     await expect(card.locator("img")).to_have_attribute("src", re.compile(r"/thumbnail$"))
-    await card.locator("img").evaluate(LOADED)
+    await page.wait_for_function(LOADED, arg=await card.locator("img").element_handle())
     await studio.check(page, "05-create")
 
     # 4. The grid: four versions; upscale the second; the follow-up is a live card below.
@@ -117,7 +117,7 @@ async def test_from_a_brief_to_a_stored_upscale_and_every_screen_at_both_sizes(s
     await page.locator(".tile button").first.click()
     viewer = page.get_by_role("dialog")
     await expect(viewer.locator("img")).to_have_attribute("src", re.compile(r"/content$"))
-    await viewer.locator("img").evaluate(LOADED)
+    await page.wait_for_function(LOADED, arg=await viewer.locator("img").element_handle())
     await studio.check(page, "09-gallery-viewer")
     await page.keyboard.press("Escape")
     await expect(viewer).to_be_hidden()
@@ -139,6 +139,10 @@ async def test_from_a_brief_to_a_stored_upscale_and_every_screen_at_both_sizes(s
         await phone.locator("main .state-loading").first.wait_for(state="detached")
         await phone.evaluate(VISIBLE_IMAGES_DECODED)
         await studio.check(phone, name)
+    await phone.locator(".tile button").first.click()
+    phone_viewer = phone.get_by_role("dialog").locator("img")
+    await phone.wait_for_function(LOADED, arg=await phone_viewer.element_handle())
+    await studio.check(phone, "09-gallery-viewer")
     await phone.context.close()
 
     # Signing out ends the session: the cookie no longer opens anything.

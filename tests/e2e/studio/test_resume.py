@@ -37,6 +37,7 @@ async def test_live_cards_resume_after_the_notifier_is_killed_mid_generation(sta
     notifier = stack.apps["notifier"]
     os.kill(notifier.pid, signal.SIGKILL)
     await expect(page.locator("[data-live=offline]")).to_be_visible(timeout=15_000)
+    await expect(page.get_by_text("Live updates are paused")).to_be_visible()
     await studio.check(page, "11-create-offline", axe=False)
 
     # The generation finishes while nobody can tell the page.
@@ -54,6 +55,7 @@ async def test_live_cards_resume_after_the_notifier_is_killed_mid_generation(sta
 
     await asyncio.to_thread(notifier.start)
     await expect(page.locator("[data-live=live]")).to_be_visible(timeout=30_000)
+    await expect(page.get_by_text("Live updates are paused")).to_be_hidden()
     await expect(card).to_have_attribute("data-status", "completed", timeout=15_000)
     grid = await _grid(key, studio.url, task_id)
     await expect(card.locator("img")).to_have_attribute("src", f"/api/v1/images/{grid}/thumbnail")

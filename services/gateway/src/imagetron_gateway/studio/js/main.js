@@ -42,6 +42,18 @@ function skipToContent(event) {
   document.getElementById("main")?.focus();
 }
 
+/** Said once, while the stream is away: nothing is lost, the page catches up by itself. */
+function OfflineNote() {
+  const [status, setStatus] = useState(hub.status);
+  useEffect(() => hub.onStatus(setStatus), []);
+  if (status !== "offline") return null;
+  return html`<p class="note note-warn offline-note">
+    <${Icon} name="alert" />
+    <span>Live updates are paused: Imagetron's event stream cannot be reached. The studio
+      reconnects by itself and catches up on everything that happened meanwhile.</span>
+  </p>`;
+}
+
 function Shell({ session, onSignOut }) {
   const route = useRoute();
   const screen = route.screen === "tasks"
@@ -70,6 +82,7 @@ function Shell({ session, onSignOut }) {
         <${Icon} name=${s.icon} size=${20} /><span>${s.label}</span></a>`)}
     </nav>
     <main class="content" id="main" tabindex="-1" data-screen=${screen.id}>
+      <${OfflineNote} />
       <${Screen} key=${screen.id + (route.id || "")} route=${route} session=${session} />
     </main>
   </div>`;
