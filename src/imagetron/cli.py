@@ -45,7 +45,11 @@ def up(
     prompts_port: Annotated[int, _port("the prompts service")] = _DEFAULT.prompts,
     images_port: Annotated[int, _port("the images service")] = _DEFAULT.images,
     notifier_port: Annotated[int, _port("the notifier")] = _DEFAULT.notifier,
+    publisher_port: Annotated[int, _port("the publisher")] = _DEFAULT.publisher,
     sandbox_port: Annotated[int, _port("the sandbox")] = _DEFAULT.sandbox,
+    sandbox_sftp_port: Annotated[
+        int, _port("the sandbox's stock agency (SFTP)")
+    ] = _DEFAULT.sandbox_sftp,
     postgres_port: Annotated[int, _port("PostgreSQL")] = _DEFAULT.postgres,
     nats_port: Annotated[int, _port("NATS")] = _DEFAULT.nats,
     nats_monitor_port: Annotated[int, _port("NATS monitoring")] = _DEFAULT.nats_monitor,
@@ -54,7 +58,8 @@ def up(
     """Start a complete Imagetron on this machine: no Docker, no accounts.
 
     PostgreSQL, NATS JetStream and an S3 server from Python wheels, the sandbox standing in
-    for the image and LLM providers, and the four services. Ctrl-C stops everything."""
+    for the image, LLM and stock-agency providers, and the five services. Ctrl-C stops
+    everything."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     ports = StackPorts(
@@ -62,7 +67,9 @@ def up(
         prompts=prompts_port,
         images=images_port,
         notifier=notifier_port,
+        publisher=publisher_port,
         sandbox=sandbox_port,
+        sandbox_sftp=sandbox_sftp_port,
         postgres=postgres_port,
         nats=nats_port,
         nats_monitor=nats_monitor_port,

@@ -1,4 +1,4 @@
-"""The embedded Imagetron: infrastructure, sandbox and the four services as child processes.
+"""The embedded Imagetron: infrastructure, sandbox and the five services as child processes.
 
 `imagetron up` and the end-to-end tests both use `EmbeddedStack`: PostgreSQL, NATS and S3
 from wheels (`imagetron.servers`), migrations and stream provisioning, then the sandbox and the
@@ -23,6 +23,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import asyncssh
+
 from imagetron import provision
 from imagetron.servers import (
     LOCALHOST,
@@ -44,7 +46,9 @@ class StackPorts:
     prompts: int = 8081
     images: int = 8082
     notifier: int = 8083
+    publisher: int = 8084
     sandbox: int = 8090
+    sandbox_sftp: int = 8091
     postgres: int = 15432
     nats: int = 14222
     nats_monitor: int = 18222
@@ -67,6 +71,7 @@ class StackSecrets:
     webhook_token_key: str
     events_token_secret: str
     admin_api_key: str
+    credentials_key: str
 
     @classmethod
     def load_or_create(cls, path: Path, admin_api_key: str | None) -> StackSecrets:
@@ -81,6 +86,21 @@ class StackSecrets:
             path.touch(mode=0o600, exist_ok=True)
             path.write_text(json.dumps(values, indent=2))
         return cls(**values)
+
+
+def agency_host_key(directory: Path, port: int) -> tuple[Path, str]:
+    """The sandbox agency's SFTP host key (made on the first start, then kept) and the
+    known_hosts line the publisher verifies it with."""
+    path = directory / "agency_host_key"
+    if path.exists():
+        key = asyncssh.read_private_key(path)
+    else:
+        directory.mkdir(parents=True, exist_ok=True)
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        path.touch(mode=0o600)
+        key.write_private_key(path)
+    public = key.export_public_key().decode().strip()
+    return path, f"[{LOCALHOST}]:{port} {public}"
 
 
 class AppProcess(ManagedProcess):
@@ -159,6 +179,13 @@ class EmbeddedStack:
     def _build_apps(self, log_json: bool, extra_env: dict[str, str]) -> dict[str, AppProcess]:
         p, s, infra = self.ports, self.secrets, self.infra
         sandbox_url = f"http://{LOCALHOST}:{p.sandbox}"
+        agency_key, agency_known_hosts = agency_host_key(self.root / "sandbox", p.sandbox_sftp)
+        s3 = {
+            "IMAGETRON_S3_ENDPOINT": infra.s3.endpoint,
+            "IMAGETRON_S3_ACCESS_KEY": infra.s3.access_key,
+            "IMAGETRON_S3_SECRET_KEY": infra.s3.secret_key,
+            "IMAGETRON_S3_REGION": infra.s3.region,
+        }
         common = {
             "IMAGETRON_NATS_URL": infra.nats.url,
             "IMAGETRON_DATABASE_URL": infra.postgres.dsn,
@@ -177,6 +204,10 @@ class EmbeddedStack:
                     "IMAGETRON_SANDBOX_PORT": str(p.sandbox),
                     "IMAGETRON_SANDBOX_PUBLIC_BASE_URL": sandbox_url,
                     "IMAGETRON_SANDBOX_GOAPI_API_KEY": SANDBOX_GOAPI_KEY,
+                    # The stand-in stock agency: SFTP with a host key the publisher trusts.
+                    "IMAGETRON_SANDBOX_AGENCY_PORT": str(p.sandbox_sftp),
+                    "IMAGETRON_SANDBOX_AGENCY_HOST_KEY": str(agency_key),
+                    "IMAGETRON_SANDBOX_AGENCY_ROOT": str(self.root / "sandbox" / "agency"),
                 },
             ),
             "prompts": (
@@ -199,17 +230,27 @@ class EmbeddedStack:
                         else ""
                     ),
                     "IMAGETRON_WEBHOOK_PUBLIC_BASE_URL": self.gateway_url,
-                    "IMAGETRON_S3_ENDPOINT": infra.s3.endpoint,
+                    **s3,
                     "IMAGETRON_S3_PUBLIC_ENDPOINT": infra.s3.endpoint,
-                    "IMAGETRON_S3_ACCESS_KEY": infra.s3.access_key,
-                    "IMAGETRON_S3_SECRET_KEY": infra.s3.secret_key,
-                    "IMAGETRON_S3_REGION": infra.s3.region,
                     # The sandbox serves its images on loopback, which the SSRF guard
                     # refuses unless explicitly allowed.
                     "IMAGETRON_DOWNLOAD_ALLOW_HOSTS": json.dumps([f"{LOCALHOST}:{p.sandbox}"]),
                 },
             ),
             "notifier": ("imagetron_notifier", p.notifier, {}),
+            "publisher": (
+                "imagetron_publisher",
+                p.publisher,
+                {
+                    **s3,
+                    "IMAGETRON_CREDENTIALS_KEY": s.credentials_key,
+                    # "Adobe Stock" is the sandbox's agency here; it takes the CSV by SFTP.
+                    "IMAGETRON_ADOBE_STOCK_SFTP_HOST": LOCALHOST,
+                    "IMAGETRON_ADOBE_STOCK_SFTP_PORT": str(p.sandbox_sftp),
+                    "IMAGETRON_ADOBE_STOCK_SFTP_KNOWN_HOSTS": agency_known_hosts,
+                    "IMAGETRON_ADOBE_STOCK_UPLOAD_CSV": "true",
+                },
+            ),
             "gateway": (
                 "imagetron_gateway",
                 p.gateway,

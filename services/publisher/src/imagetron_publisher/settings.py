@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from imagetron_platform.settings import DatabaseSettings
 
@@ -58,3 +58,8 @@ class PublisherSettings(DatabaseSettings):
     csv_max_deliveries: int = Field(default=8, ge=1, le=100)
     # How long the prompts service may take to suggest metadata (above its LLM deadline).
     suggest_timeout_seconds: float = Field(default=120.0, gt=0)
+
+    @field_validator("adobe_stock_sftp_known_hosts")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value if value and value.strip() else None
