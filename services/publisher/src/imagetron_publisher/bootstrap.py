@@ -21,6 +21,7 @@ from imagetron_publisher.adapters.sftp import SftpAgency, upload_deadline
 from imagetron_publisher.adapters.storage import S3FileStore
 from imagetron_publisher.adapters.tables import inbox, outbox
 from imagetron_publisher.adapters.unit_of_work import PublisherUnitOfWork
+from imagetron_publisher.app import delivery
 from imagetron_publisher.app.dependencies import Dependencies
 from imagetron_publisher.app.slots import AccountSlots
 from imagetron_publisher.domain.batch import MAX_CSV_BYTES
@@ -140,5 +141,11 @@ def create_app(settings: PublisherSettings | None = None) -> FastAPI:
             await asyncio.to_thread(migrations.upgrade, settings.database_url)
 
         runtime.lifecycle.before_connect(migrate)
+    deps = runtime.deps
+
+    async def backlog() -> None:
+        await delivery.measure_backlog(deps.new_uow(), deps.clock)
+
+    runtime.lifecycle.every("delivery-backlog", 15.0, backlog)
     runtime.lifecycle.check("s3", runtime.store.ping)
     return runtime.lifecycle.app(title="Imagetron publisher (operations)")

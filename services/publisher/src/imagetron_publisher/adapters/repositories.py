@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -252,6 +253,19 @@ class SqlPublicationRepository:
             .limit(limit)
         )
         return [_publication(row) for row in rows]
+
+    async def delivery_backlog(self) -> tuple[int, datetime | None]:
+        t = publications
+        row = (
+            await self._session.execute(
+                select(func.count(), func.min(t.c.updated_at)).where(
+                    t.c.status.in_(
+                        (PublicationStatus.queued.value, PublicationStatus.uploading.value)
+                    )
+                )
+            )
+        ).one()
+        return int(row[0]), row[1]
 
     async def in_batch(
         self, owner_id: UUID, batch_id: UUID, *, for_update: bool = False

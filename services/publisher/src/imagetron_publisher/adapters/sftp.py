@@ -87,31 +87,36 @@ class SftpAgency:
             raise AgencyRefused(
                 f"{self._name} refused the SFTP login of {where}: the username or password is "
                 "wrong (Adobe Stock generates the SFTP password in the contributor portal; set "
-                "it again here, then publish again)."
+                "it again here, then publish again).",
+                cause="login",
             ) from exc
         except asyncssh.HostKeyNotVerifiable as exc:
             raise AgencyRefused(
                 f"The SFTP server at {self._host}:{self._port} did not present the host key "
-                "configured for it; the upload was not attempted (check the known_hosts setting)."
+                "configured for it; the upload was not attempted (check the known_hosts setting).",
+                cause="host_key",
             ) from exc
         except asyncssh.SFTPError as exc:
             # SFTP v3 has no "disk full" code: servers send a failure whose text says so.
             if isinstance(exc, _NO_SPACE) or "space" in exc.reason.lower():
                 raise AgencyUnavailable(
-                    f"{self._name}'s SFTP server has no space left for {name} ({exc.reason})."
+                    f"{self._name}'s SFTP server has no space left for {name} ({exc.reason}).",
+                    cause="no_space",
                 ) from exc
             raise AgencyUnavailable(
-                f"{self._name}'s SFTP server failed on {name}: {exc.reason}"
+                f"{self._name}'s SFTP server failed on {name}: {exc.reason}", cause="server"
             ) from exc
         except TimeoutError as exc:
             raise AgencyUnavailable(
                 f"Uploading {name} to {self._name} took longer than "
-                f"{self.deadline_seconds(len(data)):.0f} s."
+                f"{self.deadline_seconds(len(data)):.0f} s.",
+                cause="timeout",
             ) from exc
         except (asyncssh.Error, OSError) as exc:
             raise AgencyUnavailable(
                 f"The connection to {self._name} ({self._host}:{self._port}) failed: "
-                f"{type(exc).__name__}: {exc}"
+                f"{type(exc).__name__}: {exc}",
+                cause="network",
             ) from exc
 
     async def _upload(

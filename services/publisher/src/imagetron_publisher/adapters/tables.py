@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -105,6 +106,12 @@ publications = Table(
     # Owner-scoped, newest-first keyset pagination, and the extension's status listing.
     Index(None, "owner_id", "created_at", "id"),
     Index(None, "owner_id", "status"),
+    # The delivery backlog gauge (queued and uploading, oldest first), across owners.
+    Index(
+        "ix_publications_in_delivery",
+        "updated_at",
+        postgresql_where=text("status IN ('queued', 'uploading')"),
+    ),
 )
 
 # The artists' agency credentials; `secret` is the password encrypted (never plain).

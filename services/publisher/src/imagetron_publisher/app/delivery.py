@@ -24,10 +24,12 @@ from imagetron_contracts.models.publications import (
 )
 from imagetron_platform.clock import Clock
 from imagetron_platform.jobs import Delivery, RetryLater
+from imagetron_publisher import metrics
 from imagetron_publisher.app.messages import announce, enqueue_csv, enqueue_upload
 from imagetron_publisher.app.ports import (
     AccountBusy,
     AgencyDelivery,
+    AgencyError,
     AgencyRefused,
     AgencyUnavailable,
     CredentialCipher,
@@ -39,6 +41,7 @@ from imagetron_publisher.app.ports import (
     StorageUnavailable,
     UnitOfWork,
     UnusableOriginal,
+    UploadResult,
 )
 from imagetron_publisher.app.slots import AccountSlots
 from imagetron_publisher.domain.batch import in_csv, render_csv, settled
@@ -93,6 +96,7 @@ async def upload_publication(
         return
     agency = agencies.get(publication.agency)
     if account is None or agency is None:
+        metrics.UPLOAD_FAILURES.labels(publication.agency.value, "account").inc()
         await _finish_failed(
             uow,
             job,
@@ -118,12 +122,15 @@ async def upload_publication(
             return
         raise RetryLater(str(exc), delay=BUSY_RETRY_SECONDS) from exc
     except FileRuleBroken as exc:
+        _failed(publication, "file_rule")
         await _finish(uow, job, delivery, clock, blocked=exc.findings)
         return
     except (AgencyRefused, UnusableOriginal, CredentialsUnreadable) as exc:
+        _failed(publication, exc)
         await _finish_failed(uow, job, delivery, clock, str(exc))
         return
     except (AgencyUnavailable, StorageUnavailable) as exc:
+        _failed(publication, exc)
         if not delivery.is_last:
             await _record_retry(uow, job, clock, str(exc))
             raise RetryLater(str(exc)) from exc
@@ -132,7 +139,36 @@ async def upload_publication(
         )
         return
     log.info("publication %s at %s: %s", publication.id, publication.agency, result.value)
+    metrics.UPLOADS.labels(publication.agency.value, result.value).inc()
+    if result is UploadResult.UPLOADED:
+        metrics.UPLOADED_BYTES.labels(publication.agency.value).inc(len(data))
     await _finish(uow, job, delivery, clock, csv_via=agency)
+
+
+def _failed(publication: Publication | None, why: Exception | str) -> None:
+    if publication is None:
+        return
+    if isinstance(why, str):
+        cause = why
+    elif isinstance(why, AgencyError):
+        cause = why.cause
+    else:
+        cause = {
+            UnusableOriginal: "original",
+            CredentialsUnreadable: "credentials",
+            StorageUnavailable: "storage",
+        }.get(type(why), "other")
+    metrics.UPLOAD_FAILURES.labels(publication.agency.value, cause).inc()
+
+
+async def measure_backlog(uow: UnitOfWork, clock: Clock) -> float:
+    """Refresh the delivery backlog gauges; returns the oldest wait in seconds."""
+    async with uow:
+        count, oldest = await uow.publications.delivery_backlog()
+    age = 0.0 if oldest is None else max(0.0, (clock() - oldest).total_seconds())
+    metrics.IN_DELIVERY.set(count)
+    metrics.OLDEST_IN_DELIVERY.set(age)
+    return age
 
 
 async def _begin(uow: UnitOfWork, job: UploadPublicationJob, clock: Clock) -> Publication | None:

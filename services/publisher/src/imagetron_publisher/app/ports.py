@@ -52,6 +52,11 @@ class PublicationRepository(Protocol):
         """Newest first, strictly after `after`."""
         ...
 
+    async def delivery_backlog(self) -> tuple[int, datetime | None]:
+        """Across owners: how many publications are queued or uploading, and since when the
+        oldest of them has waited (its last change)."""
+        ...
+
     async def in_batch(
         self, owner_id: UUID, batch_id: UUID, *, for_update: bool = False
     ) -> list[Publication]:
@@ -210,11 +215,19 @@ class AgencyDelivery(Protocol):
         ...
 
 
-class AgencyRefused(Exception):
+class AgencyError(Exception):
+    """`cause` names the kind of failure for the metrics (login, network, no_space, ...)."""
+
+    def __init__(self, reason: str, *, cause: str) -> None:
+        super().__init__(reason)
+        self.cause = cause
+
+
+class AgencyRefused(AgencyError):
     """The agency refused in a way retrying cannot change (credentials, host key)."""
 
 
-class AgencyUnavailable(Exception):
+class AgencyUnavailable(AgencyError):
     """The agency could not take the file now (network, disconnect, full disk, slowness)."""
 
 
