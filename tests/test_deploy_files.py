@@ -28,6 +28,8 @@ from imagetron_notifier import metrics as notifier_metrics
 from imagetron_notifier.settings import NotifierSettings
 from imagetron_platform import metrics as platform_metrics
 from imagetron_prompts.settings import PromptsSettings
+from imagetron_publisher import metrics as publisher_metrics
+from imagetron_publisher.settings import PublisherSettings
 from imagetron_sandbox.settings import SandboxSettings
 
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -40,13 +42,14 @@ PROMETHEUS = ROOT / "deploy" / "prometheus"
 GRAFANA = ROOT / "deploy" / "grafana"
 CHART = ROOT / "charts" / "imagetron"
 
-SERVICES = ("gateway", "prompts", "images", "notifier")
+SERVICES = ("gateway", "prompts", "images", "notifier", "publisher")
 APPS = (*SERVICES, "sandbox")
 SETTINGS: dict[str, type[BaseSettings]] = {
     "gateway": GatewaySettings,
     "prompts": PromptsSettings,
     "images": ImagesSettings,
     "notifier": NotifierSettings,
+    "publisher": PublisherSettings,
     "sandbox": SandboxSettings,
 }
 
@@ -162,11 +165,17 @@ def test_compose_secrets_are_shared_consistently(compose: dict[str, Any]) -> Non
         "IMAGETRON_WEBHOOK_SECRET": ("gateway", "images"),
         "IMAGETRON_WEBHOOK_TOKEN_KEY": ("gateway", "images"),
         "IMAGETRON_EVENTS_TOKEN_SECRET": ("gateway", "notifier"),
-        "IMAGETRON_DATABASE_URL": ("gateway", "prompts", "images", "migrate"),
+        "IMAGETRON_DATABASE_URL": ("gateway", "prompts", "images", "publisher", "migrate"),
+        "IMAGETRON_S3_BUCKET": ("images", "publisher"),
+        "IMAGETRON_S3_ACCESS_KEY": ("images", "publisher"),
     }.items():
         assert len({compose_env(compose, n)[key] for n in names}) == 1, key
     images, sandbox = compose_env(compose, "images"), compose_env(compose, "sandbox")
     assert images["IMAGETRON_GOAPI_API_KEY"] == sandbox["IMAGETRON_SANDBOX_GOAPI_API_KEY"]
+    publisher = compose_env(compose, "publisher")
+    assert publisher["IMAGETRON_ADOBE_STOCK_SFTP_PORT"].endswith(
+        sandbox["IMAGETRON_SANDBOX_AGENCY_PORT"] + "}"
+    )
 
 
 # ---------------------------------------------------------------------- Dockerfile --
@@ -285,6 +294,7 @@ def known_metric_names() -> set[str]:
     """Every sample name our processes can expose: our registry (platform + notifier
     metrics) and FastStream's Prometheus middleware, built on a registry of its own."""
     assert notifier_metrics.OPEN_CONNECTIONS is not None  # registers the notifier's metrics
+    assert publisher_metrics.UPLOADS is not None  # and the publisher's
     faststream = CollectorRegistry()
     MetricsContainer(faststream, custom_label_names=[])
     suffixes = {
@@ -355,4 +365,4 @@ def test_grafana_provisioning_matches_the_dashboards(compose: dict[str, Any]) ->
         for panel in dashboard["panels"]:
             if panel["type"] != "row":
                 assert panel["datasource"]["uid"] == datasource["uid"], panel["title"]
-    assert len(uids) == 2
+    assert len(uids) == len(list((GRAFANA / "dashboards").glob("*.json")))
