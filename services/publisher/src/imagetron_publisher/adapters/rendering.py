@@ -80,7 +80,7 @@ class PillowRenderer:
                 quality=self._quality,
                 subsampling=0,  # 4:4:4: no colour bleeding on edges and text
                 icc_profile=_SRGB_BYTES,
-                optimize=True,
+                # No `optimize`: it saves ~5% of the bytes for three times the encoding time.
             )
             width, height = rgb.size
         finally:
