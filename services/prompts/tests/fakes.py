@@ -1,0 +1,228 @@
+"""In-memory fakes of the prompts service's unit of work and repositories, with the same
+commit/rollback semantics as the SQL ones; test_repository_contract.py holds them to the
+SQL repositories' behaviour."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Self
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from imagetron_platform.pagination import PageKey
+from imagetron_prompts.app.ports import LlmCall, PromptFilter
+from imagetron_prompts.domain.chat import Chat, ChatMessage
+from imagetron_prompts.domain.prompt import Prompt, TaskPhase
+
+
+@dataclass(frozen=True)
+class Emitted:
+    subject: str
+    payload: BaseModel
+    message_id: UUID
+
+
+@dataclass
+class InMemoryState:
+    prompts: dict[UUID, Prompt] = field(default_factory=dict)
+    task_phases: dict[UUID, tuple[UUID, TaskPhase]] = field(default_factory=dict)
+    inbox: set[tuple[str, str]] = field(default_factory=set)
+    outbox: list[Emitted] = field(default_factory=list)
+    chats: dict[UUID, Chat] = field(default_factory=dict)
+    llm_calls: list[LlmCall] = field(default_factory=list)
+
+
+class InMemoryStore:
+    """What PostgreSQL holds: only committed state."""
+
+    def __init__(self) -> None:
+        self.committed = InMemoryState()
+        self.commits = 0
+
+    def add_prompt(self, prompt: Prompt) -> None:
+        self.committed.prompts[prompt.id] = copy.deepcopy(prompt)
+
+
+class FakePromptRepository:
+    def __init__(self, state: InMemoryState) -> None:
+        self._state = state
+        self.fail_on_save = False
+
+    async def add(self, prompt: Prompt) -> None:
+        assert prompt.id not in self._state.prompts
+        self._state.prompts[prompt.id] = copy.deepcopy(prompt)
+
+    async def get(
+        self, owner_id: UUID, prompt_id: UUID, *, for_update: bool = False
+    ) -> Prompt | None:
+        prompt = self._state.prompts.get(prompt_id)
+        if prompt is None or prompt.owner_id != owner_id:
+            return None
+        return copy.deepcopy(prompt)
+
+    async def save(self, prompt: Prompt) -> None:
+        if self.fail_on_save:
+            raise ConnectionError("database went away")
+        assert prompt.id in self._state.prompts
+        self._state.prompts[prompt.id] = copy.deepcopy(prompt)
+
+    async def delete(self, prompt: Prompt) -> None:
+        del self._state.prompts[prompt.id]
+        self._state.task_phases = {
+            task: known for task, known in self._state.task_phases.items() if known[0] != prompt.id
+        }
+
+    async def linked_to_chat(self, owner_id: UUID, chat_id: UUID) -> Sequence[Prompt]:
+        return [
+            copy.deepcopy(p)
+            for p in self._state.prompts.values()
+            if p.owner_id == owner_id and p.chat_id == chat_id
+        ]
+
+    async def list_page(
+        self,
+        owner_id: UUID,
+        *,
+        limit: int,
+        after: PageKey | None,
+        where: PromptFilter | None = None,
+    ) -> Sequence[Prompt]:
+        mine = [p for p in self._state.prompts.values() if p.owner_id == owner_id]
+        if where is not None:
+            if where.status is not None:
+                mine = [p for p in mine if p.status is where.status]
+            if where.chat_id is not None:
+                mine = [p for p in mine if p.chat_id == where.chat_id]
+            if where.text:
+                needle = where.text.casefold()
+                mine = [
+                    p
+                    for p in mine
+                    if needle in p.text.casefold() or needle in (p.title or "").casefold()
+                ]
+        mine.sort(key=lambda p: (p.created_at, p.id), reverse=True)
+        if after is not None:
+            mine = [p for p in mine if (p.created_at, p.id) < (after.created_at, after.id)]
+        return [copy.deepcopy(p) for p in mine[:limit]]
+
+    async def task_phase(self, prompt_id: UUID, task_id: UUID) -> TaskPhase | None:
+        known = self._state.task_phases.get(task_id)
+        return known[1] if known is not None and known[0] == prompt_id else None
+
+    async def save_task_phase(
+        self, prompt_id: UUID, task_id: UUID, phase: TaskPhase, now: datetime
+    ) -> None:
+        self._state.task_phases[task_id] = (prompt_id, phase)
+
+
+class FakeChatRepository:
+    def __init__(self, state: InMemoryState) -> None:
+        self._state = state
+
+    async def add(self, chat: Chat) -> None:
+        assert chat.id not in self._state.chats
+        self._state.chats[chat.id] = copy.deepcopy(chat)
+
+    async def get(
+        self, owner_id: UUID, chat_id: UUID, *, for_update: bool = False, messages: bool = True
+    ) -> Chat | None:
+        chat = self._state.chats.get(chat_id)
+        if chat is None or chat.owner_id != owner_id:
+            return None
+        found = copy.deepcopy(chat)
+        if not messages:
+            found.messages = []
+        return found
+
+    async def add_messages(self, chat: Chat, messages: Sequence[ChatMessage]) -> None:
+        stored = self._state.chats[chat.id]
+        taken = {m.position for m in stored.messages}
+        assert not taken & {m.position for m in messages}, "position already taken"
+        stored.messages += copy.deepcopy(list(messages))
+        stored.message_count = chat.message_count
+        stored.updated_at = chat.updated_at
+
+    async def delete(self, chat: Chat) -> None:
+        del self._state.chats[chat.id]
+
+    async def list_page(
+        self, owner_id: UUID, *, limit: int, after: PageKey | None
+    ) -> Sequence[Chat]:
+        mine = [c for c in self._state.chats.values() if c.owner_id == owner_id]
+        mine.sort(key=lambda c: (c.created_at, c.id), reverse=True)
+        if after is not None:
+            mine = [c for c in mine if (c.created_at, c.id) < (after.created_at, after.id)]
+        page = [copy.deepcopy(c) for c in mine[:limit]]
+        for chat in page:
+            chat.messages = []
+        return page
+
+
+class FakeLlmCallRepository:
+    def __init__(self, state: InMemoryState) -> None:
+        self._state = state
+
+    async def add(self, call: LlmCall) -> None:
+        self._state.llm_calls.append(call)
+
+
+class FakeUnitOfWork:
+    """Works on a copy of the store's state; `commit` makes the copy the committed state."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+        self._state: InMemoryState | None = None
+        self._prompts: FakePromptRepository | None = None
+        self._chats: FakeChatRepository | None = None
+        self._llm_calls: FakeLlmCallRepository | None = None
+        self.fail_on_save = False
+
+    @property
+    def prompts(self) -> FakePromptRepository:
+        assert self._prompts is not None, "the unit of work is not open"
+        return self._prompts
+
+    @property
+    def chats(self) -> FakeChatRepository:
+        assert self._chats is not None, "the unit of work is not open"
+        return self._chats
+
+    @property
+    def llm_calls(self) -> FakeLlmCallRepository:
+        assert self._llm_calls is not None, "the unit of work is not open"
+        return self._llm_calls
+
+    async def __aenter__(self) -> Self:
+        assert self._state is None, "the unit of work is not reentrant"
+        self._state = copy.deepcopy(self._store.committed)
+        self._prompts = FakePromptRepository(self._state)
+        self._prompts.fail_on_save = self.fail_on_save
+        self._chats = FakeChatRepository(self._state)
+        self._llm_calls = FakeLlmCallRepository(self._state)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._state = None
+        self._prompts = None
+        self._chats = None
+        self._llm_calls = None
+
+    async def commit(self) -> None:
+        assert self._state is not None, "the unit of work is not open"
+        self._store.committed = copy.deepcopy(self._state)
+        self._store.commits += 1
+
+    async def emit(self, subject: str, payload: BaseModel, message_id: UUID) -> None:
+        assert self._state is not None, "the unit of work is not open"
+        self._state.outbox.append(Emitted(subject, payload, message_id))
+
+    async def claim(self, consumer: str, message_id: str) -> bool:
+        assert self._state is not None, "the unit of work is not open"
+        if (consumer, message_id) in self._state.inbox:
+            return False
+        self._state.inbox.add((consumer, message_id))
+        return True
