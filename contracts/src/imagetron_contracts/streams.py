@@ -48,6 +48,7 @@ STREAMS: tuple[StreamSpec, ...] = (
 )
 
 # Subjects without parameters, from the channels' addresses.
+IDENTITY_KEYS_REVOKED = "identity.keys.revoked"
 RPC_PROMPTS_CREATE = "rpc.prompts.create"
 RPC_PROMPTS_GET = "rpc.prompts.get"
 RPC_PROMPTS_LIST = "rpc.prompts.list"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,11 +14,12 @@ import pytest
 from pydantic import BaseModel, SecretStr
 
 from imagetron_contracts.models.images import ProviderCallback
+from imagetron_gateway.adapters.revocations import OpenStreams
 from imagetron_gateway.adapters.webhooks import webhook_verifiers
 from imagetron_gateway.app.identity import Authenticator
 from imagetron_gateway.bootstrap import SERVICE, api_app, rate_limits
 from imagetron_gateway.context import GatewayContext, GatewayState
-from imagetron_gateway.domain.identity import BrowserSession, User, hash_api_key
+from imagetron_gateway.domain.identity import ApiKey, BrowserSession, RevokedKey, User, hash_api_key
 from imagetron_gateway.settings import GatewaySettings
 from imagetron_platform.errors import ProblemError
 from imagetron_platform.lifecycle import service_app
@@ -29,20 +30,138 @@ REPLICATE_WEBHOOK_SECRET = "whsec_cmVwbGljYXRlLXNpZ25pbmcta2V5LTMyLWJ5dGVzISE="
 
 
 class FakeUsers:
+    """Users and their keys in memory. `by_hash` maps every key ever issued to its user;
+    whether a key works (not revoked, not expired, user enabled) is `usable`."""
+
     def __init__(self) -> None:
         self.by_hash: dict[str, User] = {}
+        self.key_of: dict[str, ApiKey] = {}
+        self.revoked: set[str] = set()
+        self.disabled: set[uuid.UUID] = set()
+        self.last_used: dict[uuid.UUID, datetime] = {}
+
+    def usable(self, key_hash: str, now: datetime | None = None) -> tuple[User, ApiKey] | None:
+        now = now or datetime.now(UTC)
+        user, key = self.by_hash.get(key_hash), self.key_of.get(key_hash)
+        if user is None or key is None or key_hash in self.revoked or user.id in self.disabled:
+            return None
+        if key.expires_at is not None and key.expires_at <= now:
+            return None
+        return user, key
 
     async def add(self, user: User, key_hash: str) -> None:
         self.by_hash[key_hash] = user
+        self.key_of[key_hash] = ApiKey(
+            id=uuid.uuid4(),
+            user_id=user.id,
+            name="default",
+            created_at=datetime.now(UTC),
+            expires_at=None,
+            last_used_at=None,
+        )
 
     async def by_key_hash(self, key_hash: str) -> User | None:
-        return self.by_hash.get(key_hash)
+        found = self.usable(key_hash)
+        return None if found is None else found[0]
 
     async def by_id(self, user_id: uuid.UUID) -> User | None:
         return next((u for u in self.by_hash.values() if u.id == user_id), None)
 
     async def any_admin(self) -> bool:
         return any(u.is_admin for u in self.by_hash.values())
+
+    async def known_key(self, key_hash: str) -> bool:
+        return key_hash in self.by_hash
+
+    async def all(self) -> list[tuple[User, bool]]:
+        users = {u.id: u for u in self.by_hash.values()}
+        return [(u, u.id in self.disabled) for u in users.values()]
+
+    async def set_disabled(self, user_id: uuid.UUID, disabled_at: datetime | None) -> bool:
+        if await self.by_id(user_id) is None:
+            return False
+        if disabled_at is None:
+            self.disabled.discard(user_id)
+        else:
+            self.disabled.add(user_id)
+        return True
+
+    async def remove(self, user_id: uuid.UUID) -> bool:
+        mine = [h for h, u in self.by_hash.items() if u.id == user_id]
+        for key_hash in mine:
+            del self.by_hash[key_hash]
+            del self.key_of[key_hash]
+        return bool(mine)
+
+
+class FakeApiKeys:
+    def __init__(self, users: FakeUsers, sessions: FakeSessions) -> None:
+        self.users = users
+        self.sessions = sessions
+
+    async def add(self, key: ApiKey, key_hash: str) -> None:
+        user = await self.users.by_id(key.user_id)
+        assert user is not None
+        self.users.by_hash[key_hash] = user
+        self.users.key_of[key_hash] = key
+
+    async def active(self, key_hash: str, now: datetime) -> tuple[User, ApiKey] | None:
+        return self.users.usable(key_hash, now)
+
+    async def active_by_id(self, key_id: uuid.UUID, now: datetime) -> tuple[User, ApiKey] | None:
+        key_hash = self._hash(key_id)
+        return None if key_hash is None else self.users.usable(key_hash, now)
+
+    def _hash(self, key_id: uuid.UUID) -> str | None:
+        return next((h for h, k in self.users.key_of.items() if k.id == key_id), None)
+
+    async def of_user(self, user_id: uuid.UUID, now: datetime) -> list[ApiKey]:
+        keys = [
+            k
+            for h, k in self.users.key_of.items()
+            if k.user_id == user_id
+            and h not in self.users.revoked
+            and (k.expires_at is None or k.expires_at > now)
+        ]
+        return sorted(keys, key=lambda k: k.created_at, reverse=True)
+
+    async def rename(self, user_id: uuid.UUID, key_id: uuid.UUID, name: str) -> ApiKey | None:
+        key_hash = self._hash(key_id)
+        key = self.users.key_of.get(key_hash) if key_hash else None
+        if key is None or key.user_id != user_id or key_hash in self.users.revoked:
+            return None
+        self.users.key_of[key_hash] = renamed = replace(key, name=name)  # type: ignore[index]
+        return renamed
+
+    async def revoke(self, user_id: uuid.UUID, key_id: uuid.UUID, now: datetime) -> str | None:
+        key_hash = self._hash(key_id)
+        if key_hash is None or key_hash in self.users.revoked:
+            return None
+        if self.users.key_of[key_hash].user_id != user_id:
+            return None
+        self.users.revoked.add(key_hash)
+        for token_hash in [t for t, s in self.sessions.by_hash.items() if s.key_hash == key_hash]:
+            del self.sessions.by_hash[token_hash]
+        return key_hash
+
+    async def revoke_all(self, user_id: uuid.UUID, now: datetime) -> list[tuple[uuid.UUID, str]]:
+        revoked = []
+        for key in await self.of_user(user_id, now):
+            key_hash = await self.revoke(user_id, key.id, now)
+            if key_hash is not None:
+                revoked.append((key.id, key_hash))
+        return revoked
+
+    async def record_use(self, last_used: dict[uuid.UUID, datetime]) -> None:
+        self.users.last_used.update(last_used)
+
+
+@dataclass
+class FakeRevocations:
+    announced: list[RevokedKey] = field(default_factory=list)
+
+    async def announce(self, revoked: RevokedKey) -> None:
+        self.announced.append(revoked)
 
 
 class FakeSessions:
@@ -60,8 +179,8 @@ class FakeSessions:
         session = self.by_hash.get(token_hash)
         if session is None or session.expires_at <= now:
             return None
-        user = self.users.by_hash.get(session.key_hash)
-        return None if user is None else (user, session)
+        found = self.users.usable(session.key_hash, now)
+        return None if found is None else (found[0], replace(session, key_id=found[1].id))
 
     async def remove(self, token_hash: str) -> None:
         self.by_hash.pop(token_hash, None)
@@ -86,6 +205,7 @@ class FakeIdentityUoW:
     def __init__(self, users: FakeUsers, sessions: FakeSessions | None = None) -> None:
         self.users = users
         self.sessions = sessions or FakeSessions(users)
+        self.keys = FakeApiKeys(users, self.sessions)
         self.commits = 0
 
     async def __aenter__(self) -> FakeIdentityUoW:
@@ -144,6 +264,7 @@ class Gateway:
     settings: GatewaySettings
     users: FakeUsers
     sessions: FakeSessions
+    revocations: FakeRevocations
     services: FakeServices
     callbacks: FakeCallbacks
     keys: dict[str, str]  # user name → api key
@@ -169,6 +290,7 @@ async def gateway() -> AsyncIterator[Gateway]:
     )
     users = FakeUsers()
     sessions = FakeSessions(users)
+    revocations = FakeRevocations()
     people = {"admin": make_user("admin", is_admin=True), "ada": make_user("ada")}
     keys = {name: f"itk_{name}-key" for name in people}
     for name, user in people.items():
@@ -185,6 +307,8 @@ async def gateway() -> AsyncIterator[Gateway]:
                     callbacks=callbacks,
                     authenticator=Authenticator(lambda: FakeIdentityUoW(users), cache_seconds=0),
                     identity_uow=lambda: FakeIdentityUoW(users, sessions),
+                    revocations=revocations,
+                    streams=OpenStreams(),
                     http=http,
                     rate_limits=rate_limits(settings),
                     webhooks=webhook_verifiers(settings),
@@ -198,6 +322,7 @@ async def gateway() -> AsyncIterator[Gateway]:
             settings,
             users,
             sessions,
+            revocations,
             services,
             callbacks,
             keys,

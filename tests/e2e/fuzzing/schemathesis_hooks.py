@@ -9,11 +9,13 @@ derived from the string); strings the schema forbids are sent as generated."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import schemathesis
 
 from imagetron_images.app.images import IMAGE_CURSORS
@@ -39,3 +41,25 @@ def before_call(ctx: Any, case: Any, **kwargs: Any) -> None:
     cursor = (case.query or {}).get("cursor")
     if isinstance(cursor, str) and CURSOR_SHAPE.fullmatch(cursor):
         case.query["cursor"] = _real_cursor(case.operation.path, cursor)
+
+
+@schemathesis.auth(refresh_interval=3600)
+class FreshUser:
+    """Schemathesis calls the API as an ordinary user of its own, made with the stack's
+    admin key (`IMAGETRON_FUZZ_ADMIN_KEY`): it may revoke its own keys (then it gets a new
+    user on the next 401) but can neither revoke the admin key nor touch other users, which
+    the rest of the session's tests rely on."""
+
+    def get(self, case: Any, ctx: Any) -> str:
+        response = httpx.post(
+            f"{os.environ['IMAGETRON_FUZZ_BASE_URL']}/api/v1/users",
+            json={"name": f"fuzz-{uuid.uuid4().hex[:8]}"},
+            headers={"Authorization": f"Bearer {os.environ['IMAGETRON_FUZZ_ADMIN_KEY']}"},
+            timeout=30,
+        )
+        response.raise_for_status()
+        key: str = response.json()["api_key"]
+        return key
+
+    def set(self, case: Any, data: str, ctx: Any) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}

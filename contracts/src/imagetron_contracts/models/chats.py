@@ -36,7 +36,7 @@ class StartChatRequest(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    brief: Annotated[str, Field(description='What the images are for, e.g. "autumn still lifes for stock".', max_length=2000, min_length=1, pattern='^[^\\u0000]*$')]
+    brief: Annotated[str, Field(description='(Not blank.) What the images are for, e.g. "autumn still lifes for stock".', max_length=2000, min_length=1, pattern='^[^\\u0000]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u180e\\u2000-\\u200b\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff][^\\u0000]*$')]
     count: Annotated[int | None, Field(description='How many subjects to propose (when null, the assistant chooses, at most 20).', ge=1, le=20)] = None
 
 
@@ -44,7 +44,7 @@ class ContinueChatRequest(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    text: Annotated[str, Field(description='How to refine, e.g. "more minimal, only fruit".', max_length=2000, min_length=1, pattern='^[^\\u0000]*$')]
+    text: Annotated[str, Field(description='(Not blank.) How to refine, e.g. "more minimal, only fruit".', max_length=2000, min_length=1, pattern='^[^\\u0000]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u180e\\u2000-\\u200b\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff][^\\u0000]*$')]
     count: Annotated[int | None, Field(ge=1, le=20)] = None
 
 

@@ -16,6 +16,67 @@ class User(BaseModel):
     name: str
     is_admin: StrictBool
     created_at: AwareDatetime
+    disabled: Annotated[StrictBool, Field(description="Set by an admin; the user's keys and sessions do not work meanwhile.")] = False
+
+
+class UserList(BaseModel):
+    items: list[User]
+
+
+class UpdateUserRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    disabled: StrictBool
+
+
+class ApiKey(BaseModel):
+    """
+    One of the caller's API keys. The key itself is shown only when it is made.
+    """
+    id: UUID
+    name: str
+    created_at: AwareDatetime
+    expires_at: Annotated[AwareDatetime | None, Field(description='When it stops working (null - never).')]
+    last_used_at: Annotated[AwareDatetime | None, Field(description='Its last request, to within a minute.')]
+
+
+class ApiKeyList(BaseModel):
+    """
+    The usable keys (not revoked, not expired), newest first.
+    """
+    items: list[ApiKey]
+
+
+class CreateApiKeyRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    name: Annotated[str, Field(max_length=100, min_length=1, pattern='^[^\\u0000]*$')]
+    expires_in_days: Annotated[int | None, Field(description='Days until it stops working; null or absent - never.', ge=1, le=3650)] = None
+
+
+class UpdateApiKeyRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    name: Annotated[str, Field(max_length=100, min_length=1, pattern='^[^\\u0000]*$')]
+
+
+class CreatedApiKey(BaseModel):
+    """
+    A new key. `api_key` is shown only here; Imagetron keeps only its hash.
+    """
+    key: ApiKey
+    api_key: str
+
+
+class KeyRevoked(BaseModel):
+    """
+    Announced on `identity.keys.revoked` (core NATS); the key's hash never travels.
+    """
+    key_id: UUID
+    user_id: UUID
 
 
 class CreateUserRequest(BaseModel):

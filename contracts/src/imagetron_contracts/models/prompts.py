@@ -110,7 +110,7 @@ class CreatePromptRequest(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    text: Annotated[str, Field(max_length=4000, min_length=1, pattern='^[^\\u0000]*$')]
+    text: Annotated[str, Field(description='Not blank.', max_length=4000, min_length=1, pattern='^[^\\u0000]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u180e\\u2000-\\u200b\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff][^\\u0000]*$')]
     title: Annotated[str | None, Field(max_length=200, pattern='^[^\\u0000]*$')] = None
 
 
@@ -121,7 +121,7 @@ class UpdatePromptRequest(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    text: Annotated[str | None, Field(max_length=4000, min_length=1, pattern='^[^\\u0000]*$')] = None
+    text: Annotated[str | None, Field(description='Not blank.', max_length=4000, min_length=1, pattern='^[^\\u0000]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u180e\\u2000-\\u200b\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff][^\\u0000]*$')] = None
     title: Annotated[str | None, Field(max_length=200, pattern='^[^\\u0000]*$')] = None
 
 
@@ -136,7 +136,7 @@ class GeneratePromptsRequest(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    subject: Annotated[str, Field(description="What the images show, e.g. one of a chat's subjects.", max_length=500, min_length=1, pattern='^[^\\u0000]*$')]
+    subject: Annotated[str, Field(description="What the images show (not blank), e.g. one of a chat's subjects.", max_length=500, min_length=1, pattern='^[^\\u0000]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u180e\\u2000-\\u200b\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff][^\\u0000]*$')]
     count: Annotated[int, Field(description='How many prompts.', ge=1, le=10)] = 4
     style: Annotated[str | None, Field(description='An optional direction for the style (e.g. "watercolor", "editorial photo").', max_length=200, pattern='^[^\\u0000]*$')] = None
     aspect_ratio: Annotated[str, Field(description='Written into each prompt as the Midjourney parameter `--ar`.', pattern='^[1-9][0-9]?:[1-9][0-9]?$')] = '1:1'

@@ -19,6 +19,11 @@ from starlette.middleware import Middleware
 from imagetron_gateway.adapters.callbacks import JetStreamCallbackSink
 from imagetron_gateway.adapters.identity import SqlIdentityUnitOfWork
 from imagetron_gateway.adapters.rate_limits import RequestRateLimits
+from imagetron_gateway.adapters.revocations import (
+    NatsKeyRevocations,
+    OpenStreams,
+    listen_for_revocations,
+)
 from imagetron_gateway.adapters.webhooks import VERIFIERS, webhook_verifiers
 from imagetron_gateway.app.identity import (
     Authenticator,
@@ -31,6 +36,7 @@ from imagetron_gateway.entrypoints.http import (
     events,
     events_token,
     images,
+    keys,
     prompts,
     publications,
     session,
@@ -50,6 +56,8 @@ log = logging.getLogger(__name__)
 SERVICE = "gateway"
 #: How often expired browser sessions are deleted (they stop working at expiry anyway).
 SESSION_PRUNE_SECONDS = 3600.0
+#: How often the keys' `last_used_at` is written (uses are gathered in memory meanwhile).
+KEY_USE_FLUSH_SECONDS = 30.0
 
 
 def contract_openapi() -> dict[str, Any]:
@@ -79,6 +87,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             log.info("removed %d expired browser sessions", removed)
 
     lifecycle.every("expired sessions", SESSION_PRUNE_SECONDS, prune_sessions)
+    authenticator = Authenticator(identity_uow, settings.api_key_cache_seconds)
+    streams = OpenStreams()
+    lifecycle.every("key uses", KEY_USE_FLUSH_SECONDS, authenticator.record_uses)
+    lifecycle.background(
+        "key revocations", lambda: listen_for_revocations(broker, authenticator, streams)
+    )
 
     @asynccontextmanager
     async def state() -> AsyncIterator[GatewayState]:
@@ -98,8 +112,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     settings=settings,
                     rpc=RpcClient(broker, timeout=settings.rpc_timeout_seconds),
                     callbacks=JetStreamCallbackSink(broker),
-                    authenticator=Authenticator(identity_uow, settings.api_key_cache_seconds),
+                    authenticator=authenticator,
                     identity_uow=identity_uow,
+                    revocations=NatsKeyRevocations(broker),
+                    streams=streams,
                     http=http,
                     rate_limits=rate_limits(settings),
                     webhooks=webhook_verifiers(settings),
@@ -125,6 +141,7 @@ def api_app(app: FastAPI) -> FastAPI:
     for module in (
         session,
         users,
+        keys,
         prompts,
         chats,
         tasks,

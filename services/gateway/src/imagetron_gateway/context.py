@@ -9,10 +9,12 @@ from typing import TypedDict
 import httpx
 
 from imagetron_gateway.adapters.rate_limits import RequestRateLimits
+from imagetron_gateway.adapters.revocations import OpenStreams
 from imagetron_gateway.app.identity import Authenticator
 from imagetron_gateway.app.ports import (
     CallbackSink,
     IdentityUnitOfWork,
+    KeyRevocations,
     ServiceClient,
     WebhookVerifier,
 )
@@ -26,6 +28,9 @@ class GatewayContext:
     callbacks: CallbackSink
     authenticator: Authenticator
     identity_uow: Callable[[], IdentityUnitOfWork]
+    revocations: KeyRevocations
+    #: The event streams this replica proxies, ended when their key is revoked.
+    streams: OpenStreams
     #: Streams SSE from the notifier and stored image bytes from object storage.
     http: httpx.AsyncClient
     rate_limits: RequestRateLimits

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from faststream.nats import NatsBroker
 
 from imagetron_notifier.adapters.jetstream_feed import JetStreamFeed, LiveHub
+from imagetron_notifier.adapters.revoked_keys import RevokedKeys
 from imagetron_notifier.entrypoints import sse
 from imagetron_notifier.entrypoints.sse import NotifierState
 from imagetron_notifier.settings import NotifierSettings
@@ -38,11 +39,17 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             heartbeat_seconds=settings.heartbeat_seconds,
         )
         await hub.start()
+        revoked = RevokedKeys(broker.connection)
+        await revoked.start()
         try:
             yield NotifierState(
-                settings=settings, hub=hub, feed=JetStreamFeed(broker.connection, hub)
+                settings=settings,
+                hub=hub,
+                feed=JetStreamFeed(broker.connection, hub),
+                revoked=revoked,
             )
         finally:
+            await revoked.stop()
             await hub.stop()
 
     app = lifecycle.app(title="Imagetron notifier", state=state)

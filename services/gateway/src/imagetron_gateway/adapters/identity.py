@@ -1,19 +1,50 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import RowMapping, delete, exists, insert, select
+from sqlalchemy import RowMapping, and_, delete, exists, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from imagetron_gateway.adapters.tables import api_keys, sessions, users
-from imagetron_gateway.domain.identity import BrowserSession, User
+from imagetron_gateway.domain.identity import ApiKey, BrowserSession, User
 from imagetron_platform.clock import utcnow
 from imagetron_platform.db import SqlUnitOfWork
 
 
 def _user(m: RowMapping) -> User:
     return User(id=m["id"], name=m["name"], is_admin=m["is_admin"], created_at=m["created_at"])
+
+
+_USER_COLUMNS = (users.c.id, users.c.name, users.c.is_admin, users.c.created_at)
+_KEY_COLUMNS = (
+    api_keys.c.id.label("key_id"),
+    api_keys.c.name.label("key_name"),
+    api_keys.c.created_at.label("key_created_at"),
+    api_keys.c.expires_at,
+    api_keys.c.last_used_at,
+)
+
+
+def _key(m: RowMapping) -> ApiKey:
+    return ApiKey(
+        id=m["key_id"],
+        user_id=m["id"],
+        name=m["key_name"],
+        created_at=m["key_created_at"],
+        expires_at=m["expires_at"],
+        last_used_at=m["last_used_at"],
+    )
+
+
+def usable(now: datetime) -> Any:
+    """A key that works now: not revoked, not expired, of a user who is not disabled."""
+    return and_(
+        api_keys.c.revoked_at.is_(None),
+        or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > now),
+        users.c.disabled_at.is_(None),
+    )
 
 
 class SqlUsers:
@@ -33,9 +64,9 @@ class SqlUsers:
     async def by_key_hash(self, key_hash: str) -> User | None:
         row = (
             await self._session.execute(
-                select(users.c.id, users.c.name, users.c.is_admin, users.c.created_at)
+                select(*_USER_COLUMNS)
                 .join(api_keys, api_keys.c.user_id == users.c.id)
-                .where(api_keys.c.key_hash == key_hash)
+                .where(api_keys.c.key_hash == key_hash, usable(utcnow()))
             )
         ).first()
         return None if row is None else _user(row._mapping)
@@ -52,6 +83,126 @@ class SqlUsers:
 
     async def any_admin(self) -> bool:
         return bool(await self._session.scalar(select(exists().where(users.c.is_admin))))
+
+    async def known_key(self, key_hash: str) -> bool:
+        """Whether the key was ever issued (revoked or not)."""
+        return bool(
+            await self._session.scalar(select(exists().where(api_keys.c.key_hash == key_hash)))
+        )
+
+    async def all(self) -> list[tuple[User, bool]]:
+        rows = await self._session.execute(
+            select(*_USER_COLUMNS, users.c.disabled_at).order_by(users.c.created_at, users.c.id)
+        )
+        return [(_user(r._mapping), r.disabled_at is not None) for r in rows]
+
+    async def set_disabled(self, user_id: UUID, disabled_at: datetime | None) -> bool:
+        result = await self._session.execute(
+            update(users)
+            .where(users.c.id == user_id)
+            .values(disabled_at=disabled_at)
+            .returning(users.c.id)
+        )
+        return result.first() is not None
+
+    async def remove(self, user_id: UUID) -> bool:
+        result = await self._session.execute(
+            delete(users).where(users.c.id == user_id).returning(users.c.id)
+        )
+        return result.first() is not None
+
+
+class SqlApiKeys:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, key: ApiKey, key_hash: str) -> None:
+        await self._session.execute(
+            insert(api_keys).values(
+                key_hash=key_hash,
+                id=key.id,
+                user_id=key.user_id,
+                name=key.name,
+                created_at=key.created_at,
+                expires_at=key.expires_at,
+            )
+        )
+
+    async def _one(self, *where: Any) -> tuple[User, ApiKey] | None:
+        row = (
+            await self._session.execute(
+                select(*_USER_COLUMNS, *_KEY_COLUMNS)
+                .join(api_keys, api_keys.c.user_id == users.c.id)
+                .where(*where)
+            )
+        ).first()
+        return None if row is None else (_user(row._mapping), _key(row._mapping))
+
+    async def active(self, key_hash: str, now: datetime) -> tuple[User, ApiKey] | None:
+        return await self._one(api_keys.c.key_hash == key_hash, usable(now))
+
+    async def active_by_id(self, key_id: UUID, now: datetime) -> tuple[User, ApiKey] | None:
+        return await self._one(api_keys.c.id == key_id, usable(now))
+
+    async def of_user(self, user_id: UUID, now: datetime) -> list[ApiKey]:
+        rows = await self._session.execute(
+            select(*_USER_COLUMNS, *_KEY_COLUMNS)
+            .join(api_keys, api_keys.c.user_id == users.c.id)
+            .where(users.c.id == user_id, api_keys.c.revoked_at.is_(None))
+            .where(or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > now))
+            .order_by(api_keys.c.created_at.desc(), api_keys.c.id)
+        )
+        return [_key(r._mapping) for r in rows]
+
+    async def rename(self, user_id: UUID, key_id: UUID, name: str) -> ApiKey | None:
+        await self._session.execute(
+            update(api_keys)
+            .where(
+                api_keys.c.id == key_id,
+                api_keys.c.user_id == user_id,
+                api_keys.c.revoked_at.is_(None),
+            )
+            .values(name=name)
+        )
+        found = await self._one(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        return found[1] if found is not None and found[0].id == user_id else None
+
+    async def revoke(self, user_id: UUID, key_id: UUID, now: datetime) -> str | None:
+        key_hash: str | None = await self._session.scalar(
+            update(api_keys)
+            .where(
+                api_keys.c.id == key_id,
+                api_keys.c.user_id == user_id,
+                api_keys.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+            .returning(api_keys.c.key_hash)
+        )
+        if key_hash is not None:
+            await self._session.execute(delete(sessions).where(sessions.c.key_hash == key_hash))
+        return key_hash
+
+    async def revoke_all(self, user_id: UUID, now: datetime) -> list[tuple[UUID, str]]:
+        rows = await self._session.execute(
+            update(api_keys)
+            .where(api_keys.c.user_id == user_id, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .returning(api_keys.c.id, api_keys.c.key_hash)
+        )
+        revoked = [(r.id, r.key_hash) for r in rows]
+        await self._session.execute(delete(sessions).where(sessions.c.user_id == user_id))
+        return revoked
+
+    async def record_use(self, last_used: dict[UUID, datetime]) -> None:
+        for key_id, when in last_used.items():
+            await self._session.execute(
+                update(api_keys)
+                .where(
+                    api_keys.c.id == key_id,
+                    or_(api_keys.c.last_used_at.is_(None), api_keys.c.last_used_at < when),
+                )
+                .values(last_used_at=when)
+            )
 
 
 class SqlSessions:
@@ -82,10 +233,12 @@ class SqlSessions:
                     sessions.c.key_hash,
                     sessions.c.created_at.label("session_created_at"),
                     sessions.c.expires_at,
+                    api_keys.c.id.label("key_id"),
                 )
                 .join(api_keys, api_keys.c.key_hash == sessions.c.key_hash)
                 .join(users, users.c.id == api_keys.c.user_id)
                 .where(sessions.c.token_hash == token_hash, sessions.c.expires_at > now)
+                .where(usable(now))
             )
         ).first()
         if row is None:
@@ -97,6 +250,7 @@ class SqlSessions:
             key_hash=m["key_hash"],
             created_at=m["session_created_at"],
             expires_at=m["expires_at"],
+            key_id=m["key_id"],
         )
 
     async def remove(self, token_hash: str) -> None:
@@ -137,6 +291,10 @@ class SqlIdentityUnitOfWork(SqlUnitOfWork):
     @property
     def users(self) -> SqlUsers:
         return SqlUsers(self.session)
+
+    @property
+    def keys(self) -> SqlApiKeys:
+        return SqlApiKeys(self.session)
 
     @property
     def sessions(self) -> SqlSessions:

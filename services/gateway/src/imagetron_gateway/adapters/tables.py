@@ -1,6 +1,17 @@
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, MetaData, String, Table, Uuid
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    text,
+)
 
 SCHEMA = "identity"
 metadata = MetaData(schema=SCHEMA)
@@ -12,14 +23,23 @@ users = Table(
     Column("name", String(100), nullable=False),
     Column("is_admin", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    #: Set by an admin: the user's keys and sessions stop working until it is cleared.
+    Column("disabled_at", DateTime(timezone=True)),
 )
 
+#: A revoked key stays (revoked_at set) so that it cannot come back, e.g. as the bootstrap
+#: key on the next start; only its SHA-256 is kept.
 api_keys = Table(
     "api_keys",
     metadata,
     Column("key_hash", String(64), primary_key=True),
     Column("user_id", Uuid, ForeignKey(users.c.id, ondelete="CASCADE"), nullable=False, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("id", Uuid, nullable=False, unique=True, server_default=text("gen_random_uuid()")),
+    Column("name", String(100), nullable=False, server_default="default"),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
 )
 
 #: Browser sessions (the studio). Only the session token's SHA-256 is kept. A session lives

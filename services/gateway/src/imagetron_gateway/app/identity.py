@@ -6,11 +6,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from uuid import UUID
 
 from imagetron_gateway.app.ports import IdentityUnitOfWork
 from imagetron_gateway.domain.identity import (
     BrowserSession,
+    Caller,
     User,
     hash_api_key,
     hash_session_token,
@@ -38,8 +40,8 @@ async def ensure_bootstrap_admin(
     documented key works on every start."""
     async with uow:
         if api_key is not None:
-            existing = await uow.users.by_key_hash(hash_api_key(api_key))
-            if existing is not None:
+            # A revoked bootstrap key stays revoked: it is not issued again on restart.
+            if await uow.users.known_key(hash_api_key(api_key)):
                 return None
         elif await uow.users.any_admin():
             return None
@@ -57,8 +59,11 @@ async def _add_user(
 
 
 class Authenticator:
-    """Resolves API keys to users, caching hits briefly so a busy client costs no query
-    per request (and misses, so a flood of bad keys costs none either)."""
+    """Resolves API keys to callers, caching hits briefly so a busy client costs no query
+    per request (and misses, so a flood of bad keys costs none either). A revoked key is
+    evicted at once (`forget`, on the revocation announcement), so the cache never
+    outlives a revocation on a connected replica. Uses are remembered here and written
+    as `last_used_at` in batches (`record_uses`), not once per request."""
 
     def __init__(
         self,
@@ -71,25 +76,50 @@ class Authenticator:
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._max_entries = max_entries
-        self._cache: dict[str, tuple[float, User | None]] = {}
+        self._cache: dict[str, tuple[float, Caller | None]] = {}
+        self._hashes: dict[UUID, str] = {}
+        self._used: dict[UUID, datetime] = {}
 
-    async def authenticate(self, api_key: str | None) -> User:
+    async def authenticate(self, api_key: str | None) -> Caller:
         if not api_key:
             raise Unauthorized("Send `Authorization: Bearer <api key>`.")
         key_hash = hash_api_key(api_key)
         now = self._clock()
         hit = self._cache.get(key_hash)
         if hit is not None and hit[0] > now:
-            user = hit[1]
+            caller = hit[1]
         else:
             async with self._uow_factory() as uow:
-                user = await uow.users.by_key_hash(key_hash)
+                found = await uow.keys.active(key_hash, utcnow())
+            caller = None if found is None else Caller(user=found[0], key_id=found[1].id)
+            expires = now + self._cache_seconds
+            if found is not None and found[1].expires_at is not None:
+                # Never cache a key past its own expiry.
+                expires = min(expires, now + (found[1].expires_at - utcnow()).total_seconds())
             if len(self._cache) >= self._max_entries:
                 self._cache.clear()
-            self._cache[key_hash] = (now + self._cache_seconds, user)
-        if user is None:
+                self._hashes.clear()
+            self._cache[key_hash] = (expires, caller)
+            if caller is not None and caller.key_id is not None:
+                self._hashes[caller.key_id] = key_hash
+        if caller is None:
             raise Unauthorized("The API key is not valid.")
-        return user
+        if caller.key_id is not None:
+            self._used[caller.key_id] = utcnow()
+        return caller
+
+    def forget(self, key_id: UUID) -> None:
+        key_hash = self._hashes.pop(key_id, None)
+        if key_hash is not None:
+            self._cache.pop(key_hash, None)
+
+    async def record_uses(self) -> None:
+        used, self._used = self._used, {}
+        if not used:
+            return
+        async with self._uow_factory() as uow:
+            await uow.keys.record_use(used)
+            await uow.commit()
 
 
 @dataclass(frozen=True)

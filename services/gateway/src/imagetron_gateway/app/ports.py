@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from imagetron_contracts.models.images import ProviderCallback
-from imagetron_gateway.domain.identity import BrowserSession, User
+from imagetron_gateway.domain.identity import ApiKey, BrowserSession, RevokedKey, User
 from imagetron_platform.ports import Transaction
 
 R = TypeVar("R", bound=BaseModel)
@@ -20,6 +20,38 @@ class Users(Protocol):
     async def by_key_hash(self, key_hash: str) -> User | None: ...
     async def by_id(self, user_id: UUID) -> User | None: ...
     async def any_admin(self) -> bool: ...
+    async def known_key(self, key_hash: str) -> bool:
+        """Whether the key was ever issued, revoked or not."""
+        ...
+
+    async def all(self) -> list[tuple[User, bool]]:
+        """Every user with whether it is disabled, oldest first."""
+        ...
+
+    async def set_disabled(self, user_id: UUID, disabled_at: datetime | None) -> bool: ...
+    async def remove(self, user_id: UUID) -> bool: ...
+
+
+class ApiKeys(Protocol):
+    async def add(self, key: ApiKey, key_hash: str) -> None: ...
+    async def active(self, key_hash: str, now: datetime) -> tuple[User, ApiKey] | None:
+        """The key and its user, if the key is neither revoked nor expired and the user is
+        not disabled."""
+        ...
+
+    async def active_by_id(self, key_id: UUID, now: datetime) -> tuple[User, ApiKey] | None: ...
+    async def of_user(self, user_id: UUID, now: datetime) -> list[ApiKey]:
+        """The user's usable keys, newest first."""
+        ...
+
+    async def rename(self, user_id: UUID, key_id: UUID, name: str) -> ApiKey | None: ...
+    async def revoke(self, user_id: UUID, key_id: UUID, now: datetime) -> str | None:
+        """Revoke the key and end its sessions; its hash, or None if there was no such
+        usable key of that user."""
+        ...
+
+    async def revoke_all(self, user_id: UUID, now: datetime) -> list[tuple[UUID, str]]: ...
+    async def record_use(self, last_used: dict[UUID, datetime]) -> None: ...
 
 
 class Sessions(Protocol):
@@ -41,6 +73,8 @@ class IdentityUnitOfWork(Transaction, Protocol):
     def users(self) -> Users: ...
     @property
     def sessions(self) -> Sessions: ...
+    @property
+    def keys(self) -> ApiKeys: ...
 
 
 class ServiceClient(Protocol):
@@ -98,3 +132,9 @@ class WebhookVerifier(Protocol):
         """Whatever covers the body (a signature), then the delivery's id: the same for
         the provider's retries of one delivery, so it is stored once."""
         ...
+
+
+class KeyRevocations(Protocol):
+    """Tells every gateway and notifier replica that a key stopped working (NATS)."""
+
+    async def announce(self, revoked: RevokedKey) -> None: ...

@@ -24,6 +24,36 @@ class User:
 
 
 @dataclass(frozen=True)
+class ApiKey:
+    """One of a user's API keys (never the key itself: it is shown once, at creation)."""
+
+    id: UUID
+    user_id: UUID
+    name: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made a request: the user, and the API key that vouched for it (directly, or
+    through a browser session or an events token opened with it)."""
+
+    user: User
+    key_id: UUID | None
+
+
+@dataclass(frozen=True)
+class RevokedKey:
+    """Announced to every gateway and notifier replica the moment a key stops working (by
+    id: its hash never travels)."""
+
+    key_id: UUID
+    user_id: UUID
+
+
+@dataclass(frozen=True)
 class BrowserSession:
     """A signed-in browser. It lives until `expires_at`, sign-out, or the end of the API
     key it was opened with (`key_hash`)."""
@@ -33,6 +63,8 @@ class BrowserSession:
     key_hash: str
     created_at: datetime
     expires_at: datetime
+    #: The id of the key (`key_hash`), when read back from storage.
+    key_id: UUID | None = None
 
 
 def new_api_key() -> str:

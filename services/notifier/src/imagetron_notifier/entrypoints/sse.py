@@ -10,13 +10,13 @@ import json
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, TypedDict
-from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from starlette.exceptions import HTTPException
 
 from imagetron_notifier.adapters.jetstream_feed import LiveHub
+from imagetron_notifier.adapters.revoked_keys import RevokedKeys
 from imagetron_notifier.app.feed import EventFeed, EventFilter, FeedEvent, FeedReset, sse_frame
 from imagetron_notifier.metrics import (
     DELIVERY_LAG,
@@ -33,7 +33,7 @@ from imagetron_platform.event_stream import (
     browser_events_token,
     stream_request,
 )
-from imagetron_platform.events_tokens import verify_events_token
+from imagetron_platform.events_tokens import EventsClaims, verify_events_token
 
 router = APIRouter()
 
@@ -44,12 +44,13 @@ class NotifierState(TypedDict):
     settings: NotifierSettings
     hub: LiveHub
     feed: EventFeed
+    revoked: RevokedKeys
 
 
 HEARTBEAT_FRAME = sse_frame(comment="heartbeat")
 
 
-def subscriber(request: Request) -> UUID:
+def subscriber(request: Request) -> EventsClaims:
     """Runs before the stream starts, so refusals are proper HTTP answers."""
     settings: NotifierSettings = request.state.settings
     hub: LiveHub = request.state.hub
@@ -60,7 +61,8 @@ def subscriber(request: Request) -> UUID:
         if token
         else None
     )
-    if claims is None:
+    revoked: RevokedKeys = request.state.revoked
+    if claims is None or claims.key_id in revoked:
         raise Unauthorized("A valid events token is required (POST /api/v1/events/token).")
     if hub.connections >= settings.max_connections:
         REJECTED_CONNECTIONS.inc()
@@ -70,18 +72,20 @@ def subscriber(request: Request) -> UUID:
             f"retry in {settings.retry_after_seconds} s.",
             headers={"Retry-After": str(settings.retry_after_seconds)},
         )
-    return claims.owner_id
+    return claims
 
 
 @router.get("/events", include_in_schema=False)
 @router.get("/api/v1/events", include_in_schema=False)
 async def stream_events(
     request: Request,
-    owner_id: Annotated[UUID, Depends(subscriber)],
+    claims: Annotated[EventsClaims, Depends(subscriber)],
     wanted: Annotated[StreamRequest, Depends(stream_request)],
 ) -> StreamingResponse:
     settings: NotifierSettings = request.state.settings
     feed: EventFeed = request.state.feed
+    revoked: RevokedKeys = request.state.revoked
+    owner_id = claims.owner_id
     only = EventFilter(types=wanted.type_set, task_id=wanted.task_id, prompt_id=wanted.prompt_id)
     after = wanted.after
     if after is not None:
@@ -92,6 +96,10 @@ async def stream_events(
         try:
             yield sse_frame(comment="connected", retry_ms=settings.client_retry_ms)
             async for item in feed.follow(owner_id, after):
+                # Checked at every event and heartbeat: a revoked key's stream ends within
+                # `heartbeat_seconds`.
+                if claims.key_id is not None and claims.key_id in revoked:
+                    return
                 if isinstance(item, FeedEvent):
                     if not only.matches(item):
                         continue

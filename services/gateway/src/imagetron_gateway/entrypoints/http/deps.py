@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import Depends, Request
 
@@ -27,3 +28,12 @@ def current_user(request: Request) -> User:
 CurrentUser = Annotated[User, Depends(current_user)]
 #: The event stream's caller: the same, also identified by an events token or cookie.
 EventsOwner = CurrentUser
+
+
+def caller_key(request: Request) -> UUID | None:
+    """The API key behind the request (directly, or through a session or events token)."""
+    key_id: UUID | None = request.state.key_id
+    return key_id
+
+
+CallerKey = Annotated[UUID | None, Depends(caller_key)]

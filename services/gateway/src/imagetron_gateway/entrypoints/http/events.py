@@ -6,6 +6,7 @@ can verify, never a forwarded header, so it can also be exposed directly (Kubern
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -13,7 +14,7 @@ import httpx
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response, StreamingResponse
 
-from imagetron_gateway.entrypoints.http.deps import Context, EventsOwner
+from imagetron_gateway.entrypoints.http.deps import CallerKey, Context, EventsOwner
 from imagetron_gateway.entrypoints.http.problems import problems
 from imagetron_platform.errors import ServiceUnavailable
 from imagetron_platform.event_stream import StreamRequest, stream_request
@@ -34,11 +35,15 @@ UPSTREAM_TOKEN_TTL = 60
 )
 async def stream_events(
     owner: EventsOwner,
+    key_id: CallerKey,
     ctx: Context,
     wanted: Annotated[StreamRequest, Depends(stream_request)],
 ) -> Response:
     token, _ = issue_events_token(
-        ctx.settings.events_token_secret.get_secret_value(), owner.id, UPSTREAM_TOKEN_TTL
+        ctx.settings.events_token_secret.get_secret_value(),
+        owner.id,
+        UPSTREAM_TOKEN_TTL,
+        key_id=key_id,
     )
     headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
     if wanted.last_event_id is not None:
@@ -63,11 +68,28 @@ async def stream_events(
             headers=passthrough,
         )
 
+    # Revoking the key ends the stream here, on whichever replica holds it.
+    revoked = ctx.streams.open(key_id) if key_id is not None else asyncio.Event()
+
     async def body() -> AsyncIterator[bytes]:
+        chunks = upstream.aiter_raw()
+        ended = asyncio.ensure_future(revoked.wait())
         try:
-            async for chunk in upstream.aiter_raw():
-                yield chunk
+            while True:
+                chunk = asyncio.ensure_future(anext(chunks))
+                await asyncio.wait({chunk, ended}, return_when=asyncio.FIRST_COMPLETED)
+                if not chunk.done():
+                    chunk.cancel()
+                    return
+                try:
+                    data = chunk.result()
+                except StopAsyncIteration:
+                    return
+                yield data
         finally:
+            ended.cancel()
+            if key_id is not None:
+                ctx.streams.close(key_id, revoked)
             await upstream.aclose()
 
     return StreamingResponse(

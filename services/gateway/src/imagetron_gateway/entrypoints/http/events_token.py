@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Response
 
 from imagetron_contracts.models.identity import EventsToken
-from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
+from imagetron_gateway.entrypoints.http.deps import CallerKey, Context, CurrentUser
 from imagetron_gateway.entrypoints.http.problems import problems
 from imagetron_platform.events_tokens import EVENTS_COOKIE, issue_events_token
 
@@ -24,10 +24,13 @@ router = APIRouter(prefix="/api/v1")
     responses=problems(401),
     tags=["events"],
 )
-async def create_events_token(caller: CurrentUser, ctx: Context, response: Response) -> EventsToken:
+async def create_events_token(
+    caller: CurrentUser, key_id: CallerKey, ctx: Context, response: Response
+) -> EventsToken:
     ttl = ctx.settings.events_token_ttl_seconds
+    # Bound to the caller's key: revoking the key ends the token and its streams.
     token, expires_at = issue_events_token(
-        ctx.settings.events_token_secret.get_secret_value(), caller.id, ttl
+        ctx.settings.events_token_secret.get_secret_value(), caller.id, ttl, key_id=key_id
     )
     # The same token as a cookie scoped to the stream, so a same-origin EventSource needs no
     # query parameter (and the token stays out of URLs and access logs).

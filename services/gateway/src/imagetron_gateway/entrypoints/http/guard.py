@@ -15,8 +15,9 @@ from starlette.middleware.body_limit import RequestBodyLimitResponder
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imagetron_gateway.context import GatewayContext
-from imagetron_gateway.domain.identity import User
+from imagetron_gateway.domain.identity import Caller
 from imagetron_gateway.entrypoints.http.session import SESSION_PATH, session_caller, session_token
+from imagetron_platform.clock import utcnow
 from imagetron_platform.errors import (
     PayloadTooLarge,
     ProblemError,
@@ -64,7 +65,7 @@ class RequestGuard:
         rate_headers: dict[str, str] = {}
         try:
             _check_body(scope["method"], headers, limit)
-            caller: User | None = None
+            caller: Caller | None = None
             if scope["path"].startswith(API_PREFIX) and scope["path"] != SESSION_PATH:
                 try:
                     caller = await identify(request, ctx)
@@ -75,7 +76,7 @@ class RequestGuard:
                     raise
                 pictures = scope["method"] == "GET" and PICTURES.match(scope["path"])
                 policy = "per-key-pictures" if pictures else "per-key"
-                rate_headers = await _limit(ctx, policy, str(caller.id))
+                rate_headers = await _limit(ctx, policy, str(caller.user.id))
             elif not scope["path"].startswith(WEBHOOKS_PREFIX):
                 # Webhooks carry their own credentials, checked before their body is read.
                 rate_headers = await _limit(ctx, "per-address", _address(scope))
@@ -83,7 +84,8 @@ class RequestGuard:
             exc.headers = {**rate_headers, **exc.headers}
             await problem_response(exc, request)(scope, receive, send)
             return
-        scope["state"]["caller"] = caller
+        scope["state"]["caller"] = None if caller is None else caller.user
+        scope["state"]["key_id"] = None if caller is None else caller.key_id
 
         async def send_with_rate_headers(message: Message) -> None:
             if message["type"] == "http.response.start" and rate_headers:
@@ -117,7 +119,7 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
-async def identify(request: Request, ctx: GatewayContext) -> User:
+async def identify(request: Request, ctx: GatewayContext) -> Caller:
     """The caller of an `/api/v1` request: its bearer API key, else the browser's session
     cookie (with its CSRF token on writes), or on the event stream (for EventSource, which
     cannot send headers) an events token in `token` or the events cookie."""
@@ -131,15 +133,16 @@ async def identify(request: Request, ctx: GatewayContext) -> User:
     return await ctx.authenticator.authenticate(key)
 
 
-async def _events_token_owner(ctx: GatewayContext, token: str) -> User:
+async def _events_token_owner(ctx: GatewayContext, token: str) -> Caller:
+    """A token is good while its key is: revoked, expired or of a disabled user, it is not."""
     claims = verify_events_token(ctx.settings.events_token_secret.get_secret_value(), token)
-    if claims is None:
+    if claims is None or claims.key_id is None:
         raise Unauthorized("The events token is invalid or expired; request a new one.")
     async with ctx.identity_uow() as uow:
-        user = await uow.users.by_id(claims.owner_id)
-    if user is None:
-        raise Unauthorized("The events token's user no longer exists.")
-    return user
+        found = await uow.keys.active_by_id(claims.key_id, utcnow())
+    if found is None or found[0].id != claims.owner_id:
+        raise Unauthorized("The events token's API key no longer works; sign in again.")
+    return Caller(user=found[0], key_id=claims.key_id)
 
 
 def _address(scope: Scope) -> str:

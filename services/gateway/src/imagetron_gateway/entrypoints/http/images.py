@@ -78,7 +78,7 @@ async def retry_image(image_id: UUID, caller: CurrentUser, ctx: Context) -> Imag
 IMAGE_PROBLEMS = problems(401, 404, 409, 422, 503, 504)
 #: A thumbnail belongs to one stored image, which never changes.
 IMMUTABLE = "private, max-age=31536000, immutable"
-IfNoneMatch = Annotated[str | None, Header(alias="If-None-Match")]
+IfNoneMatch = Annotated[str | None, Header(alias="If-None-Match", max_length=500)]
 
 
 @router.get(

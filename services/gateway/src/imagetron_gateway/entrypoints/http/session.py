@@ -14,6 +14,7 @@ from imagetron_gateway.app import identity
 from imagetron_gateway.context import GatewayContext
 from imagetron_gateway.domain.identity import (
     BrowserSession,
+    Caller,
     User,
     csrf_token_for,
     csrf_token_matches,
@@ -48,12 +49,12 @@ def require_csrf(request: Request, token: str) -> None:
         )
 
 
-async def session_caller(request: Request, ctx: GatewayContext, token: str) -> User:
+async def session_caller(request: Request, ctx: GatewayContext, token: str) -> Caller:
     """The user of a request made with the session cookie (and, for a write, its token)."""
     if request.method not in SAFE_METHODS:
         require_csrf(request, token)
-    user, _ = await identity.session_user(ctx.identity_uow(), token)
-    return user
+    user, session = await identity.session_user(ctx.identity_uow(), token)
+    return Caller(user=user, key_id=session.key_id)
 
 
 def _session(user: User, token: str, session: BrowserSession) -> Session:

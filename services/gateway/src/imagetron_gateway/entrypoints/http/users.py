@@ -5,20 +5,35 @@ test compares the generated OpenAPI with the document."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from uuid import UUID
 
-from imagetron_contracts.models.identity import CreatedUser, CreateUserRequest
+from fastapi import APIRouter, Response
+
+from imagetron_contracts.models.identity import (
+    ApiKeyList,
+    CreatedUser,
+    CreateUserRequest,
+    UpdateUserRequest,
+    UserList,
+)
 from imagetron_contracts.models.identity import User as UserModel
-from imagetron_gateway.app import identity
+from imagetron_gateway.app import identity, keys
 from imagetron_gateway.domain.identity import User
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
+from imagetron_gateway.entrypoints.http.keys import key_model
 from imagetron_gateway.entrypoints.http.problems import problems
 
 router = APIRouter(prefix="/api/v1")
 
 
-def user_model(user: User) -> UserModel:
-    return UserModel(id=user.id, name=user.name, is_admin=user.is_admin, created_at=user.created_at)
+def user_model(user: User, *, disabled: bool = False) -> UserModel:
+    return UserModel(
+        id=user.id,
+        name=user.name,
+        is_admin=user.is_admin,
+        created_at=user.created_at,
+        disabled=disabled,
+    )
 
 
 @router.post(
@@ -38,3 +53,66 @@ async def create_user(body: CreateUserRequest, caller: CurrentUser, ctx: Context
 @router.get("/me", operation_id="getMe", responses=problems(401), tags=["users"])
 async def get_me(caller: CurrentUser) -> UserModel:
     return user_model(caller)
+
+
+# -- administration: every user and every key (admins only; 403 for anyone else)
+
+
+@router.get("/users", operation_id="listUsers", responses=problems(401, 403), tags=["users"])
+async def list_users(caller: CurrentUser, ctx: Context) -> UserList:
+    accounts = await keys.list_users(ctx.identity_uow(), caller)
+    return UserList(items=[user_model(a.user, disabled=a.disabled) for a in accounts])
+
+
+@router.patch(
+    "/users/{user_id:id}",
+    operation_id="updateUser",
+    responses=problems(401, 403, 404, 422),
+    tags=["users"],
+)
+async def update_user(
+    user_id: UUID, body: UpdateUserRequest, caller: CurrentUser, ctx: Context
+) -> UserModel:
+    account = await keys.set_user_disabled(
+        ctx.identity_uow(), ctx.revocations, caller, user_id, disabled=body.disabled
+    )
+    return user_model(account.user, disabled=account.disabled)
+
+
+@router.delete(
+    "/users/{user_id:id}",
+    status_code=204,
+    response_class=Response,
+    operation_id="deleteUser",
+    responses=problems(401, 403, 404, 422),
+    tags=["users"],
+)
+async def delete_user(user_id: UUID, caller: CurrentUser, ctx: Context) -> Response:
+    await keys.delete_user(ctx.identity_uow(), ctx.revocations, caller, user_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/users/{user_id:id}/keys",
+    operation_id="listUserApiKeys",
+    responses=problems(401, 403, 404, 422),
+    tags=["users"],
+)
+async def list_user_api_keys(user_id: UUID, caller: CurrentUser, ctx: Context) -> ApiKeyList:
+    found = await keys.list_user_keys(ctx.identity_uow(), caller, user_id)
+    return ApiKeyList(items=[key_model(k) for k in found])
+
+
+@router.delete(
+    "/users/{user_id:id}/keys/{key_id:id}",
+    status_code=204,
+    response_class=Response,
+    operation_id="revokeUserApiKey",
+    responses=problems(401, 403, 404, 422),
+    tags=["users"],
+)
+async def revoke_user_api_key(
+    user_id: UUID, key_id: UUID, caller: CurrentUser, ctx: Context
+) -> Response:
+    await keys.revoke_user_key(ctx.identity_uow(), ctx.revocations, caller, user_id, key_id)
+    return Response(status_code=204)

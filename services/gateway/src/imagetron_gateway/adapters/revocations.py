@@ -1,0 +1,81 @@
+"""Revoked API keys announced over core NATS to every gateway and notifier replica.
+
+Core publish/subscribe, not a stream: a replica acts on it the moment it arrives (forgets
+the key, ends the event streams opened with it). A replica that was disconnected at that
+moment still refuses the key once its cache entry expires (`api_key_cache_seconds`), since
+every cache miss reads the key's state from PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from uuid import UUID
+
+from faststream.nats import NatsBroker
+from nats.aio.msg import Msg
+
+from imagetron_gateway.app.identity import Authenticator
+from imagetron_gateway.domain.identity import RevokedKey
+from imagetron_platform.events_tokens import KEY_REVOKED_SUBJECT
+
+log = logging.getLogger(__name__)
+
+
+class NatsKeyRevocations:
+    def __init__(self, broker: NatsBroker) -> None:
+        self._broker = broker
+
+    async def announce(self, revoked: RevokedKey) -> None:
+        payload = {"key_id": str(revoked.key_id), "user_id": str(revoked.user_id)}
+        try:
+            await self._broker.publish(payload, KEY_REVOKED_SUBJECT)
+        except Exception:
+            # The revocation is committed; replicas that miss this refuse the key once
+            # their cache entry expires.
+            log.warning("could not announce the revocation of key %s", revoked.key_id)
+
+
+class OpenStreams:
+    """The event streams this replica proxies, by the API key they were opened with."""
+
+    def __init__(self) -> None:
+        self._ended: dict[UUID, set[asyncio.Event]] = defaultdict(set)
+
+    def open(self, key_id: UUID) -> asyncio.Event:
+        ended = asyncio.Event()
+        self._ended[key_id].add(ended)
+        return ended
+
+    def close(self, key_id: UUID, ended: asyncio.Event) -> None:
+        streams = self._ended.get(key_id)
+        if streams is not None:
+            streams.discard(ended)
+            if not streams:
+                del self._ended[key_id]
+
+    def end(self, key_id: UUID) -> None:
+        for ended in self._ended.pop(key_id, ()):
+            ended.set()
+
+
+async def listen_for_revocations(
+    broker: NatsBroker, authenticator: Authenticator, streams: OpenStreams
+) -> None:
+    """Subscribe this replica (every replica: no queue group) until cancelled."""
+
+    async def revoked(msg: Msg) -> None:
+        try:
+            key_id = UUID(json.loads(msg.data)["key_id"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignored a malformed key revocation")
+            return
+        authenticator.forget(key_id)
+        streams.end(key_id)
+
+    subscription = await broker.connection.subscribe(KEY_REVOKED_SUBJECT, cb=revoked)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await subscription.unsubscribe()
