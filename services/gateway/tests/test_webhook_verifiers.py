@@ -152,16 +152,15 @@ def test_every_provider_refuses_a_missing_or_strange_task_token(gateway, provide
         )
 
 
-async def test_non_ascii_secrets_are_a_plain_401_over_http(gateway):
+async def test_non_ascii_credentials_are_a_plain_401_over_http(gateway):
     task_id = uuid.uuid4()
     goapi = await gateway.client.post(
         f"/webhooks/goapi/{task_id}?token={webhook_token(TOKEN_KEY, 'goapi', task_id)}",
         content=b"{}",
         headers={"x-webhook-secret": "s3crét".encode(), "content-type": "application/json"},
     )
-    token = webhook_token(TOKEN_KEY, "midjourney_proxy", task_id)
     proxy = await gateway.client.post(
-        f"/webhooks/midjourney_proxy/{task_id}?token={token}&secret=s3cr%C3%A9t%00",
+        f"/webhooks/midjourney_proxy/{task_id}?token=t%C3%B6k%C3%A9n%00",
         content=b"{}",
         headers={"content-type": "application/json"},
     )

@@ -11,11 +11,13 @@ import hmac
 import json
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
 from imagetron_gateway.adapters.webhooks import webhook_verifiers
+from imagetron_gateway.adapters.webhooks.schemes import without_credentials
 from imagetron_gateway.settings import GatewaySettings
 from imagetron_platform.webhook_tokens import webhook_token
 
@@ -102,7 +104,7 @@ async def test_storage_down_is_503_so_the_provider_retries(gateway):
     assert "retry" in response.json()["detail"]
 
 
-# --- midjourney-proxy: shared secret and per-task token, both in the callback URL ---------
+# --- midjourney-proxy: the per-task token alone, in the callback URL it echoes -------------
 
 MJ_TASK = {
     "id": "1712345678901234", "action": "IMAGINE", "status": "IN_PROGRESS", "progress": "62%",
@@ -110,7 +112,7 @@ MJ_TASK = {
 }  # fmt: skip
 
 
-def _mj_url(task_id, token=None, secret="s3cret"):
+def _mj_url(task_id, token=None, secret=None):
     token = token or webhook_token("token-key", "midjourney_proxy", task_id)
     query = f"token={token}" + (f"&secret={secret}" if secret is not None else "")
     return f"/webhooks/midjourney_proxy/{task_id}?{query}"
@@ -128,18 +130,15 @@ async def test_verified_midjourney_proxy_callback_is_stored_with_a_body_hash(gat
     assert dedupe_id == "midjourney_proxy:" + hashlib.sha256(raw).hexdigest()
 
 
-async def test_midjourney_proxy_wrong_or_missing_secret_is_401(gateway):
+async def test_midjourney_proxy_needs_its_task_token_and_no_shared_secret(gateway):
+    """The proxy echoes its callback URL in every body and logs it: no shared secret goes
+    there. URLs given out before carried one; it is ignored, right or wrong."""
     task_id = uuid.uuid4()
-    for secret in (None, "", "wrong", "s3cret%20", "S3CRET"):
+    for secret in (None, "s3cret", "wrong"):
         response = await gateway.client.post(_mj_url(task_id, secret=secret), json=MJ_TASK)
-        assert response.status_code == 401, secret
-        assert response.headers["content-type"] == "application/problem+json"
-    # The secret in a header (GoAPI's way) is not what this route reads.
-    response = await gateway.client.post(
-        _mj_url(task_id, secret=None), json=MJ_TASK, headers={"x-webhook-secret": "s3cret"}
-    )
-    assert response.status_code == 401
-    assert gateway.callbacks.accepted == []
+        assert response.status_code == 200, secret
+    # The same body each time: one message id, stored once by the stream.
+    assert len({dedupe_id for _, dedupe_id in gateway.callbacks.accepted}) == 1
 
 
 async def test_midjourney_proxy_token_of_another_task_or_provider_is_401(gateway):
@@ -157,6 +156,90 @@ async def test_midjourney_proxy_token_of_another_task_or_provider_is_401(gateway
     )
     assert missing.status_code == 401
     assert gateway.callbacks.accepted == []
+
+
+# --- what is stored: the body without the credentials the provider echoed ---------------
+
+RECORDED = Path(__file__).parents[2] / "images" / "tests" / "fixtures" / "providers"
+
+
+def _echoing(provider: str, name: str, task_id: uuid.UUID, secret: str) -> bytes:
+    """A recorded callback with our real credentials where the provider echoes them."""
+    token = webhook_token("token-key", provider, task_id)
+    text = (RECORDED / provider / name).read_text()
+    return (
+        text.replace("ECHOED-PER-TASK-TOKEN", token)
+        .replace("ECHOED-SHARED-SECRET", secret)
+        .encode()
+    )
+
+
+async def test_goapi_callbacks_are_stored_without_the_echoed_secret_and_token(gateway):
+    task_id = uuid.uuid4()
+    raw = _echoing("goapi", "webhook-completed-imagine.json", task_id, "s3cret")
+    response = await gateway.client.post(
+        _url(gateway, task_id), content=raw, headers={"x-webhook-secret": "s3cret", **JSON}
+    )
+    assert response.status_code == 200
+    [(callback, dedupe_id)] = gateway.callbacks.accepted
+    stored = json.dumps(callback.body)
+    token = webhook_token("token-key", "goapi", task_id)
+    assert "s3cret" not in stored
+    assert token not in stored
+    assert callback.body["data"]["config"]["webhook_config"] == {
+        "endpoint": "[redacted]", "secret": "[redacted]",
+    }  # fmt: skip
+    # Everything else is as sent; a retry of these bytes is still the same message.
+    assert callback.body["data"]["output"] == json.loads(raw)["data"]["output"]
+    assert dedupe_id == "goapi:" + hashlib.sha256(raw).hexdigest()
+
+
+async def test_midjourney_proxy_callbacks_are_stored_without_the_echoed_notify_hook(gateway):
+    task_id = uuid.uuid4()
+    # A fork's task, sent to a callback URL given out before (token and shared secret).
+    raw = _echoing("midjourney_proxy", "fork-webhook-in-progress.json", task_id, "s3cret")
+    response = await gateway.client.post(
+        _mj_url(task_id, secret="s3cret"), content=raw, headers=JSON
+    )
+    assert response.status_code == 200
+    [(callback, _)] = gateway.callbacks.accepted
+    stored = json.dumps(callback.body, ensure_ascii=False)
+    assert "s3cret" not in stored
+    assert webhook_token("token-key", "midjourney_proxy", task_id) not in stored
+    assert callback.body["properties"]["notifyHook"] == "[redacted]"
+    assert callback.body["imageUrl"] == json.loads(raw)["imageUrl"]
+
+
+LONG_TOKEN = "T0k3n-" * 8
+SPACED_SECRET = "s3cret-with spaces & symbols!"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # Exactly, URL-encoded, inside a URL, deep in lists: gone.
+        ({"a": SPACED_SECRET}, {"a": "[redacted]"}),
+        ({"a": "https://x/?s=s3cret-with+spaces+%26+symbols%21"}, {"a": "[redacted]"}),
+        (
+            {"a": [{"b": [f"https://x/cb?token={LONG_TOKEN}&x=1"]}]},
+            {"a": [{"b": ["[redacted]"]}]},
+        ),
+        # Ordinary values stay, numbers, nulls and keys included.
+        (
+            {"status": "completed", "n": 3, LONG_TOKEN: None},
+            {"status": "completed", "n": 3, LONG_TOKEN: None},
+        ),
+    ],
+)
+def test_scrubbing_takes_out_every_form_of_our_credentials(body, expected):
+    assert without_credentials(body, [LONG_TOKEN, SPACED_SECRET]) == expected
+
+
+def test_a_short_secret_only_goes_as_a_whole_value():
+    # A weak secret must not blank out words that happen to contain it.
+    assert without_credentials({"s": "completed", "t": "plete"}, ["plete"]) == {
+        "s": "completed", "t": "[redacted]",
+    }  # fmt: skip
 
 
 # --- Replicate: Standard Webhooks signature and per-task token ----------------------------

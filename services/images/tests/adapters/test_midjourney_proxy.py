@@ -125,7 +125,7 @@ class FakeProxy:
 def make(client: httpx.AsyncClient, url: str, api: MidjourneyProxyApi) -> MidjourneyProxyProvider:
     return MidjourneyProxyProvider(
         client, base_url=url + "/", api_secret=API_SECRET,
-        webhook_public_base_url="https://gateway.example/", webhook_secret=SECRET,
+        webhook_public_base_url="https://gateway.example/",
         webhook_token_key=TOKEN_KEY, api=api,
     )  # fmt: skip
 
@@ -185,7 +185,8 @@ async def test_imagine_sends_the_documented_request(proxy) -> None:
         "https", "gateway.example", f"/webhooks/midjourney_proxy/{req.task_id}",
     )  # fmt: skip
     query = parse_qs(hook.query)
-    assert query["secret"] == [SECRET]
+    # The proxy echoes and logs this URL: the task token alone, no shared secret.
+    assert set(query) == {"token"}
     assert verify_webhook_token(TOKEN_KEY, "midjourney_proxy", req.task_id, query["token"][0])
 
 
@@ -360,7 +361,7 @@ async def test_an_unreachable_proxy_is_transient() -> None:
     async with httpx.AsyncClient(timeout=2) as client:
         provider = MidjourneyProxyProvider(
             client, base_url="http://127.0.0.1:9", api_secret=None,
-            webhook_public_base_url="http://gw", webhook_secret=SECRET, webhook_token_key=TOKEN_KEY,
+            webhook_public_base_url="http://gw", webhook_token_key=TOKEN_KEY,
         )  # fmt: skip
         with pytest.raises(ProviderUnavailable):
             await provider.submit(request())
@@ -370,7 +371,7 @@ async def test_an_unreachable_proxy_is_transient() -> None:
 
 _PARSER = MidjourneyProxyProvider(
     httpx.AsyncClient(), base_url="http://x", api_secret=None, webhook_public_base_url="http://g",
-    webhook_secret="s", webhook_token_key="t",
+    webhook_token_key="t",
 )  # fmt: skip
 
 

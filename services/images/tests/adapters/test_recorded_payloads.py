@@ -67,8 +67,7 @@ def midjourney_proxy(client: httpx.AsyncClient) -> ImageProvider:
     # `auto`: the recorded origin task says which follow-up API the proxy has.
     return MidjourneyProxyProvider(
         client, base_url="https://mj-proxy.example", api_secret="mj",
-        webhook_public_base_url="https://imagetron.example", webhook_secret="s",
-        webhook_token_key="t",
+        webhook_public_base_url="https://imagetron.example", webhook_token_key="t",
     )  # fmt: skip
 
 

@@ -32,9 +32,9 @@ SANDBOX_FAST = {
 
 @dataclass
 class GatewayStandIn:
-    """What the gateway does with a provider callback: verify the per-task token and the
-    shared secret, then publish it on `webhooks.<provider>` (Nats-Msg-Id = hash of the
-    body). With `forward` off it only records, and the test delivers callbacks itself."""
+    """What the gateway does with a provider callback: verify the per-task token (and
+    GoAPI's shared secret), then publish it on `webhooks.<provider>` (Nats-Msg-Id = hash of
+    the body). With `forward` off it only records, and the test delivers callbacks itself."""
 
     broker: NatsBroker
     forward: bool = False
@@ -45,24 +45,22 @@ class GatewayStandIn:
 
         @app.post("/webhooks/goapi/{task_id}")
         async def receive(task_id: UUID, token: str, request: Request) -> JSONResponse:
-            secret = request.headers.get("x-webhook-secret")
-            return await self._accept("goapi", task_id, token, secret, request)
+            if not secrets_match(WEBHOOK_SECRET, request.headers.get("x-webhook-secret")):
+                return JSONResponse({"title": "Unauthorized"}, status_code=401)
+            return await self._accept("goapi", task_id, token, request)
 
+        # The proxy's callback URL carries the task token alone.
         @app.post("/webhooks/midjourney_proxy/{task_id}")
-        async def receive_proxy(
-            task_id: UUID, token: str, request: Request, secret: str | None = None
-        ) -> JSONResponse:
-            return await self._accept("midjourney_proxy", task_id, token, secret, request)
+        async def receive_proxy(task_id: UUID, token: str, request: Request) -> JSONResponse:
+            return await self._accept("midjourney_proxy", task_id, token, request)
 
         return app
 
     async def _accept(
-        self, provider: str, task_id: UUID, token: str, secret: str | None, request: Request
+        self, provider: str, task_id: UUID, token: str, request: Request
     ) -> JSONResponse:
         raw = await request.body()
-        if not verify_webhook_token(TOKEN_KEY, provider, task_id, token) or not secrets_match(
-            WEBHOOK_SECRET, secret
-        ):
+        if not verify_webhook_token(TOKEN_KEY, provider, task_id, token):
             return JSONResponse({"title": "Unauthorized"}, status_code=401)
         body = json.loads(raw)
         self.received.append({"task_id": task_id, "body": body})

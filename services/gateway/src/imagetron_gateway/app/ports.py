@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -131,6 +131,11 @@ class WebhookVerifier(Protocol):
     def verify(self, request: WebhookRequest, body: bytes) -> str:
         """Whatever covers the body (a signature), then the delivery's id: the same for
         the provider's retries of one delivery, so it is stored once."""
+        ...
+
+    def scrub(self, request: WebhookRequest, body: dict[str, Any]) -> dict[str, Any]:
+        """The body as it may be stored and published: without any credential of ours the
+        provider echoed in it (a secret, a callback URL with the task token)."""
         ...
 
 

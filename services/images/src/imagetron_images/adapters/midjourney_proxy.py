@@ -15,8 +15,9 @@ its buttons are used; otherwise `change`. Common to both: `POST {base}/mj/submit
 `{"id", "action", "status", "progress": "62%", "imageUrl", "failReason", "properties", ...}`.
 
 The proxy POSTs the whole task JSON to `notifyHook` on every change, unsigned and with no
-headers of ours, so the callback URL carries both credentials the gateway checks: the
-per-task `token` and the shared `secret` (query parameters).
+headers of ours, and echoes that URL in every body (`properties.notifyHook`) and its logs:
+so it carries the per-task `token` alone, no shared secret (the gateway checks the token and
+keeps the echoed URL out of what it stores).
 """
 
 from __future__ import annotations
@@ -121,7 +122,6 @@ class MidjourneyProxyProvider:
         base_url: str,
         api_secret: str | None,
         webhook_public_base_url: str,
-        webhook_secret: str,
         webhook_token_key: str,
         api: MidjourneyProxyApi = MidjourneyProxyApi.auto,
     ) -> None:
@@ -129,7 +129,6 @@ class MidjourneyProxyProvider:
         self._base_url = base_url.rstrip("/")
         self._api_secret = api_secret
         self._webhook_base_url = webhook_public_base_url.rstrip("/")
-        self._webhook_secret = webhook_secret
         self._webhook_token_key = webhook_token_key
         self._api = api
         # The original proxy has no cancel; a fork's stops a task that has not finished.
@@ -147,7 +146,7 @@ class MidjourneyProxyProvider:
 
     def callback_url(self, request: ProviderRequest) -> str:
         token = webhook_token(self._webhook_token_key, PROVIDER, request.task_id)
-        query = urlencode({"token": token, "secret": self._webhook_secret})
+        query = urlencode({"token": token})
         return f"{self._webhook_base_url}/webhooks/{PROVIDER}/{request.task_id}?{query}"
 
     async def submit(self, request: ProviderRequest) -> str:

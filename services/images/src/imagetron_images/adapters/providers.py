@@ -46,7 +46,6 @@ def build_providers(
             base_url=settings.midjourney_proxy_base_url,
             api_secret=mj_secret.get_secret_value() if mj_secret is not None else None,
             webhook_public_base_url=webhook_base,
-            webhook_secret=webhook_secret,
             webhook_token_key=token_key,
             api=MidjourneyProxyApi(settings.midjourney_proxy_api),
         ),

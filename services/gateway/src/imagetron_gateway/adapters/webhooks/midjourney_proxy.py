@@ -1,21 +1,17 @@
-"""midjourney-proxy: it POSTs to `notifyHook` with no header of ours, so the shared secret
-travels in the callback URL (`secret`) next to the task token."""
+"""midjourney-proxy: it POSTs the task to `notifyHook` with no header of ours and echoes
+that URL in every body (`properties.notifyHook`), so the URL carries the task token alone:
+a shared secret there would travel into the proxy's logs and database, and into every body.
+(Callback URLs given out before carried `secret` too; it is ignored.)"""
 
 from __future__ import annotations
 
-from imagetron_gateway.adapters.webhooks.schemes import TOKEN, SharedSecretVerifier
-from imagetron_gateway.app.ports import WebhookParameter
+from imagetron_gateway.adapters.webhooks.schemes import UnsignedVerifier
 from imagetron_gateway.settings import GatewaySettings
 
 
-class MidjourneyProxyVerifier(SharedSecretVerifier):
+class MidjourneyProxyVerifier(UnsignedVerifier):
     provider = "midjourney_proxy"
-    secret = WebhookParameter("query", "secret")
-    parameters = (TOKEN, secret)
 
     @classmethod
     def from_settings(cls, settings: GatewaySettings) -> MidjourneyProxyVerifier:
-        return cls(
-            token_key=settings.webhook_token_key.get_secret_value(),
-            shared_secret=settings.webhook_secret.get_secret_value(),
-        )
+        return cls(token_key=settings.webhook_token_key.get_secret_value())

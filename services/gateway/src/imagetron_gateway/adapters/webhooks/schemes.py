@@ -3,7 +3,11 @@
 Every scheme also checks our per-task token (in the callback URL the images service gave
 the provider), which binds a callback to the task it claims to be about: a signature
 covers the body, not the task id in the URL, and a shared secret is the same for every
-task. Every comparison is constant-time on bytes."""
+task. Every comparison is constant-time on bytes.
+
+Providers echo what we gave them (GoAPI its `webhook_config` with our secret and callback
+URL, midjourney-proxy its `notifyHook`): `scrub` takes every credential of ours out of a
+body before it is stored or published."""
 
 from __future__ import annotations
 
@@ -12,8 +16,9 @@ import binascii
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
-from typing import ClassVar
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any, ClassVar
+from urllib.parse import quote, quote_plus
 
 from Crypto.PublicKey.ECC import EccKey
 from Crypto.Signature import eddsa
@@ -21,11 +26,15 @@ from standardwebhooks import Webhook
 
 from imagetron_gateway.app.ports import WebhookParameter, WebhookRequest
 from imagetron_platform.errors import Unauthorized
-from imagetron_platform.webhook_tokens import secrets_match, verify_webhook_token
+from imagetron_platform.webhook_tokens import secrets_match, verify_webhook_token, webhook_token
 
 log = logging.getLogger(__name__)
 
 TOKEN = WebhookParameter("query", "token")
+REDACTED = "[redacted]"
+#: A credential this long is looked for inside strings (a URL that carries it); a shorter
+#: one only as a whole value, so that it cannot blank out ordinary words.
+_FOUND_INSIDE_FROM = 16
 #: How far a signed timestamp may be from our clock (Standard Webhooks' and fal's rule).
 TIMESTAMP_TOLERANCE_SECONDS = 300
 
@@ -52,11 +61,26 @@ class TaskTokenVerifier:
         if not verify_webhook_token(self._token_key, self.provider, request.task_id, token):
             raise reject(request, "wrong or missing task token")
 
+    def scrub(self, request: WebhookRequest, body: dict[str, Any]) -> dict[str, Any]:
+        return without_credentials(body, self.credentials(request))
 
-class SharedSecretVerifier(TaskTokenVerifier):
-    """Providers that sign nothing and echo a secret we gave them (in a header, or in the
-    callback URL). The message id is the body's hash: a retried delivery is stored once, a
-    new state (a new body) is a new message."""
+    def credentials(self, request: WebhookRequest) -> tuple[str, ...]:
+        """What of ours the provider could echo: the task's token (in its callback URL)."""
+        return (webhook_token(self._token_key, self.provider, request.task_id),)
+
+
+class UnsignedVerifier(TaskTokenVerifier):
+    """Providers that sign nothing: the per-task token is the credential. The message id is
+    the body's hash: a retried delivery is stored once, a new state (a new body) is a new
+    message."""
+
+    def verify(self, request: WebhookRequest, body: bytes) -> str:
+        return f"{self.provider}:{hashlib.sha256(body).hexdigest()}"
+
+
+class SharedSecretVerifier(UnsignedVerifier):
+    """Providers that sign nothing and send back a secret we gave them (in a header, or in
+    the callback URL), next to the task token."""
 
     #: Where the provider sends the shared secret back.
     secret: ClassVar[WebhookParameter]
@@ -72,8 +96,35 @@ class SharedSecretVerifier(TaskTokenVerifier):
         if not secret_ok:
             raise reject(request, "wrong or missing shared secret")
 
-    def verify(self, request: WebhookRequest, body: bytes) -> str:
-        return f"{self.provider}:{hashlib.sha256(body).hexdigest()}"
+    def credentials(self, request: WebhookRequest) -> tuple[str, ...]:
+        return (*super().credentials(request), self._shared_secret)
+
+
+def without_credentials(body: dict[str, Any], credentials: Collection[str]) -> dict[str, Any]:
+    """`body` with every string that carries one of `credentials` (as it is, or encoded
+    for a URL) replaced by `REDACTED`. Bodies are bounded in depth before they get here."""
+    forms = {
+        form
+        for credential in credentials
+        if credential
+        for form in (credential, quote(credential, safe=""), quote_plus(credential))
+    }
+
+    def carries(text: str) -> bool:
+        return any(
+            text == form or (len(form) >= _FOUND_INSIDE_FROM and form in text) for form in forms
+        )
+
+    def scrubbed(value: Any) -> Any:
+        if isinstance(value, str):
+            return REDACTED if carries(value) else value
+        if isinstance(value, dict):
+            return {key: scrubbed(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [scrubbed(item) for item in value]
+        return value
+
+    return {key: scrubbed(value) for key, value in body.items()}
 
 
 class StandardWebhooksVerifier(TaskTokenVerifier):

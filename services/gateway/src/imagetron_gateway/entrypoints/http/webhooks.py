@@ -6,7 +6,8 @@ need no body are checked before the body is read, then what covers the body (a s
 and nothing is written or published before every check passed. A 2xx is sent only after
 the WEBHOOKS stream acknowledged the message, so an accepted callback cannot be lost; if
 NATS is down the provider gets a 503 and retries. The message id is the verifier's delivery
-id (a signed id, or the body's hash), so a provider's retry is stored once."""
+id (a signed id, or the body's hash), so a provider's retry is stored once. What is
+published is the body without the credentials of ours the provider echoed in it."""
 
 from __future__ import annotations
 
@@ -88,7 +89,9 @@ async def _accept(ctx: Context, request: Request, provider: str, task_id: UUID) 
     verifier.check(webhook)
     raw = await _read_limited(request, ctx.settings.webhook_max_bytes)
     delivery_id = verifier.verify(webhook, raw)
-    body = _json_object(raw)
+    # Providers echo our credentials (a secret, the callback URL with its token): they
+    # are not kept in what is stored.
+    body = verifier.scrub(webhook, _json_object(raw))
     callback = ProviderCallback(provider=provider, task_id=task_id, received_at=utcnow(), body=body)
     try:
         await ctx.callbacks.accept(callback, delivery_id)
