@@ -111,6 +111,18 @@ async def imagine(world: Any, providers: dict[str, Any], attempt: int = 1, last:
     return world.uow.task(task.id)
 
 
+async def persist_all(world: Any, found: list[Any], s3_store: S3ImageStore) -> None:
+    """Run each image's persistence job: staged URLs from S3, others through the downloader."""
+    downloader = StagedOrRemoteDownloader(s3_store, world.downloader)
+    for image in found:
+        await images.persist_image(
+            PersistImageJob(image_id=image.id, owner_id=image.owner_id),
+            Delivery(f"persist-{image.id}"),
+            world.uow, downloader, PillowImageInspector(max_pixels=10_000), s3_store,
+            PillowThumbnailer(max_pixels=10_000),
+        )  # fmt: skip
+
+
 async def test_an_imagine_is_generated_staged_and_persisted(world, openai, s3_store) -> None:
     provider, _ = openai
     task = await imagine(world, {"openai": provider})
@@ -121,14 +133,7 @@ async def test_an_imagine_is_generated_staged_and_persisted(world, openai, s3_st
         i.source_url.startswith(f"staged://staging/{task.owner_id}/{task.id}/") for i in found
     )
 
-    downloader = StagedOrRemoteDownloader(s3_store, world.downloader)
-    for image in found:
-        await images.persist_image(
-            PersistImageJob(image_id=image.id, owner_id=image.owner_id),
-            Delivery(f"persist-{image.id}"),
-            world.uow, downloader, PillowImageInspector(max_pixels=10_000), s3_store,
-            PillowThumbnailer(max_pixels=10_000),
-        )  # fmt: skip
+    await persist_all(world, found, s3_store)
     stored = world.uow.images_of(task.id)
     assert [i.sha256 for i in stored] == [hashlib.sha256(f).hexdigest() for f in FILES]
     assert [(i.width, i.height, i.content_type) for i in stored] == [(48, 32, "image/png")] * 4
@@ -170,14 +175,7 @@ async def test_a_server_that_answers_urls_has_them_persisted_like_any_providers(
     found = world.uow.images_of(task.id)
     assert [i.source_url for i in found] == urls
     world.downloader.files.update(dict(zip(urls, FILES[:2], strict=True)))
-    downloader = StagedOrRemoteDownloader(s3_store, world.downloader)
-    for image in found:
-        await images.persist_image(
-            PersistImageJob(image_id=image.id, owner_id=image.owner_id),
-            Delivery(f"persist-{image.id}"),
-            world.uow, downloader, PillowImageInspector(max_pixels=10_000), s3_store,
-            PillowThumbnailer(max_pixels=10_000),
-        )  # fmt: skip
+    await persist_all(world, found, s3_store)
     assert world.downloader.requested == urls
     stored = world.uow.images_of(task.id)
     assert [i.sha256 for i in stored] == [hashlib.sha256(f).hexdigest() for f in FILES[:2]]
