@@ -22,5 +22,7 @@ lint: bootstrap
 contracts: bootstrap
 	$(UV) run python contracts/generate.py
 
+# Coverage of statements and branches, the services' and the sandbox's child processes
+# included (pyproject.toml: [tool.coverage]).
 test: lint
-	$(UV) run pytest
+	$(UV) run pytest --cov --cov-report=term:skip-covered

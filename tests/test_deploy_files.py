@@ -23,10 +23,12 @@ from pydantic_settings import BaseSettings
 
 from imagetron.stack import EmbeddedStack, StackPorts
 from imagetron_gateway.settings import GatewaySettings
+from imagetron_images import metrics as images_metrics
 from imagetron_images.settings import ImagesSettings
 from imagetron_notifier import metrics as notifier_metrics
 from imagetron_notifier.settings import NotifierSettings
 from imagetron_platform import metrics as platform_metrics
+from imagetron_prompts.adapters import llm as prompts_llm
 from imagetron_prompts.settings import PromptsSettings
 from imagetron_publisher import metrics as publisher_metrics
 from imagetron_publisher.settings import PublisherSettings
@@ -295,6 +297,8 @@ def known_metric_names() -> set[str]:
     metrics) and FastStream's Prometheus middleware, built on a registry of its own."""
     assert notifier_metrics.OPEN_CONNECTIONS is not None  # registers the notifier's metrics
     assert publisher_metrics.UPLOADS is not None  # and the publisher's
+    assert images_metrics.TASKS is not None  # the images service's census
+    assert prompts_llm.LLM_CALLS is not None  # and the language model's calls and tokens
     faststream = CollectorRegistry()
     MetricsContainer(faststream, custom_label_names=[])
     suffixes = {
@@ -339,6 +343,11 @@ def test_metric_names_exist() -> None:
         "imagetron_http_requests_total",
         "imagetron_sse_delivery_lag_seconds_bucket",
         "faststream_received_messages_total",
+        "imagetron_tasks",
+        "imagetron_tasks_waiting",
+        "imagetron_images",
+        "imagetron_llm_calls_total",
+        "imagetron_llm_tokens_total",
     } <= known
     queries = [*dashboard_queries(), *alert_queries()]
     assert len(queries) > 30

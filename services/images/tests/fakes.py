@@ -75,6 +75,15 @@ class FakeTaskRepository:
             for t in self._state.tasks.values()
         )  # fmt: skip
 
+    async def count_by_state(self) -> tuple[dict[tuple[str, TaskStatus], int], dict[str, int]]:
+        by_state: dict[tuple[str, TaskStatus], int] = {}
+        waiting: dict[str, int] = {}
+        for t in self._state.tasks.values():
+            by_state[(t.provider, t.status)] = by_state.get((t.provider, t.status), 0) + 1
+            if t.is_waiting_for_a_slot:
+                waiting[t.provider] = waiting.get(t.provider, 0) + 1
+        return by_state, waiting
+
     async def claim_awaiting_provider(
         self, *, quiet_since: datetime, now: datetime, limit: int
     ) -> Sequence[GenerationTask]:
@@ -126,6 +135,13 @@ class FakeImageRepository:
 
     async def get_for_update(self, owner_id: UUID, image_id: UUID) -> Image | None:
         return await self.get(owner_id, image_id)
+
+    async def count_by_state(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for i in self._state.images.values():
+            state = "stored" if i.is_persisted else "failed" if i.error is not None else "pending"
+            counts[state] = counts.get(state, 0) + 1
+        return counts
 
     async def update(self, image: Image) -> None:
         assert image.id in self._state.images

@@ -16,10 +16,13 @@ from sqlalchemy import text
 
 from imagetron_contracts.models.images import ImageKind, ProcessMode, TaskStatus
 from imagetron_images.adapters.unit_of_work import ImagesUnitOfWork
+from imagetron_images.app.census import take_census
 from imagetron_images.app.ports import ImagePageKey, UnitOfWork
 from imagetron_images.domain import GenerationTask, Image
+from imagetron_images.metrics import record
 from imagetron_images.migrations import upgrade
 from imagetron_platform.db import make_engine, make_session_factory
+from imagetron_platform.metrics import REGISTRY
 from imagetron_platform.pagination import PageKey
 
 from .fakes import FakeUnitOfWork
@@ -222,3 +225,32 @@ async def test_images_list_newest_task_first_then_by_index_in_pages(new_uow):
     assert await pages(kind=ImageKind.grid) == [i.id for i in order if i.index == 0]
     assert await pages(is_persisted=True) == [i.id for i in order if i.is_persisted]
     assert await pages(task_id=later.id) == [i.id for i in order if i.task_id == later.id]
+
+
+async def test_the_census_counts_tasks_by_provider_and_state_and_images_by_state(new_uow):
+    grid = task(status=TaskStatus.completed)
+    tasks = [task(), task(), task(dispatched=True), task("replicate", status=TaskStatus.failed)]
+    await store(new_uow, grid, *tasks)
+    shots = [image(grid, i, persisted=i < 3) for i in range(5)]
+    shots[3].error = "the download was refused"
+    async with new_uow() as uow:
+        await uow.images.add(shots)
+        await uow.commit()
+    census = await take_census(new_uow())
+    assert census.tasks == {
+        ("goapi", TaskStatus.pending): 3,
+        ("goapi", TaskStatus.completed): 1,
+        ("replicate", TaskStatus.failed): 1,
+    }
+    assert census.waiting == {"goapi": 2}
+    assert census.images == {"stored": 3, "failed": 1, "pending": 1}
+
+    record(census, ["goapi", "openai"])
+    assert sample("imagetron_tasks", provider="goapi", state="pending") == 3
+    assert sample("imagetron_tasks", provider="openai", state="completed") == 0
+    assert sample("imagetron_tasks_waiting", provider="goapi") == 2
+    assert sample("imagetron_images", state="failed") == 1
+
+
+def sample(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)

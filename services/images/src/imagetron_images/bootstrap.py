@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from faststream.nats import NatsBroker
 from minio import Minio
 
+from imagetron_images import metrics
 from imagetron_images.adapters.downloads import (
     SafeImageDownloader,
     SystemResolver,
@@ -21,6 +22,7 @@ from imagetron_images.adapters.staging import StagedOrRemoteDownloader
 from imagetron_images.adapters.storage import S3ImageStore
 from imagetron_images.adapters.tables import inbox, outbox
 from imagetron_images.adapters.unit_of_work import ImagesUnitOfWork
+from imagetron_images.app.census import take_census
 from imagetron_images.app.dependencies import Dependencies
 from imagetron_images.app.dispatch import dispatch_all
 from imagetron_images.app.reconciliation import reconcile_quiet_tasks
@@ -142,6 +144,10 @@ def create_app(settings: ImagesSettings | None = None) -> FastAPI:
         # Slots that finished tasks freed go to waiting tasks, oldest first, per provider.
         await dispatch_all(deps.new_uow(), list(deps.providers), deps.max_in_flight)
 
+    async def census() -> None:
+        metrics.record(await take_census(deps.new_uow()), list(deps.providers))
+
+    lifecycle.every("census", settings.census_interval_seconds, census)
     lifecycle.every("reconciliation", settings.reconcile_interval_seconds, reconcile)
     lifecycle.every("dispatch", settings.dispatch_interval_seconds, dispatch)
     lifecycle.check("s3", runtime.store.ping)

@@ -76,6 +76,9 @@ class ImagesSettings(DatabaseSettings):
     # order, dispatched as slots free up (checked every `dispatch_interval_seconds`).
     max_in_flight_per_provider: int = Field(default=10, ge=1, le=10_000)
     dispatch_interval_seconds: float = Field(default=1.0, gt=0)
+    # How often the domain metrics (tasks by provider and state, the dispatch queue, images
+    # by state) are counted from the database.
+    census_interval_seconds: float = Field(default=15.0, gt=0)
 
     # Lost webhooks: a submitted or processing task with no news for this long is fetched
     # from its provider (and again after each further quiet period), checked every

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Row, and_, func, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, Row, and_, case, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagetron_contracts.models.images import (
@@ -116,6 +116,20 @@ class SqlTaskRepository:
         )
         return int((await self._session.execute(ahead)).scalar_one()) + 1
 
+    async def count_by_state(self) -> tuple[dict[tuple[str, TaskStatus], int], dict[str, int]]:
+        c = tasks.c
+        waiting = and_(c.status == TaskStatus.pending.value, c.dispatched_at.is_(None))
+        query = select(c.provider, c.status, func.count(), func.count().filter(waiting)).group_by(
+            c.provider, c.status
+        )
+        by_state: dict[tuple[str, TaskStatus], int] = {}
+        by_provider: dict[str, int] = {}
+        for provider, status, count, waiting_count in await self._session.execute(query):
+            by_state[(provider, TaskStatus(status))] = count
+            if waiting_count:
+                by_provider[provider] = by_provider.get(provider, 0) + waiting_count
+        return by_state, by_provider
+
     async def list(
         self,
         owner_id: UUID,
@@ -144,6 +158,12 @@ class SqlTaskRepository:
 class SqlImageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+
+    async def count_by_state(self) -> dict[str, int]:
+        c = images.c
+        state = case((c.is_persisted, "stored"), (c.error.is_not(None), "failed"), else_="pending")
+        query = select(state, func.count()).group_by(state)
+        return {name: count for name, count in await self._session.execute(query)}
 
     async def add(self, new_images: Sequence[Image]) -> None:
         if new_images:

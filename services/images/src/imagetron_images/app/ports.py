@@ -117,6 +117,10 @@ class TaskRepository(Protocol):
         """1 + how many of its provider's waiting tasks are ahead of `task`."""
         ...
 
+    async def count_by_state(self) -> tuple[dict[tuple[str, TaskStatus], int], dict[str, int]]:
+        """Every owner's tasks by (provider, status), and the waiting ones by provider."""
+        ...
+
     async def list(
         self,
         owner_id: UUID,
@@ -129,6 +133,10 @@ class TaskRepository(Protocol):
 
 
 class ImageRepository(Protocol):
+    async def count_by_state(self) -> dict[str, int]:
+        """Every owner's images: stored, failed (not stored, with an error) or pending."""
+        ...
+
     async def add(self, images: Sequence[Image]) -> None: ...
 
     async def get(self, owner_id: UUID, image_id: UUID) -> Image | None: ...
