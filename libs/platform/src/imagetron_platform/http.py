@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+from dataclasses import dataclass
 from collections.abc import Awaitable, Callable, Mapping
 
 from asgi_correlation_id import CorrelationIdMiddleware
@@ -20,6 +22,8 @@ from imagetron_contracts.models.common import FieldError
 from imagetron_platform import metrics
 from imagetron_platform.errors import (
     InvalidRequest,
+    NotFound,
+    Unauthorized,
     PayloadTooLarge,
     ProblemError,
     ServiceUnavailable,
@@ -159,8 +163,20 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+@dataclass(frozen=True)
+class MetricsAccess:
+    """Who may read `/metrics`: with `token`, only `Authorization: Bearer <token>`; with
+    `served` False (a public listener without a token), nobody: 404."""
+
+    token: str | None = None
+    served: bool = True
+
+
 def install_platform(
-    app: FastAPI, service: str, readiness: Mapping[str, ReadinessCheck] | None = None
+    app: FastAPI,
+    service: str,
+    readiness: Mapping[str, ReadinessCheck] | None = None,
+    metrics_access: MetricsAccess = MetricsAccess(),  # noqa: B008 - immutable
 ) -> None:
     """Error rendering, correlation ids, HTTP metrics and the operational endpoints."""
     app.add_exception_handler(ProblemError, _on_problem)
@@ -192,5 +208,14 @@ def install_platform(
         )
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics_endpoint() -> Response:
+    async def metrics_endpoint(request: Request) -> Response:
+        if not metrics_access.served:
+            raise NotFound("Not found.")
+        if metrics_access.token is not None:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            expected = metrics_access.token.encode()
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                expected, given.strip().encode("utf-8", "surrogateescape")
+            ):
+                raise Unauthorized("Send the metrics token: `Authorization: Bearer <token>`.")
         return metrics.render()

@@ -35,7 +35,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from imagetron_platform.db import make_engine, make_session_factory, ping
-from imagetron_platform.http import ReadinessCheck, install_platform
+from imagetron_platform.http import MetricsAccess, ReadinessCheck, install_platform
 from imagetron_platform.outbox import OutboxRelay
 from imagetron_platform.settings import DatabaseSettings
 
@@ -179,7 +179,13 @@ class ServiceLifecycle:
             log.info("%s service stopping", self.service)
         log.info("%s service stopped", self.service)
 
-    def app(self, *, title: str, state: StateFactory | None = None) -> FastAPI:
+    def app(
+        self,
+        *,
+        title: str,
+        state: StateFactory | None = None,
+        metrics_access: MetricsAccess = MetricsAccess(),  # noqa: B008 - immutable
+    ) -> FastAPI:
         """The service's FastAPI app: the platform's endpoints, and a lifespan that runs
         this sequence and then enters `state` (yielded as the lifespan state)."""
 
@@ -193,7 +199,11 @@ class ServiceLifecycle:
                         yield values
 
         return service_app(
-            self.service, title=title, lifespan=lifespan_state, readiness=self.readiness
+            self.service,
+            title=title,
+            lifespan=lifespan_state,
+            readiness=self.readiness,
+            metrics_access=metrics_access,
         )
 
     async def _nats_ready(self) -> None:
@@ -207,6 +217,7 @@ def service_app(
     title: str,
     lifespan: StateFactory,
     readiness: Mapping[str, ReadinessCheck],
+    metrics_access: MetricsAccess = MetricsAccess(),  # noqa: B008 - immutable
 ) -> FastAPI:
     """A FastAPI app whose lifespan is `lifespan()` (its value becomes the typed lifespan
     state) with the platform's endpoints. Services' own documents are not served: the
@@ -220,7 +231,7 @@ def service_app(
     app = FastAPI(
         title=title, lifespan=app_lifespan, openapi_url=None, docs_url=None, redoc_url=None
     )
-    install_platform(app, service, readiness=readiness)
+    install_platform(app, service, readiness=readiness, metrics_access=metrics_access)
     return app
 
 

@@ -2,8 +2,34 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import re
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from imagetron_platform.http import MetricsAccess
+
+#: Where the example and default secrets may be used: a laptop (`imagetron up`, compose).
+LOCAL_ENVIRONMENTS = frozenset({"local", "compose", "test"})
+#: How the deploy files' placeholders and the code's defaults read.
+_EXAMPLE = re.compile(r"change-?me|example", re.IGNORECASE)
+
+
+def example_secrets(settings: BaseSettings) -> list[str]:
+    """The settings (as environment variables) whose value is a placeholder: the default in
+    the code, or a value marked EXAMPLE / change-me as in the deploy files."""
+    found = []
+    for name, field in type(settings).model_fields.items():
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            secret = value.get_secret_value()
+            default = field.default
+            is_default = isinstance(default, SecretStr) and default.get_secret_value() == secret
+            if secret and (is_default or _EXAMPLE.search(secret)):
+                found.append(f"IMAGETRON_{name.upper()}")
+        elif name.endswith("_url") and isinstance(value, str) and _EXAMPLE.search(value):
+            found.append(f"IMAGETRON_{name.upper()}")
+    return found
 
 
 class ServiceSettings(BaseSettings):
@@ -25,6 +51,32 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    #: When set, `/metrics` answers only `Authorization: Bearer <token>` (Prometheus's
+    #: `authorization` setting). Unset outside a local environment, `/metrics` is not served
+    #: on a public listener (the gateway's): see `metrics_public`.
+    metrics_token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _no_example_secrets_outside_a_laptop(self) -> ServiceSettings:
+        if self.environment not in LOCAL_ENVIRONMENTS:
+            placeholders = example_secrets(self)
+            if placeholders:
+                raise ValueError(
+                    f"IMAGETRON_ENVIRONMENT={self.environment} but {', '.join(placeholders)} "
+                    "still hold example or default values: set real secrets (e.g. `openssl "
+                    "rand -base64 32`), or IMAGETRON_ENVIRONMENT=local on a laptop."
+                )
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        return self.environment in LOCAL_ENVIRONMENTS
+
+    def metrics_access(self, *, public: bool) -> MetricsAccess:
+        """A service whose listener is public (gateway, notifier) serves `/metrics` outside
+        a laptop only with `metrics_token`; any service checks the token when it is set."""
+        token = self.metrics_token.get_secret_value() if self.metrics_token else None
+        return MetricsAccess(token=token, served=not public or self.is_local or token is not None)
 
 
 class DatabaseSettings(ServiceSettings):

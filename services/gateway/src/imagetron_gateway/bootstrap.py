@@ -11,10 +11,10 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from faststream.nats import NatsBroker
 from starlette.middleware import Middleware
+from starlette.staticfiles import StaticFiles
 
 from imagetron_gateway.adapters.callbacks import JetStreamCallbackSink
 from imagetron_gateway.adapters.identity import SqlIdentityUnitOfWork
@@ -122,7 +122,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 )
             )
 
-    return api_app(lifecycle.app(title="Imagetron API", state=state))
+    return api_app(
+        lifecycle.app(
+            title="Imagetron API", state=state, metrics_access=settings.metrics_access(public=True)
+        )
+    )
 
 
 def rate_limits(settings: GatewaySettings) -> RequestRateLimits:
@@ -132,6 +136,22 @@ def rate_limits(settings: GatewaySettings) -> RequestRateLimits:
         pictures_per_key=settings.rate_limit_pictures_per_key,
         window_seconds=settings.rate_limit_window_seconds,
     )
+
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Imagetron API</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/docs/assets/init.js"></script>
+</body>
+</html>
+"""
 
 
 def api_app(app: FastAPI) -> FastAPI:
@@ -174,7 +194,14 @@ def api_app(app: FastAPI) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="Imagetron API")
+        return HTMLResponse(DOCS_PAGE)
+
+    # Vendored (swagger_ui/README.md): no CDN, and nothing inline for the page policy.
+    app.mount(
+        "/docs/assets",
+        StaticFiles(packages=[("imagetron_gateway", "swagger_ui")]),
+        name="docs-assets",
+    )
 
     # The studio, on the same origin as the API and the event stream.
     app.include_router(studio.router)

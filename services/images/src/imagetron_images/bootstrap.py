@@ -151,4 +151,6 @@ def create_app(settings: ImagesSettings | None = None) -> FastAPI:
     lifecycle.every("reconciliation", settings.reconcile_interval_seconds, reconcile)
     lifecycle.every("dispatch", settings.dispatch_interval_seconds, dispatch)
     lifecycle.check("s3", runtime.store.ping)
-    return lifecycle.app(title="Imagetron images (operations)")
+    return lifecycle.app(
+        title="Imagetron images (operations)", metrics_access=settings.metrics_access(public=False)
+    )

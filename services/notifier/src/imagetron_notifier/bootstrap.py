@@ -52,6 +52,8 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             await revoked.stop()
             await hub.stop()
 
-    app = lifecycle.app(title="Imagetron notifier", state=state)
+    app = lifecycle.app(
+        title="Imagetron notifier", state=state, metrics_access=settings.metrics_access(public=True)
+    )
     app.include_router(sse.router)
     return app

@@ -86,4 +86,6 @@ def create_app(settings: PromptsSettings) -> FastAPI:
             await asyncio.to_thread(migrations.upgrade, settings.database_url)
 
         runtime.lifecycle.before_connect(migrate)
-    return runtime.lifecycle.app(title="Imagetron prompts")
+    return runtime.lifecycle.app(
+        title="Imagetron prompts", metrics_access=settings.metrics_access(public=False)
+    )

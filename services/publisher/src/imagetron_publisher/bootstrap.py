@@ -148,4 +148,7 @@ def create_app(settings: PublisherSettings | None = None) -> FastAPI:
 
     runtime.lifecycle.every("delivery-backlog", 15.0, backlog)
     runtime.lifecycle.check("s3", runtime.store.ping)
-    return runtime.lifecycle.app(title="Imagetron publisher (operations)")
+    return runtime.lifecycle.app(
+        title="Imagetron publisher (operations)",
+        metrics_access=settings.metrics_access(public=False),
+    )
