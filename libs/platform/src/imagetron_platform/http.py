@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from dataclasses import dataclass
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI, Request
@@ -23,10 +23,10 @@ from imagetron_platform import metrics
 from imagetron_platform.errors import (
     InvalidRequest,
     NotFound,
-    Unauthorized,
     PayloadTooLarge,
     ProblemError,
     ServiceUnavailable,
+    Unauthorized,
 )
 from imagetron_platform.outages import dependency_outage
 
@@ -176,7 +176,7 @@ def install_platform(
     app: FastAPI,
     service: str,
     readiness: Mapping[str, ReadinessCheck] | None = None,
-    metrics_access: MetricsAccess = MetricsAccess(),  # noqa: B008 - immutable
+    metrics_access: MetricsAccess = MetricsAccess(),
 ) -> None:
     """Error rendering, correlation ids, HTTP metrics and the operational endpoints."""
     app.add_exception_handler(ProblemError, _on_problem)
