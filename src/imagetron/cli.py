@@ -12,11 +12,18 @@ from typing import Annotated, Any
 
 import typer
 
+from imagetron.client.commands import register as register_client_commands
 from imagetron.servers import ServerError
 from imagetron.stack import EmbeddedStack, StackPorts
 
 app = typer.Typer(
     help="Imagetron: from an idea to stored AI images, live in the browser.",
+    epilog=(
+        "Client commands exit with 0 when done, 1 when the API refused the request (its "
+        "detail is printed), 2 for a wrong command line, 3 when not logged in or the key is "
+        "not valid, 4 when the work ended without its result (failed, cancelled, an image "
+        "not stored), 5 when Imagetron is unreachable, unavailable or too slow."
+    ),
     no_args_is_help=True,
     add_completion=False,
 )
@@ -31,6 +38,9 @@ def _port(what: str) -> Any:
 @app.callback()
 def _root() -> None:
     """Imagetron's command line."""
+
+
+register_client_commands(app)
 
 
 @app.command()

@@ -25,7 +25,6 @@ from typing import Self
 
 import asyncssh
 
-from imagetron import provision
 from imagetron.servers import (
     LOCALHOST,
     InfraStack,
@@ -282,6 +281,10 @@ class EmbeddedStack:
         started = time.monotonic()
         try:
             self.infra.start()
+            # Imported here: migrations and the broker are heavy, and the `imagetron`
+            # command's client commands import this module for nothing else.
+            from imagetron import provision
+
             provision.migrate(self.infra.postgres.dsn)
             asyncio.run(provision.provision(self.infra.nats.url))
             self._start_apps()

@@ -1,0 +1,224 @@
+"""The public REST API and event stream, as the terminal client calls them."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+import httpx
+from httpx_sse import SSEError, connect_sse
+
+
+class ExitCode(IntEnum):
+    """What `imagetron`'s client commands exit with (docs/terminal.md)."""
+
+    OK = 0
+    #: The API refused the request (422, 404, 409, …): its `detail` says why.
+    REFUSED = 1
+    #: The command line itself was wrong (click's own code).
+    USAGE = 2
+    #: No credentials, or the API key is not (or no longer) valid.
+    NOT_SIGNED_IN = 3
+    #: The work ended without its result: the task failed or was cancelled, or an image
+    #: could not be stored.
+    NOT_DONE = 4
+    #: Imagetron could not be reached, was unavailable or too slow (5xx, 429, timeouts).
+    UNAVAILABLE = 5
+
+
+class ClientError(Exception):
+    def __init__(self, message: str, code: ExitCode) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ApiProblem(ClientError):
+    """An RFC 9457 problem document from the API."""
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail or title, _code_of(status))
+        self.status = status
+        self.title = title
+        self.detail = detail
+
+
+def _code_of(status: int) -> ExitCode:
+    if status in (401, 403):
+        return ExitCode.NOT_SIGNED_IN
+    if status == 429 or status >= 500:
+        return ExitCode.UNAVAILABLE
+    return ExitCode.REFUSED
+
+
+def problem_of(response: httpx.Response) -> ApiProblem:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    detail = str(body.get("detail") or f"Imagetron answered {response.status_code}.")
+    title = str(body.get("title") or response.reason_phrase)
+    return ApiProblem(response.status_code, title, detail)
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    type: str
+    data: dict[str, Any]
+
+
+#: Reconnection delays of the event stream (seconds), the last one repeated.
+RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 5.0)
+
+
+class Api:
+    def __init__(self, url: str, api_key: str, *, timeout: float = 130.0) -> None:
+        # Calls that wait for the language model may take up to the gateway's LLM timeout.
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+            timeout=httpx.Timeout(timeout, connect=10.0),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.request(
+                method, path, json=body, params=query or None, headers=_json_header(body)
+            )
+        except httpx.TimeoutException as exc:
+            raise ClientError(
+                f"Imagetron did not answer in time ({exc!r}).", ExitCode.UNAVAILABLE
+            ) from exc
+        except httpx.TransportError as exc:
+            raise ClientError(
+                f"Imagetron cannot be reached at {self.url} ({exc}). Is it running?",
+                ExitCode.UNAVAILABLE,
+            ) from exc
+        if response.status_code >= 400:
+            raise problem_of(response)
+        return None if response.status_code == 204 else response.json()
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.call("GET", path, params=params)
+
+    def post(self, path: str, body: Any = None) -> Any:
+        return self.call("POST", path, body=body)
+
+    def put(self, path: str, body: Any) -> Any:
+        return self.call("PUT", path, body=body)
+
+    def pages(self, path: str, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every item of a paged list, page after page."""
+        cursor = None
+        while True:
+            page = self.get(path, **params, cursor=cursor)
+            yield from page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def download(self, path: str, write: Callable[[bytes], None]) -> None:
+        try:
+            with self._http.stream("GET", path) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise problem_of(response)
+                for chunk in response.iter_bytes():
+                    write(chunk)
+        except httpx.TransportError as exc:
+            raise ClientError(
+                f"The download of {path} broke off: {exc}", ExitCode.UNAVAILABLE
+            ) from exc
+
+    def events(
+        self,
+        *,
+        params: Mapping[str, str] | None = None,
+        after: int | None = None,
+        on_connected: Callable[[], None] | None = None,
+        on_reconnecting: Callable[[str], None] | None = None,
+        deadline: float | None = None,
+    ) -> Iterator[Event]:
+        """The caller's events, for ever (or until `deadline`, a `time.monotonic()` value).
+
+        When the stream drops or Imagetron is briefly unavailable, it reconnects by itself
+        with `Last-Event-ID`, so every event arrives once, in order. `on_connected` runs
+        once, as soon as the first connection is established (nothing after that moment can
+        be missed)."""
+        last = after
+        attempt = 0
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if last is not None:
+                headers["Last-Event-ID"] = str(last)
+            try:
+                with connect_sse(
+                    self._http,
+                    "GET",
+                    "/api/v1/events",
+                    params=dict(params or {}),
+                    headers=headers,
+                    timeout=httpx.Timeout(10.0, read=_read_timeout(deadline)),
+                ) as source:
+                    if source.response.status_code != 200:
+                        source.response.read()
+                        problem = problem_of(source.response)
+                        if problem.code is not ExitCode.UNAVAILABLE:
+                            raise problem
+                        raise _Retry(problem.detail)
+                    attempt = 0
+                    if on_connected is not None:
+                        on_connected()
+                        on_connected = None
+                    for sse in source.iter_sse():
+                        if not sse.id or not sse.event or sse.event == "message":
+                            continue
+                        last = int(sse.id)
+                        yield Event(last, sse.event, json.loads(sse.data) if sse.data else {})
+                    raise _Retry("the event stream ended")
+            except (_Retry, httpx.TransportError, SSEError) as exc:
+                reason = str(exc) or type(exc).__name__
+            if deadline is not None and time.monotonic() > deadline:
+                raise ClientError("Gave up waiting for events.", ExitCode.UNAVAILABLE)
+            if on_reconnecting is not None:
+                on_reconnecting(reason)
+            time.sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
+            attempt += 1
+
+
+class _Retry(Exception):
+    pass
+
+
+def _json_header(body: Any) -> dict[str, str]:
+    return {"Content-Type": "application/json"} if body is not None else {}
+
+
+def _read_timeout(deadline: float | None) -> float:
+    # Heartbeats come every ~15 s: a minute of silence means the connection is dead.
+    left = 60.0 if deadline is None else deadline - time.monotonic()
+    return max(1.0, min(60.0, left))
