@@ -23,8 +23,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import asyncssh
-
 from imagetron.servers import (
     LOCALHOST,
     InfraStack,
@@ -90,6 +88,8 @@ class StackSecrets:
 def agency_host_key(directory: Path, port: int) -> tuple[Path, str]:
     """The sandbox agency's SFTP host key (made on the first start, then kept) and the
     known_hosts line the publisher verifies it with."""
+    import asyncssh  # only when a stack starts: the `imagetron` client commands need none
+
     path = directory / "agency_host_key"
     if path.exists():
         key = asyncssh.read_private_key(path)
