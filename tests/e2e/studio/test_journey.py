@@ -1,7 +1,8 @@
 """The studio as an artist uses it, in a real Chromium on the embedded stack: from signing
 in with a key, through a brief, subjects and prompts, to a grid, an upscale that is stored,
-the gallery, and signing out. Every screen is photographed at 1280x800 and 390x844, must
-not be blank or broken, and passes axe-core without serious violations."""
+its publication uploaded to the (sandbox's) stock agency, the gallery, and signing out.
+Every screen is photographed at 1280x800 and 390x844, must not be blank or broken, and
+passes axe-core without serious violations."""
 
 from __future__ import annotations
 
@@ -102,6 +103,45 @@ async def test_from_a_brief_to_a_stored_upscale_and_every_screen_at_both_sizes(s
         ]
     assert (upscale["kind"], upscale["index"], upscale["is_persisted"]) == ("upscale", 2, True)
 
+    # 6. Publication: readiness, the agency account, metadata linted as it is edited,
+    #    publish, and the status moving live to the upload at the (sandbox's) agency.
+    await page.get_by_role("link", name="Publish").last.click()
+    # 2048 px wide at 3:2 is under Adobe's 4 megapixels: the readiness says so, and how.
+    await expect(page.get_by_text("below Adobe Stock's 4 MP")).to_be_visible(timeout=15_000)
+    await page.get_by_role("radio", name="2×").click()
+    await expect(page.get_by_text("Ready for Adobe Stock")).to_be_visible()
+    await page.get_by_role("button", name="Set up").click()
+    await page.get_by_label("SFTP user").fill(f"studio-{upscale['id'][:8]}")
+    await page.get_by_label("SFTP password").fill("sandbox")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.get_by_text("Uploads go to")).to_be_visible()
+    await page.get_by_label("Upload as soon as its metadata is ready").uncheck()
+    await studio.check(page, "10-publish-new")
+    await page.get_by_role("button", name="Create publication").click()
+    editor = page.locator(".publication-editor")
+    await expect(editor).to_have_attribute("data-status", "ready", timeout=30_000)
+    title = page.get_by_label("Title")
+    await expect(title).not_to_have_value("")
+    await title.fill("Pear, linen and morning light")
+    await expect(page.get_by_text("titles cannot contain commas")).to_be_visible()
+    await page.get_by_label("Add keywords").fill("still life,")
+    await expect(page.locator(".keywords li", has_text="still life")).to_be_visible()
+    await page.get_by_role("button", name="Save").click()
+    await expect(editor).to_have_attribute("data-status", "blocked")
+    await expect(page.locator(".findings")).to_contain_text("comma")
+    await studio.check(page, "11-publish-editor")
+    await title.fill("Pear on linen in morning light")
+    await page.get_by_role("button", name="Save").click()
+    await expect(editor).to_have_attribute("data-status", "ready")
+    await page.get_by_role("button", name="Publish", exact=True).click()
+    await expect(editor).to_have_attribute("data-status", "uploaded", timeout=60_000)
+    await expect(page.locator(".stepper [aria-current=step]")).to_have_text("uploaded")
+    shots["publication"] = page.url
+    await page.get_by_role("link", name="Publications").click()
+    row = page.locator(".publication-row").first
+    await expect(row).to_have_attribute("data-status", "uploaded")
+    await studio.check(page, "12-publish")
+
     # 5. Gallery: thumbnails only, until one is opened at full size.
     before = len(page.watch.requests)
     await nav.get_by_role("link", name="Gallery").click()
@@ -133,12 +173,15 @@ async def test_from_a_brief_to_a_stored_upscale_and_every_screen_at_both_sizes(s
         ("06-task-grid", shots["grid"]),
         ("07-task-upscale", shots["upscale"]),
         ("08-gallery", "/#/gallery"),
+        ("11-publish-editor", shots["publication"]),
+        ("12-publish", "/#/publish"),
     ):
         await phone.goto(route if route.startswith("http") else studio.url + route)
         await phone.locator("[data-live=live]").wait_for()
         await phone.locator("main .state-loading").first.wait_for(state="detached")
         await phone.evaluate(VISIBLE_IMAGES_DECODED)
         await studio.check(phone, name)
+    await phone.goto(studio.url + "/#/gallery")
     await phone.locator(".tile button").first.click()
     phone_viewer = phone.get_by_role("dialog").locator("img")
     await phone.wait_for_function(LOADED, arg=await phone_viewer.element_handle())

@@ -19,7 +19,7 @@ async def test_live_cards_resume_after_the_notifier_is_killed_mid_generation(sta
     key = await studio.new_user("resume")
     page = await studio.page()
     # While the notifier is down the browser's reconnections are refused (503): expected.
-    page.watch.expected_statuses.add(503)
+    page.watch.expected.append((503, "/api/v1/events"))
     await studio.sign_in(page, key)
     await page.goto(studio.url + "/#/create")
     await page.evaluate("window.sameDocument = true")
@@ -32,13 +32,13 @@ async def test_live_cards_resume_after_the_notifier_is_killed_mid_generation(sta
     card = page.locator(".task-card").first
     await expect(card).to_have_attribute("data-status", "submitted", timeout=15_000)
     task_id = await card.get_attribute("data-task-id")
-    await studio.check(page, "10-create-live", axe=False)
+    await studio.check(page, "13-create-live", axe=False)
 
     notifier = stack.apps["notifier"]
     os.kill(notifier.pid, signal.SIGKILL)
     await expect(page.locator("[data-live=offline]")).to_be_visible(timeout=15_000)
     await expect(page.get_by_text("Live updates are paused")).to_be_visible()
-    await studio.check(page, "11-create-offline", axe=False)
+    await studio.check(page, "14-create-offline", axe=False)
 
     # The generation finishes while nobody can tell the page.
     async with httpx.AsyncClient(
@@ -60,7 +60,7 @@ async def test_live_cards_resume_after_the_notifier_is_killed_mid_generation(sta
     grid = await _grid(key, studio.url, task_id)
     await expect(card.locator("img")).to_have_attribute("src", f"/api/v1/images/{grid}/thumbnail")
     assert await page.evaluate("window.sameDocument") is True, "the page was reloaded"
-    await studio.check(page, "12-create-resumed", axe=False)
+    await studio.check(page, "15-create-resumed", axe=False)
     await page.context.close()
 
 

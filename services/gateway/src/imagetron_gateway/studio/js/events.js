@@ -10,7 +10,9 @@ export const EVENT_TYPES = [
   "task.created", "task.submitted", "task.progress", "task.completed", "task.failed",
   "task.cancelled", "image.persisted", "image.failed", "prompt.created", "prompt.updated",
   "prompt.deleted", "chat.created", "chat.updated", "chat.deleted",
-  "publication.created", "publication.updated", "publication.deleted",
+  // EventSource needs a listener per event name: every publication event of the contract.
+  ...["created", "updated", "ready", "blocked", "queued", "uploading", "uploaded", "submitted",
+    "accepted", "rejected", "failed", "withdrawn", "csv_uploaded"].map((t) => `publication.${t}`),
 ];
 
 const MAX_RETRY_MS = 5000;

@@ -11,12 +11,14 @@ import { Prompts } from "./screens/prompts.js";
 import { Create } from "./screens/create.js";
 import { TaskScreen } from "./screens/task.js";
 import { Gallery } from "./screens/gallery.js";
+import { Publish } from "./screens/publish.js";
 
 const SCREENS = [
   { id: "assistant", label: "Assistant", icon: "spark", component: Assistant },
   { id: "prompts", label: "Prompts", icon: "text", component: Prompts },
   { id: "create", label: "Create", icon: "wand", component: Create },
   { id: "gallery", label: "Gallery", icon: "grid", component: Gallery },
+  { id: "publish", label: "Publish", icon: "upload", component: Publish },
 ];
 
 hub.subscribe((type, payload) => store.apply(type, payload));

@@ -141,6 +141,7 @@ export function Gallery({ route }) {
         <${Button} kind="ghost" icon="back" onClick=${() => step(-1)} aria-label="Previous image">Previous</${Button}>
         <${Button} kind="ghost" icon="arrow" onClick=${() => step(1)} aria-label="Next image">Next</${Button}>
         <a class="btn btn-ghost" href=${href("tasks", open.task_id)} onClick=${() => setOpen(null)}><${Icon} name="branch" /><span>Its render</span></a>
+        <a class="btn btn-ghost" href=${href("publish", null, { image: open.id })} onClick=${() => setOpen(null)}><${Icon} name="upload" /><span>Publish</span></a>
       </div>`}
     </${ImageViewer}>
   </div>`;

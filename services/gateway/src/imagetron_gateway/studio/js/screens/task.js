@@ -169,6 +169,7 @@ export function TaskScreen({ route }) {
               <div class="row">
                 <${Button} icon="expand" onClick=${() => setViewing(cover)}>Full size</${Button}>
                 <a class="btn btn-secondary" href=${contentUrl(cover.id)} download><${Icon} name="download" /><span>Download</span></a>
+                <a class="btn btn-primary" href=${href("publish", null, { image: cover.id })}><${Icon} name="upload" /><span>Publish</span></a>
                 <span class="muted small">${cover.width}×${cover.height} · ${bytes(cover.bytes)} · stored</span>
               </div></div>`
           : cover && cover.error ? html`<${RetryImage} image=${cover} />`
