@@ -26,7 +26,7 @@ async def test_live_cards_resume_after_the_notifier_is_killed_mid_generation(sta
 
     # Held in the provider's queue for a moment: the kill lands mid-generation.
     await page.get_by_label("Describe the image").fill(
-        "a copper kettle on a stove --sandbox-queue-delay=2500"
+        "a copper kettle on a stove --sandbox-queue-delay=1500"
     )
     await page.get_by_role("button", name="Imagine").click()
     card = page.locator(".task-card").first

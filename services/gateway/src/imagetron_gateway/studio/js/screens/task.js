@@ -84,7 +84,7 @@ function Versions({ task, onView }) {
                 aria-label=${`View version ${index} at full size`}>
                 <img src=${thumbnailUrl(image.id)} alt=${`Version ${index}`} decoding="async" /></button>`
             : image && image.error ? html`<${RetryImage} image=${image} />`
-            : html`<div class="version-image picture-empty shimmer" aria-label=${`Version ${index} is being stored`}></div>`}
+            : html`<div class="version-image picture-empty shimmer" role="img" aria-label=${`Version ${index} is being stored`}></div>`}
           <div class="version-actions" role="group" aria-label=${`Version ${index}`}>
             <span class="version-number" aria-hidden="true">${index}</span>
             <${Button} kind="secondary" disabled=${!can.has(`upscale${index}`) || busy} onClick=${() => follow("upscale", index)}
