@@ -108,7 +108,7 @@ async def test_from_a_brief_to_a_stored_upscale_and_every_screen_at_both_sizes(s
     await page.get_by_role("link", name="Publish").last.click()
     # 2048 px wide at 3:2 is under Adobe's 4 megapixels: the readiness says so, and how.
     await expect(page.get_by_text("below Adobe Stock's 4 MP")).to_be_visible(timeout=15_000)
-    await page.get_by_role("radio", name="2×").click()
+    await page.get_by_role("radio", name="2\N{MULTIPLICATION SIGN}").click()
     await expect(page.get_by_text("Ready for Adobe Stock")).to_be_visible()
     await page.get_by_role("button", name="Set up").click()
     await page.get_by_label("SFTP user").fill(f"studio-{upscale['id'][:8]}")
