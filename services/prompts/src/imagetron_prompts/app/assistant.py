@@ -278,10 +278,8 @@ def prompts_conversation(subject: str, count: int, style: str | None) -> list[Ll
 
 
 def metadata_conversation(text: str, title: str | None) -> list[LlmMessage]:
-    return [
-        LlmMessage("system", METADATA_INSTRUCTIONS),
-        LlmMessage("user", f"Prompt: {text}\nCurrent title: {title or '(none)'}"),
-    ]
+    request = f"Prompt: {text}" + (f"\nCurrent title: {title}" if title else "")
+    return [LlmMessage("system", METADATA_INSTRUCTIONS), LlmMessage("user", request)]
 
 
 def title_conversation(text: str, title: str | None) -> list[LlmMessage]:
