@@ -51,7 +51,13 @@ ONE = problems(401, 404, 422, 503, 504)
 CHANGE = problems(401, 404, 409, 422, 503, 504)
 
 
-@router.post("", status_code=201, operation_id="createPublications", responses=problems(*FORWARDED))
+@router.post(
+    "",
+    status_code=201,
+    operation_id="createPublications",
+    # 404: none of the images is stored for the caller (with some, those are `errors`).
+    responses=problems(401, 404, 422, 503, 504),
+)
 async def create_publications(
     body: CreatePublicationsRequest, caller: CurrentUser, ctx: Context
 ) -> CreatedPublications:
