@@ -8,8 +8,8 @@
 - Metadata: XMP (dc:title, dc:description, dc:subject) and IPTC (Object Name, Headline,
   Caption, Keywords, UTF-8) written with exiv2 (pyexiv2), which Adobe Stock reads on upload.
 - Bounds: at most `concurrency` images are decoded at once (each can take hundreds of MB at
-  100 megapixels), the decoder refuses more than `max_pixels` (Pillow's decompression-bomb
-  limit and a header check before decoding), and the CPU work runs in a thread.
+  100 megapixels), more than `max_pixels` is refused from the header before decoding (with
+  Pillow's own decompression-bomb cap behind it), and the CPU work runs in a thread.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import asyncio
 import hashlib
 import io
 import threading
-import warnings
 
 import pyexiv2
 from PIL import Image, ImageCms, UnidentifiedImageError
@@ -44,11 +43,10 @@ class PillowRenderer:
         quality: int = 95,
         concurrency: int = 2,
     ) -> None:
+        # Checked against the header before anything is decoded (`_decode`). Pillow's own
+        # decompression-bomb cap (`Image.MAX_IMAGE_PIXELS`, process-wide) stays as the
+        # backstop: changing it here would change it for every other decoder in the process.
         self._max_pixels = max_pixels
-        # Pillow's own decompression-bomb check, for anything that decodes here: it refuses
-        # twice this many pixels and warns above it, where our header check refuses anyway.
-        Image.MAX_IMAGE_PIXELS = max_pixels
-        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
         self._max_output_pixels = max_output_pixels
         self._quality = quality
         self._decoding = asyncio.Semaphore(concurrency)
