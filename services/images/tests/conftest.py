@@ -17,6 +17,7 @@ import uvicorn
 from PIL import Image as PillowImage
 
 from imagetron_images.app.dependencies import Dependencies
+from imagetron_images.app.dispatch import Slots
 from imagetron_images.app.ports import InvalidImage, MalformedProviderMessage
 from imagetron_images.domain import (
     Capability,
@@ -160,7 +161,7 @@ class World:
             inspector=self.inspector,
             store=self.store,
             thumbnailer=self.thumbnailer,
-            max_in_flight=100,
+            slots=Slots(per_provider=100),
         )
 
 

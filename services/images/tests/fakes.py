@@ -4,16 +4,18 @@ repositories' behaviour by integration/test_repository_contract.py."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
 from pydantic import BaseModel
 
-from imagetron_contracts.models.images import ImageKind, TaskStatus
+from imagetron_contracts.models.images import ImageKind, TaskCommand, TaskStatus
+from imagetron_images.adapters.repositories import MIN_SAMPLES
 from imagetron_images.app.ports import ImagePageKey
 from imagetron_images.domain import GenerationTask, Image
 from imagetron_platform.pagination import PageKey
@@ -32,6 +34,18 @@ class _State:
     images: dict[UUID, Image] = field(default_factory=dict)
     outbox: list[Emitted] = field(default_factory=list)
     inbox: set[tuple[str, str]] = field(default_factory=set)
+
+
+def _age(task: GenerationTask) -> tuple[datetime, UUID]:
+    return (task.created_at, task.id)
+
+
+def _percentile(ordered: list[float], quantile: float) -> float:
+    """PostgreSQL's percentile_cont: linear interpolation between the closest ranks."""
+    position = quantile * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 class FakeTaskRepository:
@@ -60,20 +74,23 @@ class FakeTaskRepository:
     async def count_in_flight(self, provider: str) -> int:
         return sum(t.provider == provider and t.takes_a_slot for t in self._state.tasks.values())
 
-    async def oldest_waiting(self, provider: str, limit: int) -> Sequence[GenerationTask]:
-        waiting = sorted(
-            (t for t in self._state.tasks.values()
-             if t.provider == provider and t.is_waiting_for_a_slot),
-            key=lambda t: (t.created_at, t.id),
-        )  # fmt: skip
-        return [copy.copy(t) for t in waiting[:limit]]
+    def _fair_queue(self, provider: str) -> list[GenerationTask]:
+        """The waiting tasks in fair-share order (see app.dispatch)."""
+        tasks = [t for t in self._state.tasks.values() if t.provider == provider]
+        in_flight = Counter(t.owner_id for t in tasks if t.takes_a_slot)
+        older: Counter[UUID] = Counter()
+        turns = []
+        for t in sorted((t for t in tasks if t.is_waiting_for_a_slot), key=_age):
+            turns.append((in_flight[t.owner_id] + older[t.owner_id], *_age(t), t))
+            older[t.owner_id] += 1
+        return [turn[-1] for turn in sorted(turns, key=lambda turn: turn[:-1])]
+
+    async def next_waiting(self, provider: str, limit: int) -> Sequence[GenerationTask]:
+        return [copy.copy(t) for t in self._fair_queue(provider)[:limit]]
 
     async def queue_position(self, task: GenerationTask) -> int:
-        return 1 + sum(
-            t.provider == task.provider and t.is_waiting_for_a_slot
-            and (t.created_at, t.id) < (task.created_at, task.id)
-            for t in self._state.tasks.values()
-        )  # fmt: skip
+        queue = [t.id for t in self._fair_queue(task.provider)]
+        return queue.index(task.id) + 1 if task.id in queue else 1
 
     async def count_by_state(self) -> tuple[dict[tuple[str, TaskStatus], int], dict[str, int]]:
         by_state: dict[tuple[str, TaskStatus], int] = {}
@@ -84,21 +101,51 @@ class FakeTaskRepository:
                 waiting[t.provider] = waiting.get(t.provider, 0) + 1
         return by_state, waiting
 
-    async def claim_awaiting_provider(
-        self, *, quiet_since: datetime, now: datetime, limit: int
+    async def claim_due_for_poll(
+        self,
+        *,
+        now: datetime,
+        quiet_for: Mapping[tuple[str, TaskCommand], timedelta],
+        default_quiet_for: timedelta,
+        lease: timedelta,
+        limit: int,
     ) -> Sequence[GenerationTask]:
-        quiet = sorted(
-            (
-                t for t in self._state.tasks.values()
-                if t.status in (TaskStatus.submitted, TaskStatus.processing)
-                and t.updated_at < quiet_since
-                and (t.reconciled_at is None or t.reconciled_at < quiet_since)
-            ),
-            key=lambda t: t.updated_at,
-        )[:limit]  # fmt: skip
-        for task in quiet:
-            task.mark_reconciled(now)
-        return [copy.copy(t) for t in quiet]
+        def due(t: GenerationTask) -> bool:
+            if t.status not in (TaskStatus.submitted, TaskStatus.processing):
+                return False
+            if t.poll_after is not None:
+                return t.poll_after <= now
+            return t.updated_at <= now - quiet_for.get((t.provider, t.command), default_quiet_for)
+
+        claimed = sorted(filter(due, self._state.tasks.values()), key=lambda t: t.updated_at)
+        for task in claimed[:limit]:
+            task.reconciled_at, task.poll_after = now, now + lease
+        return [copy.copy(t) for t in claimed[:limit]]
+
+    async def lock_overdue(self, now: datetime, limit: int) -> Sequence[GenerationTask]:
+        overdue = [
+            t for t in self._state.tasks.values()
+            if t.takes_a_slot and t.deadline_at is not None and t.deadline_at <= now
+        ]  # fmt: skip
+        overdue.sort(key=lambda t: t.deadline_at or now)
+        return [copy.copy(t) for t in overdue[:limit]]
+
+    async def typical_durations(
+        self, since: datetime, quantile: float
+    ) -> Mapping[tuple[str, TaskCommand], timedelta]:
+        took: dict[tuple[str, TaskCommand], list[float]] = {}
+        for t in self._state.tasks.values():
+            if (
+                t.status is TaskStatus.completed and t.completed_at is not None
+                and t.completed_at >= since and t.submitted_at is not None
+            ):  # fmt: skip
+                seconds = (t.completed_at - t.submitted_at).total_seconds()
+                took.setdefault((t.provider, t.command), []).append(seconds)
+        return {
+            key: timedelta(seconds=_percentile(sorted(values), quantile))
+            for key, values in took.items()
+            if len(values) >= MIN_SAMPLES
+        }
 
     async def list(
         self,

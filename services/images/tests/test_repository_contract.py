@@ -1,7 +1,7 @@
 """The in-memory repositories of the unit tests (`tests/fakes.py`) and the SQL ones answer
 the same questions the same way: each test runs against both, so a fake cannot drift from
-what PostgreSQL does (queue positions, slots, claims for reconciliation, listing order and
-pages)."""
+what PostgreSQL does (fair-share queue positions, slots, claims for reconciliation, overdue
+tasks, learned durations, listing order and pages)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from uuid import UUID, uuid4
 import pytest
 from sqlalchemy import text
 
-from imagetron_contracts.models.images import ImageKind, ProcessMode, TaskStatus
+from imagetron_contracts.models.images import ImageKind, ProcessMode, TaskCommand, TaskStatus
 from imagetron_images.adapters.unit_of_work import ImagesUnitOfWork
 from imagetron_images.app.census import take_census
 from imagetron_images.app.ports import ImagePageKey, UnitOfWork
@@ -61,6 +61,7 @@ def task(
     dispatched: bool = False,
     updated: datetime | None = None,
     reconciled: datetime | None = None,
+    poll_after: datetime | None = None,
 ) -> GenerationTask:
     t, _ = GenerationTask.imagine(
         owner_id=owner or uuid4(), prompt_id=prompt or uuid4(), prompt_text="p",
@@ -70,6 +71,7 @@ def task(
     t.dispatched_at = at if dispatched or status is not TaskStatus.pending else None
     t.updated_at = updated or at
     t.reconciled_at = reconciled
+    t.poll_after = poll_after
     return t
 
 
@@ -125,40 +127,103 @@ async def test_the_oldest_waiting_tasks_of_a_provider_come_first(new_uow):
     await store(new_uow, *reversed(waiting), task(dispatched=True, at=T0 - timedelta(days=1)))
     await store(new_uow, task("replicate", at=T0 - timedelta(days=2)))
     async with new_uow() as uow:
-        picked = await uow.tasks.oldest_waiting("goapi", 3)
+        picked = await uow.tasks.next_waiting("goapi", 3)
     assert [t.id for t in picked] == [t.id for t in waiting[:3]]
 
 
-async def test_quiet_tasks_are_claimed_once_oldest_news_first_and_marked(new_uow):
-    quiet_since = T0 + timedelta(hours=1)
-    quiet = [
-        task(status=TaskStatus.processing, updated=T0 + timedelta(minutes=20)),
-        task(status=TaskStatus.submitted, updated=T0 + timedelta(minutes=10)),
-        task(status=TaskStatus.submitted, updated=T0, reconciled=T0 + timedelta(minutes=30)),
+async def test_waiting_tasks_take_turns_between_owners(new_uow):
+    busy, other, idle = uuid4(), uuid4(), uuid4()
+    # `busy` holds two slots, `other` one, `idle` none.
+    holding = [task(owner=busy, dispatched=True), task(owner=busy, status=TaskStatus.processing)]
+    holding.append(task(owner=other, status=TaskStatus.submitted))
+    queued = [
+        task(owner=busy, at=T0),  # turn 2
+        task(owner=busy, at=T0 + timedelta(minutes=1)),  # turn 3
+        task(owner=other, at=T0 + timedelta(minutes=2)),  # turn 1
+        task(owner=idle, at=T0 + timedelta(minutes=3)),  # turn 0
+        task(owner=idle, at=T0 + timedelta(minutes=4)),  # turn 1
     ]
-    not_quiet = [
-        task(status=TaskStatus.submitted, updated=quiet_since + timedelta(minutes=1)),
-        task(status=TaskStatus.submitted, updated=T0, reconciled=quiet_since),
+    await store(new_uow, *holding, *queued)
+    expected = [queued[3], queued[2], queued[4], queued[0], queued[1]]
+    async with new_uow() as uow:
+        picked = await uow.tasks.next_waiting("goapi", 10)
+        positions = [await uow.tasks.queue_position(t) for t in expected]
+    assert [t.id for t in picked] == [t.id for t in expected]
+    assert positions == [1, 2, 3, 4, 5]
+
+
+async def test_quiet_tasks_are_claimed_when_due_oldest_news_first_and_leased(new_uow):
+    now = T0 + timedelta(hours=2)
+    usual = {("goapi", TaskCommand.imagine): timedelta(minutes=30)}
+    due = [
+        # quiet for longer than imagines usually take
+        task(status=TaskStatus.processing, updated=now - timedelta(minutes=40)),
+        # another provider: the default quiet time applies
+        task("replicate", status=TaskStatus.submitted, updated=now - timedelta(minutes=70)),
+        # asked before without news; its next poll is due
+        task(status=TaskStatus.submitted, updated=T0, poll_after=now - timedelta(seconds=1)),
+    ]
+    not_due = [
+        task(status=TaskStatus.submitted, updated=now - timedelta(minutes=20)),
+        task("replicate", status=TaskStatus.submitted, updated=now - timedelta(minutes=50)),
+        task(status=TaskStatus.submitted, updated=T0, poll_after=now + timedelta(seconds=1)),
         task(status=TaskStatus.pending, updated=T0),
         task(status=TaskStatus.completed, updated=T0),
     ]
-    await store(new_uow, *quiet, *not_quiet)
-    now = T0 + timedelta(hours=2)
+    await store(new_uow, *due, *not_due)
+
+    async def claim(limit: int) -> Any:
+        async with new_uow() as uow:
+            found = await uow.tasks.claim_due_for_poll(
+                now=now, quiet_for=usual, default_quiet_for=timedelta(hours=1),
+                lease=timedelta(minutes=2), limit=limit,
+            )  # fmt: skip
+            await uow.commit()
+        return found
+
+    first, rest, again = await claim(2), await claim(10), await claim(10)
     async with new_uow() as uow:
-        first = await uow.tasks.claim_awaiting_provider(quiet_since=quiet_since, now=now, limit=2)
-        await uow.commit()
-    async with new_uow() as uow:
-        rest = await uow.tasks.claim_awaiting_provider(quiet_since=quiet_since, now=now, limit=10)
-        await uow.commit()
-    async with new_uow() as uow:
-        again = await uow.tasks.claim_awaiting_provider(quiet_since=quiet_since, now=now, limit=10)
-        reloaded = await uow.tasks.get(quiet[0].owner_id, quiet[0].id)
-    assert [t.id for t in first] == [quiet[2].id, quiet[1].id]
-    assert [t.id for t in rest] == [quiet[0].id]
-    assert again == []
+        reloaded = await uow.tasks.get(due[0].owner_id, due[0].id)
+    assert [t.id for t in first] == [due[2].id, due[1].id]
+    assert [t.id for t in rest] == [due[0].id]
+    assert again == []  # leased
     assert reloaded is not None
-    assert reloaded.reconciled_at == now
-    assert all(t.reconciled_at == now for t in (*first, *rest))
+    assert (reloaded.reconciled_at, reloaded.poll_after) == (now, now + timedelta(minutes=2))
+
+
+async def test_overdue_tasks_are_found_soonest_deadline_first(new_uow):
+    made = []
+    for n in range(4):
+        t = task(
+            at=T0, dispatched=True, status=TaskStatus.submitted if n % 2 else TaskStatus.pending
+        )
+        t.deadline_at = T0 + timedelta(minutes=10 * (n + 1))
+        made.append(t)
+    waiting = task(at=T0)
+    waiting.deadline_at = T0  # not holding a slot: no deadline applies
+    finished = task(at=T0, status=TaskStatus.completed)
+    finished.deadline_at = T0
+    await store(new_uow, *reversed(made), waiting, finished)
+    async with new_uow() as uow:
+        overdue = await uow.tasks.lock_overdue(T0 + timedelta(minutes=25), 10)
+    assert [t.id for t in overdue] == [made[0].id, made[1].id]
+
+
+async def test_typical_durations_per_provider_and_command(new_uow):
+    done = []
+    for minutes in (1, 2, 3, 4):
+        t = task(at=T0, status=TaskStatus.completed)
+        t.submitted_at, t.completed_at = T0, T0 + timedelta(minutes=minutes)
+        done.append(t)
+    too_few = [task("replicate", at=T0, status=TaskStatus.completed) for _ in range(2)]
+    for t in too_few:
+        t.submitted_at, t.completed_at = T0, T0 + timedelta(minutes=9)
+    old = task(at=T0, status=TaskStatus.completed)
+    old.submitted_at, old.completed_at = T0 - timedelta(days=3), T0 - timedelta(days=2)
+    await store(new_uow, *done, *too_few, old)
+    async with new_uow() as uow:
+        durations = await uow.tasks.typical_durations(T0, 0.5)
+    assert durations == {("goapi", TaskCommand.imagine): timedelta(minutes=2.5)}
 
 
 async def test_tasks_list_newest_first_filtered_and_in_pages(new_uow):

@@ -88,7 +88,10 @@ class Task(BaseModel):
     actions: Annotated[list[TaskAction], Field(description='The follow-ups possible now, in a stable order (absent in events written before it existed).')] = []
     queue_position: Annotated[int | None, Field(description="While the task waits for one of its provider's slots (a bounded number run at once): its place in that queue, 1 = next. Null once dispatched; events do not carry it.", ge=1)] = None
     preview_url: str | None = None
-    error: Annotated[str | None, Field(description="Why the task failed, in the provider's words.")] = None
+    error: Annotated[str | None, Field(description="Why the task failed (in the provider's words, or ours when it was lost or overdue), or why it was last sent again.")] = None
+    deadline_at: Annotated[AwareDatetime | None, Field(description='While it holds a provider slot: when it is given up if it has not finished (failed, or sent again when resubmit_if_lost).')] = None
+    resubmit_if_lost: Annotated[StrictBool, Field(description="The owner's choice: a task its provider loses (forgets, or does not finish by the deadline) is sent again, at most twice, instead of failing. Follow-ups inherit it.")] = False
+    resubmissions: Annotated[int, Field(description='How often the task was sent again.', ge=0)] = 0
     created_at: AwareDatetime
     updated_at: AwareDatetime
     completed_at: AwareDatetime | None = None
@@ -100,6 +103,7 @@ class ImagineRequest(BaseModel):
     )
     aspect_ratio: Annotated[str, Field(pattern='^[1-9][0-9]?:[1-9][0-9]?$', title='AspectRatio')] = '1:1'
     process_mode: ProcessMode = ProcessMode.fast
+    resubmit_if_lost: Annotated[StrictBool, Field(description='Send the task again (at most twice) if its provider loses it or it misses its deadline, instead of failing it.')] = False
 
 
 class VariationRequest(BaseModel):
@@ -165,6 +169,7 @@ class ImagineCommand(BaseModel):
     prompt_title: Annotated[str | None, Field(description="The prompt's title, carried to the task and its images' events.")] = None
     aspect_ratio: Annotated[str, Field(pattern='^[1-9][0-9]?:[1-9][0-9]?$', title='AspectRatio')] = '1:1'
     process_mode: ProcessMode = ProcessMode.fast
+    resubmit_if_lost: StrictBool = False
 
 
 class VariationCommand(BaseModel):
@@ -259,11 +264,12 @@ class Type(StrEnum):
     task_completed = 'task.completed'
     task_failed = 'task.failed'
     task_cancelled = 'task.cancelled'
+    task_resubmitted = 'task.resubmitted'
 
 
 class TaskEvent(BaseModel):
     """
-    A change to a generation task: task.created, task.submitted, task.progress, task.completed, task.failed, task.cancelled.
+    A change to a generation task: task.created, task.submitted, task.progress, task.completed, task.failed, task.cancelled, task.resubmitted (lost or overdue at its provider, pending again to be sent anew).
     """
     id: Annotated[UUID, Field(description="The event id; also the message's Nats-Msg-Id.")]
     type: Type

@@ -24,8 +24,9 @@ from imagetron_images.adapters.tables import inbox, outbox
 from imagetron_images.adapters.unit_of_work import ImagesUnitOfWork
 from imagetron_images.app.census import take_census
 from imagetron_images.app.dependencies import Dependencies
-from imagetron_images.app.dispatch import dispatch_all
-from imagetron_images.app.reconciliation import reconcile_quiet_tasks
+from imagetron_images.app.dispatch import Slots, dispatch_all
+from imagetron_images.app.reconciliation import Expectations, ReconcilePolicy, reconcile
+from imagetron_images.domain import Deadlines
 from imagetron_images.entrypoints.messaging import ConsumerSettings, register_subscribers
 from imagetron_images.settings import ImagesSettings
 from imagetron_platform.lifecycle import Database, ServiceLifecycle
@@ -81,7 +82,7 @@ class ImagesRuntime:
             new_uow=self.new_uow,
             providers=build_providers(settings, provider_http, self.store, openai),
             default_provider=settings.provider,
-            max_in_flight=settings.max_in_flight_per_provider,
+            slots=slots(settings),
             downloader=StagedOrRemoteDownloader(
                 self.store,
                 SafeImageDownloader(
@@ -101,12 +102,31 @@ class ImagesRuntime:
         return ImagesUnitOfWork(self.session_factory, on_commit=self.lifecycle.wake_relay)
 
 
+def slots(settings: ImagesSettings) -> Slots:
+    return Slots(
+        per_provider=settings.max_in_flight_per_provider,
+        deadlines=Deadlines(
+            timedelta(seconds=settings.task_deadline_seconds),
+            {key: timedelta(seconds=s) for key, s in settings.task_deadlines.items()},
+        ),
+    )
+
+
+def reconcile_policy(settings: ImagesSettings) -> ReconcilePolicy:
+    return ReconcilePolicy(
+        floor=timedelta(seconds=settings.reconcile_after_seconds),
+        retry_first=timedelta(seconds=settings.reconcile_retry_seconds),
+        retry_max=timedelta(seconds=settings.reconcile_max_delay_seconds),
+        batch_size=settings.reconcile_batch_size,
+    )
+
+
 def consumer_settings(settings: ImagesSettings) -> ConsumerSettings:
-    # Every job reports itself in progress while it runs (`in_progress`), so `ack_wait`
-    # only bounds how long a crashed consumer holds a job, not the slowest attempt: sized
-    # to the slowest provider (OpenAI Images' two minutes), a SIGKILL held submissions for
-    # over four minutes. The adapters' own timeouts bound each attempt.
-    ack_wait = 2 * settings.ack_wait_margin_seconds
+    # Every job reports itself in progress while it runs (platform `in_progress`), so
+    # `ack_wait` only bounds how long a crashed consumer holds a job, not the slowest
+    # attempt (the adapters' own timeouts bound each attempt): the work of a process that
+    # died resumes within `ACK_WAIT_SECONDS`.
+    ack_wait = settings.ack_wait_seconds
     return ConsumerSettings(
         submit=Redelivery(max_deliver=settings.submit_max_deliveries, ack_wait_seconds=ack_wait),
         persist=Redelivery(max_deliver=settings.persist_max_deliveries, ack_wait_seconds=ack_wait),
@@ -131,24 +151,28 @@ def create_app(settings: ImagesSettings | None = None) -> FastAPI:
     lifecycle.before_connect(runtime.store.ensure_bucket)
     deps = runtime.deps
 
-    async def reconcile() -> None:
-        # One bounded batch; replicas claim batches that do not overlap.
-        await reconcile_quiet_tasks(
+    policy = reconcile_policy(settings)
+    expectations = Expectations(floor=policy.floor)
+
+    async def reconcile_round() -> None:
+        # Bounded batches; replicas claim tasks that do not overlap.
+        await reconcile(
             deps.new_uow(),
             deps.providers,
-            quiet_for=timedelta(seconds=settings.reconcile_after_seconds),
-            batch_size=settings.reconcile_batch_size,
+            expectations=expectations,
+            policy=policy,
+            slots=deps.slots,
         )
 
     async def dispatch() -> None:
-        # Slots that finished tasks freed go to waiting tasks, oldest first, per provider.
-        await dispatch_all(deps.new_uow(), list(deps.providers), deps.max_in_flight)
+        # Slots that ended tasks freed go to waiting tasks, fair share per provider.
+        await dispatch_all(deps.new_uow(), list(deps.providers), deps.slots)
 
     async def census() -> None:
         metrics.record(await take_census(deps.new_uow()), list(deps.providers))
 
     lifecycle.every("census", settings.census_interval_seconds, census)
-    lifecycle.every("reconciliation", settings.reconcile_interval_seconds, reconcile)
+    lifecycle.every("reconciliation", settings.reconcile_interval_seconds, reconcile_round)
     lifecycle.every("dispatch", settings.dispatch_interval_seconds, dispatch)
     lifecycle.check("s3", runtime.store.ping)
     return lifecycle.app(

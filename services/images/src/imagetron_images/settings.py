@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from imagetron_contracts.models.images import TaskCommand
 from imagetron_platform.settings import DatabaseSettings
 
 DEFAULT_S3_ENDPOINT = "http://127.0.0.1:8333"
@@ -67,10 +68,10 @@ class ImagesSettings(DatabaseSettings):
     submit_max_deliveries: int = Field(default=10, ge=1, le=100)
     persist_max_deliveries: int = Field(default=10, ge=1, le=100)
     persist_concurrency: int = Field(default=4, ge=1, le=64)
-    # A job's `ack_wait` is 2 x this: how long JetStream waits before it redelivers a job
-    # whose consumer died mid-message. A live attempt, however slow, reports itself in
-    # progress every third of that, so it is never redelivered meanwhile.
-    ack_wait_margin_seconds: float = Field(default=30.0, gt=0)
+    # How long JetStream waits for a sign of life from a job's consumer (its ack, or an
+    # in-progress report, sent every third of it) before it redelivers the job: the work of
+    # a process that died resumes after this long.
+    ack_wait_seconds: float = Field(default=10.0, ge=1)
 
     # Tasks each provider account may have sent and unfinished at once; the rest wait in
     # order, dispatched as slots free up (checked every `dispatch_interval_seconds`).
@@ -80,12 +81,36 @@ class ImagesSettings(DatabaseSettings):
     # by state) are counted from the database.
     census_interval_seconds: float = Field(default=15.0, gt=0)
 
-    # Lost webhooks: a submitted or processing task with no news for this long is fetched
-    # from its provider (and again after each further quiet period), checked every
+    # Every task ends: from the moment it takes a slot, a task has `task_deadline_seconds`
+    # to finish (`task_deadlines` overrides it per "<provider>.<command>" or "<command>"),
+    # after which it fails, or is sent again if its owner opted in.
+    task_deadline_seconds: float = Field(default=1800.0, gt=0)
+    task_deadlines: dict[str, float] = Field(default_factory=lambda: {"upscale": 900.0})
+
+    # Lost webhooks: a submitted or processing task quiet for longer than its command
+    # usually takes at its provider (learned: the 90th percentile of the last day's
+    # durations), and at least `reconcile_after_seconds`, is fetched from its provider at
+    # once; while nothing changes it is asked again after `reconcile_retry_seconds`,
+    # doubling up to `reconcile_max_delay_seconds`. Checked every
     # `reconcile_interval_seconds`, at most `reconcile_batch_size` tasks at a time.
-    reconcile_after_seconds: float = Field(default=600.0, gt=0)
-    reconcile_interval_seconds: float = Field(default=30.0, gt=0)
+    reconcile_after_seconds: float = Field(default=30.0, gt=0)
+    reconcile_retry_seconds: float = Field(default=15.0, gt=0)
+    reconcile_max_delay_seconds: float = Field(default=600.0, gt=0)
+    reconcile_interval_seconds: float = Field(default=5.0, gt=0)
     reconcile_batch_size: int = Field(default=50, ge=1, le=1000)
+
+    @field_validator("task_deadlines")
+    @classmethod
+    def _deadline_keys_name_commands(cls, value: dict[str, float]) -> dict[str, float]:
+        commands = {c.value for c in TaskCommand}
+        for key, seconds in value.items():
+            if key.rpartition(".")[2] not in commands or seconds <= 0:
+                raise ValueError(
+                    f"task_deadlines: {key!r}: {seconds} must be '<command>' or "
+                    f"'<provider>.<command>' (commands: {', '.join(sorted(commands))}) "
+                    "with a positive number of seconds"
+                )
+        return value
 
     @model_validator(mode="after")
     def _chosen_provider_has_credentials(self) -> ImagesSettings:

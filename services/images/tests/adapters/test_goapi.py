@@ -20,6 +20,7 @@ from imagetron_images.app.ports import (
     MalformedProviderMessage,
     ProviderBusy,
     ProviderRejected,
+    ProviderTaskNotFound,
     ProviderUnavailable,
 )
 from imagetron_images.domain import Capability, ProviderRequest, ProviderStatus
@@ -162,6 +163,13 @@ async def test_cancel_of_a_finished_task_is_refused(goapi, wait_for) -> None:
     await wait_for(completed)
     with pytest.raises(ProviderRejected, match="only pending"):
         await provider.cancel(provider_task_id)
+
+
+async def test_a_task_the_provider_does_not_know_is_not_found(goapi) -> None:
+    provider, *_ = goapi
+    # e.g. after the provider restarted and forgot its tasks
+    with pytest.raises(ProviderTaskNotFound, match="does not know"):
+        await provider.fetch(str(uuid4()))
 
 
 async def test_a_wrong_api_key_is_a_permanent_refusal(goapi) -> None:

@@ -22,6 +22,7 @@ from imagetron_images.adapters.midjourney_proxy import (
 from imagetron_images.app.ports import (
     MalformedProviderMessage,
     ProviderRejected,
+    ProviderTaskNotFound,
     ProviderUnavailable,
 )
 from imagetron_images.domain import Capability, ProviderRequest, ProviderStatus
@@ -344,10 +345,10 @@ async def test_fetch_reads_the_task(proxy) -> None:
     )  # fmt: skip
 
 
-async def test_fetching_an_unknown_task_is_malformed(proxy) -> None:
+async def test_fetching_an_unknown_task_says_it_is_not_found(proxy) -> None:
     fake, provider = proxy
     fake.task = None  # the proxy answers an empty body for an unknown id
-    with pytest.raises(MalformedProviderMessage):
+    with pytest.raises(ProviderTaskNotFound):
         await provider.fetch("nope")
 
 

@@ -151,7 +151,7 @@ async def world(
             "DOWNLOAD_ALLOW_HOSTS": json.dumps([sandbox_url.removeprefix("http://")]),
             "DOWNLOAD_TIMEOUT_SECONDS": "2", "OUTBOX_POLL_SECONDS": "0.2",
             # A delivery to the killed process comes back within seconds, not minutes.
-            "ACK_WAIT_MARGIN_SECONDS": "1", "LOG_JSON": "false", "LOG_LEVEL": "INFO",
+            "ACK_WAIT_SECONDS": "2", "LOG_JSON": "false", "LOG_LEVEL": "INFO",
         }  # fmt: skip
         env = {
             **os.environ,

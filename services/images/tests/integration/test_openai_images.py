@@ -27,6 +27,7 @@ from imagetron_images.adapters.openai_images import OpenAIImagesProvider, openai
 from imagetron_images.adapters.staging import StagedOrRemoteDownloader
 from imagetron_images.adapters.storage import S3ImageStore
 from imagetron_images.app import images, tasks
+from imagetron_images.app.dispatch import Slots
 from imagetron_platform.jobs import Delivery, RetryLater
 from imagetron_platform.objects import minio_client
 
@@ -101,7 +102,7 @@ async def imagine(world: Any, providers: dict[str, Any], attempt: int = 1, last:
     task = await tasks.imagine(
         ImagineCommand(owner_id=uuid4(), prompt_id=uuid4(), prompt_text="a paper boat",
                        aspect_ratio="3:2"),
-        world.uow, providers, default_provider="openai", max_in_flight=10,
+        world.uow, providers, default_provider="openai", slots=Slots(per_provider=10),
     )  # fmt: skip
     await tasks.submit_task(
         SubmitTaskJob(task_id=task.id, owner_id=task.owner_id),

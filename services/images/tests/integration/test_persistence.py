@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from imagetron_contracts.models.images import ImageKind, ProcessMode, TaskStatus
+from imagetron_contracts.models.images import ImageKind, ProcessMode, TaskCommand, TaskStatus
 from imagetron_images import migrations
 from imagetron_images.adapters.tables import SCHEMA, metadata
 from imagetron_images.adapters.unit_of_work import ImagesUnitOfWork
@@ -241,7 +241,17 @@ async def test_replicas_claim_disjoint_batches_of_quiet_tasks(new_uow) -> None:
             await uow.tasks.add(t)
             made.append(t)
         await uow.commit()
-    quiet_since, now = datetime(2001, 6, 1, tzinfo=UTC), datetime(2001, 6, 2, tzinfo=UTC)
+    now = datetime(2001, 6, 2, tzinfo=UTC)
+
+    async def claim(uow: Any, limit: int, learned: bool = True) -> Any:
+        return await uow.tasks.claim_due_for_poll(
+            now=now,
+            quiet_for={(PROVIDER, TaskCommand.imagine): timedelta(days=1)} if learned else {},
+            default_quiet_for=timedelta(days=1 if not learned else 365),
+            lease=timedelta(minutes=2),
+            limit=limit,
+        )
+
     claimed: list[list[UUID]] = []
     started = asyncio.Event()
 
@@ -249,9 +259,7 @@ async def test_replicas_claim_disjoint_batches_of_quiet_tasks(new_uow) -> None:
         async with new_uow() as uow:
             if not first:
                 await started.wait()
-            found = await uow.tasks.claim_awaiting_provider(
-                quiet_since=quiet_since, now=now, limit=4
-            )
+            found = await claim(uow, limit=4)
             claimed.append([t.id for t in found])
             if first:
                 started.set()
@@ -263,49 +271,15 @@ async def test_replicas_claim_disjoint_batches_of_quiet_tasks(new_uow) -> None:
     assert first == [t.id for t in made[:4]]  # oldest news first
     assert second == [t.id for t in made[4:]]  # locked rows skipped, not waited for
     async with new_uow() as uow:
-        # Claimed means reconciled now: not again until quiet for another period.
-        again = await uow.tasks.claim_awaiting_provider(quiet_since=quiet_since, now=now, limit=10)
-        assert again == []
+        # Claimed means leased: not again until the lease is over.
+        assert await claim(uow, limit=10) == []
+        assert await claim(uow, limit=10, learned=False) == []
         for t in made:
             found = await uow.tasks.get_for_update(t.id)
             assert found is not None
             assert found.reconciled_at == now
+            assert found.poll_after == now + timedelta(minutes=2)
             found.cancel(now)  # out of the way of the other modules' reconciliation
-            await uow.tasks.update(found)
-        await uow.commit()
-
-
-async def test_dispatching_counts_slots_and_takes_the_oldest_waiting(new_uow) -> None:
-    provider = f"dispatch-test-{uuid4().hex[:8]}"
-    made = []
-    async with new_uow() as uow:
-        for n in range(4):
-            t = task(uuid4(), at=T.replace(minute=n))
-            t.provider = provider
-            await uow.tasks.add(t)
-            made.append(t)
-        await uow.commit()
-    async with new_uow() as uow:
-        assert await uow.tasks.count_in_flight(provider) == 0
-        assert [await uow.tasks.queue_position(t) for t in made] == [1, 2, 3, 4]
-        await uow.tasks.lock_provider(provider)
-        first = await uow.tasks.oldest_waiting(provider, 2)
-        assert [t.id for t in first] == [made[0].id, made[1].id]
-        for t in first:
-            t.dispatch(T)
-            await uow.tasks.update(t)
-        await uow.commit()
-    async with new_uow() as uow:
-        assert await uow.tasks.count_in_flight(provider) == 2
-        assert await uow.tasks.queue_position(made[3]) == 2
-        assert [t.id for t in await uow.tasks.oldest_waiting(provider, 10)] == [
-            made[2].id,
-            made[3].id,
-        ]
-        for t in made:  # out of the way
-            found = await uow.tasks.get_for_update(t.id)
-            assert found is not None
-            found.cancel(T)
             await uow.tasks.update(found)
         await uow.commit()
 

@@ -28,7 +28,11 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def stack_settings() -> dict[str, Any]:
-    return {"reconcile_after_seconds": 1.0, "reconcile_interval_seconds": 0.2}
+    return {
+        "reconcile_after_seconds": 1.0,
+        "reconcile_interval_seconds": 0.2,
+        "task_deadlines": {"goapi.imagine": 4.0},
+    }
 
 
 @pytest.fixture
@@ -106,3 +110,18 @@ async def test_reconciliation_and_webhooks_together_apply_everything_once(
     counts = Counter(e["type"] for _, e in await stack.events(owner, settle=1.0))
     assert counts["task.completed"] == 1
     assert counts["task.submitted"] == 1
+
+
+async def test_a_task_stuck_at_the_provider_fails_at_its_deadline(
+    forwarding: Any, wait_for: Any
+) -> None:
+    stack = forwarding
+    owner, task, page = await run(stack, wait_for, "a frozen sea --sandbox-stuck")
+    assert task.status is TaskStatus.failed
+    assert task.error == (
+        "Not finished within 4 s of getting a slot (the deadline of goapi imagine tasks)."
+    )
+    assert task.actions == []
+    assert page.items == []
+    counts = Counter(e["type"] for _, e in await stack.events(owner))
+    assert (counts["task.progress"] > 0, counts["task.failed"]) == (True, 1)

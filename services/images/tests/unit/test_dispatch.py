@@ -17,17 +17,17 @@ from imagetron_contracts.models.images import (
     TaskStatus,
 )
 from imagetron_images.app import callbacks, tasks
-from imagetron_images.app.dispatch import dispatch_all
+from imagetron_images.app.dispatch import Slots, dispatch_all
 from imagetron_images.domain import ProviderStatus, ProviderUpdate
 from imagetron_platform.jobs import Delivery
 
-SLOTS = 2
+SLOTS = Slots(per_provider=2)
 
 
 async def imagine(world: Any, owner: UUID) -> Any:
     cmd = ImagineCommand(owner_id=owner, prompt_id=uuid4(), prompt_text="a red fox")
     return await tasks.imagine(
-        cmd, world.uow, world.deps().providers, default_provider="goapi", max_in_flight=SLOTS
+        cmd, world.uow, world.deps().providers, default_provider="goapi", slots=SLOTS
     )
 
 
@@ -110,3 +110,39 @@ async def test_submitted_and_processing_tasks_hold_their_slots(world) -> None:
     assert third.queue_position == 1
     assert await dispatch_all(world.uow, ["goapi"], SLOTS) == 0
     assert second.queue_position is None
+
+
+async def test_another_owners_single_task_takes_the_next_free_slot(world) -> None:
+    # One owner queues many; another's single task waits for one slot, not for the queue.
+    busy, other = uuid4(), uuid4()
+    many = [await imagine(world, busy) for _ in range(6)]
+    assert [t.queue_position for t in many] == [None, None, 1, 2, 3, 4]
+    single = await imagine(world, other)
+    assert single.queue_position == 1
+    assert [(await get(world, t)).queue_position for t in many[2:]] == [2, 3, 4, 5]
+
+    await finish(world, many[0])
+    assert await dispatch_all(world.uow, ["goapi"], SLOTS) == 1
+    assert submit_jobs(world)[-1] == str(single.id)
+    # Then the busy owner's queue goes on in its own order.
+    assert [(await get(world, t)).queue_position for t in many[2:]] == [1, 2, 3, 4]
+
+
+async def test_free_slots_go_round_the_waiting_owners(world) -> None:
+    owners = [uuid4(), uuid4(), uuid4()]
+    first = [await imagine(world, owners[0]) for _ in range(2)]  # both slots
+    waiting = [await imagine(world, owner) for owner in owners for _ in range(2)]
+    # Turns: owner 0 holds 2 slots, so its waiting tasks come after one of each other's.
+    positions = {(await get(world, t)).id: (await get(world, t)).queue_position for t in waiting}
+    expected = [waiting[2], waiting[4], waiting[3], waiting[5], waiting[0], waiting[1]]
+    assert [positions[t.id] for t in expected] == [1, 2, 3, 4, 5, 6]
+
+    await finish(world, first[0])
+    assert await dispatch_all(world.uow, ["goapi"], SLOTS) == 1
+    # The slot goes to an owner who had none (the older of the two), not to owner 0.
+    names = {str(t.id): i for i, t in enumerate(waiting)}
+    assert [names[j] for j in submit_jobs(world)[-1:]] == [2]
+    # Every owner now has a turn: owner 2 holds nothing, the others one slot each.
+    queue = sorted(waiting, key=lambda t: world.uow.task(t.id).created_at)
+    positions = {t.id: (await get(world, t)).queue_position for t in queue if t != waiting[2]}
+    assert [positions[waiting[i].id] for i in (4, 0, 3, 5, 1)] == [1, 2, 3, 4, 5]

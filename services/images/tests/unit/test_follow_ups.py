@@ -25,6 +25,7 @@ from imagetron_contracts.models.images import (
     VariationStrength,
 )
 from imagetron_images.app import callbacks, images, tasks
+from imagetron_images.app.dispatch import Slots
 from imagetron_images.app.ports import DownloadRefused, ProviderRejected, ProviderUnavailable
 from imagetron_images.domain import Capability, GenerationTask, ProviderStatus, ProviderUpdate
 from imagetron_platform.errors import Conflict, InvalidRequest, NotFound
@@ -39,13 +40,13 @@ GRID_ACTIONS = [
 ]
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
-SLOTS = 100  # tasks in flight per provider: not the subject here
+SLOTS = Slots(per_provider=100)  # tasks in flight per provider: not the subject here
 
 
 async def new_task(world: Any, owner: UUID | None = None) -> Any:
     cmd = ImagineCommand(owner_id=owner or uuid4(), prompt_id=uuid4(), prompt_text="a red fox")
     return await tasks.imagine(
-        cmd, world.uow, world.deps().providers, default_provider="goapi", max_in_flight=SLOTS
+        cmd, world.uow, world.deps().providers, default_provider="goapi", slots=SLOTS
     )
 
 
@@ -109,7 +110,7 @@ class TestUpscale:
             UpscaleCommand(owner_id=grid.owner_id, task_id=grid.id, index=3),
             world.uow,
             providers(world),
-            max_in_flight=SLOTS,
+            slots=SLOTS,
         )
         assert (task.command, task.status) == (TaskCommand.upscale, TaskStatus.pending)
         assert (task.origin_task_id, task.origin_index) == (grid.id, 3)
@@ -128,7 +129,7 @@ class TestUpscale:
             UpscaleCommand(owner_id=grid.owner_id, task_id=grid.id, index=2),
             world.uow,
             providers(world),
-            max_in_flight=SLOTS,
+            slots=SLOTS,
         )
         submitted = await submit(world, task.id, task.owner_id)
         assert submitted.status is TaskStatus.submitted
@@ -142,7 +143,7 @@ class TestUpscale:
             UpscaleCommand(owner_id=grid.owner_id, task_id=grid.id, index=4),
             world.uow,
             providers(world),
-            max_in_flight=SLOTS,
+            slots=SLOTS,
         )
         submitted = await submit(world, task.id, task.owner_id)
         assert submitted.provider_task_id is not None
@@ -166,7 +167,7 @@ class TestUpscale:
                 UpscaleCommand(owner_id=task.owner_id, task_id=task.id, index=1),
                 world.uow,
                 providers(world),
-                max_in_flight=SLOTS,
+                slots=SLOTS,
             )
 
     async def test_of_an_upscale_is_a_conflict(self, world) -> None:
@@ -185,7 +186,7 @@ class TestUpscale:
                 UpscaleCommand(owner_id=up.owner_id, task_id=up.id, index=1),
                 world.uow,
                 providers(world),
-                max_in_flight=SLOTS,
+                slots=SLOTS,
             )
 
     @pytest.mark.parametrize("index", [0, 5, -1])
@@ -205,7 +206,7 @@ class TestUpscale:
                 UpscaleCommand(owner_id=uuid4(), task_id=grid.id, index=1),
                 world.uow,
                 providers(world),
-                max_in_flight=SLOTS,
+                slots=SLOTS,
             )
 
     async def test_a_provider_that_cannot_upscale_is_named_in_a_422(self, world) -> None:
@@ -216,7 +217,7 @@ class TestUpscale:
                 UpscaleCommand(owner_id=grid.owner_id, task_id=grid.id, index=1),
                 world.uow,
                 providers(world),
-                max_in_flight=SLOTS,
+                slots=SLOTS,
             )
         found = await tasks.get_task(
             TaskQuery(owner_id=grid.owner_id, task_id=grid.id), world.uow, providers(world)
@@ -232,7 +233,7 @@ class TestVariationAndReroll:
             VariationCommand(owner_id=grid.owner_id, task_id=grid.id, index=2, strength=strength),
             world.uow,
             providers(world),
-            max_in_flight=SLOTS,
+            slots=SLOTS,
         )
         assert (task.command, task.origin_task_id, task.origin_index) == (
             TaskCommand.variation,
@@ -249,7 +250,7 @@ class TestVariationAndReroll:
             VariationCommand(owner_id=grid.owner_id, task_id=grid.id, index=1),
             world.uow,
             providers(world),
-            max_in_flight=SLOTS,
+            slots=SLOTS,
         )
         assert task.variation_strength is VariationStrength.strong
 
@@ -259,7 +260,7 @@ class TestVariationAndReroll:
             TaskQuery(owner_id=grid.owner_id, task_id=grid.id),
             world.uow,
             providers(world),
-            max_in_flight=SLOTS,
+            slots=SLOTS,
         )
         assert (reroll.command, reroll.origin_task_id, reroll.origin_index) == (
             TaskCommand.reroll,
@@ -297,7 +298,7 @@ class TestVariationAndReroll:
                 TaskQuery(owner_id=task.owner_id, task_id=task.id),
                 world.uow,
                 providers(world),
-                max_in_flight=SLOTS,
+                slots=SLOTS,
             )
         found = await tasks.get_task(
             TaskQuery(owner_id=task.owner_id, task_id=task.id), world.uow, providers(world)
@@ -312,14 +313,14 @@ class TestVariationAndReroll:
                 VariationCommand(owner_id=grid.owner_id, task_id=grid.id, index=1),
                 world.uow,
                 providers(world),
-                max_in_flight=SLOTS,
+                slots=SLOTS,
             )
         with pytest.raises(InvalidRequest, match="'goapi' cannot do reroll"):
             await tasks.reroll(
                 TaskQuery(owner_id=grid.owner_id, task_id=grid.id),
                 world.uow,
                 providers(world),
-                max_in_flight=SLOTS,
+                slots=SLOTS,
             )
 
 

@@ -23,6 +23,7 @@ from imagetron_contracts.models.images import (
     TaskStatus,
 )
 from imagetron_images.app import callbacks, images, previews, tasks
+from imagetron_images.app.dispatch import Slots
 from imagetron_images.app.ports import (
     DownloadFailed,
     DownloadRefused,
@@ -37,7 +38,7 @@ from imagetron_platform.jobs import Delivery, RetryLater
 GRID = "https://cdn.example/grid.png"
 SPLITS = tuple(f"https://cdn.example/{i}.png" for i in range(1, 5))
 
-SLOTS = 100  # tasks in flight per provider: not the subject here
+SLOTS = Slots(per_provider=100)  # tasks in flight per provider: not the subject here
 
 
 def imagine_cmd(owner: UUID, prompt: UUID | None = None, text: str = "a red fox") -> ImagineCommand:
@@ -53,7 +54,7 @@ async def new_task(world: Any, owner: UUID | None = None, **kw: Any) -> Any:
         world.uow,
         world.deps().providers,
         default_provider="goapi",
-        max_in_flight=SLOTS,
+        slots=SLOTS,
     )
 
 
@@ -100,7 +101,7 @@ class TestImagine:
             world.uow,
             world.deps().providers,
             default_provider="goapi",
-            max_in_flight=SLOTS,
+            slots=SLOTS,
         )
 
         assert task.status is TaskStatus.pending
@@ -124,7 +125,7 @@ class TestImagine:
                 world.uow,
                 world.deps().providers,
                 default_provider="goapi",
-                max_in_flight=SLOTS,
+                slots=SLOTS,
             )
         assert world.uow.outbox == []
         assert world.uow.committed.tasks == {}

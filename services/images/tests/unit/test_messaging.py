@@ -67,7 +67,7 @@ def test_a_crashed_consumer_holds_a_job_briefly_whatever_the_provider_timeouts()
     """A slow attempt reports itself in progress; ack_wait only bounds a dead consumer's
     hold, so it does not grow with OpenAI's two-minute generation timeout."""
     settings = ImagesSettings(
-        goapi_timeout_seconds=30, openai_timeout_seconds=300, ack_wait_margin_seconds=5
+        goapi_timeout_seconds=30, openai_timeout_seconds=300, ack_wait_seconds=10
     )
     consumers = consumer_settings(settings)
     for redelivery in (consumers.submit, consumers.persist, consumers.callbacks):

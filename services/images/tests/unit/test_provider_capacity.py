@@ -9,18 +9,19 @@ import pytest
 
 from imagetron_contracts.models.images import ImagineCommand, SubmitTaskJob, TaskQuery, TaskStatus
 from imagetron_images.app import tasks
+from imagetron_images.app.dispatch import Slots
 from imagetron_images.app.ports import ProviderBusy
 from imagetron_platform.jobs import Delivery, RetryLater
 
 LAST = 10
 
-SLOTS = 100  # tasks in flight per provider: not the subject here
+SLOTS = Slots(per_provider=100)  # tasks in flight per provider: not the subject here
 
 
 async def pending_task(world: Any) -> Any:
     cmd = ImagineCommand(owner_id=uuid4(), prompt_id=uuid4(), prompt_text="a red fox")
     return await tasks.imagine(
-        cmd, world.uow, world.deps().providers, default_provider="goapi", max_in_flight=SLOTS
+        cmd, world.uow, world.deps().providers, default_provider="goapi", slots=SLOTS
     )
 
 

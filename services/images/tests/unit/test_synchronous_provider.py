@@ -23,6 +23,7 @@ from imagetron_contracts.models.images import (
 from imagetron_images.adapters.image_files import PillowImageInspector
 from imagetron_images.adapters.staging import StagedOrRemoteDownloader
 from imagetron_images.app import images, tasks
+from imagetron_images.app.dispatch import Slots
 from imagetron_images.app.ports import DownloadRefused
 from imagetron_images.domain import Capability, ProviderStatus, ProviderUpdate
 from imagetron_platform.jobs import Delivery
@@ -63,7 +64,11 @@ def stage(world: Any, task: Any) -> list[bytes]:
 
 async def imagine_and_submit(world: Any, providers: dict[str, Any], msg: str = "s1") -> Any:
     task = await tasks.imagine(
-        imagine_cmd(uuid4()), world.uow, providers, default_provider="goapi", max_in_flight=10
+        imagine_cmd(uuid4()),
+        world.uow,
+        providers,
+        default_provider="goapi",
+        slots=Slots(per_provider=10),
     )
     files = stage(world, task)
     await tasks.submit_task(
@@ -163,7 +168,11 @@ async def test_outside_the_staging_area_nothing_is_read(world) -> None:
 async def test_a_task_cancelled_while_generating_stays_cancelled(world) -> None:
     providers = synchronous(world)
     created = await tasks.imagine(
-        imagine_cmd(uuid4()), world.uow, providers, default_provider="goapi", max_in_flight=10
+        imagine_cmd(uuid4()),
+        world.uow,
+        providers,
+        default_provider="goapi",
+        slots=Slots(per_provider=10),
     )
     stage(world, created)
 

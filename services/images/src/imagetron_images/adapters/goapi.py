@@ -24,6 +24,7 @@ from imagetron_images.app.ports import (
     MalformedProviderMessage,
     ProviderBusy,
     ProviderRejected,
+    ProviderTaskNotFound,
     ProviderUnavailable,
 )
 from imagetron_images.domain import Capability, ProviderRequest, ProviderStatus, ProviderUpdate
@@ -187,6 +188,8 @@ class GoApiProvider:
                 raise ProviderBusy(f"GoAPI is at capacity ({status}): {message}")
             if status >= 500:
                 raise ProviderUnavailable(f"GoAPI is unavailable ({status}): {message}")
+            if status == 404:
+                raise ProviderTaskNotFound(f"GoAPI does not know it ({status}): {message}")
             raise ProviderRejected(f"GoAPI refused the request ({status}): {message}")
         return envelope
 

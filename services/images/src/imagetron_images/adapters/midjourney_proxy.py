@@ -36,6 +36,7 @@ from imagetron_contracts.models.images import ProcessMode, TaskCommand
 from imagetron_images.app.ports import (
     MalformedProviderMessage,
     ProviderRejected,
+    ProviderTaskNotFound,
     ProviderUnavailable,
 )
 from imagetron_images.domain import Capability, ProviderRequest, ProviderStatus, ProviderUpdate
@@ -196,7 +197,7 @@ class MidjourneyProxyProvider:
     async def _task_json(self, provider_task_id: str) -> dict[str, Any]:
         answer = await self._call("GET", f"/mj/task/{quote(provider_task_id, safe='')}/fetch")
         if answer is None:
-            raise MalformedProviderMessage(
+            raise ProviderTaskNotFound(
                 f"midjourney-proxy does not know task {provider_task_id} (empty answer)."
             )
         return answer

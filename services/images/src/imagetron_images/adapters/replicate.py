@@ -31,6 +31,7 @@ from imagetron_contracts.models.images import TaskCommand
 from imagetron_images.app.ports import (
     MalformedProviderMessage,
     ProviderRejected,
+    ProviderTaskNotFound,
     ProviderUnavailable,
 )
 from imagetron_images.domain import Capability, ProviderRequest, ProviderStatus, ProviderUpdate
@@ -170,6 +171,8 @@ class ReplicateProvider:
             message = f"({status}): {detail or response.reason_phrase}"
             if status == 429 or status >= 500:
                 raise ProviderUnavailable(f"Replicate is unavailable {message}")
+            if status == 404:
+                raise ProviderTaskNotFound(f"Replicate does not know it {message}")
             raise ProviderRejected(f"Replicate refused the request {message}")
         if not isinstance(answer, dict):
             raise MalformedProviderMessage(

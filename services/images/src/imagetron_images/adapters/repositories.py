@@ -6,12 +6,26 @@ database. Repositories never commit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Row, and_, case, func, insert, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Row,
+    Subquery,
+    and_,
+    case,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagetron_contracts.models.images import (
@@ -25,6 +39,9 @@ from imagetron_images.adapters.tables import images, tasks
 from imagetron_images.app.ports import ImagePageKey
 from imagetron_images.domain import GenerationTask, Image
 from imagetron_platform.pagination import PageKey
+
+#: A provider and command's typical duration is learned from at least this many tasks.
+MIN_SAMPLES = 3
 
 
 class SqlTaskRepository:
@@ -55,27 +72,75 @@ class SqlTaskRepository:
         del values["id"]
         await self._session.execute(update(tasks).where(tasks.c.id == task.id).values(values))
 
-    async def claim_awaiting_provider(
-        self, *, quiet_since: datetime, now: datetime, limit: int
+    async def claim_due_for_poll(
+        self,
+        *,
+        now: datetime,
+        quiet_for: Mapping[tuple[str, TaskCommand], timedelta],
+        default_quiet_for: timedelta,
+        lease: timedelta,
+        limit: int,
     ) -> Sequence[GenerationTask]:
-        quiet = (
-            select(tasks.c.id)
-            .where(
-                tasks.c.status.in_([TaskStatus.submitted.value, TaskStatus.processing.value]),
-                tasks.c.updated_at < quiet_since,
-                or_(tasks.c.reconciled_at.is_(None), tasks.c.reconciled_at < quiet_since),
+        c = tasks.c
+        quiet_since: ColumnElement[Any] = _at(now - default_quiet_for)
+        if quiet_for:
+            quiet_since = case(
+                *(
+                    (and_(c.provider == provider, c.command == command.value), _at(now - quiet))
+                    for (provider, command), quiet in quiet_for.items()
+                ),
+                else_=quiet_since,
             )
-            .order_by(tasks.c.updated_at)
+        due = (
+            select(c.id)
+            .where(
+                c.status.in_([TaskStatus.submitted.value, TaskStatus.processing.value]),
+                or_(
+                    c.poll_after <= now,
+                    and_(c.poll_after.is_(None), c.updated_at <= quiet_since),
+                ),
+            )
+            .order_by(c.updated_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
         rows = await self._session.execute(
             update(tasks)
-            .where(tasks.c.id.in_(quiet.scalar_subquery()))
-            .values(reconciled_at=now)
+            .where(c.id.in_(due.scalar_subquery()))
+            .values(reconciled_at=now, poll_after=now + lease)
             .returning(*tasks.c)
         )
         return sorted((_task(row) for row in rows), key=lambda t: t.updated_at)
+
+    async def lock_overdue(self, now: datetime, limit: int) -> Sequence[GenerationTask]:
+        query = (
+            select(tasks)
+            .where(_holding_a_slot(), tasks.c.deadline_at <= now)
+            .order_by(tasks.c.deadline_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [_task(row) for row in await self._session.execute(query)]
+
+    async def typical_durations(
+        self, since: datetime, quantile: float
+    ) -> Mapping[tuple[str, TaskCommand], timedelta]:
+        c = tasks.c
+        took = func.extract("epoch", c.completed_at - c.submitted_at)
+        query = (
+            select(c.provider, c.command, func.percentile_cont(quantile).within_group(took))
+            .where(
+                c.status == TaskStatus.completed.value,
+                c.completed_at >= since,
+                c.submitted_at.is_not(None),
+            )
+            .group_by(c.provider, c.command)
+            .having(func.count() >= MIN_SAMPLES)
+        )
+        return {
+            (provider, TaskCommand(command)): timedelta(seconds=float(seconds))
+            for provider, command, seconds in await self._session.execute(query)
+        }
 
     async def lock_provider(self, provider: str) -> None:
         # Until the transaction ends: one dispatcher per provider at a time, across replicas.
@@ -85,36 +150,44 @@ class SqlTaskRepository:
         )
 
     async def count_in_flight(self, provider: str) -> int:
-        c = tasks.c
-        query = select(func.count()).where(
-            c.provider == provider,
-            or_(
-                c.status.in_([TaskStatus.submitted.value, TaskStatus.processing.value]),
-                and_(c.status == TaskStatus.pending.value, c.dispatched_at.is_not(None)),
-            ),
-        )
+        query = select(func.count()).where(tasks.c.provider == provider, _holding_a_slot())
         return int((await self._session.execute(query)).scalar_one())
 
-    async def oldest_waiting(self, provider: str, limit: int) -> Sequence[GenerationTask]:
-        query = (
-            select(tasks)
-            .where(_waiting(provider))
-            .order_by(tasks.c.created_at, tasks.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+    async def next_waiting(self, provider: str, limit: int) -> Sequence[GenerationTask]:
+        queue = _fair_queue(provider)
+        ids = list(
+            (
+                await self._session.execute(
+                    select(queue.c.id)
+                    .order_by(queue.c.turn, queue.c.created_at, queue.c.id)
+                    .limit(limit)
+                )
+            ).scalars()
         )
-        return [_task(row) for row in await self._session.execute(query)]
+        if not ids:
+            return []
+        locked = {
+            row.id: _task(row)
+            for row in await self._session.execute(
+                select(tasks)
+                .where(tasks.c.id.in_(ids), _waiting(provider))
+                .with_for_update(skip_locked=True)
+            )
+        }
+        return [locked[i] for i in ids if i in locked]
 
     async def queue_position(self, task: GenerationTask) -> int:
-        c = tasks.c
-        ahead = select(func.count()).where(
-            _waiting(task.provider),
-            or_(
-                c.created_at < task.created_at,
-                and_(c.created_at == task.created_at, c.id < task.id),
-            ),
-        )
-        return int((await self._session.execute(ahead)).scalar_one()) + 1
+        queue = _fair_queue(task.provider)
+        ranked = select(
+            queue.c.id,
+            func.row_number()
+            .over(order_by=(queue.c.turn, queue.c.created_at, queue.c.id))
+            .label("position"),
+        ).subquery("ranked")
+        position = (
+            await self._session.execute(select(ranked.c.position).where(ranked.c.id == task.id))
+        ).scalar_one_or_none()
+        return int(position) if position is not None else 1
 
     async def count_by_state(self) -> tuple[dict[tuple[str, TaskStatus], int], dict[str, int]]:
         c = tasks.c
@@ -215,6 +288,41 @@ class SqlImageRepository:
         return select(images).where(images.c.id == image_id, images.c.owner_id == owner_id)
 
 
+def _holding_a_slot() -> ColumnElement[bool]:
+    c = tasks.c
+    return or_(
+        c.status.in_([TaskStatus.submitted.value, TaskStatus.processing.value]),
+        and_(c.status == TaskStatus.pending.value, c.dispatched_at.is_not(None)),
+    )
+
+
+def _fair_queue(provider: str) -> Subquery:
+    """The provider's waiting tasks with their fair-share `turn` (app.dispatch): how many
+    tasks their owner has in flight, plus how many of the owner's waiting tasks are older."""
+    c = tasks.c
+    in_flight = (
+        select(c.owner_id, func.count().label("n"))
+        .where(c.provider == provider, _holding_a_slot())
+        .group_by(c.owner_id)
+        .subquery("in_flight")
+    )
+    older_of_owner = func.row_number().over(partition_by=c.owner_id, order_by=(c.created_at, c.id))
+    return (
+        select(
+            c.id,
+            c.created_at,
+            (func.coalesce(in_flight.c.n, 0) + older_of_owner - 1).label("turn"),
+        )
+        .select_from(tasks.outerjoin(in_flight, in_flight.c.owner_id == c.owner_id))
+        .where(_waiting(provider))
+        .subquery("queue")
+    )
+
+
+def _at(moment: datetime) -> ColumnElement[datetime]:
+    return literal(moment, DateTime(timezone=True))
+
+
 def _waiting(provider: str) -> ColumnElement[bool]:
     return and_(
         tasks.c.provider == provider,
@@ -259,6 +367,13 @@ def _task_values(task: GenerationTask) -> dict[str, Any]:
         "completed_at": task.completed_at,
         "reconciled_at": task.reconciled_at,
         "dispatched_at": task.dispatched_at,
+        "submitted_at": task.submitted_at,
+        "deadline_at": task.deadline_at,
+        "polls": task.polls,
+        "poll_after": task.poll_after,
+        "resubmit_if_lost": task.resubmit_if_lost,
+        "resubmissions": task.resubmissions,
+        "abandoned_provider_task_ids": list(task.abandoned_provider_task_ids),
     }
 
 
@@ -289,6 +404,13 @@ def _task(row: Row[Any]) -> GenerationTask:
         completed_at=m["completed_at"],
         reconciled_at=m["reconciled_at"],
         dispatched_at=m["dispatched_at"],
+        submitted_at=m["submitted_at"],
+        deadline_at=m["deadline_at"],
+        polls=m["polls"],
+        poll_after=m["poll_after"],
+        resubmit_if_lost=m["resubmit_if_lost"],
+        resubmissions=m["resubmissions"],
+        abandoned_provider_task_ids=tuple(m["abandoned_provider_task_ids"]),
     )
 
 

@@ -18,8 +18,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from imagetron_contracts.models.images import (
     ImageKind,
@@ -76,6 +78,18 @@ tasks = Table(
     Column("completed_at", DateTime(timezone=True)),
     Column("reconciled_at", DateTime(timezone=True)),
     Column("dispatched_at", DateTime(timezone=True)),
+    Column("submitted_at", DateTime(timezone=True)),
+    Column("deadline_at", DateTime(timezone=True)),
+    Column("polls", Integer, nullable=False, server_default="0"),
+    Column("poll_after", DateTime(timezone=True)),
+    Column("resubmit_if_lost", Boolean, nullable=False, server_default=false()),
+    Column("resubmissions", SmallInteger, nullable=False, server_default="0"),
+    Column(
+        "abandoned_provider_task_ids",
+        ARRAY(String(200)),
+        nullable=False,
+        server_default=text("'{}'"),
+    ),
     CheckConstraint(_one_of("status", TaskStatus), name="status"),
     CheckConstraint(_one_of("variation_strength", VariationStrength), name="variation_strength"),
     CheckConstraint(_one_of("command", TaskCommand), name="command"),
@@ -100,6 +114,20 @@ tasks = Table(
         "ix_tasks_awaiting_provider",
         "updated_at",
         postgresql_where=text("status IN ('submitted', 'processing')"),
+    ),
+    # Deadlines: the unfinished tasks that hold a slot, soonest deadline first.
+    Index(
+        "ix_tasks_holding_a_slot",
+        "deadline_at",
+        postgresql_where=text(
+            "status IN ('pending', 'submitted', 'processing') AND dispatched_at IS NOT NULL"
+        ),
+    ),
+    # Expectations: how long tasks took, from the recently completed ones.
+    Index(
+        "ix_tasks_completed",
+        "completed_at",
+        postgresql_where=text("status = 'completed'"),
     ),
 )
 

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from imagetron_images.app.dispatch import Slots
 from imagetron_images.app.ports import (
     ImageDownloader,
     ImageInspector,
@@ -26,5 +27,5 @@ class Dependencies:
     inspector: ImageInspector
     store: ImageStore
     thumbnailer: Thumbnailer
-    # Tasks each provider account may have sent and unfinished at once (app.dispatch).
-    max_in_flight: int = 10
+    # Tasks each provider account may have in flight at once, and their deadlines.
+    slots: Slots = field(default_factory=Slots)

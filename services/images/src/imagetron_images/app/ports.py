@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
-from imagetron_contracts.models.images import ImageKind, TaskStatus
+from imagetron_contracts.models.images import ImageKind, TaskCommand, TaskStatus
 from imagetron_images.domain import (
     Capability,
     GenerationTask,
@@ -49,6 +49,11 @@ class ProviderRejected(PermanentError):
     pass
 
 
+class ProviderTaskNotFound(ProviderRejected):
+    """The provider does not know this task (any more): it restarted, expired it, or never
+    had it. Asking again will not bring it back."""
+
+
 class MalformedProviderMessage(PermanentError):
     """A provider answer or callback we cannot understand."""
 
@@ -59,6 +64,11 @@ class DownloadFailed(TransientError):
 
 class DownloadRefused(PermanentError):
     """Not fetched on purpose: a forbidden address, too large, or gone at the source."""
+
+
+class SourceGone(DownloadRefused):
+    """The URL answered 404 or 410: the provider may have moved the image (fresh URLs come
+    with its task) or expired it."""
 
 
 class InvalidImage(PermanentError):
@@ -92,12 +102,32 @@ class TaskRepository(Protocol):
 
     async def update(self, task: GenerationTask) -> None: ...
 
-    async def claim_awaiting_provider(
-        self, *, quiet_since: datetime, now: datetime, limit: int
+    async def claim_due_for_poll(
+        self,
+        *,
+        now: datetime,
+        quiet_for: Mapping[tuple[str, TaskCommand], timedelta],
+        default_quiet_for: timedelta,
+        lease: timedelta,
+        limit: int,
     ) -> Sequence[GenerationTask]:
-        """Up to `limit` submitted or processing tasks with no news and no reconciliation
-        since `quiet_since`, oldest news first, marked reconciled at `now`. Rows another
-        transaction holds are skipped, so replicas share the work."""
+        """Up to `limit` submitted or processing tasks due for a poll, oldest news first:
+        `poll_after` has passed, or it is unset and the task has had no news for its
+        provider and command's `quiet_for` (else `default_quiet_for`). Each is marked
+        reconciled at `now` with `poll_after = now + lease`, so other replicas pass over it
+        until then. Rows another transaction holds are skipped."""
+        ...
+
+    async def lock_overdue(self, now: datetime, limit: int) -> Sequence[GenerationTask]:
+        """Up to `limit` unfinished tasks past their deadline that hold a slot, locked until
+        the unit of work ends; rows another transaction holds are skipped."""
+        ...
+
+    async def typical_durations(
+        self, since: datetime, quantile: float
+    ) -> Mapping[tuple[str, TaskCommand], timedelta]:
+        """From acceptance to completion, the `quantile` of the durations of the tasks
+        completed since `since`, per provider and command (pairs with a few samples only)."""
         ...
 
     async def lock_provider(self, provider: str) -> None:
@@ -108,13 +138,15 @@ class TaskRepository(Protocol):
         """The provider's tasks that take a slot (see GenerationTask.takes_a_slot)."""
         ...
 
-    async def oldest_waiting(self, provider: str, limit: int) -> Sequence[GenerationTask]:
-        """Up to `limit` of the provider's tasks waiting for a slot, oldest first, locked;
-        rows another transaction holds (e.g. being cancelled) are skipped."""
+    async def next_waiting(self, provider: str, limit: int) -> Sequence[GenerationTask]:
+        """Up to `limit` of the provider's tasks waiting for a slot, in fair-share order
+        (app.dispatch), locked; rows another transaction holds (e.g. being cancelled) are
+        skipped."""
         ...
 
     async def queue_position(self, task: GenerationTask) -> int:
-        """1 + how many of its provider's waiting tasks are ahead of `task`."""
+        """1 + how many of its provider's waiting tasks are ahead of `task` in fair-share
+        order (app.dispatch)."""
         ...
 
     async def count_by_state(self) -> tuple[dict[tuple[str, TaskStatus], int], dict[str, int]]:

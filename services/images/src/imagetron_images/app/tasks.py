@@ -24,7 +24,7 @@ from imagetron_contracts.models.images import (
     VariationStrength,
 )
 from imagetron_images.app.callbacks import record_provider_update
-from imagetron_images.app.dispatch import dispatch_waiting
+from imagetron_images.app.dispatch import Slots, dispatch_waiting
 from imagetron_images.app.messages import emit_task_change, enqueue_submission
 from imagetron_images.app.ports import (
     ImageProvider,
@@ -62,7 +62,7 @@ async def imagine(
     providers: Mapping[str, ImageProvider],
     *,
     default_provider: str,
-    max_in_flight: int,
+    slots: Slots,
 ) -> Task:
     """A new grid from a prompt, on the default provider."""
     provider = default_provider
@@ -75,8 +75,9 @@ async def imagine(
         process_mode=cmd.process_mode or ProcessMode.fast,
         provider=provider,
         now=utcnow(),
+        resubmit_if_lost=bool(cmd.resubmit_if_lost),
     )
-    return await _create(task, created, uow, capabilities(providers, provider), max_in_flight)
+    return await _create(task, created, uow, capabilities(providers, provider), slots)
 
 
 async def reroll(
@@ -84,11 +85,11 @@ async def reroll(
     uow: UnitOfWork,
     providers: Mapping[str, ImageProvider],
     *,
-    max_in_flight: int,
+    slots: Slots,
 ) -> Task:
     return await _follow_up(
         query.owner_id, query.task_id, TaskCommand.reroll, uow, providers,
-        max_in_flight=max_in_flight,
+        slots=slots,
     )  # fmt: skip
 
 
@@ -97,11 +98,11 @@ async def variation(
     uow: UnitOfWork,
     providers: Mapping[str, ImageProvider],
     *,
-    max_in_flight: int,
+    slots: Slots,
 ) -> Task:
     return await _follow_up(
         cmd.owner_id, cmd.task_id, TaskCommand.variation, uow, providers,
-        index=cmd.index, strength=cmd.strength, max_in_flight=max_in_flight,
+        index=cmd.index, strength=cmd.strength, slots=slots,
     )  # fmt: skip
 
 
@@ -110,11 +111,11 @@ async def upscale(
     uow: UnitOfWork,
     providers: Mapping[str, ImageProvider],
     *,
-    max_in_flight: int,
+    slots: Slots,
 ) -> Task:
     return await _follow_up(
         cmd.owner_id, cmd.task_id, TaskCommand.upscale, uow, providers,
-        index=cmd.index, max_in_flight=max_in_flight,
+        index=cmd.index, slots=slots,
     )  # fmt: skip
 
 
@@ -137,8 +138,8 @@ async def cancel_task(
         await uow.commit()
     if task.provider_task_id is not None:
         # A task still being submitted has no provider id yet: its submission job stops
-        # the provider's task when it learns of it (`_cancel_orphan`).
-        await _cancel_orphan(providers, task, task.provider_task_id)
+        # the provider's task when it learns of it.
+        await stop_at_provider(providers, task, task.provider_task_id)
     return task_view(task, can)
 
 
@@ -182,12 +183,12 @@ async def _follow_up(
     *,
     index: int | None = None,
     strength: VariationStrength | None = None,
-    max_in_flight: int,
+    slots: Slots,
 ) -> Task:
     origin = await _owned_task(owner_id, task_id, uow)
     can = capabilities(providers, origin.provider)
     task, created = origin.follow_up(command, index=index, strength=strength, can=can, now=utcnow())
-    return await _create(task, created, uow, can, max_in_flight)
+    return await _create(task, created, uow, can, slots)
 
 
 async def _create(
@@ -195,14 +196,14 @@ async def _create(
     created: TaskCreated,
     uow: UnitOfWork,
     can: frozenset[Capability],
-    max_in_flight: int,
+    slots: Slots,
 ) -> Task:
     """Record a new task and its `task.created` in one transaction, with its submission job
     when its provider has a free slot; otherwise it waits its turn (`queue_position`)."""
     async with uow:
         await uow.tasks.add(task)
         await emit_task_change(uow, created, can)
-        await dispatch_waiting(uow, task.provider, max_in_flight)
+        await dispatch_waiting(uow, task.provider, slots)
         stored = await uow.tasks.get(task.owner_id, task.id)
         if stored is None:  # cannot happen: it was added in this transaction
             raise NotFound(f"There is no task {task.id}.")
@@ -295,15 +296,18 @@ async def submit_task(
             await uow.tasks.update(task)
             await emit_task_change(uow, change, can)
         await uow.commit()
-    if outcome.provider_task_id is not None and task.status is TaskStatus.cancelled:
-        await _cancel_orphan(providers, task, outcome.provider_task_id)
+    if outcome.provider_task_id is not None and task.provider_task_id != outcome.provider_task_id:
+        # Cancelled, given up or sent twice while the provider was taking it: the provider's
+        # task is nobody's, so it is stopped (its reports would be ignored anyway).
+        await stop_at_provider(providers, task, outcome.provider_task_id)
 
 
-async def _cancel_orphan(
+async def stop_at_provider(
     providers: Mapping[str, ImageProvider], task: GenerationTask, provider_task_id: str
 ) -> None:
-    """The task is cancelled on our side: stop the provider's task too, if it can be
-    stopped. Best effort: its reports are ignored either way."""
+    """We no longer follow the provider's task `provider_task_id` of `task` (cancelled,
+    given up, or a duplicate submission): stop it too, if the provider can. Best effort:
+    its reports are ignored either way."""
     provider = providers.get(task.provider)
     if provider is None or Capability.cancel not in provider.capabilities:
         return
@@ -313,8 +317,8 @@ async def _cancel_orphan(
             await provider.cancel(provider_task_id)
     except (TransientError, PermanentError, TimeoutError) as exc:
         log.warning(
-            "task %s is cancelled; %s could not stop its task %s: %s",
-            task.id, task.provider, provider_task_id, exc,
+            "task %s (%s): %s could not stop its task %s: %s",
+            task.id, task.status, task.provider, provider_task_id, exc,
         )  # fmt: skip
 
 

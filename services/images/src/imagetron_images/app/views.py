@@ -21,7 +21,13 @@ def task_view(
 ) -> contract.Task:
     """`can`: what the task's provider can do, which bounds the follow-ups it offers;
     `queue_position`: its place among the tasks waiting for a slot, when it waits."""
-    return view(contract.Task, task, actions=task.actions(can), queue_position=queue_position)
+    return view(
+        contract.Task,
+        task,
+        actions=task.actions(can),
+        queue_position=queue_position,
+        deadline_at=task.deadline_at if task.takes_a_slot else None,
+    )
 
 
 def image_view(image: Image) -> contract.Image:

@@ -19,6 +19,7 @@ from imagetron_images.domain.providers import (
 )
 from imagetron_images.domain.tasks import (
     TERMINAL_STATUSES,
+    Deadlines,
     GenerationTask,
     TaskCancelled,
     TaskChange,
@@ -27,6 +28,7 @@ from imagetron_images.domain.tasks import (
     TaskEventType,
     TaskFailed,
     TaskProgressed,
+    TaskResubmitted,
     TaskSubmitted,
     apply_provider_update,
 )
@@ -34,6 +36,7 @@ from imagetron_images.domain.tasks import (
 __all__ = [
     "TERMINAL_STATUSES",
     "Capability",
+    "Deadlines",
     "GenerationTask",
     "Image",
     "ImageChange",
@@ -51,6 +54,7 @@ __all__ = [
     "TaskEventType",
     "TaskFailed",
     "TaskProgressed",
+    "TaskResubmitted",
     "TaskSubmitted",
     "apply_provider_update",
 ]

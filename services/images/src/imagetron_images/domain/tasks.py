@@ -7,6 +7,12 @@ pending ──► submitted ──► processing ──► completed
 
 A task that has not finished can be cancelled by its owner at any time: we stop following
 it whether or not its provider can stop the work, and its later reports are ignored.
+
+Every task ends. From the moment it takes one of its provider's slots it has a deadline
+(per provider and command); a task still unfinished at its deadline, or one its provider no
+longer knows, is given up: it fails with a reason that says so or, when its owner opted in
+(`resubmit_if_lost`), goes back to `pending` with its slot and is sent again, at most
+`MAX_RESUBMISSIONS` times. Reports about a submission given up are ignored from then on.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import copy
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import ClassVar
 from uuid import UUID, uuid4
@@ -68,6 +74,8 @@ DEFAULT_ASPECT_RATIO = "1:1"
 NO_IMAGE_ERROR = "The provider reported the task completed but sent no image."
 UNEXPLAINED_FAILURE = "The provider reported the task failed without saying why."
 CANCELLED_AT_PROVIDER = "The task was cancelled at the provider."
+#: How often a lost or overdue task is sent again when its owner opted in.
+MAX_RESUBMISSIONS = 2
 
 
 class TaskEventType(StrEnum):
@@ -77,6 +85,7 @@ class TaskEventType(StrEnum):
     completed = "task.completed"
     failed = "task.failed"
     cancelled = "task.cancelled"
+    resubmitted = "task.resubmitted"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,6 +128,29 @@ class TaskCancelled(TaskChange):
     type: ClassVar[TaskEventType] = TaskEventType.cancelled
 
 
+@dataclass(frozen=True, kw_only=True)
+class TaskResubmitted(TaskChange):
+    """Lost or overdue at its provider, it is pending again, to be sent anew."""
+
+    type: ClassVar[TaskEventType] = TaskEventType.resubmitted
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """How long a task may hold one of its provider's slots, per provider and command:
+    `overrides` keys are `"<provider>.<command>"` or `"<command>"`, the first that matches
+    wins, else `default`."""
+
+    default: timedelta
+    overrides: Mapping[str, timedelta] = field(default_factory=dict)
+
+    def of(self, provider: str, command: TaskCommand) -> timedelta:
+        for key in (f"{provider}.{command.value}", command.value):
+            if key in self.overrides:
+                return self.overrides[key]
+        return self.default
+
+
 @dataclass(eq=False, kw_only=True)
 class GenerationTask:
     """One request to a provider (imagine, reroll, variation or upscale) and its outcome."""
@@ -149,6 +181,19 @@ class GenerationTask:
     dispatched_at: datetime | None = None
     # The prompt's title when the task was created (its images' events carry it).
     prompt_title: str | None = None
+    # When its provider accepted it (the start of what reconciliation learns durations from).
+    submitted_at: datetime | None = None
+    # Given up if it has not finished by then (set when it takes a slot).
+    deadline_at: datetime | None = None
+    # Reconciliation asked the provider `polls` times since the task's last news, and asks
+    # again at `poll_after`; None: once it has been quiet as long as its command usually takes.
+    polls: int = 0
+    poll_after: datetime | None = None
+    # The owner's choice: a task lost or overdue at its provider is sent again (bounded).
+    resubmit_if_lost: bool = False
+    resubmissions: int = 0
+    # Provider task ids of submissions given up: their reports are never applied.
+    abandoned_provider_task_ids: tuple[str, ...] = ()
 
     @classmethod
     def imagine(
@@ -162,6 +207,7 @@ class GenerationTask:
         provider: str,
         now: datetime,
         prompt_title: str | None = None,
+        resubmit_if_lost: bool = False,
     ) -> tuple[GenerationTask, TaskCreated]:
         if not prompt_text.strip():
             raise InvalidRequest("The prompt text is empty.")
@@ -176,6 +222,7 @@ class GenerationTask:
             process_mode=process_mode,
             created_at=now,
             updated_at=now,
+            resubmit_if_lost=resubmit_if_lost,
         )
         return task, TaskCreated(task=task.snapshot(), occurred_at=now)
 
@@ -220,6 +267,7 @@ class GenerationTask:
             variation_strength=(
                 (strength or VariationStrength.strong) if command is TaskCommand.variation else None
             ),
+            resubmit_if_lost=self.resubmit_if_lost,
         )
         return task, TaskCreated(task=task.snapshot(), occurred_at=now)
 
@@ -261,11 +309,66 @@ class GenerationTask:
             return self.dispatched_at is not None
         return self.status in (TaskStatus.submitted, TaskStatus.processing)
 
-    def dispatch(self, now: datetime) -> None:
-        """It got a slot: its submission job is queued now."""
+    def dispatch(self, now: datetime, deadline: timedelta) -> None:
+        """It got a slot: its submission job is queued now, and it must have finished
+        within `deadline`."""
         if not self.is_waiting_for_a_slot:
             raise Conflict(f"Task {self.id} is not waiting for a slot.")
         self.dispatched_at = now
+        self.deadline_at = now + deadline
+
+    def is_overdue(self, now: datetime) -> bool:
+        return (
+            not self.is_terminal
+            and self.deadline_at is not None
+            and now >= self.deadline_at
+            and not self.is_waiting_for_a_slot
+        )
+
+    def polled_without_news(self, now: datetime, retry_in: timedelta) -> None:
+        """Reconciliation asked the provider and learned nothing new: ask again later."""
+        self.reconciled_at = now
+        self.polls += 1
+        self.poll_after = now + retry_in
+
+    def expire(self, now: datetime, deadline: timedelta) -> TaskFailed | TaskResubmitted | None:
+        """It is past its deadline: give it up, saying so (see `give_up`)."""
+        if self.deadline_at is None or not self.is_overdue(now):
+            return None
+        allowed = _human(self.deadline_at - (self.dispatched_at or self.created_at))
+        return self.give_up(
+            f"Not finished within {allowed} of getting a slot (the deadline of "
+            f"{self.provider} {self.command} tasks).",
+            now,
+            deadline,
+        )
+
+    def give_up(
+        self, reason: str, now: datetime, deadline: timedelta
+    ) -> TaskFailed | TaskResubmitted | None:
+        """The provider lost the task, or it is past its deadline: fail it with `reason`,
+        or, when its owner opted in and resubmissions are left, make it pending again (it
+        keeps its slot, with a new `deadline`) to be sent anew. None for a task that has
+        finished meanwhile."""
+        if self.is_terminal:
+            return None
+        if not self.resubmit_if_lost or self.resubmissions >= MAX_RESUBMISSIONS:
+            if self.resubmit_if_lost:
+                reason += f" It was sent {self.resubmissions + 1} times; giving up."
+            return self._failed(reason, now)
+        if self.provider_task_id is not None:
+            self.abandoned_provider_task_ids += (self.provider_task_id,)
+        self.status = TaskStatus.pending
+        self.resubmissions += 1
+        self.provider_task_id = None
+        self.submitted_at = None
+        self.progress = 0
+        self.preview_url = None
+        self.error = reason
+        self.dispatched_at = now
+        self.deadline_at = now + deadline
+        self._touch(now)
+        return TaskResubmitted(task=self.snapshot(), occurred_at=now)
 
     def snapshot(self) -> GenerationTask:
         return copy.copy(self)
@@ -327,11 +430,18 @@ class GenerationTask:
         if status not in _ALLOWED[self.status]:
             raise Conflict(f"Task {self.id} is {self.status}; it cannot become {status}.")
         self.status = status
+        self._touch(now)
+
+    def _touch(self, now: datetime) -> None:
+        """News about the task: reconciliation starts counting its quiet time again."""
         self.updated_at = now
+        self.polls = 0
+        self.poll_after = None
 
     def _submitted(self, provider_task_id: str, now: datetime) -> TaskSubmitted:
         self._move_to(TaskStatus.submitted, now)
         self.provider_task_id = provider_task_id
+        self.submitted_at = now
         return TaskSubmitted(task=self.snapshot(), occurred_at=now)
 
     def _progressed(self, update: ProviderUpdate, now: datetime) -> TaskProgressed | None:
@@ -344,7 +454,7 @@ class GenerationTask:
             self._move_to(TaskStatus.processing, now)
         self.progress = max(self.progress, progress)
         self.preview_url = update.preview_url or self.preview_url
-        self.updated_at = now
+        self._touch(now)
         return TaskProgressed(task=self.snapshot(), occurred_at=now)
 
     def _completed(self, update: ProviderUpdate, now: datetime) -> TaskCompleted | TaskFailed:
@@ -361,6 +471,19 @@ class GenerationTask:
         self._move_to(TaskStatus.failed, now)
         self.error = error
         return TaskFailed(task=self.snapshot(), occurred_at=now)
+
+    def fresh_source_url(self, kind: ImageKind, index: int, update: ProviderUpdate) -> str | None:
+        """Where the provider's current report on this task (`update`, fetched anew) has
+        the image `kind`/`index` now; None when it does not have it (any more)."""
+        if (
+            update.status is not ProviderStatus.completed
+            or update.provider_task_id != self.provider_task_id
+        ):
+            return None
+        for image in self._result_images(update, self.updated_at):
+            if (image.kind, image.index) == (kind, index):
+                return image.source_url
+        return None
 
     def _result_images(self, update: ProviderUpdate, now: datetime) -> tuple[Image, ...]:
         def image(kind: ImageKind, index: int, url: str) -> Image:
@@ -428,6 +551,8 @@ def apply_provider_update(
 def _why_not_applicable(task: GenerationTask, update: ProviderUpdate) -> str | None:
     if task.is_terminal:
         return "the task is finished"
+    if update.provider_task_id in task.abandoned_provider_task_ids:
+        return f"provider task {update.provider_task_id} was given up and sent again"
     if update.command is not task.command:
         return f"it is about a {update.command}, the task is a {task.command}"
     if task.provider_task_id is not None and update.provider_task_id != task.provider_task_id:
@@ -435,6 +560,15 @@ def _why_not_applicable(task: GenerationTask, update: ProviderUpdate) -> str | N
     if task.status is TaskStatus.processing and update.status is ProviderStatus.queued:
         return "the task is already processing"
     return None
+
+
+def _human(duration: timedelta) -> str:
+    seconds = round(duration.total_seconds())
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
 
 
 def _clamp_percent(value: int) -> int:

@@ -216,5 +216,6 @@ async def imagine_prompt(
         prompt_title=prompt.title,
         aspect_ratio=options.aspect_ratio,
         process_mode=options.process_mode,
+        resubmit_if_lost=options.resubmit_if_lost,
     )
     return await ctx.rpc.call(streams.RPC_IMAGES_IMAGINE, command, Task)
