@@ -248,7 +248,7 @@ async def test_sigkill_mid_processing_loses_nothing_and_repeats_nothing(
     async def all_done() -> bool:
         return await progress(migrated, ids) == (TASKS, 5 * TASKS)
 
-    await wait_for(all_done, within=60, interval=0.2)
+    await wait_for(all_done, within=120, interval=0.2)  # a loaded machine is slow
     assert all(gateway.bodies(i) for i in ids)
 
     events = await events_of(streams, owner)

@@ -238,11 +238,13 @@ def _json(response: httpx.Response) -> dict[str, Any] | None:
     try:
         answer = response.json()
     except ValueError:
-        answer = None
+        if response.status_code >= 400:
+            return None
+        answer = response.text[:100]
     if isinstance(answer, dict):
         return answer
-    if response.status_code >= 400:
-        return None
+    if answer is None or response.status_code >= 400:
+        return None  # JSON `null` is how some forks say "no such task"
     raise MalformedProviderMessage(
         f"midjourney-proxy answered {response.status_code} with a body that is not a JSON object."
     )
