@@ -6,7 +6,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -17,7 +17,7 @@ from imagetron_contracts.models.images import ProviderCallback
 from imagetron_gateway.adapters.revocations import OpenStreams
 from imagetron_gateway.adapters.webhooks import webhook_verifiers
 from imagetron_gateway.app.identity import Authenticator
-from imagetron_gateway.bootstrap import SERVICE, api_app, rate_limits
+from imagetron_gateway.bootstrap import SERVICE, api_app, daily_budgets, rate_limits
 from imagetron_gateway.context import GatewayContext, GatewayState
 from imagetron_gateway.domain.identity import ApiKey, BrowserSession, RevokedKey, User, hash_api_key
 from imagetron_gateway.settings import GatewaySettings
@@ -39,6 +39,8 @@ class FakeUsers:
         self.revoked: set[str] = set()
         self.disabled: set[uuid.UUID] = set()
         self.last_used: dict[uuid.UUID, datetime] = {}
+        #: (user id, day, kind) → used, for FakeUsage.
+        self.spent: dict[tuple[uuid.UUID, date, str], int] = {}
 
     def usable(self, key_hash: str, now: datetime | None = None) -> tuple[User, ApiKey] | None:
         now = now or datetime.now(UTC)
@@ -156,6 +158,25 @@ class FakeApiKeys:
         self.users.last_used.update(last_used)
 
 
+class FakeUsage:
+    def __init__(self, users: FakeUsers) -> None:
+        self.spent = users.spent
+
+    async def spend(self, user_id: uuid.UUID, day: date, kind: str, limit: int) -> bool:
+        used = self.spent.get((user_id, day, kind), 0)
+        if used >= limit:
+            return False
+        self.spent[(user_id, day, kind)] = used + 1
+        return True
+
+    async def give_back(self, user_id: uuid.UUID, day: date, kind: str) -> None:
+        key = (user_id, day, kind)
+        self.spent[key] = max(0, self.spent.get(key, 0) - 1)
+
+    async def of_day(self, user_id: uuid.UUID, day: date) -> dict[str, int]:
+        return {k: n for (u, d, k), n in self.spent.items() if u == user_id and d == day}
+
+
 @dataclass
 class FakeRevocations:
     announced: list[RevokedKey] = field(default_factory=list)
@@ -206,6 +227,7 @@ class FakeIdentityUoW:
         self.users = users
         self.sessions = sessions or FakeSessions(users)
         self.keys = FakeApiKeys(users, self.sessions)
+        self.usage = FakeUsage(users)
         self.commits = 0
 
     async def __aenter__(self) -> FakeIdentityUoW:
@@ -286,6 +308,8 @@ async def gateway() -> AsyncIterator[Gateway]:
         webhook_max_bytes=4096,
         rate_limit_per_key=50,
         rate_limit_per_address=20,
+        llm_calls_per_day=5,
+        generations_per_day=2,
         rate_limit_pictures_per_key=60,
     )
     users = FakeUsers()
@@ -311,6 +335,7 @@ async def gateway() -> AsyncIterator[Gateway]:
                     streams=OpenStreams(),
                     http=http,
                     rate_limits=rate_limits(settings),
+                    budgets=daily_budgets(settings, lambda: FakeIdentityUoW(users, sessions)),
                     webhooks=webhook_verifiers(settings),
                 )
             )

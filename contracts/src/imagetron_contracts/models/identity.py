@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, StrictBool
 from uuid import UUID
+from datetime import date
 
 
 class Model(RootModel[Any]):
@@ -69,6 +70,22 @@ class CreatedApiKey(BaseModel):
     """
     key: ApiKey
     api_key: str
+
+
+class Allowance(BaseModel):
+    limit: Annotated[int, Field(ge=0)]
+    used: Annotated[int, Field(ge=0)]
+    remaining: Annotated[int, Field(ge=0)]
+
+
+class Usage(BaseModel):
+    """
+    What the caller spent today (UTC) of its daily budgets; past a budget the operation answers 429 with `Retry-After` until `resets_at`.
+    """
+    day: date
+    resets_at: AwareDatetime
+    llm_calls: Annotated[Allowance, Field(description='Language-model calls (chats, prompt generation, titles).')]
+    generations: Annotated[Allowance, Field(description='Generations (imagine, reroll, variation, upscale).')]
 
 
 class KeyRevoked(BaseModel):

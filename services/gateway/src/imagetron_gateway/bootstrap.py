@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
@@ -25,11 +25,13 @@ from imagetron_gateway.adapters.revocations import (
     listen_for_revocations,
 )
 from imagetron_gateway.adapters.webhooks import VERIFIERS, webhook_verifiers
+from imagetron_gateway.app.budgets import DailyBudgets, Spend
 from imagetron_gateway.app.identity import (
     Authenticator,
     ensure_bootstrap_admin,
     remove_expired_sessions,
 )
+from imagetron_gateway.app.ports import IdentityUnitOfWork
 from imagetron_gateway.context import GatewayContext, GatewayState
 from imagetron_gateway.entrypoints.http import (
     chats,
@@ -118,6 +120,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     streams=streams,
                     http=http,
                     rate_limits=rate_limits(settings),
+                    budgets=daily_budgets(settings, identity_uow),
                     webhooks=webhook_verifiers(settings),
                 )
             )
@@ -126,6 +129,18 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifecycle.app(
             title="Imagetron API", state=state, metrics_access=settings.metrics_access(public=True)
         )
+    )
+
+
+def daily_budgets(
+    settings: GatewaySettings, uow_factory: Callable[[], IdentityUnitOfWork]
+) -> DailyBudgets:
+    return DailyBudgets(
+        uow_factory,
+        {
+            Spend.llm_calls: settings.llm_calls_per_day,
+            Spend.generations: settings.generations_per_day,
+        },
     )
 
 

@@ -10,6 +10,7 @@ import httpx
 
 from imagetron_gateway.adapters.rate_limits import RequestRateLimits
 from imagetron_gateway.adapters.revocations import OpenStreams
+from imagetron_gateway.app.budgets import DailyBudgets
 from imagetron_gateway.app.identity import Authenticator
 from imagetron_gateway.app.ports import (
     CallbackSink,
@@ -34,6 +35,7 @@ class GatewayContext:
     #: Streams SSE from the notifier and stored image bytes from object storage.
     http: httpx.AsyncClient
     rate_limits: RequestRateLimits
+    budgets: DailyBudgets
     #: provider → how its callbacks are verified (adapters/webhooks).
     webhooks: Mapping[str, WebhookVerifier]
 

@@ -43,6 +43,11 @@ class GatewaySettings(DatabaseSettings):
     #: Thumbnails and previews per window and API key (a gallery scrolls through hundreds).
     rate_limit_pictures_per_key: int = Field(default=6000, ge=1)
     rate_limit_window_seconds: int = Field(default=60, ge=1)
+    #: What each user may spend per UTC day (429 with `Retry-After` past it; what is left:
+    #: `GET /api/v1/me/usage`): language-model calls (chats, prompt generation, titles)
+    #: and generations (imagine, reroll, variation, upscale).
+    llm_calls_per_day: int = Field(default=200, ge=0)
+    generations_per_day: int = Field(default=200, ge=0)
 
     #: Browser sessions (the studio): how long one lasts from sign-in, how many one user may
     #: have open (signing in beyond that ends the oldest), and whether the cookie is sent

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import RowMapping, and_, delete, exists, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from imagetron_gateway.adapters.tables import api_keys, sessions, users
+from imagetron_gateway.adapters.tables import api_keys, daily_usage, sessions, users
 from imagetron_gateway.domain.identity import ApiKey, BrowserSession, User
 from imagetron_platform.clock import utcnow
 from imagetron_platform.db import SqlUnitOfWork
@@ -284,6 +285,47 @@ class SqlSessions:
         return len(result.all())
 
 
+class SqlUsage:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def spend(self, user_id: UUID, day: date, kind: str, limit: int) -> bool:
+        # One statement: concurrent spends on any replica serialise on the row.
+        statement = (
+            pg_insert(daily_usage)
+            .values(user_id=user_id, day=day, kind=kind, used=1)
+            .on_conflict_do_update(
+                index_elements=[daily_usage.c.user_id, daily_usage.c.day, daily_usage.c.kind],
+                set_={"used": daily_usage.c.used + 1},
+                where=daily_usage.c.used < limit,
+            )
+            .returning(daily_usage.c.used)
+        )
+        if limit < 1:
+            return False
+        return (await self._session.execute(statement)).first() is not None
+
+    async def give_back(self, user_id: UUID, day: date, kind: str) -> None:
+        await self._session.execute(
+            update(daily_usage)
+            .where(
+                daily_usage.c.user_id == user_id,
+                daily_usage.c.day == day,
+                daily_usage.c.kind == kind,
+                daily_usage.c.used > 0,
+            )
+            .values(used=daily_usage.c.used - 1)
+        )
+
+    async def of_day(self, user_id: UUID, day: date) -> dict[str, int]:
+        rows = await self._session.execute(
+            select(daily_usage.c.kind, daily_usage.c.used).where(
+                daily_usage.c.user_id == user_id, daily_usage.c.day == day
+            )
+        )
+        return {r.kind: r.used for r in rows}
+
+
 class SqlIdentityUnitOfWork(SqlUnitOfWork):
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         super().__init__(session_factory)
@@ -291,6 +333,10 @@ class SqlIdentityUnitOfWork(SqlUnitOfWork):
     @property
     def users(self) -> SqlUsers:
         return SqlUsers(self.session)
+
+    @property
+    def usage(self) -> SqlUsage:
+        return SqlUsage(self.session)
 
     @property
     def keys(self) -> SqlApiKeys:

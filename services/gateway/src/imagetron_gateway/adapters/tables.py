@@ -3,9 +3,11 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -60,4 +62,15 @@ sessions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
     Index("ix_sessions_user_id_created_at", "user_id", "created_at"),
+)
+
+#: What each user spent per UTC day, by kind (`llm_calls`, `generations`): counted before
+#: the call, given back when the call was refused (4xx).
+daily_usage = Table(
+    "daily_usage",
+    metadata,
+    Column("user_id", Uuid, ForeignKey(users.c.id, ondelete="CASCADE"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("used", Integer, nullable=False),
 )

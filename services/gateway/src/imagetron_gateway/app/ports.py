@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal, Protocol, TypeVar
 from uuid import UUID
 
@@ -54,6 +54,15 @@ class ApiKeys(Protocol):
     async def record_use(self, last_used: dict[UUID, datetime]) -> None: ...
 
 
+class Usage(Protocol):
+    async def spend(self, user_id: UUID, day: date, kind: str, limit: int) -> bool:
+        """Count one more, atomically, unless `limit` is reached; whether it was counted."""
+        ...
+
+    async def give_back(self, user_id: UUID, day: date, kind: str) -> None: ...
+    async def of_day(self, user_id: UUID, day: date) -> dict[str, int]: ...
+
+
 class Sessions(Protocol):
     async def add(self, session: BrowserSession) -> None: ...
     async def active(self, token_hash: str, now: datetime) -> tuple[User, BrowserSession] | None:
@@ -75,6 +84,8 @@ class IdentityUnitOfWork(Transaction, Protocol):
     def sessions(self) -> Sessions: ...
     @property
     def keys(self) -> ApiKeys: ...
+    @property
+    def usage(self) -> Usage: ...
 
 
 class ServiceClient(Protocol):

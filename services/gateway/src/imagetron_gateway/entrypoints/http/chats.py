@@ -22,6 +22,7 @@ from imagetron_contracts.models.chats import (
     StartChatCommand,
     StartChatRequest,
 )
+from imagetron_gateway.app.budgets import Spend
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
 from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems
@@ -38,9 +39,13 @@ router = APIRouter(prefix="/api/v1")
 )
 async def start_chat(body: StartChatRequest, caller: CurrentUser, ctx: Context) -> Chat:
     command = StartChatCommand(owner_id=caller.id, brief=body.brief, count=body.count)
-    return await ctx.rpc.call(
-        streams.RPC_PROMPTS_CHATS_START, command, Chat, timeout=ctx.settings.llm_rpc_timeout_seconds
-    )
+    async with ctx.budgets.spending(caller.id, Spend.llm_calls):
+        return await ctx.rpc.call(
+            streams.RPC_PROMPTS_CHATS_START,
+            command,
+            Chat,
+            timeout=ctx.settings.llm_rpc_timeout_seconds,
+        )
 
 
 @router.get("/chats", operation_id="listChats", responses=problems(*FORWARDED), tags=["chats"])
@@ -89,9 +94,10 @@ async def continue_chat(
     command = ContinueChatCommand(
         owner_id=caller.id, chat_id=chat_id, text=body.text, count=body.count
     )
-    return await ctx.rpc.call(
-        streams.RPC_PROMPTS_CHATS_CONTINUE,
-        command,
-        Chat,
-        timeout=ctx.settings.llm_rpc_timeout_seconds,
-    )
+    async with ctx.budgets.spending(caller.id, Spend.llm_calls):
+        return await ctx.rpc.call(
+            streams.RPC_PROMPTS_CHATS_CONTINUE,
+            command,
+            Chat,
+            timeout=ctx.settings.llm_rpc_timeout_seconds,
+        )

@@ -34,6 +34,7 @@ from imagetron_contracts.models.prompts import (
     UpdatePromptCommand,
     UpdatePromptRequest,
 )
+from imagetron_gateway.app.budgets import Spend
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
 from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems
@@ -90,12 +91,13 @@ async def generate_prompts(
         aspect_ratio=body.aspect_ratio,
         chat_id=body.chat_id,
     )
-    return await ctx.rpc.call(
-        streams.RPC_PROMPTS_GENERATE,
-        command,
-        GeneratedPrompts,
-        timeout=ctx.settings.llm_rpc_timeout_seconds,
-    )
+    async with ctx.budgets.spending(caller.id, Spend.llm_calls):
+        return await ctx.rpc.call(
+            streams.RPC_PROMPTS_GENERATE,
+            command,
+            GeneratedPrompts,
+            timeout=ctx.settings.llm_rpc_timeout_seconds,
+        )
 
 
 @router.get(
@@ -175,9 +177,10 @@ async def set_prompt_status(
 )
 async def retitle_prompt(prompt_id: UUID, caller: CurrentUser, ctx: Context) -> Prompt:
     query = PromptQuery(owner_id=caller.id, prompt_id=prompt_id)
-    return await ctx.rpc.call(
-        streams.RPC_PROMPTS_RETITLE, query, Prompt, timeout=ctx.settings.llm_rpc_timeout_seconds
-    )
+    async with ctx.budgets.spending(caller.id, Spend.llm_calls):
+        return await ctx.rpc.call(
+            streams.RPC_PROMPTS_RETITLE, query, Prompt, timeout=ctx.settings.llm_rpc_timeout_seconds
+        )
 
 
 @router.post(
@@ -218,4 +221,5 @@ async def imagine_prompt(
         process_mode=options.process_mode,
         resubmit_if_lost=options.resubmit_if_lost,
     )
-    return await ctx.rpc.call(streams.RPC_IMAGES_IMAGINE, command, Task)
+    async with ctx.budgets.spending(caller.id, Spend.generations):
+        return await ctx.rpc.call(streams.RPC_IMAGES_IMAGINE, command, Task)

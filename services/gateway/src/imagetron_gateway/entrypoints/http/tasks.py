@@ -24,6 +24,7 @@ from imagetron_contracts.models.images import (
     VariationCommand,
     VariationRequest,
 )
+from imagetron_gateway.app.budgets import Spend
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
 from imagetron_gateway.entrypoints.http.images import IfNoneMatch, stream_stored
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
@@ -72,7 +73,8 @@ FOLLOW_UP_PROBLEMS = problems(401, 404, 409, 422, 503, 504)
 )
 async def reroll_task(task_id: UUID, caller: CurrentUser, ctx: Context) -> Task:
     query = TaskQuery(owner_id=caller.id, task_id=task_id)
-    return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_REROLL, query, Task)
+    async with ctx.budgets.spending(caller.id, Spend.generations):
+        return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_REROLL, query, Task)
 
 
 @router.post(
@@ -88,7 +90,8 @@ async def vary_task(
     cmd = VariationCommand(
         owner_id=caller.id, task_id=task_id, index=body.index, strength=body.strength
     )
-    return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_VARIATION, cmd, Task)
+    async with ctx.budgets.spending(caller.id, Spend.generations):
+        return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_VARIATION, cmd, Task)
 
 
 @router.post(
@@ -102,7 +105,8 @@ async def upscale_task(
     task_id: UUID, body: UpscaleRequest, caller: CurrentUser, ctx: Context
 ) -> Task:
     cmd = UpscaleCommand(owner_id=caller.id, task_id=task_id, index=body.index)
-    return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_UPSCALE, cmd, Task)
+    async with ctx.budgets.spending(caller.id, Spend.generations):
+        return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_UPSCALE, cmd, Task)
 
 
 @router.post(

@@ -10,14 +10,17 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 
 from imagetron_contracts.models.identity import (
+    Allowance,
     ApiKeyList,
     CreatedUser,
     CreateUserRequest,
     UpdateUserRequest,
+    Usage,
     UserList,
 )
 from imagetron_contracts.models.identity import User as UserModel
 from imagetron_gateway.app import identity, keys
+from imagetron_gateway.app.budgets import Spend
 from imagetron_gateway.domain.identity import User
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
 from imagetron_gateway.entrypoints.http.keys import key_model
@@ -48,6 +51,22 @@ async def create_user(body: CreateUserRequest, caller: CurrentUser, ctx: Context
         ctx.identity_uow(), caller, body.name, is_admin=bool(body.is_admin)
     )
     return CreatedUser(user=user_model(user), api_key=api_key)
+
+
+@router.get("/me/usage", operation_id="getMyUsage", responses=problems(401), tags=["users"])
+async def get_my_usage(caller: CurrentUser, ctx: Context) -> Usage:
+    day, resets_at, allowances = await ctx.budgets.today(caller.id)
+
+    def allowance(kind: Spend) -> Allowance:
+        found = allowances[kind]
+        return Allowance(limit=found.limit, used=found.used, remaining=found.remaining)
+
+    return Usage(
+        day=day,
+        resets_at=resets_at,
+        llm_calls=allowance(Spend.llm_calls),
+        generations=allowance(Spend.generations),
+    )
 
 
 @router.get("/me", operation_id="getMe", responses=problems(401), tags=["users"])
