@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import time
 
 import httpx
 from playwright.async_api import async_playwright
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+from imagetron.testing import CHROMIUM_ARGS, chromium_or_reason
 
 # Counts frames slower than 50 ms (3 missed at 60 Hz) while the page scrolls to the bottom.
-SCROLL = """async () => {
+SCROLL = """async (wanted) => {
   const main = document.querySelector('main');
   let last = performance.now(), slow = 0, frames = 0, running = true;
   const tick = (now) => {
@@ -32,7 +30,13 @@ SCROLL = """async () => {
   };
   requestAnimationFrame(tick);
   const started = performance.now();
-  for (let i = 0; i < 400 && main.scrollTop + main.clientHeight < main.scrollHeight - 2; i++) {
+  let idle = 0;
+  // Scroll like a hand would, 600 px a frame; at the bottom wait for the next page to load;
+  // stop at the end of `wanted` tiles (or after two minutes).
+  const count = () => document.querySelectorAll('.tile').length;
+  while ((count() < wanted || idle < 30) && performance.now() - started < 120000) {
+    const atEnd = main.scrollTop + main.clientHeight >= main.scrollHeight - 2;
+    if (atEnd) idle++; else idle = 0;
     main.scrollBy(0, 600);
     await new Promise((r) => setTimeout(r, 16));
   }
@@ -84,11 +88,13 @@ async def main() -> None:
     parser.add_argument("--key", required=True)
     parser.add_argument("--images", type=int, default=0)
     options = parser.parse_args()
-    chromium = shutil.which("chromium")
+    chromium, reason = chromium_or_reason()
+    if chromium is None:
+        raise SystemExit(reason)
     if options.images:
         await ensure_images(options.url, options.key, options.images)
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium, args=ARGS)
+        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         context = await browser.new_context(viewport={"width": 1280, "height": 800})
         page = await context.new_page()
         await page.goto(options.url + "/")
@@ -100,13 +106,17 @@ async def main() -> None:
                 cdp = await context.new_cdp_session(page)
                 await cdp.send("Network.clearBrowserCache")
             requests: list[str] = []
-            page.on("request", requests.append)
+
+            def record(request: object, into: list[str] = requests) -> None:
+                into.append(str(request))
+
+            page.on("request", record)
             started = time.perf_counter()
             await page.goto(options.url + "/#/create")
             await page.reload()
             await page.get_by_role("button", name="Imagine").wait_for()
             ready = time.perf_counter() - started
-            page.remove_listener("request", requests.append)
+            page.remove_listener("request", record)
             print(f"first screen interactive ({label} cache): {ready * 1000:.0f} ms, "
                   f"{len(requests)} requests")  # fmt: skip
         if options.images:
@@ -116,7 +126,7 @@ async def main() -> None:
             print(
                 f"gallery: first thumbnails after {(time.perf_counter() - started) * 1000:.0f} ms"
             )
-            result = await page.evaluate(SCROLL)
+            result = await page.evaluate(SCROLL, options.images)
             print(f"gallery: scrolled {result['tiles']} tiles in {result['seconds']:.1f} s, "
                   f"{result['frames']} frames, {result['slow']} slower than 50 ms")  # fmt: skip
         await browser.close()

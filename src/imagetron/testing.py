@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,3 +80,27 @@ async def listen(client: httpx.AsyncClient, log: EventLog, connected: asyncio.Ev
             async with log.changed:
                 log.events.append((int(sse.id), sse.event, json.loads(sse.data)))
                 log.changed.notify_all()
+
+
+#: Debian's chromium under Playwright (its own browser download cannot work here): headless,
+#: no sandbox (containers), nothing that reaches out to the internet.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def chromium_or_reason() -> tuple[str | None, str]:
+    """The chromium executable, or None and why a browser test cannot run (in CI it must:
+    `.ci/run` installs Debian's package)."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is not None:
+        return path, ""
+    if os.environ.get("CI"):
+        return None, "chromium is not installed; .ci/run installs Debian's package"
+    return None, "chromium is not installed (apt-get install chromium)"

@@ -3,12 +3,11 @@ with the cookie only with the session's CSRF token, and every way a session ends
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from imagetron_contracts import streams
 from imagetron_gateway.domain.identity import csrf_token_for, hash_session_token
+from imagetron_platform.events_tokens import verify_events_token
 
 SESSION = "imagetron_session"
 
@@ -24,25 +23,6 @@ async def sign_in(gateway, name: str = "ada") -> tuple[str, str]:
 
 def cookie(token: str) -> dict[str, str]:
     return {"Cookie": f"{SESSION}={token}"}
-
-
-def _prompt(owner_id):
-    now = datetime.now(UTC).isoformat()
-    return {
-        "id": str(uuid.uuid4()),
-        "owner_id": str(owner_id),
-        "chat_id": None,
-        "text": "a pear",
-        "title": None,
-        "status": "new",
-        "generation_state": "idle",
-        "active_tasks": 0,
-        "completed_tasks": 0,
-        "failed_tasks": 0,
-        "findings": [],
-        "created_at": now,
-        "updated_at": now,
-    }
 
 
 async def test_sign_in_sets_an_httponly_strict_cookie_and_keeps_only_its_hash(gateway):
@@ -82,8 +62,7 @@ async def test_reads_with_the_cookie_act_as_its_user(gateway):
 
 
 async def test_writes_with_the_cookie_need_the_sessions_csrf_token(gateway):
-    ada = gateway.people["ada"]
-    gateway.services.answers[streams.RPC_PROMPTS_CREATE] = _prompt(ada.id)
+    # A write that reaches no other service: asking for an events token.
     token, csrf = await sign_in(gateway)
     _, other_csrf = await sign_in(gateway, "admin")
     for headers in (
@@ -93,19 +72,20 @@ async def test_writes_with_the_cookie_need_the_sessions_csrf_token(gateway):
         {**cookie(token), "X-CSRF-Token": other_csrf},  # another session's token
         {**cookie(token), "X-CSRF-Token": token},  # the session itself is not the token
     ):
-        refused = await gateway.client.post(
-            "/api/v1/prompts", json={"text": "a pear"}, headers=headers
-        )
+        refused = await gateway.client.post("/api/v1/events/token", headers=headers)
         assert refused.status_code == 401, headers
         assert "X-CSRF-Token" in refused.json()["detail"]
-    assert gateway.services.calls == []
+        assert "set-cookie" not in refused.headers
 
     accepted = await gateway.client.post(
-        "/api/v1/prompts", json={"text": "a pear"}, headers={**cookie(token), "X-CSRF-Token": csrf}
+        "/api/v1/events/token", headers={**cookie(token), "X-CSRF-Token": csrf}
     )
     assert accepted.status_code == 201
-    [(_, command)] = gateway.services.calls
-    assert command.owner_id == ada.id
+    claims = verify_events_token(
+        gateway.settings.events_token_secret.get_secret_value(), accepted.json()["token"]
+    )
+    assert claims is not None
+    assert claims.owner_id == gateway.people["ada"].id
 
 
 async def test_an_api_key_wins_over_a_cookie(gateway):

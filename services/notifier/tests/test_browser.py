@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import uuid
 from datetime import UTC, datetime
 
@@ -14,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from imagetron.servers import free_port
-from imagetron.testing import serving
+from imagetron.testing import CHROMIUM_ARGS, chromium_or_reason, serving
 from imagetron_contracts.streams import EVENTS_STREAM
 from imagetron_notifier.bootstrap import create_app
 from imagetron_notifier.settings import NotifierSettings
@@ -23,16 +22,14 @@ from imagetron_platform.messaging import provision_streams
 
 pytestmark = pytest.mark.integration
 SECRET = "browser-test-secret"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
 def chromium_path() -> str:
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; .ci/run installs Debian's package")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return CHROMIUM
+    path, reason = chromium_or_reason()
+    if path is None:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(reason)
+    return path
 
 
 async def _publish(js, owner: uuid.UUID, n: int, start: int) -> list[int]:
@@ -80,17 +77,7 @@ async def test_event_source_receives_and_resumes_after_the_server_drops_it(nats_
     )
     port = free_port()
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=chromium_path,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
             # The page is the test harness, not ours: its polling may eval despite our CSP.
             page = await browser.new_page(bypass_csp=True)

@@ -338,15 +338,7 @@ def upscale(
     as_json: Json = False,
 ) -> None:
     """Upscale one version of a completed grid."""
-    with connect(url, key) as api:
-        path = f"/api/v1/tasks/{task_id}/upscale"
-        _run_task(
-            api,
-            lambda: dict(api.post(path, {"index": index})),
-            wait=wait,
-            as_json=as_json,
-            timeout=timeout,
-        )
+    _follow_up(task_id, "upscale", {"index": index}, url, key, wait, timeout, as_json)
 
 
 @handled
@@ -362,11 +354,7 @@ def vary(
 ) -> None:
     """A new grid of variations of one version."""
     body = {"index": index, "strength": "subtle" if subtle else "strong"}
-    with connect(url, key) as api:
-        path = f"/api/v1/tasks/{task_id}/variation"
-        _run_task(
-            api, lambda: dict(api.post(path, body)), wait=wait, as_json=as_json, timeout=timeout
-        )
+    _follow_up(task_id, "variation", body, url, key, wait, timeout, as_json)
 
 
 @handled
@@ -379,9 +367,24 @@ def reroll(
     as_json: Json = False,
 ) -> None:
     """Render a grid's prompt again."""
+    _follow_up(task_id, "reroll", None, url, key, wait, timeout, as_json)
+
+
+def _follow_up(
+    task_id: str,
+    action: str,
+    body: dict[str, Any] | None,
+    url: str | None,
+    key: str | None,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
     with connect(url, key) as api:
-        path = f"/api/v1/tasks/{task_id}/reroll"
-        _run_task(api, lambda: dict(api.post(path)), wait=wait, as_json=as_json, timeout=timeout)
+        path = f"/api/v1/tasks/{task_id}/{action}"
+        _run_task(
+            api, lambda: dict(api.post(path, body)), wait=wait, as_json=as_json, timeout=timeout
+        )
 
 
 @handled

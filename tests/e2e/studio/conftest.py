@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,17 +18,8 @@ import pytest
 from PIL import Image, ImageStat
 
 from imagetron.stack import EmbeddedStack
+from imagetron.testing import CHROMIUM_ARGS, chromium_or_reason
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "artifacts" / "screenshots"
@@ -171,11 +161,10 @@ async def assert_accessible(page: Any, name: str) -> None:
 
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; .ci/run installs Debian's package")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return CHROMIUM
+    path, reason = chromium_or_reason()
+    if path is None:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(reason)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -183,7 +172,7 @@ async def studio(stack: EmbeddedStack, chromium_path: str) -> AsyncIterator[Stud
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium_path, args=ARGS)
+        browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
             yield Studio(stack.gateway_url, stack.admin_api_key, browser)
         finally:

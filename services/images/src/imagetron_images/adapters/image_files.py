@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from PIL import Image as PillowImage
 from PIL import UnidentifiedImageError
@@ -20,6 +22,27 @@ ACCEPTED_FORMATS: dict[str, tuple[str, str]] = {
 }
 
 
+@contextmanager
+def decoding(data: bytes, max_pixels: int) -> Iterator[PillowImage.Image]:
+    """The image in `data`, opened only with the decoders of the formats we accept and only
+    within the pixel cap; whatever goes wrong while it is used is an InvalidImage."""
+    try:
+        # `formats` keeps Pillow from even trying its other (larger, riskier) decoders.
+        with PillowImage.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS)) as image:
+            width, height = image.size  # from the header: nothing decoded yet
+            if width * height > max_pixels:
+                raise InvalidImage(
+                    f"The image is {width}x{height} pixels; the limit is {max_pixels}."
+                )
+            yield image
+    except UnidentifiedImageError as exc:
+        raise InvalidImage("The data is not a PNG, JPEG or WebP image.") from exc
+    except PillowImage.DecompressionBombError as exc:
+        raise InvalidImage(f"The image is too large to decode: {exc}") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImage(f"The image is corrupt: {exc}") from exc
+
+
 class PillowImageInspector:
     """The ImageInspector port: a real PNG, JPEG or WebP of at most `max_pixels` pixels."""
 
@@ -31,22 +54,10 @@ class PillowImageInspector:
         return await asyncio.to_thread(self.inspect_sync, data)
 
     def inspect_sync(self, data: bytes) -> ImageFile:
-        try:
-            # `formats` keeps Pillow from even trying its other (larger, riskier) decoders.
-            with PillowImage.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS)) as image:
-                width, height = image.size  # from the header: nothing decoded yet
-                if width * height > self._max_pixels:
-                    raise InvalidImage(
-                        f"The image is {width}x{height} pixels; the limit is {self._max_pixels}."
-                    )
-                image.load()  # a truncated or corrupt body fails here
-                accepted = ACCEPTED_FORMATS.get(image.format or "")
-        except UnidentifiedImageError as exc:
-            raise InvalidImage("The data is not a PNG, JPEG or WebP image.") from exc
-        except PillowImage.DecompressionBombError as exc:
-            raise InvalidImage(f"The image is too large to decode: {exc}") from exc
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise InvalidImage(f"The image is corrupt: {exc}") from exc
+        with decoding(data, self._max_pixels) as image:
+            width, height = image.size
+            image.load()  # a truncated or corrupt body fails here
+            accepted = ACCEPTED_FORMATS.get(image.format or "")
         if accepted is None or width < 1 or height < 1:
             raise InvalidImage("The data is not a PNG, JPEG or WebP image.")
         content_type, extension = accepted
@@ -73,27 +84,15 @@ class PillowThumbnailer:
         return await asyncio.to_thread(self.thumbnail_sync, data)
 
     def thumbnail_sync(self, data: bytes) -> bytes:
-        try:
-            with PillowImage.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS)) as image:
-                width, height = image.size
-                if width * height > self._max_pixels:
-                    raise InvalidImage(
-                        f"The image is {width}x{height} pixels; the limit is {self._max_pixels}."
-                    )
-                # `draft` lets JPEG decode at a reduced scale: far less work for big photos.
-                image.draft("RGB", (self._max_side, self._max_side))
-                small = image.convert("RGBA" if _has_alpha(image) else "RGB")
-                # Bicubic after Pillow's own integer reduction, and WebP's quick method 2:
-                # a fifth of the time of Lanczos and method 4 for a thumbnail-sized result.
-                small.thumbnail((self._max_side, self._max_side), PillowImage.Resampling.BICUBIC)
-                out = io.BytesIO()
-                small.save(out, format="WEBP", quality=self._quality, method=2)
-        except UnidentifiedImageError as exc:
-            raise InvalidImage("The data is not a PNG, JPEG or WebP image.") from exc
-        except PillowImage.DecompressionBombError as exc:
-            raise InvalidImage(f"The image is too large to decode: {exc}") from exc
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise InvalidImage(f"The image is corrupt: {exc}") from exc
+        with decoding(data, self._max_pixels) as image:
+            # `draft` lets JPEG decode at a reduced scale: far less work for big photos.
+            image.draft("RGB", (self._max_side, self._max_side))
+            small = image.convert("RGBA" if _has_alpha(image) else "RGB")
+            # Bicubic after Pillow's own integer reduction, and WebP's quick method 2: a fifth
+            # of the time of Lanczos and method 4 for a thumbnail-sized result.
+            small.thumbnail((self._max_side, self._max_side), PillowImage.Resampling.BICUBIC)
+            out = io.BytesIO()
+            small.save(out, format="WEBP", quality=self._quality, method=2)
         return out.getvalue()
 
 

@@ -1,6 +1,6 @@
 // Journey 5: every image, as thumbnails only (the full size loads when one is opened),
 // page by page as one scrolls; images that could not be stored, with why and a retry.
-import { html, useState, useEffect, useRef } from "../lib.js";
+import { html, h, Component, useState, useEffect, useRef } from "../lib.js";
 import { get, post, thumbnailUrl } from "../api.js";
 import { hub } from "../events.js";
 import { href, navigate } from "../router.js";
@@ -14,7 +14,7 @@ const FILTERS = [
   { value: "version", label: "Versions" },
   { value: "failed", label: "Not stored" },
 ];
-const PAGE = 100;
+const PAGE = 200;
 const ROW_HEIGHT = 190;
 
 function query(filter) {
@@ -52,6 +52,18 @@ function Tile({ image, onOpen, onRetried }) {
       <span class="tile-kind" aria-hidden="true">${badge}</span>
     </button>
   </li>`;
+}
+
+/** A tile re-renders only when its image changes: with a thousand of them, appending a page
+ * or one image arriving must not redraw the rest. */
+class StillTile extends Component {
+  shouldComponentUpdate(next) {
+    return next.image !== this.props.image;
+  }
+
+  render(props) {
+    return h(Tile, props);
+  }
 }
 
 export function Gallery({ route }) {
@@ -130,7 +142,7 @@ export function Gallery({ route }) {
             actions=${html`<a class="btn btn-primary" href=${href("create")}><${Icon} name="wand" /><span>Create one</span></a>`}>
             Every image you render is stored and shows up here.</${Empty}>`)
       : html`<ul class="tiles" aria-label="Images">
-          ${items.map((image) => html`<${Tile} key=${image.id} image=${image} onOpen=${setOpen} onRetried=${replace} />`)}
+          ${items.map((image) => html`<${StillTile} key=${image.id} image=${image} onOpen=${setOpen} onRetried=${replace} />`)}
         </ul>
         <div ref=${sentinel} class="more">
           ${next && html`<${Button} busy=${loadingMore} onClick=${more}>Load more</${Button}>`}
