@@ -19,7 +19,7 @@ from imagetron_images.adapters.downloads import (
     forbidden_reason,
     guarded_http_client,
 )
-from imagetron_images.app.ports import DownloadFailed, DownloadRefused
+from imagetron_images.app.ports import DownloadFailed, DownloadRefused, SourceGone
 
 PUBLIC = "93.184.216.34"
 
@@ -281,15 +281,17 @@ async def test_an_unresolvable_name_is_transient() -> None:
 
 @pytest.mark.parametrize(
     ("status", "error"),
-    [(404, DownloadRefused), (403, DownloadRefused), (410, DownloadRefused),
+    [(404, SourceGone), (403, DownloadRefused), (410, SourceGone),
      (500, DownloadFailed), (503, DownloadFailed), (429, DownloadFailed), (408, DownloadFailed),
      (304, DownloadRefused)],
 )  # fmt: skip
 async def test_http_statuses(status: int, error: type[Exception]) -> None:
     resolver = FakeResolver({"cdn.example": [PUBLIC]})
     async with Recorder(lambda r: httpx.Response(status)).client() as client:
-        with pytest.raises(error, match=str(status)):
+        with pytest.raises(error, match=str(status)) as raised:
             await downloader(client, resolver).download("http://cdn.example/x.png")
+    # Only an expired source (404/410) sends the image back to its provider for a fresh URL.
+    assert isinstance(raised.value, SourceGone) == (status in (404, 410))
 
 
 # --- against a real server: streaming, the byte cap and the deadline ------------------

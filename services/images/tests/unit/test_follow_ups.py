@@ -426,6 +426,7 @@ class TestRetryImage:
             world.inspector,
             world.store,
             world.thumbnailer,
+            world.deps().providers,
         )
         return world.uow.committed.images[image.id]
 
@@ -449,6 +450,7 @@ class TestRetryImage:
             world.inspector,
             world.store,
             world.thumbnailer,
+            world.deps().providers,
         )
         stored = world.uow.committed.images[image.id]
         assert (stored.is_persisted, stored.error, stored.attempts) == (True, None, 2)
@@ -465,6 +467,7 @@ class TestRetryImage:
             world.inspector,
             world.store,
             world.thumbnailer,
+            world.deps().providers,
         )
         queued = len(world.uow.outbox)
         with pytest.raises(Conflict, match="already stored"):

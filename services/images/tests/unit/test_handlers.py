@@ -28,7 +28,9 @@ from imagetron_images.app.ports import (
     DownloadFailed,
     DownloadRefused,
     ProviderRejected,
+    ProviderTaskNotFound,
     ProviderUnavailable,
+    SourceGone,
     StorageUnavailable,
 )
 from imagetron_images.domain import ProviderStatus, ProviderUpdate
@@ -364,6 +366,7 @@ class TestPersistImage:
             PersistImageJob(image_id=image.id, owner_id=image.owner_id),
             Delivery(msg or f"persist-{image.id}-{attempt}", attempt, 5),
             world.uow, world.downloader, world.inspector, world.store, world.thumbnailer,
+            world.deps().providers,
         )  # fmt: skip
 
     async def test_stores_the_bytes_and_records_them(self, world, make_png) -> None:
@@ -421,6 +424,49 @@ class TestPersistImage:
         stored = world.uow.committed.images[grid.id]
         assert (stored.is_persisted, stored.error, stored.attempts) == (True, None, 2)
 
+    async def test_an_expired_url_is_replaced_by_the_providers_fresh_one(
+        self, world, make_png
+    ) -> None:
+        images_ = await self.completed_images(world)
+        version = images_[2]  # version 2
+        task = world.uow.task(version.task_id)
+        fresh = "https://cdn.example/fresh/2.png"
+        world.downloader.files[version.source_url] = SourceGone(f"{version.source_url} 404")
+        world.downloader.files[fresh] = make_png()
+        world.provider.tasks[task.provider_task_id] = ProviderUpdate(
+            provider_task_id=task.provider_task_id, command=TaskCommand.imagine,
+            status=ProviderStatus.completed, image_url=GRID,
+            split_urls=(SPLITS[0], fresh, *SPLITS[2:]),
+        )  # fmt: skip
+        await self.persist(world, version)
+        stored = world.uow.committed.images[version.id]
+        assert (stored.is_persisted, stored.source_url) == (True, fresh)
+        assert world.downloader.requested == [SPLITS[1], fresh]
+        assert world.provider.fetched == [task.provider_task_id]
+
+    @pytest.mark.parametrize("provider_says", ["same URL", "task unknown"])
+    async def test_a_gone_url_without_a_fresh_one_is_retried_with_growing_delays(
+        self, world, provider_says
+    ) -> None:
+        grid, *_ = await self.completed_images(world)
+        task = world.uow.task(grid.task_id)
+        world.downloader.files[GRID] = SourceGone(f"{GRID} answered 410.")
+        world.provider.tasks[task.provider_task_id] = (
+            completed(task.provider_task_id)
+            if provider_says == "same URL"
+            else ProviderTaskNotFound("404")
+        )
+        for attempt in range(1, 5):
+            with pytest.raises(RetryLater) as retry:
+                await self.persist(world, grid, attempt=attempt)
+            assert retry.value.delay is None  # the redelivery's growing delay
+            assert payloads(world, "image.failed") == []
+        await self.persist(world, grid, attempt=5)
+        stored = world.uow.committed.images[grid.id]
+        assert (stored.is_persisted, stored.attempts) == (False, 5)
+        assert "410" in (stored.error or "")
+        assert len(payloads(world, "image.failed")) == 1  # and `images.retry` can try again
+
     async def test_an_image_is_stored_once(self, world, make_png) -> None:
         grid, *_ = await self.completed_images(world)
         world.downloader.files[GRID] = make_png()
@@ -440,6 +486,7 @@ class TestImageQueries:
         await images.persist_image(
             PersistImageJob(image_id=grid.id, owner_id=grid.owner_id), Delivery("p"),
             world.uow, world.downloader, world.inspector, world.store, world.thumbnailer,
+            world.deps().providers,
         )  # fmt: skip
         return world.uow.committed.images[grid.id]
 

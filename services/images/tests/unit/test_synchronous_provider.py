@@ -87,6 +87,7 @@ async def persist(world: Any, image: Any) -> None:
         PillowImageInspector(max_pixels=10_000),
         world.store,
         world.thumbnailer,
+        world.deps().providers,
     )
 
 

@@ -22,7 +22,7 @@ from typing import Protocol
 
 import httpx
 
-from imagetron_images.app.ports import DownloadFailed, DownloadRefused
+from imagetron_images.app.ports import DownloadFailed, DownloadRefused, SourceGone
 
 log = logging.getLogger(__name__)
 
@@ -226,4 +226,6 @@ def _check_status(response: httpx.Response, url: str) -> None:
         return
     if status >= 500 or status in _RETRYABLE_STATUSES:
         raise DownloadFailed(f"{url} answered {status}.")
+    if status in (404, 410):
+        raise SourceGone(f"{url} answered {status}.")
     raise DownloadRefused(f"{url} answered {status}.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from uuid import UUID
 
 from imagetron_contracts.models.images import (
@@ -17,13 +18,16 @@ from imagetron_contracts.models.images import (
 )
 from imagetron_images.app.messages import emit_image_change, enqueue_persistence
 from imagetron_images.app.ports import (
+    DownloadFailed,
     DownloadRefused,
     ImageDownloader,
     ImageInspector,
     ImagePageKey,
+    ImageProvider,
     ImageStore,
     InvalidImage,
     PermanentError,
+    SourceGone,
     Thumbnailer,
     TransientError,
     UnitOfWork,
@@ -119,12 +123,16 @@ async def persist_image(
     inspector: ImageInspector,
     store: ImageStore,
     thumbnailer: Thumbnailer,
+    providers: Mapping[str, ImageProvider],
 ) -> None:
     """Download, validate and store one image and its thumbnail, then record the outcome
     and its event.
 
     The slow part runs outside any transaction; storing is idempotent (the key is the
-    image's), so a redelivery after a crash just stores the same bytes again.
+    image's), so a redelivery after a crash just stores the same bytes again. A URL that
+    answers 404 or 410 may have expired: the task is read again from its provider, and a
+    fresh URL for the image is tried at once; without one, the attempt counts as a
+    transient failure (retried with growing delays, and retryable by hand after the last).
     """
     async with uow:
         image = await uow.images.get(job.owner_id, job.image_id)
@@ -138,7 +146,19 @@ async def persist_image(
     stored: tuple[ImageFile, str, str | None] | None = None
     error = ""
     try:
-        stored = await _store(image, downloader, inspector, store, thumbnailer)
+        try:
+            stored = await _store(image, downloader, inspector, store, thumbnailer)
+        except SourceGone as gone:
+            relocated = await _relocate(image, uow, providers)
+            if relocated is None:
+                raise DownloadFailed(f"{gone} Its provider has no other URL for it.") from gone
+            image = relocated
+            stored = await _store(image, downloader, inspector, store, thumbnailer)
+    except SourceGone as exc:
+        if not delivery.is_last:
+            await _record_retryable_failure(job, uow, str(exc))
+            raise RetryLater(str(exc)) from exc
+        error = f"Gave up after {delivery.attempt} attempts: {exc}"
     except TransientError as exc:
         if not delivery.is_last:
             await _record_retryable_failure(job, uow, str(exc))
@@ -199,6 +219,36 @@ async def download_for_task(
     ):
         raise DownloadRefused(f"{what} names another task's staged file.")
     return await downloader.download(url)
+
+
+async def _relocate(
+    image: Image, uow: UnitOfWork, providers: Mapping[str, ImageProvider]
+) -> Image | None:
+    """Ask the image's provider where the image is now; record and return the image with a
+    fresh URL, or None when there is none (the provider forgot the task, or has the same
+    URL)."""
+    async with uow:
+        task = await uow.tasks.get(image.owner_id, image.task_id)
+    provider = providers.get(task.provider) if task is not None else None
+    if task is None or provider is None or task.provider_task_id is None:
+        return None
+    try:
+        update = await provider.fetch(task.provider_task_id)
+    except (TransientError, PermanentError) as exc:
+        log.info("image %s: could not ask %s for a fresh URL: %s", image.id, provider.name, exc)
+        return None
+    fresh = task.fresh_source_url(image.kind, image.index, update)
+    if fresh is None or fresh == image.source_url:
+        return None
+    async with uow:
+        current = await uow.images.get_for_update(image.owner_id, image.id)
+        if current is None or current.is_persisted:
+            return None
+        current.relocate(fresh, utcnow())
+        await uow.images.update(current)
+        await uow.commit()
+    log.info("image %s: its provider moved it; trying the fresh URL", image.id)
+    return current
 
 
 async def _record_retryable_failure(job: PersistImageJob, uow: UnitOfWork, error: str) -> None:

@@ -102,6 +102,12 @@ class Image:
         self.updated_at = now
         return ImagePersisted(image=copy.copy(self), occurred_at=now)
 
+    def relocate(self, source_url: str, now: datetime) -> None:
+        """Its provider now has it at `source_url` (the old URL expired)."""
+        self._ensure_not_persisted()
+        self.source_url = source_url
+        self.updated_at = now
+
     def request_retry(self, now: datetime) -> None:
         """Someone asked for another attempt; refused once the image is stored."""
         self._ensure_not_persisted()

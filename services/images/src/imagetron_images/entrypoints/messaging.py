@@ -134,6 +134,7 @@ def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSe
                 deps.inspector,
                 deps.store,
                 deps.thumbnailer,
+                deps.providers,
             ),
         )
 
