@@ -4,6 +4,7 @@ is what `contracts/generate.py` would produce now."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from importlib import resources
@@ -81,3 +82,18 @@ def test_bundled_openapi_has_no_external_refs():
     text = resources.files("imagetron_contracts.documents").joinpath("openapi.json").read_text()
     assert ".yaml#" not in text, "an external $ref survived bundling"
     validate(json.loads(text))
+
+
+def test_generated_enums_have_names_from_the_contract():
+    """Every enum is a titled `$defs` entry, so code imports `TaskEventType`, not `Type1`."""
+    import enum
+    import importlib
+    import pkgutil
+
+    import imagetron_contracts.models as models
+
+    for info in pkgutil.iter_modules(models.__path__):
+        module = importlib.import_module(f"imagetron_contracts.models.{info.name}")
+        for name, value in vars(module).items():
+            if isinstance(value, type) and issubclass(value, enum.Enum):
+                assert not re.fullmatch(r"(Type|Status|Kind|Field)\d*", name), (info.name, name)

@@ -13,8 +13,7 @@ from uuid import UUID, uuid4
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from imagetron_contracts.models.images import Task, TaskEvent, TaskStatus
-from imagetron_contracts.models.images import Type as TaskEventType
+from imagetron_contracts.models.images import Task, TaskEvent, TaskEventType, TaskStatus
 from imagetron_prompts.app.dependencies import Dependencies
 from imagetron_prompts.app.ports import (
     LlmAnswer,

@@ -12,6 +12,27 @@ class Model(RootModel[Any]):
     root: Any
 
 
+class TaskEventType(StrEnum):
+    """
+    The kinds of task events (the last part of their subject).
+    """
+    task_created = 'task.created'
+    task_submitted = 'task.submitted'
+    task_progress = 'task.progress'
+    task_completed = 'task.completed'
+    task_failed = 'task.failed'
+    task_cancelled = 'task.cancelled'
+    task_resubmitted = 'task.resubmitted'
+
+
+class ImageEventType(StrEnum):
+    """
+    The kinds of image events (the last part of their subject).
+    """
+    image_persisted = 'image.persisted'
+    image_failed = 'image.failed'
+
+
 class TaskCommand(StrEnum):
     imagine = 'imagine'
     reroll = 'reroll'
@@ -257,30 +278,15 @@ class PersistImageJob(BaseModel):
     owner_id: UUID
 
 
-class Type(StrEnum):
-    task_created = 'task.created'
-    task_submitted = 'task.submitted'
-    task_progress = 'task.progress'
-    task_completed = 'task.completed'
-    task_failed = 'task.failed'
-    task_cancelled = 'task.cancelled'
-    task_resubmitted = 'task.resubmitted'
-
-
 class TaskEvent(BaseModel):
     """
     A change to a generation task: task.created, task.submitted, task.progress, task.completed, task.failed, task.cancelled, task.resubmitted (lost or overdue at its provider, pending again to be sent anew).
     """
     id: Annotated[UUID, Field(description="The event id; also the message's Nats-Msg-Id.")]
-    type: Type
+    type: TaskEventType
     occurred_at: AwareDatetime
     owner_id: UUID
     task: Task
-
-
-class Type1(StrEnum):
-    image_persisted = 'image.persisted'
-    image_failed = 'image.failed'
 
 
 class ImageEvent(BaseModel):
@@ -288,7 +294,7 @@ class ImageEvent(BaseModel):
     A change to an image: image.persisted or image.failed. `storage_key`, `prompt_text` and `prompt_title` let a subscriber keep its own read model of stored images without asking the images service (absent in events written before they existed).
     """
     id: UUID
-    type: Type1
+    type: ImageEventType
     occurred_at: AwareDatetime
     owner_id: UUID
     image: Image

@@ -6,8 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from imagetron_contracts.models.images import Task, TaskEvent, TaskStatus
-from imagetron_contracts.models.images import Type as TaskEventType
+from imagetron_contracts.models.images import Task, TaskEvent, TaskEventType, TaskStatus
 
 #: The service's LLM limits in these tests: short, so timeouts show in seconds.
 LLM_TIMEOUT_SECONDS = 1.0

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from imagetron.servers import NatsServer
-from imagetron_contracts.models.images import Type as TaskEventType
+from imagetron_contracts.models.images import TaskEventType
 from imagetron_contracts.models.prompts import (
     CreatePromptCommand,
     GenerationState,

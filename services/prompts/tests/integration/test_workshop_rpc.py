@@ -18,7 +18,7 @@ from imagetron_contracts.models.chats import (
     ListChatsQuery,
     StartChatCommand,
 )
-from imagetron_contracts.models.images import Type as TaskEventType
+from imagetron_contracts.models.images import TaskEventType
 from imagetron_contracts.models.prompts import (
     CreatePromptCommand,
     GeneratedPrompts,

@@ -12,7 +12,7 @@ from faststream.nats import TestNatsBroker
 from faststream.specification import AsyncAPI
 
 from imagetron_contracts.models.common import RpcReply
-from imagetron_contracts.models.images import Type as TaskEventType
+from imagetron_contracts.models.images import TaskEventType
 from imagetron_contracts.models.prompts import CreatePromptCommand, Prompt, PromptQuery
 from imagetron_contracts.streams import (
     RPC_PROMPTS_CHATS_CONTINUE,

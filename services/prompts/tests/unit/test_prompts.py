@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from imagetron_contracts.models.images import Type as TaskEventType
+from imagetron_contracts.models.images import TaskEventType
 from imagetron_contracts.models.prompts import (
     CreatePromptCommand,
     GenerationState,

@@ -9,8 +9,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from imagetron_contracts.models import prompts as contract
-from imagetron_contracts.models.images import TaskEvent
-from imagetron_contracts.models.images import Type as TaskEventType
+from imagetron_contracts.models.images import TaskEvent, TaskEventType
 from imagetron_contracts.models.prompts import PromptEventType
 from imagetron_platform.clock import Clock
 from imagetron_platform.errors import NotFound
