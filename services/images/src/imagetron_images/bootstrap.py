@@ -15,7 +15,11 @@ from imagetron_images.adapters.downloads import (
     SystemResolver,
     guarded_http_client,
 )
-from imagetron_images.adapters.image_files import PillowImageInspector, PillowThumbnailer
+from imagetron_images.adapters.image_files import (
+    PillowImageInspector,
+    PillowThumbnailer,
+    PixelBudget,
+)
 from imagetron_images.adapters.openai_images import openai_client
 from imagetron_images.adapters.providers import build_providers
 from imagetron_images.adapters.staging import StagedOrRemoteDownloader
@@ -93,7 +97,10 @@ class ImagesRuntime:
                     timeout_seconds=settings.download_timeout_seconds,
                 ),
             ),
-            inspector=PillowImageInspector(max_pixels=settings.max_pixels),
+            inspector=PillowImageInspector(
+                max_pixels=settings.max_pixels,
+                budget=PixelBudget(max(settings.decode_pixel_budget, settings.max_pixels)),
+            ),
             store=self.store,
             thumbnailer=PillowThumbnailer(max_pixels=settings.max_pixels),
         )

@@ -63,6 +63,10 @@ class ImagesSettings(DatabaseSettings):
     download_max_bytes: int = Field(default=50 * MIB, ge=1)
     download_timeout_seconds: float = Field(default=60.0, gt=0)
     max_pixels: int = Field(default=64_000_000, ge=1)
+    #: Pixels decoded at once across the process (every image's width x height while it is
+    #: checked); decodes beyond it wait. Keeps memory bounded when large images arrive
+    #: together (about 4 bytes a pixel while decoding).
+    decode_pixel_budget: int = Field(default=128_000_000, ge=1)
 
     # Deliveries of one job before it is given up (the task or image is then marked failed).
     submit_max_deliveries: int = Field(default=10, ge=1, le=100)

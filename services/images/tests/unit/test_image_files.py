@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import struct
@@ -10,7 +11,11 @@ import zlib
 import pytest
 from PIL import Image
 
-from imagetron_images.adapters.image_files import PillowImageInspector, PillowThumbnailer
+from imagetron_images.adapters.image_files import (
+    PillowImageInspector,
+    PillowThumbnailer,
+    PixelBudget,
+)
 from imagetron_images.app.ports import InvalidImage
 
 
@@ -139,3 +144,28 @@ async def test_a_thumbnail_of_a_large_image_is_small_in_bytes():
 async def test_no_thumbnail_of_what_is_not_an_acceptable_image(data):
     with pytest.raises(InvalidImage):
         await thumbnailer.thumbnail(data)
+
+
+@pytest.mark.parametrize("size", [(2100, 100), (100, 2100), (4000, 1)])
+async def test_absurd_aspect_ratios_are_refused_before_decoding(size):
+    with pytest.raises(InvalidImage, match="times its width"):
+        await PillowImageInspector(max_pixels=64_000_000).inspect(png_claiming(*size))
+
+
+async def test_concurrent_decodes_share_one_pixel_budget():
+    """Three 600-pixel images with a 1,000-pixel budget: never two decodes at once."""
+    budget = PixelBudget(1_000)
+    inspector = PillowImageInspector(max_pixels=10_000, budget=budget)
+    seen: list[int] = []
+    original = inspector.inspect_sync
+
+    def watched(data: bytes):
+        seen.append(budget.in_use)
+        return original(data)
+
+    inspector.inspect_sync = watched  # type: ignore[method-assign]
+    images = [encoded("PNG", (30, 20)) for _ in range(3)]
+    results = await asyncio.gather(*(inspector.inspect(i) for i in images))
+    assert [r.width * r.height for r in results] == [600, 600, 600]
+    assert seen == [600, 600, 600]  # each decode alone in the budget
+    assert budget.in_use == 0

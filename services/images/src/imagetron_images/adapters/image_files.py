@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
 from PIL import Image as PillowImage
@@ -22,6 +23,33 @@ ACCEPTED_FORMATS: dict[str, tuple[str, str]] = {
 }
 
 
+#: Longest side over shortest side: beyond it an image is a decoding trap, not a picture.
+MAX_ASPECT_RATIO = 20
+
+
+class PixelBudget:
+    """Pixels being decoded at once, across every concurrent decode of the process: a decode
+    waits until its image fits, so memory stays bounded however many arrive together."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.in_use = 0
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, pixels: int) -> AsyncIterator[None]:
+        pixels = min(pixels, self.total)  # one image larger than the budget waits for all
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.in_use + pixels <= self.total)
+            self.in_use += pixels
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self.in_use -= pixels
+                self._changed.notify_all()
+
+
 @contextmanager
 def decoding(data: bytes, max_pixels: int) -> Iterator[PillowImage.Image]:
     """The image in `data`, opened only with the decoders of the formats we accept and only
@@ -33,6 +61,11 @@ def decoding(data: bytes, max_pixels: int) -> Iterator[PillowImage.Image]:
             if width * height > max_pixels:
                 raise InvalidImage(
                     f"The image is {width}x{height} pixels; the limit is {max_pixels}."
+                )
+            if max(width, height) > MAX_ASPECT_RATIO * max(1, min(width, height)):
+                raise InvalidImage(
+                    f"The image is {width}x{height} pixels: longer than "
+                    f"{MAX_ASPECT_RATIO} times its width is not a picture we keep."
                 )
             yield image
     except UnidentifiedImageError as exc:
@@ -46,12 +79,21 @@ def decoding(data: bytes, max_pixels: int) -> Iterator[PillowImage.Image]:
 class PillowImageInspector:
     """The ImageInspector port: a real PNG, JPEG or WebP of at most `max_pixels` pixels."""
 
-    def __init__(self, *, max_pixels: int) -> None:
+    def __init__(self, *, max_pixels: int, budget: PixelBudget | None = None) -> None:
         self._max_pixels = max_pixels
+        self._budget = budget or PixelBudget(max_pixels)
 
     async def inspect(self, data: bytes) -> ImageFile:
-        # Decoding is CPU-bound: keep it off the event loop.
-        return await asyncio.to_thread(self.inspect_sync, data)
+        # Decoding is CPU-bound: keep it off the event loop. The header says how many
+        # pixels the decode will hold; it waits for them in the shared budget.
+        width, height = await asyncio.to_thread(self._size, data)
+        async with self._budget.hold(width * height):
+            return await asyncio.to_thread(self.inspect_sync, data)
+
+    def _size(self, data: bytes) -> tuple[int, int]:
+        with decoding(data, self._max_pixels) as image:
+            width, height = image.size
+        return width, height
 
     def inspect_sync(self, data: bytes) -> ImageFile:
         with decoding(data, self._max_pixels) as image:
