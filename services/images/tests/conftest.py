@@ -9,7 +9,7 @@ import io
 import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -26,7 +26,7 @@ from imagetron_images.domain import (
     ProviderUpdate,
 )
 
-from .fakes import FakeUnitOfWork
+from .fakes import FakePromptLedger, FakeUnitOfWork
 
 
 class FakeProvider:
@@ -151,6 +151,7 @@ class World:
     store: FakeStore
     inspector: FakeInspector
     thumbnailer: FakeThumbnailer
+    ledger: FakePromptLedger = field(default_factory=FakePromptLedger)
 
     def deps(self) -> Dependencies:
         return Dependencies(
@@ -162,6 +163,7 @@ class World:
             store=self.store,
             thumbnailer=self.thumbnailer,
             slots=Slots(per_provider=100),
+            prompt_ledger=self.ledger,
         )
 
 

@@ -294,3 +294,21 @@ class FakeUnitOfWork:
             (i for i in self.committed.images.values() if i.task_id == task_id),
             key=lambda i: i.index,
         )
+
+
+class FakePromptLedger:
+    """The prompts service's ledger: records reservations; `refuse` makes it answer with
+    that error (a 404 or 409 of the prompts service, or its being down)."""
+
+    def __init__(self) -> None:
+        self.reserved: set[tuple[UUID, UUID]] = set()  # (prompt_id, task_id)
+        self.released: set[tuple[UUID, UUID]] = set()
+        self.refuse: Exception | None = None
+
+    async def reserve(self, owner_id: UUID, prompt_id: UUID, task_id: UUID) -> None:
+        if self.refuse is not None:
+            raise self.refuse
+        self.reserved.add((prompt_id, task_id))
+
+    async def release(self, owner_id: UUID, prompt_id: UUID, task_id: UUID) -> None:
+        self.released.add((prompt_id, task_id))

@@ -29,7 +29,8 @@ class Emitted:
 @dataclass
 class InMemoryState:
     prompts: dict[UUID, Prompt] = field(default_factory=dict)
-    task_phases: dict[UUID, tuple[UUID, TaskPhase]] = field(default_factory=dict)
+    # task id -> (prompt id, phase, when it was recorded)
+    task_phases: dict[UUID, tuple[UUID, TaskPhase, datetime]] = field(default_factory=dict)
     inbox: set[tuple[str, str]] = field(default_factory=set)
     outbox: list[Emitted] = field(default_factory=list)
     chats: dict[UUID, Chat] = field(default_factory=dict)
@@ -116,7 +117,17 @@ class FakePromptRepository:
     async def save_task_phase(
         self, prompt_id: UUID, task_id: UUID, phase: TaskPhase, now: datetime
     ) -> None:
-        self._state.task_phases[task_id] = (prompt_id, phase)
+        self._state.task_phases[task_id] = (prompt_id, phase, now)
+
+    async def reservations_before(
+        self, moment: datetime, limit: int
+    ) -> Sequence[tuple[UUID, UUID, UUID]]:
+        found = sorted(
+            (at, self._state.prompts[prompt].owner_id, prompt, task)
+            for task, (prompt, phase, at) in self._state.task_phases.items()
+            if phase is TaskPhase.RESERVED and at < moment and prompt in self._state.prompts
+        )
+        return [(owner, prompt, task) for _, owner, prompt, task in found[:limit]]
 
 
 class FakeChatRepository:

@@ -170,6 +170,15 @@ class PromptQuery(BaseModel):
     prompt_id: UUID
 
 
+class GenerationReservation(BaseModel):
+    """
+    `rpc.prompts.generation.reserve` / `.release` request (the images service, before it answers that it accepted a task, and when it could not create it); replies with the Prompt. Reserving refuses an unknown (404) or archived (409) prompt.
+    """
+    owner_id: UUID
+    prompt_id: UUID
+    task_id: Annotated[UUID, Field(description='The task about to be created.')]
+
+
 class ListPromptsQuery(BaseModel):
     """
     `rpc.prompts.list` request; replies with a PromptPage. The filters combine (AND); pass the same filters with every page's cursor.

@@ -21,6 +21,7 @@ from imagetron_images.adapters.image_files import (
     PixelBudget,
 )
 from imagetron_images.adapters.openai_images import openai_client
+from imagetron_images.adapters.prompt_ledger import RpcPromptLedger
 from imagetron_images.adapters.providers import build_providers
 from imagetron_images.adapters.staging import StagedOrRemoteDownloader
 from imagetron_images.adapters.storage import S3ImageStore
@@ -36,6 +37,7 @@ from imagetron_images.settings import ImagesSettings
 from imagetron_platform.lifecycle import Database, ServiceLifecycle
 from imagetron_platform.messaging import Redelivery, make_broker
 from imagetron_platform.objects import minio_client
+from imagetron_platform.rpc import RpcClient
 
 SERVICE = "images"
 
@@ -87,6 +89,10 @@ class ImagesRuntime:
             providers=build_providers(settings, provider_http, self.store, openai),
             default_provider=settings.provider,
             slots=slots(settings),
+            prompt_ledger=RpcPromptLedger(
+                # Within the time the gateway gives the whole request.
+                RpcClient(self.broker, timeout=settings.rpc_timeout_seconds / 2)
+            ),
             downloader=StagedOrRemoteDownloader(
                 self.store,
                 SafeImageDownloader(

@@ -34,6 +34,7 @@ from .support import (
     TOKEN_KEY,
     WEBHOOK_SECRET,
     GatewayStandIn,
+    PromptsStandIn,
     publish_callback,
 )
 
@@ -121,11 +122,13 @@ async def stack(
     broker = NatsBroker(streams)
     await broker.connect()
     gateway = GatewayStandIn(broker)
+    prompts = PromptsStandIn()
 
     def sandbox(port: int) -> FastAPI:
         return create_sandbox(SandboxSettings(port=port, goapi_api_key=GOAPI_KEY, **SANDBOX_FAST))
 
     async with (
+        prompts.running(streams),
         serve(gateway.app()) as gateway_url,
         serve(sandbox) as sandbox_url,
         httpx.AsyncClient(timeout=10) as http,

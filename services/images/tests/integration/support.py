@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -14,8 +16,20 @@ from fastapi.responses import JSONResponse
 from faststream.nats import NatsBroker
 
 from imagetron_contracts.models.images import ProviderCallback
-from imagetron_contracts.streams import WEBHOOKS_GOAPI, WEBHOOKS_MIDJOURNEY_PROXY
+from imagetron_contracts.models.prompts import (
+    GenerationReservation,
+    GenerationState,
+    Prompt,
+    PromptStatus,
+)
+from imagetron_contracts.streams import (
+    RPC_PROMPTS_GENERATION_RELEASE,
+    RPC_PROMPTS_GENERATION_RESERVE,
+    WEBHOOKS_GOAPI,
+    WEBHOOKS_MIDJOURNEY_PROXY,
+)
 from imagetron_platform.clock import utcnow
+from imagetron_platform.rpc import rpc_handler
 from imagetron_platform.webhook_tokens import secrets_match, verify_webhook_token
 
 GOAPI_KEY = "it-goapi-key"
@@ -89,3 +103,48 @@ async def publish_callback(
         headers={"Nats-Msg-Id": message_id},
         timeout=5.0,
     )
+
+
+@dataclass
+class PromptsStandIn:
+    """Answers `rpc.prompts.generation.{reserve,release}` as the prompts service does for
+    prompts that exist and are not archived, and records what it was asked."""
+
+    reserved: list[GenerationReservation] = field(default_factory=list)
+    released: list[GenerationReservation] = field(default_factory=list)
+
+    @asynccontextmanager
+    async def running(self, nats_url: str) -> AsyncIterator[PromptsStandIn]:
+        broker = self._broker(nats_url)
+        await broker.start()
+        try:
+            yield self
+        finally:
+            await broker.stop()
+
+    def _broker(self, nats_url: str) -> NatsBroker:
+        broker = NatsBroker(nats_url)
+
+        @broker.subscriber(RPC_PROMPTS_GENERATION_RESERVE, queue="prompts")
+        @rpc_handler
+        async def reserve(request: GenerationReservation) -> Prompt:
+            self.reserved.append(request)
+            return _prompt(request)
+
+        @broker.subscriber(RPC_PROMPTS_GENERATION_RELEASE, queue="prompts")
+        @rpc_handler
+        async def release(request: GenerationReservation) -> Prompt:
+            self.released.append(request)
+            return _prompt(request)
+
+        return broker
+
+
+def _prompt(request: GenerationReservation) -> Prompt:
+    now = utcnow()
+    return Prompt(
+        id=request.prompt_id, owner_id=request.owner_id, chat_id=None, text="a prompt",
+        title=None, findings=[],
+        status=PromptStatus.new, generation_state=GenerationState.generating, active_tasks=1,
+        completed_tasks=0, failed_tasks=0, created_at=now, updated_at=now,
+    )  # fmt: skip

@@ -37,7 +37,14 @@ from imagetron_platform.rpc import RpcClient
 from imagetron_sandbox import SandboxSettings
 from imagetron_sandbox import create_app as create_sandbox
 
-from .support import GOAPI_KEY, SANDBOX_FAST, TOKEN_KEY, WEBHOOK_SECRET, GatewayStandIn
+from .support import (
+    GOAPI_KEY,
+    SANDBOX_FAST,
+    TOKEN_KEY,
+    WEBHOOK_SECRET,
+    GatewayStandIn,
+    PromptsStandIn,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +146,11 @@ async def world(
         return create_sandbox(SandboxSettings(port=port, goapi_api_key=GOAPI_KEY, **SANDBOX_FAST))
 
     port = free_port()
-    async with serve(gateway.app()) as gateway_url, serve(sandbox) as sandbox_url:
+    async with (
+        PromptsStandIn().running(streams),
+        serve(gateway.app()) as gateway_url,
+        serve(sandbox) as sandbox_url,
+    ):
         settings = {
             "DATABASE_URL": migrated, "NATS_URL": streams, "HTTP_PORT": str(port),
             "S3_ENDPOINT": s3_endpoint, "S3_ACCESS_KEY": s3_credentials.access_key,

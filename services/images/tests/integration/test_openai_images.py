@@ -103,6 +103,7 @@ async def imagine(world: Any, providers: dict[str, Any], attempt: int = 1, last:
         ImagineCommand(owner_id=uuid4(), prompt_id=uuid4(), prompt_text="a paper boat",
                        aspect_ratio="3:2"),
         world.uow, providers, default_provider="openai", slots=Slots(per_provider=10),
+        prompt_ledger=world.ledger,
     )  # fmt: skip
     await tasks.submit_task(
         SubmitTaskJob(task_id=task.id, owner_id=task.owner_id),

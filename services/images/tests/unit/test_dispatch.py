@@ -27,7 +27,12 @@ SLOTS = Slots(per_provider=2)
 async def imagine(world: Any, owner: UUID) -> Any:
     cmd = ImagineCommand(owner_id=owner, prompt_id=uuid4(), prompt_text="a red fox")
     return await tasks.imagine(
-        cmd, world.uow, world.deps().providers, default_provider="goapi", slots=SLOTS
+        cmd,
+        world.uow,
+        world.deps().providers,
+        default_provider="goapi",
+        slots=SLOTS,
+        prompt_ledger=world.ledger,
     )
 
 

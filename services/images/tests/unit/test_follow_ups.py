@@ -46,7 +46,12 @@ SLOTS = Slots(per_provider=100)  # tasks in flight per provider: not the subject
 async def new_task(world: Any, owner: UUID | None = None) -> Any:
     cmd = ImagineCommand(owner_id=owner or uuid4(), prompt_id=uuid4(), prompt_text="a red fox")
     return await tasks.imagine(
-        cmd, world.uow, world.deps().providers, default_provider="goapi", slots=SLOTS
+        cmd,
+        world.uow,
+        world.deps().providers,
+        default_provider="goapi",
+        slots=SLOTS,
+        prompt_ledger=world.ledger,
     )
 
 
@@ -111,6 +116,7 @@ class TestUpscale:
             world.uow,
             providers(world),
             slots=SLOTS,
+            prompt_ledger=world.ledger,
         )
         assert (task.command, task.status) == (TaskCommand.upscale, TaskStatus.pending)
         assert (task.origin_task_id, task.origin_index) == (grid.id, 3)
@@ -130,6 +136,7 @@ class TestUpscale:
             world.uow,
             providers(world),
             slots=SLOTS,
+            prompt_ledger=world.ledger,
         )
         submitted = await submit(world, task.id, task.owner_id)
         assert submitted.status is TaskStatus.submitted
@@ -144,6 +151,7 @@ class TestUpscale:
             world.uow,
             providers(world),
             slots=SLOTS,
+            prompt_ledger=world.ledger,
         )
         submitted = await submit(world, task.id, task.owner_id)
         assert submitted.provider_task_id is not None
@@ -168,6 +176,7 @@ class TestUpscale:
                 world.uow,
                 providers(world),
                 slots=SLOTS,
+                prompt_ledger=world.ledger,
             )
 
     async def test_of_an_upscale_is_a_conflict(self, world) -> None:
@@ -187,6 +196,7 @@ class TestUpscale:
                 world.uow,
                 providers(world),
                 slots=SLOTS,
+                prompt_ledger=world.ledger,
             )
 
     @pytest.mark.parametrize("index", [0, 5, -1])
@@ -207,6 +217,7 @@ class TestUpscale:
                 world.uow,
                 providers(world),
                 slots=SLOTS,
+                prompt_ledger=world.ledger,
             )
 
     async def test_a_provider_that_cannot_upscale_is_named_in_a_422(self, world) -> None:
@@ -218,6 +229,7 @@ class TestUpscale:
                 world.uow,
                 providers(world),
                 slots=SLOTS,
+                prompt_ledger=world.ledger,
             )
         found = await tasks.get_task(
             TaskQuery(owner_id=grid.owner_id, task_id=grid.id), world.uow, providers(world)
@@ -234,6 +246,7 @@ class TestVariationAndReroll:
             world.uow,
             providers(world),
             slots=SLOTS,
+            prompt_ledger=world.ledger,
         )
         assert (task.command, task.origin_task_id, task.origin_index) == (
             TaskCommand.variation,
@@ -251,8 +264,11 @@ class TestVariationAndReroll:
             world.uow,
             providers(world),
             slots=SLOTS,
+            prompt_ledger=world.ledger,
         )
         assert task.variation_strength is VariationStrength.strong
+        # A follow-up, too, is reserved on the prompt before the answer.
+        assert (grid.prompt_id, task.id) in world.ledger.reserved
 
     async def test_reroll_and_variation_yield_grids_with_their_own_follow_ups(self, world) -> None:
         grid = await completed_grid(world)
@@ -261,6 +277,7 @@ class TestVariationAndReroll:
             world.uow,
             providers(world),
             slots=SLOTS,
+            prompt_ledger=world.ledger,
         )
         assert (reroll.command, reroll.origin_task_id, reroll.origin_index) == (
             TaskCommand.reroll,
@@ -299,6 +316,7 @@ class TestVariationAndReroll:
                 world.uow,
                 providers(world),
                 slots=SLOTS,
+                prompt_ledger=world.ledger,
             )
         found = await tasks.get_task(
             TaskQuery(owner_id=task.owner_id, task_id=task.id), world.uow, providers(world)
@@ -314,6 +332,7 @@ class TestVariationAndReroll:
                 world.uow,
                 providers(world),
                 slots=SLOTS,
+                prompt_ledger=world.ledger,
             )
         with pytest.raises(InvalidRequest, match="'goapi' cannot do reroll"):
             await tasks.reroll(
@@ -321,6 +340,7 @@ class TestVariationAndReroll:
                 world.uow,
                 providers(world),
                 slots=SLOTS,
+                prompt_ledger=world.ledger,
             )
 
 

@@ -57,6 +57,7 @@ async def new_task(world: Any, owner: UUID | None = None, **kw: Any) -> Any:
         world.deps().providers,
         default_provider="goapi",
         slots=SLOTS,
+        prompt_ledger=world.ledger,
     )
 
 
@@ -104,6 +105,7 @@ class TestImagine:
             world.deps().providers,
             default_provider="goapi",
             slots=SLOTS,
+            prompt_ledger=world.ledger,
         )
 
         assert task.status is TaskStatus.pending
@@ -128,9 +130,43 @@ class TestImagine:
                 world.deps().providers,
                 default_provider="goapi",
                 slots=SLOTS,
+                prompt_ledger=world.ledger,
             )
         assert world.uow.outbox == []
         assert world.uow.committed.tasks == {}
+
+    async def imagine(self, world: Any, owner: UUID) -> Any:
+        return await tasks.imagine(
+            imagine_cmd(owner), world.uow, world.deps().providers,
+            default_provider="goapi", slots=SLOTS, prompt_ledger=world.ledger,
+        )  # fmt: skip
+
+    async def test_the_generation_is_reserved_on_its_prompt_before_the_answer(self, world) -> None:
+        task = await self.imagine(world, uuid4())
+        assert world.ledger.reserved == {(task.prompt_id, task.id)}
+        assert world.ledger.released == set()
+
+    @pytest.mark.parametrize(
+        "refusal",
+        [NotFound("There is no prompt."), Conflict("archived"), ServiceUnavailable("down")],
+    )
+    async def test_a_prompt_that_cannot_be_reserved_creates_no_task(self, world, refusal) -> None:
+        world.ledger.refuse = refusal
+        with pytest.raises(type(refusal)):
+            await self.imagine(world, uuid4())
+        assert world.uow.committed.tasks == {}
+        assert world.uow.outbox == []
+
+    async def test_a_task_that_could_not_be_recorded_lets_its_reservation_go(
+        self, world, monkeypatch
+    ) -> None:
+        async def lost_connection() -> None:
+            raise ConnectionResetError("the database went away")
+
+        monkeypatch.setattr(world.uow, "commit", lost_connection)
+        with pytest.raises(ConnectionResetError):
+            await self.imagine(world, uuid4())
+        assert world.ledger.released == world.ledger.reserved != set()
 
 
 class TestTaskQueries:

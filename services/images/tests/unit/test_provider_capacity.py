@@ -21,7 +21,12 @@ SLOTS = Slots(per_provider=100)  # tasks in flight per provider: not the subject
 async def pending_task(world: Any) -> Any:
     cmd = ImagineCommand(owner_id=uuid4(), prompt_id=uuid4(), prompt_text="a red fox")
     return await tasks.imagine(
-        cmd, world.uow, world.deps().providers, default_provider="goapi", slots=SLOTS
+        cmd,
+        world.uow,
+        world.deps().providers,
+        default_provider="goapi",
+        slots=SLOTS,
+        prompt_ledger=world.ledger,
     )
 
 

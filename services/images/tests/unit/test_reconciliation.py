@@ -44,7 +44,12 @@ async def submitted(world: Any, *, quiet_for: timedelta = FLOOR * 2, **imagine: 
     """A submitted task whose last news is `quiet_for` old."""
     cmd = ImagineCommand(owner_id=uuid4(), prompt_id=uuid4(), prompt_text="a red fox", **imagine)
     created = await tasks.imagine(
-        cmd, world.uow, world.deps().providers, default_provider="goapi", slots=SLOTS
+        cmd,
+        world.uow,
+        world.deps().providers,
+        default_provider="goapi",
+        slots=SLOTS,
+        prompt_ledger=world.ledger,
     )
     await tasks.submit_task(
         SubmitTaskJob(task_id=created.id, owner_id=created.owner_id),
@@ -276,7 +281,12 @@ async def test_a_task_whose_submission_was_lost_ends_at_its_deadline(world) -> N
     # Dispatched (it holds a slot), but its submission job never ran.
     cmd = ImagineCommand(owner_id=uuid4(), prompt_id=uuid4(), prompt_text="a red fox")
     created = await tasks.imagine(
-        cmd, world.uow, world.deps().providers, default_provider="goapi", slots=SLOTS
+        cmd,
+        world.uow,
+        world.deps().providers,
+        default_provider="goapi",
+        slots=SLOTS,
+        prompt_ledger=world.ledger,
     )
     stuck = world.uow.task(created.id)
     assert stuck.takes_a_slot

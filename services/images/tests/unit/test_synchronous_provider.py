@@ -69,6 +69,7 @@ async def imagine_and_submit(world: Any, providers: dict[str, Any], msg: str = "
         providers,
         default_provider="goapi",
         slots=Slots(per_provider=10),
+        prompt_ledger=world.ledger,
     )
     files = stage(world, task)
     await tasks.submit_task(
@@ -174,6 +175,7 @@ async def test_a_task_cancelled_while_generating_stays_cancelled(world) -> None:
         providers,
         default_provider="goapi",
         slots=Slots(per_provider=10),
+        prompt_ledger=world.ledger,
     )
     stage(world, created)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from fastapi import FastAPI
 from faststream.nats import NatsBroker
@@ -17,8 +18,12 @@ from imagetron_prompts.adapters.tables import inbox, outbox
 from imagetron_prompts.adapters.unit_of_work import PromptsUnitOfWork
 from imagetron_prompts.app.dependencies import Dependencies
 from imagetron_prompts.app.ports import LlmPort
+from imagetron_prompts.app.prompts import release_expired_reservations
 from imagetron_prompts.entrypoints.messaging import SERVICE, register_subscribers
 from imagetron_prompts.settings import PromptsSettings
+
+#: How often reservations whose task never showed up are looked for.
+RESERVATION_SWEEP_SECONDS = 60.0
 
 
 def build_llm_client(settings: PromptsSettings) -> AsyncOpenAI:
@@ -86,6 +91,13 @@ def create_app(settings: PromptsSettings) -> FastAPI:
             await asyncio.to_thread(migrations.upgrade, settings.database_url)
 
         runtime.lifecycle.before_connect(migrate)
+    deps = runtime.deps
+    reservation_ttl = timedelta(seconds=settings.generation_reservation_ttl_seconds)
+
+    async def release_expired() -> None:
+        await release_expired_reservations(deps.new_uow(), deps.clock, older_than=reservation_ttl)
+
+    runtime.lifecycle.every("reservations", RESERVATION_SWEEP_SECONDS, release_expired)
     return runtime.lifecycle.app(
         title="Imagetron prompts", metrics_access=settings.metrics_access(public=False)
     )

@@ -44,6 +44,13 @@ class PromptsSettings(DatabaseSettings):
         description="Bound on a whole call, every attempt and retry included (then 504). "
         "Keep it below the gateway's `llm_rpc_timeout_seconds`.",
     )
+    generation_reservation_ttl_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="A generation reserved on a prompt whose task never showed up (its "
+        "creation failed with the images service down) is let go after this long, checked "
+        "every minute.",
+    )
     llm_concurrency: int = Field(
         default=8,
         ge=1,

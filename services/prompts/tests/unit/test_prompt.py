@@ -169,15 +169,33 @@ class TestChangeStatus:
 
 
 # Every (known phase, signal) pair and where it leads; None: nothing changes.
+TASK_EVENTS = {
+    TaskSignal.CREATED: TaskPhase.ACTIVE,
+    TaskSignal.COMPLETED: TaskPhase.COMPLETED,
+    TaskSignal.FAILED: TaskPhase.FAILED,
+    TaskSignal.CANCELLED: TaskPhase.CANCELLED,
+}
 PHASE_TABLE: dict[tuple[TaskPhase | None, TaskSignal], TaskPhase | None] = {
-    (None, TaskSignal.CREATED): TaskPhase.ACTIVE,
-    (None, TaskSignal.COMPLETED): TaskPhase.COMPLETED,
-    (None, TaskSignal.FAILED): TaskPhase.FAILED,
-    (None, TaskSignal.CANCELLED): TaskPhase.CANCELLED,
+    **{(None, signal): phase for signal, phase in TASK_EVENTS.items()},
+    (None, TaskSignal.RESERVE): TaskPhase.RESERVED,
+    (None, TaskSignal.RELEASE): None,
+    # A reservation becomes the task, ends with it, or is let go.
+    (TaskPhase.RESERVED, TaskSignal.CREATED): TaskPhase.ACTIVE,
+    (TaskPhase.RESERVED, TaskSignal.COMPLETED): TaskPhase.COMPLETED,
+    (TaskPhase.RESERVED, TaskSignal.FAILED): TaskPhase.FAILED,
+    (TaskPhase.RESERVED, TaskSignal.CANCELLED): TaskPhase.CANCELLED,
+    (TaskPhase.RESERVED, TaskSignal.RESERVE): None,
+    (TaskPhase.RESERVED, TaskSignal.RELEASE): TaskPhase.RELEASED,
+    # A released reservation is as good as unknown to its task's own events.
+    **{(TaskPhase.RELEASED, signal): phase for signal, phase in TASK_EVENTS.items()},
+    (TaskPhase.RELEASED, TaskSignal.RESERVE): None,
+    (TaskPhase.RELEASED, TaskSignal.RELEASE): None,
     (TaskPhase.ACTIVE, TaskSignal.CREATED): None,
     (TaskPhase.ACTIVE, TaskSignal.COMPLETED): TaskPhase.COMPLETED,
     (TaskPhase.ACTIVE, TaskSignal.FAILED): TaskPhase.FAILED,
     (TaskPhase.ACTIVE, TaskSignal.CANCELLED): TaskPhase.CANCELLED,
+    (TaskPhase.ACTIVE, TaskSignal.RESERVE): None,
+    (TaskPhase.ACTIVE, TaskSignal.RELEASE): None,
     **{
         (ended, signal): None
         for ended in (TaskPhase.COMPLETED, TaskPhase.FAILED, TaskPhase.CANCELLED)
@@ -220,6 +238,27 @@ def counters(prompt: Prompt) -> tuple[int, int, int, GenerationState]:
 
 
 class TestTrackTask:
+    def test_a_reservation_counts_as_active_until_its_task_ends(self):
+        prompt = new_prompt()
+        assert prompt.track_task(None, TaskSignal.RESERVE, T0) is TaskPhase.RESERVED
+        assert counters(prompt) == (1, 0, 0, GenerationState.generating)
+        with pytest.raises(Conflict):
+            prompt.ensure_can_delete()
+        assert prompt.track_task(TaskPhase.RESERVED, TaskSignal.CREATED, T0) is TaskPhase.ACTIVE
+        assert counters(prompt) == (1, 0, 0, GenerationState.generating)
+        prompt.track_task(TaskPhase.ACTIVE, TaskSignal.COMPLETED, T0)
+        assert counters(prompt) == (0, 1, 0, GenerationState.generated)
+
+    def test_a_released_reservation_counts_nowhere(self):
+        prompt = new_prompt()
+        prompt.track_task(None, TaskSignal.RESERVE, T0)
+        assert prompt.track_task(TaskPhase.RESERVED, TaskSignal.RELEASE, T0) is (TaskPhase.RELEASED)
+        assert counters(prompt) == (0, 0, 0, GenerationState.idle)
+        prompt.ensure_can_delete()
+        # Its task existed after all: it counts from its own events.
+        prompt.track_task(TaskPhase.RELEASED, TaskSignal.CREATED, T0)
+        assert counters(prompt) == (1, 0, 0, GenerationState.generating)
+
     def test_created_task_makes_the_prompt_generating(self):
         prompt = new_prompt()
         later = T0 + timedelta(seconds=5)

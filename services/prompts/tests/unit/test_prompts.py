@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import pytest
@@ -10,6 +10,7 @@ import pytest
 from imagetron_contracts.models.images import TaskEventType
 from imagetron_contracts.models.prompts import (
     CreatePromptCommand,
+    GenerationReservation,
     GenerationState,
     ListPromptsQuery,
     PromptEvent,
@@ -27,6 +28,7 @@ from imagetron_prompts.domain.prompt import TaskPhase
 ALICE = UUID("00000000-0000-4000-8000-00000000a11c")
 BOB = UUID("00000000-0000-4000-8000-000000000b0b")
 T = datetime(2026, 1, 1, tzinfo=UTC)
+T0 = T
 
 
 class TestCreatePrompt:
@@ -184,6 +186,88 @@ class TestPrepareGeneration:
             )
 
 
+class TestGenerationReservations:
+    def reservation(self, prompt_id: UUID, task_id: UUID, owner: UUID = ALICE):
+        return GenerationReservation(owner_id=owner, prompt_id=prompt_id, task_id=task_id)
+
+    async def test_a_reserved_generation_keeps_the_prompt_from_being_deleted(
+        self, deps, store, stored_prompt, task_event
+    ):
+        prompt = stored_prompt(ALICE)
+        task_id = uuid4()
+        reserved = await prompts.reserve_generation(
+            self.reservation(prompt.id, task_id), deps.new_uow(), deps.clock
+        )
+        assert (reserved.active_tasks, reserved.generation_state) == (
+            1, GenerationState.generating,
+        )  # fmt: skip
+        with pytest.raises(Conflict):
+            await prompts.delete_prompt(
+                PromptQuery(owner_id=ALICE, prompt_id=prompt.id), deps.new_uow(), deps.clock
+            )
+        # The task's own events then count it once.
+        for kind in (TaskEventType.task_created, TaskEventType.task_completed):
+            await prompts.apply_task_event(
+                task_event(prompt.id, kind, task_id=task_id, owner_id=ALICE),
+                deps.new_uow(),
+                deps.clock,
+            )
+        saved = store.committed.prompts[prompt.id]
+        assert (saved.active_tasks, saved.completed_tasks) == (0, 1)
+
+    async def test_reserving_twice_counts_once(self, deps, store, stored_prompt):
+        prompt = stored_prompt(ALICE)
+        task_id = uuid4()
+        for _ in range(2):
+            await prompts.reserve_generation(
+                self.reservation(prompt.id, task_id), deps.new_uow(), deps.clock
+            )
+        assert store.committed.prompts[prompt.id].active_tasks == 1
+
+    async def test_an_archived_or_unknown_prompt_cannot_be_reserved(self, deps, stored_prompt):
+        archived = stored_prompt(ALICE, status=PromptStatus.archived)
+        with pytest.raises(Conflict):
+            await prompts.reserve_generation(
+                self.reservation(archived.id, uuid4()), deps.new_uow(), deps.clock
+            )
+        mine = stored_prompt(ALICE)
+        with pytest.raises(NotFound):
+            await prompts.reserve_generation(
+                self.reservation(mine.id, uuid4(), owner=BOB), deps.new_uow(), deps.clock
+            )
+
+    async def test_a_released_reservation_frees_the_prompt(self, deps, store, stored_prompt):
+        prompt = stored_prompt(ALICE)
+        task_id = uuid4()
+        await prompts.reserve_generation(
+            self.reservation(prompt.id, task_id), deps.new_uow(), deps.clock
+        )
+        released = await prompts.release_generation(
+            self.reservation(prompt.id, task_id), deps.new_uow(), deps.clock
+        )
+        assert (released.active_tasks, released.generation_state) == (0, GenerationState.idle)
+        await prompts.delete_prompt(
+            PromptQuery(owner_id=ALICE, prompt_id=prompt.id), deps.new_uow(), deps.clock
+        )
+
+    async def test_reservations_whose_task_never_came_expire(self, deps, store, stored_prompt):
+        prompt = stored_prompt(ALICE)
+        old, recent = uuid4(), uuid4()
+        await prompts.reserve_generation(
+            self.reservation(prompt.id, old), deps.new_uow(), lambda: T0
+        )
+        await prompts.reserve_generation(
+            self.reservation(prompt.id, recent), deps.new_uow(), lambda: T0 + timedelta(hours=1)
+        )
+        released = await prompts.release_expired_reservations(
+            deps.new_uow(), lambda: T0 + timedelta(minutes=70), older_than=timedelta(minutes=15)
+        )
+        assert released == 1
+        assert store.committed.task_phases[old][1] is TaskPhase.RELEASED
+        assert store.committed.task_phases[recent][1] is TaskPhase.RESERVED
+        assert store.committed.prompts[prompt.id].active_tasks == 1
+
+
 class TestApplyTaskEvent:
     async def apply(self, deps, event):
         return await prompts.apply_task_event(event, deps.new_uow(), deps.clock)
@@ -205,7 +289,7 @@ class TestApplyTaskEvent:
         assert emitted.payload.type.value == "prompt.updated"
         assert emitted.payload.prompt.active_tasks == 1
         assert (TASK_EVENTS_CONSUMER, str(event.id)) in store.committed.inbox
-        assert store.committed.task_phases[event.task.id] == (prompt.id, TaskPhase.ACTIVE)
+        assert store.committed.task_phases[event.task.id][:2] == (prompt.id, TaskPhase.ACTIVE)
 
     async def test_completed_task_makes_the_prompt_generated(
         self, deps, store, stored_prompt, task_event

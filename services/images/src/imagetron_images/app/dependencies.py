@@ -9,6 +9,7 @@ from imagetron_images.app.ports import (
     ImageInspector,
     ImageProvider,
     ImageStore,
+    PromptLedger,
     Thumbnailer,
     UnitOfWork,
 )
@@ -27,5 +28,7 @@ class Dependencies:
     inspector: ImageInspector
     store: ImageStore
     thumbnailer: Thumbnailer
+    # Reserves a generation on its prompt before a task is created.
+    prompt_ledger: PromptLedger
     # Tasks each provider account may have in flight at once, and their deadlines.
     slots: Slots = field(default_factory=Slots)

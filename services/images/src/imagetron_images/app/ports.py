@@ -206,6 +206,22 @@ UnitOfWorkFactory = Callable[[], UnitOfWork]
 # --- the outside world ----------------------------------------------------------------
 
 
+class PromptLedger(Protocol):
+    """The prompts service's record of the generations running on each prompt."""
+
+    async def reserve(self, owner_id: UUID, prompt_id: UUID, task_id: UUID) -> None:
+        """Hold a generation on the prompt for the task about to be created, so that the
+        prompt cannot be deleted before the task's `created` event reaches it. Raises the
+        prompts service's NotFound (unknown prompt) or Conflict (archived), or
+        ServiceUnavailable / ServiceTimeout when it does not answer."""
+        ...
+
+    async def release(self, owner_id: UUID, prompt_id: UUID, task_id: UUID) -> None:
+        """Let go of a reservation whose task was not created (best effort: an unanswered
+        release expires on the prompts side)."""
+        ...
+
+
 class ImageProvider(Protocol):
     """A third-party generator behind one of our adapters."""
 

@@ -4,6 +4,7 @@ the provider."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from imagetron_images.app.messages import emit_task_change, enqueue_submission
 from imagetron_images.app.ports import (
     ImageProvider,
     PermanentError,
+    PromptLedger,
     ProviderBusy,
     TransientError,
     UnitOfWork,
@@ -63,6 +65,7 @@ async def imagine(
     *,
     default_provider: str,
     slots: Slots,
+    prompt_ledger: PromptLedger,
 ) -> Task:
     """A new grid from a prompt, on the default provider."""
     provider = default_provider
@@ -77,7 +80,9 @@ async def imagine(
         now=utcnow(),
         resubmit_if_lost=bool(cmd.resubmit_if_lost),
     )
-    return await _create(task, created, uow, capabilities(providers, provider), slots)
+    return await _create(
+        task, created, uow, capabilities(providers, provider), slots, prompt_ledger
+    )
 
 
 async def reroll(
@@ -86,10 +91,11 @@ async def reroll(
     providers: Mapping[str, ImageProvider],
     *,
     slots: Slots,
+    prompt_ledger: PromptLedger,
 ) -> Task:
     return await _follow_up(
         query.owner_id, query.task_id, TaskCommand.reroll, uow, providers,
-        slots=slots,
+        slots=slots, prompt_ledger=prompt_ledger,
     )  # fmt: skip
 
 
@@ -99,10 +105,11 @@ async def variation(
     providers: Mapping[str, ImageProvider],
     *,
     slots: Slots,
+    prompt_ledger: PromptLedger,
 ) -> Task:
     return await _follow_up(
         cmd.owner_id, cmd.task_id, TaskCommand.variation, uow, providers,
-        index=cmd.index, strength=cmd.strength, slots=slots,
+        index=cmd.index, strength=cmd.strength, slots=slots, prompt_ledger=prompt_ledger,
     )  # fmt: skip
 
 
@@ -112,10 +119,11 @@ async def upscale(
     providers: Mapping[str, ImageProvider],
     *,
     slots: Slots,
+    prompt_ledger: PromptLedger,
 ) -> Task:
     return await _follow_up(
         cmd.owner_id, cmd.task_id, TaskCommand.upscale, uow, providers,
-        index=cmd.index, slots=slots,
+        index=cmd.index, slots=slots, prompt_ledger=prompt_ledger,
     )  # fmt: skip
 
 
@@ -184,11 +192,12 @@ async def _follow_up(
     index: int | None = None,
     strength: VariationStrength | None = None,
     slots: Slots,
+    prompt_ledger: PromptLedger,
 ) -> Task:
     origin = await _owned_task(owner_id, task_id, uow)
     can = capabilities(providers, origin.provider)
     task, created = origin.follow_up(command, index=index, strength=strength, can=can, now=utcnow())
-    return await _create(task, created, uow, can, slots)
+    return await _create(task, created, uow, can, slots, prompt_ledger)
 
 
 async def _create(
@@ -197,18 +206,28 @@ async def _create(
     uow: UnitOfWork,
     can: frozenset[Capability],
     slots: Slots,
+    prompt_ledger: PromptLedger,
 ) -> Task:
-    """Record a new task and its `task.created` in one transaction, with its submission job
-    when its provider has a free slot; otherwise it waits its turn (`queue_position`)."""
-    async with uow:
-        await uow.tasks.add(task)
-        await emit_task_change(uow, created, can)
-        await dispatch_waiting(uow, task.provider, slots)
-        stored = await uow.tasks.get(task.owner_id, task.id)
-        if stored is None:  # cannot happen: it was added in this transaction
-            raise NotFound(f"There is no task {task.id}.")
-        position = await _queue_position(uow, stored)
-        await uow.commit()
+    """Reserve the generation on its prompt (so the prompt cannot be deleted before it
+    hears of the task), then record the new task and its `task.created` in one
+    transaction, with its submission job when its provider has a free slot; otherwise it
+    waits its turn (`queue_position`). If the task cannot be recorded, the reservation is
+    let go."""
+    await prompt_ledger.reserve(task.owner_id, task.prompt_id, task.id)
+    try:
+        async with uow:
+            await uow.tasks.add(task)
+            await emit_task_change(uow, created, can)
+            await dispatch_waiting(uow, task.provider, slots)
+            stored = await uow.tasks.get(task.owner_id, task.id)
+            if stored is None:  # cannot happen: it was added in this transaction
+                raise NotFound(f"There is no task {task.id}.")
+            position = await _queue_position(uow, stored)
+            await uow.commit()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await prompt_ledger.release(task.owner_id, task.prompt_id, task.id)
+        raise
     return task_view(stored, can, position)
 
 

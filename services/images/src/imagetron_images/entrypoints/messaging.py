@@ -21,6 +21,7 @@ from imagetron_contracts.models.images import (
     SubmitTaskJob,
     TaskEvent,
 )
+from imagetron_contracts.models.prompts import GenerationReservation
 from imagetron_contracts.streams import (
     EVENTS_STREAM,
     RPC_IMAGES_IMAGES_CONTENT_URL,
@@ -36,6 +37,8 @@ from imagetron_contracts.streams import (
     RPC_IMAGES_TASKS_REROLL,
     RPC_IMAGES_TASKS_UPSCALE,
     RPC_IMAGES_TASKS_VARIATION,
+    RPC_PROMPTS_GENERATION_RELEASE,
+    RPC_PROMPTS_GENERATION_RESERVE,
     WEBHOOKS_STREAM,
     WORK_IMAGES_PERSIST,
     WORK_IMAGES_SUBMIT,
@@ -92,6 +95,7 @@ def register_subscribers(
     register_rpc(broker, RPC_QUEUE, RPC_ROUTES, deps)
     _register_jobs(broker, deps, consumers)
     _declare_outbox_messages(broker)
+    _declare_requests(broker)
 
 
 def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSettings) -> None:
@@ -163,6 +167,16 @@ def _subscribe_callbacks(
                 callback, delivery, deps.new_uow(), deps.providers
             ),
         )
+
+
+def _declare_requests(broker: NatsBroker) -> None:
+    """What the service asks other services (adapters.prompt_ledger sends them through
+    its RpcClient), declared for the AsyncAPI document only."""
+    for subject, what in (
+        (RPC_PROMPTS_GENERATION_RESERVE, "Reserve a generation on a prompt before its task."),
+        (RPC_PROMPTS_GENERATION_RELEASE, "Let go of a reservation whose task was not created."),
+    ):
+        broker.publisher(subject, schema=GenerationReservation, description=what)
 
 
 def _declare_outbox_messages(broker: NatsBroker) -> None:

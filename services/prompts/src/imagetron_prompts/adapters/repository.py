@@ -152,6 +152,23 @@ class SqlPromptRepository:
             )
         )
 
+    async def reservations_before(
+        self, moment: datetime, limit: int
+    ) -> Sequence[tuple[UUID, UUID, UUID]]:
+        query = (
+            select(prompts.c.owner_id, prompt_tasks.c.prompt_id, prompt_tasks.c.task_id)
+            .join(prompts, prompts.c.id == prompt_tasks.c.prompt_id)
+            .where(
+                prompt_tasks.c.phase == TaskPhase.RESERVED,
+                prompt_tasks.c.updated_at < moment,
+            )
+            .order_by(prompt_tasks.c.updated_at)
+            .limit(limit)
+        )
+        return [
+            (row.owner_id, row.prompt_id, row.task_id) for row in await self._session.execute(query)
+        ]
+
 
 def _usage(row: Row[Any]) -> TokenUsage | None:
     if row.llm_call_id is None or row.model is None:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -152,6 +153,8 @@ prompt_tasks = Table(
     ),
     Column("phase", _enum(TaskPhase, "phase"), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Expired reservations are found by age.
+    Index("ix_prompt_tasks_reserved", "updated_at", postgresql_where=text("phase = 'reserved'")),
 )
 
 outbox = outbox_table(metadata)

@@ -73,6 +73,13 @@ class PromptRepository(Protocol):
         self, prompt_id: UUID, task_id: UUID, phase: TaskPhase, now: datetime
     ) -> None: ...
 
+    async def reservations_before(
+        self, moment: datetime, limit: int
+    ) -> Sequence[tuple[UUID, UUID, UUID]]:
+        """Up to `limit` reservations made before `moment` whose task never showed up:
+        (owner_id, prompt_id, task_id), oldest first."""
+        ...
+
 
 class ChatRepository(Protocol):
     async def add(self, chat: Chat) -> None:

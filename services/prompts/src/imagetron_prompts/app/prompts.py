@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from datetime import timedelta
 from enum import StrEnum
 from uuid import UUID
 
@@ -143,6 +145,63 @@ async def prepare_generation(query: contract.PromptQuery, uow: UnitOfWork) -> co
         prompt = await owned_prompt(uow, query.owner_id, query.prompt_id)
     prompt.ensure_can_generate()
     return prompt_view(prompt)
+
+
+async def reserve_generation(
+    cmd: contract.GenerationReservation, uow: UnitOfWork, clock: Clock
+) -> contract.Prompt:
+    """Hold a generation on the prompt before its task exists (404 unknown, 409 archived):
+    the images service asks before it answers that it accepted a task, so the prompt
+    cannot be deleted between that answer and the task's `created` event. Idempotent."""
+    return await _track_reservation(cmd, TaskSignal.RESERVE, uow, clock)
+
+
+async def release_generation(
+    cmd: contract.GenerationReservation, uow: UnitOfWork, clock: Clock
+) -> contract.Prompt:
+    """Let go of a reservation whose task could not be created (nothing if the task's
+    events have arrived meanwhile)."""
+    return await _track_reservation(cmd, TaskSignal.RELEASE, uow, clock)
+
+
+async def _track_reservation(
+    cmd: contract.GenerationReservation, signal: TaskSignal, uow: UnitOfWork, clock: Clock
+) -> contract.Prompt:
+    async with uow:
+        prompt = await owned_prompt(uow, cmd.owner_id, cmd.prompt_id, for_update=True)
+        if signal is TaskSignal.RESERVE:
+            prompt.ensure_can_generate()
+        now = clock()
+        phase = await uow.prompts.task_phase(prompt.id, cmd.task_id)
+        new_phase = prompt.track_task(phase, signal, now)
+        if new_phase is not None:
+            await uow.prompts.save_task_phase(prompt.id, cmd.task_id, new_phase, now)
+            await uow.prompts.save(prompt)
+            await emit_prompt_event(uow, prompt, PromptEventType.prompt_updated, now)
+            await uow.commit()
+    return prompt_view(prompt)
+
+
+async def release_expired_reservations(
+    uow: UnitOfWork, clock: Clock, *, older_than: timedelta, limit: int = 100
+) -> int:
+    """Let go of reservations whose task never showed up (the images service died between
+    reserving and creating it). Returns how many."""
+    now = clock()
+    async with uow:
+        expired = await uow.prompts.reservations_before(now - older_than, limit)
+    for owner_id, prompt_id, task_id in expired:
+        log.warning(
+            "releasing a generation reserved more than %s ago without its task",
+            older_than,
+            extra={"prompt_id": str(prompt_id), "task_id": str(task_id)},
+        )
+        cmd = contract.GenerationReservation(
+            owner_id=owner_id, prompt_id=prompt_id, task_id=task_id
+        )
+        with contextlib.suppress(NotFound):  # deleted meanwhile
+            await release_generation(cmd, uow, clock)
+    return len(expired)
 
 
 async def apply_task_event(event: TaskEvent, uow: UnitOfWork, clock: Clock) -> TaskEventOutcome:

@@ -19,6 +19,14 @@ follows the ones that matter (`TaskSignal`) to keep three counters and a derived
 * `active_tasks` counts the active tasks, `completed_tasks` and `failed_tasks` the tasks
   that ended so. A cancelled task stops being active and counts nowhere else. Counters
   never go below zero.
+* A generation is reserved before the images service answers that it accepted it
+  (`reserve`, phase `reserved`, counted as active), so the prompt cannot be deleted in the
+  moment between that answer and the task's `created` event. `created` turns a reservation
+  into an active task (no counter moves); the end signals end it like an active task. A
+  reservation whose task was never created is let go (`release`: by the images service when
+  it could not create the task, or once it is older than a TTL): it stops being active and
+  counts nowhere; should its task's events arrive after all, they count as for a task not
+  heard of.
 * `generation_state` follows from the counters alone: `generating` while any task is
   active; otherwise `generated` if any task ever completed (the prompt has images; a later
   failure shows in `failed_tasks`); otherwise `failed` if any task failed; otherwise
@@ -50,15 +58,25 @@ class TaskSignal(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # Not task events: the images service reserves a generation before it answers, and
+    # lets it go when it could not create the task.
+    RESERVE = "reserve"
+    RELEASE = "release"
 
 
 class TaskPhase(StrEnum):
     """Where one generation task stands, as far as its prompt knows."""
 
+    RESERVED = "reserved"
     ACTIVE = "active"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    RELEASED = "released"
+
+
+#: The phases that keep a prompt from being deleted (counted in `active_tasks`).
+ACTIVE_PHASES = frozenset({TaskPhase.RESERVED, TaskPhase.ACTIVE})
 
 
 _PHASE_AFTER: dict[TaskSignal, TaskPhase] = {
@@ -66,16 +84,26 @@ _PHASE_AFTER: dict[TaskSignal, TaskPhase] = {
     TaskSignal.COMPLETED: TaskPhase.COMPLETED,
     TaskSignal.FAILED: TaskPhase.FAILED,
     TaskSignal.CANCELLED: TaskPhase.CANCELLED,
+    TaskSignal.RESERVE: TaskPhase.RESERVED,
+    TaskSignal.RELEASE: TaskPhase.RELEASED,
 }
+_ENDS = frozenset({TaskSignal.COMPLETED, TaskSignal.FAILED, TaskSignal.CANCELLED})
 
 
 def next_task_phase(current: TaskPhase | None, signal: TaskSignal) -> TaskPhase | None:
     """The phase a task moves to on `signal`, or None when the signal changes nothing.
 
     `current` is None for a task the prompt has not heard of yet."""
-    if current is None:
+    if current is None or current is TaskPhase.RELEASED:
+        # A released reservation is as good as unknown to the task's own events.
+        if signal is TaskSignal.RELEASE or (current is not None and signal is TaskSignal.RESERVE):
+            return None
         return _PHASE_AFTER[signal]
-    if current is TaskPhase.ACTIVE and signal is not TaskSignal.CREATED:
+    if current is TaskPhase.RESERVED and (
+        signal in _ENDS or signal in (TaskSignal.CREATED, TaskSignal.RELEASE)
+    ):
+        return _PHASE_AFTER[signal]
+    if current is TaskPhase.ACTIVE and signal in _ENDS:
         return _PHASE_AFTER[signal]
     return None
 
@@ -201,7 +229,8 @@ class Prompt:
         self.updated_at = now
 
     def ensure_can_delete(self) -> None:
-        """A prompt whose tasks are still running may not go: their results need it."""
+        """A prompt whose tasks are still running (or being created) may not go: their
+        results need it."""
         if self.active_tasks > 0:
             raise Conflict(
                 f"Prompt {self.id} has {self.active_tasks} active generation "
@@ -234,9 +263,9 @@ class Prompt:
         new_phase = next_task_phase(phase, signal)
         if new_phase is None:
             return None
-        if phase is TaskPhase.ACTIVE:
+        if phase in ACTIVE_PHASES:
             self.active_tasks = max(0, self.active_tasks - 1)
-        if new_phase is TaskPhase.ACTIVE:
+        if new_phase in ACTIVE_PHASES:
             self.active_tasks += 1
         elif new_phase is TaskPhase.COMPLETED:
             self.completed_tasks += 1
