@@ -153,6 +153,7 @@ def _task_event(
     task_id: UUID,
     owner_id: UUID,
     event_id: UUID | None = None,
+    version: int = 0,
 ) -> TaskEvent:
     task = Task(
         id=task_id,
@@ -170,8 +171,9 @@ def _task_event(
         updated_at=_T,
     )
     return TaskEvent(
-        id=event_id or uuid4(), type=event_type, occurred_at=_T, owner_id=owner_id, task=task
-    )
+        id=event_id or uuid4(), type=event_type, occurred_at=_T, owner_id=owner_id, task=task,
+        version=version,
+    )  # fmt: skip
 
 
 @pytest.fixture

@@ -31,6 +31,8 @@ class InMemoryState:
     prompts: dict[UUID, Prompt] = field(default_factory=dict)
     # task id -> (prompt id, phase, when it was recorded)
     task_phases: dict[UUID, tuple[UUID, TaskPhase, datetime]] = field(default_factory=dict)
+    # task id -> the newest version of its events that moved its phase
+    task_versions: dict[UUID, int] = field(default_factory=dict)
     inbox: set[tuple[str, str]] = field(default_factory=set)
     outbox: list[Emitted] = field(default_factory=list)
     chats: dict[UUID, Chat] = field(default_factory=dict)
@@ -114,10 +116,17 @@ class FakePromptRepository:
         known = self._state.task_phases.get(task_id)
         return known[1] if known is not None and known[0] == prompt_id else None
 
+    async def task_version(self, prompt_id: UUID, task_id: UUID) -> int:
+        known = self._state.task_phases.get(task_id)
+        if known is None or known[0] != prompt_id:
+            return 0
+        return self._state.task_versions.get(task_id, 0)
+
     async def save_task_phase(
-        self, prompt_id: UUID, task_id: UUID, phase: TaskPhase, now: datetime
+        self, prompt_id: UUID, task_id: UUID, phase: TaskPhase, now: datetime, version: int = 0
     ) -> None:
         self._state.task_phases[task_id] = (prompt_id, phase, now)
+        self._state.task_versions[task_id] = max(self._state.task_versions.get(task_id, 0), version)
 
     async def reservations_before(
         self, moment: datetime, limit: int

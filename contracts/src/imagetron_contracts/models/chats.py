@@ -132,6 +132,7 @@ class ChatEvent(BaseModel):
     id: Annotated[UUID, Field(description="The event id; also the message's Nats-Msg-Id.")]
     type: ChatEventType
     occurred_at: AwareDatetime
+    version: Annotated[int, Field(description='The version of the chat after this change: every change of one chat that is announced increments it, so a consumer that applied version n ignores any event of that chat with a version of n or less (a stale or reordered one). 0 in events written before versions existed.', ge=0)] = 0
     owner_id: UUID
     chat: ChatSummary
     messages: list[ChatMessage]

@@ -285,6 +285,7 @@ class TaskEvent(BaseModel):
     id: Annotated[UUID, Field(description="The event id; also the message's Nats-Msg-Id.")]
     type: TaskEventType
     occurred_at: AwareDatetime
+    version: Annotated[int, Field(description='The version of the task after this change: every change of one task that is announced increments it, so a consumer that applied version n ignores any event of that task with a version of n or less (a stale or reordered one). 0 in events written before versions existed.', ge=0)] = 0
     owner_id: UUID
     task: Task
 
@@ -296,6 +297,7 @@ class ImageEvent(BaseModel):
     id: UUID
     type: ImageEventType
     occurred_at: AwareDatetime
+    version: Annotated[int, Field(description='The version of the image after this change: every change of one image that is announced increments it, so a consumer that applied version n ignores any event of that image with a version of n or less (a stale or reordered one). 0 in events written before versions existed.', ge=0)] = 0
     owner_id: UUID
     image: Image
     storage_key: Annotated[str | None, Field(description="The stored object's key in the images bucket (read-only for other services).")] = None

@@ -236,6 +236,7 @@ class PromptEvent(BaseModel):
     id: Annotated[UUID, Field(description="The event id; also the message's Nats-Msg-Id.")]
     type: PromptEventType
     occurred_at: AwareDatetime
+    version: Annotated[int, Field(description='The version of the prompt after this change: every change of one prompt that is announced increments it, so a consumer that applied version n ignores any event of that prompt with a version of n or less (a stale or reordered one). 0 in events written before versions existed.', ge=0)] = 0
     owner_id: UUID
     prompt: Prompt
 

@@ -390,5 +390,6 @@ class PublicationEvent(BaseModel):
     id: Annotated[UUID, Field(description="The event id; also the message's Nats-Msg-Id.")]
     type: PublicationEventType
     occurred_at: AwareDatetime
+    version: Annotated[int, Field(description='The version of the publication after this change: every change of one publication that is announced increments it, so a consumer that applied version n ignores any event of that publication with a version of n or less (a stale or reordered one). 0 in events written before versions existed.', ge=0)] = 0
     owner_id: UUID
     publication: Publication

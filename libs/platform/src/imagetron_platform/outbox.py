@@ -1,5 +1,10 @@
 """The outbox relay: publishes committed outbox rows to JetStream, in commit order.
 
+However many replicas run a relay, one publishes at a time (a transaction-scoped advisory
+lock per outbox table), so the events of one aggregate reach the stream in the order they
+were written; each event also carries the aggregate's version for consumers to drop a stale
+one.
+
 Each row is published with `Nats-Msg-Id` = its id and marked published only after the
 stream acknowledged it, so a crash between the two republishes a message that JetStream's
 duplicate window (and every consumer's inbox) then drops: at-least-once on the wire,
@@ -60,6 +65,7 @@ class OutboxRelay:
         self._next_prune = 0.0
         self._next_backlog_check = 0.0
         self._wakeup = asyncio.Event()
+        self._lock_key = f"imagetron.outbox.{outbox.fullname}"
 
     async def prune(self) -> tuple[int, int]:
         """Delete outbox rows published longer ago than `published_retention`, and inbox
@@ -121,16 +127,24 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def publish_pending(self) -> int:
-        """Publish one batch; returns how many rows were published."""
+        """Publish one batch; returns how many rows were published (0 also when another
+        relay of the same outbox is publishing: one relay at a time keeps the order)."""
         t = self._outbox
         async with self._session_factory() as session, session.begin():
+            # Several replicas each run a relay. Were two to publish consecutive batches at
+            # once, an aggregate's later event could reach the stream before its earlier one;
+            # so they take turns on a transaction-scoped lock (released when its transaction
+            # ends, or its connection dies).
+            if not await session.scalar(
+                select(func.pg_try_advisory_xact_lock(func.hashtext(self._lock_key)))
+            ):
+                return 0
             rows = (
                 await session.execute(
                     select(t.c.seq, t.c.id, t.c.subject, t.c.payload, t.c.correlation_id)
                     .where(t.c.published_at.is_(None))
                     .order_by(t.c.seq)
                     .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
                 )
             ).all()
             if not rows:

@@ -324,6 +324,31 @@ class TestProviderCallback:
         jobs = payloads(world, "work.images.persist")
         assert sorted(j["image_id"] for j in jobs) == sorted(str(i.id) for i in imgs)
 
+    async def test_every_event_of_a_task_carries_its_next_version(self, world) -> None:
+        task = await submitted_task(world)
+        running = ProviderUpdate(
+            provider_task_id=task.provider_task_id, command=TaskCommand.imagine,
+            status=ProviderStatus.running, progress=40,
+        )  # fmt: skip
+        await apply(world, task.id, running, "cb-1")
+        await apply(world, task.id, completed(task.provider_task_id), "cb-2")
+        await apply(world, task.id, completed(task.provider_task_id), "cb-3")  # a duplicate
+        events = [m.payload for m in world.uow.outbox if ".task." in m.subject]
+        assert [(e["type"], e["version"]) for e in events] == [
+            ("task.created", 1), ("task.submitted", 2), ("task.progress", 3),
+            ("task.completed", 4),
+        ]  # fmt: skip
+        assert world.uow.task(task.id).version == 4
+        grid = world.uow.images_of(task.id)[0]
+        world.downloader.files[GRID] = DownloadRefused("gone for good")
+        await images.persist_image(
+            PersistImageJob(image_id=grid.id, owner_id=grid.owner_id), Delivery("p"),
+            world.uow, world.downloader, world.inspector, world.store, world.thumbnailer,
+            world.deps().providers,
+        )  # fmt: skip
+        (failed,) = payloads(world, "image.failed")
+        assert failed["version"] == 2
+
     async def test_duplicate_completed_webhook_is_a_noop(self, world) -> None:
         task = await submitted_task(world)
         await apply(world, task.id, completed(task.provider_task_id), "cb-1")

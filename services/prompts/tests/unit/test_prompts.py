@@ -272,6 +272,43 @@ class TestApplyTaskEvent:
     async def apply(self, deps, event):
         return await prompts.apply_task_event(event, deps.new_uow(), deps.clock)
 
+    async def test_an_event_older_than_one_applied_is_stale(
+        self, deps, store, stored_prompt, task_event
+    ):
+        prompt = stored_prompt(ALICE)
+        task_id = uuid4()
+
+        def event(kind, version):
+            return task_event(prompt.id, kind, task_id=task_id, owner_id=ALICE, version=version)
+
+        assert await self.apply(deps, event(TaskEventType.task_created, 1)) is (
+            TaskEventOutcome.APPLIED
+        )
+        assert await self.apply(deps, event(TaskEventType.task_failed, 4)) is (
+            TaskEventOutcome.APPLIED
+        )
+        # A reordered event of the same task, older than the failure: dropped.
+        assert await self.apply(deps, event(TaskEventType.task_completed, 3)) is (
+            TaskEventOutcome.STALE
+        )
+        saved = store.committed.prompts[prompt.id]
+        assert (saved.active_tasks, saved.completed_tasks, saved.failed_tasks) == (0, 0, 1)
+
+    async def test_events_announce_the_prompts_next_version(self, deps, store, stored_prompt):
+        prompt = stored_prompt(ALICE)
+        await prompts.set_status(
+            SetPromptStatusCommand(
+                owner_id=ALICE, prompt_id=prompt.id, status=PromptStatus.approved
+            ),
+            deps.new_uow(),
+            deps.clock,
+        )
+        await prompts.delete_prompt(
+            PromptQuery(owner_id=ALICE, prompt_id=prompt.id), deps.new_uow(), deps.clock
+        )
+        versions = [e.payload.version for e in store.committed.outbox]
+        assert versions == [prompt.version + 1, prompt.version + 2]
+
     def prompt_events(self, store):
         return [e.payload for e in store.committed.outbox]
 

@@ -374,6 +374,7 @@ def _task_values(task: GenerationTask) -> dict[str, Any]:
         "resubmit_if_lost": task.resubmit_if_lost,
         "resubmissions": task.resubmissions,
         "abandoned_provider_task_ids": list(task.abandoned_provider_task_ids),
+        "version": task.version,
     }
 
 
@@ -411,6 +412,7 @@ def _task(row: Row[Any]) -> GenerationTask:
         resubmit_if_lost=m["resubmit_if_lost"],
         resubmissions=m["resubmissions"],
         abandoned_provider_task_ids=tuple(m["abandoned_provider_task_ids"]),
+        version=m["version"],
     )
 
 
@@ -436,6 +438,7 @@ def _image_values(image: Image) -> dict[str, Any]:
         "updated_at": image.updated_at,
         "persisted_at": image.persisted_at,
         "thumbnail_key": image.thumbnail_key,
+        "version": image.version,
     }
 
 
@@ -462,4 +465,5 @@ def _image(row: Row[Any]) -> Image:
         updated_at=m["updated_at"],
         persisted_at=m["persisted_at"],
         thumbnail_key=m["thumbnail_key"],
+        version=m["version"],
     )

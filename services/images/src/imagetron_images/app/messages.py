@@ -33,6 +33,7 @@ async def emit_task_change(uow: UnitOfWork, change: TaskChange, can: frozenset[C
         id=event_id,
         type=change.type.value,
         occurred_at=change.occurred_at,
+        version=change.task.version,
         owner_id=change.task.owner_id,
         task=task_view(change.task, can),
     )
@@ -49,6 +50,7 @@ async def emit_image_change(
         id=event_id,
         type=change.type.value,
         occurred_at=change.occurred_at,
+        version=change.image.version,
         owner_id=change.image.owner_id,
         image=image_view(change.image),
         storage_key=change.image.storage_key if change.image.is_persisted else None,

@@ -52,6 +52,8 @@ class Image:
     error: str | None = None
     attempts: int = 0
     persisted_at: datetime | None = None
+    # Increases with every announced change (see GenerationTask.version).
+    version: int = 1
     #: Where its thumbnail is stored (made with the image, or later for older images).
     thumbnail_key: str | None = None
 
@@ -100,6 +102,7 @@ class Image:
         self.error = None
         self.persisted_at = now
         self.updated_at = now
+        self.version += 1
         return ImagePersisted(image=copy.copy(self), occurred_at=now)
 
     def relocate(self, source_url: str, now: datetime) -> None:
@@ -118,6 +121,7 @@ class Image:
         self.attempts += 1
         self.error = error
         self.updated_at = now
+        self.version += 1
         return ImageFailed(image=copy.copy(self), occurred_at=now)
 
     def _ensure_not_persisted(self) -> None:

@@ -194,6 +194,9 @@ class GenerationTask:
     resubmissions: int = 0
     # Provider task ids of submissions given up: their reports are never applied.
     abandoned_provider_task_ids: tuple[str, ...] = ()
+    # Increases with every announced change (each event carries the version it made), so
+    # consumers can tell a stale event from a newer one.
+    version: int = 1
 
     @classmethod
     def imagine(
@@ -433,7 +436,9 @@ class GenerationTask:
         self._touch(now)
 
     def _touch(self, now: datetime) -> None:
-        """News about the task: reconciliation starts counting its quiet time again."""
+        """News about the task (each change is announced with its new version);
+        reconciliation starts counting its quiet time again."""
+        self.version += 1
         self.updated_at = now
         self.polls = 0
         self.poll_after = None
@@ -450,11 +455,11 @@ class GenerationTask:
             new_preview = update.preview_url is not None and update.preview_url != self.preview_url
             if progress < self.progress or (progress == self.progress and not new_preview):
                 return None  # late, duplicated or out of order: progress never goes back
+            self._touch(now)
         else:
             self._move_to(TaskStatus.processing, now)
         self.progress = max(self.progress, progress)
         self.preview_url = update.preview_url or self.preview_url
-        self._touch(now)
         return TaskProgressed(task=self.snapshot(), occurred_at=now)
 
     def _completed(self, update: ProviderUpdate, now: datetime) -> TaskCompleted | TaskFailed:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, delete, insert, or_, select, tuple_, update
+from sqlalchemy import Row, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +40,7 @@ def _to_prompt(row: Row[Any]) -> Prompt:
         failed_tasks=row.failed_tasks,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        version=row.version,
     )
 
 
@@ -56,6 +57,7 @@ def _values(prompt: Prompt) -> dict[str, Any]:
         "failed_tasks": prompt.failed_tasks,
         "created_at": prompt.created_at,
         "updated_at": prompt.updated_at,
+        "version": prompt.version,
     }
 
 
@@ -135,11 +137,19 @@ class SqlPromptRepository:
         )
         return phase
 
+    async def task_version(self, prompt_id: UUID, task_id: UUID) -> int:
+        version: int | None = await self._session.scalar(
+            select(prompt_tasks.c.task_version).where(
+                prompt_tasks.c.task_id == task_id, prompt_tasks.c.prompt_id == prompt_id
+            )
+        )
+        return version or 0
+
     async def save_task_phase(
-        self, prompt_id: UUID, task_id: UUID, phase: TaskPhase, now: datetime
+        self, prompt_id: UUID, task_id: UUID, phase: TaskPhase, now: datetime, version: int = 0
     ) -> None:
         statement = pg_insert(prompt_tasks).values(
-            task_id=task_id, prompt_id=prompt_id, phase=phase, updated_at=now
+            task_id=task_id, prompt_id=prompt_id, phase=phase, updated_at=now, task_version=version
         )
         await self._session.execute(
             statement.on_conflict_do_update(
@@ -147,6 +157,9 @@ class SqlPromptRepository:
                 set_={
                     "phase": statement.excluded.phase,
                     "updated_at": statement.excluded.updated_at,
+                    "task_version": func.greatest(
+                        prompt_tasks.c.task_version, statement.excluded.task_version
+                    ),
                 },
                 where=prompt_tasks.c.prompt_id == prompt_id,
             )
@@ -203,6 +216,7 @@ def _to_chat(row: Row[Any]) -> Chat:
         message_count=row.message_count,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        version=row.version,
     )
 
 
@@ -219,6 +233,7 @@ class SqlChatRepository:
                 message_count=chat.message_count,
                 created_at=chat.created_at,
                 updated_at=chat.updated_at,
+                version=chat.version,
             )
         )
         await self._insert_messages(chat.messages)
@@ -258,7 +273,11 @@ class SqlChatRepository:
         await self._session.execute(
             update(chats)
             .where(chats.c.id == chat.id, chats.c.owner_id == chat.owner_id)
-            .values(message_count=chat.message_count, updated_at=chat.updated_at)
+            .values(
+                message_count=chat.message_count,
+                updated_at=chat.updated_at,
+                version=chat.version,
+            )
         )
 
     async def _insert_messages(self, messages: Sequence[ChatMessage]) -> None:

@@ -66,6 +66,7 @@ chats = Table(
     Column("message_count", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False, server_default="0"),
     CheckConstraint("message_count >= 0", name="message_count_not_negative"),
     # Owner-scoped, newest-first keyset pagination.
     Index(None, "owner_id", "created_at", "id"),
@@ -129,6 +130,7 @@ prompts = Table(
     Column("failed_tasks", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False, server_default="0"),
     CheckConstraint(
         "active_tasks >= 0 AND completed_tasks >= 0 AND failed_tasks >= 0",
         name="counters_not_negative",
@@ -153,6 +155,8 @@ prompt_tasks = Table(
     ),
     Column("phase", _enum(TaskPhase, "phase"), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The task's version in the newest event that moved its phase: older events are stale.
+    Column("task_version", Integer, nullable=False, server_default="0"),
     # Expired reservations are found by age.
     Index("ix_prompt_tasks_reserved", "updated_at", postgresql_where=text("phase = 'reserved'")),
 )

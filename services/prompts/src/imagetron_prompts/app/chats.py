@@ -154,6 +154,7 @@ async def delete_chat(
             prompt.unlink_chat(now)
             await uow.prompts.save(prompt)
             await emit_prompt_event(uow, prompt, PromptEventType.prompt_updated, now)
+        chat.delete(now)
         await uow.chats.delete(chat)
         await emit_chat_event(uow, chat, ChatEventType.chat_deleted, now)
         await uow.commit()

@@ -38,6 +38,7 @@ async def emit_prompt_event(
         id=uuid4(),
         type=event_type,
         occurred_at=now,
+        version=prompt.version,
         owner_id=prompt.owner_id,
         prompt=prompt_view(prompt),
     )
@@ -56,6 +57,7 @@ async def emit_chat_event(
         id=uuid4(),
         type=event_type,
         occurred_at=now,
+        version=chat.version,
         owner_id=chat.owner_id,
         chat=chat_summary_view(chat),
         messages=[message_view(m) for m in messages],

@@ -69,9 +69,16 @@ class PromptRepository(Protocol):
         """The phase recorded for one of the prompt's generation tasks."""
         ...
 
+    async def task_version(self, prompt_id: UUID, task_id: UUID) -> int:
+        """The newest version of the task whose event changed its phase (0: none yet)."""
+        ...
+
     async def save_task_phase(
-        self, prompt_id: UUID, task_id: UUID, phase: TaskPhase, now: datetime
-    ) -> None: ...
+        self, prompt_id: UUID, task_id: UUID, phase: TaskPhase, now: datetime, version: int = 0
+    ) -> None:
+        """Record the task's phase (and the version of the event that set it; the newest
+        version seen is kept)."""
+        ...
 
     async def reservations_before(
         self, moment: datetime, limit: int

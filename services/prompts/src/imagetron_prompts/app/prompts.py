@@ -44,6 +44,8 @@ class TaskEventOutcome(StrEnum):
     """This event id was applied before (inbox)."""
     IGNORED = "ignored"
     """An event type that does not move the counters (submitted, progress)."""
+    STALE = "stale"
+    """An event older than one of the same task already applied (its version is lower)."""
     UNKNOWN_PROMPT = "unknown_prompt"
     """No such prompt for the event's owner, e.g. deleted meanwhile."""
 
@@ -130,9 +132,10 @@ async def delete_prompt(
     this a 409; one applied after finds no prompt and is a no-op."""
     async with uow:
         prompt = await owned_prompt(uow, query.owner_id, query.prompt_id, for_update=True)
-        prompt.ensure_can_delete()
+        now = clock()
+        prompt.delete(now)
         await uow.prompts.delete(prompt)
-        await emit_prompt_event(uow, prompt, PromptEventType.prompt_deleted, clock())
+        await emit_prompt_event(uow, prompt, PromptEventType.prompt_deleted, now)
         await uow.commit()
     return prompt_view(prompt)
 
@@ -223,13 +226,16 @@ async def apply_task_event(event: TaskEvent, uow: UnitOfWork, clock: Clock) -> T
                 extra={"event_id": str(event.id), "prompt_id": str(task.prompt_id)},
             )
             return TaskEventOutcome.UNKNOWN_PROMPT
+        if event.version and event.version <= await uow.prompts.task_version(prompt.id, task.id):
+            await uow.commit()  # keep the claim: a newer event of this task was applied
+            return TaskEventOutcome.STALE
         now = clock()
         phase = await uow.prompts.task_phase(prompt.id, task.id)
         new_phase = prompt.track_task(phase, signal, now)
         if new_phase is None:
             await uow.commit()  # keep the claim: the event was seen and needs nothing more
             return TaskEventOutcome.UNCHANGED
-        await uow.prompts.save_task_phase(prompt.id, task.id, new_phase, now)
+        await uow.prompts.save_task_phase(prompt.id, task.id, new_phase, now, event.version)
         await uow.prompts.save(prompt)
         await emit_prompt_event(uow, prompt, PromptEventType.prompt_updated, now)
         await uow.commit()

@@ -89,6 +89,13 @@ class Chat:
     created_at: datetime
     updated_at: datetime
     messages: list[ChatMessage] = field(default_factory=list)
+    #: Increases with every announced change (its events carry it); 1 once it has messages.
+    version: int = 0
+
+    def delete(self, now: datetime) -> None:
+        """It goes (its `chat.deleted` carries the next version)."""
+        self.updated_at = now
+        self.version += 1
 
     @classmethod
     def start(cls, *, owner_id: UUID, brief: str, now: datetime) -> Chat:
@@ -136,4 +143,5 @@ class Chat:
         self.messages += [asked, answered]
         self.message_count += 2
         self.updated_at = now
+        self.version += 1
         return asked, answered

@@ -165,6 +165,8 @@ class Prompt:
     updated_at: datetime
     #: The subject chat it was generated from; None when written by hand or the chat is gone.
     chat_id: UUID | None = None
+    #: Increases with every announced change (its events carry it), from 1 when created.
+    version: int = 1
 
     @classmethod
     def create(
@@ -220,13 +222,23 @@ class Prompt:
         if (new_text, new_title) == (self.text, self.title):
             return False
         self.text, self.title = new_text, new_title
-        self.updated_at = now
+        self._changed(now)
         return True
 
     def unlink_chat(self, now: datetime) -> None:
         """Its chat is being deleted: the prompt stays, without the link."""
         self.chat_id = None
+        self._changed(now)
+
+    def _changed(self, now: datetime) -> None:
         self.updated_at = now
+        self.version += 1
+
+    def delete(self, now: datetime) -> None:
+        """It goes (its `prompt.deleted` carries the next version); refused while its tasks
+        run or are being created."""
+        self.ensure_can_delete()
+        self._changed(now)
 
     def ensure_can_delete(self) -> None:
         """A prompt whose tasks are still running (or being created) may not go: their
@@ -250,7 +262,7 @@ class Prompt:
         if status is self.status:
             return False
         self.status = status
-        self.updated_at = now
+        self._changed(now)
         return True
 
     def track_task(
@@ -274,5 +286,5 @@ class Prompt:
         self.generation_state = generation_state_for(
             self.active_tasks, self.completed_tasks, self.failed_tasks
         )
-        self.updated_at = now
+        self._changed(now)
         return new_phase
