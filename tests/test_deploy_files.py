@@ -292,6 +292,46 @@ def test_prometheus_scrapes_every_service(compose: dict[str, Any]) -> None:
         assert (PROMETHEUS / rule_file.split("#")[0].strip()).is_file()
 
 
+def _imagetron_job(path: Path) -> dict[str, Any]:
+    config = yaml.safe_load(path.read_text())
+    job: dict[str, Any] = next(j for j in config["scrape_configs"] if j["job_name"] == "imagetron")
+    assert job["authorization"]["type"] == "Bearer"
+    return job
+
+
+def test_prometheus_sends_the_metrics_token_in_compose(compose: dict[str, Any]) -> None:
+    """Every service checks IMAGETRON_METRICS_TOKEN on /metrics; compose hands Prometheus
+    the same value as the file its scrape job reads."""
+    tokens = {compose_env(compose, name)["IMAGETRON_METRICS_TOKEN"] for name in SERVICES}
+    assert len(tokens) == 1
+    path = _imagetron_job(PROMETHEUS / "prometheus.yml")["authorization"]["credentials_file"]
+    mounts = {c["target"]: c["source"] for c in compose["services"]["prometheus"]["configs"]}
+    assert compose["configs"][mounts[path]]["content"] == tokens.pop()
+
+
+def test_prometheus_sends_the_metrics_token_in_kubernetes() -> None:
+    job = _imagetron_job(PROMETHEUS / "prometheus-kubernetes.yml")
+    assert job["authorization"]["credentials_file"].endswith("/IMAGETRON_METRICS_TOKEN")
+    for _, doc in k8s_documents():
+        component = doc.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/component")
+        if doc["kind"] != "Deployment" or component not in SERVICES:
+            continue
+        (container,) = doc["spec"]["template"]["spec"]["containers"]
+        refs = {
+            e["name"]: e["valueFrom"]["secretKeyRef"]["key"]
+            for e in container["env"]
+            if "valueFrom" in e
+        }
+        assert refs.get("IMAGETRON_METRICS_TOKEN") == "IMAGETRON_METRICS_TOKEN", component
+    # The chart: every service reads it from the chart's Secret; the PodMonitor sends it.
+    templates = CHART / "templates"
+    assert '"key" "IMAGETRON_METRICS_TOKEN")' in (templates / "services.yaml").read_text()
+    assert "IMAGETRON_METRICS_TOKEN:" in (templates / "secret.yaml").read_text()
+    monitor = (templates / "podmonitor.yaml").read_text()
+    assert "type: Bearer" in monitor
+    assert "key: IMAGETRON_METRICS_TOKEN" in monitor
+
+
 def known_metric_names() -> set[str]:
     """Every sample name our processes can expose: our registry (platform + notifier
     metrics) and FastStream's Prometheus middleware, built on a registry of its own."""
