@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ import psutil
 import pytest
 
 from imagetron.stack import StackPorts
+from imagetron.supervisor import STATUS_EVERY
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +61,37 @@ def _key(lines: list[str]) -> str:
     return next(line.split()[-1] for line in lines if "API key:" in line)
 
 
-def test_up_serves_the_api_stops_cleanly_and_reuses_its_data(tmp_path):
+def _status(data_dir) -> tuple[int, dict[str, dict[str, str]]]:
+    """`imagetron status`: its exit code and its table, by process name."""
+    result = subprocess.run(
+        [sys.executable, "-m", "imagetron.cli", "status", f"--data-dir={data_dir}"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    header, *rows = result.stdout.splitlines() or [""]
+    starts = [header.index(column) for column in header.split("  ") if column.strip()]
+    names = [header[s:].split("  ")[0].strip() for s in starts]
+    table = {}
+    for row in rows:
+        cells = [row[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+        table[cells[0]] = dict(zip(names, cells, strict=True))
+    return result.returncode, table
+
+
+def _heals(gateway: str, key: str, pid: int) -> float:
+    """Kill a process (its pid) with SIGKILL; seconds until the API answers again."""
+    killed = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)  # the API may answer from what was already under way
+    with httpx.Client(base_url=gateway, headers={"Authorization": f"Bearer {key}"}) as api:
+        while time.monotonic() < killed + 60:
+            with contextlib.suppress(httpx.HTTPError):
+                if api.get("/api/v1/me", timeout=1).status_code == 200:
+                    return time.monotonic() - killed
+            time.sleep(0.1)
+    pytest.fail(f"the API did not answer within 60 s of killing pid {pid}")
+
+
+def test_up_serves_the_api_heals_stops_cleanly_and_reuses_its_data(tmp_path):
     ports = StackPorts.free()
     proc, lines = _start(tmp_path, ports)
     key = _key(lines)
@@ -70,9 +102,33 @@ def test_up_serves_the_api_stops_cleanly_and_reuses_its_data(tmp_path):
     assert admin["is_admin"] is True
     for port in (ports.gateway, ports.prompts, ports.images, ports.notifier, ports.sandbox):
         assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+
+    # Supervised: every process is listed and ready; one killed comes back by itself.
+    time.sleep(1.5)  # the first status file
+    code, table = _status(tmp_path)
+    assert code == 0, table
+    assert set(table) == {
+        "postgres", "nats", "s3", "sandbox", "prompts", "images", "notifier", "publisher",
+        "gateway",
+    }  # fmt: skip
+    assert {row["READY"] for row in table.values()} == {"yes"}
+    for name in ("postgres", "gateway"):
+        healed = _heals(gateway, key, int(table[name]["PID"]))
+        # About 5 s on an idle machine (bench/chaos.py measures it); here other tests may
+        # share the two cores, and a Python service's imports alone can take much longer.
+        assert healed < 30, f"{name} took {healed:.1f} s to heal"
+    time.sleep(STATUS_EVERY + 0.5)
+    code, table = _status(tmp_path)
+    for name in ("postgres", "gateway"):
+        assert (table[name]["RESTARTS"], table[name]["LAST EXIT"]) == ("1", "killed by SIGKILL")
+    me = httpx.get(f"{gateway}/api/v1/me", headers={"Authorization": f"Bearer {key}"})
+    assert me.status_code == 200, me.text
     code, out = _stop(proc)
+    assert "postgres died (killed by SIGKILL)" in out
+    assert "gateway restarted" in out
     assert code == 0, out
     assert "Stopped." in out
+    assert _status(tmp_path)[0] == 2  # not running
 
     again, lines = _start(tmp_path, ports)
     try:

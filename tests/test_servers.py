@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import io
@@ -157,6 +158,34 @@ async def test_postgres_keeps_data_across_stop_and_start(tmp_path: Path) -> None
             assert await conn.fetchval("select body from notes") == "kept"
         finally:
             await conn.close()
+
+
+async def test_a_killed_postgres_starts_again_with_its_data(tmp_path: Path) -> None:
+    """SIGKILL leaves backends (holding shared memory) and postmaster.pid behind; the next
+    start clears both instead of failing on them."""
+    server = PostgresServer(tmp_path / "pg")
+    with server:
+        conn = await asyncpg.connect(server.asyncpg_dsn)
+        await conn.execute("create table notes (body text); insert into notes values ('kept')")
+        busy = await asyncpg.connect(server.asyncpg_dsn)  # a backend that outlives its leader
+        postmaster = server.pid
+        assert postmaster is not None
+        os.kill(postmaster, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while not server.exited and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        assert server.exit_status == "killed by SIGKILL"
+        assert (server.pgdata / "postmaster.pid").exists()  # the stale lock
+        for c in (conn, busy):
+            c.terminate()
+
+        server.start()
+        assert server.pid not in (None, postmaster)
+        again = await asyncpg.connect(server.asyncpg_dsn)
+        try:
+            assert await again.fetchval("select body from notes") == "kept"
+        finally:
+            await again.close()
 
 
 def test_crash_during_start_reports_the_log(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import typer
 from imagetron.client.commands import register as register_client_commands
 from imagetron.servers import ServerError
 from imagetron.stack import EmbeddedStack, StackPorts
+from imagetron.supervisor import Supervisor, format_status, read_status
 
 app = typer.Typer(
     help="Imagetron: from an idea to stored AI images, live in the browser.",
@@ -68,8 +69,9 @@ def up(
     """Start a complete Imagetron on this machine: no Docker, no accounts.
 
     PostgreSQL, NATS JetStream and an S3 server from Python wheels, the sandbox standing in
-    for the image, LLM and stock-agency providers, and the five services. Ctrl-C stops
-    everything."""
+    for the image, LLM and stock-agency providers, and the five services. Every process is
+    supervised: one that dies is restarted (after a growing delay; `imagetron status` shows
+    them all). Ctrl-C stops everything."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     ports = StackPorts(
@@ -115,23 +117,32 @@ def up(
     )
     typer.echo("Press Ctrl-C to stop.\n")
 
-    code = 0
-    while not stopping:
-        time.sleep(0.25)
-        dead = stack.exited()
-        if dead:
-            for app_process in dead:
-                typer.secho(
-                    f"{app_process.name} exited unexpectedly; see {app_process.log_path}",
-                    fg="red",
-                    err=True,
-                )
-            code = 1
-            break
+    def say(line: str) -> None:
+        typer.secho(f"{time.strftime('%H:%M:%S')} {line}", fg="yellow", err=True)
+
+    supervisor = Supervisor(stack.processes(), say=say, status_file=stack.status_path)
+    supervisor.run(lambda: bool(stopping))
     typer.echo("Stopping Imagetron …")
     stack.stop()
     typer.echo("Stopped.")
-    raise typer.Exit(code)
+
+
+@app.command()
+def status(
+    data_dir: Annotated[
+        Path,
+        typer.Option(envvar="IMAGETRON_DATA_DIR", help="The folder `imagetron up` runs in."),
+    ] = Path(".imagetron"),
+) -> None:
+    """Every process of the running `imagetron up`: state, PID, restarts, last exit,
+    readiness. Exits with 0 when all are ready, 1 when some are not, 2 when it is not
+    running."""
+    report = read_status(data_dir / "status.json")
+    if report is None:
+        typer.secho(f"Imagetron is not running in {data_dir.absolute()}.", fg="red", err=True)
+        raise typer.Exit(2)
+    typer.echo(format_status(report))
+    raise typer.Exit(0 if all(p["ready"] for p in report["processes"]) else 1)
 
 
 def main() -> None:

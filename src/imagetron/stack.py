@@ -135,11 +135,18 @@ class AppProcess(ManagedProcess):
         return {**os.environ, **self.env}
 
     def _is_ready(self) -> bool:
+        return self._answers("/readyz")
+
+    def is_alive(self) -> bool:
+        """`/livez` answers: the process serves, whether or not its dependencies do."""
+        return self.running and self._answers("/livez")
+
+    def _answers(self, path: str) -> bool:
         conn = http.client.HTTPConnection(LOCALHOST, self.port, timeout=2)
         try:
-            conn.request("GET", "/readyz")
+            conn.request("GET", path)
             return conn.getresponse().status == 200
-        except OSError:
+        except (OSError, http.client.HTTPException):
             return False
         finally:
             conn.close()
@@ -303,6 +310,21 @@ class EmbeddedStack:
     def exited(self) -> list[AppProcess]:
         """Processes that were started and have since died."""
         return [app for app in self.apps.values() if app.exited]
+
+    def processes(self) -> list[tuple[str, ManagedProcess]]:
+        """Every process of the stack, infrastructure first, by name (what a supervisor
+        watches; each is started, probed and stopped the same way)."""
+        infra: list[tuple[str, ManagedProcess]] = [
+            ("postgres", self.infra.postgres),
+            ("nats", self.infra.nats),
+            ("s3", self.infra.s3),
+        ]
+        return infra + list(self.apps.items())
+
+    @property
+    def status_path(self) -> Path:
+        """Where a supervisor of this stack keeps its status (`imagetron status`)."""
+        return self.root / "status.json"
 
     def stop(self) -> None:
         for app in reversed(list(self.apps.values())):

@@ -174,6 +174,12 @@ class PostgresServer(ManagedProcess):
     def _account(self) -> Account | None:
         return _postgres_account(self.SYSTEM_USER)
 
+    def _clear_stale_locks(self) -> None:
+        """A killed postmaster leaves ``postmaster.pid`` behind, and PostgreSQL refuses to
+        start while the PID in it names a live process, which it may by then be again (PIDs
+        are reused). Ours is dead and its process group gone, so the lock is stale."""
+        (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
+
     def _is_ready(self) -> bool:
         """``postmaster.pid`` of *our* process says ``ready`` (accepting connections)."""
         try:

@@ -178,6 +178,34 @@ def _terminate(proc: subprocess.Popen[bytes], sig: int, timeout: float, what: st
     proc.wait()
 
 
+def describe_exit(returncode: int | None) -> str:
+    if returncode is None:
+        return "running"
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"
+
+
+def process_group_members(pgid: int) -> list[int]:
+    """PIDs of the living processes in process group `pgid` (Linux: from /proc)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...: comm may contain spaces and parentheses.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
 class ManagedProcess:
     """Life cycle shared by the servers: log file, start/ready/stop, context manager."""
 
@@ -223,19 +251,40 @@ class ManagedProcess:
         """Started, and has died since (not stopped by us)."""
         return self._proc is not None and self._proc.poll() is not None
 
+    @property
+    def exit_status(self) -> str | None:
+        """How the process ended ("exit code 1", "killed by SIGKILL"), None while it runs
+        or before it started."""
+        proc = self._proc
+        if proc is None or proc.poll() is None:
+            return None
+        return describe_exit(proc.returncode)
+
+    def is_ready(self) -> bool:
+        """Whether it answers now (its readiness probe); False when it is not running."""
+        return self.running and self._is_ready()
+
+    def is_alive(self) -> bool:
+        """Its liveness probe: False when it runs but no longer responds at all (a
+        supervisor then kills and restarts it). By default: the process exists."""
+        return self.running
+
     def start(self) -> Self:
-        """Start the server and block until it answers; no-op if it is already running."""
+        """Start the server and block until it answers; no-op if it is already running.
+        After an unexpected death, what the dead process left behind (children in its
+        process group, stale lock files) is cleared first."""
         with self._lock:
             if self.running:
                 return self
             if self._proc is not None:  # died since the last start: reap it, start afresh
                 _log.warning(
-                    "%s (pid %d) had exited with code %s; restarting it",
+                    "%s (pid %d) had exited (%s); restarting it",
                     self.what,
                     self._proc.pid,
-                    self._proc.returncode,
+                    describe_exit(self._proc.returncode),
                 )
-                self._proc = None
+                dead, self._proc = self._proc, None
+                self._clear_leftovers(dead)
             started = time.monotonic()
             deadline = started + self.start_timeout
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -300,6 +349,10 @@ class ManagedProcess:
 
     def _after_stop(self) -> None:
         """Clean up after the process is gone."""
+
+    def _clear_stale_locks(self) -> None:
+        """After a crash: remove lock files the dead process left (its whole process group
+        is gone by then)."""
 
     # -- helpers
 
@@ -367,6 +420,25 @@ class ManagedProcess:
         except OSError:
             return ""
         return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+    def _clear_leftovers(self, dead: subprocess.Popen[bytes]) -> None:
+        """The leader died (SIGKILL, a crash): what it had forked may live on in its process
+        group (PostgreSQL's backends hold the shared memory a new postmaster needs). Kill
+        them by PID, wait until they are gone, then clear stale locks."""
+        dead.wait()
+        deadline = time.monotonic() + 10.0
+        while members := process_group_members(dead.pid):
+            for pid in members:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            if time.monotonic() > deadline:
+                _log.warning(
+                    "%s: processes %s of its old group outlive SIGKILL", self.what, members
+                )
+                break
+            time.sleep(POLL_INTERVAL)
+        self._after_stop()
+        self._clear_stale_locks()
 
     def _kill_quietly(self) -> None:
         """Stop a server whose start failed (no need to be patient with it)."""
