@@ -65,7 +65,7 @@ class Sandbox:
             shutil.rmtree(self._temporary_root, ignore_errors=True)
 
 
-def get_sandbox(request: Request) -> Sandbox:
+async def get_sandbox(request: Request) -> Sandbox:
     sandbox = request.app.state.sandbox
     assert isinstance(sandbox, Sandbox)
     return sandbox

@@ -334,6 +334,7 @@ async def gateway() -> AsyncIterator[Gateway]:
                     revocations=revocations,
                     streams=OpenStreams(),
                     http=http,
+                    notifier=http,
                     rate_limits=rate_limits(settings),
                     budgets=daily_budgets(settings, lambda: FakeIdentityUoW(users, sessions)),
                     webhooks=webhook_verifiers(settings),

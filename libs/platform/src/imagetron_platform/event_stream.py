@@ -59,7 +59,7 @@ class StreamRequest:
         return {name: str(value) for name, value in filters.items() if value is not None}
 
 
-def stream_request(
+async def stream_request(
     last_event_id: Annotated[
         str | None, Header(alias="Last-Event-ID", pattern=LAST_EVENT_ID_PATTERN)
     ] = None,

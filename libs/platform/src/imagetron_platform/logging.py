@@ -38,6 +38,13 @@ def configure_logging(service: str, level: str = "INFO", *, json: bool = True) -
                 "%(asctime)s %(levelname)-7s %(service)s %(name)s [%(correlation_id)s] %(message)s"
             )
         )
+    # What no line shows is not gathered for every record either (the logging HOWTO's
+    # "Optimization"): the calling frame's file and line, thread and process names. A line
+    # is written per request and per message: this halves what each costs.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

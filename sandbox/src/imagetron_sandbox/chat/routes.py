@@ -17,7 +17,7 @@ from imagetron_sandbox.chat.models import (
 from imagetron_sandbox.state import SandboxDep
 
 
-def require_bearer(
+async def require_bearer(
     sandbox: SandboxDep, authorization: Annotated[str | None, Header()] = None
 ) -> None:
     scheme, _, key = (authorization or "").partition(" ")

@@ -12,7 +12,9 @@ from imagetron_sandbox.goapi.models import CancelAnswer, ErrorEnvelope, TaskEnve
 from imagetron_sandbox.state import SandboxDep
 
 
-def require_api_key(sandbox: SandboxDep, x_api_key: Annotated[str | None, Header()] = None) -> None:
+async def require_api_key(
+    sandbox: SandboxDep, x_api_key: Annotated[str | None, Header()] = None
+) -> None:
     expected = sandbox.settings.goapi_api_key
     if not x_api_key or not hmac.compare_digest(x_api_key.encode(), expected.encode()):
         raise GoApiError(401, "Invalid API key")

@@ -22,7 +22,7 @@ from imagetron_sandbox.midjourney_proxy.service import Submitted
 from imagetron_sandbox.state import SandboxDep
 
 
-def require_api_secret(
+async def require_api_secret(
     sandbox: SandboxDep, mj_api_secret: Annotated[str | None, Header()] = None
 ) -> None:
     expected = sandbox.settings.midjourney_proxy_api_secret

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import resource
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -60,6 +61,10 @@ SERVICE = "gateway"
 SESSION_PRUNE_SECONDS = 3600.0
 #: How often the keys' `last_used_at` is written (uses are gathered in memory meanwhile).
 KEY_USE_FLUSH_SECONDS = 30.0
+#: A notifier that does not accept a connection this fast is answered as unavailable.
+NOTIFIER_CONNECT_SECONDS = 5.0
+#: Open files kept for everything but event streams (NATS, PostgreSQL, API requests).
+EVENT_STREAM_FD_RESERVE = 256
 
 
 def contract_openapi() -> dict[str, Any]:
@@ -106,9 +111,18 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             )
             if created is not None:
                 log.info("created the bootstrap admin %s", created[0].id)
-        async with httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0, read=None), follow_redirects=False
-        ) as http:
+        # Known once the server runs (it raises the process's open-file limit first).
+        streams.limit = event_stream_limit(settings)
+        async with (
+            httpx.AsyncClient(
+                timeout=httpx.Timeout(10.0, read=None), follow_redirects=False
+            ) as http,
+            httpx.AsyncClient(
+                timeout=httpx.Timeout(NOTIFIER_CONNECT_SECONDS, read=None),
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
+                follow_redirects=False,
+            ) as notifier,
+        ):
             yield GatewayState(
                 context=GatewayContext(
                     settings=settings,
@@ -119,6 +133,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     revocations=NatsKeyRevocations(broker),
                     streams=streams,
                     http=http,
+                    notifier=notifier,
                     rate_limits=rate_limits(settings),
                     budgets=daily_budgets(settings, identity_uow),
                     webhooks=webhook_verifiers(settings),
@@ -130,6 +145,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             title="Imagetron API", state=state, metrics_access=settings.metrics_access(public=True)
         )
     )
+
+
+def event_stream_limit(settings: GatewaySettings) -> int:
+    """`max_event_streams`, or what the open-file limit allows (two connections each)."""
+    if settings.max_event_streams is not None:
+        return settings.max_event_streams
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(1, (soft - EVENT_STREAM_FD_RESERVE) // 2)
 
 
 def daily_budgets(
@@ -173,6 +196,9 @@ def api_app(app: FastAPI) -> FastAPI:
     """The public API on a service app: every router, the contract at `/openapi.json` and
     the docs. Tests put it on an app whose lifespan yields fakes of the ports."""
     app.version = "0.1.0"
+    # First: providers' callbacks are the busiest route, and FastAPI matches a request
+    # against the routes in order (every API route before it would be tried).
+    app.include_router(webhooks.webhook_router(VERIFIERS))
     for module in (
         session,
         users,
@@ -186,7 +212,6 @@ def api_app(app: FastAPI) -> FastAPI:
         events,
     ):
         app.include_router(module.router)
-    app.include_router(webhooks.webhook_router(VERIFIERS))
     # Innermost (appended, not added on top): its refusals still pass through the
     # platform's metrics, security headers and correlation ids.
     app.user_middleware.append(Middleware(RequestGuard))

@@ -32,8 +32,10 @@ class GatewayContext:
     revocations: KeyRevocations
     #: The event streams this replica proxies, ended when their key is revoked.
     streams: OpenStreams
-    #: Streams SSE from the notifier and stored image bytes from object storage.
+    #: Streams stored image bytes from object storage.
     http: httpx.AsyncClient
+    #: Streams SSE from the notifier: no pool limit (a stream holds its connection).
+    notifier: httpx.AsyncClient
     rate_limits: RequestRateLimits
     budgets: DailyBudgets
     #: provider → how its callbacks are verified (adapters/webhooks).

@@ -38,17 +38,32 @@ class NatsKeyRevocations:
 
 
 class OpenStreams:
-    """The event streams this replica proxies, by the API key they were opened with."""
+    """The event streams this replica proxies: how many (at most `limit`), and by the API
+    key they were opened with, so that revoking the key ends them."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
+        self._count = 0
         self._ended: dict[UUID, set[asyncio.Event]] = defaultdict(set)
 
-    def open(self, key_id: UUID) -> asyncio.Event:
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def open(self, key_id: UUID | None) -> asyncio.Event:
+        """A new stream (set when its key is revoked); `StreamsFull` at the limit."""
+        if self.limit is not None and self._count >= self.limit:
+            raise StreamsFull(self.limit)
+        self._count += 1
         ended = asyncio.Event()
-        self._ended[key_id].add(ended)
+        if key_id is not None:
+            self._ended[key_id].add(ended)
         return ended
 
-    def close(self, key_id: UUID, ended: asyncio.Event) -> None:
+    def close(self, key_id: UUID | None, ended: asyncio.Event) -> None:
+        self._count -= 1
+        if key_id is None:
+            return
         streams = self._ended.get(key_id)
         if streams is not None:
             streams.discard(ended)
@@ -58,6 +73,12 @@ class OpenStreams:
     def end(self, key_id: UUID) -> None:
         for ended in self._ended.pop(key_id, ()):
             ended.set()
+
+
+class StreamsFull(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"{limit} event streams are open")
+        self.limit = limit
 
 
 async def listen_for_revocations(

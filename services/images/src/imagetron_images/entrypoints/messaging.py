@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from faststream import AckPolicy
 from faststream.nats import NatsBroker, PullSub
-from faststream.nats.annotations import NatsMessage
 
 from imagetron_contracts.models.images import (
     ImageEvent,
@@ -50,7 +49,7 @@ from imagetron_images.adapters.replicate import PROVIDER as REPLICATE
 from imagetron_images.app import callbacks, images, previews, tasks
 from imagetron_images.app.dependencies import Dependencies
 from imagetron_platform.jobs import run_job
-from imagetron_platform.messaging import Redelivery, jstream
+from imagetron_platform.messaging import JetStreamMessage, Redelivery, jstream
 from imagetron_platform.rpc import RpcRoute, register_rpc
 
 RPC_QUEUE = "images"
@@ -107,7 +106,7 @@ def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSe
         config=consumers.submit.consumer_config(),
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
-    async def submit_task(job: SubmitTaskJob, msg: NatsMessage) -> None:
+    async def submit_task(job: SubmitTaskJob, msg: JetStreamMessage) -> None:
         await run_job(
             msg,
             consumers.submit,
@@ -126,7 +125,7 @@ def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSe
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_workers=consumers.persist_concurrency,
     )
-    async def persist_image(job: PersistImageJob, msg: NatsMessage) -> None:
+    async def persist_image(job: PersistImageJob, msg: JetStreamMessage) -> None:
         await run_job(
             msg,
             consumers.persist,
@@ -159,7 +158,7 @@ def _subscribe_callbacks(
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title=f"images_apply_webhooks_{provider}",
     )
-    async def apply_callback(callback: ProviderCallback, msg: NatsMessage) -> None:
+    async def apply_callback(callback: ProviderCallback, msg: JetStreamMessage) -> None:
         await run_job(
             msg,
             consumers.callbacks,

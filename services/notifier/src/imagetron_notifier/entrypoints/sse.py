@@ -50,7 +50,7 @@ class NotifierState(TypedDict):
 HEARTBEAT_FRAME = sse_frame(comment="heartbeat")
 
 
-def subscriber(request: Request) -> EventsClaims:
+async def subscriber(request: Request) -> EventsClaims:
     """Runs before the stream starts, so refusals are proper HTTP answers."""
     settings: NotifierSettings = request.state.settings
     hub: LiveHub = request.state.hub

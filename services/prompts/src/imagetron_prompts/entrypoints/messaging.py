@@ -19,7 +19,6 @@ from faststream import AckPolicy
 from faststream.exceptions import NackMessage, RejectMessage
 from faststream.message import StreamMessage
 from faststream.nats import NatsBroker, PullSub
-from faststream.nats.annotations import NatsMessage
 from pydantic import ValidationError
 
 from imagetron_contracts.models.chats import (
@@ -49,7 +48,7 @@ from imagetron_contracts.streams import (
     RPC_PROMPTS_SUGGEST_METADATA,
     RPC_PROMPTS_UPDATE,
 )
-from imagetron_platform.messaging import Redelivery, jstream
+from imagetron_platform.messaging import JetStreamMessage, Redelivery, jstream
 from imagetron_platform.metrics import INBOX_DUPLICATES
 from imagetron_platform.rpc import RpcRoute, register_rpc
 from imagetron_prompts.app import chats, prompts, workshop
@@ -133,7 +132,7 @@ def register_subscribers(
         title="prompts_follow_task_events",
         description="Keep prompt generation state (inbox).",
     )
-    async def follow_task_events(event: TaskEvent, msg: NatsMessage) -> None:
+    async def follow_task_events(event: TaskEvent, msg: JetStreamMessage) -> None:
         try:
             outcome = await prompts.apply_task_event(event, deps.new_uow(), deps.clock)
         except Exception as exc:

@@ -18,7 +18,6 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.exceptions import NackMessage
 from faststream.nats import NatsBroker, PullSub
-from faststream.nats.annotations import NatsMessage
 from nats.js.api import DeliverPolicy
 
 from imagetron_contracts.models.images import ImageEvent
@@ -52,7 +51,7 @@ from imagetron_contracts.streams import (
     WORK_STREAM,
 )
 from imagetron_platform.jobs import run_job
-from imagetron_platform.messaging import Redelivery, jstream
+from imagetron_platform.messaging import JetStreamMessage, Redelivery, jstream
 from imagetron_platform.metrics import INBOX_DUPLICATES
 from imagetron_platform.rpc import RpcRoute, register_rpc
 from imagetron_publisher.app import accounts, delivery, images, publications, suggestions
@@ -122,7 +121,7 @@ def _follow_image_events(broker: NatsBroker, deps: Dependencies) -> None:
         title="publisher_follow_image_events",
         description="Keep the publisher's read model of stored images (inbox).",
     )
-    async def follow_image_events(event: ImageEvent, msg: NatsMessage) -> None:
+    async def follow_image_events(event: ImageEvent, msg: JetStreamMessage) -> None:
         try:
             outcome = await images.apply_image_event(event, deps.new_uow())
         except Exception as exc:
@@ -149,7 +148,7 @@ def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSe
         max_workers=consumers.suggest_concurrency,
         title="publisher_suggest",
     )
-    async def suggest(job: SuggestMetadataJob, msg: NatsMessage) -> None:
+    async def suggest(job: SuggestMetadataJob, msg: JetStreamMessage) -> None:
         await run_job(
             msg,
             consumers.suggest,
@@ -168,7 +167,7 @@ def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSe
         max_workers=consumers.upload_concurrency,
         title="publisher_upload",
     )
-    async def upload(job: UploadPublicationJob, msg: NatsMessage) -> None:
+    async def upload(job: UploadPublicationJob, msg: JetStreamMessage) -> None:
         await run_job(
             msg,
             consumers.upload,
@@ -195,7 +194,7 @@ def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSe
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="publisher_csv",
     )
-    async def upload_csv(job: UploadBatchCsvJob, msg: NatsMessage) -> None:
+    async def upload_csv(job: UploadBatchCsvJob, msg: JetStreamMessage) -> None:
         await run_job(
             msg,
             consumers.csv,

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import logging
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 from urllib.parse import quote, quote_plus
 
@@ -100,15 +101,10 @@ class SharedSecretVerifier(UnsignedVerifier):
         return (*super().credentials(request), self._shared_secret)
 
 
-def without_credentials(body: dict[str, Any], credentials: Collection[str]) -> dict[str, Any]:
+def without_credentials(body: dict[str, Any], credentials: Sequence[str]) -> dict[str, Any]:
     """`body` with every string that carries one of `credentials` (as it is, or encoded
     for a URL) replaced by `REDACTED`. Bodies are bounded in depth before they get here."""
-    forms = {
-        form
-        for credential in credentials
-        if credential
-        for form in (credential, quote(credential, safe=""), quote_plus(credential))
-    }
+    forms = _forms(tuple(credentials))
 
     def carries(text: str) -> bool:
         return any(
@@ -125,6 +121,17 @@ def without_credentials(body: dict[str, Any], credentials: Collection[str]) -> d
         return value
 
     return {key: scrubbed(value) for key, value in body.items()}
+
+
+@functools.lru_cache(maxsize=1024)
+def _forms(credentials: tuple[str, ...]) -> frozenset[str]:
+    """Each credential as it is and encoded for a URL (computed once per task)."""
+    return frozenset(
+        form
+        for credential in credentials
+        if credential
+        for form in (credential, quote(credential, safe=""), quote_plus(credential))
+    )
 
 
 class StandardWebhooksVerifier(TaskTokenVerifier):

@@ -2,18 +2,26 @@
 
 The gateway authenticates the caller (API key or events token), then streams from the
 notifier with a fresh short-lived token for that owner: the notifier trusts only tokens it
-can verify, never a forwarded header, so it can also be exposed directly (Kubernetes)."""
+can verify, never a forwarded header, so it can also be exposed directly (Kubernetes).
+
+Each stream holds its own connection to the notifier for as long as it lasts, from a client
+without a pool limit: the notifier's connection cap is what limits streams (its 503 with
+`Retry-After` is passed on at once), and this process's own open-file limit (a stream holds
+two connections, see `GatewaySettings.max_event_streams`), never a small pool where a
+stream would wait for another to end."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 import httpx
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
+from imagetron_gateway.adapters.revocations import StreamsFull
 from imagetron_gateway.entrypoints.http.deps import CallerKey, Context, EventsOwner
 from imagetron_gateway.entrypoints.http.problems import problems
 from imagetron_platform.errors import ServiceUnavailable
@@ -48,14 +56,28 @@ async def stream_events(
     headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
     if wanted.last_event_id is not None:
         headers["Last-Event-ID"] = wanted.last_event_id
-    request = ctx.http.build_request(
-        "GET", f"{ctx.settings.notifier_url}/events", headers=headers, params=wanted.query()
-    )
+    # Counted before the notifier is asked: a gateway at its limit answers at once.
     try:
-        upstream = await ctx.http.send(request, stream=True)
-    except httpx.HTTPError as exc:
-        raise ServiceUnavailable(f"The event stream is unavailable: {exc!r}") from exc
+        revoked = ctx.streams.open(key_id)
+    except StreamsFull as exc:
+        raise ServiceUnavailable(
+            f"This gateway holds its maximum of {exc.limit} event streams; retry in "
+            f"{ServiceUnavailable.retry_after_seconds} s."
+        ) from exc
+    try:
+        upstream = await ctx.notifier.send(
+            ctx.notifier.build_request(
+                "GET", f"{ctx.settings.notifier_url}/events", headers=headers, params=wanted.query()
+            ),
+            stream=True,
+        )
+    except BaseException as exc:
+        ctx.streams.close(key_id, revoked)
+        if isinstance(exc, httpx.HTTPError):
+            raise ServiceUnavailable(f"The event stream is unavailable: {exc!r}") from exc
+        raise
     if upstream.status_code != 200:
+        ctx.streams.close(key_id, revoked)
         # The notifier answers problem+json (e.g. 503 with Retry-After at its connection
         # cap): pass it on as it is.
         content = await upstream.aread()
@@ -68,32 +90,47 @@ async def stream_events(
             headers=passthrough,
         )
 
-    # Revoking the key ends the stream here, on whichever replica holds it.
-    revoked = ctx.streams.open(key_id) if key_id is not None else asyncio.Event()
+    async def close() -> None:
+        ctx.streams.close(key_id, revoked)
+        await upstream.aclose()
 
-    async def body() -> AsyncIterator[bytes]:
-        chunks = upstream.aiter_raw()
-        ended = asyncio.ensure_future(revoked.wait())
+    return ProxiedStream(until_set(revoked, upstream.aiter_raw()), close)
+
+
+class ProxiedStream(StreamingResponse):
+    """The notifier's stream passed on as it comes; `close` runs however it ends (the
+    browser left, the notifier ended it, the key was revoked), even when the browser left
+    before the first byte and the body was never read."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], close: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(
+            chunks,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self._close = close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            while True:
-                chunk = asyncio.ensure_future(anext(chunks))
-                await asyncio.wait({chunk, ended}, return_when=asyncio.FIRST_COMPLETED)
-                if not chunk.done():
-                    chunk.cancel()
-                    return
-                try:
-                    data = chunk.result()
-                except StopAsyncIteration:
-                    return
-                yield data
+            await super().__call__(scope, receive, send)
         finally:
-            ended.cancel()
-            if key_id is not None:
-                ctx.streams.close(key_id, revoked)
-            await upstream.aclose()
+            await self._close()
 
-    return StreamingResponse(
-        body(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+
+async def until_set(ended: asyncio.Event, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """`chunks` until they end or `ended` is set (at once, even while waiting for one)."""
+    waiting = asyncio.ensure_future(ended.wait())
+    try:
+        while True:
+            chunk = asyncio.ensure_future(anext(chunks))
+            await asyncio.wait({chunk, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            if not chunk.done():
+                chunk.cancel()
+                return
+            try:
+                data = chunk.result()
+            except StopAsyncIteration:
+                return
+            yield data
+    finally:
+        waiting.cancel()

@@ -7,6 +7,7 @@ before it resolves dependencies, and a refusal here must cost no body read at al
 from __future__ import annotations
 
 import email.message
+import functools
 import re
 
 from fastapi import Request
@@ -108,7 +109,10 @@ def _check_body(method: str, headers: Headers, limit: int) -> None:
         raise UnsupportedMediaType("Send the body as JSON (`Content-Type: application/json`).")
 
 
+@functools.lru_cache(maxsize=64)
 def _is_json(content_type: str | None) -> bool:
+    # Parsed with the standard library's header parser (parameters, case, quoting); the
+    # few distinct values clients send are parsed once.
     if not content_type:
         return False
     message = email.message.Message()

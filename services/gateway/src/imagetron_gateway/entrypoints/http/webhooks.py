@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
 from imagetron_contracts.models.common import WebhookAccepted
 from imagetron_contracts.models.images import ProviderCallback
@@ -36,6 +37,8 @@ JSON_OBJECT_BODY = {
     }
 }
 PER_TASK_TOKEN_HELP = "The per-task token of the callback URL; missing or wrong is a 401."  # noqa: S105
+#: The answer is always the same: encoded once, not validated and serialised per callback.
+ACCEPTED = WebhookAccepted(status="accepted").model_dump_json().encode()
 
 
 class DocumentedVerifier(Protocol):
@@ -58,8 +61,9 @@ def webhook_router(verifiers: Iterable[DocumentedVerifier]) -> APIRouter:
 def _add_route(router: APIRouter, verifier: DocumentedVerifier) -> None:
     provider = verifier.provider
 
-    async def receive(task_id: UUID, request: Request, ctx: Context) -> WebhookAccepted:
-        return await _accept(ctx, request, provider, task_id)
+    async def receive(task_id: UUID, request: Request, ctx: Context) -> Response:
+        await _accept(ctx, request, provider, task_id)
+        return Response(ACCEPTED, media_type="application/json")
 
     parameters = [
         {
@@ -75,6 +79,7 @@ def _add_route(router: APIRouter, verifier: DocumentedVerifier) -> None:
         f"/{provider}/{{task_id:id}}",
         receive,
         methods=["POST"],
+        response_model=WebhookAccepted,
         operation_id=f"receive{provider.title().replace('_', '')}Webhook",
         name=f"receive_{provider}_webhook",
         tags=["webhooks"],
@@ -83,7 +88,7 @@ def _add_route(router: APIRouter, verifier: DocumentedVerifier) -> None:
     )
 
 
-async def _accept(ctx: Context, request: Request, provider: str, task_id: UUID) -> WebhookAccepted:
+async def _accept(ctx: Context, request: Request, provider: str, task_id: UUID) -> None:
     verifier = ctx.webhooks[provider]
     webhook = WebhookRequest(provider, task_id, request.headers, request.query_params)
     verifier.check(webhook)
@@ -98,7 +103,6 @@ async def _accept(ctx: Context, request: Request, provider: str, task_id: UUID) 
     except Exception as exc:
         log.exception("could not publish %s webhook", provider)
         raise ServiceUnavailable("The callback could not be stored; please retry.") from exc
-    return WebhookAccepted(status="accepted")
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
