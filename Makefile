@@ -21,6 +21,7 @@ lint: bootstrap
 
 contracts: bootstrap
 	$(UV) run python contracts/generate.py
+	$(UV) run python -m imagetron.nats_users
 
 # Coverage of statements and branches, the services' and the sandbox's child processes
 # included (pyproject.toml: [tool.coverage]).

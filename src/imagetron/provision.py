@@ -1,10 +1,11 @@
 """One-off provisioning before the services start: schema migrations and JetStream streams.
 
 `imagetron up` does this for the embedded stack; the compose `migrate` service and the
-Kubernetes migrate Job run `python -m imagetron.provision` with the same two settings the
-services read: `IMAGETRON_DATABASE_URL` and `IMAGETRON_NATS_URL`. Both steps are
-idempotent (alembic upgrades serialise on an advisory lock; streams are created or
-updated to their declared configuration), so running it on every deploy is safe.
+Kubernetes migrate Job run `python -m imagetron.provision` with the settings the services
+read: `IMAGETRON_DATABASE_URL`, `IMAGETRON_NATS_URL` and its own NATS user
+(`IMAGETRON_NATS_USER=provision`, `IMAGETRON_NATS_PASSWORD`, `IMAGETRON_NATS_CA_FILE`).
+Both steps are idempotent (alembic upgrades serialise on an advisory lock; streams are
+created or updated to their declared configuration), so running it on every deploy is safe.
 
 Only the service packages are imported here, never the embedded servers: the container
 image installs this package without the server wheels.
@@ -19,11 +20,13 @@ import sys
 import time
 from collections.abc import Callable
 
-import nats
+import nats as nats_client
 
 from imagetron_gateway import migrations as gateway_migrations
 from imagetron_images import migrations as images_migrations
-from imagetron_platform.messaging import provision_streams
+from imagetron_platform.messaging import nats_connect_options, provision_streams
+from imagetron_platform.nats_access import PROVISIONING
+from imagetron_platform.settings import NatsSettings
 from imagetron_prompts import migrations as prompts_migrations
 from imagetron_publisher import migrations as publisher_migrations
 
@@ -44,9 +47,15 @@ def migrate(database_url: str) -> None:
         upgrade(database_url)
 
 
-async def provision(nats_url: str, *, connect_timeout: float = 10.0) -> None:
-    """Create or update every declared JetStream stream."""
-    nc = await nats.connect(nats_url, connect_timeout=connect_timeout, max_reconnect_attempts=0)
+async def provision(nats: NatsSettings, *, connect_timeout: float = 10.0) -> None:
+    """Create or update every declared JetStream stream, as the provisioning NATS user
+    (`nats.nats_user`; none for a NATS server without users)."""
+    nc = await nats_client.connect(
+        nats.nats_url,
+        connect_timeout=connect_timeout,
+        max_reconnect_attempts=0,
+        **nats_connect_options(nats, PROVISIONING),
+    )
     try:
         await provision_streams(nc.jetstream())
     finally:
@@ -87,7 +96,8 @@ def main() -> int:
     attempts = int(os.environ.get("IMAGETRON_PROVISION_ATTEMPTS", "30"))
     delay = float(os.environ.get("IMAGETRON_PROVISION_RETRY_SECONDS", "2"))
     _with_retries("migrations", lambda: migrate(database_url), attempts, delay)
-    _with_retries("stream provisioning", lambda: asyncio.run(provision(nats_url)), attempts, delay)
+    settings = NatsSettings()
+    _with_retries("stream provisioning", lambda: asyncio.run(provision(settings)), attempts, delay)
     log.info("schemas migrated and streams provisioned")
     return 0
 

@@ -21,7 +21,9 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
+
+from pydantic import SecretStr
 
 from imagetron.servers import (
     LOCALHOST,
@@ -31,6 +33,10 @@ from imagetron.servers import (
     free_ports,
 )
 from imagetron_gateway.domain.identity import new_api_key
+from imagetron_platform import nats_access
+from imagetron_platform.messaging import nats_connect_options
+from imagetron_platform.nats_access import NatsPermissions
+from imagetron_platform.settings import NatsSettings
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +68,14 @@ class StackPorts:
             ensure_port_free(port, name, option=f"--{name.replace('_', '-')}-port")
 
 
+#: The embedded stack's own NATS user, allowed everything: for its operator and the tests.
+NATS_ADMIN = "admin"
+NATS_USERS: dict[str, NatsPermissions] = {
+    **nats_access.USERS,
+    NATS_ADMIN: NatsPermissions(publish=(">",), subscribe=(">",)),
+}
+
+
 @dataclass(frozen=True)
 class StackSecrets:
     webhook_secret: str
@@ -69,11 +83,21 @@ class StackSecrets:
     events_token_secret: str
     admin_api_key: str
     credentials_key: str
+    #: One per NATS user (`NATS_USERS`).
+    nats_passwords: dict[str, str]
 
     @classmethod
     def load_or_create(cls, path: Path, admin_api_key: str | None) -> StackSecrets:
-        stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-        values = {f.name: stored.get(f.name) or secrets.token_urlsafe(32) for f in fields(cls)}
+        stored: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        values: dict[str, Any] = {
+            f.name: stored.get(f.name) or secrets.token_urlsafe(32)
+            for f in fields(cls)
+            if f.name != "nats_passwords"
+        }
+        known = stored.get("nats_passwords", {})
+        values["nats_passwords"] = {
+            user: known.get(user) or secrets.token_urlsafe(32) for user in NATS_USERS
+        }
         if admin_api_key:
             values["admin_api_key"] = admin_api_key
         elif "admin_api_key" not in stored:
@@ -171,6 +195,10 @@ class EmbeddedStack:
             nats_port=self.ports.nats,
             nats_monitor_port=self.ports.nats_monitor,
             s3_port=self.ports.s3,
+            # Every service its own NATS user, allowed only its subjects; no anonymous use.
+            nats_config=nats_access.authorization_config(
+                self.secrets.nats_passwords, users=NATS_USERS
+            ),
         )
         self.apps = self._build_apps(log_json, extra_env or {})
 
@@ -181,6 +209,19 @@ class EmbeddedStack:
     @property
     def admin_api_key(self) -> str:
         return self.secrets.admin_api_key
+
+    def nats_settings(self, user: str) -> NatsSettings:
+        """How `user` (a service, `provision` or `NATS_ADMIN`) reaches this stack's NATS."""
+        return NatsSettings(
+            nats_url=self.infra.nats.url,
+            nats_user=user,
+            nats_password=SecretStr(self.secrets.nats_passwords[user]),
+        )
+
+    def nats_connect_options(self, user: str = NATS_ADMIN) -> dict[str, Any]:
+        """`nats.connect(**...)` as `user` (by default the stack's admin)."""
+        settings = self.nats_settings(user)
+        return {"servers": settings.nats_url, **nats_connect_options(settings, user)}
 
     def _build_apps(self, log_json: bool, extra_env: dict[str, str]) -> dict[str, AppProcess]:
         p, s, infra = self.ports, self.secrets, self.infra
@@ -275,12 +316,21 @@ class EmbeddedStack:
                 {
                     **common,
                     **env,
+                    **self._nats_credentials(name),
                     "IMAGETRON_HTTP_PORT": str(port),
                     "IMAGETRON_HTTP_HOST": LOCALHOST,
                 },
                 logs,
             )
             for name, (module, port, env) in specific.items()
+        }
+
+    def _nats_credentials(self, name: str) -> dict[str, str]:
+        if name not in nats_access.USERS:
+            return {}  # the sandbox does not use NATS
+        return {
+            "IMAGETRON_NATS_USER": name,
+            "IMAGETRON_NATS_PASSWORD": self.secrets.nats_passwords[name],
         }
 
     def start(self) -> Self:
@@ -293,7 +343,7 @@ class EmbeddedStack:
             from imagetron import provision
 
             provision.migrate(self.infra.postgres.dsn)
-            asyncio.run(provision.provision(self.infra.nats.url))
+            asyncio.run(provision.provision(self.nats_settings(nats_access.PROVISIONING)))
             self._start_apps()
         except BaseException:
             self.stop()

@@ -11,6 +11,8 @@ import pytest
 import yaml
 from faststream.specification import AsyncAPI
 
+from imagetron_contracts.streams import PARTICIPANTS, DurableConsumer
+
 ASYNCAPI = yaml.safe_load((Path(__file__).parents[2] / "contracts" / "asyncapi.yaml").read_text())
 SERVICES = ["gateway", "prompts", "images", "notifier", "publisher"]
 
@@ -41,7 +43,7 @@ def _resolve(doc: dict[str, Any], ref: str) -> dict[str, Any]:
     return node
 
 
-def _faststream_receives(service: str) -> dict[str, set[str]]:
+def _broker(service: str) -> Any:
     bootstrap = importlib.import_module(f"imagetron_{service}.bootstrap")
     settings_module = importlib.import_module(f"imagetron_{service}.settings")
     settings_class = next(
@@ -49,7 +51,11 @@ def _faststream_receives(service: str) -> dict[str, set[str]]:
         for k, v in vars(settings_module).items()
         if k.endswith("Settings") and v.__module__ == settings_module.__name__
     )
-    broker = bootstrap.build_broker(settings_class())
+    return bootstrap.build_broker(settings_class())
+
+
+def _faststream_receives(service: str) -> dict[str, set[str]]:
+    broker = _broker(service)
     doc = AsyncAPI(broker, schema_version="3.0.0").to_specification().to_jsonable()
     out: dict[str, set[str]] = {}
     for op in doc.get("operations", {}).values():
@@ -69,3 +75,19 @@ def _faststream_receives(service: str) -> dict[str, set[str]]:
 @pytest.mark.parametrize("service", SERVICES)
 def test_subscribers_match_the_contract(service):
     assert _faststream_receives(service) == _contract_receives(service)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_durable_consumers_are_the_contracts(service):
+    """Stream, durable name and filter of every JetStream consumer are those the contract
+    gives the service: its NATS user may use those and no others (nats_access)."""
+    contract = next((p for p in PARTICIPANTS if p.name == service), None)
+    expected = set() if contract is None else set(contract.consumers)
+    actual = {
+        DurableConsumer(
+            s.extra_options["stream"], s.extra_options["durable"], s.subject.broker_address
+        )
+        for s in _broker(service).subscribers
+        if getattr(s, "extra_options", {}).get("durable")
+    }
+    assert actual == expected

@@ -19,9 +19,12 @@ pytestmark = pytest.mark.e2e
 
 
 def _second_replica(stack: EmbeddedStack) -> GatewaySettings:
+    nats = stack.nats_settings("gateway")
     return GatewaySettings(
         database_url=stack.infra.postgres.dsn,
-        nats_url=stack.infra.nats.url,
+        nats_url=nats.nats_url,
+        nats_user=nats.nats_user,
+        nats_password=nats.nats_password,
         notifier_url=f"http://127.0.0.1:{stack.ports.notifier}",
         events_token_secret=SecretStr(stack.secrets.events_token_secret),
         webhook_secret=SecretStr(stack.secrets.webhook_secret),

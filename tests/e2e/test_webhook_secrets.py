@@ -13,6 +13,7 @@ import nats
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from imagetron.stack import EmbeddedStack
 from imagetron_platform.webhook_tokens import webhook_token
 
 pytestmark = [pytest.mark.e2e]
@@ -20,9 +21,10 @@ pytestmark = [pytest.mark.e2e]
 RECORDED = Path(__file__).parents[2] / "services/images/tests/fixtures/providers"
 
 
-async def stored_callbacks(nats_url: str, task_ids: set[str]) -> list[bytes]:
-    """Every message of the WEBHOOKS stream about `task_ids`, as stored."""
-    nc = await nats.connect(nats_url)
+async def stored_callbacks(stack: EmbeddedStack, task_ids: set[str]) -> list[bytes]:
+    """Every message of the WEBHOOKS stream about `task_ids`, as stored (read as the
+    stack's NATS admin: no service may read the stream like this)."""
+    nc = await nats.connect(**stack.nats_connect_options())
     try:
         sub = await nc.jetstream().pull_subscribe(
             "webhooks.>",
@@ -75,7 +77,7 @@ async def test_the_webhooks_stream_holds_no_secret_or_task_token(stack, clients)
     )
     assert accepted.status_code == 200, accepted.text
 
-    stored = await stored_callbacks(stack.infra.nats.url, {task["id"], str(proxy_task)})
+    stored = await stored_callbacks(stack, {task["id"], str(proxy_task)})
     goapi_token = webhook_token(secrets.webhook_token_key, "goapi", uuid.UUID(task["id"]))
     assert len(stored) >= 3  # pending, progress..., completed; and the proxy's
     for raw in stored:

@@ -123,9 +123,9 @@ affinity:
 {{- end }}
 {{- end -}}
 
-{{/* An environment variable from the Secret. */}}
+{{/* An environment variable (`name`, by default the key) from the Secret's `key`. */}}
 {{- define "imagetron.secretEnv" -}}
-- name: {{ .key }}
+- name: {{ .name | default .key }}
   valueFrom:
     secretKeyRef:
       name: {{ include "imagetron.secretName" .root }}
@@ -133,4 +133,33 @@ affinity:
       {{- if .optional }}
       optional: true
       {{- end }}
+{{- end -}}
+
+{{/* Imagetron's NATS users (imagetron_platform.nats_access.USERS; a test keeps them equal). */}}
+{{- define "imagetron.natsUsers" -}}
+gateway images notifier prompts publisher provision
+{{- end -}}
+
+{{/* A workload's NATS user and password: (dict "root" $ "user" "gateway"). */}}
+{{- define "imagetron.natsEnv" -}}
+- name: IMAGETRON_NATS_USER
+  value: {{ .user }}
+{{ include "imagetron.secretEnv" (dict "root" .root "name" "IMAGETRON_NATS_PASSWORD" "key" (printf "IMAGETRON_NATS_%s_PASSWORD" (upper .user))) }}
+{{- end -}}
+
+{{/* The NATS server's CA, when config.natsCaSecret names one: the volume and its mount. */}}
+{{- define "imagetron.natsCaVolume" -}}
+{{- if .Values.config.natsCaSecret }}
+- name: nats-ca
+  secret:
+    secretName: {{ .Values.config.natsCaSecret }}
+{{- end }}
+{{- end -}}
+
+{{- define "imagetron.natsCaMount" -}}
+{{- if .Values.config.natsCaSecret }}
+- name: nats-ca
+  mountPath: /etc/imagetron/nats-ca
+  readOnly: true
+{{- end }}
 {{- end -}}

@@ -103,3 +103,192 @@ RPC_PROMPTS_SUGGEST_METADATA = "rpc.prompts.suggest_metadata"
 WORK_PUBLISHER_SUGGEST = "work.publisher.suggest"
 WORK_PUBLISHER_UPLOAD = "work.publisher.upload"
 WORK_PUBLISHER_CSV = "work.publisher.csv"
+
+
+@dataclass(frozen=True)
+class DurableConsumer:
+    stream: str
+    durable: str
+    filter_subject: str
+
+
+@dataclass(frozen=True)
+class Participant:
+    """What one service does on NATS, from the operations tagged with its name:
+    the subjects it publishes (`*` for a parameter), the core subjects it subscribes to
+    (`answers`: some are requests it replies to), its durable consumers, and the streams
+    it reads with short-lived consumers of its own (per connection)."""
+
+    name: str
+    publishes: tuple[str, ...]
+    subscribes: tuple[str, ...]
+    answers: bool
+    consumers: tuple[DurableConsumer, ...]
+    reads: tuple[str, ...]
+
+
+PARTICIPANTS: tuple[Participant, ...] = (
+    Participant(
+        name="gateway",
+        publishes=(
+            "identity.keys.revoked",
+            "rpc.images.images.content_url",
+            "rpc.images.images.get",
+            "rpc.images.images.list",
+            "rpc.images.images.retry",
+            "rpc.images.images.thumbnail_url",
+            "rpc.images.imagine",
+            "rpc.images.tasks.cancel",
+            "rpc.images.tasks.get",
+            "rpc.images.tasks.list",
+            "rpc.images.tasks.preview_url",
+            "rpc.images.tasks.reroll",
+            "rpc.images.tasks.upscale",
+            "rpc.images.tasks.variation",
+            "rpc.prompts.chats.continue",
+            "rpc.prompts.chats.delete",
+            "rpc.prompts.chats.get",
+            "rpc.prompts.chats.list",
+            "rpc.prompts.chats.start",
+            "rpc.prompts.create",
+            "rpc.prompts.delete",
+            "rpc.prompts.generate",
+            "rpc.prompts.get",
+            "rpc.prompts.list",
+            "rpc.prompts.prepare_generation",
+            "rpc.prompts.retitle",
+            "rpc.prompts.set_status",
+            "rpc.prompts.update",
+            "rpc.publisher.accounts.delete",
+            "rpc.publisher.accounts.get",
+            "rpc.publisher.accounts.set",
+            "rpc.publisher.batches.csv",
+            "rpc.publisher.batches.get",
+            "rpc.publisher.batches.list",
+            "rpc.publisher.batches.publish",
+            "rpc.publisher.publications.create",
+            "rpc.publisher.publications.get",
+            "rpc.publisher.publications.list",
+            "rpc.publisher.publications.portal_status",
+            "rpc.publisher.publications.publish",
+            "rpc.publisher.publications.suggest",
+            "rpc.publisher.publications.update",
+            "rpc.publisher.publications.withdraw",
+            "rpc.publisher.readiness",
+            "webhooks.goapi",
+            "webhooks.midjourney_proxy",
+            "webhooks.replicate",
+        ),
+        subscribes=("identity.keys.revoked",),
+        answers=False,
+        consumers=(),
+        reads=(),
+    ),
+    Participant(
+        name="images",
+        publishes=(
+            "events.images.*.image.*",
+            "events.images.*.task.*",
+            "rpc.prompts.generation.release",
+            "rpc.prompts.generation.reserve",
+            "work.images.persist",
+            "work.images.submit",
+        ),
+        subscribes=(
+            "rpc.images.images.content_url",
+            "rpc.images.images.get",
+            "rpc.images.images.list",
+            "rpc.images.images.retry",
+            "rpc.images.images.thumbnail_url",
+            "rpc.images.imagine",
+            "rpc.images.tasks.cancel",
+            "rpc.images.tasks.get",
+            "rpc.images.tasks.list",
+            "rpc.images.tasks.preview_url",
+            "rpc.images.tasks.reroll",
+            "rpc.images.tasks.upscale",
+            "rpc.images.tasks.variation",
+        ),
+        answers=True,
+        consumers=(
+            DurableConsumer("WEBHOOKS", "images-webhooks-goapi", "webhooks.goapi"),
+            DurableConsumer(
+                "WEBHOOKS", "images-webhooks-midjourney_proxy", "webhooks.midjourney_proxy"
+            ),
+            DurableConsumer("WEBHOOKS", "images-webhooks-replicate", "webhooks.replicate"),
+            DurableConsumer("WORK", "images-persist", "work.images.persist"),
+            DurableConsumer("WORK", "images-submit", "work.images.submit"),
+        ),
+        reads=(),
+    ),
+    Participant(
+        name="notifier",
+        publishes=(),
+        subscribes=("identity.keys.revoked",),
+        answers=False,
+        consumers=(),
+        reads=("EVENTS",),
+    ),
+    Participant(
+        name="prompts",
+        publishes=("events.prompts.*.chat.*", "events.prompts.*.prompt.*"),
+        subscribes=(
+            "rpc.prompts.chats.continue",
+            "rpc.prompts.chats.delete",
+            "rpc.prompts.chats.get",
+            "rpc.prompts.chats.list",
+            "rpc.prompts.chats.start",
+            "rpc.prompts.create",
+            "rpc.prompts.delete",
+            "rpc.prompts.generate",
+            "rpc.prompts.generation.release",
+            "rpc.prompts.generation.reserve",
+            "rpc.prompts.get",
+            "rpc.prompts.list",
+            "rpc.prompts.prepare_generation",
+            "rpc.prompts.retitle",
+            "rpc.prompts.set_status",
+            "rpc.prompts.suggest_metadata",
+            "rpc.prompts.update",
+        ),
+        answers=True,
+        consumers=(DurableConsumer("EVENTS", "prompts-task-events", "events.images.*.task.*"),),
+        reads=(),
+    ),
+    Participant(
+        name="publisher",
+        publishes=(
+            "events.publisher.*.publication.*",
+            "rpc.prompts.suggest_metadata",
+            "work.publisher.csv",
+            "work.publisher.suggest",
+            "work.publisher.upload",
+        ),
+        subscribes=(
+            "rpc.publisher.accounts.delete",
+            "rpc.publisher.accounts.get",
+            "rpc.publisher.accounts.set",
+            "rpc.publisher.batches.csv",
+            "rpc.publisher.batches.get",
+            "rpc.publisher.batches.list",
+            "rpc.publisher.batches.publish",
+            "rpc.publisher.publications.create",
+            "rpc.publisher.publications.get",
+            "rpc.publisher.publications.list",
+            "rpc.publisher.publications.portal_status",
+            "rpc.publisher.publications.publish",
+            "rpc.publisher.publications.suggest",
+            "rpc.publisher.publications.update",
+            "rpc.publisher.publications.withdraw",
+            "rpc.publisher.readiness",
+        ),
+        answers=True,
+        consumers=(
+            DurableConsumer("EVENTS", "publisher-image-events", "events.images.*.image.*"),
+            DurableConsumer("WORK", "publisher-csv", "work.publisher.csv"),
+            DurableConsumer("WORK", "publisher-suggest", "work.publisher.suggest"),
+            DurableConsumer("WORK", "publisher-upload", "work.publisher.upload"),
+        ),
+        reads=(),
+    ),
+)

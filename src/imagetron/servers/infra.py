@@ -44,6 +44,7 @@ class InfraStack:
         s3_access_key: str = "imagetron",
         s3_secret_key: str = "imagetron-secret",  # noqa: S107 - local development default
         s3_region: str = "us-east-1",
+        nats_config: str | None = None,
     ) -> None:
         self.root = Path(root).absolute()
         requested = [postgres_port, nats_port, nats_monitor_port, s3_port]
@@ -57,7 +58,9 @@ class InfraStack:
             database=postgres_database,
             settings=postgres_settings,
         )
-        self.nats = NatsServer(self.root / "nats", n_port, monitor_port=n_monitor_port)
+        self.nats = NatsServer(
+            self.root / "nats", n_port, monitor_port=n_monitor_port, config=nats_config
+        )
         self.s3 = S3Server(
             self.root / "s3",
             s_port,

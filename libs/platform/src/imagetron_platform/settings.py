@@ -32,12 +32,27 @@ def example_secrets(settings: BaseSettings) -> list[str]:
     return found
 
 
-class ServiceSettings(BaseSettings):
-    """Read from `IMAGETRON_*` environment variables (and a `.env` file when present)."""
+class NatsSettings(BaseSettings):
+    """How a process reaches NATS: every service's, and the provisioning step's.
+
+    Each service has its own NATS user (`imagetron_platform.nats_access`); without a user the
+    connection is anonymous, which only a NATS server without users accepts (tests)."""
 
     model_config = SettingsConfigDict(
         env_prefix="IMAGETRON_", env_file=".env", extra="ignore", frozen=True
     )
+
+    #: `nats://` on one machine; `tls://` where NATS is across a network.
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
+    #: PEM certificates the NATS server's certificate is checked against (with a `tls://`
+    #: URL); the system's trust store when unset.
+    nats_ca_file: str | None = None
+
+
+class ServiceSettings(NatsSettings):
+    """Read from `IMAGETRON_*` environment variables (and a `.env` file when present)."""
 
     environment: str = "local"
     log_level: str = "INFO"
@@ -45,7 +60,6 @@ class ServiceSettings(BaseSettings):
     sentry_dsn: SecretStr | None = None
     sentry_traces_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
 
-    nats_url: str = "nats://127.0.0.1:4222"
     rpc_timeout_seconds: float = Field(default=5.0, gt=0)
 
     http_host: str = "127.0.0.1"

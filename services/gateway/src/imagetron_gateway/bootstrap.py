@@ -76,7 +76,7 @@ def contract_openapi() -> dict[str, Any]:
 
 def build_broker(settings: GatewaySettings) -> NatsBroker:
     """The gateway only publishes and requests: no subscribers."""
-    return make_broker(settings.nats_url, SERVICE)
+    return make_broker(settings, SERVICE)
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:

@@ -48,7 +48,7 @@ class ImagesRuntime:
 
     def __init__(self, settings: ImagesSettings) -> None:
         self.settings = settings
-        self.broker = make_broker(settings.nats_url, SERVICE)
+        self.broker = make_broker(settings, SERVICE)
         database = Database.from_settings(settings, SERVICE)
         self.session_factory = database.session_factory
         self.lifecycle = ServiceLifecycle(

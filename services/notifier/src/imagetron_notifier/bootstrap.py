@@ -22,7 +22,7 @@ SERVICE = "notifier"
 def build_broker(settings: NotifierSettings) -> NatsBroker:
     """The notifier reads the EVENTS stream with ordered consumers of its own (LiveHub and
     replays in JetStreamFeed), not broker subscribers: each browser needs its own position."""
-    return make_broker(settings.nats_url, SERVICE)
+    return make_broker(settings, SERVICE)
 
 
 def create_app(settings: NotifierSettings | None = None) -> FastAPI:

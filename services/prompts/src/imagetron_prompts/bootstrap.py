@@ -50,7 +50,7 @@ class PromptsRuntime:
     and closes them."""
 
     def __init__(self, settings: PromptsSettings) -> None:
-        self.broker = make_broker(settings.nats_url, SERVICE)
+        self.broker = make_broker(settings, SERVICE)
         database = Database.from_settings(settings, SERVICE)
         self.lifecycle = ServiceLifecycle(
             SERVICE,

@@ -54,7 +54,7 @@ class PublisherRuntime:
     and closes them."""
 
     def __init__(self, settings: PublisherSettings) -> None:
-        self.broker = make_broker(settings.nats_url, SERVICE)
+        self.broker = make_broker(settings, SERVICE)
         database = Database.from_settings(settings, SERVICE)
         self.lifecycle = ServiceLifecycle(
             SERVICE,
