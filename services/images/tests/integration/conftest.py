@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from faststream.nats import NatsBroker
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from imagetron.servers import NatsServer
 from imagetron_images.bootstrap import create_app
 from imagetron_images.migrations import upgrade
 from imagetron_images.settings import ImagesSettings
@@ -45,6 +46,19 @@ pytestmark = pytest.mark.integration
 async def migrated(postgres_dsn: str) -> str:
     await asyncio.to_thread(upgrade, postgres_dsn)
     return postgres_dsn
+
+
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A NATS server of these tests' own. The prompts service of the prompts tests stays on
+    the shared one for the whole session, and would answer the generation reservations that
+    `PromptsStandIn` answers here (a prompt it does not know: 404)."""
+    server = NatsServer(tmp_path_factory.mktemp("images-nats"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
