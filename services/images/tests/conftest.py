@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import pytest
 import uvicorn
@@ -143,6 +144,18 @@ def png_bytes(width: int = 8, height: int = 8, color: str = "red") -> bytes:
     return out.getvalue()
 
 
+class FakeDownloadSlots:
+    """Always a slot at once; records who held one, for which host."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[UUID, str | None]] = []
+
+    @asynccontextmanager
+    async def hold(self, owner_id: UUID, host: str | None) -> AsyncIterator[None]:
+        self.held.append((owner_id, host))
+        yield
+
+
 @dataclass
 class World:
     uow: FakeUnitOfWork
@@ -152,6 +165,7 @@ class World:
     inspector: FakeInspector
     thumbnailer: FakeThumbnailer
     ledger: FakePromptLedger = field(default_factory=FakePromptLedger)
+    download_slots: FakeDownloadSlots = field(default_factory=FakeDownloadSlots)
 
     def deps(self) -> Dependencies:
         return Dependencies(
@@ -159,6 +173,7 @@ class World:
             providers={"goapi": self.provider},
             default_provider="goapi",
             downloader=self.downloader,
+            download_slots=self.download_slots,
             inspector=self.inspector,
             store=self.store,
             thumbnailer=self.thumbnailer,

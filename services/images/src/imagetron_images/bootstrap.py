@@ -10,6 +10,7 @@ from faststream.nats import NatsBroker
 from minio import Minio
 
 from imagetron_images import metrics
+from imagetron_images.adapters.download_slots import FairSlots
 from imagetron_images.adapters.downloads import (
     SafeImageDownloader,
     SystemResolver,
@@ -101,7 +102,15 @@ class ImagesRuntime:
                     allow_hosts=settings.download_allow_hosts,
                     max_bytes=settings.download_max_bytes,
                     timeout_seconds=settings.download_timeout_seconds,
+                    min_bytes_per_second=settings.download_min_bytes_per_second,
+                    grace_seconds=settings.download_grace_seconds,
                 ),
+            ),
+            download_slots=FairSlots(
+                total=settings.persist_concurrency,
+                per_owner=settings.download_per_owner,
+                per_host=settings.download_per_host,
+                max_wait_seconds=settings.download_slot_wait_seconds,
             ),
             inspector=PillowImageInspector(
                 max_pixels=settings.max_pixels,
@@ -144,7 +153,8 @@ def consumer_settings(settings: ImagesSettings) -> ConsumerSettings:
         submit=Redelivery(max_deliver=settings.submit_max_deliveries, ack_wait_seconds=ack_wait),
         persist=Redelivery(max_deliver=settings.persist_max_deliveries, ack_wait_seconds=ack_wait),
         callbacks=Redelivery(max_deliver=10, ack_wait_seconds=ack_wait),
-        persist_concurrency=settings.persist_concurrency,
+        persist_in_flight=settings.persist_in_flight,
+        persist_batch=settings.persist_concurrency,
     )
 
 

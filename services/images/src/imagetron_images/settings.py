@@ -62,6 +62,16 @@ class ImagesSettings(DatabaseSettings):
     download_allow_hosts: list[str] = Field(default_factory=list)
     download_max_bytes: int = Field(default=50 * MIB, ge=1)
     download_timeout_seconds: float = Field(default=60.0, gt=0)
+    # A server that sends less than this on average, once `download_grace_seconds` have
+    # passed, is cut off (a retryable failure): a trickle cannot hold a slot for long.
+    download_min_bytes_per_second: int = Field(default=16 * 1024, ge=0)
+    download_grace_seconds: float = Field(default=10.0, ge=0)
+    # Of the `persist_concurrency` slots, one owner holds at most `download_per_owner` and
+    # one remote host (host:port) at most `download_per_host`; a job waits at most
+    # `download_slot_wait_seconds` for one (then it is retried later).
+    download_per_owner: int = Field(default=2, ge=1)
+    download_per_host: int = Field(default=3, ge=1)
+    download_slot_wait_seconds: float = Field(default=300.0, gt=0)
     max_pixels: int = Field(default=64_000_000, ge=1)
     #: Pixels decoded at once across the process (every image's width x height while it is
     #: checked); decodes beyond it wait. Keeps memory bounded when large images arrive
@@ -71,7 +81,11 @@ class ImagesSettings(DatabaseSettings):
     # Deliveries of one job before it is given up (the task or image is then marked failed).
     submit_max_deliveries: int = Field(default=10, ge=1, le=100)
     persist_max_deliveries: int = Field(default=10, ge=1, le=100)
+    # Images downloaded, checked and stored at once (the download slots above).
     persist_concurrency: int = Field(default=4, ge=1, le=64)
+    # Persist jobs taken from the queue at once, most of them waiting for a slot: enough
+    # that other owners' jobs are taken while one owner's wait (each waits cheaply).
+    persist_in_flight: int = Field(default=32, ge=1, le=256)
     # How long JetStream waits for a sign of life from a job's consumer (its ack, or an
     # in-progress report, sent every third of it) before it redelivers the job: the work of
     # a process that died resumes after this long.

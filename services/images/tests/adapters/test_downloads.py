@@ -7,19 +7,22 @@ import asyncio
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
+from imagetron_images.adapters.download_slots import FairSlots
 from imagetron_images.adapters.downloads import (
     MAX_REDIRECTS,
     SafeImageDownloader,
     forbidden_reason,
     guarded_http_client,
 )
-from imagetron_images.app.ports import DownloadFailed, DownloadRefused, SourceGone
+from imagetron_images.app.images import source_host
+from imagetron_images.app.ports import DownloadFailed, DownloadRefused, SourceGone, TransientError
 
 PUBLIC = "93.184.216.34"
 
@@ -115,10 +118,12 @@ def downloader(
     allow: Sequence[str] = (),
     max_bytes: int = 1024,
     timeout: float = 5.0,
+    min_rate: float = 0,
+    grace: float = 10.0,
 ) -> SafeImageDownloader:
     return SafeImageDownloader(
         client, resolver=resolver or FakeResolver(), allow_hosts=allow, max_bytes=max_bytes,
-        timeout_seconds=timeout,
+        timeout_seconds=timeout, min_bytes_per_second=min_rate, grace_seconds=grace,
     )  # fmt: skip
 
 
@@ -322,6 +327,27 @@ def image_server() -> FastAPI:
 
         return StreamingResponse(chunks(), media_type="image/png")
 
+    app.state.trickling = 0
+
+    @app.get("/trickle")
+    async def trickle() -> StreamingResponse:
+        async def chunks() -> Any:  # 20 bytes a second, for ever
+            app.state.trickling += 1
+            try:
+                while True:
+                    yield b"t"
+                    await asyncio.sleep(0.05)
+            finally:
+                app.state.trickling -= 1
+
+        return StreamingResponse(chunks(), media_type="image/png")
+
+    @app.get("/silent")
+    async def silent(request: Request) -> Response:
+        while not await request.is_disconnected():  # noqa: ASYNC110 - polled by Starlette
+            await asyncio.sleep(0.05)
+        return Response(b"late", media_type="image/png")
+
     @app.get("/to-metadata")
     async def to_metadata() -> RedirectResponse:
         return RedirectResponse("http://169.254.169.254/latest/meta-data")
@@ -384,3 +410,82 @@ async def test_the_guarded_client_ignores_proxy_settings(monkeypatch) -> None:
     async with guarded_http_client() as client:
         assert client._mounts == {}
         assert client.follow_redirects is False
+
+
+# --- slow servers: a minimum pace, and slots shared between owners and hosts ----------
+
+
+async def test_a_trickling_server_is_cut_off_with_a_retryable_error(server) -> None:
+    _, port, client, resolver = server
+    guard = downloader(
+        client, resolver, allow=[f"sandbox.test:{port}"], max_bytes=10**6, min_rate=1000, grace=0.3
+    )
+    base = f"http://sandbox.test:{port}"
+    loop = asyncio.get_running_loop()
+    for path in ("/trickle", "/silent"):  # bytes too slow, or no answer at all
+        started = loop.time()
+        with pytest.raises(DownloadFailed, match="slower than the minimum of 1000 bytes/s"):
+            await guard.download(base + path)
+        assert loop.time() - started < 2.0, path
+    assert issubclass(DownloadFailed, TransientError)  # retried later, like any outage
+    # At the same pace, a server that sends at once is not cut off.
+    assert len(await guard.download(f"{base}/exact/100000")) == 100_000
+
+
+async def _wait_for(condition: Any, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - the server's counter has no event
+            await asyncio.sleep(0.01)
+
+
+async def test_one_owners_trickling_images_do_not_hold_up_anothers(server) -> None:
+    """Ten slow images of one user take at most its share of the slots; another user's
+    image is downloaded at once."""
+    app, port, client, resolver = server
+    guard = downloader(client, resolver, allow=[f"sandbox.test:{port}"], max_bytes=10**6)
+    slots = FairSlots(total=4, per_owner=2, per_host=4)
+    base = f"http://sandbox.test:{port}"
+
+    async def persist(owner: UUID, url: str) -> bytes:
+        async with slots.hold(owner, source_host(url)):
+            return await guard.download(url)
+
+    slow = [asyncio.create_task(persist(uuid4(), f"{base}/trickle"))]
+    slow_owner = uuid4()
+    slow += [asyncio.create_task(persist(slow_owner, f"{base}/trickle")) for _ in range(10)]
+    try:
+        await _wait_for(lambda: app.state.trickling == 3)
+        started = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(persist(uuid4(), f"{base}/exact/1000"), 2) == b"x" * 1000
+        assert asyncio.get_running_loop().time() - started < 1.0
+        assert app.state.trickling == 3  # the slow owner holds two slots, never more
+    finally:
+        for task in slow:
+            task.cancel()
+        await asyncio.gather(*slow, return_exceptions=True)
+
+
+async def test_a_slow_host_does_not_hold_up_other_hosts(server) -> None:
+    app, port, client, resolver = server
+    guard = downloader(
+        client, resolver, allow=[f"sandbox.test:{port}", f"127.0.0.1:{port}"], max_bytes=10**6
+    )
+    slots = FairSlots(total=4, per_owner=4, per_host=2)
+
+    async def persist(url: str) -> bytes:
+        async with slots.hold(uuid4(), source_host(url)):
+            return await guard.download(url)
+
+    slow = [asyncio.create_task(persist(f"http://sandbox.test:{port}/trickle")) for _ in range(10)]
+    try:
+        await _wait_for(lambda: app.state.trickling == 2)
+        started = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(persist(f"http://127.0.0.1:{port}/exact/1000"), 2) == (
+            b"x" * 1000
+        )
+        assert asyncio.get_running_loop().time() - started < 1.0
+        assert app.state.trickling == 2
+    finally:
+        for task in slow:
+            task.cancel()
+        await asyncio.gather(*slow, return_exceptions=True)

@@ -121,7 +121,7 @@ async def persist_all(world: Any, found: list[Any], s3_store: S3ImageStore) -> N
             PersistImageJob(image_id=image.id, owner_id=image.owner_id),
             Delivery(f"persist-{image.id}"),
             world.uow, downloader, PillowImageInspector(max_pixels=10_000), s3_store,
-            PillowThumbnailer(max_pixels=10_000), {},
+            PillowThumbnailer(max_pixels=10_000), {}, world.download_slots,
         )  # fmt: skip
 
 

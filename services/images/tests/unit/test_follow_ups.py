@@ -447,6 +447,7 @@ class TestRetryImage:
             world.store,
             world.thumbnailer,
             world.deps().providers,
+            world.download_slots,
         )
         return world.uow.committed.images[image.id]
 
@@ -471,6 +472,7 @@ class TestRetryImage:
             world.store,
             world.thumbnailer,
             world.deps().providers,
+            world.download_slots,
         )
         stored = world.uow.committed.images[image.id]
         assert (stored.is_persisted, stored.error, stored.attempts) == (True, None, 2)
@@ -488,6 +490,7 @@ class TestRetryImage:
             world.store,
             world.thumbnailer,
             world.deps().providers,
+            world.download_slots,
         )
         queued = len(world.uow.outbox)
         with pytest.raises(Conflict, match="already stored"):

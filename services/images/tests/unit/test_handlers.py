@@ -344,7 +344,7 @@ class TestProviderCallback:
         await images.persist_image(
             PersistImageJob(image_id=grid.id, owner_id=grid.owner_id), Delivery("p"),
             world.uow, world.downloader, world.inspector, world.store, world.thumbnailer,
-            world.deps().providers,
+            world.deps().providers, world.download_slots,
         )  # fmt: skip
         (failed,) = payloads(world, "image.failed")
         assert failed["version"] == 2
@@ -427,7 +427,7 @@ class TestPersistImage:
             PersistImageJob(image_id=image.id, owner_id=image.owner_id),
             Delivery(msg or f"persist-{image.id}-{attempt}", attempt, 5),
             world.uow, world.downloader, world.inspector, world.store, world.thumbnailer,
-            world.deps().providers,
+            world.deps().providers, world.download_slots,
         )  # fmt: skip
 
     async def test_stores_the_bytes_and_records_them(self, world, make_png) -> None:
@@ -444,6 +444,12 @@ class TestPersistImage:
         (event,) = payloads(world, "image.persisted")
         assert event["image"]["sha256"] == stored.sha256
         assert event["image"]["bytes"] == len(data)
+
+    async def test_holds_a_download_slot_of_its_owner_and_host(self, world, make_png) -> None:
+        grid, *_ = await self.completed_images(world)
+        world.downloader.files[GRID] = make_png()
+        await self.persist(world, grid)
+        assert world.download_slots.held == [(grid.owner_id, "cdn.example:443")]
 
     async def test_a_refused_download_fails_the_image_for_good(self, world) -> None:
         grid, *_ = await self.completed_images(world)
@@ -547,7 +553,7 @@ class TestImageQueries:
         await images.persist_image(
             PersistImageJob(image_id=grid.id, owner_id=grid.owner_id), Delivery("p"),
             world.uow, world.downloader, world.inspector, world.store, world.thumbnailer,
-            world.deps().providers,
+            world.deps().providers, world.download_slots,
         )  # fmt: skip
         return world.uow.committed.images[grid.id]
 

@@ -89,6 +89,7 @@ async def persist(world: Any, image: Any) -> None:
         world.store,
         world.thumbnailer,
         world.deps().providers,
+        world.download_slots,
     )
 
 

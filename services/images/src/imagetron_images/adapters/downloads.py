@@ -6,8 +6,11 @@ it resolves to must be public (no loopback, private, link-local, multicast, rese
 unspecified or cloud-metadata address, IPv4 or IPv6, including IPv4 embedded in IPv6); the
 connection then goes to that checked address (no second lookup an attacker's DNS could
 answer differently); redirects are followed by hand, each one checked the same way; the
-body is capped while it streams; the whole download has a deadline. `host:port` pairs on
-an explicit allow-list (the local sandbox) skip the address check, nothing else.
+body is capped while it streams; the whole download has a deadline, and a minimum pace:
+after a grace period, a server whose bytes arrive slower on average than
+`min_bytes_per_second` is cut off with a retryable failure, so a trickle cannot hold a
+download slot for the whole deadline. `host:port` pairs on an explicit allow-list (the
+local sandbox) skip the address check, nothing else.
 """
 
 from __future__ import annotations
@@ -120,6 +123,8 @@ class SafeImageDownloader:
         allow_hosts: Collection[str] = (),
         max_bytes: int,
         timeout_seconds: float,
+        min_bytes_per_second: float = 0,
+        grace_seconds: float = 10.0,
     ) -> None:
         # The client must not follow redirects or honour proxy variables: both would take
         # the connection somewhere we did not check. `guarded_http_client()` makes one.
@@ -128,19 +133,27 @@ class SafeImageDownloader:
         self._allow_hosts = frozenset(h.lower() for h in allow_hosts)
         self._max_bytes = max_bytes
         self._timeout = timeout_seconds
+        self._min_rate = min_bytes_per_second
+        self._grace = grace_seconds
 
     async def download(self, url: str) -> bytes:
+        pace = _Pace(asyncio.get_running_loop().time(), self._timeout, self._grace, self._min_rate)
         try:
-            async with asyncio.timeout(self._timeout):
-                return await self._follow(url)
+            async with asyncio.timeout_at(pace.deadline()) as deadline:
+                return await self._follow(url, pace, deadline)
         except TimeoutError as exc:
+            if pace.behind():
+                raise DownloadFailed(
+                    f"{url} sent {pace.received} bytes in {pace.elapsed():.1f} s, slower than "
+                    f"the minimum of {self._min_rate:g} bytes/s; it will be tried again later."
+                ) from exc
             raise DownloadFailed(
                 f"Downloading {url} took longer than {self._timeout:g} s."
             ) from exc
         except httpx.HTTPError as exc:
             raise DownloadFailed(f"Downloading {url} failed: {exc!r}") from exc
 
-    async def _follow(self, url: str) -> bytes:
+    async def _follow(self, url: str, pace: _Pace, deadline: asyncio.Timeout) -> bytes:
         target = _parse(url)
         for _ in range(MAX_REDIRECTS + 1):
             hop = await self._checked_hop(target)
@@ -161,7 +174,7 @@ class SafeImageDownloader:
                     target = _parse(str(target.join(location)))
                     continue
                 _check_status(response, url)
-                return await self._read_capped(response, url)
+                return await self._read_capped(response, url, pace, deadline)
         raise DownloadRefused(f"{url} redirects more than {MAX_REDIRECTS} times.")
 
     async def _checked_hop(self, url: httpx.URL) -> _Hop:
@@ -184,7 +197,9 @@ class SafeImageDownloader:
                     )
         return _Hop(url=url, address=addresses[0])
 
-    async def _read_capped(self, response: httpx.Response, url: str) -> bytes:
+    async def _read_capped(
+        self, response: httpx.Response, url: str, pace: _Pace, deadline: asyncio.Timeout
+    ) -> bytes:
         declared = response.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
             raise DownloadRefused(f"{url} is {declared} bytes; the limit is {self._max_bytes}.")
@@ -194,7 +209,34 @@ class SafeImageDownloader:
             body += chunk
             if len(body) > self._max_bytes:
                 raise DownloadRefused(f"{url} is larger than the limit of {self._max_bytes} bytes.")
+            pace.received = len(body)
+            deadline.reschedule(pace.deadline())
         return bytes(body)
+
+
+@dataclass
+class _Pace:
+    """When a download must be done by: at its deadline (`total` seconds after `start`),
+    and before then whenever its bytes fall behind `min_rate` a second, counted from
+    `grace` seconds after the start (so a first wait for headers is forgiven)."""
+
+    start: float
+    total: float
+    grace: float
+    min_rate: float
+    received: int = 0
+
+    def deadline(self) -> float:
+        if self.min_rate <= 0:
+            return self.start + self.total
+        return self.start + min(self.total, self.grace + self.received / self.min_rate)
+
+    def elapsed(self) -> float:
+        return asyncio.get_running_loop().time() - self.start
+
+    def behind(self) -> bool:
+        """Cut off for its pace, not for its deadline."""
+        return self.min_rate > 0 and self.elapsed() < self.total
 
 
 def guarded_http_client(

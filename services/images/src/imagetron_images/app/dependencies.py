@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from imagetron_images.app.dispatch import Slots
 from imagetron_images.app.ports import (
+    DownloadSlots,
     ImageDownloader,
     ImageInspector,
     ImageProvider,
@@ -25,6 +26,8 @@ class Dependencies:
     providers: Mapping[str, ImageProvider]
     default_provider: str
     downloader: ImageDownloader
+    # Persisting images: at most so many at once, shared fairly between owners and hosts.
+    download_slots: DownloadSlots
     inspector: ImageInspector
     store: ImageStore
     thumbnailer: Thumbnailer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from imagetron_contracts.models.images import (
@@ -20,6 +21,7 @@ from imagetron_images.app.messages import emit_image_change, enqueue_persistence
 from imagetron_images.app.ports import (
     DownloadFailed,
     DownloadRefused,
+    DownloadSlots,
     ImageDownloader,
     ImageInspector,
     ImagePageKey,
@@ -124,12 +126,15 @@ async def persist_image(
     store: ImageStore,
     thumbnailer: Thumbnailer,
     providers: Mapping[str, ImageProvider],
+    slots: DownloadSlots,
 ) -> None:
     """Download, validate and store one image and its thumbnail, then record the outcome
     and its event.
 
-    The slow part runs outside any transaction; storing is idempotent (the key is the
-    image's), so a redelivery after a crash just stores the same bytes again. A URL that
+    The slow part runs outside any transaction, holding one of the `slots` shared fairly
+    between owners and remote hosts (one user's many or slow images, or one slow server, do
+    not hold up everyone else's). Storing is idempotent (the key is the image's), so a
+    redelivery after a crash just stores the same bytes again. A URL that
     answers 404 or 410 may have expired: the task is read again from its provider, and a
     fresh URL for the image is tried at once; without one, the attempt counts as a
     transient failure (retried with growing delays, and retryable by hand after the last).
@@ -146,14 +151,15 @@ async def persist_image(
     stored: tuple[ImageFile, str, str | None] | None = None
     error = ""
     try:
-        try:
-            stored = await _store(image, downloader, inspector, store, thumbnailer)
-        except SourceGone as gone:
-            relocated = await _relocate(image, uow, providers)
-            if relocated is None:
-                raise DownloadFailed(f"{gone} Its provider has no other URL for it.") from gone
-            image = relocated
-            stored = await _store(image, downloader, inspector, store, thumbnailer)
+        async with slots.hold(image.owner_id, source_host(image.source_url)):
+            try:
+                stored = await _store(image, downloader, inspector, store, thumbnailer)
+            except SourceGone as gone:
+                relocated = await _relocate(image, uow, providers)
+                if relocated is None:
+                    raise DownloadFailed(f"{gone} Its provider has no other URL for it.") from gone
+                image = relocated
+                stored = await _store(image, downloader, inspector, store, thumbnailer)
     except SourceGone as exc:
         if not delivery.is_last:
             await _record_retryable_failure(job, uow, str(exc))
@@ -207,6 +213,18 @@ async def _store(
         log.warning("no thumbnail for image %s: %s", image.id, exc)
         return file, key, None
     return file, key, thumbnail_key
+
+
+def source_host(url: str) -> str | None:
+    """The remote `host:port` an image comes from; None for our own staging bucket."""
+    if url.startswith(STAGED_SCHEME):
+        return None
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"https": 443}.get(parts.scheme, 80)
+    except ValueError:  # not a port: the download will say so
+        return parts.netloc.lower()
+    return f"{(parts.hostname or '').lower()}:{port}"
 
 
 async def download_for_task(

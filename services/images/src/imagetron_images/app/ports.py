@@ -8,6 +8,7 @@ means for the task or image.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -255,6 +256,14 @@ class ImageProvider(Protocol):
 class ImageDownloader(Protocol):
     async def download(self, url: str) -> bytes:
         """Raises DownloadFailed (transient) or DownloadRefused."""
+        ...
+
+
+class DownloadSlots(Protocol):
+    def hold(self, owner_id: UUID, host: str | None) -> AbstractAsyncContextManager[None]:
+        """Wait for one of the slots persisting images (fair between owners and remote
+        hosts; `host` is `host:port`, None for our own staging bucket) and hold it for the
+        block. Raises DownloadFailed when none comes free in time."""
         ...
 
 

@@ -67,7 +67,10 @@ class ConsumerSettings:
     submit: Redelivery
     persist: Redelivery
     callbacks: Redelivery
-    persist_concurrency: int = 1
+    #: Persist jobs taken at once: more than the download slots, so that while some wait
+    #: for one (their owner or host is at its limit) others' jobs are still taken.
+    persist_in_flight: int = 1
+    persist_batch: int = 1
 
 
 #: The gateway's requests and the handlers that answer them (dependencies by name).
@@ -120,10 +123,12 @@ def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSe
         WORK_IMAGES_PERSIST,
         stream=jstream(WORK_STREAM),
         durable=PERSIST_CONSUMER,
-        pull_sub=PullSub(batch_size=consumers.persist_concurrency),
+        # Small fetches: a fetched job that no worker has started yet is not reported in
+        # progress, so few should wait like that.
+        pull_sub=PullSub(batch_size=consumers.persist_batch),
         config=consumers.persist.consumer_config(),
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        max_workers=consumers.persist_concurrency,
+        max_workers=consumers.persist_in_flight,
     )
     async def persist_image(job: PersistImageJob, msg: JetStreamMessage) -> None:
         await run_job(
@@ -138,6 +143,7 @@ def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSe
                 deps.store,
                 deps.thumbnailer,
                 deps.providers,
+                deps.download_slots,
             ),
         )
 
