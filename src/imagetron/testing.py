@@ -9,7 +9,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import uvicorn
@@ -20,6 +20,32 @@ from imagetron.servers import LOCALHOST, free_port
 
 EVENT_TIMEOUT = 60.0
 Event = tuple[int, str, dict[str, Any]]
+
+if TYPE_CHECKING:
+    from imagetron.stack import EmbeddedStack
+    from imagetron_gateway.settings import GatewaySettings
+
+
+def gateway_replica_settings(stack: EmbeddedStack, **overrides: Any) -> GatewaySettings:
+    """Settings for another gateway replica of `stack`: its database, NATS user, secrets and
+    notifier (serve `create_app(...)` of them with `serving`)."""
+    from pydantic import SecretStr
+
+    from imagetron_gateway.settings import GatewaySettings
+
+    nats = stack.nats_settings("gateway")
+    values: dict[str, Any] = {
+        "database_url": stack.infra.postgres.dsn,
+        "nats_url": nats.nats_url,
+        "nats_user": nats.nats_user,
+        "nats_password": nats.nats_password,
+        "notifier_url": f"http://{LOCALHOST}:{stack.ports.notifier}",
+        "events_token_secret": SecretStr(stack.secrets.events_token_secret),
+        "webhook_secret": SecretStr(stack.secrets.webhook_secret),
+        "webhook_token_key": SecretStr(stack.secrets.webhook_token_key),
+        "log_json": False,
+    }
+    return GatewaySettings(**{**values, **overrides})
 
 
 @contextlib.asynccontextmanager

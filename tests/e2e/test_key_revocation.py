@@ -8,38 +8,20 @@ import asyncio
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
-from pydantic import SecretStr
 
-from imagetron.stack import EmbeddedStack
-from imagetron.testing import serving
+from imagetron.testing import gateway_replica_settings, serving
 from imagetron_gateway.bootstrap import create_app
-from imagetron_gateway.settings import GatewaySettings
 
 pytestmark = pytest.mark.e2e
-
-
-def _second_replica(stack: EmbeddedStack) -> GatewaySettings:
-    nats = stack.nats_settings("gateway")
-    return GatewaySettings(
-        database_url=stack.infra.postgres.dsn,
-        nats_url=nats.nats_url,
-        nats_user=nats.nats_user,
-        nats_password=nats.nats_password,
-        notifier_url=f"http://127.0.0.1:{stack.ports.notifier}",
-        events_token_secret=SecretStr(stack.secrets.events_token_secret),
-        webhook_secret=SecretStr(stack.secrets.webhook_secret),
-        webhook_token_key=SecretStr(stack.secrets.webhook_token_key),
-        api_key_cache_seconds=300,
-        log_json=False,
-    )
 
 
 async def test_a_key_revoked_on_one_replica_stops_on_every_replica(stack, clients):
     artist, _ = clients
     created = (await artist.post("/api/v1/keys", json={"name": "two replicas"})).json()
     key = {"Authorization": f"Bearer {created['api_key']}"}
+    replica = gateway_replica_settings(stack, api_key_cache_seconds=300)
     async with (
-        serving(create_app(_second_replica(stack))) as other_url,
+        serving(create_app(replica)) as other_url,
         httpx.AsyncClient(base_url=other_url, headers=key, timeout=30) as other,
     ):
         assert (await other.get("/api/v1/me")).status_code == 200  # now cached for 5 min

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -17,7 +17,14 @@ from imagetron_contracts.models.images import ProviderCallback
 from imagetron_gateway.adapters.revocations import OpenStreams
 from imagetron_gateway.adapters.webhooks import webhook_verifiers
 from imagetron_gateway.app.identity import Authenticator
-from imagetron_gateway.bootstrap import SERVICE, api_app, daily_budgets, rate_limits
+from imagetron_gateway.app.ports import Answer, KeyRecord
+from imagetron_gateway.bootstrap import (
+    SERVICE,
+    api_app,
+    daily_budgets,
+    idempotent_requests,
+    rate_limits,
+)
 from imagetron_gateway.context import GatewayContext, GatewayState
 from imagetron_gateway.domain.identity import ApiKey, BrowserSession, RevokedKey, User, hash_api_key
 from imagetron_gateway.settings import GatewaySettings
@@ -41,6 +48,8 @@ class FakeUsers:
         self.last_used: dict[uuid.UUID, datetime] = {}
         #: (user id, day, kind) → used, for FakeUsage.
         self.spent: dict[tuple[uuid.UUID, date, str], int] = {}
+        #: (user id, key) → its row, for FakeIdempotencyKeys.
+        self.idempotency_keys: dict[tuple[uuid.UUID, str], IdempotencyRow] = {}
 
     def usable(self, key_hash: str, now: datetime | None = None) -> tuple[User, ApiKey] | None:
         now = now or datetime.now(UTC)
@@ -178,6 +187,67 @@ class FakeUsage:
 
 
 @dataclass
+class IdempotencyRow:
+    fingerprint: str
+    expires_at: datetime
+    locked_until: datetime | None
+    answer: Answer | None = None
+
+
+class FakeIdempotencyKeys:
+    """The SQL repository's rules in memory (test_idempotency.py runs both)."""
+
+    def __init__(self, users: FakeUsers) -> None:
+        self.rows = users.idempotency_keys
+
+    async def claim(
+        self,
+        user_id: uuid.UUID,
+        key: str,
+        fingerprint: str,
+        now: datetime,
+        expires_at: datetime,
+        locked_until: datetime,
+    ) -> bool:
+        row = self.rows.get((user_id, key))
+        abandoned = (
+            row is not None
+            and row.answer is None
+            and row.locked_until is not None
+            and row.locked_until <= now
+            and row.fingerprint == fingerprint
+        )
+        if row is None or row.expires_at <= now or abandoned:
+            self.rows[(user_id, key)] = IdempotencyRow(fingerprint, expires_at, locked_until)
+            return True
+        return False
+
+    async def get(self, user_id: uuid.UUID, key: str, now: datetime) -> KeyRecord | None:
+        row = self.rows.get((user_id, key))
+        if row is None or row.expires_at <= now:
+            return None
+        return KeyRecord(row.fingerprint, row.answer)
+
+    async def complete(
+        self, user_id: uuid.UUID, key: str, fingerprint: str, answer: Answer
+    ) -> None:
+        row = self.rows.get((user_id, key))
+        if row is not None and row.fingerprint == fingerprint and row.answer is None:
+            row.answer, row.locked_until = answer, None
+
+    async def release(self, user_id: uuid.UUID, key: str, fingerprint: str) -> None:
+        row = self.rows.get((user_id, key))
+        if row is not None and row.fingerprint == fingerprint and row.answer is None:
+            del self.rows[(user_id, key)]
+
+    async def remove_expired(self, now: datetime, limit: int) -> int:
+        expired = [k for k, row in self.rows.items() if row.expires_at <= now][:limit]
+        for k in expired:
+            del self.rows[k]
+        return len(expired)
+
+
+@dataclass
 class FakeRevocations:
     announced: list[RevokedKey] = field(default_factory=list)
 
@@ -228,6 +298,7 @@ class FakeIdentityUoW:
         self.sessions = sessions or FakeSessions(users)
         self.keys = FakeApiKeys(users, self.sessions)
         self.usage = FakeUsage(users)
+        self.idempotency = FakeIdempotencyKeys(users)
         self.commits = 0
 
     async def __aenter__(self) -> FakeIdentityUoW:
@@ -299,6 +370,13 @@ class Gateway:
 
 
 @pytest.fixture
+def fake_identity_uow() -> Callable[[], FakeIdentityUoW]:
+    """A factory of fake identity units of work sharing one store."""
+    users = FakeUsers()
+    return lambda: FakeIdentityUoW(users)
+
+
+@pytest.fixture
 async def gateway() -> AsyncIterator[Gateway]:
     settings = GatewaySettings(
         webhook_secret=SecretStr("s3cret"),
@@ -337,6 +415,9 @@ async def gateway() -> AsyncIterator[Gateway]:
                     notifier=http,
                     rate_limits=rate_limits(settings),
                     budgets=daily_budgets(settings, lambda: FakeIdentityUoW(users, sessions)),
+                    idempotency=idempotent_requests(
+                        settings, lambda: FakeIdentityUoW(users, sessions)
+                    ),
                     webhooks=webhook_verifiers(settings),
                 )
             )

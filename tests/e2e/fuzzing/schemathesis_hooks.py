@@ -1,6 +1,8 @@
 """Schemathesis hooks for the contract run (`test_contract_fuzzing.py` names this module in
 `schemathesis.toml`).
 
+Idempotency keys are made unique per call, as a client makes them (see `before_call`).
+
 Cursors are opaque: the server hands them out and refuses any other (422 about `cursor`).
 A random string of the documented shape is valid by the schema and still refused, so
 before each call such a string becomes a real cursor (the platform's codec, a position
@@ -36,11 +38,25 @@ def _real_cursor(path: str, text: str) -> str:
     return NEWEST_FIRST.encode(PageKey(created_at=when, id=some_id))
 
 
+#: A well-formed Idempotency-Key (the contract's pattern and length).
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7E]{1,255}$")
+
+
+def _unique_key(key: str) -> str:
+    return key[:222] + uuid.uuid4().hex
+
+
 @schemathesis.hook
 def before_call(ctx: Any, case: Any, **kwargs: Any) -> None:
     cursor = (case.query or {}).get("cursor")
     if isinstance(cursor, str) and CURSOR_SHAPE.fullmatch(cursor):
         case.query["cursor"] = _real_cursor(case.operation.path, cursor)
+    # A client sends a new Idempotency-Key with each new request; schemathesis generates few
+    # distinct ones, and reusing one with another body is rightly a 422. Reuse itself is
+    # tested in services/gateway/tests/test_idempotency.py.
+    key = (case.headers or {}).get("Idempotency-Key")
+    if isinstance(key, str) and IDEMPOTENCY_KEY.fullmatch(key):
+        case.headers["Idempotency-Key"] = _unique_key(key)
 
 
 @schemathesis.auth(refresh_interval=3600)

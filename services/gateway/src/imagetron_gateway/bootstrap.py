@@ -7,6 +7,7 @@ import logging
 import resource
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from importlib import resources
 from typing import Any
 
@@ -27,6 +28,7 @@ from imagetron_gateway.adapters.revocations import (
 )
 from imagetron_gateway.adapters.webhooks import VERIFIERS, webhook_verifiers
 from imagetron_gateway.app.budgets import DailyBudgets, Spend
+from imagetron_gateway.app.idempotency import IdempotentRequests
 from imagetron_gateway.app.identity import (
     Authenticator,
     ensure_bootstrap_admin,
@@ -94,6 +96,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             log.info("removed %d expired browser sessions", removed)
 
     lifecycle.every("expired sessions", SESSION_PRUNE_SECONDS, prune_sessions)
+    idempotency = idempotent_requests(settings, identity_uow)
+    lifecycle.every("expired idempotency keys", SESSION_PRUNE_SECONDS, idempotency.remove_expired)
     authenticator = Authenticator(identity_uow, settings.api_key_cache_seconds)
     streams = OpenStreams()
     lifecycle.every("key uses", KEY_USE_FLUSH_SECONDS, authenticator.record_uses)
@@ -136,6 +140,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     notifier=notifier,
                     rate_limits=rate_limits(settings),
                     budgets=daily_budgets(settings, identity_uow),
+                    idempotency=idempotency,
                     webhooks=webhook_verifiers(settings),
                 )
             )
@@ -164,6 +169,16 @@ def daily_budgets(
             Spend.llm_calls: settings.llm_calls_per_day,
             Spend.generations: settings.generations_per_day,
         },
+    )
+
+
+def idempotent_requests(
+    settings: GatewaySettings, uow_factory: Callable[[], IdentityUnitOfWork]
+) -> IdempotentRequests:
+    return IdempotentRequests(
+        uow_factory,
+        ttl=timedelta(seconds=settings.idempotency_key_ttl_seconds),
+        lock=timedelta(seconds=settings.idempotency_lock_seconds),
     )
 
 

@@ -11,6 +11,7 @@ import httpx
 from imagetron_gateway.adapters.rate_limits import RequestRateLimits
 from imagetron_gateway.adapters.revocations import OpenStreams
 from imagetron_gateway.app.budgets import DailyBudgets
+from imagetron_gateway.app.idempotency import IdempotentRequests
 from imagetron_gateway.app.identity import Authenticator
 from imagetron_gateway.app.ports import (
     CallbackSink,
@@ -38,6 +39,8 @@ class GatewayContext:
     notifier: httpx.AsyncClient
     rate_limits: RequestRateLimits
     budgets: DailyBudgets
+    #: Answers kept for requests sent with an Idempotency-Key.
+    idempotency: IdempotentRequests
     #: provider → how its callbacks are verified (adapters/webhooks).
     webhooks: Mapping[str, WebhookVerifier]
 

@@ -65,6 +65,11 @@ class GatewaySettings(DatabaseSettings):
     #: may take, instead of `rpc_timeout_seconds`. Keep it above the prompts service's
     #: `llm_deadline_seconds` (90 s), so the service's own 504 arrives rather than ours.
     llm_rpc_timeout_seconds: float = Field(default=120.0, gt=0)
+    #: How long the answer to an Idempotency-Key is kept, and how long a request being
+    #: answered holds its key at most (past it, a replica died: the key may be used again;
+    #: keep it above the longest request, `llm_rpc_timeout_seconds`).
+    idempotency_key_ttl_seconds: int = Field(default=86_400, ge=60, le=30 * 86_400)
+    idempotency_lock_seconds: float = Field(default=300.0, gt=0)
 
     @field_validator("replicate_webhook_secret")
     @classmethod

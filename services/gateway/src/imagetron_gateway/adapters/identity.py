@@ -4,11 +4,18 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import RowMapping, and_, delete, exists, insert, or_, select, update
+from sqlalchemy import RowMapping, and_, delete, exists, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from imagetron_gateway.adapters.tables import api_keys, daily_usage, sessions, users
+from imagetron_gateway.adapters.tables import (
+    api_keys,
+    daily_usage,
+    idempotency_keys,
+    sessions,
+    users,
+)
+from imagetron_gateway.app.ports import Answer, KeyRecord
 from imagetron_gateway.domain.identity import ApiKey, BrowserSession, User
 from imagetron_platform.clock import utcnow
 from imagetron_platform.db import SqlUnitOfWork
@@ -326,6 +333,117 @@ class SqlUsage:
         return {r.kind: r.used for r in rows}
 
 
+class SqlIdempotencyKeys:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def claim(
+        self,
+        user_id: UUID,
+        key: str,
+        fingerprint: str,
+        now: datetime,
+        expires_at: datetime,
+        locked_until: datetime,
+    ) -> bool:
+        # One statement, so two replicas claiming the same key at once cannot both win: a
+        # new key, an expired one, or one whose first request was abandoned (its replica
+        # died) by this same request.
+        row = idempotency_keys.c
+        statement = (
+            pg_insert(idempotency_keys)
+            .values(
+                user_id=user_id,
+                key=key,
+                fingerprint=fingerprint,
+                created_at=now,
+                expires_at=expires_at,
+                locked_until=locked_until,
+            )
+            .on_conflict_do_update(
+                index_elements=[row.user_id, row.key],
+                set_={
+                    "fingerprint": fingerprint,
+                    "created_at": now,
+                    "expires_at": expires_at,
+                    "locked_until": locked_until,
+                    "status": None,
+                    "headers": None,
+                    "body": None,
+                },
+                where=or_(
+                    row.expires_at <= now,
+                    and_(
+                        row.status.is_(None),
+                        row.locked_until <= now,
+                        row.fingerprint == fingerprint,
+                    ),
+                ),
+            )
+            .returning(row.key)
+        )
+        return (await self._session.execute(statement)).first() is not None
+
+    async def get(self, user_id: UUID, key: str, now: datetime) -> KeyRecord | None:
+        row = idempotency_keys.c
+        found = (
+            await self._session.execute(
+                select(row.fingerprint, row.status, row.headers, row.body).where(
+                    row.user_id == user_id, row.key == key, row.expires_at > now
+                )
+            )
+        ).first()
+        if found is None:
+            return None
+        answer = (
+            None
+            if found.status is None
+            else Answer(found.status, dict(found.headers or {}), bytes(found.body or b""))
+        )
+        return KeyRecord(fingerprint=found.fingerprint, answer=answer)
+
+    async def complete(self, user_id: UUID, key: str, fingerprint: str, answer: Answer) -> None:
+        row = idempotency_keys.c
+        await self._session.execute(
+            update(idempotency_keys)
+            .where(
+                row.user_id == user_id,
+                row.key == key,
+                row.fingerprint == fingerprint,
+                row.status.is_(None),
+            )
+            .values(
+                status=answer.status, headers=answer.headers, body=answer.body, locked_until=None
+            )
+        )
+
+    async def release(self, user_id: UUID, key: str, fingerprint: str) -> None:
+        row = idempotency_keys.c
+        await self._session.execute(
+            delete(idempotency_keys).where(
+                row.user_id == user_id,
+                row.key == key,
+                row.fingerprint == fingerprint,
+                row.status.is_(None),
+            )
+        )
+
+    async def remove_expired(self, now: datetime, limit: int) -> int:
+        row = idempotency_keys.c
+        batch = (
+            select(row.user_id, row.key)
+            .where(row.expires_at <= now)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        result = await self._session.execute(
+            delete(idempotency_keys)
+            .where(tuple_(row.user_id, row.key).in_(batch))
+            .returning(row.key)
+        )
+        return len(result.all())
+
+
 class SqlIdentityUnitOfWork(SqlUnitOfWork):
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         super().__init__(session_factory)
@@ -345,3 +463,7 @@ class SqlIdentityUnitOfWork(SqlUnitOfWork):
     @property
     def sessions(self) -> SqlSessions:
         return SqlSessions(self.session)
+
+    @property
+    def idempotency(self) -> SqlIdempotencyKeys:
+        return SqlIdempotencyKeys(self.session)

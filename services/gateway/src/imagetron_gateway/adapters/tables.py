@@ -8,12 +8,14 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Uuid,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 SCHEMA = "identity"
 metadata = MetaData(schema=SCHEMA)
@@ -73,4 +75,22 @@ daily_usage = Table(
     Column("day", Date, primary_key=True),
     Column("kind", String(20), primary_key=True),
     Column("used", Integer, nullable=False),
+)
+
+
+#: The first answer to each `Idempotency-Key` of a user, replayed to a retry of the same
+#: request until `expires_at`; `status` is null while the first request is being answered
+#: (by whichever replica holds it until `locked_until`).
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("user_id", Uuid, ForeignKey(users.c.id, ondelete="CASCADE"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("locked_until", DateTime(timezone=True)),
+    Column("status", Integer),
+    Column("headers", JSONB),
+    Column("body", LargeBinary),
 )

@@ -77,6 +77,48 @@ class Sessions(Protocol):
     async def remove_expired(self, now: datetime, limit: int) -> int: ...
 
 
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer as it was sent: what an Idempotency-Key replays."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """An Idempotency-Key in use: the request it was first sent with (its fingerprint),
+    and that request's answer, or None while it is being answered."""
+
+    fingerprint: str
+    answer: Answer | None
+
+
+class IdempotencyKeys(Protocol):
+    async def claim(
+        self,
+        user_id: UUID,
+        key: str,
+        fingerprint: str,
+        now: datetime,
+        expires_at: datetime,
+        locked_until: datetime,
+    ) -> bool:
+        """Take the key for a request being answered now: true when it is new, expired, or
+        held past `locked_until` by a request with the same fingerprint (abandoned)."""
+        ...
+
+    async def get(self, user_id: UUID, key: str, now: datetime) -> KeyRecord | None: ...
+    async def complete(self, user_id: UUID, key: str, fingerprint: str, answer: Answer) -> None: ...
+
+    async def release(self, user_id: UUID, key: str, fingerprint: str) -> None:
+        """Forget a key whose request was not answered (failed): it may be sent again."""
+        ...
+
+    async def remove_expired(self, now: datetime, limit: int) -> int: ...
+
+
 class IdentityUnitOfWork(Transaction, Protocol):
     @property
     def users(self) -> Users: ...
@@ -86,6 +128,8 @@ class IdentityUnitOfWork(Transaction, Protocol):
     def keys(self) -> ApiKeys: ...
     @property
     def usage(self) -> Usage: ...
+    @property
+    def idempotency(self) -> IdempotencyKeys: ...
 
 
 class ServiceClient(Protocol):

@@ -24,10 +24,11 @@ from imagetron_contracts.models.chats import (
 )
 from imagetron_gateway.app.budgets import Spend
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
+from imagetron_gateway.entrypoints.http.idempotency import IdempotentRoute, idempotent
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
 from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=IdempotentRoute)
 
 
 @router.post(
@@ -37,6 +38,7 @@ router = APIRouter(prefix="/api/v1")
     responses=problems(401, 422, 502, 503, 504),
     tags=["chats"],
 )
+@idempotent
 async def start_chat(body: StartChatRequest, caller: CurrentUser, ctx: Context) -> Chat:
     command = StartChatCommand(owner_id=caller.id, brief=body.brief, count=body.count)
     async with ctx.budgets.spending(caller.id, Spend.llm_calls):
@@ -88,6 +90,7 @@ async def delete_chat(chat_id: UUID, caller: CurrentUser, ctx: Context) -> Respo
     responses=problems(401, 404, 422, 502, 503, 504),
     tags=["chats"],
 )
+@idempotent
 async def continue_chat(
     chat_id: UUID, body: ContinueChatRequest, caller: CurrentUser, ctx: Context
 ) -> Chat:

@@ -36,11 +36,12 @@ from imagetron_contracts.models.prompts import (
 )
 from imagetron_gateway.app.budgets import Spend
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
+from imagetron_gateway.entrypoints.http.idempotency import IdempotentRoute, idempotent
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
 from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems
 from imagetron_platform.errors import InvalidRequest
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=IdempotentRoute)
 
 
 @router.post(
@@ -50,6 +51,7 @@ router = APIRouter(prefix="/api/v1")
     responses=problems(*FORWARDED),
     tags=["prompts"],
 )
+@idempotent
 async def create_prompt(body: CreatePromptRequest, caller: CurrentUser, ctx: Context) -> Prompt:
     command = CreatePromptCommand(owner_id=caller.id, text=body.text, title=body.title)
     return await ctx.rpc.call(streams.RPC_PROMPTS_CREATE, command, Prompt)
@@ -80,6 +82,7 @@ async def list_prompts(
     responses=problems(401, 404, 422, 502, 503, 504),
     tags=["prompts"],
 )
+@idempotent
 async def generate_prompts(
     body: GeneratePromptsRequest, caller: CurrentUser, ctx: Context
 ) -> GeneratedPrompts:
@@ -190,6 +193,7 @@ async def retitle_prompt(prompt_id: UUID, caller: CurrentUser, ctx: Context) -> 
     responses=problems(401, 404, 409, 422, 503, 504),
     tags=["prompts", "tasks"],
 )
+@idempotent
 async def imagine_prompt(
     prompt_id: UUID,
     caller: CurrentUser,

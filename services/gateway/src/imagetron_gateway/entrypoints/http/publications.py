@@ -40,10 +40,13 @@ from imagetron_contracts.models.publications import (
     UpdatePublicationRequest,
 )
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
+from imagetron_gateway.entrypoints.http.idempotency import IdempotentRoute, idempotent
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
 from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems
 
-router = APIRouter(prefix="/api/v1/publications", tags=["publications"])
+router = APIRouter(
+    prefix="/api/v1/publications", tags=["publications"], route_class=IdempotentRoute
+)
 
 #: A batch of hundreds of images is created in one transaction: more than the usual 5 s.
 CREATE_TIMEOUT_SECONDS = 30.0
@@ -58,6 +61,7 @@ CHANGE = problems(401, 404, 409, 422, 503, 504)
     # 404: none of the images is stored for the caller (with some, those are `errors`).
     responses=problems(401, 404, 422, 503, 504),
 )
+@idempotent
 async def create_publications(
     body: CreatePublicationsRequest, caller: CurrentUser, ctx: Context
 ) -> CreatedPublications:

@@ -26,11 +26,12 @@ from imagetron_contracts.models.images import (
 )
 from imagetron_gateway.app.budgets import Spend
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
+from imagetron_gateway.entrypoints.http.idempotency import IdempotentRoute, idempotent
 from imagetron_gateway.entrypoints.http.images import IfNoneMatch, stream_stored
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
 from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=IdempotentRoute)
 
 
 @router.get("/tasks", operation_id="listTasks", responses=problems(*FORWARDED), tags=["tasks"])
@@ -71,6 +72,7 @@ FOLLOW_UP_PROBLEMS = problems(401, 404, 409, 422, 503, 504)
     responses=FOLLOW_UP_PROBLEMS,
     tags=["tasks"],
 )
+@idempotent
 async def reroll_task(task_id: UUID, caller: CurrentUser, ctx: Context) -> Task:
     query = TaskQuery(owner_id=caller.id, task_id=task_id)
     async with ctx.budgets.spending(caller.id, Spend.generations):
@@ -84,6 +86,7 @@ async def reroll_task(task_id: UUID, caller: CurrentUser, ctx: Context) -> Task:
     responses=FOLLOW_UP_PROBLEMS,
     tags=["tasks"],
 )
+@idempotent
 async def vary_task(
     task_id: UUID, body: VariationRequest, caller: CurrentUser, ctx: Context
 ) -> Task:
@@ -101,6 +104,7 @@ async def vary_task(
     responses=FOLLOW_UP_PROBLEMS,
     tags=["tasks"],
 )
+@idempotent
 async def upscale_task(
     task_id: UUID, body: UpscaleRequest, caller: CurrentUser, ctx: Context
 ) -> Task:

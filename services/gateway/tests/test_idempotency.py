@@ -1,0 +1,244 @@
+"""Idempotency-Key on creating requests: the same key and body replay the first answer
+without doing the request again; another body is a 422; a key whose first request is still
+being answered is a 409; a failed request gives its key back; keys are per user and expire.
+The repository's rules run against the in-memory fake and the real identity schema."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from imagetron_contracts import streams
+from imagetron_gateway.adapters.identity import SqlIdentityUnitOfWork
+from imagetron_gateway.app.identity import create_user, ensure_bootstrap_admin
+from imagetron_gateway.app.ports import Answer
+from imagetron_gateway.domain.identity import User, hash_api_key
+from imagetron_gateway.migrations import upgrade
+from imagetron_platform.db import make_engine, make_session_factory
+from imagetron_platform.errors import NotFound
+
+NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
+LOCK = timedelta(minutes=5)
+
+
+def _prompt(owner_id: uuid.UUID, text: str) -> dict[str, Any]:
+    now = datetime.now(UTC).isoformat()
+    return {
+        "id": str(uuid.uuid4()),
+        "owner_id": str(owner_id),
+        "chat_id": None,
+        "text": text,
+        "title": None,
+        "status": "new",
+        "generation_state": "idle",
+        "active_tasks": 0,
+        "completed_tasks": 0,
+        "failed_tasks": 0,
+        "findings": [],
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+# --- the repository: the fake and PostgreSQL keep the same rules ----------------------
+
+
+@pytest.fixture(params=["fake", "sql"])
+async def keys(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Callable[[], Any], Any]]:
+    """A unit-of-work factory and a user id it knows."""
+    if request.param == "fake":
+        yield request.getfixturevalue("fake_identity_uow"), uuid.uuid4()
+        return
+    dsn = request.getfixturevalue("postgres_dsn")
+    await asyncio.to_thread(upgrade, dsn)
+    engine = make_engine(dsn)
+    factory = make_session_factory(engine)
+
+    def uow() -> SqlIdentityUnitOfWork:
+        return SqlIdentityUnitOfWork(factory)
+
+    admin_key = "itk_idempotency-admin"
+    await ensure_bootstrap_admin(uow(), "admin", admin_key)
+    async with uow() as unit:
+        admin = await unit.users.by_key_hash(hash_api_key(admin_key))
+    user, _ = await create_user(uow(), admin, f"user-{uuid.uuid4().hex[:8]}", is_admin=False)
+    try:
+        yield uow, user.id
+    finally:
+        await engine.dispose()
+
+
+async def _claim(uow: Callable[[], Any], user: uuid.UUID, key: str, fp: str, now: datetime) -> bool:
+    async with uow() as unit:
+        claimed = await unit.idempotency.claim(user, key, fp, now, now + DAY, now + LOCK)
+        await unit.commit()
+    return bool(claimed)
+
+
+async def test_a_key_is_claimed_once_answered_and_then_read(keys) -> None:
+    uow, user = keys
+    assert await _claim(uow, user, "k1", "body-a", NOW)
+    assert not await _claim(uow, user, "k1", "body-a", NOW)
+    async with uow() as unit:
+        record = await unit.idempotency.get(user, "k1", NOW)
+    assert (record.fingerprint, record.answer) == ("body-a", None)  # being answered
+    answer = Answer(201, {"content-type": "application/json"}, b'{"id": 1}')
+    async with uow() as unit:
+        await unit.idempotency.complete(user, "k1", "body-a", answer)
+        await unit.idempotency.release(user, "k1", "body-a")  # an answered key stays
+        await unit.commit()
+    async with uow() as unit:
+        assert (await unit.idempotency.get(user, "k1", NOW)).answer == answer
+
+
+async def test_a_released_key_can_be_claimed_again(keys) -> None:
+    uow, user = keys
+    assert await _claim(uow, user, "k2", "body-a", NOW)
+    async with uow() as unit:
+        await unit.idempotency.release(user, "k2", "another-body")  # not its request
+        await unit.commit()
+    assert not await _claim(uow, user, "k2", "body-a", NOW)
+    async with uow() as unit:
+        await unit.idempotency.release(user, "k2", "body-a")
+        await unit.commit()
+    assert await _claim(uow, user, "k2", "body-b", NOW)
+
+
+async def test_an_abandoned_key_is_taken_over_by_its_own_request_only(keys) -> None:
+    uow, user = keys
+    assert await _claim(uow, user, "k3", "body-a", NOW)
+    later = NOW + LOCK + timedelta(seconds=1)  # its replica died while answering
+    assert not await _claim(uow, user, "k3", "body-b", later)
+    assert await _claim(uow, user, "k3", "body-a", later)
+
+
+async def test_keys_expire_and_are_removed(keys) -> None:
+    uow, user = keys
+    assert await _claim(uow, user, "k4", "body-a", NOW)
+    async with uow() as unit:
+        await unit.idempotency.complete(user, "k4", "body-a", Answer(201, {}, b"{}"))
+        await unit.commit()
+    after = NOW + DAY
+    async with uow() as unit:
+        assert await unit.idempotency.get(user, "k4", after) is None
+    assert await _claim(uow, user, "k4", "body-b", after)  # a new request, a day later
+    async with uow() as unit:
+        removed = await unit.idempotency.remove_expired(after + DAY, 1000)
+        await unit.commit()
+    assert removed >= 1
+    async with uow() as unit:
+        assert await unit.idempotency.get(user, "k4", after) is None
+
+
+# --- over HTTP ---------------------------------------------------------------------------
+
+
+def _key(value: str = "") -> dict[str, str]:
+    return {"Idempotency-Key": value or f"key-{uuid.uuid4()}"}
+
+
+async def test_the_same_key_and_body_replay_the_first_answer(gateway) -> None:
+    ada = gateway.people["ada"]
+    gateway.services.answers[streams.RPC_PROMPTS_CREATE] = _prompt(ada.id, "a pear")
+    headers = {**gateway.auth("ada"), **_key()}
+    first = await gateway.client.post("/api/v1/prompts", json={"text": "a pear"}, headers=headers)
+    assert first.status_code == 201
+    gateway.services.answers[streams.RPC_PROMPTS_CREATE] = _prompt(ada.id, "another")
+    # Same JSON, other spacing and key order: the same request.
+    again = await gateway.client.post(
+        "/api/v1/prompts",
+        content=b'{ "text" :  "a pear" }',
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert again.headers["content-type"] == first.headers["content-type"]
+    assert len(gateway.services.calls) == 1  # done once
+
+
+async def test_another_body_with_the_same_key_is_a_422(gateway) -> None:
+    ada = gateway.people["ada"]
+    gateway.services.answers[streams.RPC_PROMPTS_CREATE] = _prompt(ada.id, "a pear")
+    headers = {**gateway.auth("ada"), **_key()}
+    assert (
+        await gateway.client.post("/api/v1/prompts", json={"text": "a pear"}, headers=headers)
+    ).status_code == 201
+    other = await gateway.client.post("/api/v1/prompts", json={"text": "a fig"}, headers=headers)
+    assert other.status_code == 422
+    assert "Idempotency-Key" in other.json()["detail"]
+    # Nor may it be reused on another operation.
+    url = f"/api/v1/prompts/{uuid.uuid4()}/imagine"
+    assert (await gateway.client.post(url, headers=headers)).status_code == 422
+    assert len(gateway.services.calls) == 1
+
+
+async def test_a_key_whose_first_request_is_still_answered_is_a_409(gateway) -> None:
+    ada = gateway.people["ada"]
+    started, release = asyncio.Event(), asyncio.Event()
+    answers = gateway.services
+
+    class Slow:
+        async def call(self, subject, request, result_type, *, timeout=None):
+            started.set()
+            await release.wait()
+            return await answers.call(subject, request, result_type, timeout=timeout)
+
+    answers.answers[streams.RPC_PROMPTS_CREATE] = _prompt(ada.id, "a pear")
+    gateway.state["context"] = replace(gateway.state["context"], rpc=Slow())
+    headers = {**gateway.auth("ada"), **_key()}
+    first = asyncio.create_task(
+        gateway.client.post("/api/v1/prompts", json={"text": "a pear"}, headers=headers)
+    )
+    await asyncio.wait_for(started.wait(), 5)
+    meanwhile = await gateway.client.post(
+        "/api/v1/prompts", json={"text": "a pear"}, headers=headers
+    )
+    assert meanwhile.status_code == 409
+    assert meanwhile.headers["retry-after"] == "1"
+    release.set()
+    assert (await first).status_code == 201
+    replay = await gateway.client.post("/api/v1/prompts", json={"text": "a pear"}, headers=headers)
+    assert replay.json() == (await first).json()
+
+
+async def test_a_failed_request_gives_its_key_back(gateway) -> None:
+    url = f"/api/v1/prompts/{uuid.uuid4()}/imagine"
+    headers = {**gateway.auth("ada"), **_key()}
+    gateway.services.answers[streams.RPC_PROMPTS_PREPARE_GENERATION] = NotFound("No prompt.")
+    assert (await gateway.client.post(url, headers=headers)).status_code == 404
+    assert (await gateway.client.post(url, headers=headers)).status_code == 404
+    assert len(gateway.services.calls) == 2  # asked again, not replayed
+
+
+async def test_another_users_key_is_their_own(gateway) -> None:
+    ada = gateway.people["ada"]
+    key = _key("shared-looking-key")
+    gateway.services.answers[streams.RPC_PROMPTS_CREATE] = _prompt(ada.id, "ada's pear")
+    mine = await gateway.client.post(
+        "/api/v1/prompts", json={"text": "a pear"}, headers={**gateway.auth("ada"), **key}
+    )
+    bob = User(id=uuid.uuid4(), name="bob", is_admin=False, created_at=datetime.now(UTC))
+    await gateway.users.add(bob, hash_api_key("itk_bob-key"))
+    gateway.keys["bob"] = "itk_bob-key"
+    gateway.services.answers[streams.RPC_PROMPTS_CREATE] = _prompt(bob.id, "bob's pear")
+    theirs = await gateway.client.post(
+        "/api/v1/prompts", json={"text": "a pear"}, headers={**gateway.auth("bob"), **key}
+    )
+    assert theirs.status_code == 201
+    assert theirs.json()["owner_id"] == str(bob.id)
+    assert theirs.json()["id"] != mine.json()["id"]
+    assert len(gateway.services.calls) == 2
+
+
+@pytest.mark.parametrize("value", ["", "a key with spaces", "\u00e9t\u00e9", "k" * 256])
+async def test_a_malformed_key_is_a_422(gateway, value) -> None:
+    headers = {**gateway.auth("ada"), "Idempotency-Key": value.encode()}
+    response = await gateway.client.post("/api/v1/prompts", json={"text": "x"}, headers=headers)
+    assert response.status_code == 422
+    assert not gateway.services.calls
