@@ -63,7 +63,7 @@ class IdempotentRoute(APIRoute):
         async def answer_once(request: Request) -> Response:
             key = request.headers.get("idempotency-key")
             caller = getattr(request.state, "caller", None)
-            if key is None or caller is None or len(key) > KEY_MAX_LENGTH or not _KEY.match(key):
+            if key is None or caller is None or len(key) > KEY_MAX_LENGTH or not _KEY.fullmatch(key):
                 return await answer(request)  # no key, or the header's check answers 422
             requests = _context(request).idempotency
             fingerprint = _fingerprint(request.method, request.url.path, await request.body())
