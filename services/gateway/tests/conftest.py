@@ -369,6 +369,32 @@ class Gateway:
         return {"Authorization": f"Bearer {self.keys[name]}"}
 
 
+def prompt_answer(owner_id: uuid.UUID, text: str = "a pear", **fields: Any) -> dict[str, Any]:
+    """A prompt as the prompts service answers it (`fields` replace its values)."""
+    now = datetime.now(UTC).isoformat()
+    return {
+        "id": str(uuid.uuid4()),
+        "owner_id": str(owner_id),
+        "chat_id": None,
+        "text": text,
+        "title": None,
+        "status": "new",
+        "generation_state": "idle",
+        "active_tasks": 0,
+        "completed_tasks": 0,
+        "failed_tasks": 0,
+        "findings": [],
+        "created_at": now,
+        "updated_at": now,
+        **fields,
+    }
+
+
+@pytest.fixture
+def make_prompt() -> Callable[..., dict[str, Any]]:
+    return prompt_answer
+
+
 @pytest.fixture
 def fake_identity_uow() -> Callable[[], FakeIdentityUoW]:
     """A factory of fake identity units of work sharing one store."""

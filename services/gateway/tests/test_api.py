@@ -4,31 +4,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime
 
 from imagetron_contracts import streams
 from imagetron_platform.errors import Conflict, NotFound, ServiceTimeout, ServiceUnavailable
 from imagetron_platform.events_tokens import issue_events_token, verify_events_token
-
-
-def _prompt(owner_id, **overrides):
-    now = datetime.now(UTC).isoformat()
-    return {
-        "id": str(uuid.uuid4()),
-        "owner_id": str(owner_id),
-        "chat_id": None,
-        "text": "a pear",
-        "title": None,
-        "status": "new",
-        "generation_state": "idle",
-        "active_tasks": 0,
-        "completed_tasks": 0,
-        "failed_tasks": 0,
-        "findings": [],
-        "created_at": now,
-        "updated_at": now,
-        **overrides,
-    }
 
 
 async def test_requests_without_a_valid_key_are_401_problems(gateway):
@@ -45,9 +24,9 @@ async def test_requests_without_a_valid_key_are_401_problems(gateway):
     assert gateway.services.calls == []
 
 
-async def test_the_owner_comes_from_the_key_not_from_the_request(gateway):
+async def test_the_owner_comes_from_the_key_not_from_the_request(gateway, make_prompt):
     ada = gateway.people["ada"]
-    gateway.services.answers[streams.RPC_PROMPTS_CREATE] = _prompt(ada.id)
+    gateway.services.answers[streams.RPC_PROMPTS_CREATE] = make_prompt(ada.id)
     response = await gateway.client.post(
         "/api/v1/prompts",
         json={"text": "a pear"},

@@ -28,25 +28,6 @@ DAY = timedelta(days=1)
 LOCK = timedelta(minutes=5)
 
 
-def _prompt(owner_id: uuid.UUID, text: str) -> dict[str, Any]:
-    now = datetime.now(UTC).isoformat()
-    return {
-        "id": str(uuid.uuid4()),
-        "owner_id": str(owner_id),
-        "chat_id": None,
-        "text": text,
-        "title": None,
-        "status": "new",
-        "generation_state": "idle",
-        "active_tasks": 0,
-        "completed_tasks": 0,
-        "failed_tasks": 0,
-        "findings": [],
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
 # --- the repository: the fake and PostgreSQL keep the same rules ----------------------
 
 
@@ -144,13 +125,13 @@ def _key(value: str = "") -> dict[str, str]:
     return {"Idempotency-Key": value or f"key-{uuid.uuid4()}"}
 
 
-async def test_the_same_key_and_body_replay_the_first_answer(gateway) -> None:
+async def test_the_same_key_and_body_replay_the_first_answer(gateway, make_prompt) -> None:
     ada = gateway.people["ada"]
-    gateway.services.answers[streams.RPC_PROMPTS_CREATE] = _prompt(ada.id, "a pear")
+    gateway.services.answers[streams.RPC_PROMPTS_CREATE] = make_prompt(ada.id, "a pear")
     headers = {**gateway.auth("ada"), **_key()}
     first = await gateway.client.post("/api/v1/prompts", json={"text": "a pear"}, headers=headers)
     assert first.status_code == 201
-    gateway.services.answers[streams.RPC_PROMPTS_CREATE] = _prompt(ada.id, "another")
+    gateway.services.answers[streams.RPC_PROMPTS_CREATE] = make_prompt(ada.id, "another")
     # Same JSON, other spacing and key order: the same request.
     again = await gateway.client.post(
         "/api/v1/prompts",
@@ -162,9 +143,9 @@ async def test_the_same_key_and_body_replay_the_first_answer(gateway) -> None:
     assert len(gateway.services.calls) == 1  # done once
 
 
-async def test_another_body_with_the_same_key_is_a_422(gateway) -> None:
+async def test_another_body_with_the_same_key_is_a_422(gateway, make_prompt) -> None:
     ada = gateway.people["ada"]
-    gateway.services.answers[streams.RPC_PROMPTS_CREATE] = _prompt(ada.id, "a pear")
+    gateway.services.answers[streams.RPC_PROMPTS_CREATE] = make_prompt(ada.id, "a pear")
     headers = {**gateway.auth("ada"), **_key()}
     assert (
         await gateway.client.post("/api/v1/prompts", json={"text": "a pear"}, headers=headers)
@@ -178,7 +159,7 @@ async def test_another_body_with_the_same_key_is_a_422(gateway) -> None:
     assert len(gateway.services.calls) == 1
 
 
-async def test_a_key_whose_first_request_is_still_answered_is_a_409(gateway) -> None:
+async def test_a_key_whose_first_request_is_still_answered_is_a_409(gateway, make_prompt) -> None:
     ada = gateway.people["ada"]
     started, release = asyncio.Event(), asyncio.Event()
     answers = gateway.services
@@ -189,7 +170,7 @@ async def test_a_key_whose_first_request_is_still_answered_is_a_409(gateway) -> 
             await release.wait()
             return await answers.call(subject, request, result_type, timeout=timeout)
 
-    answers.answers[streams.RPC_PROMPTS_CREATE] = _prompt(ada.id, "a pear")
+    answers.answers[streams.RPC_PROMPTS_CREATE] = make_prompt(ada.id, "a pear")
     gateway.state["context"] = replace(gateway.state["context"], rpc=Slow())
     headers = {**gateway.auth("ada"), **_key()}
     first = asyncio.create_task(
@@ -216,17 +197,17 @@ async def test_a_failed_request_gives_its_key_back(gateway) -> None:
     assert len(gateway.services.calls) == 2  # asked again, not replayed
 
 
-async def test_another_users_key_is_their_own(gateway) -> None:
+async def test_another_users_key_is_their_own(gateway, make_prompt) -> None:
     ada = gateway.people["ada"]
     key = _key("shared-looking-key")
-    gateway.services.answers[streams.RPC_PROMPTS_CREATE] = _prompt(ada.id, "ada's pear")
+    gateway.services.answers[streams.RPC_PROMPTS_CREATE] = make_prompt(ada.id, "ada's pear")
     mine = await gateway.client.post(
         "/api/v1/prompts", json={"text": "a pear"}, headers={**gateway.auth("ada"), **key}
     )
     bob = User(id=uuid.uuid4(), name="bob", is_admin=False, created_at=datetime.now(UTC))
     await gateway.users.add(bob, hash_api_key("itk_bob-key"))
     gateway.keys["bob"] = "itk_bob-key"
-    gateway.services.answers[streams.RPC_PROMPTS_CREATE] = _prompt(bob.id, "bob's pear")
+    gateway.services.answers[streams.RPC_PROMPTS_CREATE] = make_prompt(bob.id, "bob's pear")
     theirs = await gateway.client.post(
         "/api/v1/prompts", json={"text": "a pear"}, headers={**gateway.auth("bob"), **key}
     )

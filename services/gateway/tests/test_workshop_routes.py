@@ -23,25 +23,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _prompt(owner_id, **overrides):
-    return {
-        "id": str(uuid.uuid4()),
-        "owner_id": str(owner_id),
-        "chat_id": None,
-        "text": "a pear --ar 1:1",
-        "title": "Pear",
-        "status": "new",
-        "generation_state": "idle",
-        "active_tasks": 0,
-        "completed_tasks": 0,
-        "failed_tasks": 0,
-        "findings": [],
-        "created_at": _now(),
-        "updated_at": _now(),
-        **overrides,
-    }
-
-
 def _chat(owner_id, chat_id=None):
     chat_id = chat_id or uuid.uuid4()
     return {
@@ -88,7 +69,7 @@ def _summary(owner_id):
     return chat
 
 
-async def test_llm_backed_calls_wait_longer_and_the_others_do_not(gateway):
+async def test_llm_backed_calls_wait_longer_and_the_others_do_not(gateway, make_prompt):
     ada = gateway.people["ada"]
     answers = gateway.services.answers
     chat_id, prompt_id = uuid.uuid4(), uuid.uuid4()
@@ -98,7 +79,7 @@ async def test_llm_backed_calls_wait_longer_and_the_others_do_not(gateway):
     answers[streams.RPC_PROMPTS_CHATS_LIST] = {"items": [_summary(ada.id)], "next_cursor": None}
     answers[streams.RPC_PROMPTS_CHATS_DELETE] = _summary(ada.id)
     answers[streams.RPC_PROMPTS_GENERATE] = {
-        "prompts": [_prompt(ada.id)],
+        "prompts": [make_prompt(ada.id)],
         "usage": {
             "model": "m",
             "prompt_tokens": 1,
@@ -107,10 +88,10 @@ async def test_llm_backed_calls_wait_longer_and_the_others_do_not(gateway):
             "attempts": 1,
         },
     }
-    answers[streams.RPC_PROMPTS_RETITLE] = _prompt(ada.id)
-    answers[streams.RPC_PROMPTS_UPDATE] = _prompt(ada.id)
-    answers[streams.RPC_PROMPTS_SET_STATUS] = _prompt(ada.id, status="approved")
-    answers[streams.RPC_PROMPTS_DELETE] = _prompt(ada.id)
+    answers[streams.RPC_PROMPTS_RETITLE] = make_prompt(ada.id)
+    answers[streams.RPC_PROMPTS_UPDATE] = make_prompt(ada.id)
+    answers[streams.RPC_PROMPTS_SET_STATUS] = make_prompt(ada.id, status="approved")
+    answers[streams.RPC_PROMPTS_DELETE] = make_prompt(ada.id)
     answers[streams.RPC_PROMPTS_LIST] = {"items": [], "next_cursor": None}
     auth = gateway.auth("ada")
     client = gateway.client
@@ -188,8 +169,8 @@ async def test_list_forwards_the_filters(gateway):
         ({"text": "t", "title": None}, "t", None, True),
     ],
 )
-async def test_patch_is_a_merge_patch(gateway, body, text, title, clear):
-    gateway.services.answers[streams.RPC_PROMPTS_UPDATE] = _prompt(gateway.people["ada"].id)
+async def test_patch_is_a_merge_patch(gateway, make_prompt, body, text, title, clear):
+    gateway.services.answers[streams.RPC_PROMPTS_UPDATE] = make_prompt(gateway.people["ada"].id)
     response = await gateway.client.patch(
         f"/api/v1/prompts/{uuid.uuid4()}", json=body, headers=gateway.auth("ada")
     )
