@@ -14,7 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from imagetron.stack import EmbeddedStack
-from imagetron.testing import serving
+from imagetron.testing import gateway_replica_settings, serving
 from imagetron_gateway.bootstrap import create_app as create_gateway
 from imagetron_gateway.settings import GatewaySettings
 from imagetron_notifier.bootstrap import create_app as create_notifier
@@ -27,22 +27,17 @@ STREAMS = 120
 
 
 def _gateway(stack: EmbeddedStack, notifier_url: str, **overrides: object) -> GatewaySettings:
-    return GatewaySettings(
-        database_url=stack.infra.postgres.dsn,
-        nats_url=stack.infra.nats.url,
-        notifier_url=notifier_url,
-        events_token_secret=SecretStr(stack.secrets.events_token_secret),
-        webhook_secret=SecretStr(stack.secrets.webhook_secret),
-        webhook_token_key=SecretStr(stack.secrets.webhook_token_key),
-        rate_limit_per_key=10_000,
-        log_json=False,
-        **overrides,  # type: ignore[arg-type]
+    return gateway_replica_settings(
+        stack, notifier_url=notifier_url, rate_limit_per_key=10_000, **overrides
     )
 
 
 def _notifier(stack: EmbeddedStack, max_connections: int) -> NotifierSettings:
+    nats = stack.nats_settings("notifier")
     return NotifierSettings(
-        nats_url=stack.infra.nats.url,
+        nats_url=nats.nats_url,
+        nats_user=nats.nats_user,
+        nats_password=nats.nats_password,
         events_token_secret=SecretStr(stack.secrets.events_token_secret),
         max_connections=max_connections,
         log_json=False,
