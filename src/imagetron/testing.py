@@ -67,7 +67,14 @@ async def serving(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
     try:
         while not server.started:
             if task.done():
-                task.result()  # re-raises the start-up error
+                # uvicorn answers a failed start-up (lifespan error, port taken) with
+                # SystemExit: say so as a plain error, not as the end of the test session.
+                try:
+                    task.result()
+                except SystemExit as exited:
+                    raise RuntimeError(
+                        f"uvicorn exited during start-up (code {exited.code}); see the log"
+                    ) from None
                 raise RuntimeError("uvicorn exited during start-up")
             await asyncio.sleep(0.02)
         yield f"http://{LOCALHOST}:{port}"

@@ -118,14 +118,18 @@ class ProxiedStream(StreamingResponse):
 
 
 async def until_set(ended: asyncio.Event, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """`chunks` until they end or `ended` is set (at once, even while waiting for one)."""
+    """`chunks` until they end or `ended` is set (at once, even while waiting for one).
+
+    However it ends (the browser left while a chunk was awaited, too), the pending read is
+    cancelled: left alone it would fail once the upstream is closed, an exception nobody
+    retrieves."""
     waiting = asyncio.ensure_future(ended.wait())
+    chunk: asyncio.Future[bytes] | None = None
     try:
         while True:
             chunk = asyncio.ensure_future(anext(chunks))
             await asyncio.wait({chunk, waiting}, return_when=asyncio.FIRST_COMPLETED)
             if not chunk.done():
-                chunk.cancel()
                 return
             try:
                 data = chunk.result()
@@ -134,3 +138,5 @@ async def until_set(ended: asyncio.Event, chunks: AsyncIterator[bytes]) -> Async
             yield data
     finally:
         waiting.cancel()
+        if chunk is not None:
+            chunk.cancel()
