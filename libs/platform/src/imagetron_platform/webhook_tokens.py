@@ -12,6 +12,7 @@ import base64
 import functools
 import hashlib
 import hmac
+from urllib.parse import urlencode
 from uuid import UUID
 
 
@@ -21,6 +22,13 @@ from uuid import UUID
 def webhook_token(key: str, provider: str, task_id: UUID) -> str:
     digest = hmac.new(key.encode(), f"{provider}:{task_id}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def webhook_url(base_url: str, key: str, provider: str, task_id: UUID) -> str:
+    """The callback URL a provider is given for one task: the gateway's public
+    `/webhooks/<provider>/<task id>` with the task's token."""
+    query = urlencode({"token": webhook_token(key, provider, task_id)})
+    return f"{base_url.rstrip('/')}/webhooks/{provider}/{task_id}?{query}"
 
 
 def verify_webhook_token(key: str, provider: str, task_id: UUID, token: str | None) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
@@ -28,7 +28,7 @@ from imagetron_images.app.ports import (
     ProviderUnavailable,
 )
 from imagetron_images.domain import Capability, ProviderRequest, ProviderStatus, ProviderUpdate
-from imagetron_platform.webhook_tokens import webhook_token
+from imagetron_platform.webhook_tokens import webhook_url
 
 log = logging.getLogger(__name__)
 
@@ -129,9 +129,8 @@ class GoApiProvider:
         return CAPABILITIES
 
     def callback_url(self, request: ProviderRequest) -> str:
-        token = webhook_token(self._webhook_token_key, PROVIDER, request.task_id)
-        return f"{self._webhook_base_url}/webhooks/{PROVIDER}/{request.task_id}?" + urlencode(
-            {"token": token}
+        return webhook_url(
+            self._webhook_base_url, self._webhook_token_key, PROVIDER, request.task_id
         )
 
     async def submit(self, request: ProviderRequest) -> str:

@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -40,7 +40,7 @@ from imagetron_images.app.ports import (
     ProviderUnavailable,
 )
 from imagetron_images.domain import Capability, ProviderRequest, ProviderStatus, ProviderUpdate
-from imagetron_platform.webhook_tokens import webhook_token
+from imagetron_platform.webhook_tokens import webhook_url
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +146,9 @@ class MidjourneyProxyProvider:
         return self._capabilities
 
     def callback_url(self, request: ProviderRequest) -> str:
-        token = webhook_token(self._webhook_token_key, PROVIDER, request.task_id)
-        query = urlencode({"token": token})
-        return f"{self._webhook_base_url}/webhooks/{PROVIDER}/{request.task_id}?{query}"
+        return webhook_url(
+            self._webhook_base_url, self._webhook_token_key, PROVIDER, request.task_id
+        )
 
     async def submit(self, request: ProviderRequest) -> str:
         common = {"notifyHook": self.callback_url(request), "state": str(request.task_id)}

@@ -22,7 +22,7 @@ import logging
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -35,7 +35,7 @@ from imagetron_images.app.ports import (
     ProviderUnavailable,
 )
 from imagetron_images.domain import Capability, ProviderRequest, ProviderStatus, ProviderUpdate
-from imagetron_platform.webhook_tokens import webhook_token
+from imagetron_platform.webhook_tokens import webhook_url
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +108,9 @@ class ReplicateProvider:
         return CAPABILITIES
 
     def callback_url(self, request: ProviderRequest) -> str:
-        token = webhook_token(self._webhook_token_key, PROVIDER, request.task_id)
-        query = urlencode({"token": token})
-        return f"{self._webhook_base_url}/webhooks/{PROVIDER}/{request.task_id}?{query}"
+        return webhook_url(
+            self._webhook_base_url, self._webhook_token_key, PROVIDER, request.task_id
+        )
 
     async def submit(self, request: ProviderRequest) -> str:
         if request.command is not TaskCommand.imagine:
