@@ -14,7 +14,7 @@ import typer
 
 from imagetron.client.commands import register as register_client_commands
 from imagetron.servers import ServerError
-from imagetron.stack import EmbeddedStack, StackPorts
+from imagetron.stack_ports import StackPorts
 from imagetron.supervisor import Supervisor, format_status, read_status
 
 app = typer.Typer(
@@ -98,6 +98,10 @@ def up(
     signal.signal(signal.SIGTERM, on_signal)
 
     typer.echo(f"Starting Imagetron in {data_dir.absolute()} …")
+    # The stack (and through it every service's settings) only when one starts: the other
+    # commands start in a fraction of a second.
+    from imagetron.stack import EmbeddedStack
+
     try:
         stack = EmbeddedStack(
             data_dir, ports, admin_api_key=os.environ.get("IMAGETRON_BOOTSTRAP_API_KEY")

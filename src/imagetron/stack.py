@@ -18,7 +18,7 @@ import os
 import secrets
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -30,8 +30,8 @@ from imagetron.servers import (
     InfraStack,
     ManagedProcess,
     ensure_port_free,
-    free_ports,
 )
+from imagetron.stack_ports import StackPorts
 from imagetron_gateway.domain.identity import new_api_key
 from imagetron_platform import nats_access
 from imagetron_platform.messaging import nats_connect_options
@@ -41,31 +41,6 @@ from imagetron_platform.settings import NatsSettings
 log = logging.getLogger(__name__)
 
 SANDBOX_GOAPI_KEY = "sandbox-goapi-key"
-
-
-@dataclass(frozen=True)
-class StackPorts:
-    gateway: int = 8080
-    prompts: int = 8081
-    images: int = 8082
-    notifier: int = 8083
-    publisher: int = 8084
-    sandbox: int = 8090
-    sandbox_sftp: int = 8091
-    postgres: int = 15432
-    nats: int = 14222
-    nats_monitor: int = 18222
-    s3: int = 18333
-
-    @classmethod
-    def free(cls) -> StackPorts:
-        """Distinct free ports for every server (tests, or several stacks side by side)."""
-        return cls(*free_ports(len(fields(cls))))
-
-    def check_free(self) -> None:
-        """Fail before starting anything, naming the port and the option that moves it."""
-        for name, port in asdict(self).items():
-            ensure_port_free(port, name, option=f"--{name.replace('_', '-')}-port")
 
 
 #: The embedded stack's own NATS user, allowed everything: for its operator and the tests.

@@ -1,0 +1,33 @@
+"""The embedded stack's ports: a module of its own, so that commands which only need the
+defaults (`imagetron --help`, `imagetron status`) start without importing the stack."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from imagetron.servers.ports import ensure_port_free, free_ports
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    gateway: int = 8080
+    prompts: int = 8081
+    images: int = 8082
+    notifier: int = 8083
+    publisher: int = 8084
+    sandbox: int = 8090
+    sandbox_sftp: int = 8091
+    postgres: int = 15432
+    nats: int = 14222
+    nats_monitor: int = 18222
+    s3: int = 18333
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        """Distinct free ports for every server (tests, or several stacks side by side)."""
+        return cls(*free_ports(len(fields(cls))))
+
+    def check_free(self) -> None:
+        """Fail before starting anything, naming the port and the option that moves it."""
+        for name, port in asdict(self).items():
+            ensure_port_free(port, name, option=f"--{name.replace('_', '-')}-port")
