@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ import nats
 import pytest
 from httpx_sse import aconnect_sse
 from pydantic import SecretStr
+from starlette.requests import Request
 
 from imagetron.servers import free_port
 from imagetron.testing import serving
@@ -403,3 +405,31 @@ async def test_idle_connections_get_heartbeat_comments(nats_url, js):
 
             await asyncio.wait_for(count(), 5)
     assert beats == 3
+
+
+async def test_an_open_stream_holds_no_request_and_has_the_platform_headers(nats_url, js):
+    """Thousands of streams stay open for hours: each is served after FastAPI's routing has
+    returned, so none keeps the routing's request, dependencies and frames alive; it is
+    still served inside the platform's middleware (request id, security headers)."""
+    owner = uuid.uuid4()
+    token, _ = issue_events_token(SECRET, owner, 60)
+    request_id = str(uuid.uuid4())
+    app = create_app(_settings(nats_url, heartbeat_seconds=0.1))
+    async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=None) as client:
+        headers = {"Authorization": f"Bearer {token}", "X-Request-ID": request_id}
+        async with client.stream("GET", "/events", headers=headers) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            assert response.headers["x-request-id"] == request_id
+            assert response.headers["x-content-type-options"] == "nosniff"
+            lines = response.aiter_lines()
+            while await asyncio.wait_for(anext(lines), 5) != ": heartbeat":
+                pass  # streaming: the first frames and a heartbeat have been sent
+            gc.collect()
+            held = [
+                obj
+                for obj in gc.get_objects()
+                if isinstance(obj, Request)
+                and (b"x-request-id", request_id.encode()) in obj.scope.get("headers", [])
+            ]
+            assert held == []

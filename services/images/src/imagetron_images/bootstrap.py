@@ -155,6 +155,7 @@ def consumer_settings(settings: ImagesSettings) -> ConsumerSettings:
         callbacks=Redelivery(max_deliver=10, ack_wait_seconds=ack_wait),
         persist_in_flight=settings.persist_in_flight,
         persist_batch=settings.persist_concurrency,
+        callback_concurrency=settings.callback_concurrency,
     )
 
 

@@ -86,6 +86,13 @@ class ImagesSettings(DatabaseSettings):
     # Persist jobs taken from the queue at once, most of them waiting for a slot: enough
     # that other owners' jobs are taken while one owner's wait (each waits cheaply).
     persist_in_flight: int = Field(default=32, ge=1, le=256)
+    # Provider callbacks applied at once. Each is one transaction on its task's row (locked
+    # for update, so two callbacks of one task still apply one after the other, and the
+    # domain drops what arrives late); a completion no longer waits behind a queue of other
+    # tasks' progress reports.
+    callback_concurrency: int = Field(default=8, ge=1, le=64)
+    # Callbacks, persistence jobs, the outbox relay and the loops each hold a connection.
+    database_pool_size: int = Field(default=16, ge=1)
     # How long JetStream waits for a sign of life from a job's consumer (its ack, or an
     # in-progress report, sent every third of it) before it redelivers the job: the work of
     # a process that died resumes after this long.

@@ -314,3 +314,43 @@ async def test_durable_consumers_redeliver_a_finite_number_of_times(
     assert info.config.filter_subject == subject
     assert info.config.ack_policy == AckPolicy.EXPLICIT
     assert info.config.max_deliver == max_deliver
+
+
+async def test_a_task_busy_elsewhere_does_not_hold_up_other_tasks_callbacks(
+    stack: Any, wait_for: Any
+) -> None:
+    """Callbacks are applied side by side: while one task's row is locked (another
+    transition of that task under way), another task's completion still lands at once;
+    the first applies when its row is free."""
+    owner = uuid4()
+    busy, other = await imagine(stack, owner), await imagine(stack, owner)
+
+    def final_callback(task_id: UUID) -> Any:
+        async def check() -> dict[str, Any] | None:
+            done = [b for b in stack.gateway.bodies(task_id) if b["data"]["status"] == "completed"]
+            return done[-1] if done else None
+
+        return check
+
+    def completed(task_id: UUID) -> Any:
+        async def check() -> bool:
+            task = await get_task(stack, owner, task_id)
+            return task.status is TaskStatus.completed
+
+        return check
+
+    bodies = {t.id: await wait_for(final_callback(t.id)) for t in (busy, other)}
+    engine = create_async_engine(stack.settings.database_url)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(
+                text("SELECT id FROM images.tasks WHERE id = :id FOR UPDATE"), {"id": busy.id}
+            )
+            await stack.deliver(busy.id, bodies[busy.id], f"busy-{busy.id}")
+            await stack.deliver(other.id, bodies[other.id], f"other-{other.id}")
+            await wait_for(completed(other.id), within=10)
+            assert (await get_task(stack, owner, busy.id)).status is not TaskStatus.completed
+            await conn.rollback()
+        await wait_for(completed(busy.id), within=10)
+    finally:
+        await engine.dispose()

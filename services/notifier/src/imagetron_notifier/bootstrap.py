@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from faststream.nats import NatsBroker
+from starlette.middleware import Middleware
 
 from imagetron_notifier.adapters.jetstream_feed import JetStreamFeed, LiveHub
 from imagetron_notifier.adapters.revoked_keys import RevokedKeys
@@ -56,4 +57,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         title="Imagetron notifier", state=state, metrics_access=settings.metrics_access(public=True)
     )
     app.include_router(sse.router)
+    # Innermost (appended, not added on top): streams are served inside the platform's
+    # metrics, correlation ids and security headers, outside the routing.
+    app.user_middleware.append(Middleware(sse.StreamsOutsideTheRoute))
     return app

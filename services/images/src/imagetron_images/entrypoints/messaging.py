@@ -71,6 +71,7 @@ class ConsumerSettings:
     #: for one (their owner or host is at its limit) others' jobs are still taken.
     persist_in_flight: int = 1
     persist_batch: int = 1
+    callback_concurrency: int = 1
 
 
 #: The gateway's requests and the handlers that answer them (dependencies by name).
@@ -159,9 +160,10 @@ def _subscribe_callbacks(
         f"webhooks.{provider}",
         stream=jstream(WEBHOOKS_STREAM),
         durable=callbacks.callback_consumer(provider),
-        pull_sub=PullSub(),
+        pull_sub=PullSub(batch_size=consumers.callback_concurrency),
         config=consumers.callbacks.consumer_config(),
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        max_workers=consumers.callback_concurrency,
         title=f"images_apply_webhooks_{provider}",
     )
     async def apply_callback(callback: ProviderCallback, msg: JetStreamMessage) -> None:

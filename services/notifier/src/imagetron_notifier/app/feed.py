@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -78,7 +78,7 @@ def sse_frame(
 
 
 class EventFeed(Protocol):
-    def follow(self, owner_id: UUID, after_seq: int | None) -> AsyncIterator[FeedItem]:
+    def follow(self, owner_id: UUID, after_seq: int | None) -> AsyncGenerator[FeedItem, None]:
         """The owner's events after `after_seq` (None: only new ones), then live, in order,
         each once, with a Heartbeat now and then while nothing happens."""
         ...

@@ -6,14 +6,18 @@ connections per process, per-connection encoding is what would cost."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Annotated, TypedDict
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from imagetron_notifier.adapters.jetstream_feed import LiveHub
 from imagetron_notifier.adapters.revoked_keys import RevokedKeys
@@ -81,27 +85,85 @@ async def stream_events(
     request: Request,
     claims: Annotated[EventsClaims, Depends(subscriber)],
     wanted: Annotated[StreamRequest, Depends(stream_request)],
-) -> StreamingResponse:
-    settings: NotifierSettings = request.state.settings
-    feed: EventFeed = request.state.feed
-    revoked: RevokedKeys = request.state.revoked
-    owner_id = claims.owner_id
-    only = EventFilter(types=wanted.type_set, task_id=wanted.task_id, prompt_id=wanted.prompt_id)
+) -> Response:
     after = wanted.after
     if after is not None:
         REPLAYS.labels("resumed").inc()
+    return HandOff(
+        EventStream(
+            settings=request.state.settings,
+            feed=request.state.feed,
+            revoked=request.state.revoked,
+            claims=claims,
+            only=EventFilter(
+                types=wanted.type_set, task_id=wanted.task_id, prompt_id=wanted.prompt_id
+            ),
+            after=after,
+        )
+    )
 
-    async def frames() -> AsyncIterator[bytes]:
+
+HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+@dataclass(frozen=True)
+class EventStream:
+    """One caller's stream, from the first frame until the browser leaves (or its key is
+    revoked, or the process stops)."""
+
+    settings: NotifierSettings
+    feed: EventFeed
+    revoked: RevokedKeys
+    claims: EventsClaims
+    only: EventFilter
+    after: int | None
+
+    async def serve(self, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
         OPEN_CONNECTIONS.inc()
+        # The server tells of a browser that left only through `receive`: one task waits
+        # for it and cancels this one, which is the only place the cancellation ends.
+        streaming = asyncio.current_task()
+        assert streaming is not None
+
+        ended = False
+
+        def end_stream(_: object) -> None:
+            if not ended:
+                streaming.cancel()
+
+        left = asyncio.ensure_future(_disconnected(receive))
+        left.add_done_callback(end_stream)
         try:
-            yield sse_frame(comment="connected", retry_ms=settings.client_retry_ms)
-            async for item in feed.follow(owner_id, after):
+            async with contextlib.aclosing(self._frames()) as frames:
+                async for frame in frames:
+                    await send({"type": "http.response.body", "body": frame, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not left.done() or left.cancelled() or streaming.cancelling() > 1:
+                raise  # not (only) the browser leaving: the process is stopping
+            streaming.uncancel()
+        finally:
+            ended = True
+            left.remove_done_callback(end_stream)
+            left.cancel()
+            OPEN_CONNECTIONS.dec()
+
+    async def _frames(self) -> AsyncGenerator[bytes, None]:
+        key_id = self.claims.key_id
+        yield sse_frame(comment="connected", retry_ms=self.settings.client_retry_ms)
+        async with contextlib.aclosing(self.feed.follow(self.claims.owner_id, self.after)) as items:
+            async for item in items:
                 # Checked at every event and heartbeat: a revoked key's stream ends within
                 # `heartbeat_seconds`.
-                if claims.key_id is not None and claims.key_id in revoked:
+                if key_id is not None and key_id in self.revoked:
                     return
                 if isinstance(item, FeedEvent):
-                    if not only.matches(item):
+                    if not self.only.matches(item):
                         continue
                     if item.occurred_at is not None:
                         DELIVERY_LAG.observe(max(0.0, time.time() - item.occurred_at))
@@ -122,11 +184,40 @@ async def stream_events(
                     )
                 else:
                     yield HEARTBEAT_FRAME
-        finally:
-            OPEN_CONNECTIONS.dec()
 
-    return StreamingResponse(
-        frames(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+#: Where the route leaves the stream for `StreamsOutsideTheRoute` to serve.
+HANDOFF = "imagetron.event_stream"
+
+
+class HandOff(Response):
+    """The route's answer when the caller may stream: the stream itself, for the
+    middleware to serve once FastAPI's routing, dependencies and exception handling have
+    returned. Held for hours by thousands of connections, their frames (about half of each
+    connection's memory, measured) would be kept for nothing."""
+
+    def __init__(self, stream: EventStream) -> None:
+        super().__init__()
+        self.stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[HANDOFF] = self.stream
+
+
+class StreamsOutsideTheRoute:
+    """The innermost middleware: serves a stream the route handed off, after the routing
+    has returned (inside the platform's metrics, correlation and security headers)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+        stream: EventStream | None = scope.pop(HANDOFF, None)
+        if stream is not None:
+            await stream.serve(receive, send)
