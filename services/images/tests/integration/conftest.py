@@ -163,6 +163,9 @@ async def stack(
             download_allow_hosts=[sandbox_url.removeprefix("http://")],
             outbox_poll_seconds=0.2,
             persist_max_deliveries=3,
+            # The prompts stand-in shares two loaded cores with the whole suite: its answers
+            # are not what these tests time.
+            rpc_timeout_seconds=20.0,
             **_on_the_sandbox(stack_settings, sandbox_url),
         )
         app = create_app(settings)
