@@ -1,7 +1,7 @@
 # Two commands on a fresh machine (Python 3.11 is all it needs):
 #   make up     run Imagetron (embedded: no Docker, no accounts)
 #   make test   lint, type-check and run every test against real servers
-.PHONY: up test lint contracts bootstrap
+.PHONY: up test lint contracts bootstrap bench
 
 UV_VERSION := 0.13.9
 UV := python3 -m uv
@@ -27,3 +27,8 @@ contracts: bootstrap
 # included (pyproject.toml: [tool.coverage]).
 test: lint
 	$(UV) run pytest --cov --cov-report=term:skip-covered
+
+# Every benchmark in bench/ against the embedded stack, one table (docs/benchmarks.md reads
+# it); several minutes and both cores: run it on a machine that is otherwise quiet.
+bench: bootstrap
+	$(UV) run python bench/run.py --out artifacts/bench.md

@@ -23,11 +23,13 @@ import math
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
 import nats
 import psutil
+from common import Figure
 from PIL import Image, ImageFilter
 
 from imagetron.stack import EmbeddedStack, StackPorts
@@ -35,6 +37,7 @@ from imagetron_contracts.models.images import Image as ImageModel
 from imagetron_contracts.models.images import ImageEvent, ImageKind
 from imagetron_platform.objects import minio_client
 
+NAME = "publish"
 VARIANTS = 4
 
 
@@ -57,19 +60,19 @@ async def announce(stack: EmbeddedStack, owner: uuid.UUID, count: int, mp: float
         region=infra.region,
     )  # fmt: skip
     keys: list[tuple[str, int, int, int]] = []
-    for seed in range(VARIANTS):
+    for seed in range(min(count, VARIANTS)):
         data = original(mp, seed)
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
         key = f"{owner}/bench/original-{seed}.png"
         await asyncio.to_thread(s3.put_object, "imagetron", key, io.BytesIO(data), len(data))
         keys.append((key, width, height, len(data)))
-    nc = await nats.connect(stack.infra.nats.url)
+    nc = await nats.connect(**stack.nats_connect_options())
     js = nc.jetstream()
     ids = []
     now = datetime.now(UTC)
     for i in range(count):
-        key, width, height, size = keys[i % VARIANTS]
+        key, width, height, size = keys[i % len(keys)]
         image_id = uuid.uuid4()
         event = ImageEvent(
             id=uuid.uuid4(), type="image.persisted", occurred_at=now, owner_id=owner,
@@ -143,23 +146,61 @@ def main(sizes: list[int], megapixels: float) -> None:
         asyncio.run(run(stack, sizes, megapixels))
 
 
-async def run(stack: EmbeddedStack, sizes: list[int], megapixels: float) -> None:
+@dataclass(frozen=True)
+class Size:
+    batch: int = 50
+    megapixels: float = 5.0
+
+
+SMALL = Size(batch=2, megapixels=4.1)  # Adobe Stock takes 4 MP and more
+
+
+async def _publishing_user(stack: EmbeddedStack) -> tuple[dict[str, str], uuid.UUID]:
     admin = {"Authorization": f"Bearer {stack.admin_api_key}"}
     async with httpx.AsyncClient(base_url=stack.gateway_url, headers=admin) as c:
-        user = (await c.post("/api/v1/users", json={"name": "bench"})).json()
-    headers = {"Authorization": f"Bearer {user['api_key']}"}
-    owner = uuid.UUID(user["user"]["id"])
+        name = f"bench-{uuid.uuid4().hex[:6]}"
+        user = (await c.post("/api/v1/users", json={"name": name})).json()
+    return {"Authorization": f"Bearer {user['api_key']}"}, uuid.UUID(user["user"]["id"])
+
+
+async def _prepared(
+    stack: EmbeddedStack, client: httpx.AsyncClient, owner: uuid.UUID, count: int, mp: float
+) -> list[str]:
+    """The publisher's account at the agency, and `count` stored images it knows of."""
+    account = await client.put(
+        "/api/v1/publications/accounts/adobe_stock",
+        json={"username": "bench", "password": "sandbox"},
+    )
+    assert account.status_code == 200, account.text
+    image_ids = await announce(stack, owner, count, mp)
+    while (
+        await client.get("/api/v1/publications/readiness", params={"image_id": image_ids[-1]})
+    ).status_code != 200:
+        await asyncio.sleep(0.2)
+    return image_ids
+
+
+async def figures(stack: EmbeddedStack, size: Size) -> list[Figure]:
+    """One batch of `size.batch` images of `size.megapixels`, as figures for `make bench`."""
+    headers, owner = await _publishing_user(stack)
     async with httpx.AsyncClient(base_url=stack.gateway_url, headers=headers, timeout=60) as client:
-        account = await client.put(
-            "/api/v1/publications/accounts/adobe_stock",
-            json={"username": "bench", "password": "sandbox"},
-        )
-        assert account.status_code == 200, account.text
-        image_ids = await announce(stack, owner, sum(sizes), megapixels)
-        while (
-            await client.get("/api/v1/publications/readiness", params={"image_id": image_ids[-1]})
-        ).status_code != 200:
-            await asyncio.sleep(0.2)
+        image_ids = await _prepared(stack, client, owner, size.batch, size.megapixels)
+        pid = stack.apps["publisher"].pid
+        assert pid is not None
+        elapsed, total, peak = await publish(client, image_ids, pid)
+    note = f"{size.batch} images of {size.megapixels:g} MP PNG, {total / 1e6:.1f} MB uploaded"
+    return [
+        Figure(NAME, "images prepared and uploaded by SFTP", size.batch / elapsed * 60,
+               "/min", better="higher", note=note),
+        Figure(NAME, "upload throughput", total / elapsed / 1e6, "MB/s", better="higher"),
+        Figure(NAME, "publisher peak RSS", peak / 1.048576, "MiB"),
+    ]  # fmt: skip
+
+
+async def run(stack: EmbeddedStack, sizes: list[int], megapixels: float) -> None:
+    headers, owner = await _publishing_user(stack)
+    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=headers, timeout=60) as client:
+        image_ids = await _prepared(stack, client, owner, sum(sizes), megapixels)
         pid = stack.apps["publisher"].pid
         assert pid is not None
         idle = psutil.Process(pid).memory_info().rss / 1e6

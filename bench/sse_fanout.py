@@ -1,69 +1,107 @@
-"""How many browsers one notifier process holds, and how fast events reach them.
+"""How many browsers one notifier holds, how fast events reach them, and the same through
+the gateway (the embedded stack's only origin).
 
-    uv run python bench/sse_fanout.py --clients 5000 --owners 500 --events-per-owner 20
+    uv run python bench/sse_fanout.py [--clients 10000] [--owners 1000] [--rate 200]
 
-Starts a real NATS server and one notifier process (`python -m imagetron_notifier`) on
-127.0.0.1, opens N SSE connections (raw sockets, so the client side stays cheap), publishes
-events to the EVENTS stream at a steady rate while all are connected, and prints: connect
-success, deliveries, delivery latency p50/p99/max from publish to client, and the notifier's
-peak RSS. Bounded: it stops after the events are delivered or --timeout seconds.
+Direct: a real NATS server and one notifier process (`python -m imagetron_notifier`) on
+127.0.0.1. Through the gateway: the embedded stack, one user (with an API key) per owner.
+Either way it opens N SSE connections (raw sockets, so the client side stays cheap; `tabs`
+per owner), publishes events to the EVENTS stream at a steady rate while all are connected,
+and measures: connections accepted (and refused, with how fast the refusal came), deliveries,
+the delay from publish to client (p50/p99), and the resident memory of the notifier (and the
+gateway). Bounded: it stops after the events are delivered or `--timeout` seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import nats
-import psutil
+from common import (
+    Figure,
+    at_least,
+    at_most,
+    bench_stack,
+    machine,
+    pct,
+    ratio_at_most,
+    rss_mib,
+    table,
+)
 
 from imagetron.servers import LOCALHOST, NatsServer, free_port
+from imagetron.stack import EmbeddedStack
 from imagetron_contracts.streams import EVENTS_STREAM
 from imagetron_platform.events_tokens import issue_events_token
 from imagetron_platform.messaging import provision_streams
 
+NAME = "SSE fan-out"
 SECRET = "bench-secret"
+
+
+@dataclass(frozen=True)
+class Size:
+    clients: int = 10_000
+    owners: int = 1_000
+    events_per_owner: int = 10
+    rate: float = 200.0
+    timeout: float = 180.0
+    #: After the last connection, before publishing: the hub registers the last ones.
+    settle: float = 1.0
+
+
+SMALL = Size(clients=100, owners=10, events_per_owner=3, rate=100.0, timeout=30.0, settle=0.2)
 
 
 @dataclass
 class Results:
     connected: int = 0
     refused: int = 0
+    refusals: dict[int, int] = field(default_factory=dict)
+    refusal_seconds: list[float] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     delivered: int = 0
 
 
-async def client(port: int, owner: uuid.UUID, results: Results, expected: int) -> None:
-    token, _ = issue_events_token(SECRET, owner, 3600)
+async def client(port: int, path: str, auth: str, results: Results, expected: int) -> None:
+    """One browser tab: connects, then reads `expected` events (each carries when it was
+    published)."""
+    started = time.perf_counter()
     try:
         reader, writer = await asyncio.open_connection(LOCALHOST, port, limit=1 << 20)
     except OSError:
         results.refused += 1
         return
-    writer.write(
-        f"GET /events?token={token} HTTP/1.1\r\nHost: {LOCALHOST}\r\n"
-        "Accept: text/event-stream\r\n\r\n".encode()
-    )
-    status = await reader.readline()
-    if b" 200 " not in status:
-        results.refused += 1
-        writer.close()
-        return
-    while (await reader.readline()) not in (b"\r\n", b""):
-        pass
-    results.connected += 1
-    got = 0
     try:
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: {LOCALHOST}\r\n{auth}"
+            "Accept: text/event-stream\r\n\r\n".encode()
+        )
+        status_line = await reader.readline()
+        status = int(status_line.split()[1]) if status_line else 0
+        if status != 200:
+            results.refused += 1
+            results.refusals[status] = results.refusals.get(status, 0) + 1
+            results.refusal_seconds.append(time.perf_counter() - started)
+            return
+        while (await reader.readline()) not in (b"\r\n", b""):
+            pass
+        results.connected += 1
+        got = 0
         while got < expected:
             line = await reader.readline()
             if not line:
@@ -73,65 +111,64 @@ async def client(port: int, owner: uuid.UUID, results: Results, expected: int) -
                 results.latencies.append(time.time() - sent)
                 results.delivered += 1
                 got += 1
+    except (OSError, ValueError, IndexError):
+        return
     finally:
         writer.close()
 
 
-async def run(args: argparse.Namespace) -> None:
-    root = Path(tempfile.mkdtemp(prefix="imagetron-bench-"))
-    nats_server = NatsServer(root / "nats").start()
-    port = free_port()
-    env = {
-        **os.environ,
-        "IMAGETRON_NATS_URL": nats_server.url,
-        "IMAGETRON_HTTP_PORT": str(port),
-        "IMAGETRON_EVENTS_TOKEN_SECRET": SECRET,
-        "IMAGETRON_MAX_CONNECTIONS": str(args.clients * 2),
-        "IMAGETRON_LOG_LEVEL": "WARNING",
-    }
-    notifier = subprocess.Popen(
-        [sys.executable, "-m", "imagetron_notifier"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(root / "notifier.log", "wb"),  # noqa: SIM115
-    )
-    proc = psutil.Process(notifier.pid)
-    peak_rss = 0
-    nc = await nats.connect(nats_server.url)
+@dataclass(frozen=True)
+class Target:
+    """Where the tabs connect: a port, the path, and each owner's credential header."""
+
+    port: int
+    path: str
+    headers: dict[uuid.UUID, str]
+    #: Processes whose memory is reported (name → pid).
+    processes: dict[str, int]
+
+
+async def fan_out(
+    connect: dict[str, Any], target: Target, size: Size
+) -> tuple[Results, dict[str, float], float, float]:
+    """Connect every tab, publish, collect. Returns the results, peak RSS per process
+    (MiB), the connect time and the publish rate achieved."""
+    owners = list(target.headers)
+    per_owner = size.clients // len(owners)
+    results = Results()
+    peaks: dict[str, float] = {name: 0.0 for name in target.processes}
+
+    def measure_memory() -> None:
+        for name, pid in target.processes.items():
+            peaks[name] = max(peaks[name], rss_mib(pid) or 0.0)
+
+    nc = await nats.connect(**connect)
     js = nc.jetstream()
+    tasks: list[asyncio.Task[None]] = []
     try:
-        await provision_streams(js)
-        for _ in range(200):
-            try:
-                _, w = await asyncio.open_connection(LOCALHOST, port)
-                w.close()
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
-        owners = [uuid.uuid4() for _ in range(args.owners)]
-        per_owner_clients = args.clients // args.owners
-        expected = args.events_per_owner
-        results = Results()
-        tasks = []
-        start = time.perf_counter()
-        for i in range(args.clients):
-            owner = owners[i % args.owners]
-            tasks.append(asyncio.create_task(client(port, owner, results, expected)))
+        started = time.perf_counter()
+        expected = size.events_per_owner
+        for i in range(per_owner * len(owners)):
+            owner = owners[i % len(owners)]
+            tasks.append(
+                asyncio.create_task(
+                    client(target.port, target.path, target.headers[owner], results, expected)
+                )
+            )
             if i % 200 == 199:
                 await asyncio.sleep(0.05)  # don't overrun the listen backlog
-        while results.connected + results.refused < args.clients:
-            peak_rss = max(peak_rss, proc.memory_info().rss)
-            if time.perf_counter() - start > args.timeout:
+        while results.connected + results.refused < len(tasks):
+            measure_memory()
+            if time.perf_counter() - started > size.timeout:
                 break
             await asyncio.sleep(0.1)
-        connect_seconds = time.perf_counter() - start
-        await asyncio.sleep(1.0)  # let the last connections register with the hub
-        rss_connected = proc.memory_info().rss
-
-        interval = 1.0 / args.rate
+        connect_seconds = time.perf_counter() - started
+        await asyncio.sleep(size.settle)  # the last connections register with the hub
+        measure_memory()
+        interval = 1.0 / size.rate
         publish_start = time.perf_counter()
         published = 0
-        for n in range(expected):
+        for n in range(size.events_per_owner):
             for owner in owners:
                 body = json.dumps(
                     {
@@ -147,49 +184,55 @@ async def run(args: argparse.Namespace) -> None:
                     f"events.images.{owner}.task.progress", body, stream=EVENTS_STREAM.name
                 )
                 published += 1
-                target = publish_start + published * interval
-                delay = target - time.perf_counter()
+                delay = publish_start + published * interval - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 if published % 100 == 0:
-                    peak_rss = max(peak_rss, proc.memory_info().rss)
-        publish_seconds = time.perf_counter() - publish_start
-        deadline = time.perf_counter() + args.timeout
-        while results.delivered < per_owner_clients * args.owners * expected:
-            peak_rss = max(peak_rss, proc.memory_info().rss)
+                    measure_memory()
+        publish_rate = published / (time.perf_counter() - publish_start)
+        deadline = time.perf_counter() + size.timeout
+        while results.delivered < results.connected * size.events_per_owner:
+            measure_memory()
             if time.perf_counter() > deadline:
                 break
             await asyncio.sleep(0.1)
+    finally:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-        lat = sorted(results.latencies)
-
-        def pct(p: float) -> float:
-            return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
-
-        wanted = per_owner_clients * args.owners * expected
-        print(f"clients: {args.clients} ({args.owners} owners x {per_owner_clients} tabs)")
-        print(
-            f"connected: {results.connected}/{args.clients} in {connect_seconds:.1f}s "
-            f"(refused {results.refused})"
-        )
-        print(
-            f"published: {published} events in {publish_seconds:.1f}s "
-            f"({published / publish_seconds:.0f}/s)"
-        )
-        print(f"delivered: {results.delivered}/{wanted}")
-        print(
-            f"latency publish->client: p50 {pct(0.50):.1f} ms, p99 {pct(0.99):.1f} ms, "
-            f"max {pct(1.0):.1f} ms, mean {statistics.fmean(lat) * 1000 if lat else 0:.1f} ms"
-        )
-        print(
-            f"notifier RSS: {rss_connected / 2**20:.0f} MiB with all connected, "
-            f"peak {peak_rss / 2**20:.0f} MiB"
-        )
-    finally:
         await nc.close()
+    return results, peaks, connect_seconds, publish_rate
+
+
+@contextlib.contextmanager
+def notifier_alone(root: Path, max_connections: int) -> Iterator[tuple[str, int, int]]:
+    """A NATS server and one notifier process; yields (NATS URL, port, pid)."""
+    nats_server = NatsServer(root / "nats").start()
+    port = free_port()
+    env = {
+        **os.environ,
+        "IMAGETRON_NATS_URL": nats_server.url,
+        "IMAGETRON_HTTP_PORT": str(port),
+        "IMAGETRON_EVENTS_TOKEN_SECRET": SECRET,
+        "IMAGETRON_MAX_CONNECTIONS": str(max_connections),
+        "IMAGETRON_LOG_LEVEL": "WARNING",
+    }
+    with open(root / "notifier.log", "wb") as log:
+        notifier = subprocess.Popen(
+            [sys.executable, "-m", "imagetron_notifier"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        asyncio.run(_provision(nats_server.url))
+        deadline = time.monotonic() + 30
+        while not _answers(port):
+            if notifier.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the notifier did not start; see {root / 'notifier.log'}")
+            time.sleep(0.05)
+        yield nats_server.url, port, notifier.pid
+    finally:
         notifier.terminate()
         try:
             notifier.wait(15)
@@ -198,22 +241,170 @@ async def run(args: argparse.Namespace) -> None:
         nats_server.stop()
 
 
+async def _provision(url: str) -> None:
+    nc = await nats.connect(url)
+    try:
+        await provision_streams(nc.jetstream())
+    finally:
+        await nc.close()
+
+
+def _answers(port: int) -> bool:
+    try:
+        with httpx.Client(timeout=1) as c:
+            return c.get(f"http://{LOCALHOST}:{port}/readyz").status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _figures(
+    where: str, size: Size, results: Results, publish_rate: float
+) -> tuple[list[Figure], float | None]:
+    p99 = pct(results.latencies, 0.99)
+    p99_ms = None if p99 is None else p99 * 1000
+    refused = ""
+    if results.refused:
+        fastest = pct(results.refusal_seconds, 0.99)
+        refused = f", {results.refused} refused {results.refusals}" + (
+            f" within {fastest * 1000:.0f} ms" if fastest is not None else ""
+        )
+    wanted = results.connected * size.events_per_owner
+    note = (
+        f"{size.clients // size.owners} tabs x {size.owners} owners{refused}; "
+        f"{results.delivered}/{wanted} events delivered at {publish_rate:.0f}/s"
+    )
+    figures = [
+        Figure(
+            NAME,
+            f"clients connected, {where}",
+            results.connected,
+            "",
+            better="higher",
+            target=f"{size.clients:,}",
+            check=at_least(size.clients),
+            note=note,
+        )
+    ]
+    return figures, p99_ms
+
+
+async def direct(nats_url: str, port: int, pid: int, size: Size) -> list[Figure]:
+    owners = [uuid.uuid4() for _ in range(size.owners)]
+    headers = {
+        owner: f"Authorization: Bearer {issue_events_token(SECRET, owner, 3600)[0]}\r\n"
+        for owner in owners
+    }
+    target = Target(port, "/events", headers, {"notifier": pid})
+    results, peaks, _, publish_rate = await fan_out({"servers": nats_url}, target, size)
+    figures, p99 = _figures("one notifier", size, results, publish_rate)
+    figures += [
+        Figure(
+            NAME,
+            f"delivery p99, one notifier ({size.rate:.0f} events/s)",
+            p99,
+            "ms",
+            target="≤ 250 ms",
+            check=at_most(250),
+            note=f"p50 {_ms(pct(results.latencies, 0.5))}",
+        ),
+        Figure(
+            NAME,
+            "notifier RSS, all connected",
+            peaks["notifier"],
+            "MiB",
+            target="≤ 300 MiB",
+            check=at_most(300),
+        ),
+    ]
+    return figures
+
+
+def _ms(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
+async def through_gateway(
+    stack: EmbeddedStack, size: Size, direct_p99: float | None
+) -> list[Figure]:
+    """The same through the embedded stack's gateway: one user per owner."""
+    admin = {"Authorization": f"Bearer {stack.admin_api_key}"}
+    headers: dict[uuid.UUID, str] = {}
+    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=admin, timeout=30) as api:
+        semaphore = asyncio.Semaphore(16)
+
+        async def user(i: int) -> None:
+            async with semaphore:
+                made = (await api.post("/api/v1/users", json={"name": f"fan-{i}"})).json()
+            headers[uuid.UUID(made["user"]["id"])] = f"Authorization: Bearer {made['api_key']}\r\n"
+
+        await asyncio.gather(*(user(i) for i in range(size.owners)))
+    processes = {
+        name: pid for name in ("notifier", "gateway") if (pid := stack.apps[name].pid) is not None
+    }
+    target = Target(stack.ports.gateway, "/api/v1/events", headers, processes)
+    results, peaks, _, publish_rate = await fan_out(stack.nats_connect_options(), target, size)
+    figures, p99 = _figures("through the gateway", size, results, publish_rate)
+    figures += [
+        Figure(
+            NAME,
+            "delivery p99, through the gateway",
+            p99,
+            "ms",
+            target="≤ 2 x direct",
+            check=ratio_at_most(2.0),
+            reference=direct_p99,
+            reference_name="one notifier, direct",
+            note=f"p50 {_ms(pct(results.latencies, 0.5))}",
+        ),
+        Figure(
+            NAME,
+            "gateway RSS, all connected",
+            peaks.get("gateway"),
+            "MiB",
+            note=f"notifier {peaks.get('notifier', 0):.0f} MiB",
+        ),
+    ]
+    return figures
+
+
+def run_direct(size: Size) -> list[Figure]:
+    with (
+        tempfile.TemporaryDirectory(prefix="imagetron-bench-") as root,
+        notifier_alone(Path(root), size.clients * 2) as (url, port, pid),
+    ):
+        return asyncio.run(asyncio.wait_for(direct(url, port, pid, size), size.timeout * 3))
+
+
+def direct_p99(figures: list[Figure]) -> float | None:
+    return next((f.value for f in figures if f.name.startswith("delivery p99, one")), None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=5000)
-    parser.add_argument("--owners", type=int, default=500)
-    parser.add_argument("--events-per-owner", type=int, default=10)
-    parser.add_argument("--rate", type=float, default=500.0, help="events published per second")
-    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--clients", type=int, default=Size.clients)
+    parser.add_argument("--owners", type=int, default=Size.owners)
+    parser.add_argument("--events-per-owner", type=int, default=Size.events_per_owner)
+    parser.add_argument("--rate", type=float, default=Size.rate, help="events per second")
+    parser.add_argument("--timeout", type=float, default=Size.timeout)
+    parser.add_argument("--direct-only", action="store_true")
     args = parser.parse_args()
+    size = Size(args.clients, args.owners, args.events_per_owner, args.rate, args.timeout)
+    figures = run_direct(size)
+    if not args.direct_only:
+        with (
+            tempfile.TemporaryDirectory(prefix="imagetron-bench-") as root,
+            bench_stack(root) as stack,
+        ):
+            figures += asyncio.run(through_gateway(stack, size, direct_p99(figures)))
+    print(machine())
+    print(table(figures))
+
+
+if __name__ == "__main__":
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(run(args))
-
-
-if __name__ == "__main__":
     main()

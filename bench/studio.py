@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 import httpx
-from playwright.async_api import async_playwright
+from common import Figure
+from playwright.async_api import BrowserContext, Page, async_playwright
 
 from imagetron.testing import CHROMIUM_ARGS, chromium_or_reason
+
+NAME = "studio"
 
 # Counts frames slower than 50 ms (3 missed at 60 Hz) while the page scrolls to the bottom.
 SCROLL = """async (wanted) => {
@@ -82,43 +87,77 @@ async def ensure_images(url: str, key: str, wanted: int) -> None:
         print(f"{stored} images stored")
 
 
+@contextlib.asynccontextmanager
+async def signed_in(url: str, key: str) -> AsyncIterator[tuple[BrowserContext, Page]]:
+    """Chromium with the studio open and signed in with `key`."""
+    chromium, reason = chromium_or_reason()
+    if chromium is None:
+        raise SystemExit(reason)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 800})
+            page = await context.new_page()
+            await page.goto(url + "/")
+            await page.get_by_label("API key").fill(key)
+            await page.get_by_role("button", name="Sign in").click()
+            await page.locator("[data-live=live]").wait_for()
+            yield context, page
+        finally:
+            await browser.close()
+
+
+async def first_screens(
+    context: BrowserContext, page: Page, url: str
+) -> list[tuple[str, float, int]]:
+    """(cache, seconds until the first screen is interactive, requests it took): cold, then
+    warm twice."""
+    screens = []
+    for label in ("cold", "warm", "warm"):
+        if label == "cold":
+            cdp = await context.new_cdp_session(page)
+            await cdp.send("Network.clearBrowserCache")
+        requests: list[str] = []
+
+        def record(request: object, into: list[str] = requests) -> None:
+            into.append(str(request))
+
+        page.on("request", record)
+        started = time.perf_counter()
+        await page.goto(url + "/#/create")
+        await page.reload()
+        await page.get_by_role("button", name="Imagine").wait_for()
+        screens.append((label, time.perf_counter() - started, len(requests)))
+        page.remove_listener("request", record)
+    return screens
+
+
+async def figures(url: str, key: str) -> list[Figure]:
+    """The first screen, cold and warm, as figures for `make bench`."""
+    async with signed_in(url, key) as (context, page):
+        screens = await first_screens(context, page, url)
+    cold = screens[0]
+    warm = min(screens[1:], key=lambda s: s[1])
+    return [
+        Figure(NAME, "first screen interactive, cold cache", cold[1] * 1000, "ms",
+               note=f"{cold[2]} requests"),
+        Figure(NAME, "first screen interactive, warm cache", warm[1] * 1000, "ms",
+               note=f"{warm[2]} requests"),
+    ]  # fmt: skip
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--url", default="http://127.0.0.1:8080")
     parser.add_argument("--key", required=True)
     parser.add_argument("--images", type=int, default=0)
     options = parser.parse_args()
-    chromium, reason = chromium_or_reason()
-    if chromium is None:
-        raise SystemExit(reason)
     if options.images:
         await ensure_images(options.url, options.key, options.images)
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        context = await browser.new_context(viewport={"width": 1280, "height": 800})
-        page = await context.new_page()
-        await page.goto(options.url + "/")
-        await page.get_by_label("API key").fill(options.key)
-        await page.get_by_role("button", name="Sign in").click()
-        await page.locator("[data-live=live]").wait_for()
-        for label in ("cold", "warm", "warm"):
-            if label == "cold":
-                cdp = await context.new_cdp_session(page)
-                await cdp.send("Network.clearBrowserCache")
-            requests: list[str] = []
-
-            def record(request: object, into: list[str] = requests) -> None:
-                into.append(str(request))
-
-            page.on("request", record)
-            started = time.perf_counter()
-            await page.goto(options.url + "/#/create")
-            await page.reload()
-            await page.get_by_role("button", name="Imagine").wait_for()
-            ready = time.perf_counter() - started
-            page.remove_listener("request", record)
-            print(f"first screen interactive ({label} cache): {ready * 1000:.0f} ms, "
-                  f"{len(requests)} requests")  # fmt: skip
+    async with signed_in(options.url, options.key) as (context, page):
+        for label, seconds, requests in await first_screens(context, page, options.url):
+            print(f"first screen interactive ({label} cache): {seconds * 1000:.0f} ms, "
+                  f"{requests} requests")  # fmt: skip
         if options.images:
             started = time.perf_counter()
             await page.goto(options.url + "/#/gallery")
@@ -129,7 +168,6 @@ async def main() -> None:
             result = await page.evaluate(SCROLL, options.images)
             print(f"gallery: scrolled {result['tiles']} tiles in {result['seconds']:.1f} s, "
                   f"{result['frames']} frames, {result['slow']} slower than 50 ms")  # fmt: skip
-        await browser.close()
 
 
 if __name__ == "__main__":

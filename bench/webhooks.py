@@ -1,14 +1,16 @@
 """Provider webhooks: how many the gateway accepts per second (verified and stored in
 JetStream before the 2xx), and how long from a completion webhook to the browser's
-`task.completed` event.
+`task.completed` event while other webhooks keep arriving.
 
-    uv run python bench/webhooks.py --webhooks 5000 --concurrency 64 --tasks 20
+    uv run python bench/webhooks.py [--webhooks 6000] [--tasks 20] [--background-rate 200]
 
 Runs the whole embedded stack (real PostgreSQL, NATS, S3, sandbox and services) in a
 temporary directory on free ports. Part 1 posts signed GoAPI callbacks for random task ids
-(the images service acks them as unknown-task no-ops) as fast as `--concurrency` clients
-can. Part 2 creates real tasks whose sandbox webhooks are switched off, waits until the
-provider has finished each, then posts its completion webhook itself and times the
+(the images service acks them as unknown-task no-ops) over `--concurrency` keep-alive
+connections, alternating with the same requests to a bare FastAPI endpoint (the reference).
+Part 2 creates real tasks whose sandbox webhooks are switched off, waits until the provider
+has finished each, then, while progress webhooks for other tasks arrive at
+`--background-rate` per second, posts each completion webhook itself and times the
 `task.completed` event on the SSE stream.
 """
 
@@ -17,90 +19,134 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
+from common import (
+    Figure,
+    NatsReference,
+    at_most,
+    bare_fastapi,
+    bare_nats,
+    bench_stack,
+    both,
+    http_post,
+    machine,
+    pct,
+    post_load,
+    ratio_at_least,
+    table,
+)
 from httpx_sse import aconnect_sse
 
-from imagetron.stack import SANDBOX_GOAPI_KEY, EmbeddedStack, StackPorts
+from imagetron.stack import SANDBOX_GOAPI_KEY, EmbeddedStack
 from imagetron_platform.webhook_tokens import webhook_token
 
-
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+NAME = "webhooks"
 
 
-async def accept_rate(stack: EmbeddedStack, total: int, concurrency: int) -> None:
-    """Raw keep-alive HTTP/1.1 connections: an httpx client saturates a core well before
-    the gateway does (measured), which would make this a benchmark of the client."""
-    secret = stack.secrets.webhook_secret
-    key = stack.secrets.webhook_token_key
-    port = stack.ports.gateway
-    remaining = list(range(total))
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-
-    async def worker() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while remaining:
-                i = remaining.pop()
-                task_id = uuid.uuid4()
-                body = json.dumps(
-                    {
-                        "timestamp": int(time.time()),
-                        "data": {
-                            "task_id": f"bench-{i}",
-                            "status": "processing",
-                            "output": {"progress": i % 100},
-                        },
-                    }
-                ).encode()
-                token = webhook_token(key, "goapi", task_id)
-                started = time.perf_counter()
-                writer.write(
-                    f"POST /webhooks/goapi/{task_id}?token={token} HTTP/1.1\r\n"
-                    f"Host: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                    f"x-webhook-secret: {secret}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-                    + body
-                )
-                status = int((await reader.readline()).split()[1])
-                length = 0
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = line.decode().partition(":")
-                    if name.lower() == "content-length":
-                        length = int(value)
-                await reader.readexactly(length)
-                latencies.append(time.perf_counter() - started)
-                statuses[status] = statuses.get(status, 0) + 1
-        finally:
-            writer.close()
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - start
-    print(
-        f"webhooks accepted: {statuses.get(200, 0)}/{total} in {elapsed:.1f}s = "
-        f"{statuses.get(200, 0) / elapsed:.0f}/s with {concurrency} concurrent connections "
-        f"(statuses {statuses})"
-    )
-    print(
-        f"  accept latency: p50 {_pct(latencies, 0.5):.1f} ms, p99 {_pct(latencies, 0.99):.1f} ms"
-    )
+@dataclass(frozen=True)
+class Size:
+    webhooks: int = 6000
+    concurrency: int = 64
+    tasks: int = 20
+    background_tasks: int = 10
+    background_rate: float = 200.0
+    #: The background load runs this long before the first measured webhook.
+    warm_up: float = 1.0
 
 
-async def webhook_to_completed(stack: EmbeddedStack, tasks: int) -> None:
+SMALL = Size(
+    webhooks=400, concurrency=16, tasks=3, background_tasks=2, background_rate=50.0, warm_up=0.2
+)
+
+
+def _callback(stack: EmbeddedStack, task_id: uuid.UUID, data: dict[str, Any]) -> bytes:
+    token = webhook_token(stack.secrets.webhook_token_key, "goapi", task_id)
+    body = json.dumps({"timestamp": int(time.time()), "data": data}).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "x-webhook-secret": stack.secrets.webhook_secret,
+    }
+    return http_post(f"/webhooks/goapi/{task_id}?token={token}", headers, body)
+
+
+def _progress(stack: EmbeddedStack, i: int) -> bytes:
+    data = {"task_id": f"bench-{i}", "status": "processing", "output": {"progress": i % 100}}
+    return _callback(stack, uuid.uuid4(), data)
+
+
+async def accept(stack: EmbeddedStack, bare_port: int, size: Size) -> list[Figure]:
+    """Accepted webhooks per second and their latency, against the bare endpoint's, in
+    alternating rounds (the machine's load drifts)."""
+    requests = [_progress(stack, i) for i in range(size.webhooks)]
+    half = len(requests) // 2
+    gateway, bare = [], []
+    for part in (requests[:half], requests[half:]):
+        bare.append(await post_load(bare_port, part, size.concurrency))
+        gateway.append(await post_load(stack.ports.gateway, part, size.concurrency))
+    accepted = sum(r.ok() for r in gateway)
+    rate = accepted / sum(r.seconds for r in gateway)
+    bare_rate = sum(r.ok() for r in bare) / sum(r.seconds for r in bare)
+    latencies = [x for r in gateway for x in r.latencies]
+    bare_latencies = [x for r in bare for x in r.latencies]
+    refused = {s: n for r in gateway for s, n in r.statuses.items() if s != 200}
+    note = f"{accepted}/{len(requests)} accepted" + (f", answers {refused}" if refused else "")
+    p99, bare_p99 = pct(latencies, 0.99), pct(bare_latencies, 0.99)
+    return [
+        Figure(
+            NAME,
+            f"verified webhooks accepted, one gateway process, {size.concurrency} connections",
+            rate,
+            "/s",
+            better="higher",
+            target="≥ 0.35 x bare FastAPI",
+            check=ratio_at_least(0.35),
+            reference=bare_rate,
+            reference_name="bare FastAPI",
+            note=note,
+        ),
+        Figure(
+            NAME,
+            "accept latency p99",
+            None if p99 is None else p99 * 1000,
+            "ms",
+            target="≤ 50 ms",
+            check=at_most(50),
+            reference=None if bare_p99 is None else bare_p99 * 1000,
+            reference_name="bare FastAPI",
+        ),
+    ]
+
+
+async def _finished_at_provider(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, task: dict[str, Any]
+) -> dict[str, Any]:
+    """The provider's task once it has finished (its data, as a webhook would carry it)."""
+    while True:
+        current = (await api.get(f"/api/v1/tasks/{task['id']}")).json()
+        provider_id = current.get("provider_task_id")
+        if provider_id:
+            data: dict[str, Any] = (await sandbox.get(f"/api/v1/task/{provider_id}")).json()["data"]
+            if data["status"] == "completed":
+                return data
+        await asyncio.sleep(0.1)
+
+
+async def to_screen(stack: EmbeddedStack, size: Size, nats_ref: NatsReference) -> list[Figure]:
+    """Completion webhook → `task.completed` on the SSE stream, one at a time, while
+    progress webhooks for other tasks arrive at `background_rate`."""
     auth = {"Authorization": f"Bearer {stack.admin_api_key}"}
     completed_at: dict[str, float] = {}
     connected = asyncio.Event()
 
     async def listen(client: httpx.AsyncClient) -> None:
         async with aconnect_sse(
-            client, "GET", "/api/v1/events", params={"types": "task.completed"}
+            client, "GET", "/api/v1/events", params={"types": "task.completed"}, timeout=None
         ) as source:
             connected.set()
             async for sse in source.aiter_sse():
@@ -108,33 +154,47 @@ async def webhook_to_completed(stack: EmbeddedStack, tasks: int) -> None:
                     completed_at[json.loads(sse.data)["task"]["id"]] = time.perf_counter()
 
     async with (
-        httpx.AsyncClient(base_url=stack.gateway_url, headers=auth, timeout=None) as api,
+        httpx.AsyncClient(base_url=stack.gateway_url, headers=auth, timeout=30) as api,
         httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{stack.ports.sandbox}",
             headers={"x-api-key": SANDBOX_GOAPI_KEY},
+            timeout=30,
         ) as sandbox,
     ):
         listener = asyncio.create_task(listen(api))
-        await asyncio.wait_for(connected.wait(), 10)
+        await asyncio.wait_for(connected.wait(), 30)
         prompt = (
             await api.post(
                 "/api/v1/prompts", json={"text": "a lemon on blue tiles --sandbox-no-webhooks"}
             )
         ).json()
+        count = size.tasks + size.background_tasks
         created = [
-            (await api.post(f"/api/v1/prompts/{prompt['id']}/imagine")).json() for _ in range(tasks)
+            (await api.post(f"/api/v1/prompts/{prompt['id']}/imagine")).json() for _ in range(count)
         ]
+        finished = await asyncio.gather(*(_finished_at_provider(api, sandbox, t) for t in created))
+        measured = list(zip(created[: size.tasks], finished[: size.tasks], strict=True))
+        background = list(zip(created[size.tasks :], finished[size.tasks :], strict=True))
+
+        def progress(n: int) -> bytes:
+            task, data = background[n % len(background)]
+            report = {**data, "status": "processing", "output": {"task_progress": min(99, n)}}
+            return _callback(stack, uuid.UUID(task["id"]), report)
+
+        stop = asyncio.Event()
+        load = asyncio.create_task(
+            post_load(
+                stack.ports.gateway,
+                [progress(n) for n in range(int(size.background_rate * 600))],
+                8,
+                rate=size.background_rate,
+                stop=stop,
+            )
+        )
+        await asyncio.sleep(size.warm_up)  # the background load is under way
         sent_at: dict[str, float] = {}
         key, secret = stack.secrets.webhook_token_key, stack.secrets.webhook_secret
-        for task in created:
-            while True:  # wait until submitted and finished at the provider
-                current = (await api.get(f"/api/v1/tasks/{task['id']}")).json()
-                provider_id = current.get("provider_task_id")
-                if provider_id:
-                    data = (await sandbox.get(f"/api/v1/task/{provider_id}")).json()["data"]
-                    if data["status"] == "completed":
-                        break
-                await asyncio.sleep(0.2)
+        for task, data in measured:
             sent_at[task["id"]] = time.perf_counter()
             response = await api.post(
                 f"/webhooks/goapi/{task['id']}",
@@ -143,36 +203,72 @@ async def webhook_to_completed(stack: EmbeddedStack, tasks: int) -> None:
                 headers={"x-webhook-secret": secret},
             )
             response.raise_for_status()
-        deadline = time.perf_counter() + 60
-        while len(completed_at) < tasks and time.perf_counter() < deadline:
-            await asyncio.sleep(0.05)
+            deadline = time.perf_counter() + 10
+            while task["id"] not in completed_at and time.perf_counter() < deadline:
+                await asyncio.sleep(0.002)
+            await asyncio.sleep(0.1)
+        stop.set()
+        background_result = await load
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
-    delays = [completed_at[t] - sent_at[t] for t in sent_at if t in completed_at]
-    print(
-        f"webhook -> task.completed on SSE: {len(delays)}/{tasks} tasks, "
-        f"p50 {_pct(delays, 0.5):.1f} ms, p99 {_pct(delays, 0.99):.1f} ms, "
-        f"mean {statistics.fmean(delays) * 1000:.1f} ms"
-    )
+    delays = [(completed_at[t] - sent_at[t]) * 1000 for t in sent_at if t in completed_at]
+    sustained = background_result.rate
+    note = f"{len(delays)}/{len(sent_at)} seen, {sustained:.0f} other webhooks/s meanwhile"
+    p50, p99 = pct(delays, 0.5), pct(delays, 0.99)
+    # The floor: the path crosses JetStream twice (WEBHOOKS, EVENTS).
+    floor = (nats_ref.delivery_p50 * 2 * 1000, nats_ref.delivery_p99 * 2 * 1000)
+    return [
+        Figure(
+            NAME,
+            "webhook → task.completed on SSE, p50",
+            p50,
+            "ms",
+            target="≤ 20 ms at 200 webhooks/s",
+            check=both(at_most(20), lambda _: sustained >= 0.9 * size.background_rate),
+            reference=floor[0],
+            reference_name="2 bare JetStream hops",
+            note=note,
+        ),
+        Figure(
+            NAME,
+            "webhook → task.completed on SSE, p99",
+            p99,
+            "ms",
+            target="≤ 60 ms at 200 webhooks/s",
+            check=both(at_most(60), lambda _: sustained >= 0.9 * size.background_rate),
+            reference=floor[1],
+            reference_name="2 bare JetStream hops",
+        ),
+    ]
 
 
-async def main_async(stack: EmbeddedStack, args: argparse.Namespace) -> None:
-    await accept_rate(stack, args.webhooks, args.concurrency)
-    await webhook_to_completed(stack, args.tasks)
+async def run(
+    stack: EmbeddedStack, bare_port: int, nats_ref: NatsReference, size: Size
+) -> list[Figure]:
+    return [*await accept(stack, bare_port, size), *await to_screen(stack, size, nats_ref)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--webhooks", type=int, default=5000)
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--tasks", type=int, default=20)
+    parser.add_argument("--webhooks", type=int, default=Size.webhooks)
+    parser.add_argument("--concurrency", type=int, default=Size.concurrency)
+    parser.add_argument("--tasks", type=int, default=Size.tasks)
+    parser.add_argument("--background-rate", type=float, default=Size.background_rate)
     args = parser.parse_args()
-    # The stack starts and stops outside the event loop (it runs migrations with its own).
+    size = Size(args.webhooks, args.concurrency, args.tasks, background_rate=args.background_rate)
+
+    async def measure(stack: EmbeddedStack, bare_port: int) -> list[Figure]:
+        nats_ref = await bare_nats(stack.nats_connect_options(), 2000, size.concurrency, 100)
+        return await run(stack, bare_port, nats_ref, size)
+
     with (
         tempfile.TemporaryDirectory(prefix="imagetron-bench-") as root,
-        EmbeddedStack(root, StackPorts.free()) as stack,
+        bench_stack(root) as stack,
+        bare_fastapi() as bare_port,
     ):
-        asyncio.run(main_async(stack, args))
+        figures = asyncio.run(measure(stack, bare_port))
+    print(machine())
+    print(table(figures))
 
 
 if __name__ == "__main__":
