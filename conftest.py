@@ -17,14 +17,12 @@ every machine, so there is a single code path to maintain.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from imagetron.servers import InfraStack, S3Credentials
+from imagetron.testing import server_root
 
 # Test data need not survive a machine crash: skip fsyncs to speed up the database.
 _TEST_POSTGRES_SETTINGS = {
@@ -37,15 +35,13 @@ _TEST_POSTGRES_SETTINGS = {
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraStack]:
     """PostgreSQL + NATS + S3, started once per test session and stopped at its end."""
-    root = Path(tempfile.mkdtemp(prefix="imagetron-infra-"))
-    (tmp_path_factory.getbasetemp() / "infra").symlink_to(root, target_is_directory=True)
-    stack = InfraStack(root, postgres_settings=_TEST_POSTGRES_SETTINGS)
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    with server_root(tmp_path_factory, "infra") as root:
+        stack = InfraStack(root, postgres_settings=_TEST_POSTGRES_SETTINGS)
+        try:
+            stack.start()
+            yield stack
+        finally:
+            stack.stop()
 
 
 @pytest.fixture(scope="session")

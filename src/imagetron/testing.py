@@ -7,8 +7,10 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -22,8 +24,26 @@ EVENT_TIMEOUT = 60.0
 Event = tuple[int, str, dict[str, Any]]
 
 if TYPE_CHECKING:
+    import pytest
+
     from imagetron.stack import EmbeddedStack
     from imagetron_gateway.settings import GatewaySettings
+
+
+@contextlib.contextmanager
+def server_root(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """A directory for servers' data and logs, removed at the end, linked from pytest's
+    temporary directory as `name`.
+
+    Not inside that directory: PostgreSQL runs as an unprivileged user that must traverse to
+    its data, and every pytest session that starts takes the group and other bits off
+    `pytest-of-<user>`, which failed the start of a concurrent session's PostgreSQL."""
+    root = Path(tempfile.mkdtemp(prefix=f"imagetron-{name}-"))
+    (tmp_path_factory.getbasetemp() / name).symlink_to(root, target_is_directory=True)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def gateway_replica_settings(stack: EmbeddedStack, **overrides: Any) -> GatewaySettings:

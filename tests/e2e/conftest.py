@@ -10,20 +10,22 @@ import httpx
 import pytest
 
 from imagetron.stack import EmbeddedStack, StackPorts
-from imagetron.testing import EventLog, listen
+from imagetron.testing import EventLog, listen, server_root
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
-    root = tmp_path_factory.mktemp("imagetron")
     # Schemathesis (test_contract_fuzzing.py) sends thousands of requests with one key.
     unlimited = {
         "IMAGETRON_RATE_LIMIT_PER_KEY": "1000000",
         "IMAGETRON_RATE_LIMIT_PER_ADDRESS": "1000000",
     }
-    with EmbeddedStack(
-        root, StackPorts.free(), admin_api_key="itk_e2e-admin-key", extra_env=unlimited
-    ) as running:
+    with (
+        server_root(tmp_path_factory, "imagetron") as root,
+        EmbeddedStack(
+            root, StackPorts.free(), admin_api_key="itk_e2e-admin-key", extra_env=unlimited
+        ) as running,
+    ):
         yield running
 
 
