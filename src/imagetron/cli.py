@@ -65,6 +65,17 @@ def up(
     nats_port: Annotated[int, _port("NATS")] = _DEFAULT.nats,
     nats_monitor_port: Annotated[int, _port("NATS monitoring")] = _DEFAULT.nats_monitor,
     s3_port: Annotated[int, _port("the S3 server")] = _DEFAULT.s3,
+    cluster: Annotated[
+        bool,
+        typer.Option(
+            "--cluster",
+            help=(
+                "Run as a multi-node deployment would: NATS as a three-node JetStream "
+                "cluster (streams with three replicas) and two replicas of every service, "
+                "the gateways and notifiers behind a reverse proxy (Caddy) on their ports."
+            ),
+        ),
+    ] = False,
 ) -> None:
     """Start a complete Imagetron on this machine: no Docker, no accounts.
 
@@ -100,11 +111,14 @@ def up(
     typer.echo(f"Starting Imagetron in {data_dir.absolute()} …")
     # The stack (and through it every service's settings) only when one starts: the other
     # commands start in a fraction of a second.
-    from imagetron.stack import EmbeddedStack
+    from imagetron.stack import CLUSTER, ClusterShape, EmbeddedStack
 
     try:
         stack = EmbeddedStack(
-            data_dir, ports, admin_api_key=os.environ.get("IMAGETRON_BOOTSTRAP_API_KEY")
+            data_dir,
+            ports,
+            admin_api_key=os.environ.get("IMAGETRON_BOOTSTRAP_API_KEY"),
+            shape=CLUSTER if cluster else ClusterShape(),
         )
         stack.start()
     except ServerError as exc:

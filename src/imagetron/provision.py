@@ -3,7 +3,9 @@
 `imagetron up` does this for the embedded stack; the compose `migrate` service and the
 Kubernetes migrate Job run `python -m imagetron.provision` with the settings the services
 read: `IMAGETRON_DATABASE_URL`, `IMAGETRON_NATS_URL` and its own NATS user
-(`IMAGETRON_NATS_USER=provision`, `IMAGETRON_NATS_PASSWORD`, `IMAGETRON_NATS_CA_FILE`).
+(`IMAGETRON_NATS_USER=provision`, `IMAGETRON_NATS_PASSWORD`, `IMAGETRON_NATS_CA_FILE`), and
+`IMAGETRON_STREAM_REPLICAS`: how many servers of a NATS cluster keep each stream (3 on a
+three-node cluster, which then loses no message when one node dies; 1 on a single server).
 Both steps are idempotent (alembic upgrades serialise on an advisory lock; streams are
 created or updated to their declared configuration), so running it on every deploy is safe.
 
@@ -21,16 +23,26 @@ import time
 from collections.abc import Callable
 
 import nats as nats_client
+from pydantic import Field
 
 from imagetron_gateway import migrations as gateway_migrations
 from imagetron_images import migrations as images_migrations
-from imagetron_platform.messaging import nats_connect_options, provision_streams
+from imagetron_platform.messaging import nats_connect_options, nats_servers, provision_streams
 from imagetron_platform.nats_access import PROVISIONING
 from imagetron_platform.settings import NatsSettings
 from imagetron_prompts import migrations as prompts_migrations
 from imagetron_publisher import migrations as publisher_migrations
 
 log = logging.getLogger(__name__)
+
+
+class ProvisionSettings(NatsSettings):
+    """The provisioning step's NATS settings, and how many servers of a NATS cluster keep
+    each stream: 3 on a three-node cluster (one node can die without losing a message or
+    stopping the streams), 1 on a single server. Never more than the cluster has nodes."""
+
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+
 
 MIGRATIONS = (
     ("gateway", gateway_migrations.upgrade),
@@ -47,17 +59,19 @@ def migrate(database_url: str) -> None:
         upgrade(database_url)
 
 
-async def provision(nats: NatsSettings, *, connect_timeout: float = 10.0) -> None:
-    """Create or update every declared JetStream stream, as the provisioning NATS user
-    (`nats.nats_user`; none for a NATS server without users)."""
+async def provision(
+    nats: NatsSettings, *, replicas: int = 1, connect_timeout: float = 10.0
+) -> None:
+    """Create or update every declared JetStream stream, kept by `replicas` servers, as the
+    provisioning NATS user (`nats.nats_user`; none for a NATS server without users)."""
     nc = await nats_client.connect(
-        nats.nats_url,
+        nats_servers(nats.nats_url),
         connect_timeout=connect_timeout,
         max_reconnect_attempts=0,
         **nats_connect_options(nats, PROVISIONING),
     )
     try:
-        await provision_streams(nc.jetstream())
+        await provision_streams(nc.jetstream(), replicas=replicas)
     finally:
         await nc.close()
 
@@ -96,8 +110,13 @@ def main() -> int:
     attempts = int(os.environ.get("IMAGETRON_PROVISION_ATTEMPTS", "30"))
     delay = float(os.environ.get("IMAGETRON_PROVISION_RETRY_SECONDS", "2"))
     _with_retries("migrations", lambda: migrate(database_url), attempts, delay)
-    settings = NatsSettings()
-    _with_retries("stream provisioning", lambda: asyncio.run(provision(settings)), attempts, delay)
+    settings = ProvisionSettings()
+    _with_retries(
+        "stream provisioning",
+        lambda: asyncio.run(provision(settings, replicas=settings.stream_replicas)),
+        attempts,
+        delay,
+    )
     log.info("schemas migrated and streams provisioned")
     return 0
 

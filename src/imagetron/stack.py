@@ -27,14 +27,16 @@ from pydantic import SecretStr
 
 from imagetron.servers import (
     LOCALHOST,
+    CaddyProxy,
     InfraStack,
     ManagedProcess,
     ensure_port_free,
+    free_ports,
 )
 from imagetron.stack_ports import StackPorts
 from imagetron_gateway.domain.identity import new_api_key
 from imagetron_platform import nats_access
-from imagetron_platform.messaging import nats_connect_options
+from imagetron_platform.messaging import nats_connect_options, nats_servers
 from imagetron_platform.nats_access import NatsPermissions
 from imagetron_platform.settings import NatsSettings
 
@@ -105,9 +107,15 @@ class AppProcess(ManagedProcess):
     """One of our own processes (`python -m <module>`), ready when `/readyz` answers 200."""
 
     def __init__(
-        self, name: str, module: str, port: int, env: dict[str, str], log_dir: Path
+        self,
+        name: str,
+        module: str,
+        port: int,
+        env: dict[str, str],
+        log_dir: Path,
+        start_timeout: float = 60.0,
     ) -> None:
-        super().__init__(log_dir, start_timeout=60.0, stop_timeout=15.0)
+        super().__init__(log_dir, start_timeout=start_timeout, stop_timeout=15.0)
         self.what = self.name = name
         self.module = module
         self.port = port
@@ -151,7 +159,41 @@ class AppProcess(ManagedProcess):
             conn.close()
 
 
+#: What runs as several replicas in a cluster: every service of ours (the sandbox stands in
+#: for third parties: one).
+REPLICATED = ("prompts", "images", "notifier", "publisher", "gateway")
+#: The replicas clients reach over HTTP, behind the proxy on the service's own port.
+PROXIED = ("gateway", "notifier")
+
+
+@dataclass(frozen=True)
+class ClusterShape:
+    """How many of each: `replicas` of every service in `REPLICATED`, `nats_nodes` NATS
+    servers routed into one JetStream cluster whose streams keep `stream_replicas` copies."""
+
+    replicas: int = 1
+    nats_nodes: int = 1
+
+    @property
+    def stream_replicas(self) -> int:
+        return min(self.nats_nodes, 3)
+
+    @property
+    def clustered(self) -> bool:
+        return self.replicas > 1 or self.nats_nodes > 1
+
+
+#: `imagetron up --cluster`: what a multi-node deployment runs, on one machine.
+CLUSTER = ClusterShape(replicas=2, nats_nodes=3)
+
+
 class EmbeddedStack:
+    """The whole of Imagetron on this machine. With a `shape` of several replicas
+    (`imagetron up --cluster`) every service runs that many times, the gateways and the
+    notifiers behind a reverse proxy (Caddy, on the gateway's and notifier's ports, as
+    Traefik or an Ingress would be), and NATS is a cluster of `shape.nats_nodes` servers,
+    every one with the same users, whose streams keep `shape.stream_replicas` copies."""
+
     def __init__(
         self,
         root: Path | str,
@@ -160,9 +202,11 @@ class EmbeddedStack:
         admin_api_key: str | None = None,
         log_json: bool = True,
         extra_env: dict[str, str] | None = None,
+        shape: ClusterShape | None = None,
     ) -> None:
         self.root = Path(root).absolute()
         self.ports = ports or StackPorts()
+        self.shape = shape or ClusterShape()
         self.secrets = StackSecrets.load_or_create(self.root / "secrets.json", admin_api_key)
         self.infra = InfraStack(
             self.root,
@@ -174,8 +218,23 @@ class EmbeddedStack:
             nats_config=nats_access.authorization_config(
                 self.secrets.nats_passwords, users=NATS_USERS
             ),
+            nats_nodes=self.shape.nats_nodes,
         )
+        # Each replica's own port; a proxied service's port is then the proxy's.
+        replicas = self.shape.replicas
+        self._replica_ports = {
+            service: free_ports(replicas) if replicas > 1 else [getattr(self.ports, service)]
+            for service in REPLICATED
+        }
         self.apps = self._build_apps(log_json, extra_env or {})
+        self.proxy = (
+            CaddyProxy(
+                self.root / "proxy",
+                {getattr(self.ports, service): self._replica_ports[service] for service in PROXIED},
+            )
+            if replicas > 1
+            else None
+        )
 
     @property
     def gateway_url(self) -> str:
@@ -188,7 +247,7 @@ class EmbeddedStack:
     def nats_settings(self, user: str) -> NatsSettings:
         """How `user` (a service, `provision` or `NATS_ADMIN`) reaches this stack's NATS."""
         return NatsSettings(
-            nats_url=self.infra.nats.url,
+            nats_url=self.infra.nats_url,
             nats_user=user,
             nats_password=SecretStr(self.secrets.nats_passwords[user]),
         )
@@ -196,7 +255,7 @@ class EmbeddedStack:
     def nats_connect_options(self, user: str = NATS_ADMIN) -> dict[str, Any]:
         """`nats.connect(**...)` as `user` (by default the stack's admin)."""
         settings = self.nats_settings(user)
-        return {"servers": settings.nats_url, **nats_connect_options(settings, user)}
+        return {"servers": nats_servers(settings.nats_url), **nats_connect_options(settings, user)}
 
     def _build_apps(self, log_json: bool, extra_env: dict[str, str]) -> dict[str, AppProcess]:
         p, s, infra = self.ports, self.secrets, self.infra
@@ -209,7 +268,7 @@ class EmbeddedStack:
             "IMAGETRON_S3_REGION": infra.s3.region,
         }
         common = {
-            "IMAGETRON_NATS_URL": infra.nats.url,
+            "IMAGETRON_NATS_URL": infra.nats_url,
             "IMAGETRON_DATABASE_URL": infra.postgres.dsn,
             "IMAGETRON_LOG_JSON": str(log_json).lower(),
             "IMAGETRON_WEBHOOK_SECRET": s.webhook_secret,
@@ -283,29 +342,34 @@ class EmbeddedStack:
             ),
         }
         logs = self.root / "logs"
-        return {
-            name: AppProcess(
-                name,
-                module,
-                port,
-                {
-                    **common,
-                    **env,
-                    **self._nats_credentials(name),
-                    "IMAGETRON_HTTP_PORT": str(port),
-                    "IMAGETRON_HTTP_HOST": LOCALHOST,
-                },
-                logs,
-            )
-            for name, (module, port, env) in specific.items()
-        }
+        apps: dict[str, AppProcess] = {}
+        for service, (module, port, env) in specific.items():
+            ports = self._replica_ports.get(service, [port])
+            for replica, replica_port in enumerate(ports, start=1):
+                name = service if len(ports) == 1 else f"{service}-{replica}"
+                apps[name] = AppProcess(
+                    name,
+                    module,
+                    replica_port,
+                    {
+                        **common,
+                        **env,
+                        **self._nats_credentials(service),
+                        "IMAGETRON_HTTP_PORT": str(replica_port),
+                        "IMAGETRON_HTTP_HOST": LOCALHOST,
+                    },
+                    logs,
+                    # A cluster starts twice the processes on the same cores.
+                    start_timeout=60.0 * self.shape.replicas,
+                )
+        return apps
 
-    def _nats_credentials(self, name: str) -> dict[str, str]:
-        if name not in nats_access.USERS:
+    def _nats_credentials(self, service: str) -> dict[str, str]:
+        if service not in nats_access.USERS:
             return {}  # the sandbox does not use NATS
         return {
-            "IMAGETRON_NATS_USER": name,
-            "IMAGETRON_NATS_PASSWORD": self.secrets.nats_passwords[name],
+            "IMAGETRON_NATS_USER": service,
+            "IMAGETRON_NATS_PASSWORD": self.secrets.nats_passwords[service],
         }
 
     def start(self) -> Self:
@@ -318,7 +382,12 @@ class EmbeddedStack:
             from imagetron import provision
 
             provision.migrate(self.infra.postgres.dsn)
-            asyncio.run(provision.provision(self.nats_settings(nats_access.PROVISIONING)))
+            asyncio.run(
+                provision.provision(
+                    self.nats_settings(nats_access.PROVISIONING),
+                    replicas=self.shape.stream_replicas,
+                )
+            )
             self._start_apps()
         except BaseException:
             self.stop()
@@ -326,8 +395,13 @@ class EmbeddedStack:
         log.info("embedded stack ready in %.1fs", time.monotonic() - started)
         return self
 
+    @property
+    def _front(self) -> list[ManagedProcess]:
+        """The services and, in a cluster, the proxy in front of them."""
+        return [*self.apps.values(), *([self.proxy] if self.proxy is not None else [])]
+
     def _start_apps(self) -> None:
-        apps = list(self.apps.values())
+        apps = self._front
         with concurrent.futures.ThreadPoolExecutor(len(apps), "imagetron-app-start") as pool:
             for future in [pool.submit(app.start) for app in apps]:
                 future.result()
@@ -339,12 +413,22 @@ class EmbeddedStack:
     def processes(self) -> list[tuple[str, ManagedProcess]]:
         """Every process of the stack, infrastructure first, by name (what a supervisor
         watches; each is started, probed and stopped the same way)."""
-        infra: list[tuple[str, ManagedProcess]] = [
+        nodes = self.infra.nats_nodes
+        nats: list[tuple[str, ManagedProcess]] = (
+            [(f"nats-{i}", node) for i, node in enumerate(nodes, start=1)]
+            if len(nodes) > 1
+            else [("nats", self.infra.nats)]
+        )
+        proxy: list[tuple[str, ManagedProcess]] = (
+            [("proxy", self.proxy)] if self.proxy is not None else []
+        )
+        return [
             ("postgres", self.infra.postgres),
-            ("nats", self.infra.nats),
+            *nats,
             ("s3", self.infra.s3),
+            *self.apps.items(),
+            *proxy,
         ]
-        return infra + list(self.apps.items())
 
     @property
     def status_path(self) -> Path:
@@ -352,11 +436,11 @@ class EmbeddedStack:
         return self.root / "status.json"
 
     def stop(self) -> None:
-        for app in reversed(list(self.apps.values())):
+        for app in reversed(self._front):
             try:
                 app.stop()
             except Exception:
-                log.exception("could not stop %s", app.name)
+                log.exception("could not stop %s", app.what)
         self.infra.stop()
 
     def __enter__(self) -> Self:

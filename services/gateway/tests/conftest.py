@@ -28,7 +28,7 @@ from imagetron_gateway.bootstrap import (
 from imagetron_gateway.context import GatewayContext, GatewayState
 from imagetron_gateway.domain.identity import ApiKey, BrowserSession, RevokedKey, User, hash_api_key
 from imagetron_gateway.settings import GatewaySettings
-from imagetron_platform.errors import ProblemError
+from imagetron_platform.errors import Conflict, ProblemError
 from imagetron_platform.lifecycle import service_app
 from imagetron_platform.testing import lifespan_client
 
@@ -61,6 +61,8 @@ class FakeUsers:
         return user, key
 
     async def add(self, user: User, key_hash: str) -> None:
+        if key_hash in self.by_hash:
+            raise Conflict("This API key is already issued.")
         self.by_hash[key_hash] = user
         self.key_of[key_hash] = ApiKey(
             id=uuid.uuid4(),

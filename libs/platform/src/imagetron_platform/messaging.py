@@ -118,6 +118,12 @@ def _prometheus(service: str) -> PrometheusMiddleware[Any, Any]:
     )
 
 
+def nats_servers(nats_url: str) -> list[str]:
+    """`IMAGETRON_NATS_URL` may name several servers of a cluster, comma-separated: the
+    client connects to any of them and fails over to the others."""
+    return [url.strip() for url in nats_url.split(",") if url.strip()]
+
+
 class ServiceBroker(NatsBroker):
     """A service's broker: every reply and every pull consumer's delivery arrives in the
     service's own inboxes (`inbox_prefix`), the only ones its NATS user may read.
@@ -125,7 +131,7 @@ class ServiceBroker(NatsBroker):
     FastStream gives each pull subscriber the default `_INBOX.` prefix unless told otherwise,
     whatever the connection's: `start` tells the ones registered by then."""
 
-    def __init__(self, servers: str, *, own_inbox: str, **kwargs: Any) -> None:
+    def __init__(self, servers: list[str], *, own_inbox: str, **kwargs: Any) -> None:
         super().__init__(servers, inbox_prefix=own_inbox, **kwargs)
         self.own_inbox = own_inbox
 
@@ -176,7 +182,7 @@ def _security(settings: NatsSettings) -> NatsSecurity | None:
 def make_broker(settings: NatsSettings, service: str) -> ServiceBroker:
     """The service's broker, connecting as its NATS user (`settings.nats_user`, or none)."""
     return ServiceBroker(
-        settings.nats_url,
+        nats_servers(settings.nats_url),
         own_inbox=inbox_prefix(nats_user(settings, service)),
         security=_security(settings),
         middlewares=(CorrelationMiddleware, _prometheus(service)),
@@ -250,8 +256,11 @@ def jstream(spec: StreamSpec) -> JStream:
     return JStream(spec.name, declare=False)
 
 
-def stream_config(spec: StreamSpec) -> StreamConfig:
+def stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:
+    """`replicas`: how many servers of a cluster keep the stream (3 tolerates the loss of
+    one; 1 on a single server)."""
     return StreamConfig(
+        num_replicas=replicas,
         name=spec.name,
         description=spec.description,
         subjects=list(spec.subjects),
@@ -263,10 +272,12 @@ def stream_config(spec: StreamSpec) -> StreamConfig:
     )
 
 
-async def provision_streams(js: JetStreamContext, specs: tuple[StreamSpec, ...] = STREAMS) -> None:
-    """Create or update every declared stream. Idempotent."""
+async def provision_streams(
+    js: JetStreamContext, specs: tuple[StreamSpec, ...] = STREAMS, *, replicas: int = 1
+) -> None:
+    """Create or update every declared stream, kept by `replicas` servers. Idempotent."""
     for spec in specs:
-        config = stream_config(spec)
+        config = stream_config(spec, replicas)
         try:
             await js.stream_info(spec.name)
         except NotFoundError:

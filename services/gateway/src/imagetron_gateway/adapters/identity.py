@@ -19,6 +19,7 @@ from imagetron_gateway.app.ports import Answer, KeyRecord
 from imagetron_gateway.domain.identity import ApiKey, BrowserSession, User
 from imagetron_platform.clock import utcnow
 from imagetron_platform.db import SqlUnitOfWork
+from imagetron_platform.errors import Conflict
 
 
 def _user(m: RowMapping) -> User:
@@ -65,9 +66,14 @@ class SqlUsers:
                 id=user.id, name=user.name, is_admin=user.is_admin, created_at=user.created_at
             )
         )
-        await self._session.execute(
-            insert(api_keys).values(key_hash=key_hash, user_id=user.id, created_at=utcnow())
+        added = await self._session.execute(
+            pg_insert(api_keys)
+            .values(key_hash=key_hash, user_id=user.id, created_at=utcnow())
+            .on_conflict_do_nothing()
+            .returning(api_keys.c.key_hash)
         )
+        if added.first() is None:
+            raise Conflict("This API key is already issued.")
 
     async def by_key_hash(self, key_hash: str) -> User | None:
         row = (

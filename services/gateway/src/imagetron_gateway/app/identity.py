@@ -20,7 +20,7 @@ from imagetron_gateway.domain.identity import (
     new_session_token,
 )
 from imagetron_platform.clock import utcnow
-from imagetron_platform.errors import Forbidden, Unauthorized
+from imagetron_platform.errors import Conflict, Forbidden, Unauthorized
 
 
 async def create_user(
@@ -45,7 +45,10 @@ async def ensure_bootstrap_admin(
                 return None
         elif await uow.users.any_admin():
             return None
-    return await _add_user(uow, name, is_admin=True, api_key=api_key or new_api_key())
+    try:
+        return await _add_user(uow, name, is_admin=True, api_key=api_key or new_api_key())
+    except Conflict:
+        return None  # another replica, starting at the same moment, registered it first
 
 
 async def _add_user(

@@ -13,6 +13,7 @@ stream would wait for another to end."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
@@ -28,6 +29,7 @@ from imagetron_platform.errors import ServiceUnavailable
 from imagetron_platform.event_stream import StreamRequest, stream_request
 from imagetron_platform.events_tokens import issue_events_token
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
 
 #: Only needs to outlive the connect: the notifier checks it once per connection.
@@ -120,6 +122,10 @@ class ProxiedStream(StreamingResponse):
 async def until_set(ended: asyncio.Event, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """`chunks` until they end or `ended` is set (at once, even while waiting for one).
 
+    An upstream that breaks off (its notifier replica died) ends the stream as if it had
+    ended: the client reconnects with `Last-Event-ID`, to a living replica, and misses
+    nothing; it is no error of ours.
+
     However it ends (the browser left while a chunk was awaited, too), the pending read is
     cancelled: left alone it would fail once the upstream is closed, an exception nobody
     retrieves."""
@@ -134,6 +140,9 @@ async def until_set(ended: asyncio.Event, chunks: AsyncIterator[bytes]) -> Async
             try:
                 data = chunk.result()
             except StopAsyncIteration:
+                return
+            except httpx.TransportError as exc:
+                log.info("the notifier's stream broke off (%r); the client will resume", exc)
                 return
             yield data
     finally:
