@@ -30,26 +30,18 @@ import tempfile
 import time
 
 from imagetron.chaos import (
+    CHAOS_ENV,
     Killed,
     Load,
-    SseFollower,
     Supervised,
     audit,
+    following,
     healed,
     kill,
     kill_order,
     user,
 )
 from imagetron.stack import CLUSTER, ClusterShape, EmbeddedStack, StackPorts
-
-ENV = {
-    "IMAGETRON_RATE_LIMIT_PER_KEY": "1000000",
-    "IMAGETRON_RATE_LIMIT_PER_ADDRESS": "1000000",
-    "IMAGETRON_IDEMPOTENCY_LOCK_SECONDS": "3",
-    "IMAGETRON_RECONCILE_AFTER_SECONDS": "3",
-    "IMAGETRON_RECONCILE_RETRY_SECONDS": "2",
-    "IMAGETRON_RECONCILE_INTERVAL_SECONDS": "1",
-}
 
 
 async def chaos(stack: EmbeddedStack, args: argparse.Namespace) -> int:
@@ -58,10 +50,7 @@ async def chaos(stack: EmbeddedStack, args: argparse.Namespace) -> int:
     storm = f"a quince on slate --sandbox-duplicate-webhooks={args.duplicates}"
     storm += " --sandbox-out-of-order"
     tasks = max(1, int(args.minutes * 60 / args.every))
-    async with user(stack, "chaos") as artist:
-        followers = [SseFollower(artist) for _ in range(args.followers)]
-        following = [asyncio.create_task(f.run()) for f in followers]
-        await asyncio.wait_for(asyncio.gather(*(f.connected.wait() for f in followers)), 30)
+    async with user(stack, "chaos") as artist, following(artist, args.followers) as followers:
         load = Load(artist)
         killed: list[Killed] = []
         with Supervised(stack, say=lambda line: print(f"  supervisor: {line}")):
@@ -83,9 +72,6 @@ async def chaos(stack: EmbeddedStack, args: argparse.Namespace) -> int:
                     print(f"  {exc}")
             await loading
             result = await audit(stack, artist, load, followers, within=300)
-        for task in following:
-            task.cancel()
-        await asyncio.gather(*following, return_exceptions=True)
     recovered = sorted(k.healed_after for k in killed if k.healed_after is not None)
     print()
     print(f"kills: {len(killed)}, not recovered: {len(killed) - len(recovered)}")
@@ -127,7 +113,7 @@ def main() -> int:
     shape = ClusterShape() if args.single else CLUSTER
     with tempfile.TemporaryDirectory(prefix="imagetron-chaos-") as root:
         started = time.monotonic()
-        with EmbeddedStack(root, StackPorts.free(), extra_env=ENV, shape=shape) as stack:
+        with EmbeddedStack(root, StackPorts.free(), extra_env=CHAOS_ENV, shape=shape) as stack:
             ready = time.monotonic() - started
             print(f"stack ready in {ready:.1f} s: {len(stack.processes())} processes")
             return asyncio.run(chaos(stack, args))

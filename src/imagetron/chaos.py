@@ -42,6 +42,18 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from imagetron.stack import EmbeddedStack
 from imagetron.supervisor import RestartPolicy, Supervisor
 
+#: The stack's settings for a chaos run: no rate limit on the one artist, an imagine whose
+#: gateway died mid-answer taken over by its retry after 3 s, and a task whose webhook was
+#: lost while a process was down asked about after 3 s of quiet.
+CHAOS_ENV = {
+    "IMAGETRON_RATE_LIMIT_PER_KEY": "1000000",
+    "IMAGETRON_RATE_LIMIT_PER_ADDRESS": "1000000",
+    "IMAGETRON_IDEMPOTENCY_LOCK_SECONDS": "3",
+    "IMAGETRON_RECONCILE_AFTER_SECONDS": "3",
+    "IMAGETRON_RECONCILE_RETRY_SECONDS": "2",
+    "IMAGETRON_RECONCILE_INTERVAL_SECONDS": "1",
+}
+
 #: Answers after which a careful client tries again with the same Idempotency-Key.
 RETRYABLE = frozenset({409, 429, 502, 503, 504})
 IMAGES_PER_TASK = 5
@@ -87,6 +99,25 @@ class SseFollower:
     @property
     def out_of_order(self) -> int:
         return sum(1 for a, b in zip(self.ids, self.ids[1:], strict=False) if b <= a)
+
+
+@contextlib.asynccontextmanager
+async def following(
+    client: httpx.AsyncClient, count: int, connect_within: float = 30.0
+) -> AsyncIterator[list[SseFollower]]:
+    """`count` SSE followers of `client`'s owner, connected before this yields, following
+    until it exits."""
+    followers = [SseFollower(client) for _ in range(count)]
+    tasks = [asyncio.create_task(f.run()) for f in followers]
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(*(f.connected.wait() for f in followers)), connect_within
+        )
+        yield followers
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @dataclass

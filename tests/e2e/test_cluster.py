@@ -21,10 +21,11 @@ import pytest
 from nats.errors import NoServersError
 
 from imagetron.chaos import (
+    CHAOS_ENV,
     Load,
-    SseFollower,
     Supervised,
     audit,
+    following,
     healed,
     kill,
     kill_in_turn,
@@ -45,16 +46,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]
     """The cluster, its processes not measured for coverage (`make test`): the single-node
     stack of the other end-to-end tests runs the same code measured, and tracing the imports
     of eleven processes (and of every restart) on two cores doubles how long they take."""
-    env = {
-        "IMAGETRON_RATE_LIMIT_PER_KEY": "1000000",
-        "IMAGETRON_RATE_LIMIT_PER_ADDRESS": "1000000",
-        # An imagine whose gateway died mid-answer is taken over by its retry this soon.
-        "IMAGETRON_IDEMPOTENCY_LOCK_SECONDS": "3",
-        # A task whose webhook was lost while a process was down is asked about soon.
-        "IMAGETRON_RECONCILE_AFTER_SECONDS": "3",
-        "IMAGETRON_RECONCILE_RETRY_SECONDS": "2",
-        "IMAGETRON_RECONCILE_INTERVAL_SECONDS": "1",
-    }
     with pytest.MonkeyPatch.context() as unmeasured:
         for variable in ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START"):
             unmeasured.delenv(variable, raising=False)
@@ -64,7 +55,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]
                 root,
                 StackPorts.free(),
                 admin_api_key="itk_cluster-admin",
-                extra_env=env,
+                extra_env=CHAOS_ENV,
                 shape=CLUSTER,
             ) as stack,
         ):
@@ -94,27 +85,15 @@ async def test_the_cluster_is_three_nodes_with_users_on_each_and_streams_of_thre
 
 async def test_killing_a_nats_node_and_a_replica_of_each_service_loses_nothing(cluster):
     started = time.monotonic()
-    async with user(cluster, "artist") as artist:
-        followers = [SseFollower(artist) for _ in range(3)]
-        following = [asyncio.create_task(f.run()) for f in followers]
-        try:
-            await asyncio.wait_for(
-                asyncio.gather(*(f.connected.wait() for f in followers)), timeout=20
-            )
-            load = Load(artist)
-            with Supervised(cluster) as supervised:
-                loading = asyncio.create_task(load.run(count=TASKS, every=0.6))
-                await asyncio.sleep(2.0)  # under way: tasks at every stage
-                killed = [kill(cluster, name) for name in VICTIMS]
-                heal_seconds = await asyncio.gather(
-                    *(healed(cluster, k, within=150) for k in killed)
-                )
-                await loading
-                result = await audit(cluster, artist, load, followers, within=120)
-        finally:
-            for task in following:
-                task.cancel()
-            await asyncio.gather(*following, return_exceptions=True)
+    async with user(cluster, "artist") as artist, following(artist, 3) as followers:
+        load = Load(artist)
+        with Supervised(cluster) as supervised:
+            loading = asyncio.create_task(load.run(count=TASKS, every=0.6))
+            await asyncio.sleep(2.0)  # under way: tasks at every stage
+            killed = [kill(cluster, name) for name in VICTIMS]
+            heal_seconds = await asyncio.gather(*(healed(cluster, k, within=150) for k in killed))
+            await loading
+            result = await audit(cluster, artist, load, followers, within=120)
     healing = dict(zip(VICTIMS, heal_seconds, strict=True))
     print(
         f"\ncluster: {result.figures()}; kill -9 -> ready again (s): "
@@ -158,25 +137,15 @@ async def test_chaos_kill_every_kind_of_process_in_turn_under_a_webhook_storm(cl
     stored twice, leaked slots and SSE gaps."""
     order = list(KINDS)
     random.Random(int(time.time())).shuffle(order)
-    async with user(cluster, "chaos") as artist:
-        followers = [SseFollower(artist) for _ in range(2)]
-        following = [asyncio.create_task(f.run()) for f in followers]
-        try:
-            await asyncio.wait_for(
-                asyncio.gather(*(f.connected.wait() for f in followers)), timeout=20
+    async with user(cluster, "chaos") as artist, following(artist, 2) as followers:
+        load = Load(artist)
+        with Supervised(cluster):
+            loading = asyncio.create_task(
+                load.run(count=TASKS, every=0.6, text=STORM, imagine={"resubmit_if_lost": True})
             )
-            load = Load(artist)
-            with Supervised(cluster):
-                loading = asyncio.create_task(
-                    load.run(count=TASKS, every=0.6, text=STORM, imagine={"resubmit_if_lost": True})
-                )
-                killed = await kill_in_turn(cluster, order, every=0.8)
-                await loading
-                result = await audit(cluster, artist, load, followers, within=120)
-        finally:
-            for task in following:
-                task.cancel()
-            await asyncio.gather(*following, return_exceptions=True)
+            killed = await kill_in_turn(cluster, order, every=0.8)
+            await loading
+            result = await audit(cluster, artist, load, followers, within=120)
     print(
         "\nchaos: killed in turn "
         + ", ".join(f"{k.name} (back in {k.healed_after:.1f} s)" for k in killed)
