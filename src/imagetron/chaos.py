@@ -395,16 +395,20 @@ def _aggregate(event: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def _unexpected(objects: list[str], images: list[dict[str, Any]]) -> list[str]:
-    """Objects beyond one stored file per image (`<owner>/<task>/<kind>-<index>-<id>.<ext>`)."""
+    """Objects beyond one stored file per image (`<owner>/<task>/<kind>-<index>-<id>.<ext>`):
+    an object of no image the API lists (`<name>`), or more than one object of one image
+    (`<name> (one of N objects of its image)`: another extension, or the same key listed
+    again)."""
     expected = {_stem(i) for i in images}
-    seen: set[str] = set()
-    unexpected = []
+    by_image: dict[str, list[str]] = {}
     for name in sorted(objects):
-        stem = name.rsplit(".", 1)[0]
-        if stem in expected and stem not in seen:
-            seen.add(stem)
-        else:
-            unexpected.append(name)
+        by_image.setdefault(name.rsplit(".", 1)[0], []).append(name)
+    unexpected = []
+    for stem, names in sorted(by_image.items()):
+        if stem not in expected:
+            unexpected += names
+        elif len(names) > 1:
+            unexpected += [f"{n} (one of {len(names)} objects of its image)" for n in names[1:]]
     return unexpected
 
 
