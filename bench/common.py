@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import socket
 import statistics
 import subprocess
@@ -29,6 +30,7 @@ import psutil
 from nats.js.api import StreamConfig
 
 from imagetron.servers import LOCALHOST, free_port
+from imagetron.servers.process import make_preexec
 from imagetron.stack import EmbeddedStack, StackPorts
 
 BENCH_DIR = Path(__file__).parent
@@ -252,6 +254,7 @@ def bare_fastapi() -> Iterator[int]:
         [sys.executable, str(BENCH_DIR / "bare_fastapi.py"), str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=make_preexec(signal.SIGTERM),  # ends with the benchmark, however it ends
     )
     try:
         deadline = time.monotonic() + 30

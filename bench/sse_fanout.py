@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,7 @@ from common import (
 )
 
 from imagetron.servers import LOCALHOST, NatsServer, free_port
+from imagetron.servers.process import make_preexec
 from imagetron.stack import EmbeddedStack
 from imagetron_contracts.streams import EVENTS_STREAM
 from imagetron_platform.events_tokens import issue_events_token
@@ -217,15 +219,17 @@ def notifier_alone(root: Path, max_connections: int) -> Iterator[tuple[str, int,
         "IMAGETRON_MAX_CONNECTIONS": str(max_connections),
         "IMAGETRON_LOG_LEVEL": "WARNING",
     }
-    with open(root / "notifier.log", "wb") as log:
-        notifier = subprocess.Popen(
-            [sys.executable, "-m", "imagetron_notifier"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+    notifier: subprocess.Popen[bytes] | None = None
     try:
-        asyncio.run(_provision(nats_server.url))
+        asyncio.run(_provision(nats_server.url))  # the notifier follows the EVENTS stream
+        with open(root / "notifier.log", "wb") as log:
+            notifier = subprocess.Popen(
+                [sys.executable, "-m", "imagetron_notifier"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                preexec_fn=make_preexec(signal.SIGTERM),  # ends with the benchmark
+            )
         deadline = time.monotonic() + 30
         while not _answers(port):
             if notifier.poll() is not None or time.monotonic() > deadline:
@@ -233,11 +237,12 @@ def notifier_alone(root: Path, max_connections: int) -> Iterator[tuple[str, int,
             time.sleep(0.05)
         yield nats_server.url, port, notifier.pid
     finally:
-        notifier.terminate()
-        try:
-            notifier.wait(15)
-        except subprocess.TimeoutExpired:
-            notifier.kill()
+        if notifier is not None:
+            notifier.terminate()
+            try:
+                notifier.wait(15)
+            except subprocess.TimeoutExpired:
+                notifier.kill()
         nats_server.stop()
 
 

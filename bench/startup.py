@@ -14,17 +14,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import selectors
+import queue
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from common import Figure, at_most, machine, table
 
+from imagetron.servers.process import make_preexec
 from imagetron.stack import EmbeddedStack, StackPorts
 
 NAME = "imagetron up"
@@ -55,20 +57,28 @@ def time_up(root: Path, ports: StackPorts, timeout: float) -> tuple[float | None
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         start_new_session=True,
+        preexec_fn=make_preexec(signal.SIGTERM),  # ends with the benchmark
     )
     assert process.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(
+        target=lambda: [lines.put(line.decode(errors="replace")) for line in process.stdout or ()],
+        daemon=True,
+    )
+    reader.start()
     output: list[str] = []
     ready: float | None = None
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        deadline = started + timeout
-        while ready is None and time.perf_counter() < deadline and process.poll() is None:
-            if not selector.select(max(0.0, deadline - time.perf_counter())):
-                continue
-            line = process.stdout.readline().decode(errors="replace")
-            output.append(line)
-            if READY in line:
-                ready = time.perf_counter() - started
+    deadline = started + timeout
+    while ready is None and (left := deadline - time.perf_counter()) > 0:
+        try:
+            line = lines.get(timeout=min(left, 0.5))
+        except queue.Empty:
+            if process.poll() is not None:
+                break
+            continue
+        output.append(line)
+        if READY in line:
+            ready = time.perf_counter() - started
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(30)
@@ -76,7 +86,7 @@ def time_up(root: Path, ports: StackPorts, timeout: float) -> tuple[float | None
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(5)
-    process.stdout.close()
+    reader.join(5)
     return ready, "".join(output)
 
 
