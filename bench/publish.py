@@ -157,7 +157,7 @@ SMALL = Size(batch=2, megapixels=4.1)  # Adobe Stock takes 4 MP and more
 
 async def _publishing_user(stack: EmbeddedStack) -> tuple[dict[str, str], uuid.UUID]:
     admin = {"Authorization": f"Bearer {stack.admin_api_key}"}
-    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=admin) as c:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=admin, timeout=30) as c:
         name = f"bench-{uuid.uuid4().hex[:6]}"
         user = (await c.post("/api/v1/users", json={"name": name})).json()
     return {"Authorization": f"Bearer {user['api_key']}"}, uuid.UUID(user["user"]["id"])
