@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
@@ -39,11 +40,14 @@ class ClientError(Exception):
 class ApiProblem(ClientError):
     """An RFC 9457 problem document from the API."""
 
-    def __init__(self, status: int, title: str, detail: str) -> None:
+    def __init__(
+        self, status: int, title: str, detail: str, retry_after: float | None = None
+    ) -> None:
         super().__init__(detail or title, _code_of(status))
         self.status = status
         self.title = title
         self.detail = detail
+        self.retry_after = retry_after
 
 
 def _code_of(status: int) -> ExitCode:
@@ -63,7 +67,32 @@ def problem_of(response: httpx.Response) -> ApiProblem:
         body = {}
     detail = str(body.get("detail") or f"Imagetron answered {response.status_code}.")
     title = str(body.get("title") or response.reason_phrase)
-    return ApiProblem(response.status_code, title, detail)
+    try:
+        retry_after: float | None = float(response.headers["retry-after"])
+    except (KeyError, ValueError):
+        retry_after = None
+    return ApiProblem(response.status_code, title, detail, retry_after)
+
+
+#: A POST without an answer (unreachable, too slow, 502/503/504, or 409 while its first
+#: sending is still being answered) is sent again with the same `Idempotency-Key`, so it is
+#: done once however often it is sent: this many times in all, waiting at most this long.
+POST_ATTEMPTS = 3
+POST_RETRY_WAIT_MAX = 10.0
+
+
+def _retry_wait(error: ClientError, attempt: int) -> float | None:
+    """How long to wait before sending a POST again after `error`; None: do not."""
+    if isinstance(error, ApiProblem):
+        in_progress = error.status == 409 and error.retry_after is not None
+        if error.status not in (502, 503, 504) and not in_progress:
+            return None
+        wait = error.retry_after if error.retry_after is not None else float(attempt)
+    elif error.code is ExitCode.UNAVAILABLE:  # unreachable or too slow
+        wait = float(attempt)
+    else:
+        return None
+    return min(wait, POST_RETRY_WAIT_MAX)
 
 
 @dataclass(frozen=True)
@@ -78,13 +107,21 @@ RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 5.0)
 
 
 class Api:
-    def __init__(self, url: str, api_key: str, *, timeout: float = 130.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        *,
+        timeout: float = 130.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         # Calls that wait for the language model may take up to the gateway's LLM timeout.
         self.url = url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.url,
             headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
             timeout=httpx.Timeout(timeout, connect=10.0),
+            transport=transport,
         )
 
     def close(self) -> None:
@@ -103,11 +140,16 @@ class Api:
         *,
         body: Any = None,
         params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             response = self._http.request(
-                method, path, json=body, params=query or None, headers=_json_header(body)
+                method,
+                path,
+                json=body,
+                params=query or None,
+                headers={**_json_header(body), **(headers or {})},
             )
         except httpx.TimeoutException as exc:
             raise ClientError(
@@ -126,7 +168,18 @@ class Api:
         return self.call("GET", path, params=params)
 
     def post(self, path: str, body: Any = None) -> Any:
-        return self.call("POST", path, body=body)
+        """POST with an `Idempotency-Key` of its own, sent again (same key) while it has no
+        answer: a prompt or a task is created once, not once per attempt."""
+        key = {"Idempotency-Key": str(uuid.uuid4())}
+        for attempt in range(1, POST_ATTEMPTS + 1):
+            try:
+                return self.call("POST", path, body=body, headers=key)
+            except ClientError as exc:
+                wait = _retry_wait(exc, attempt)
+                if wait is None or attempt == POST_ATTEMPTS:
+                    raise
+            time.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def put(self, path: str, body: Any) -> Any:
         return self.call("PUT", path, body=body)
