@@ -457,10 +457,12 @@ async def audit(
     events = await owner_events(stack, owner_id)
     persisted = Counter(e["image"]["id"] for _, e in events if e.get("type") == "image.persisted")
     stream_ids = {seq for seq, _ in events}
-    # Followers catch up with the last events before they are compared.
+    # Followers catch up with the last events before they are compared: one that was
+    # reconnecting through a restarting notifier may need a while on a loaded machine (an
+    # event it still lacks after this is counted as a gap).
     last = max(stream_ids, default=0)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.gather(*(f.reached(last) for f in followers)), 15)
+        await asyncio.wait_for(asyncio.gather(*(f.reached(last) for f in followers)), 60)
     objects = await asyncio.to_thread(s3_objects, stack, f"{owner_id}/")
     return Audit(
         tasks=len(load.task_ids),
