@@ -21,7 +21,7 @@ from imagetron_gateway.app.ports import Answer
 from imagetron_gateway.domain.identity import User, hash_api_key
 from imagetron_gateway.migrations import upgrade
 from imagetron_platform.db import make_engine, make_session_factory
-from imagetron_platform.errors import NotFound
+from imagetron_platform.errors import NotFound, ServiceTimeout
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -223,3 +223,64 @@ async def test_a_malformed_key_is_a_422(gateway, value) -> None:
     response = await gateway.client.post("/api/v1/prompts", json={"text": "x"}, headers=headers)
     assert response.status_code == 422
     assert not gateway.services.calls
+
+
+def _new_task(owner_id: uuid.UUID, command: str) -> dict[str, Any]:
+    now = datetime.now(UTC).isoformat()
+    return {
+        "id": str(uuid.uuid4()), "owner_id": str(owner_id), "prompt_id": str(uuid.uuid4()),
+        "command": command, "status": "pending", "progress": 0, "provider": "goapi",
+        "prompt_text": "a pear", "aspect_ratio": "1:1", "process_mode": "fast",
+        "actions": ["cancel"], "created_at": now, "updated_at": now,
+    }  # fmt: skip
+
+
+GENERATIONS = pytest.mark.parametrize(
+    ("command", "subject", "path", "body"),
+    [
+        ("imagine", streams.RPC_IMAGES_IMAGINE, "prompts/{id}/imagine", {"aspect_ratio": "3:2"}),
+        ("reroll", streams.RPC_IMAGES_TASKS_REROLL, "tasks/{id}/reroll", None),
+        ("upscale", streams.RPC_IMAGES_TASKS_UPSCALE, "tasks/{id}/upscale", {"index": 2}),
+        ("variation", streams.RPC_IMAGES_TASKS_VARIATION, "tasks/{id}/variation", {"index": 3}),
+    ],
+)
+
+
+def _request_ids(gateway: Any, subject: str) -> list[str | None]:
+    return [getattr(r, "request_id", "-") for s, r in gateway.services.calls if s == subject]
+
+
+@GENERATIONS
+async def test_a_generation_whose_answer_was_lost_is_sent_again_as_the_same_request(
+    gateway, make_prompt, command, subject, path, body
+) -> None:
+    """The images replica created the task, then died before answering (or answered too
+    late): 504, and the key is given back. Sent again with its key, the request reaches the
+    images service with the same request id, which names the task the first one created
+    (`task_id_for`): no second task."""
+    ada = gateway.people["ada"]
+    gateway.services.answers[streams.RPC_PROMPTS_PREPARE_GENERATION] = make_prompt(ada.id, "a")
+    url = "/api/v1/" + path.format(id=uuid.uuid4())
+    headers = {**gateway.auth("ada"), **_key()}
+    gateway.services.answers[subject] = ServiceTimeout(f"No answer on {subject} within 10 s.")
+    assert (await gateway.client.post(url, json=body, headers=headers)).status_code == 504
+    gateway.services.answers[subject] = _new_task(ada.id, command)
+    assert (await gateway.client.post(url, json=body, headers=headers)).status_code == 202
+    first, again = _request_ids(gateway, subject)
+    assert first is not None
+    assert again == first
+
+
+@GENERATIONS
+async def test_another_key_or_none_is_another_generation(
+    gateway, make_prompt, command, subject, path, body
+) -> None:
+    ada = gateway.people["ada"]
+    gateway.services.answers[streams.RPC_PROMPTS_PREPARE_GENERATION] = make_prompt(ada.id, "a")
+    gateway.services.answers[subject] = _new_task(ada.id, command)
+    url = "/api/v1/" + path.format(id=uuid.uuid4())
+    for headers in ({**gateway.auth("ada"), **_key()}, gateway.auth("ada")):
+        assert (await gateway.client.post(url, json=body, headers=headers)).status_code == 202
+    with_key, without = _request_ids(gateway, subject)
+    assert with_key is not None
+    assert without is None

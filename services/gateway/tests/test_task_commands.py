@@ -13,6 +13,7 @@ import pytest
 from imagetron_contracts import streams
 from imagetron_contracts.models.images import (
     ImageQuery,
+    RerollCommand,
     TaskQuery,
     UpscaleCommand,
     VariationCommand,
@@ -85,7 +86,8 @@ async def test_reroll_and_cancel_name_only_the_task(gateway, path, status):
         f"/api/v1/tasks/{task_id}/{path}", headers=gateway.auth("ada")
     )
     assert response.status_code == status, response.text
-    assert gateway.services.calls == [(subject[path], TaskQuery(owner_id=ada.id, task_id=task_id))]
+    named = {"reroll": RerollCommand, "cancel": TaskQuery}[path]
+    assert gateway.services.calls == [(subject[path], named(owner_id=ada.id, task_id=task_id))]
 
 
 @pytest.mark.parametrize(

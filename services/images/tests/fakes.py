@@ -52,9 +52,11 @@ class FakeTaskRepository:
     def __init__(self, state: _State) -> None:
         self._state = state
 
-    async def add(self, task: GenerationTask) -> None:
-        assert task.id not in self._state.tasks
+    async def add(self, task: GenerationTask) -> bool:
+        if task.id in self._state.tasks:
+            return False
         self._state.tasks[task.id] = copy.copy(task)
+        return True
 
     async def get(self, owner_id: UUID, task_id: UUID) -> GenerationTask | None:
         task = self._state.tasks.get(task_id)

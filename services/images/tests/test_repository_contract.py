@@ -319,3 +319,21 @@ async def test_the_census_counts_tasks_by_provider_and_state_and_images_by_state
 
 def sample(name: str, **labels: str) -> float | None:
     return REGISTRY.get_sample_value(name, labels)
+
+
+async def test_a_task_whose_id_is_taken_is_not_added(new_uow) -> None:
+    """The same request sent again names the same task (`task_id_for`): the second add
+    says so and changes nothing."""
+    first = task(prompt=uuid4())
+    async with new_uow() as uow:
+        assert await uow.tasks.add(first)
+        await uow.commit()
+    again = task(owner=first.owner_id, prompt=uuid4())
+    again.id = first.id
+    async with new_uow() as uow:
+        assert not await uow.tasks.add(again)
+        await uow.commit()
+    async with new_uow() as uow:
+        stored = await uow.tasks.get(first.owner_id, first.id)
+    assert stored is not None
+    assert stored.prompt_id == first.prompt_id

@@ -191,6 +191,7 @@ class ImagineCommand(BaseModel):
     aspect_ratio: Annotated[str, Field(pattern='^[1-9][0-9]?:[1-9][0-9]?$', title='AspectRatio')] = '1:1'
     process_mode: ProcessMode = ProcessMode.fast
     resubmit_if_lost: StrictBool = False
+    request_id: Annotated[str | None, Field(description='Names a request that creates a task, chosen by who asks (the gateway: from the caller, its Idempotency-Key and the request). The same request_id is the same task: a request sent again because its first answer was lost answers the task the first one created, instead of creating another.', max_length=128, min_length=1, title='RequestId')] = None
 
 
 class VariationCommand(BaseModel):
@@ -201,6 +202,7 @@ class VariationCommand(BaseModel):
     task_id: Annotated[UUID, Field(description='The completed grid task to vary.')]
     index: Annotated[int, Field(ge=1, le=4)]
     strength: VariationStrength = VariationStrength.strong
+    request_id: Annotated[str | None, Field(description='Names a request that creates a task, chosen by who asks (the gateway: from the caller, its Idempotency-Key and the request). The same request_id is the same task: a request sent again because its first answer was lost answers the task the first one created, instead of creating another.', max_length=128, min_length=1, title='RequestId')] = None
 
 
 class UpscaleCommand(BaseModel):
@@ -210,11 +212,21 @@ class UpscaleCommand(BaseModel):
     owner_id: UUID
     task_id: Annotated[UUID, Field(description='The completed grid task to upscale from.')]
     index: Annotated[int, Field(ge=1, le=4)]
+    request_id: Annotated[str | None, Field(description='Names a request that creates a task, chosen by who asks (the gateway: from the caller, its Idempotency-Key and the request). The same request_id is the same task: a request sent again because its first answer was lost answers the task the first one created, instead of creating another.', max_length=128, min_length=1, title='RequestId')] = None
+
+
+class RerollCommand(BaseModel):
+    """
+    `rpc.images.tasks.reroll` request; replies with the new reroll Task.
+    """
+    owner_id: UUID
+    task_id: Annotated[UUID, Field(description='The completed grid task to reroll.')]
+    request_id: Annotated[str | None, Field(description='Names a request that creates a task, chosen by who asks (the gateway: from the caller, its Idempotency-Key and the request). The same request_id is the same task: a request sent again because its first answer was lost answers the task the first one created, instead of creating another.', max_length=128, min_length=1, title='RequestId')] = None
 
 
 class TaskQuery(BaseModel):
     """
-    `rpc.images.tasks.get`, `.reroll` (replies with the new Task) and `.cancel` request; replies with a Task. Also `rpc.images.tasks.preview_url` (replies with an ImageContentLink).
+    `rpc.images.tasks.get` and `.cancel` request; replies with a Task. Also `rpc.images.tasks.preview_url` (replies with an ImageContentLink).
     """
     owner_id: UUID
     task_id: UUID

@@ -19,6 +19,7 @@ from imagetron_contracts.models.images import (
     ImageQuery,
     ImagineCommand,
     ListImagesQuery,
+    RerollCommand,
     Task,
     TaskAction,
     TaskCommand,
@@ -111,7 +112,9 @@ async def test_upscale_variation_and_reroll_of_a_completed_grid(
             ),
             Task,
         ),
-        stack.rpc.call(RPC_IMAGES_TASKS_REROLL, TaskQuery(owner_id=owner, task_id=grid.id), Task),
+        stack.rpc.call(
+            RPC_IMAGES_TASKS_REROLL, RerollCommand(owner_id=owner, task_id=grid.id), Task
+        ),
     )
     assert [
         (t.command, t.origin_task_id, t.origin_index) for t in (upscale, variation, reroll)

@@ -16,6 +16,7 @@ from imagetron_contracts.models.images import (
     ImagePage,
     ImagineCommand,
     ListImagesQuery,
+    RerollCommand,
     Task,
     TaskCommand,
     TaskQuery,
@@ -95,7 +96,7 @@ async def test_imagine_and_every_follow_up(proxy: Any, wait_for: Any) -> None:
         Task,
     )
     reroll = await stack.rpc.call(
-        RPC_IMAGES_TASKS_REROLL, TaskQuery(owner_id=owner, task_id=grid.id), Task
+        RPC_IMAGES_TASKS_REROLL, RerollCommand(owner_id=owner, task_id=grid.id), Task
     )
     for task in (upscale, variation, reroll):
         done = await finished(stack, wait_for, owner, task.id)

@@ -15,6 +15,7 @@ from imagetron_contracts.models.images import (
     PersistImageJob,
     ProcessMode,
     ProviderCallback,
+    RerollCommand,
     SubmitTaskJob,
     TaskAction,
     TaskCommand,
@@ -27,7 +28,13 @@ from imagetron_contracts.models.images import (
 from imagetron_images.app import callbacks, images, tasks
 from imagetron_images.app.dispatch import Slots
 from imagetron_images.app.ports import DownloadRefused, ProviderRejected, ProviderUnavailable
-from imagetron_images.domain import Capability, GenerationTask, ProviderStatus, ProviderUpdate
+from imagetron_images.domain import (
+    Capability,
+    GenerationTask,
+    ProviderStatus,
+    ProviderUpdate,
+    task_id_for,
+)
 from imagetron_platform.errors import Conflict, InvalidRequest, NotFound
 from imagetron_platform.jobs import Delivery
 
@@ -273,7 +280,7 @@ class TestVariationAndReroll:
     async def test_reroll_and_variation_yield_grids_with_their_own_follow_ups(self, world) -> None:
         grid = await completed_grid(world)
         reroll = await tasks.reroll(
-            TaskQuery(owner_id=grid.owner_id, task_id=grid.id),
+            RerollCommand(owner_id=grid.owner_id, task_id=grid.id),
             world.uow,
             providers(world),
             slots=SLOTS,
@@ -312,7 +319,7 @@ class TestVariationAndReroll:
         await apply(world, task.id, failed, f"failed-{task.id}")
         with pytest.raises(Conflict):
             await tasks.reroll(
-                TaskQuery(owner_id=task.owner_id, task_id=task.id),
+                RerollCommand(owner_id=task.owner_id, task_id=task.id),
                 world.uow,
                 providers(world),
                 slots=SLOTS,
@@ -336,7 +343,7 @@ class TestVariationAndReroll:
             )
         with pytest.raises(InvalidRequest, match="'goapi' cannot do reroll"):
             await tasks.reroll(
-                TaskQuery(owner_id=grid.owner_id, task_id=grid.id),
+                RerollCommand(owner_id=grid.owner_id, task_id=grid.id),
                 world.uow,
                 providers(world),
                 slots=SLOTS,
@@ -538,3 +545,97 @@ class TestCancelDuringSubmission:
         await submit(world, task.id, task.owner_id)
         assert world.uow.task(task.id).status is TaskStatus.cancelled
         assert world.provider.cancelled == []
+
+
+# --- a request sent again (its answer was lost) with its request id ----------------------
+# The gateway sends a request again when its first answer was lost: the images replica that
+# created the task died before answering, or answered after the gateway's deadline (504).
+# Before request ids, the second request created a second task, which the client never
+# heard of: generated, stored and announced like any other, its five images were the
+# "orphan" objects the multi-node test found under image ids the client did not know.
+
+
+def imagine_command(owner: UUID, prompt: UUID, request_id: str | None) -> ImagineCommand:
+    return ImagineCommand(
+        owner_id=owner, prompt_id=prompt, prompt_text="a red fox", request_id=request_id
+    )
+
+
+async def imagine_again(world: Any, cmd: ImagineCommand, ledger: Any = None) -> Any:
+    return await tasks.imagine(
+        cmd, world.uow, providers(world), default_provider="goapi", slots=SLOTS,
+        prompt_ledger=ledger or world.ledger,
+    )  # fmt: skip
+
+
+def created(world: Any) -> list[str]:
+    return [m.payload["task"]["id"] for m in world.uow.outbox if m.subject.endswith("created")]
+
+
+async def test_an_imagine_sent_again_answers_the_task_it_created(world) -> None:
+    owner, prompt = uuid4(), uuid4()
+    cmd = imagine_command(owner, prompt, "request-1")
+    first = await imagine_again(world, cmd)
+    again = await imagine_again(world, cmd)
+    assert again.id == first.id == task_id_for(owner, "request-1")
+    assert list(world.uow.committed.tasks) == [first.id]
+    assert created(world) == [str(first.id)]  # announced once
+    assert world.uow.subjects().count("work.images.submit") == 1  # generated once
+    assert world.ledger.reserved == {(prompt, first.id)}
+    assert not world.ledger.released
+
+
+async def test_other_requests_and_requests_without_an_id_are_new_tasks(world) -> None:
+    owner, prompt = uuid4(), uuid4()
+    ids = {
+        (await imagine_again(world, imagine_command(owner, prompt, request_id))).id
+        for request_id in ("request-1", "request-2", None, None)
+    }
+    assert len(ids) == 4
+    # Another owner's same request id is another request.
+    other = await imagine_again(world, imagine_command(uuid4(), prompt, "request-1"))
+    assert other.id not in ids
+
+
+async def test_a_request_sent_again_while_the_first_is_recorded_gets_its_task(world) -> None:
+    """The second attempt found no task, then the first one recorded it: the second
+    records nothing, keeps the (shared) reservation and answers the first one's task."""
+    owner, prompt = uuid4(), uuid4()
+    cmd = imagine_command(owner, prompt, "request-1")
+
+    class FirstAttemptMeanwhile:
+        async def reserve(self, owner_id: UUID, prompt_id: UUID, task_id: UUID) -> None:
+            await world.ledger.reserve(owner_id, prompt_id, task_id)
+            await imagine_again(world, cmd)  # the first attempt, done while this one waits
+
+        async def release(self, owner_id: UUID, prompt_id: UUID, task_id: UUID) -> None:
+            await world.ledger.release(owner_id, prompt_id, task_id)
+
+    second = await imagine_again(world, cmd, FirstAttemptMeanwhile())
+    assert second.id == task_id_for(owner, "request-1")
+    assert list(world.uow.committed.tasks) == [second.id]
+    assert created(world) == [str(second.id)]
+    assert world.ledger.reserved == {(prompt, second.id)}
+    assert not world.ledger.released
+
+
+async def test_follow_ups_sent_again_answer_the_task_they_created(world) -> None:
+    grid = await completed_grid(world)
+    owner = grid.owner_id
+    commands = (
+        (tasks.reroll, RerollCommand(owner_id=owner, task_id=grid.id, request_id="r")),
+        (tasks.upscale, UpscaleCommand(owner_id=owner, task_id=grid.id, index=2, request_id="u")),
+        (
+            tasks.variation,
+            VariationCommand(owner_id=owner, task_id=grid.id, index=3, request_id="v"),
+        ),
+    )
+    for handler, cmd in commands:
+        before = len(world.uow.committed.tasks)
+        first = await handler(cmd, world.uow, providers(world), slots=SLOTS,
+                              prompt_ledger=world.ledger)  # fmt: skip
+        again = await handler(cmd, world.uow, providers(world), slots=SLOTS,
+                              prompt_ledger=world.ledger)  # fmt: skip
+        assert again.id == first.id == task_id_for(owner, cmd.request_id)
+        assert len(world.uow.committed.tasks) == before + 1
+    assert len(created(world)) == 1 + len(commands)  # the grid and one per follow-up

@@ -26,6 +26,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagetron_contracts.models.images import (
@@ -48,8 +49,13 @@ class SqlTaskRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def add(self, task: GenerationTask) -> None:
-        await self._session.execute(insert(tasks).values(_task_values(task)))
+    async def add(self, task: GenerationTask) -> bool:
+        added = await self._session.execute(
+            pg_insert(tasks)
+            .values(_task_values(task))
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        return bool(getattr(added, "rowcount", 0))
 
     async def get(self, owner_id: UUID, task_id: UUID) -> GenerationTask | None:
         row = (

@@ -93,7 +93,10 @@ class ImagePageKey:
 
 
 class TaskRepository(Protocol):
-    async def add(self, task: GenerationTask) -> None: ...
+    async def add(self, task: GenerationTask) -> bool:
+        """False, and nothing added, when a task with its id exists (a request sent again
+        names the same task: `task_id_for`)."""
+        ...
 
     async def get(self, owner_id: UUID, task_id: UUID) -> GenerationTask | None: ...
 

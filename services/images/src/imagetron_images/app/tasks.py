@@ -14,6 +14,7 @@ from imagetron_contracts.models.images import (
     ImagineCommand,
     ListTasksQuery,
     ProcessMode,
+    RerollCommand,
     SubmitTaskJob,
     Task,
     TaskCommand,
@@ -43,6 +44,7 @@ from imagetron_images.domain import (
     ProviderUpdate,
     TaskChange,
     TaskCreated,
+    task_id_for,
 )
 from imagetron_images.domain.tasks import DEFAULT_ASPECT_RATIO
 from imagetron_platform.clock import utcnow
@@ -67,9 +69,14 @@ async def imagine(
     slots: Slots,
     prompt_ledger: PromptLedger,
 ) -> Task:
-    """A new grid from a prompt, on the default provider."""
+    """A new grid from a prompt, on the default provider (or, sent again with its
+    `request_id`, the task it created the first time)."""
     provider = default_provider
+    task_id = task_id_for(cmd.owner_id, cmd.request_id)
+    if cmd.request_id and (before := await _created_before(cmd.owner_id, task_id, uow, providers)):
+        return before
     task, created = GenerationTask.imagine(
+        task_id=task_id,
         owner_id=cmd.owner_id,
         prompt_id=cmd.prompt_id,
         prompt_text=cmd.prompt_text,
@@ -81,12 +88,12 @@ async def imagine(
         resubmit_if_lost=bool(cmd.resubmit_if_lost),
     )
     return await _create(
-        task, created, uow, capabilities(providers, provider), slots, prompt_ledger
+        task, created, uow, providers, capabilities(providers, provider), slots, prompt_ledger
     )
 
 
 async def reroll(
-    query: TaskQuery,
+    cmd: RerollCommand,
     uow: UnitOfWork,
     providers: Mapping[str, ImageProvider],
     *,
@@ -94,8 +101,8 @@ async def reroll(
     prompt_ledger: PromptLedger,
 ) -> Task:
     return await _follow_up(
-        query.owner_id, query.task_id, TaskCommand.reroll, uow, providers,
-        slots=slots, prompt_ledger=prompt_ledger,
+        cmd.owner_id, cmd.task_id, TaskCommand.reroll, uow, providers,
+        request_id=cmd.request_id, slots=slots, prompt_ledger=prompt_ledger,
     )  # fmt: skip
 
 
@@ -109,7 +116,8 @@ async def variation(
 ) -> Task:
     return await _follow_up(
         cmd.owner_id, cmd.task_id, TaskCommand.variation, uow, providers,
-        index=cmd.index, strength=cmd.strength, slots=slots, prompt_ledger=prompt_ledger,
+        index=cmd.index, strength=cmd.strength, request_id=cmd.request_id, slots=slots,
+        prompt_ledger=prompt_ledger,
     )  # fmt: skip
 
 
@@ -123,7 +131,7 @@ async def upscale(
 ) -> Task:
     return await _follow_up(
         cmd.owner_id, cmd.task_id, TaskCommand.upscale, uow, providers,
-        index=cmd.index, slots=slots, prompt_ledger=prompt_ledger,
+        index=cmd.index, request_id=cmd.request_id, slots=slots, prompt_ledger=prompt_ledger,
     )  # fmt: skip
 
 
@@ -191,19 +199,37 @@ async def _follow_up(
     *,
     index: int | None = None,
     strength: VariationStrength | None = None,
+    request_id: str | None = None,
     slots: Slots,
     prompt_ledger: PromptLedger,
 ) -> Task:
+    new_id = task_id_for(owner_id, request_id)
+    if request_id and (before := await _created_before(owner_id, new_id, uow, providers)):
+        return before
     origin = await _owned_task(owner_id, task_id, uow)
     can = capabilities(providers, origin.provider)
-    task, created = origin.follow_up(command, index=index, strength=strength, can=can, now=utcnow())
-    return await _create(task, created, uow, can, slots, prompt_ledger)
+    task, created = origin.follow_up(
+        command, index=index, strength=strength, can=can, now=utcnow(), task_id=new_id
+    )
+    return await _create(task, created, uow, providers, can, slots, prompt_ledger)
+
+
+async def _created_before(
+    owner_id: UUID, task_id: UUID, uow: UnitOfWork, providers: Mapping[str, ImageProvider]
+) -> Task | None:
+    """The task a request sent again (same `request_id`) created the first time, as it is
+    now; None when it is the first time."""
+    try:
+        return await get_task(TaskQuery(owner_id=owner_id, task_id=task_id), uow, providers)
+    except NotFound:
+        return None
 
 
 async def _create(
     task: GenerationTask,
     created: TaskCreated,
     uow: UnitOfWork,
+    providers: Mapping[str, ImageProvider],
     can: frozenset[Capability],
     slots: Slots,
     prompt_ledger: PromptLedger,
@@ -212,23 +238,29 @@ async def _create(
     hears of the task), then record the new task and its `task.created` in one
     transaction, with its submission job when its provider has a free slot; otherwise it
     waits its turn (`queue_position`). If the task cannot be recorded, the reservation is
-    let go."""
+    let go. If its id is taken (the same request, sent again while its first attempt was
+    being answered), that task is the answer: nothing is recorded, and the reservation,
+    the same task's, stays."""
     await prompt_ledger.reserve(task.owner_id, task.prompt_id, task.id)
     try:
         async with uow:
-            await uow.tasks.add(task)
-            await emit_task_change(uow, created, can)
-            await dispatch_waiting(uow, task.provider, slots)
-            stored = await uow.tasks.get(task.owner_id, task.id)
-            if stored is None:  # cannot happen: it was added in this transaction
-                raise NotFound(f"There is no task {task.id}.")
-            position = await _queue_position(uow, stored)
-            await uow.commit()
+            if await uow.tasks.add(task):
+                await emit_task_change(uow, created, can)
+                await dispatch_waiting(uow, task.provider, slots)
+                stored = await uow.tasks.get(task.owner_id, task.id)
+                if stored is None:  # cannot happen: it was added in this transaction
+                    raise NotFound(f"There is no task {task.id}.")
+                position = await _queue_position(uow, stored)
+                await uow.commit()
+                return task_view(stored, can, position)
     except BaseException:
         with contextlib.suppress(Exception):
             await prompt_ledger.release(task.owner_id, task.prompt_id, task.id)
         raise
-    return task_view(stored, can, position)
+    before = await _created_before(task.owner_id, task.id, uow, providers)
+    if before is None:  # cannot happen: tasks are never deleted
+        raise NotFound(f"There is no task {task.id}.")
+    return before
 
 
 async def _queue_position(uow: UnitOfWork, task: GenerationTask) -> int | None:

@@ -31,6 +31,7 @@ from imagetron_images.domain.tasks import (
     TaskResubmitted,
     TaskSubmitted,
     apply_provider_update,
+    task_id_for,
 )
 
 __all__ = [
@@ -57,4 +58,5 @@ __all__ = [
     "TaskResubmitted",
     "TaskSubmitted",
     "apply_provider_update",
+    "task_id_for",
 ]

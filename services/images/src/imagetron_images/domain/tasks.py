@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import ClassVar
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 from imagetron_contracts.models.images import (
     ImageKind,
@@ -211,10 +211,13 @@ class GenerationTask:
         now: datetime,
         prompt_title: str | None = None,
         resubmit_if_lost: bool = False,
+        task_id: UUID | None = None,
     ) -> tuple[GenerationTask, TaskCreated]:
+        """A new grid from a prompt; `task_id` (see `task_id_for`) or a new id."""
         if not prompt_text.strip():
             raise InvalidRequest("The prompt text is empty.")
         task = cls(
+            id=task_id or uuid4(),
             owner_id=owner_id,
             prompt_id=prompt_id,
             command=TaskCommand.imagine,
@@ -237,9 +240,11 @@ class GenerationTask:
         strength: VariationStrength | None = None,
         can: frozenset[Capability],
         now: datetime,
+        task_id: UUID | None = None,
     ) -> tuple[GenerationTask, TaskCreated]:
         """A reroll, variation(index) or upscale(index) of this task: a new task whose
-        origin is this one, on the same provider. Only a completed grid has follow-ups."""
+        origin is this one, on the same provider, with `task_id` (see `task_id_for`) or a
+        new id. Only a completed grid has follow-ups."""
         if command not in FOLLOW_UPS:
             raise InvalidRequest(f"{command} is not a follow-up of a task.")
         if capability_of(command) not in can:
@@ -255,6 +260,7 @@ class GenerationTask:
         elif index not in GRID_INDEXES:
             raise InvalidRequest(f"A {command} needs an index from 1 to 4, not {index}.")
         task = GenerationTask(
+            id=task_id or uuid4(),
             owner_id=self.owner_id,
             prompt_id=self.prompt_id,
             command=command,
@@ -506,6 +512,16 @@ class GenerationTask:
             for index, url in enumerate(update.split_urls[:4], start=1)
         )
         return grid + versions
+
+
+#: The namespace of task ids named by a request (`task_id_for`).
+REQUESTED_TASKS = UUID("6f1c2b9e-3d4a-5e8f-9a0b-1c2d3e4f5a6b")
+
+
+def task_id_for(owner_id: UUID, request_id: str | None) -> UUID:
+    """The id of the task a request creates: fixed by its `request_id` (the same request
+    sent again names the same task, so it cannot create a second one), new without one."""
+    return uuid5(REQUESTED_TASKS, f"{owner_id}/{request_id}") if request_id else uuid4()
 
 
 def apply_provider_update(

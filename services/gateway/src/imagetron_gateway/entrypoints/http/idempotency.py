@@ -3,7 +3,13 @@
 `@idempotent` marks a route; its router's `IdempotentRoute` documents the header (and the
 409 and 422 it can answer) and answers a request sent again with its key with the first
 answer, without running the route again (app/idempotency.py). The fingerprint of a request
-is its method, path and body (as JSON, so spacing and key order do not count)."""
+is its method, path and body (as JSON, so spacing and key order do not count).
+
+A first answer can be lost after the work was done (the service that did it died before
+answering, or answered too late: 503/504); the key is then given back and the request,
+sent again, is done again. So a route whose work must not be done twice passes `RequestId`
+(the caller, key and fingerprint, hashed) to the service, which does that work once per
+request id (the images service: one task per request)."""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import json
 import re
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
+from uuid import UUID
 
 from fastapi import Depends, Header, Request, Response
 from fastapi.routing import APIRoute
@@ -29,6 +36,7 @@ REPLAYED_HEADERS = ("content-type", "location", "etag")
 #: Longer answers are not kept: a retry is answered again instead.
 MAX_KEPT_BYTES = 256 * 1024
 _MARK = "__imagetron_idempotent__"
+_REQUEST_ID = "imagetron_request_id"
 
 E = TypeVar("E", bound=Callable[..., Any])
 IdempotencyKey = Annotated[
@@ -39,6 +47,16 @@ IdempotencyKey = Annotated[
 
 def _documented_key(idempotency_key: IdempotencyKey = None) -> None:
     """Documents and checks the header (a malformed key is a 422); the route acts on it."""
+
+
+def _request_id(request: Request) -> str | None:
+    found: str | None = getattr(request.state, _REQUEST_ID, None)
+    return found
+
+
+#: The request's id (for the service that does its work), or None without an
+#: Idempotency-Key: the same for the same caller, key and request, whichever replica.
+RequestId = Annotated[str | None, Depends(_request_id)]
 
 
 def idempotent(endpoint: E) -> E:
@@ -70,6 +88,7 @@ class IdempotentRoute(APIRoute):
             first = await requests.begin(caller.id, key, fingerprint)
             if first is not None:
                 return Response(first.body, status_code=first.status, headers=first.headers)
+            setattr(request.state, _REQUEST_ID, _request_hash(caller.id, key, fingerprint))
             try:
                 response = await answer(request)
             except BaseException:
@@ -98,6 +117,10 @@ def _fingerprint(method: str, path: str, body: bytes) -> str:
     except (ValueError, RecursionError):
         canonical = body
     return hashlib.sha256(f"{method} {path}\n".encode() + canonical).hexdigest()
+
+
+def _request_hash(user_id: UUID, key: str, fingerprint: str) -> str:
+    return hashlib.sha256(f"{user_id}\n{key}\n{fingerprint}".encode()).hexdigest()
 
 
 def _answer(response: Response) -> Answer | None:

@@ -36,7 +36,7 @@ from imagetron_contracts.models.prompts import (
 )
 from imagetron_gateway.app.budgets import Spend
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
-from imagetron_gateway.entrypoints.http.idempotency import IdempotentRoute, idempotent
+from imagetron_gateway.entrypoints.http.idempotency import IdempotentRoute, RequestId, idempotent
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
 from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems
 from imagetron_platform.errors import InvalidRequest
@@ -199,6 +199,7 @@ async def imagine_prompt(
     caller: CurrentUser,
     ctx: Context,
     request: Request,
+    request_id: RequestId,
     body: Annotated[ImagineRequest | None, Body()] = None,
 ) -> Task:
     if body is None and (await request.body()).strip() == b"null":
@@ -224,6 +225,7 @@ async def imagine_prompt(
         aspect_ratio=options.aspect_ratio,
         process_mode=options.process_mode,
         resubmit_if_lost=options.resubmit_if_lost,
+        request_id=request_id,
     )
     async with ctx.budgets.spending(caller.id, Spend.generations):
         return await ctx.rpc.call(streams.RPC_IMAGES_IMAGINE, command, Task)

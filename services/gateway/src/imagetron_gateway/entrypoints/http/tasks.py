@@ -15,6 +15,7 @@ from imagetron_contracts import streams
 from imagetron_contracts.models.images import (
     ImageContentLink,
     ListTasksQuery,
+    RerollCommand,
     Task,
     TaskPage,
     TaskQuery,
@@ -26,7 +27,7 @@ from imagetron_contracts.models.images import (
 )
 from imagetron_gateway.app.budgets import Spend
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
-from imagetron_gateway.entrypoints.http.idempotency import IdempotentRoute, idempotent
+from imagetron_gateway.entrypoints.http.idempotency import IdempotentRoute, RequestId, idempotent
 from imagetron_gateway.entrypoints.http.images import IfNoneMatch, stream_stored
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
 from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems
@@ -73,10 +74,12 @@ FOLLOW_UP_PROBLEMS = problems(401, 404, 409, 422, 503, 504)
     tags=["tasks"],
 )
 @idempotent
-async def reroll_task(task_id: UUID, caller: CurrentUser, ctx: Context) -> Task:
-    query = TaskQuery(owner_id=caller.id, task_id=task_id)
+async def reroll_task(
+    task_id: UUID, caller: CurrentUser, ctx: Context, request_id: RequestId
+) -> Task:
+    cmd = RerollCommand(owner_id=caller.id, task_id=task_id, request_id=request_id)
     async with ctx.budgets.spending(caller.id, Spend.generations):
-        return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_REROLL, query, Task)
+        return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_REROLL, cmd, Task)
 
 
 @router.post(
@@ -88,10 +91,14 @@ async def reroll_task(task_id: UUID, caller: CurrentUser, ctx: Context) -> Task:
 )
 @idempotent
 async def vary_task(
-    task_id: UUID, body: VariationRequest, caller: CurrentUser, ctx: Context
+    task_id: UUID, body: VariationRequest, caller: CurrentUser, ctx: Context, request_id: RequestId
 ) -> Task:
     cmd = VariationCommand(
-        owner_id=caller.id, task_id=task_id, index=body.index, strength=body.strength
+        owner_id=caller.id,
+        task_id=task_id,
+        index=body.index,
+        strength=body.strength,
+        request_id=request_id,
     )
     async with ctx.budgets.spending(caller.id, Spend.generations):
         return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_VARIATION, cmd, Task)
@@ -106,9 +113,11 @@ async def vary_task(
 )
 @idempotent
 async def upscale_task(
-    task_id: UUID, body: UpscaleRequest, caller: CurrentUser, ctx: Context
+    task_id: UUID, body: UpscaleRequest, caller: CurrentUser, ctx: Context, request_id: RequestId
 ) -> Task:
-    cmd = UpscaleCommand(owner_id=caller.id, task_id=task_id, index=body.index)
+    cmd = UpscaleCommand(
+        owner_id=caller.id, task_id=task_id, index=body.index, request_id=request_id
+    )
     async with ctx.budgets.spending(caller.id, Spend.generations):
         return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_UPSCALE, cmd, Task)
 
