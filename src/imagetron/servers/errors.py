@@ -26,5 +26,9 @@ class ServerStartError(ServerError):
         super().__init__(message)
 
 
+class ServerExitedError(ServerStartError):
+    """The server exited during ``start()`` (rather than not answering in time)."""
+
+
 class BinaryNotFoundError(ServerError):
     """A server executable could not be located."""

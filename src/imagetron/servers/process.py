@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Self, TypeVar
+from typing import IO, Any, ClassVar, Protocol, Self, TypeVar
 
-from imagetron.servers.errors import BinaryNotFoundError, ServerStartError
+from imagetron.servers.errors import BinaryNotFoundError, ServerExitedError, ServerStartError
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -150,6 +150,20 @@ def _spawn(fn: Callable[[], _T]) -> _T:
     return _spawner.run(fn)
 
 
+class ChildProcess(Protocol):
+    """What we hold of a started child: a `subprocess.Popen`, or a process forked by the
+    fork server (`imagetron.servers.forkserver.ForkedProcess`)."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def returncode(self) -> int | None: ...
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def send_signal(self, sig: int) -> None: ...
+    def kill(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Account:
     """An unprivileged account to run a child as (PostgreSQL refuses to run as root)."""
@@ -159,7 +173,7 @@ class Account:
     gid: int
 
 
-def _terminate(proc: subprocess.Popen[bytes], sig: int, timeout: float, what: str) -> None:
+def _terminate(proc: ChildProcess, sig: int, timeout: float, what: str) -> None:
     """Stop ``proc`` by PID: ``sig``, wait, then SIGKILL its process group, and reap it."""
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
@@ -178,9 +192,16 @@ def _terminate(proc: subprocess.Popen[bytes], sig: int, timeout: float, what: st
     proc.wait()
 
 
+#: The return code of a child that ended while nobody who could tell how was left (its
+#: fork server had died: `imagetron.servers.forkserver`).
+UNKNOWN_EXIT = 1 << 16
+
+
 def describe_exit(returncode: int | None) -> str:
     if returncode is None:
         return "running"
+    if returncode == UNKNOWN_EXIT:
+        return "exited (how is unknown: its fork server had died)"
     if returncode < 0:
         try:
             return f"killed by {signal.Signals(-returncode).name}"
@@ -224,7 +245,7 @@ class ManagedProcess:
         self.stop_timeout = stop_timeout
         #: Seconds the last successful ``start()`` took (``None`` before the first one).
         self.startup_seconds: float | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: ChildProcess | None = None
         self._log_offset = 0
         self._lock = threading.RLock()
 
@@ -358,32 +379,41 @@ class ManagedProcess:
 
     def _launch(self) -> None:
         argv = self._command()
-        account = self._account()
         env = self._environment()
-        preexec = make_preexec(self.death_signal)
         with self.log_path.open("ab") as log:
             self._log_offset = log.tell()
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             log.write(f"\n===== {stamp} starting {self.what}: {shlex.join(argv)}\n".encode())
             log.flush()
-
-            def popen() -> subprocess.Popen[bytes]:
-                return subprocess.Popen(  # noqa: S603 - argv is built here, never shell-parsed
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    cwd=self.data_dir,
-                    env=env,
-                    start_new_session=True,
-                    preexec_fn=preexec,  # PR_SET_PDEATHSIG, see make_preexec
-                    user=account.uid if account else None,
-                    group=account.gid if account else None,
-                    extra_groups=[] if account else None,
-                )
-
-            self._proc = _spawn(popen)
+            self._proc = self._start_child(argv, env, log)
         _log.debug("started %s pid %d: %s", self.what, self._proc.pid, shlex.join(argv))
+
+    def _start_child(self, argv: list[str], env: dict[str, str], log: IO[bytes]) -> ChildProcess:
+        """Start the process (its output appended to `log`); by default a fresh program."""
+        stdio = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
+        return self._popen(argv, env, **stdio)
+
+    def _popen(self, argv: list[str], env: dict[str, str], **stdio: Any) -> subprocess.Popen[bytes]:
+        """`subprocess.Popen` in our data directory, in a session of its own, with the
+        parent-death signal set (from a thread that lives as long as we do) and as
+        `_account()`."""
+        account = self._account()
+        preexec = make_preexec(self.death_signal)
+
+        def popen() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(  # noqa: S603 - argv is built here, never shell-parsed
+                argv,
+                **stdio,
+                cwd=self.data_dir,
+                env=env,
+                start_new_session=True,
+                preexec_fn=preexec,  # PR_SET_PDEATHSIG, see make_preexec
+                user=account.uid if account else None,
+                group=account.gid if account else None,
+                extra_groups=[] if account else None,
+            )
+
+        return _spawn(popen)
 
     def _wait_ready(self, deadline: float) -> None:
         self._wait_until(self._is_ready, deadline)
@@ -405,10 +435,14 @@ class ManagedProcess:
             raise self._start_error("was stopped during start")
         code = proc.poll()
         if code is not None:
-            raise self._start_error(f"exited with code {code} during start")
+            raise self._start_error(
+                f"exited with code {code} during start", error=ServerExitedError
+            )
 
-    def _start_error(self, reason: str) -> ServerStartError:
-        return ServerStartError(self.what, reason, self.log_path, self._log_tail())
+    def _start_error(
+        self, reason: str, error: type[ServerStartError] = ServerStartError
+    ) -> ServerStartError:
+        return error(self.what, reason, self.log_path, self._log_tail())
 
     def _log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
         """Last lines written to the log since the current start began."""
@@ -421,7 +455,7 @@ class ManagedProcess:
             return ""
         return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
-    def _clear_leftovers(self, dead: subprocess.Popen[bytes]) -> None:
+    def _clear_leftovers(self, dead: ChildProcess) -> None:
         """The leader died (SIGKILL, a crash): what it had forked may live on in its process
         group (PostgreSQL's backends hold the shared memory a new postmaster needs). Kill
         them by PID, wait until they are gone, then clear stale locks."""

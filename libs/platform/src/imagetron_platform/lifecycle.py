@@ -74,14 +74,20 @@ class Database:
 async def run_every(
     name: str, interval_seconds: float, round_: Callable[[], Awaitable[object]]
 ) -> None:
-    """Run `round_` every `interval_seconds` for ever; a failing round is logged and the
-    next one tries again."""
+    """Run `round_` every `interval_seconds` for ever. A failing round is logged and tried
+    again sooner: after 1 s, 2 s, 4 s ... up to `interval_seconds` (a service that started
+    while its database was still coming up does not wait a whole interval)."""
+    failures = 0
     while True:
         try:
             await round_()
         except Exception:
-            log.exception("%s: round failed; trying again in %g s", name, interval_seconds)
-        await asyncio.sleep(interval_seconds)
+            failures += 1
+            delay = min(interval_seconds, 2.0 ** (failures - 1))
+            log.exception("%s: round failed; trying again in %g s", name, delay)
+        else:
+            failures, delay = 0, interval_seconds
+        await asyncio.sleep(delay)
 
 
 class ServiceLifecycle:
