@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from types import FrameType
@@ -13,8 +15,9 @@ from typing import Annotated, Any
 import typer
 
 from imagetron.client.commands import register as register_client_commands
-from imagetron.servers import ServerError
-from imagetron.stack_ports import StackPorts
+from imagetron.servers import ServerError, forkserver
+from imagetron.servers.forkserver import ForkServer
+from imagetron.stack_ports import APP_MODULES, StackPorts
 from imagetron.supervisor import Supervisor, format_status, read_status
 
 app = typer.Typer(
@@ -42,6 +45,22 @@ def _root() -> None:
 
 
 register_client_commands(app)
+
+
+def _start_fork_server(data_dir: Path) -> ForkServer | None:
+    """Start the fork server first of all, in the background: it imports the services' code
+    while this process imports the stack and starts the infrastructure (the stack's start
+    then waits for it, and reports it if it failed)."""
+    if not forkserver.enabled():
+        return None
+    server = ForkServer(data_dir.absolute() / "logs", APP_MODULES.values())
+
+    def start() -> None:
+        with contextlib.suppress(ServerError):
+            server.start()
+
+    threading.Thread(target=start, name="imagetron-forkserver-start", daemon=True).start()
+    return server
 
 
 @app.command()
@@ -109,6 +128,7 @@ def up(
     signal.signal(signal.SIGTERM, on_signal)
 
     typer.echo(f"Starting Imagetron in {data_dir.absolute()} …")
+    fork_server = _start_fork_server(data_dir)
     # The stack (and through it every service's settings) only when one starts: the other
     # commands start in a fraction of a second.
     from imagetron.stack import CLUSTER, ClusterShape, EmbeddedStack
@@ -119,6 +139,7 @@ def up(
             ports,
             admin_api_key=os.environ.get("IMAGETRON_BOOTSTRAP_API_KEY"),
             shape=CLUSTER if cluster else ClusterShape(),
+            fork_server=fork_server or False,
         )
         stack.start()
     except ServerError as exc:

@@ -38,7 +38,7 @@ from imagetron.servers import (
 from imagetron.servers.errors import ServerExitedError
 from imagetron.servers.forkserver import ForkServer, ForkServerError
 from imagetron.servers.process import ChildProcess
-from imagetron.stack_ports import StackPorts
+from imagetron.stack_ports import APP_MODULES, StackPorts
 from imagetron_gateway.domain.identity import new_api_key
 from imagetron_platform import nats_access
 from imagetron_platform.messaging import nats_connect_options, nats_servers
@@ -247,7 +247,7 @@ class EmbeddedStack:
         log_json: bool = True,
         extra_env: dict[str, str] | None = None,
         shape: ClusterShape | None = None,
-        fork_server: bool | None = None,
+        fork_server: ForkServer | bool | None = None,
     ) -> None:
         self.root = Path(root).absolute()
         self.ports = ports or StackPorts()
@@ -273,14 +273,16 @@ class EmbeddedStack:
         }
         self.apps = self._build_apps(log_json, extra_env or {})
         # The services forked from one interpreter that imported them all (unless
-        # IMAGETRON_FORK_SERVER=0): most of their start-up is that import.
+        # IMAGETRON_FORK_SERVER=0): most of their start-up is that import. One may be given
+        # already starting (`imagetron up` starts it first of all).
         if fork_server is None:
-            fork_server = os.environ.get("IMAGETRON_FORK_SERVER", "1") != "0"
-        self.fork_server = (
-            ForkServer(self.root / "logs", [app.module for app in self.apps.values()])
-            if fork_server and forkserver.supported()
-            else None
-        )
+            fork_server = forkserver.enabled()
+        if isinstance(fork_server, ForkServer):
+            self.fork_server: ForkServer | None = fork_server
+        elif fork_server:
+            self.fork_server = ForkServer(self.root / "logs", APP_MODULES.values())
+        else:
+            self.fork_server = None
         for app in self.apps.values():
             app.fork_server = self.fork_server
         self.proxy = (
@@ -334,7 +336,7 @@ class EmbeddedStack:
         }
         specific: dict[str, tuple[str, int, dict[str, str]]] = {
             "sandbox": (
-                "imagetron_sandbox",
+                APP_MODULES["sandbox"],
                 p.sandbox,
                 {
                     "IMAGETRON_SANDBOX_HOST": LOCALHOST,
@@ -348,12 +350,12 @@ class EmbeddedStack:
                 },
             ),
             "prompts": (
-                "imagetron_prompts",
+                APP_MODULES["prompts"],
                 p.prompts,
                 {"IMAGETRON_LLM_BASE_URL": f"{sandbox_url}/v1", "IMAGETRON_LLM_API_KEY": "sandbox"},
             ),
             "images": (
-                "imagetron_images",
+                APP_MODULES["images"],
                 p.images,
                 {
                     "IMAGETRON_GOAPI_BASE_URL": sandbox_url,
@@ -374,9 +376,9 @@ class EmbeddedStack:
                     "IMAGETRON_DOWNLOAD_ALLOW_HOSTS": json.dumps([f"{LOCALHOST}:{p.sandbox}"]),
                 },
             ),
-            "notifier": ("imagetron_notifier", p.notifier, {}),
+            "notifier": (APP_MODULES["notifier"], p.notifier, {}),
             "publisher": (
-                "imagetron_publisher",
+                APP_MODULES["publisher"],
                 p.publisher,
                 {
                     **s3,
@@ -389,7 +391,7 @@ class EmbeddedStack:
                 },
             ),
             "gateway": (
-                "imagetron_gateway",
+                APP_MODULES["gateway"],
                 p.gateway,
                 {
                     "IMAGETRON_BOOTSTRAP_API_KEY": s.admin_api_key,

@@ -1,11 +1,23 @@
-"""The embedded stack's ports: a module of its own, so that commands which only need the
-defaults (`imagetron --help`, `imagetron status`) start without importing the stack."""
+"""The embedded stack's ports and programs: a module of its own, so that commands which only
+need the defaults (`imagetron --help`, `imagetron status`) start without importing the stack,
+and `imagetron up` can start the fork server before it imports the stack."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
 from imagetron.servers.ports import ensure_port_free, free_ports
+
+#: The module each of our processes runs (`python -m <module>`, or forked from the fork
+#: server, which imports them all first).
+APP_MODULES = {
+    "sandbox": "imagetron_sandbox",
+    "prompts": "imagetron_prompts",
+    "images": "imagetron_images",
+    "notifier": "imagetron_notifier",
+    "publisher": "imagetron_publisher",
+    "gateway": "imagetron_gateway",
+}
 
 
 @dataclass(frozen=True)

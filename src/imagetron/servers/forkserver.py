@@ -64,6 +64,11 @@ def supported() -> bool:
     return sys.platform.startswith("linux") and hasattr(os, "pidfd_open")
 
 
+def enabled() -> bool:
+    """Supported here, and not turned off (`IMAGETRON_FORK_SERVER=0`)."""
+    return supported() and os.environ.get("IMAGETRON_FORK_SERVER", "1") != "0"
+
+
 class ForkServerError(ServerError):
     """The fork server could not fork a service (it is down, or the fork failed)."""
 
