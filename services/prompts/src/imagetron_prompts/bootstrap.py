@@ -12,7 +12,6 @@ from openai import AsyncOpenAI
 from imagetron_platform.clock import utcnow
 from imagetron_platform.lifecycle import Database, ServiceLifecycle
 from imagetron_platform.messaging import make_broker
-from imagetron_prompts import migrations
 from imagetron_prompts.adapters.llm import OpenAiLlm
 from imagetron_prompts.adapters.tables import inbox, outbox
 from imagetron_prompts.adapters.unit_of_work import PromptsUnitOfWork
@@ -88,6 +87,9 @@ def create_app(settings: PromptsSettings) -> FastAPI:
     if settings.database_migrate_on_start:
 
         async def migrate() -> None:
+            # Alembic only when asked to migrate (a third of a second of start-up).
+            from imagetron_prompts import migrations
+
             await asyncio.to_thread(migrations.upgrade, settings.database_url)
 
         runtime.lifecycle.before_connect(migrate)
