@@ -284,3 +284,52 @@ async def test_another_key_or_none_is_another_generation(
     with_key, without = _request_ids(gateway, subject)
     assert with_key is not None
     assert without is None
+
+
+CREATES = pytest.mark.parametrize(
+    ("subject", "path", "body"),
+    [
+        (streams.RPC_PROMPTS_CREATE, "prompts", {"text": "a pear"}),
+        (streams.RPC_PROMPTS_GENERATE, "prompts/generate", {"subject": "pears", "count": 2}),
+        (streams.RPC_PROMPTS_CHATS_START, "chats", {"brief": "pears"}),
+        (streams.RPC_PROMPTS_CHATS_CONTINUE, "chats/{id}/messages", {"text": "greener"}),
+        (streams.RPC_PUBLISHER_PUBLICATIONS_CREATE, "publications", {"image_ids": ["{id}"]}),
+    ],
+)
+
+
+def _create_request(path: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    some = str(uuid.uuid4())
+    filled = {k: [some] if v == ["{id}"] else v for k, v in body.items()}
+    return "/api/v1/" + path.format(id=some), filled
+
+
+@CREATES
+async def test_a_create_whose_answer_was_lost_is_sent_again_as_the_same_request(
+    gateway, subject, path, body
+) -> None:
+    """The prompts or publisher service created the prompt, chat, exchange or batch, then
+    its answer came too late (504) and the key was given back: sent again with its key, the
+    request reaches the service with the same request id, which names what the first one
+    created (`imagetron_platform.request_ids`)."""
+    url, body = _create_request(path, body)
+    headers = {**gateway.auth("ada"), **_key()}
+    gateway.services.answers[subject] = ServiceTimeout(f"No answer on {subject} within 10 s.")
+    for _ in range(2):
+        assert (await gateway.client.post(url, json=body, headers=headers)).status_code == 504
+    first, again = _request_ids(gateway, subject)
+    assert first is not None
+    assert again == first
+
+
+@CREATES
+async def test_another_key_or_none_is_another_create(gateway, subject, path, body) -> None:
+    url, body = _create_request(path, body)
+    gateway.services.answers[subject] = ServiceTimeout(f"No answer on {subject} within 10 s.")
+    for headers in (_key(), _key(), {}):
+        headers = {**gateway.auth("ada"), **headers}
+        assert (await gateway.client.post(url, json=body, headers=headers)).status_code == 504
+    one, other, without = _request_ids(gateway, subject)
+    assert None not in (one, other)
+    assert one != other
+    assert without is None

@@ -48,25 +48,6 @@ class ContinueChatRequest(BaseModel):
     count: Annotated[int | None, Field(ge=1, le=20)] = None
 
 
-class StartChatCommand(BaseModel):
-    """
-    `rpc.prompts.chats.start` request; replies with the new Chat.
-    """
-    owner_id: UUID
-    brief: str
-    count: Annotated[int | None, Field(ge=1, le=20)] = None
-
-
-class ContinueChatCommand(BaseModel):
-    """
-    `rpc.prompts.chats.continue` request; replies with the Chat.
-    """
-    owner_id: UUID
-    chat_id: UUID
-    text: str
-    count: Annotated[int | None, Field(ge=1, le=20)] = None
-
-
 class ChatQuery(BaseModel):
     """
     `rpc.prompts.chats.get` (replies with the Chat) and `rpc.prompts.chats.delete` (replies with its ChatSummary) request.
@@ -123,6 +104,27 @@ class Chat(BaseModel):
     created_at: AwareDatetime
     updated_at: AwareDatetime
     messages: list[ChatMessage]
+
+
+class StartChatCommand(BaseModel):
+    """
+    `rpc.prompts.chats.start` request; replies with the new Chat.
+    """
+    owner_id: UUID
+    brief: str
+    count: Annotated[int | None, Field(ge=1, le=20)] = None
+    request_id: Annotated[str | None, Field(description='Names a request that creates something (a task, a prompt, a chat or its next exchange, publications), chosen by who asks (the gateway: from the caller, its Idempotency-Key and the request). The same request_id is the same creation: a request sent again because its first answer was lost answers what the first one created, instead of creating it again (and without asking the language model again).', max_length=128, min_length=1, title='RequestId')] = None
+
+
+class ContinueChatCommand(BaseModel):
+    """
+    `rpc.prompts.chats.continue` request; replies with the Chat.
+    """
+    owner_id: UUID
+    chat_id: UUID
+    text: str
+    count: Annotated[int | None, Field(ge=1, le=20)] = None
+    request_id: Annotated[str | None, Field(description='Names a request that creates something (a task, a prompt, a chat or its next exchange, publications), chosen by who asks (the gateway: from the caller, its Idempotency-Key and the request). The same request_id is the same creation: a request sent again because its first answer was lost answers what the first one created, instead of creating it again (and without asking the language model again).', max_length=128, min_length=1, title='RequestId')] = None
 
 
 class ChatEvent(BaseModel):

@@ -191,7 +191,7 @@ class ImagineCommand(BaseModel):
     aspect_ratio: Annotated[str, Field(pattern='^[1-9][0-9]?:[1-9][0-9]?$', title='AspectRatio')] = '1:1'
     process_mode: ProcessMode = ProcessMode.fast
     resubmit_if_lost: StrictBool = False
-    request_id: Annotated[str | None, Field(description='Names a request that creates a task, chosen by who asks (the gateway: from the caller, its Idempotency-Key and the request). The same request_id is the same task: a request sent again because its first answer was lost answers the task the first one created, instead of creating another.', max_length=128, min_length=1, title='RequestId')] = None
+    request_id: Annotated[str | None, Field(description='Names a request that creates something (a task, a prompt, a chat or its next exchange, publications), chosen by who asks (the gateway: from the caller, its Idempotency-Key and the request). The same request_id is the same creation: a request sent again because its first answer was lost answers what the first one created, instead of creating it again (and without asking the language model again).', max_length=128, min_length=1, title='RequestId')] = None
 
 
 class VariationCommand(BaseModel):
@@ -202,7 +202,7 @@ class VariationCommand(BaseModel):
     task_id: Annotated[UUID, Field(description='The completed grid task to vary.')]
     index: Annotated[int, Field(ge=1, le=4)]
     strength: VariationStrength = VariationStrength.strong
-    request_id: Annotated[str | None, Field(description='Names a request that creates a task, chosen by who asks (the gateway: from the caller, its Idempotency-Key and the request). The same request_id is the same task: a request sent again because its first answer was lost answers the task the first one created, instead of creating another.', max_length=128, min_length=1, title='RequestId')] = None
+    request_id: Annotated[str | None, Field(description='Names a request that creates something (a task, a prompt, a chat or its next exchange, publications), chosen by who asks (the gateway: from the caller, its Idempotency-Key and the request). The same request_id is the same creation: a request sent again because its first answer was lost answers what the first one created, instead of creating it again (and without asking the language model again).', max_length=128, min_length=1, title='RequestId')] = None
 
 
 class UpscaleCommand(BaseModel):
@@ -212,7 +212,7 @@ class UpscaleCommand(BaseModel):
     owner_id: UUID
     task_id: Annotated[UUID, Field(description='The completed grid task to upscale from.')]
     index: Annotated[int, Field(ge=1, le=4)]
-    request_id: Annotated[str | None, Field(description='Names a request that creates a task, chosen by who asks (the gateway: from the caller, its Idempotency-Key and the request). The same request_id is the same task: a request sent again because its first answer was lost answers the task the first one created, instead of creating another.', max_length=128, min_length=1, title='RequestId')] = None
+    request_id: Annotated[str | None, Field(description='Names a request that creates something (a task, a prompt, a chat or its next exchange, publications), chosen by who asks (the gateway: from the caller, its Idempotency-Key and the request). The same request_id is the same creation: a request sent again because its first answer was lost answers what the first one created, instead of creating it again (and without asking the language model again).', max_length=128, min_length=1, title='RequestId')] = None
 
 
 class RerollCommand(BaseModel):
@@ -221,7 +221,7 @@ class RerollCommand(BaseModel):
     """
     owner_id: UUID
     task_id: Annotated[UUID, Field(description='The completed grid task to reroll.')]
-    request_id: Annotated[str | None, Field(description='Names a request that creates a task, chosen by who asks (the gateway: from the caller, its Idempotency-Key and the request). The same request_id is the same task: a request sent again because its first answer was lost answers the task the first one created, instead of creating another.', max_length=128, min_length=1, title='RequestId')] = None
+    request_id: Annotated[str | None, Field(description='Names a request that creates something (a task, a prompt, a chat or its next exchange, publications), chosen by who asks (the gateway: from the caller, its Idempotency-Key and the request). The same request_id is the same creation: a request sent again because its first answer was lost answers what the first one created, instead of creating it again (and without asking the language model again).', max_length=128, min_length=1, title='RequestId')] = None
 
 
 class TaskQuery(BaseModel):

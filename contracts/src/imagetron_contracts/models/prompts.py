@@ -160,6 +160,7 @@ class CreatePromptCommand(BaseModel):
     owner_id: UUID
     text: str
     title: str | None = None
+    request_id: Annotated[str | None, Field(description='Names a request that creates something (a task, a prompt, a chat or its next exchange, publications), chosen by who asks (the gateway: from the caller, its Idempotency-Key and the request). The same request_id is the same creation: a request sent again because its first answer was lost answers what the first one created, instead of creating it again (and without asking the language model again).', max_length=128, min_length=1, title='RequestId')] = None
 
 
 class PromptQuery(BaseModel):
@@ -221,6 +222,7 @@ class GeneratePromptsCommand(BaseModel):
     style: str | None = None
     aspect_ratio: Annotated[str, Field(pattern='^[1-9][0-9]?:[1-9][0-9]?$')] = '1:1'
     chat_id: UUID | None = None
+    request_id: Annotated[str | None, Field(description='Names a request that creates something (a task, a prompt, a chat or its next exchange, publications), chosen by who asks (the gateway: from the caller, its Idempotency-Key and the request). The same request_id is the same creation: a request sent again because its first answer was lost answers what the first one created, instead of creating it again (and without asking the language model again).', max_length=128, min_length=1, title='RequestId')] = None
 
 
 class PromptEventType(StrEnum):

@@ -245,6 +245,7 @@ class CreatePublicationsCommand(BaseModel):
     suggest_metadata: StrictBool = True
     publish_when_ready: StrictBool = False
     metadata: MetadataChanges | None = None
+    request_id: Annotated[str | None, Field(description='Names a request that creates something (a task, a prompt, a chat or its next exchange, publications), chosen by who asks (the gateway: from the caller, its Idempotency-Key and the request). The same request_id is the same creation: a request sent again because its first answer was lost answers what the first one created, instead of creating it again (and without asking the language model again).', max_length=128, min_length=1, title='RequestId')] = None
 
 
 class PublicationQuery(BaseModel):

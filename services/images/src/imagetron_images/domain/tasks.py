@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import ClassVar
-from uuid import UUID, uuid4, uuid5
+from uuid import UUID, uuid4
 
 from imagetron_contracts.models.images import (
     ImageKind,
@@ -43,6 +43,7 @@ from imagetron_images.domain.providers import (
     capability_of,
 )
 from imagetron_platform.errors import Conflict, InvalidRequest
+from imagetron_platform.request_ids import id_for
 
 log = logging.getLogger(__name__)
 
@@ -521,7 +522,7 @@ REQUESTED_TASKS = UUID("6f1c2b9e-3d4a-5e8f-9a0b-1c2d3e4f5a6b")
 def task_id_for(owner_id: UUID, request_id: str | None) -> UUID:
     """The id of the task a request creates: fixed by its `request_id` (the same request
     sent again names the same task, so it cannot create a second one), new without one."""
-    return uuid5(REQUESTED_TASKS, f"{owner_id}/{request_id}") if request_id else uuid4()
+    return id_for(REQUESTED_TASKS, owner_id, request_id)
 
 
 def apply_provider_update(

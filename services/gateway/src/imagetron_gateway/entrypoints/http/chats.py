@@ -24,7 +24,7 @@ from imagetron_contracts.models.chats import (
 )
 from imagetron_gateway.app.budgets import Spend
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
-from imagetron_gateway.entrypoints.http.idempotency import IdempotentRoute, idempotent
+from imagetron_gateway.entrypoints.http.idempotency import IdempotentRoute, RequestId, idempotent
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
 from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems
 
@@ -39,8 +39,12 @@ router = APIRouter(prefix="/api/v1", route_class=IdempotentRoute)
     tags=["chats"],
 )
 @idempotent
-async def start_chat(body: StartChatRequest, caller: CurrentUser, ctx: Context) -> Chat:
-    command = StartChatCommand(owner_id=caller.id, brief=body.brief, count=body.count)
+async def start_chat(
+    body: StartChatRequest, caller: CurrentUser, ctx: Context, request_id: RequestId
+) -> Chat:
+    command = StartChatCommand(
+        owner_id=caller.id, brief=body.brief, count=body.count, request_id=request_id
+    )
     async with ctx.budgets.spending(caller.id, Spend.llm_calls):
         return await ctx.rpc.call(
             streams.RPC_PROMPTS_CHATS_START,
@@ -92,10 +96,18 @@ async def delete_chat(chat_id: UUID, caller: CurrentUser, ctx: Context) -> Respo
 )
 @idempotent
 async def continue_chat(
-    chat_id: UUID, body: ContinueChatRequest, caller: CurrentUser, ctx: Context
+    chat_id: UUID,
+    body: ContinueChatRequest,
+    caller: CurrentUser,
+    ctx: Context,
+    request_id: RequestId,
 ) -> Chat:
     command = ContinueChatCommand(
-        owner_id=caller.id, chat_id=chat_id, text=body.text, count=body.count
+        owner_id=caller.id,
+        chat_id=chat_id,
+        text=body.text,
+        count=body.count,
+        request_id=request_id,
     )
     async with ctx.budgets.spending(caller.id, Spend.llm_calls):
         return await ctx.rpc.call(

@@ -52,8 +52,12 @@ router = APIRouter(prefix="/api/v1", route_class=IdempotentRoute)
     tags=["prompts"],
 )
 @idempotent
-async def create_prompt(body: CreatePromptRequest, caller: CurrentUser, ctx: Context) -> Prompt:
-    command = CreatePromptCommand(owner_id=caller.id, text=body.text, title=body.title)
+async def create_prompt(
+    body: CreatePromptRequest, caller: CurrentUser, ctx: Context, request_id: RequestId
+) -> Prompt:
+    command = CreatePromptCommand(
+        owner_id=caller.id, text=body.text, title=body.title, request_id=request_id
+    )
     return await ctx.rpc.call(streams.RPC_PROMPTS_CREATE, command, Prompt)
 
 
@@ -84,7 +88,7 @@ async def list_prompts(
 )
 @idempotent
 async def generate_prompts(
-    body: GeneratePromptsRequest, caller: CurrentUser, ctx: Context
+    body: GeneratePromptsRequest, caller: CurrentUser, ctx: Context, request_id: RequestId
 ) -> GeneratedPrompts:
     command = GeneratePromptsCommand(
         owner_id=caller.id,
@@ -93,6 +97,7 @@ async def generate_prompts(
         style=body.style,
         aspect_ratio=body.aspect_ratio,
         chat_id=body.chat_id,
+        request_id=request_id,
     )
     async with ctx.budgets.spending(caller.id, Spend.llm_calls):
         return await ctx.rpc.call(

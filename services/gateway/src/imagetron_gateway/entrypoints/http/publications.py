@@ -40,7 +40,7 @@ from imagetron_contracts.models.publications import (
     UpdatePublicationRequest,
 )
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
-from imagetron_gateway.entrypoints.http.idempotency import IdempotentRoute, idempotent
+from imagetron_gateway.entrypoints.http.idempotency import IdempotentRoute, RequestId, idempotent
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
 from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems
 
@@ -63,7 +63,7 @@ CHANGE = problems(401, 404, 409, 422, 503, 504)
 )
 @idempotent
 async def create_publications(
-    body: CreatePublicationsRequest, caller: CurrentUser, ctx: Context
+    body: CreatePublicationsRequest, caller: CurrentUser, ctx: Context, request_id: RequestId
 ) -> CreatedPublications:
     command = CreatePublicationsCommand(
         owner_id=caller.id,
@@ -73,6 +73,7 @@ async def create_publications(
         suggest_metadata=body.suggest_metadata,
         publish_when_ready=body.publish_when_ready,
         metadata=body.metadata,
+        request_id=request_id,
     )
     return await ctx.rpc.call(
         streams.RPC_PUBLISHER_PUBLICATIONS_CREATE,
