@@ -155,7 +155,6 @@ def _returncode(info: os.waitid_result) -> int:
 def run_child(request: dict[str, Any]) -> None:
     """In a forked child: become the service the request names (like `python -m`)."""
     os.setsid()
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
@@ -190,8 +189,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lifeline", type=int, required=True)
     parser.add_argument("modules", nargs="*")
     args = parser.parse_args(argv)
-    # Stopped (SIGTERM): end like a program that returns, at-exit handlers included.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     started = time.monotonic()
     failed: dict[str, str] = {}
     for module in args.modules:
@@ -324,8 +321,9 @@ class ForkServer(ManagedProcess):
     def _reap(self, pid: int) -> None:
         with self._state:
             self._children.pop(pid, None)
-            with contextlib.suppress(OSError, ValueError):
-                self._write({"reap": pid})
+            if self._stdin is not None:  # else it is stopping, and reaps all as it ends
+                with contextlib.suppress(OSError, ValueError):
+                    self._write({"reap": pid})
 
     def _write(self, message: Mapping[str, Any]) -> None:
         assert self._stdin is not None
@@ -363,6 +361,17 @@ class ForkServer(ManagedProcess):
         return self._ready.is_set()
 
     def stop(self) -> None:
+        # Closing its stdin ends it like a program that returns (at-exit handlers included);
+        # the signal of `ManagedProcess.stop` only if it does not.
+        with self._state:
+            stdin, self._stdin = self._stdin, None
+        if stdin is not None:
+            with contextlib.suppress(OSError):
+                stdin.close()
+        proc = self._proc
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=self.stop_timeout)
         super().stop()
         lifeline, self._lifeline = self._lifeline, None
         if lifeline is not None:  # any child still running now stops by itself

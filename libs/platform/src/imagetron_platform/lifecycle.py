@@ -4,7 +4,10 @@ A bootstrap describes its process to a `ServiceLifecycle` (the broker, its datab
 outbox, what runs before the broker connects, the loops it runs in the background, what it
 closes) and gets a FastAPI app whose lifespan runs the same sequence for every service:
 
-start  1. `before_connect` hooks, in order (migrations, buckets)
+start  0. the database answers (waited for with growing delays, up to
+          `DATABASE_WAIT_SECONDS`: a service started while PostgreSQL recovers waits for it
+          instead of exiting)
+       1. `before_connect` hooks, in order (migrations, buckets)
        2. the broker connects; its subscribers start taking messages
        3. the outbox relay starts (a commit that emitted messages wakes it at once)
        4. the background loops start
@@ -43,6 +46,8 @@ log = logging.getLogger(__name__)
 
 #: Longest the relay's last pass may hold up shutdown; what is left goes out after a restart.
 FINAL_FLUSH_SECONDS = 5.0
+#: Longest start-up waits for the service's database to answer before it fails.
+DATABASE_WAIT_SECONDS = 30.0
 
 Hook = Callable[[], Awaitable[object]]
 StateFactory = Callable[[], AbstractAsyncContextManager[Mapping[str, Any]]]
@@ -88,6 +93,26 @@ async def run_every(
         else:
             failures, delay = 0, interval_seconds
         await asyncio.sleep(delay)
+
+
+async def wait_until_answers(
+    what: str, probe: Callable[[], Awaitable[object]], seconds: float
+) -> None:
+    """Call `probe` until it succeeds, after 0.25 s, 0.5 s, 1 s … (at most 4 s) between tries;
+    its last error once `seconds` have passed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    delay = 0.25
+    while True:
+        try:
+            await probe()
+            return
+        except Exception as exc:
+            if loop.time() + delay > deadline:
+                raise
+            log.warning("%s does not answer yet (%s); trying again in %g s", what, exc, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 4.0)
 
 
 class ServiceLifecycle:
@@ -165,6 +190,8 @@ class ServiceLifecycle:
         async with contextlib.AsyncExitStack() as stack:
             for closer in self._closers:
                 stack.push_async_callback(closer)
+            if self.database is not None:
+                await wait_until_answers("the database", self.database.ping, DATABASE_WAIT_SECONDS)
             for hook in self._before_connect:
                 await hook()
             await self.broker.start()
