@@ -55,9 +55,11 @@ class FakePromptRepository:
         self._state = state
         self.fail_on_save = False
 
-    async def add(self, prompt: Prompt) -> None:
-        assert prompt.id not in self._state.prompts
+    async def add(self, prompt: Prompt) -> bool:
+        if prompt.id in self._state.prompts:
+            return False
         self._state.prompts[prompt.id] = copy.deepcopy(prompt)
+        return True
 
     async def get(
         self, owner_id: UUID, prompt_id: UUID, *, for_update: bool = False
@@ -186,8 +188,15 @@ class FakeLlmCallRepository:
     def __init__(self, state: InMemoryState) -> None:
         self._state = state
 
-    async def add(self, call: LlmCall) -> None:
+    async def add(self, call: LlmCall) -> bool:
+        if any(c.id == call.id for c in self._state.llm_calls):
+            return False
         self._state.llm_calls.append(call)
+        return True
+
+    async def get(self, owner_id: UUID, call_id: UUID) -> LlmCall | None:
+        found = (c for c in self._state.llm_calls if (c.id, c.owner_id) == (call_id, owner_id))
+        return next(found, None)
 
 
 class FakeUnitOfWork:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -16,9 +17,10 @@ from imagetron_contracts.models.prompts import PromptStatus
 from imagetron_platform.db import make_engine, make_session_factory
 from imagetron_platform.pagination import PageKey
 from imagetron_prompts.adapters.unit_of_work import PromptsUnitOfWork
-from imagetron_prompts.app.ports import PromptFilter, UnitOfWork
+from imagetron_prompts.app.ports import LlmCall, LlmOutcome, LlmPurpose, PromptFilter, UnitOfWork
 from imagetron_prompts.domain.chat import Chat
 from imagetron_prompts.domain.prompt import Prompt
+from imagetron_prompts.domain.usage import TokenUsage
 from imagetron_prompts.migrations import upgrade
 
 from .fakes import FakeUnitOfWork, InMemoryStore
@@ -118,3 +120,39 @@ async def test_chats_list_newest_first_in_pages_without_their_messages(new_uow):
                 break
             after = PageKey(page[-1].created_at, page[-1].id)
     assert seen == [c.id for c in sorted(chats, key=lambda c: (c.created_at, c.id), reverse=True)]
+
+
+async def test_a_prompt_whose_id_is_taken_is_not_added(new_uow):
+    """The same request sent again names the same prompt (`app/requested.py`): the second
+    add says so and changes nothing."""
+    first = Prompt.create(owner_id=uuid4(), text="a pear", title=None, now=T0)
+    again = Prompt.create(owner_id=first.owner_id, text="a fig", title=None, now=T0)
+    again.id = first.id
+    for prompt, added in ((first, True), (again, False)):
+        async with new_uow() as uow:
+            assert await uow.prompts.add(prompt) is added
+            await uow.commit()
+    async with new_uow() as uow:
+        stored = await uow.prompts.get(first.owner_id, first.id)
+    assert stored is not None
+    assert stored.text == "a pear"
+
+
+async def test_a_ledger_entry_is_recorded_once_and_read_by_its_owner(new_uow):
+    """A language-model call's entry under an id its request names says the request was
+    done: a second entry with that id is not added, and only its owner reads it."""
+    owner = uuid4()
+    usage = TokenUsage(model="m", prompt_tokens=30, completion_tokens=9, attempts=2)
+    first = LlmCall(
+        id=uuid4(), owner_id=owner, purpose=LlmPurpose.CHAT_START, outcome=LlmOutcome.OK,
+        usage=usage, created_at=T0, chat_id=uuid4(),
+    )  # fmt: skip
+    again = replace(first, usage=replace(usage, prompt_tokens=1), created_at=T0 + timedelta(1))
+    for call, added in ((first, True), (again, False)):
+        async with new_uow() as uow:
+            assert await uow.llm_calls.add(call) is added
+            await uow.commit()
+    async with new_uow() as uow:
+        assert await uow.llm_calls.get(owner, first.id) == first
+        assert await uow.llm_calls.get(uuid4(), first.id) is None
+        assert await uow.llm_calls.get(owner, uuid4()) is None

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagetron_platform.pagination import PageKey
 from imagetron_prompts.adapters.tables import chat_messages, chats, llm_calls, prompt_tasks, prompts
-from imagetron_prompts.app.ports import LlmCall, PromptFilter
+from imagetron_prompts.app.ports import LlmCall, LlmOutcome, LlmPurpose, PromptFilter
 from imagetron_prompts.domain.chat import Chat, ChatMessage
 from imagetron_prompts.domain.prompt import Prompt, TaskPhase
 from imagetron_prompts.domain.usage import TokenUsage
@@ -65,8 +65,13 @@ class SqlPromptRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def add(self, prompt: Prompt) -> None:
-        await self._session.execute(insert(prompts).values(id=prompt.id, **_values(prompt)))
+    async def add(self, prompt: Prompt) -> bool:
+        added = await self._session.execute(
+            pg_insert(prompts)
+            .values(id=prompt.id, **_values(prompt))
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        return bool(getattr(added, "rowcount", 0))
 
     async def get(
         self, owner_id: UUID, prompt_id: UUID, *, for_update: bool = False
@@ -186,6 +191,10 @@ class SqlPromptRepository:
 def _usage(row: Row[Any]) -> TokenUsage | None:
     if row.llm_call_id is None or row.model is None:
         return None
+    return _usage_of_call(row)
+
+
+def _usage_of_call(row: Row[Any]) -> TokenUsage:
     return TokenUsage(
         model=row.model,
         prompt_tokens=row.prompt_tokens,
@@ -321,9 +330,10 @@ class SqlLlmCallRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def add(self, call: LlmCall) -> None:
-        await self._session.execute(
-            insert(llm_calls).values(
+    async def add(self, call: LlmCall) -> bool:
+        added = await self._session.execute(
+            pg_insert(llm_calls)
+            .values(
                 id=call.id,
                 owner_id=call.owner_id,
                 purpose=call.purpose,
@@ -337,4 +347,22 @@ class SqlLlmCallRepository:
                 detail=call.detail,
                 created_at=call.created_at,
             )
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        return bool(getattr(added, "rowcount", 0))
+
+    async def get(self, owner_id: UUID, call_id: UUID) -> LlmCall | None:
+        query = select(llm_calls).where(llm_calls.c.id == call_id, llm_calls.c.owner_id == owner_id)
+        row = (await self._session.execute(query)).first()
+        if row is None:
+            return None
+        usage = _usage_of_call(row)
+        kept = {k: row._mapping[k] for k in ("id", "owner_id", "created_at", "chat_id")}
+        return LlmCall(
+            **kept,
+            purpose=LlmPurpose(row.purpose),
+            outcome=LlmOutcome(row.outcome),
+            usage=usage,
+            prompt_id=row.prompt_id,
+            detail=row.detail,
         )

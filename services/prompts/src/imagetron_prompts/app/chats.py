@@ -17,6 +17,7 @@ from imagetron_platform.clock import Clock
 from imagetron_platform.errors import NotFound
 from imagetron_platform.pagination import Cursors, PageKey, page_size
 from imagetron_prompts.app.assistant import (
+    SubjectIdeas,
     ask,
     chat_conversation,
     check_subjects,
@@ -24,7 +25,15 @@ from imagetron_prompts.app.assistant import (
     subject_ideas_for,
 )
 from imagetron_prompts.app.messages import emit_chat_event, emit_prompt_event
-from imagetron_prompts.app.ports import LlmPort, LlmPurpose, UnitOfWork, UnitOfWorkFactory
+from imagetron_prompts.app.ports import (
+    LlmAnswer,
+    LlmCall,
+    LlmPort,
+    LlmPurpose,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+from imagetron_prompts.app.requested import chat_id_for, recorded_call, requested_call
 from imagetron_prompts.app.views import chat_summary_view, chat_view
 from imagetron_prompts.domain.chat import Chat, clean_message, normalize_subjects
 
@@ -49,21 +58,15 @@ async def _owned_chat(
 async def start_chat(
     cmd: contract.StartChatCommand, new_uow: UnitOfWorkFactory, llm: LlmPort, clock: Clock
 ) -> contract.Chat:
+    """A chat with its first exchange; sent again with its `request_id`, the chat the first
+    attempt started, as it is now, without asking the model again."""
     brief = clean_message(cmd.brief, "brief")  # 422 before the model is asked
-    chat = Chat.start(owner_id=cmd.owner_id, brief=brief, now=clock())
-    answer = await ask(
-        llm,
-        new_uow,
-        clock,
-        purpose=LlmPurpose.CHAT_START,
-        owner_id=cmd.owner_id,
-        messages=chat_conversation(chat, brief, cmd.count),
-        answer_type=subject_ideas_for(cmd.count),
-        check=check_subjects,
-        chat_id=chat.id,
-    )
-    call = ledger_entry(
-        answer, clock, purpose=LlmPurpose.CHAT_START, owner_id=cmd.owner_id, chat_id=chat.id
+    chat_id = chat_id_for(cmd.owner_id, cmd.request_id)
+    if await recorded_call(new_uow, cmd.owner_id, cmd.request_id):
+        return await _chat_before(cmd.owner_id, chat_id, new_uow)
+    chat = Chat.start(owner_id=cmd.owner_id, brief=brief, now=clock(), chat_id=chat_id)
+    answer, call = await _ask_for_subjects(
+        cmd, chat, brief, LlmPurpose.CHAT_START, new_uow, llm, clock
     )
     now = clock()
     chat.add_exchange(
@@ -75,37 +78,67 @@ async def start_chat(
         usage=answer.usage,
     )
     async with new_uow() as uow:
-        await uow.llm_calls.add(call)
-        await uow.chats.add(chat)
-        await emit_chat_event(uow, chat, ChatEventType.chat_created, now, chat.messages)
-        await uow.commit()
-    return chat_view(chat)
+        if await uow.llm_calls.add(call):
+            await uow.chats.add(chat)
+            await emit_chat_event(uow, chat, ChatEventType.chat_created, now, chat.messages)
+            await uow.commit()
+            return chat_view(chat)
+    # Another attempt at the same request recorded it meanwhile.
+    return await _chat_before(cmd.owner_id, chat.id, new_uow)
 
 
-async def continue_chat(
-    cmd: contract.ContinueChatCommand, new_uow: UnitOfWorkFactory, llm: LlmPort, clock: Clock
-) -> contract.Chat:
-    text = clean_message(cmd.text, "text")
-    async with new_uow() as uow:
-        chat = await _owned_chat(uow, cmd.owner_id, cmd.chat_id)
+async def _ask_for_subjects(
+    cmd: contract.StartChatCommand | contract.ContinueChatCommand,
+    chat: Chat,
+    text: str,
+    purpose: LlmPurpose,
+    new_uow: UnitOfWorkFactory,
+    llm: LlmPort,
+    clock: Clock,
+) -> tuple[LlmAnswer[SubjectIdeas], LlmCall]:
+    """The model's answer to the artist's `text` in the chat, and its ledger entry (under the
+    id the request names) to write with the exchange."""
     answer = await ask(
         llm,
         new_uow,
         clock,
-        purpose=LlmPurpose.CHAT_CONTINUE,
+        purpose=purpose,
         owner_id=cmd.owner_id,
         messages=chat_conversation(chat, text, cmd.count),
         answer_type=subject_ideas_for(cmd.count),
         check=check_subjects,
         chat_id=chat.id,
     )
-    call = ledger_entry(
-        answer, clock, purpose=LlmPurpose.CHAT_CONTINUE, owner_id=cmd.owner_id, chat_id=chat.id
+    ledger = ledger_entry(answer, clock, purpose=purpose, owner_id=cmd.owner_id, chat_id=chat.id)
+    return answer, requested_call(ledger, cmd.request_id)
+
+
+async def _chat_before(owner_id: UUID, chat_id: UUID, new_uow: UnitOfWorkFactory) -> contract.Chat:
+    """The chat a request sent again started or continued the first time, as it is now (404
+    if it was deleted since)."""
+    async with new_uow() as uow:
+        return chat_view(await _owned_chat(uow, owner_id, chat_id))
+
+
+async def continue_chat(
+    cmd: contract.ContinueChatCommand, new_uow: UnitOfWorkFactory, llm: LlmPort, clock: Clock
+) -> contract.Chat:
+    """The chat with one more exchange; sent again with its `request_id`, the chat as it is
+    now (with the exchange the first attempt added once), without asking the model again."""
+    text = clean_message(cmd.text, "text")
+    if await recorded_call(new_uow, cmd.owner_id, cmd.request_id):
+        return await _chat_before(cmd.owner_id, cmd.chat_id, new_uow)
+    async with new_uow() as uow:
+        chat = await _owned_chat(uow, cmd.owner_id, cmd.chat_id)
+    answer, call = await _ask_for_subjects(
+        cmd, chat, text, LlmPurpose.CHAT_CONTINUE, new_uow, llm, clock
     )
     async with new_uow() as uow:
         # Locked and re-read: it may have been deleted, or continued by another request,
         # while the model was thinking; the exchange goes after whatever is there now.
         chat = await _owned_chat(uow, cmd.owner_id, cmd.chat_id, for_update=True)
+        if not await uow.llm_calls.add(call):  # another attempt at the request recorded it
+            return chat_view(chat)
         now = clock()
         added = chat.add_exchange(
             user_text=text,
@@ -115,7 +148,6 @@ async def continue_chat(
             llm_call_id=call.id,
             usage=answer.usage,
         )
-        await uow.llm_calls.add(call)
         await uow.chats.add_messages(chat, added)
         await emit_chat_event(uow, chat, ChatEventType.chat_updated, now, added)
         await uow.commit()

@@ -32,7 +32,10 @@ class PromptFilter:
 
 
 class PromptRepository(Protocol):
-    async def add(self, prompt: Prompt) -> None: ...
+    async def add(self, prompt: Prompt) -> bool:
+        """False, and nothing added, when a prompt with its id exists (a request sent again
+        names the same prompt: `imagetron_platform.request_ids`)."""
+        ...
 
     async def get(
         self, owner_id: UUID, prompt_id: UUID, *, for_update: bool = False
@@ -162,7 +165,12 @@ class LlmCall:
 
 
 class LlmCallRepository(Protocol):
-    async def add(self, call: LlmCall) -> None: ...
+    async def add(self, call: LlmCall) -> bool:
+        """False, and nothing added, when an entry with its id exists: the call of a request
+        sent again (`imagetron_platform.request_ids`) was recorded with what it created."""
+        ...
+
+    async def get(self, owner_id: UUID, call_id: UUID) -> LlmCall | None: ...
 
 
 class UnitOfWork(Transactional, Protocol):

@@ -18,6 +18,7 @@ from imagetron_platform.errors import NotFound
 from imagetron_platform.pagination import Cursors, PageKey, page_size
 from imagetron_prompts.app.messages import emit_prompt_event
 from imagetron_prompts.app.ports import PromptFilter, UnitOfWork
+from imagetron_prompts.app.requested import prompt_id_for
 from imagetron_prompts.app.views import prompt_view
 from imagetron_prompts.domain.prompt import Prompt, TaskSignal
 
@@ -63,10 +64,19 @@ async def owned_prompt(
 async def create_prompt(
     cmd: contract.CreatePromptCommand, uow: UnitOfWork, clock: Clock
 ) -> contract.Prompt:
+    """A new prompt and its `prompt.created`; sent again with its `request_id`, the prompt
+    the first attempt created, as it is now, announced once."""
     now = clock()
-    prompt = Prompt.create(owner_id=cmd.owner_id, text=cmd.text, title=cmd.title, now=now)
+    prompt = Prompt.create(
+        owner_id=cmd.owner_id,
+        text=cmd.text,
+        title=cmd.title,
+        now=now,
+        prompt_id=prompt_id_for(cmd.owner_id, cmd.request_id),
+    )
     async with uow:
-        await uow.prompts.add(prompt)
+        if not await uow.prompts.add(prompt):
+            return prompt_view(await owned_prompt(uow, cmd.owner_id, prompt.id))
         await emit_prompt_event(uow, prompt, PromptEventType.prompt_created, now)
         await uow.commit()
     return prompt_view(prompt)

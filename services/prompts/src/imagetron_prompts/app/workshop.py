@@ -7,6 +7,8 @@ Stock metadata is only suggested (the publisher keeps it): its transaction is th
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from imagetron_contracts.models import prompts as contract
 from imagetron_contracts.models.common import FieldError
 from imagetron_contracts.models.prompts import PromptEventType
@@ -26,10 +28,16 @@ from imagetron_prompts.app.assistant import (
     title_picker,
 )
 from imagetron_prompts.app.messages import emit_prompt_event
-from imagetron_prompts.app.ports import LlmPort, LlmPurpose, UnitOfWorkFactory
+from imagetron_prompts.app.ports import LlmPort, LlmPurpose, UnitOfWork, UnitOfWorkFactory
 from imagetron_prompts.app.prompts import owned_prompt
+from imagetron_prompts.app.requested import (
+    llm_call_id_for,
+    prompt_id_for,
+    recorded_call,
+    requested_call,
+)
 from imagetron_prompts.app.views import prompt_view, usage_view
-from imagetron_prompts.domain.midjourney import ASPECT_RATIO
+from imagetron_prompts.domain.midjourney import ASPECT_RATIO, PromptDraft
 from imagetron_prompts.domain.prompt import Prompt
 
 MAX_SUBJECT_LENGTH = 500
@@ -64,8 +72,12 @@ async def generate_prompts(
     cmd: contract.GeneratePromptsCommand, new_uow: UnitOfWorkFactory, llm: LlmPort, clock: Clock
 ) -> contract.GeneratedPrompts:
     """Store `count` Midjourney prompts for a subject, each with a stock-ready title, linked
-    to the chat when one is named (404 if the owner has no such chat)."""
+    to the chat when one is named (404 if the owner has no such chat). Sent again with its
+    `request_id`, the prompts the first attempt created (those not deleted since), without
+    asking the model again."""
     subject, count, style, aspect_ratio = _validated(cmd)
+    if await recorded_call(new_uow, cmd.owner_id, cmd.request_id):
+        return await _generated_before(cmd, count, new_uow)
     if cmd.chat_id is not None:
         async with new_uow() as uow:
             if await uow.chats.get(cmd.owner_id, cmd.chat_id, messages=False) is None:
@@ -88,30 +100,62 @@ async def generate_prompts(
         owner_id=cmd.owner_id,
         chat_id=cmd.chat_id,
     )
+    call = requested_call(call, cmd.request_id)
     async with new_uow() as uow:
         if cmd.chat_id is not None:
             # Locked: the chat cannot be deleted between this check and the commit.
             chat = await uow.chats.get(cmd.owner_id, cmd.chat_id, for_update=True, messages=False)
             if chat is None:
                 raise NotFound(f"Chat {cmd.chat_id} was deleted meanwhile.")
-        now = clock()
-        created: list[Prompt] = []
-        for parts in answer.value.prompts:
-            draft = parts.draft()
-            prompt = Prompt.create(
-                owner_id=cmd.owner_id,
-                text=draft.text(aspect_ratio),
-                title=draft.clean_title,
-                now=now,
-                chat_id=cmd.chat_id,
-            )
-            await uow.prompts.add(prompt)
-            await emit_prompt_event(uow, prompt, PromptEventType.prompt_created, now)
-            created.append(prompt)
-        await uow.llm_calls.add(call)
-        await uow.commit()
+        added = await uow.llm_calls.add(call)
+        if added:
+            now = clock()
+            created = [
+                await _add_prompt(uow, cmd, index, parts.draft(), aspect_ratio, now)
+                for index, parts in enumerate(answer.value.prompts)
+            ]
+            await uow.commit()
+    if not added:  # another attempt at the same request recorded it meanwhile
+        return await _generated_before(cmd, count, new_uow)
     return contract.GeneratedPrompts(
         prompts=[prompt_view(p) for p in created], usage=usage_view(answer.usage)
+    )
+
+
+async def _add_prompt(
+    uow: UnitOfWork,
+    cmd: contract.GeneratePromptsCommand,
+    index: int,
+    draft: PromptDraft,
+    aspect_ratio: str,
+    now: datetime,
+) -> Prompt:
+    prompt = Prompt.create(
+        owner_id=cmd.owner_id,
+        text=draft.text(aspect_ratio),
+        title=draft.clean_title,
+        now=now,
+        chat_id=cmd.chat_id,
+        prompt_id=prompt_id_for(cmd.owner_id, cmd.request_id, index),
+    )
+    await uow.prompts.add(prompt)
+    await emit_prompt_event(uow, prompt, PromptEventType.prompt_created, now)
+    return prompt
+
+
+async def _generated_before(
+    cmd: contract.GeneratePromptsCommand, count: int, new_uow: UnitOfWorkFactory
+) -> contract.GeneratedPrompts:
+    """What the request's first attempt answered: its prompts (those still there) and the
+    usage its ledger entry recorded."""
+    async with new_uow() as uow:
+        call = await uow.llm_calls.get(cmd.owner_id, llm_call_id_for(cmd.owner_id, cmd.request_id))
+        ids = [prompt_id_for(cmd.owner_id, cmd.request_id, index) for index in range(count)]
+        found = [await uow.prompts.get(cmd.owner_id, prompt_id) for prompt_id in ids]
+    if call is None:  # cannot happen: the ledger keeps its entries
+        raise NotFound("The generation this request made is not recorded.")
+    return contract.GeneratedPrompts(
+        prompts=[prompt_view(p) for p in found if p is not None], usage=usage_view(call.usage)
     )
 
 

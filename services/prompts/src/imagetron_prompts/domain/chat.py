@@ -98,11 +98,14 @@ class Chat:
         self.version += 1
 
     @classmethod
-    def start(cls, *, owner_id: UUID, brief: str, now: datetime) -> Chat:
-        """An empty chat named after the brief; `add_exchange` gives it its first messages."""
+    def start(
+        cls, *, owner_id: UUID, brief: str, now: datetime, chat_id: UUID | None = None
+    ) -> Chat:
+        """An empty chat named after the brief, with `chat_id` or a new id; `add_exchange`
+        gives it its first messages."""
         brief = clean_message(brief, "brief")
         return cls(
-            id=uuid4(),
+            id=chat_id or uuid4(),
             owner_id=owner_id,
             title=title_from_brief(brief),
             message_count=0,
