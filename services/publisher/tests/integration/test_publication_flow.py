@@ -5,6 +5,7 @@ duplicate deliveries leaving one remote file, and other owners kept out."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import uuid
@@ -20,8 +21,10 @@ from imagetron_contracts.models.publications import (
     BatchQuery,
     CreatedPublications,
     CreatePublicationsCommand,
+    ListPublicationsQuery,
     MetadataChanges,
     Publication,
+    PublicationPage,
     PublicationQuery,
     PublicationStatus,
     Readiness,
@@ -34,6 +37,7 @@ from imagetron_contracts.streams import (
     RPC_PUBLISHER_BATCHES_CSV,
     RPC_PUBLISHER_PUBLICATIONS_CREATE,
     RPC_PUBLISHER_PUBLICATIONS_GET,
+    RPC_PUBLISHER_PUBLICATIONS_LIST,
     RPC_PUBLISHER_PUBLICATIONS_PUBLISH,
     RPC_PUBLISHER_READINESS,
     WORK_PUBLISHER_UPLOAD,
@@ -252,3 +256,41 @@ async def test_other_owners_get_404_and_their_images_are_not_publishable(rpc, im
     mixed = await publish_now(rpc, stranger, [image_id, mine])
     assert [i.source.image_id for i in mixed.items] == [mine]
     assert [(e.image_id, e.status) for e in mixed.errors] == [(image_id, 404)]
+
+
+# --- a create sent again with its request id (its first answer was lost: 504) ------------
+
+
+async def drafts(rpc, owner, image_ids, request_id) -> CreatedPublications:
+    cmd = CreatePublicationsCommand(
+        owner_id=owner, image_ids=image_ids, suggest_metadata=False, request_id=request_id
+    )
+    return await rpc.call(RPC_PUBLISHER_PUBLICATIONS_CREATE, cmd, CreatedPublications)
+
+
+async def publications_of(rpc, owner, image_id) -> list[uuid.UUID]:
+    query = ListPublicationsQuery(owner_id=owner, image_id=image_id)
+    page = await rpc.call(RPC_PUBLISHER_PUBLICATIONS_LIST, query, PublicationPage)
+    return [p.id for p in page.items]
+
+
+async def test_a_batch_sent_again_is_the_batch_the_first_attempt_created(rpc, images):
+    """Sent again in turn and twice at once: one batch, one publication per image, and the
+    answer the first attempt gave (the missing image still an error). Before request ids,
+    every attempt created a batch of its own."""
+    owner = uuid.uuid4()
+    image_ids = [await images.stored(owner, png(64, 64), width=64, height=64) for _ in "ab"]
+    for image_id in image_ids:
+        await eventually(lambda i=image_id: _ready_or_none(rpc, owner, i))
+    missing = uuid.uuid4()
+    asked = [image_ids[1], missing, image_ids[0]]
+    first = await drafts(rpc, owner, asked, "request-1")
+    again = await drafts(rpc, owner, asked, "request-1")
+    assert again == first
+    assert [i.source.image_id for i in first.items] == [image_ids[1], image_ids[0]]
+    assert [e.image_id for e in first.errors] == [missing]
+    at_once = await asyncio.gather(*(drafts(rpc, owner, asked, "request-2") for _ in "ab"))
+    assert at_once[0].batch.id == at_once[1].batch.id != first.batch.id
+    assert at_once[0].items == at_once[1].items
+    for image_id in image_ids:
+        assert len(await publications_of(rpc, owner, image_id)) == 2  # request-1, request-2

@@ -296,9 +296,10 @@ class SqlBatchRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def add(self, batch: Batch) -> None:
-        await self._session.execute(
-            batches.insert().values(
+    async def add(self, batch: Batch) -> bool:
+        added = await self._session.execute(
+            insert(batches)
+            .values(
                 id=batch.id,
                 owner_id=batch.owner_id,
                 agency=batch.agency.value,
@@ -307,7 +308,9 @@ class SqlBatchRepository:
                 csv_name=batch.csv_name,
                 csv_uploaded_at=batch.csv_uploaded_at,
             )
+            .on_conflict_do_nothing(index_elements=["id"])
         )
+        return bool(getattr(added, "rowcount", 0))
 
     async def get(
         self, owner_id: UUID, batch_id: UUID, *, for_update: bool = False

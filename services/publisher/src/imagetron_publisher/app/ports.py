@@ -65,7 +65,10 @@ class PublicationRepository(Protocol):
 
 
 class BatchRepository(Protocol):
-    async def add(self, batch: Batch) -> None: ...
+    async def add(self, batch: Batch) -> bool:
+        """False, and nothing added, when a batch with its id exists (a request sent again
+        names the same batch: `imagetron_platform.request_ids`)."""
+        ...
 
     async def get(
         self, owner_id: UUID, batch_id: UUID, *, for_update: bool = False

@@ -9,6 +9,7 @@ from imagetron_contracts.models import publications as contract
 from imagetron_platform.clock import Clock
 from imagetron_platform.errors import Conflict, InvalidRequest, NotFound
 from imagetron_platform.pagination import Cursors, PageKey, page_size
+from imagetron_platform.request_ids import id_for
 from imagetron_publisher.app.messages import announce, enqueue_suggestion
 from imagetron_publisher.app.ports import PublicationFilter, UnitOfWork
 from imagetron_publisher.app.views import batch_view, publication_view
@@ -16,6 +17,8 @@ from imagetron_publisher.domain.batch import MAX_BATCH_SIZE, Batch, render_csv
 from imagetron_publisher.domain.publication import MetadataEdit, Publication
 
 CURSORS = Cursors(PageKey)
+#: The namespace of batch ids named by a request (`imagetron_platform.request_ids`).
+REQUESTED_BATCHES = UUID("c7d3a915-6e20-4b8f-92a4-0f5e81b6d27c")
 
 
 def metadata_edit(changes: contract.MetadataChanges | None) -> MetadataEdit:
@@ -37,7 +40,9 @@ async def create_publications(
     cmd: contract.CreatePublicationsCommand, uow: UnitOfWork, clock: Clock
 ) -> contract.CreatedPublications:
     """One publication per stored image of the caller, each on its own: the images it has
-    no record of are listed as errors (404) and the others go ahead."""
+    no record of are listed as errors (404) and the others go ahead. Sent again with its
+    `request_id`, the batch the first attempt created (its id derives from the request id),
+    as it is now: no second batch, no second event or suggestion."""
     image_ids = list(dict.fromkeys(cmd.image_ids))
     if not 1 <= len(image_ids) <= MAX_BATCH_SIZE:
         raise InvalidRequest(f"A batch has 1 to {MAX_BATCH_SIZE} images.")
@@ -48,22 +53,21 @@ async def create_publications(
     now = clock()
     async with uow:
         found = {image.id: image for image in await uow.images.get_many(cmd.owner_id, image_ids)}
-        errors = [
-            contract.ItemError(
-                image_id=image_id,
-                status=404,
-                detail=f"There is no stored image {image_id}: it is not yours, or not stored yet.",
-            )
-            for image_id in image_ids
-            if image_id not in found
-        ]
+        errors = [_not_stored(image_id) for image_id in image_ids if image_id not in found]
         if not found:
             raise NotFound(
                 "None of these images is stored for you yet; publish images once they are "
                 "stored (image.persisted)."
             )
-        batch = Batch(owner_id=cmd.owner_id, agency=agency, size=len(found), created_at=now)
-        await uow.batches.add(batch)
+        batch = Batch(
+            id=id_for(REQUESTED_BATCHES, cmd.owner_id, cmd.request_id),
+            owner_id=cmd.owner_id,
+            agency=agency,
+            size=len(found),
+            created_at=now,
+        )
+        if not await uow.batches.add(batch):
+            return await _created_before(uow, cmd.owner_id, batch.id, image_ids)
         created: list[Publication] = []
         for image_id in image_ids:
             image = found.get(image_id)
@@ -91,6 +95,28 @@ async def create_publications(
         batch=batch_view(batch, counts),
         items=[publication_view(p) for p in created],
         errors=errors,
+    )
+
+
+def _not_stored(image_id: UUID) -> contract.ItemError:
+    detail = f"There is no stored image {image_id}: it is not yours, or not stored yet."
+    return contract.ItemError(image_id=image_id, status=404, detail=detail)
+
+
+async def _created_before(
+    uow: UnitOfWork, owner_id: UUID, batch_id: UUID, image_ids: list[UUID]
+) -> contract.CreatedPublications:
+    """What the request's first attempt created: its batch and publications, as they are
+    now, in the order asked for; the images it has none of are the errors."""
+    batch = await uow.batches.get(owner_id, batch_id)
+    if batch is None:  # cannot happen: batches are not deleted
+        raise NotFound(f"There is no batch {batch_id}.")
+    made = {p.source.id: p for p in await uow.publications.in_batch(owner_id, batch_id)}
+    counts = (await uow.batches.counts([batch_id])).get(batch_id, {})
+    return contract.CreatedPublications(
+        batch=batch_view(batch, counts),
+        items=[publication_view(made[i]) for i in image_ids if i in made],
+        errors=[_not_stored(i) for i in image_ids if i not in made],
     )
 
 
