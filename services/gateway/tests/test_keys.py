@@ -107,6 +107,8 @@ async def test_sessions_and_events_tokens_die_with_their_key(gateway):
     ).json()["token"]
     await gateway.client.delete(f"/api/v1/keys/{created['key']['id']}", headers=gateway.auth("ada"))
     assert (await gateway.client.get("/api/v1/me")).status_code == 401
+    # The dead session cookie would be refused first: the token alone must be refused too.
+    gateway.client.cookies.clear()
     stream = await gateway.client.get("/api/v1/events", params={"token": token})
     assert stream.status_code == 401
     # A token without a key (or of no known key) is no token either.

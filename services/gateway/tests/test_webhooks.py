@@ -95,6 +95,23 @@ async def test_malformed_bodies_are_clear_422s(gateway):
     assert gateway.callbacks.accepted == []
 
 
+async def test_a_streamed_body_past_the_limit_is_a_413_and_not_stored(gateway):
+    """No Content-Length to refuse it by: the guard counts the body as it arrives."""
+
+    async def chunks():
+        for _ in range(gateway.settings.webhook_max_bytes // 1024 + 2):
+            yield b" " * 1024
+
+    response = await gateway.client.post(
+        _url(gateway, uuid.uuid4()),
+        content=chunks(),
+        headers={"x-webhook-secret": "s3cret", **JSON},
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert gateway.callbacks.accepted == []
+
+
 async def test_storage_down_is_503_so_the_provider_retries(gateway):
     gateway.callbacks.fail = True
     response = await gateway.client.post(

@@ -46,10 +46,6 @@ class OpenStreams:
         self._count = 0
         self._ended: dict[UUID, set[asyncio.Event]] = defaultdict(set)
 
-    @property
-    def count(self) -> int:
-        return self._count
-
     def open(self, key_id: UUID | None) -> asyncio.Event:
         """A new stream (set when its key is revoked); `StreamsFull` at the limit."""
         if self.limit is not None and self._count >= self.limit:
