@@ -3,8 +3,11 @@ a bug stays a 500."""
 
 from __future__ import annotations
 
+import asyncpg
 import httpx
+import nats.errors
 import pytest
+import sqlalchemy.exc
 from fastapi import FastAPI
 from faststream.nats import NatsBroker, TestNatsBroker
 from pydantic import BaseModel
@@ -15,6 +18,7 @@ from imagetron_contracts.models.common import RpcReply
 from imagetron_platform.db import make_engine
 from imagetron_platform.errors import ProblemError, ServiceUnavailable
 from imagetron_platform.http import install_platform
+from imagetron_platform.outages import dependency_outage
 from imagetron_platform.rpc import rpc_handler
 
 
@@ -81,3 +85,26 @@ async def test_http_answers_503_with_retry_after_when_the_database_is_down(engin
     assert "database" in down.json()["detail"]
     assert broken.status_code == 500
     assert "retry-after" not in broken.headers
+
+
+def test_the_outage_names_the_dependency_it_came_through():
+    # NATS down: the client library's own error.
+    outage = dependency_outage(nats.errors.NoServersError())
+    assert outage is not None
+    assert "cannot reach NATS" in outage.detail
+    # The driver's error wrapped by SQLAlchemy (only in `orig`, not in the cause chain).
+    full = asyncpg.exceptions.TooManyConnectionsError("too many clients")
+    wrapped = sqlalchemy.exc.DBAPIError("select 1", {}, full)
+    outage = dependency_outage(wrapped)
+    assert outage is not None
+    assert "cannot reach the database" in outage.detail
+    # A connection SQLAlchemy found broken, whatever the driver said.
+    lost = sqlalchemy.exc.DBAPIError("select 1", {}, ValueError("eof"), connection_invalidated=True)
+    assert dependency_outage(lost) is not None
+    # A refused socket of no library we know.
+    outage = dependency_outage(ConnectionRefusedError("refused"))
+    assert outage is not None
+    assert "cannot reach a dependency" in outage.detail
+    # A bug is no outage, even from inside the database library.
+    assert dependency_outage(sqlalchemy.exc.DBAPIError("select 1", {}, ValueError("x"))) is None
+    assert dependency_outage(KeyError("a bug")) is None

@@ -8,7 +8,7 @@ import pytest
 from faststream.nats import NatsBroker
 from pydantic import BaseModel
 
-from imagetron_platform.errors import ServiceTimeout
+from imagetron_platform.errors import BadGateway, ServiceTimeout, ServiceUnavailable
 from imagetron_platform.rpc import RpcClient, rpc_handler
 
 pytestmark = pytest.mark.integration
@@ -53,3 +53,16 @@ async def test_a_call_may_wait_longer_than_the_default(slow_service):
     # ... and the default still holds for the next call.
     with pytest.raises(ServiceTimeout):
         await client.call("rpc.test.nap", Nap(seconds=0.6), Woke)
+
+
+async def test_a_subject_nobody_serves_is_503_and_a_malformed_reply_502(slow_service):
+    client = RpcClient(slow_service, timeout=2.0)
+    with pytest.raises(ServiceUnavailable) as nobody:
+        await client.call("rpc.test.nobody", Nap(seconds=0), Woke)
+    assert nobody.value.status == 503
+    assert "No service is listening on rpc.test.nobody" in nobody.value.detail
+    # A reply that is not what the caller expects is the service's fault, not the caller's.
+    with pytest.raises(BadGateway) as malformed:
+        await client.call("rpc.test.nap", Nap(seconds=0), Nap)
+    assert malformed.value.status == 502
+    assert "Malformed reply on rpc.test.nap" in malformed.value.detail

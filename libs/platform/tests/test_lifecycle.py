@@ -1,0 +1,164 @@
+"""The one start/stop sequence every service runs (`ServiceLifecycle`), on a real NATS
+server: the order of its steps, readiness, and what happens when a step fails."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+from faststream.nats import NatsBroker
+from sqlalchemy import MetaData
+
+from imagetron_platform import lifecycle as lifecycle_module
+from imagetron_platform.db import outbox_table
+from imagetron_platform.lifecycle import Database, ServiceLifecycle, run_every
+from imagetron_platform.outbox import OutboxRelay
+from imagetron_platform.settings import DatabaseSettings
+from imagetron_platform.testing import lifespan_client
+
+pytestmark = pytest.mark.integration
+
+
+async def test_start_and_stop_run_in_order_and_readiness_names_what_fails(nats_url):
+    broker = NatsBroker(nats_url)
+    lifecycle = ServiceLifecycle("test", broker)
+    steps: list[str] = []
+
+    async def hook() -> None:
+        steps.append(f"before connect (connected: {await broker.ping(timeout=0.5)})")
+
+    async def loop() -> None:
+        steps.append("loop")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            steps.append("loop cancelled")
+
+    async def failing_check() -> None:
+        raise ConnectionError("bucket gone")
+
+    @contextlib.asynccontextmanager
+    async def state() -> AsyncIterator[dict[str, str]]:
+        steps.append(f"state (connected: {await broker.ping(timeout=0.5)})")
+        yield {"greeting": "hello"}
+        steps.append("state left")
+
+    for name in ("first", "second"):
+
+        async def close(name: str = name) -> None:
+            steps.append(f"closed {name}")
+
+        lifecycle.close_on_shutdown(close)
+    lifecycle.before_connect(hook)
+    lifecycle.background("loop", loop)
+    lifecycle.check("bucket", failing_check)
+    lifecycle.wake_relay()  # no outbox: nothing to wake, no error
+    app = lifecycle.app(title="test", state=state)
+    async with lifespan_client(app) as running:
+        assert running.state == {"greeting": "hello"}
+        await asyncio.sleep(0)  # the loop's first step
+        ready = await running.client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"] == {
+            "nats": "ok",
+            "bucket": "failing: ConnectionError('bucket gone')",
+        }
+    # The loop task and the state start together (the task runs at the next await).
+    assert steps[0] == "before connect (connected: False)"
+    assert set(steps[1:3]) == {"state (connected: True)", "loop"}
+    assert steps[3:] == [
+        "state left",
+        "loop cancelled",
+        "closed second",
+        "closed first",
+    ]
+    assert not await broker.ping(timeout=0.5)
+
+
+async def test_a_service_without_state_yields_an_empty_one(nats_url):
+    app = ServiceLifecycle("test", NatsBroker(nats_url)).app(title="test")
+    async with lifespan_client(app) as running:
+        assert running.state == {}
+        assert (await running.client.get("/readyz")).status_code == 200
+
+
+async def test_a_failing_start_up_step_still_closes_what_was_registered(nats_url):
+    broker = NatsBroker(nats_url)
+    lifecycle = ServiceLifecycle("test", broker)
+    closed: list[str] = []
+
+    async def migrate() -> None:
+        raise RuntimeError("migration failed")
+
+    async def close() -> None:
+        closed.append("http client")
+
+    lifecycle.close_on_shutdown(close)
+    lifecycle.before_connect(migrate)
+    with pytest.raises(RuntimeError, match="migration failed"):
+        async with lifecycle.running():
+            pytest.fail("the service must not run")
+    assert closed == ["http client"]
+    assert not await broker.ping(timeout=0.5)  # it never connected
+
+
+def test_an_outbox_needs_its_database():
+    with pytest.raises(ValueError, match="an outbox needs the database"):
+        ServiceLifecycle("test", NatsBroker(), outbox=outbox_table(MetaData(schema="t")))
+
+
+async def test_a_failing_round_is_logged_and_the_next_one_runs(caplog):
+    rounds: list[int] = []
+    second = asyncio.Event()
+
+    async def round_() -> None:
+        rounds.append(len(rounds) + 1)
+        if len(rounds) == 1:
+            raise ConnectionError("database down")
+        second.set()
+
+    with caplog.at_level(logging.ERROR):
+        task = asyncio.create_task(run_every("prune", 0.01, round_))
+        try:
+            await asyncio.wait_for(second.wait(), timeout=5)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert rounds[:2] == [1, 2]
+    assert "prune: round failed; trying again in 0.01 s" in caplog.text
+
+
+class StuckRelay(OutboxRelay):
+    """A relay whose last pass fails (the database went away at shutdown)."""
+
+    def __init__(self) -> None:
+        self._wakeup = asyncio.Event()
+
+    async def run(self) -> None:
+        await asyncio.Event().wait()
+
+    async def publish_pending(self) -> int:
+        raise ConnectionError("database gone")
+
+
+async def test_a_failing_last_relay_pass_does_not_stop_shutdown(nats_url, caplog):
+    broker = NatsBroker(nats_url)
+    lifecycle = ServiceLifecycle("test", broker)
+    lifecycle.relay = StuckRelay()
+    with caplog.at_level(logging.WARNING, logger=lifecycle_module.__name__):
+        async with lifecycle.running():
+            pass
+    assert "the outbox relay's last pass failed" in caplog.text
+    assert not await broker.ping(timeout=0.5)
+
+
+def test_the_database_is_built_from_settings_without_connecting():
+    settings = DatabaseSettings(database_url="postgresql+asyncpg://u:p@127.0.0.1:1/db")
+    database = Database.from_settings(settings, "test")
+    assert database.engine.url.port == 1
+    lifecycle = ServiceLifecycle("test", NatsBroker(), database=database)
+    assert set(lifecycle.readiness) == {"nats", "database"}
