@@ -11,11 +11,11 @@ import asyncio
 import io
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncssh
 import nats
@@ -24,7 +24,6 @@ from faststream.nats import NatsBroker
 from minio import Minio
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from PIL import Image as PillowImage
 
 from imagetron.servers import S3Credentials
 from imagetron_contracts.models.images import Image, ImageEvent, ImageKind
@@ -36,9 +35,9 @@ from imagetron_publisher.settings import PublisherSettings
 from imagetron_sandbox.agency.server import AgencyServer
 from imagetron_sandbox.faults.store import FaultStore
 
+from .support import AGENCY_PASSWORD, png
+
 BUCKET = "publisher-tests"
-AGENCY_PASSWORD = "agency-secret"
-T = TypeVar("T")
 
 
 @dataclass
@@ -131,20 +130,6 @@ async def js(nc: NatsClient) -> JetStreamContext:
     return js
 
 
-def png(width: int, height: int, mode: str = "RGB", color: Any = (180, 120, 60)) -> bytes:
-    out = io.BytesIO()
-    PillowImage.new(mode, (width, height), color).save(out, "PNG")
-    return out.getvalue()
-
-
-def noisy_png(width: int, height: int) -> bytes:
-    """Noise compresses badly: its JPEG is megabytes, long enough to interrupt."""
-    noise = PillowImage.effect_noise((width, height), 64).convert("RGB")
-    out = io.BytesIO()
-    noise.save(out, "PNG", compress_level=1)
-    return out.getvalue()
-
-
 @dataclass
 class Images:
     """Stores originals in the bucket and announces them as the images service does."""
@@ -234,15 +219,3 @@ async def rpc(nats_url: str, publisher: Any) -> AsyncIterator[RpcClient]:
         yield RpcClient(broker, timeout=30.0)
     finally:
         await broker.stop()
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T | None]], *, within: float = 20.0, what: str = "condition"
-) -> T:
-    async with asyncio.timeout(within):
-        while True:
-            value = await probe()
-            if value is not None:
-                return value
-            await asyncio.sleep(0.1)
-    raise AssertionError(what)  # pragma: no cover - the timeout raises first

@@ -44,7 +44,7 @@ from imagetron_contracts.streams import (
 )
 from imagetron_platform.errors import Conflict, NotFound
 
-from .conftest import AGENCY_PASSWORD, eventually, noisy_png, png
+from .support import AGENCY_PASSWORD, eventually, noisy_png, png
 
 pytestmark = pytest.mark.integration
 
