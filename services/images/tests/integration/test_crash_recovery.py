@@ -172,7 +172,11 @@ async def world(
         images = ImagesProcess(env, port, tmp_path / "images.log")
         await drop_images_consumers(streams)
         try:
-            yield images, RpcClient(broker, timeout=10.0), gateway
+            # The burst of imagines is answered while the first tasks already run through
+            # the pipeline: on two busy cores (the suite's other worker, other engineers)
+            # one answer took 0.9 s and the last of the burst missed a 10 s deadline. What
+            # is under test is the crash, not how fast imagine answers.
+            yield images, RpcClient(broker, timeout=60.0), gateway
         finally:
             images.stop()
             # The child's own account of both its lives, for a failure's report.
