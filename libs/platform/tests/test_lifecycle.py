@@ -14,7 +14,7 @@ from sqlalchemy import MetaData
 
 from imagetron_platform import lifecycle as lifecycle_module
 from imagetron_platform.db import outbox_table
-from imagetron_platform.lifecycle import Database, ServiceLifecycle, run_every
+from imagetron_platform.lifecycle import Database, ServiceLifecycle
 from imagetron_platform.outbox import OutboxRelay
 from imagetron_platform.settings import DatabaseSettings
 from imagetron_platform.testing import lifespan_client
@@ -108,28 +108,6 @@ async def test_a_failing_start_up_step_still_closes_what_was_registered(nats_url
 def test_an_outbox_needs_its_database():
     with pytest.raises(ValueError, match="an outbox needs the database"):
         ServiceLifecycle("test", NatsBroker(), outbox=outbox_table(MetaData(schema="t")))
-
-
-async def test_a_failing_round_is_logged_and_the_next_one_runs(caplog):
-    rounds: list[int] = []
-    second = asyncio.Event()
-
-    async def round_() -> None:
-        rounds.append(len(rounds) + 1)
-        if len(rounds) == 1:
-            raise ConnectionError("database down")
-        second.set()
-
-    with caplog.at_level(logging.ERROR):
-        task = asyncio.create_task(run_every("prune", 0.01, round_))
-        try:
-            await asyncio.wait_for(second.wait(), timeout=5)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    assert rounds[:2] == [1, 2]
-    assert "prune: round failed; trying again in 0.01 s" in caplog.text
 
 
 class StuckRelay(OutboxRelay):
