@@ -74,7 +74,9 @@ class SseFollower:
 
     async def run(self) -> None:
         while True:
-            headers = {"Last-Event-ID": str(self.ids[-1])} if self.ids else {}
+            # From the owner's first event on (`0`: everything the stream keeps), so that an
+            # event published before the first connection is a gap too if it never comes.
+            headers = {"Last-Event-ID": str(self.ids[-1] if self.ids else 0)}
             with contextlib.suppress(httpx.HTTPError, ValueError):
                 async with aconnect_sse(
                     self.client, "GET", "/api/v1/events", headers=headers, timeout=None
@@ -278,6 +280,8 @@ class Audit:
     events_applied_twice: int
     events_in_stream: int
     sse_gaps: int
+    #: Per follower that lacks events: which (stream sequences), and the last it got.
+    sse_missing: list[str]
     sse_duplicates: int
     sse_out_of_order: int
     sse_reconnects: int
@@ -304,6 +308,7 @@ class Audit:
             f"{self.leaked_slots} leaked slots, SSE: {self.sse_gaps} gaps, "
             f"{self.sse_duplicates} duplicates, {self.sse_out_of_order} out of order, "
             f"{self.sse_reconnects} reconnects"
+            + (f" (missing: {'; '.join(self.sse_missing)})" if self.sse_missing else "")
         )
 
     @property
@@ -496,6 +501,12 @@ async def audit(
         events_applied_twice=_applied_twice(events),
         events_in_stream=len(events),
         sse_gaps=sum(len(stream_ids - set(f.ids)) for f in followers),
+        sse_missing=[
+            f"follower {n}: {sorted(stream_ids - set(f.ids))} of {min(stream_ids)}-{last}, "
+            f"its last {f.ids[-1] if f.ids else None}, {f.connects} connects"
+            for n, f in enumerate(followers, start=1)
+            if stream_ids - set(f.ids)
+        ],
         sse_duplicates=sum(f.duplicates for f in followers),
         sse_out_of_order=sum(f.out_of_order for f in followers),
         sse_reconnects=sum(max(f.connects - 1, 0) for f in followers),
