@@ -14,7 +14,8 @@ from sqlalchemy import MetaData
 
 from imagetron_platform import lifecycle as lifecycle_module
 from imagetron_platform.db import outbox_table
-from imagetron_platform.lifecycle import Database, ServiceLifecycle
+from imagetron_platform.lifecycle import ServiceLifecycle
+from imagetron_platform.messaging import ServiceBroker
 from imagetron_platform.outbox import OutboxRelay
 from imagetron_platform.settings import DatabaseSettings
 from imagetron_platform.testing import lifespan_client
@@ -134,9 +135,18 @@ async def test_a_failing_last_relay_pass_does_not_stop_shutdown(nats_url, caplog
     assert not await broker.ping(timeout=0.5)
 
 
-def test_the_database_is_built_from_settings_without_connecting():
-    settings = DatabaseSettings(database_url="postgresql+asyncpg://u:p@127.0.0.1:1/db")
-    database = Database.from_settings(settings, "test")
+def test_a_service_owning_a_schema_is_built_from_its_settings_without_connecting():
+    settings = DatabaseSettings(
+        database_url="postgresql+asyncpg://u:p@127.0.0.1:1/db", outbox_poll_seconds=0.5
+    )
+    outbox = outbox_table(MetaData(schema="t"))
+    lifecycle, database = ServiceLifecycle.with_database("test", settings, outbox=outbox)
+    assert lifecycle.database is database
     assert database.engine.url.port == 1
-    lifecycle = ServiceLifecycle("test", NatsBroker(), database=database)
     assert set(lifecycle.readiness) == {"nats", "database"}
+    assert lifecycle.relay is not None
+    assert lifecycle.relay._poll_seconds == 0.5
+    assert isinstance(lifecycle.broker, ServiceBroker)
+    # Without an outbox (the gateway) there is no relay to run.
+    plain, _ = ServiceLifecycle.with_database("test", settings)
+    assert plain.relay is None

@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from imagetron_platform.db import make_engine, make_session_factory, ping
 from imagetron_platform.http import MetricsAccess, ReadinessCheck, install_platform
+from imagetron_platform.messaging import make_broker
 from imagetron_platform.outbox import OutboxRelay
 from imagetron_platform.settings import DatabaseSettings
 
@@ -150,6 +151,30 @@ class ServiceLifecycle:
         if database is not None:
             self._checks["database"] = database.ping
             self._closers.append(database.engine.dispose)
+
+    @classmethod
+    def with_database(
+        cls,
+        service: str,
+        settings: DatabaseSettings,
+        *,
+        outbox: Table | None = None,
+        inbox: Table | None = None,
+    ) -> tuple[ServiceLifecycle, Database]:
+        """The lifecycle of a service that owns a schema, from its settings: its broker
+        (`make_broker`: the service's NATS user and inboxes), its `Database`, and the relay
+        of `outbox` polling every `outbox_poll_seconds`. The database comes back too, for
+        the service's units of work; nothing connects yet."""
+        database = Database.from_settings(settings, service)
+        lifecycle = cls(
+            service,
+            make_broker(settings, service),
+            database=database,
+            outbox=outbox,
+            inbox=inbox,
+            outbox_poll_seconds=settings.outbox_poll_seconds,
+        )
+        return lifecycle, database
 
     # -- what a bootstrap declares
 

@@ -53,7 +53,7 @@ from imagetron_gateway.entrypoints.http import (
 from imagetron_gateway.entrypoints.http.guard import RequestGuard
 from imagetron_gateway.entrypoints.http.problems import guard_responses, problem_media_type
 from imagetron_gateway.settings import GatewaySettings
-from imagetron_platform.lifecycle import Database, ServiceLifecycle
+from imagetron_platform.lifecycle import ServiceLifecycle
 from imagetron_platform.messaging import make_broker
 from imagetron_platform.rpc import RpcClient
 
@@ -83,9 +83,8 @@ def build_broker(settings: GatewaySettings) -> NatsBroker:
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
-    broker = build_broker(settings)
-    database = Database.from_settings(settings, SERVICE)
-    lifecycle = ServiceLifecycle(SERVICE, broker, database=database)
+    lifecycle, database = ServiceLifecycle.with_database(SERVICE, settings)
+    broker = lifecycle.broker
 
     def identity_uow() -> SqlIdentityUnitOfWork:
         return SqlIdentityUnitOfWork(database.session_factory)

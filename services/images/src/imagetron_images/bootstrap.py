@@ -35,8 +35,8 @@ from imagetron_images.app.reconciliation import Expectations, ReconcilePolicy, r
 from imagetron_images.domain import Deadlines
 from imagetron_images.entrypoints.messaging import ConsumerSettings, register_subscribers
 from imagetron_images.settings import ImagesSettings
-from imagetron_platform.lifecycle import Database, ServiceLifecycle
-from imagetron_platform.messaging import Redelivery, make_broker
+from imagetron_platform.lifecycle import ServiceLifecycle
+from imagetron_platform.messaging import Redelivery
 from imagetron_platform.objects import minio_client
 from imagetron_platform.rpc import RpcClient
 
@@ -49,17 +49,11 @@ class ImagesRuntime:
 
     def __init__(self, settings: ImagesSettings) -> None:
         self.settings = settings
-        self.broker = make_broker(settings, SERVICE)
-        database = Database.from_settings(settings, SERVICE)
-        self.session_factory = database.session_factory
-        self.lifecycle = ServiceLifecycle(
-            SERVICE,
-            self.broker,
-            database=database,
-            outbox=outbox,
-            inbox=inbox,
-            outbox_poll_seconds=settings.outbox_poll_seconds,
+        self.lifecycle, database = ServiceLifecycle.with_database(
+            SERVICE, settings, outbox=outbox, inbox=inbox
         )
+        self.broker = self.lifecycle.broker
+        self.session_factory = database.session_factory
         provider_http = httpx.AsyncClient(timeout=settings.goapi_timeout_seconds)
         download_http = guarded_http_client()
         openai = openai_client(

@@ -10,8 +10,7 @@ from faststream.nats import NatsBroker
 from openai import AsyncOpenAI
 
 from imagetron_platform.clock import utcnow
-from imagetron_platform.lifecycle import Database, ServiceLifecycle
-from imagetron_platform.messaging import make_broker
+from imagetron_platform.lifecycle import ServiceLifecycle
 from imagetron_prompts.adapters.llm import OpenAiLlm
 from imagetron_prompts.adapters.tables import inbox, outbox
 from imagetron_prompts.adapters.unit_of_work import PromptsUnitOfWork
@@ -49,16 +48,10 @@ class PromptsRuntime:
     and closes them."""
 
     def __init__(self, settings: PromptsSettings) -> None:
-        self.broker = make_broker(settings, SERVICE)
-        database = Database.from_settings(settings, SERVICE)
-        self.lifecycle = ServiceLifecycle(
-            SERVICE,
-            self.broker,
-            database=database,
-            outbox=outbox,
-            inbox=inbox,
-            outbox_poll_seconds=settings.outbox_poll_seconds,
+        self.lifecycle, database = ServiceLifecycle.with_database(
+            SERVICE, settings, outbox=outbox, inbox=inbox
         )
+        self.broker = self.lifecycle.broker
         llm_client = build_llm_client(settings)
         self.lifecycle.close_on_shutdown(llm_client.close)
         on_commit = self.lifecycle.wake_relay

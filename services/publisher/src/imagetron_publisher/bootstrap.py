@@ -9,8 +9,8 @@ from faststream.nats import NatsBroker
 
 from imagetron_contracts.models.publications import Agency
 from imagetron_platform.clock import utcnow
-from imagetron_platform.lifecycle import Database, ServiceLifecycle
-from imagetron_platform.messaging import Redelivery, make_broker
+from imagetron_platform.lifecycle import ServiceLifecycle
+from imagetron_platform.messaging import Redelivery
 from imagetron_platform.objects import minio_client
 from imagetron_platform.rpc import RpcClient
 from imagetron_publisher.adapters.advisor import PromptsAdvisor
@@ -53,16 +53,10 @@ class PublisherRuntime:
     and closes them."""
 
     def __init__(self, settings: PublisherSettings) -> None:
-        self.broker = make_broker(settings, SERVICE)
-        database = Database.from_settings(settings, SERVICE)
-        self.lifecycle = ServiceLifecycle(
-            SERVICE,
-            self.broker,
-            database=database,
-            outbox=outbox,
-            inbox=inbox,
-            outbox_poll_seconds=settings.outbox_poll_seconds,
+        self.lifecycle, database = ServiceLifecycle.with_database(
+            SERVICE, settings, outbox=outbox, inbox=inbox
         )
+        self.broker = self.lifecycle.broker
         self.store = S3FileStore(
             minio_client(
                 settings.s3_endpoint,
