@@ -17,6 +17,7 @@ from imagetron_images.adapters.downloads import (
     guarded_http_client,
 )
 from imagetron_images.adapters.image_files import (
+    ImageWork,
     PillowImageInspector,
     PillowThumbnailer,
     PixelBudget,
@@ -64,6 +65,8 @@ class ImagesRuntime:
         self.lifecycle.close_on_shutdown(provider_http.aclose)
         self.lifecycle.close_on_shutdown(openai.close)
         self.lifecycle.close_on_shutdown(download_http.aclose)
+        image_work = ImageWork(settings.image_workers)
+        self.lifecycle.close_on_shutdown(image_work.close)
 
         def s3(endpoint: str) -> Minio:
             return minio_client(
@@ -109,9 +112,10 @@ class ImagesRuntime:
             inspector=PillowImageInspector(
                 max_pixels=settings.max_pixels,
                 budget=PixelBudget(max(settings.decode_pixel_budget, settings.max_pixels)),
+                work=image_work,
             ),
             store=self.store,
-            thumbnailer=PillowThumbnailer(max_pixels=settings.max_pixels),
+            thumbnailer=PillowThumbnailer(max_pixels=settings.max_pixels, work=image_work),
         )
 
     def new_uow(self) -> ImagesUnitOfWork:

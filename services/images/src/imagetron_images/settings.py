@@ -77,6 +77,9 @@ class ImagesSettings(DatabaseSettings):
     #: checked); decodes beyond it wait. Keeps memory bounded when large images arrive
     #: together (about 4 bytes a pixel while decoding).
     decode_pixel_budget: int = Field(default=128_000_000, ge=1)
+    #: Processes that check and shrink images (Pillow), started when first needed; 0 (the
+    #: default) runs that work in threads of the service, sharing its interpreter lock.
+    image_workers: int = Field(default=0, ge=0, le=64)
 
     # Deliveries of one job before it is given up (the task or image is then marked failed).
     submit_max_deliveries: int = Field(default=10, ge=1, le=100)

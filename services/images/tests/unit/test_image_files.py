@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import os
 import struct
 import zlib
 
@@ -12,11 +13,13 @@ import pytest
 from PIL import Image
 
 from imagetron_images.adapters.image_files import (
+    ImageWork,
     PillowImageInspector,
     PillowThumbnailer,
     PixelBudget,
+    inspect_image,
 )
-from imagetron_images.app.ports import InvalidImage
+from imagetron_images.app.ports import ImageWorkUnavailable, InvalidImage
 
 
 def encoded(fmt: str, size: tuple[int, int] = (30, 20), mode: str = "RGB") -> bytes:
@@ -155,17 +158,40 @@ async def test_absurd_aspect_ratios_are_refused_before_decoding(size):
 async def test_concurrent_decodes_share_one_pixel_budget():
     """Three 600-pixel images with a 1,000-pixel budget: never two decodes at once."""
     budget = PixelBudget(1_000)
-    inspector = PillowImageInspector(max_pixels=10_000, budget=budget)
     seen: list[int] = []
-    original = inspector.inspect_sync
 
-    def watched(data: bytes):
-        seen.append(budget.in_use)
-        return original(data)
+    class Watched(ImageWork):
+        async def run(self, fn, *args):
+            if fn is inspect_image:  # the decode, with the pixels it holds in the budget
+                seen.append(budget.in_use)
+            return await super().run(fn, *args)
 
-    inspector.inspect_sync = watched  # type: ignore[method-assign]
+    inspector = PillowImageInspector(max_pixels=10_000, budget=budget, work=Watched(0))
     images = [encoded("PNG", (30, 20)) for _ in range(3)]
     results = await asyncio.gather(*(inspector.inspect(i) for i in images))
     assert [r.width * r.height for r in results] == [600, 600, 600]
     assert seen == [600, 600, 600]  # each decode alone in the budget
     assert budget.in_use == 0
+
+
+async def test_image_work_runs_in_worker_processes_and_survives_one_that_dies() -> None:
+    """Pillow's work leaves the service's interpreter (it shared the lock with the event loop
+    that applies callbacks); what it finds, refusals included, comes back the same."""
+    work = ImageWork(1)
+    try:
+        inspector = PillowImageInspector(max_pixels=10_000, work=work)
+        thumbnailer = PillowThumbnailer(max_side=8, max_pixels=10_000, work=work)
+        assert await work.run(os.getpid) != os.getpid()
+        file = await inspector.inspect(encoded("PNG"))
+        assert (file.content_type, file.width, file.height) == ("image/png", 30, 20)
+        with pytest.raises(InvalidImage, match="the limit is 10000"):
+            await inspector.inspect(png_claiming(200, 200))
+        with Image.open(io.BytesIO(await thumbnailer.thumbnail(encoded("JPEG")))) as small:
+            assert (small.format, small.size) == ("WEBP", (8, 5))
+        # A worker that dies (killed, out of memory) is replaced; twice in a row is a
+        # transient failure the job retries later.
+        with pytest.raises(ImageWorkUnavailable):
+            await work.run(os._exit, 1)
+        assert (await inspector.inspect(encoded("WEBP"))).extension == "webp"
+    finally:
+        await work.close()

@@ -1,19 +1,34 @@
-"""Validating downloaded bytes as an image we accept, and shrinking it, with Pillow."""
+"""Validating downloaded bytes as an image we accept, and shrinking it, with Pillow.
+
+Pillow's work is CPU-bound and runs off the event loop (`ImageWork`): in threads of the
+service by default, or in worker processes of its own (`IMAGETRON_IMAGE_WORKERS`), where it
+does not share the interpreter lock with the event loop that applies provider callbacks
+(py-spy: a third of the images process's samples were Pillow threads while five images of a
+task were stored). Which is faster for the webhook-to-browser delay is not settled yet:
+docs/benchmarks.md has the measurements.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import io
-from collections.abc import AsyncIterator, Iterator
+import multiprocessing
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from PIL import Image as PillowImage
 from PIL import UnidentifiedImageError
 
-from imagetron_images.app.ports import InvalidImage
+from imagetron_images.app.ports import ImageWorkUnavailable, InvalidImage
 from imagetron_images.domain import ImageFile
+
+_T = TypeVar("_T")
 
 # Pillow format name → (content type, file extension). Nothing else is accepted.
 ACCEPTED_FORMATS: dict[str, tuple[str, str]] = {
@@ -76,66 +91,123 @@ def decoding(data: bytes, max_pixels: int) -> Iterator[PillowImage.Image]:
         raise InvalidImage(f"The image is corrupt: {exc}") from exc
 
 
+class ImageWork:
+    """Where Pillow's work runs: `workers` processes of its own, started when first needed
+    (`workers=0`: threads of this process). A pool whose process died (killed, out of
+    memory) is replaced and the work tried once more; then it is a transient failure."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        if self.workers == 0:
+            return await asyncio.to_thread(fn, *args)
+        loop = asyncio.get_running_loop()
+        for attempt in (1, 2):
+            pool = self._pool or self._start()
+            try:
+                return await loop.run_in_executor(pool, functools.partial(fn, *args))
+            except BrokenProcessPool as exc:
+                if self._pool is pool:
+                    self._pool = None
+                    pool.shutdown(wait=False, cancel_futures=True)
+                if attempt == 2:
+                    raise ImageWorkUnavailable(f"the image worker process died: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _start(self) -> ProcessPoolExecutor:
+        # Spawned, not forked: this process runs threads and an event loop.
+        self._pool = ProcessPoolExecutor(
+            self.workers, mp_context=multiprocessing.get_context("spawn")
+        )
+        return self._pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
+
+def image_size(data: bytes, max_pixels: int) -> tuple[int, int]:
+    with decoding(data, max_pixels) as image:
+        width, height = image.size
+    return width, height
+
+
+def inspect_image(data: bytes, max_pixels: int) -> ImageFile:
+    with decoding(data, max_pixels) as image:
+        width, height = image.size
+        image.load()  # a truncated or corrupt body fails here
+        accepted = ACCEPTED_FORMATS.get(image.format or "")
+    if accepted is None or width < 1 or height < 1:
+        raise InvalidImage("The data is not a PNG, JPEG or WebP image.")
+    content_type, extension = accepted
+    return ImageFile(
+        content_type=content_type,
+        extension=extension,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size_bytes=len(data),
+        width=width,
+        height=height,
+    )
+
+
+def thumbnail_image(data: bytes, max_side: int, max_pixels: int, quality: int) -> bytes:
+    with decoding(data, max_pixels) as image:
+        # `draft` lets JPEG decode at a reduced scale: far less work for big photos.
+        image.draft("RGB", (max_side, max_side))
+        small = image.convert("RGBA" if _has_alpha(image) else "RGB")
+        # Bicubic after Pillow's own integer reduction, and WebP's quick method 2: a fifth
+        # of the time of Lanczos and method 4 for a thumbnail-sized result.
+        small.thumbnail((max_side, max_side), PillowImage.Resampling.BICUBIC)
+        out = io.BytesIO()
+        small.save(out, format="WEBP", quality=quality, method=2)
+    return out.getvalue()
+
+
+_THREADS = ImageWork(0)
+
+
 class PillowImageInspector:
     """The ImageInspector port: a real PNG, JPEG or WebP of at most `max_pixels` pixels."""
 
-    def __init__(self, *, max_pixels: int, budget: PixelBudget | None = None) -> None:
+    def __init__(
+        self, *, max_pixels: int, budget: PixelBudget | None = None, work: ImageWork = _THREADS
+    ) -> None:
         self._max_pixels = max_pixels
         self._budget = budget or PixelBudget(max_pixels)
+        self._work = work
 
     async def inspect(self, data: bytes) -> ImageFile:
-        # Decoding is CPU-bound: keep it off the event loop. The header says how many
-        # pixels the decode will hold; it waits for them in the shared budget.
-        width, height = await asyncio.to_thread(self._size, data)
+        # The header says how many pixels the decode will hold; it waits for them in the
+        # shared budget.
+        width, height = await self._work.run(image_size, data, self._max_pixels)
         async with self._budget.hold(width * height):
-            return await asyncio.to_thread(self.inspect_sync, data)
-
-    def _size(self, data: bytes) -> tuple[int, int]:
-        with decoding(data, self._max_pixels) as image:
-            width, height = image.size
-        return width, height
-
-    def inspect_sync(self, data: bytes) -> ImageFile:
-        with decoding(data, self._max_pixels) as image:
-            width, height = image.size
-            image.load()  # a truncated or corrupt body fails here
-            accepted = ACCEPTED_FORMATS.get(image.format or "")
-        if accepted is None or width < 1 or height < 1:
-            raise InvalidImage("The data is not a PNG, JPEG or WebP image.")
-        content_type, extension = accepted
-        return ImageFile(
-            content_type=content_type,
-            extension=extension,
-            sha256=hashlib.sha256(data).hexdigest(),
-            size_bytes=len(data),
-            width=width,
-            height=height,
-        )
+            return await self._work.run(inspect_image, data, self._max_pixels)
 
 
 class PillowThumbnailer:
     """The Thumbnailer port: the image shrunk to at most `max_side` pixels on its long side
     (never enlarged), as WebP. Only formats we accept are decoded, with a pixel cap."""
 
-    def __init__(self, *, max_side: int = 400, max_pixels: int, quality: int = 80) -> None:
+    def __init__(
+        self,
+        *,
+        max_side: int = 400,
+        max_pixels: int,
+        quality: int = 80,
+        work: ImageWork = _THREADS,
+    ) -> None:
         self._max_side = max_side
         self._max_pixels = max_pixels
         self._quality = quality
+        self._work = work
 
     async def thumbnail(self, data: bytes) -> bytes:
-        return await asyncio.to_thread(self.thumbnail_sync, data)
-
-    def thumbnail_sync(self, data: bytes) -> bytes:
-        with decoding(data, self._max_pixels) as image:
-            # `draft` lets JPEG decode at a reduced scale: far less work for big photos.
-            image.draft("RGB", (self._max_side, self._max_side))
-            small = image.convert("RGBA" if _has_alpha(image) else "RGB")
-            # Bicubic after Pillow's own integer reduction, and WebP's quick method 2: a fifth
-            # of the time of Lanczos and method 4 for a thumbnail-sized result.
-            small.thumbnail((self._max_side, self._max_side), PillowImage.Resampling.BICUBIC)
-            out = io.BytesIO()
-            small.save(out, format="WEBP", quality=self._quality, method=2)
-        return out.getvalue()
+        return await self._work.run(
+            thumbnail_image, data, self._max_side, self._max_pixels, self._quality
+        )
 
 
 def _has_alpha(image: PillowImage.Image) -> bool:

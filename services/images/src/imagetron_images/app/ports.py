@@ -80,6 +80,10 @@ class StorageUnavailable(TransientError):
     pass
 
 
+class ImageWorkUnavailable(TransientError):
+    """The processes that check and shrink images keep dying (out of memory, killed)."""
+
+
 # --- persistence ----------------------------------------------------------------------
 
 
