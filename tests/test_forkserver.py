@@ -52,6 +52,7 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                 if mode.startswith("exit:"):
                     print("exiting as asked", flush=True)
                     sys.exit(int(mode.split(":")[1]))
+                print("serving", flush=True)  # before the report: the test reads both
                 facts = {
                     "pid": os.getpid(),
                     "sid": os.getsid(0),
@@ -59,9 +60,9 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                     "env": dict(os.environ),
                     "argv": sys.argv,
                 }
-                with open(os.environ["DEMO_REPORT"], "w") as report:
+                with open(os.environ["DEMO_REPORT"] + ".part", "w") as report:
                     json.dump(facts, report)
-                print("serving", flush=True)
+                os.rename(os.environ["DEMO_REPORT"] + ".part", os.environ["DEMO_REPORT"])
                 time.sleep(120)
             """
         )
