@@ -37,6 +37,14 @@ def test_the_api_holds_its_contract_under_schemathesis(stack: EmbeddedStack, tmp
         "junit",
         "--report-dir",
         str(tmp_path),
+        # The events token's cookie (Path=/api/v1/events) would stay in schemathesis's session
+        # and rightly authenticate the event stream when its ignored-auth check spoils the
+        # bearer: a false "API accepts invalid authentication" (once in a clean CI run). The
+        # token and the stream's credentials are tested in services/gateway/tests/test_api.py
+        # and test_sessions.py. (Turning that check off for the stream in schemathesis.toml
+        # instead made schemathesis itself fail: "AST constructor recursion depth mismatch".)
+        "--exclude-operation-id",
+        "createEventsToken",
     ]
     if "publisher" not in stack.apps:
         # Until the publisher runs in the embedded stack its operations can only answer 503.
@@ -45,7 +53,11 @@ def test_the_api_holds_its_contract_under_schemathesis(stack: EmbeddedStack, tmp
         command,
         cwd=FUZZING,
         env={
-            **os.environ,
+            # Not under coverage (`make test` measures every Python subprocess): schemathesis
+            # is none of our code, tracing it made this run three to four times slower (past
+            # its deadline in a loaded CI run), and under the tracer CPython 3.11 sometimes
+            # fails inside it ("AST constructor recursion depth mismatch").
+            **{k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")},
             "PYTHONPATH": str(FUZZING),
             "NO_COLOR": "1",
             # The hooks' auth provider makes the ordinary users schemathesis calls as.
