@@ -283,8 +283,6 @@ class ForkServer(ManagedProcess):
     def __init__(self, log_dir: Path, modules: Iterable[str], start_timeout: float = 120.0) -> None:
         super().__init__(log_dir, start_timeout=start_timeout, stop_timeout=5.0)
         self.modules = list(dict.fromkeys(modules))
-        #: Seconds the fork server took to import the modules (its own measure).
-        self.import_seconds: float | None = None
         self._lifeline: tuple[int, int] | None = None
         self._state = threading.Lock()
         self._ready = threading.Event()
@@ -397,7 +395,6 @@ class ForkServer(ManagedProcess):
 
     def _answer(self, message: dict[str, Any]) -> None:
         if "ready" in message:
-            self.import_seconds = message["seconds"]
             self._ready.set()
         elif "spawned" in message:
             with self._state:

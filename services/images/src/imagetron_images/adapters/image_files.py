@@ -104,7 +104,8 @@ class ImageWork:
         if self.workers == 0:
             return await asyncio.to_thread(fn, *args)
         loop = asyncio.get_running_loop()
-        for attempt in (1, 2):
+        retried = False
+        while True:
             pool = self._pool or self._start()
             try:
                 return await loop.run_in_executor(pool, functools.partial(fn, *args))
@@ -112,9 +113,9 @@ class ImageWork:
                 if self._pool is pool:
                     self._pool = None
                     pool.shutdown(wait=False, cancel_futures=True)
-                if attempt == 2:
+                if retried:
                     raise ImageWorkUnavailable(f"the image worker process died: {exc}") from exc
-        raise AssertionError("unreachable")
+                retried = True
 
     def _start(self) -> ProcessPoolExecutor:
         # Spawned, not forked: this process runs threads and an event loop.
