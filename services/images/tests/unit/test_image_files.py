@@ -6,8 +6,13 @@ import asyncio
 import hashlib
 import io
 import os
+import signal
 import struct
+import subprocess
+import sys
+import time
 import zlib
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -195,3 +200,50 @@ async def test_image_work_runs_in_worker_processes_and_survives_one_that_dies() 
         assert (await inspector.inspect(encoded("WEBP"))).extension == "webp"
     finally:
         await work.close()
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (an ended child its new parent has not reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def test_image_workers_end_when_the_service_is_killed() -> None:
+    """A SIGKILLed images service (a supervisor's restart, out of memory) leaves no worker
+    behind: before, each kill orphaned the pool's processes for good."""
+    service = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import asyncio, os, time\n"
+            "from imagetron_images.adapters.image_files import ImageWork\n"
+            "work = ImageWork(2)\n"
+            "async def main():\n"
+            "    pids = {await work.run(os.getpid) for _ in range(8)}\n"
+            "    print(*pids, flush=True)\n"
+            "    await asyncio.sleep(60)\n"
+            "asyncio.run(main())\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    workers: list[int] = []
+    try:
+        assert service.stdout is not None
+        workers = [int(pid) for pid in service.stdout.readline().split()]
+        assert workers
+        assert all(_running(pid) for pid in workers)
+        service.send_signal(signal.SIGKILL)
+        service.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in workers if _running(pid)]
+    finally:
+        service.kill()
+        service.wait(timeout=10)
+        for pid in filter(_running, workers):  # the test failed: leave nothing behind
+            os.kill(pid, signal.SIGKILL)

@@ -16,6 +16,9 @@ import functools
 import hashlib
 import io
 import multiprocessing
+import os
+import select
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -120,7 +123,10 @@ class ImageWork:
     def _start(self) -> ProcessPoolExecutor:
         # Spawned, not forked: this process runs threads and an event loop.
         self._pool = ProcessPoolExecutor(
-            self.workers, mp_context=multiprocessing.get_context("spawn")
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_die_with,
+            initargs=(os.getpid(),),
         )
         return self._pool
 
@@ -128,6 +134,26 @@ class ImageWork:
         pool, self._pool = self._pool, None
         if pool is not None:
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
+
+def _die_with(service_pid: int) -> None:
+    """A worker's first step: end when the service ends, however it ends. A pool's worker
+    waits on a queue whose write end it holds itself, so a SIGKILLed service (supervisor's
+    restart, out of memory) would leave it waiting for ever: a daemon thread waits on the
+    service's pidfd (a process handle the kernel marks readable when it exits; unlike
+    PR_SET_PDEATHSIG it does not depend on which of the service's threads started the worker)."""
+    try:
+        handle = os.pidfd_open(service_pid)
+    except ProcessLookupError:
+        os._exit(1)
+    if os.getppid() != service_pid:  # it ended, its PID reused, before the pidfd was opened
+        os._exit(1)
+
+    def watch() -> None:
+        select.select([handle], [], [])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="imagetron-service-watch", daemon=True).start()
 
 
 def image_size(data: bytes, max_pixels: int) -> tuple[int, int]:
