@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, MutableMapping
@@ -14,9 +15,10 @@ import pytest
 from pydantic import BaseModel, SecretStr
 
 from imagetron_contracts.models.images import ProviderCallback
+from imagetron_gateway.adapters.identity import SqlIdentityUnitOfWork
 from imagetron_gateway.adapters.revocations import OpenStreams
 from imagetron_gateway.adapters.webhooks import webhook_verifiers
-from imagetron_gateway.app.identity import Authenticator
+from imagetron_gateway.app.identity import Authenticator, create_user, ensure_bootstrap_admin
 from imagetron_gateway.app.ports import Answer, KeyRecord
 from imagetron_gateway.bootstrap import (
     SERVICE,
@@ -27,7 +29,9 @@ from imagetron_gateway.bootstrap import (
 )
 from imagetron_gateway.context import GatewayContext, GatewayState
 from imagetron_gateway.domain.identity import ApiKey, BrowserSession, RevokedKey, User, hash_api_key
+from imagetron_gateway.migrations import upgrade
 from imagetron_gateway.settings import GatewaySettings
+from imagetron_platform.db import make_engine, make_session_factory
 from imagetron_platform.errors import Conflict, ProblemError
 from imagetron_platform.lifecycle import service_app
 from imagetron_platform.testing import lifespan_client
@@ -48,6 +52,8 @@ class FakeUsers:
         self.last_used: dict[uuid.UUID, datetime] = {}
         #: (user id, day, kind) → used, for FakeUsage.
         self.spent: dict[tuple[uuid.UUID, date, str], int] = {}
+        #: request id → (user id, day, kind) it was charged on, for FakeUsage.
+        self.charges: dict[str, tuple[uuid.UUID, date, str]] = {}
         #: (user id, key) → its row, for FakeIdempotencyKeys.
         self.idempotency_keys: dict[tuple[uuid.UUID, str], IdempotencyRow] = {}
 
@@ -170,22 +176,46 @@ class FakeApiKeys:
 
 
 class FakeUsage:
+    """The SQL repository's rules in memory (test_budgets.py runs both)."""
+
     def __init__(self, users: FakeUsers) -> None:
         self.spent = users.spent
+        self.charges = users.charges
 
-    async def spend(self, user_id: uuid.UUID, day: date, kind: str, limit: int) -> bool:
+    async def spend(
+        self, user_id: uuid.UUID, day: date, kind: str, limit: int, request_id: str | None = None
+    ) -> bool:
+        if request_id is not None and request_id in self.charges:
+            return True
         used = self.spent.get((user_id, day, kind), 0)
         if used >= limit:
             return False
         self.spent[(user_id, day, kind)] = used + 1
+        if request_id is not None:
+            self.charges[request_id] = (user_id, day, kind)
         return True
 
-    async def give_back(self, user_id: uuid.UUID, day: date, kind: str) -> None:
-        key = (user_id, day, kind)
+    async def give_back(
+        self, user_id: uuid.UUID, day: date, kind: str, request_id: str | None = None
+    ) -> None:
+        if request_id is not None:
+            charge = self.charges.get(request_id)
+            if charge is None or charge[0] != user_id:
+                return
+            del self.charges[request_id]
+            key = charge
+        else:
+            key = (user_id, day, kind)
         self.spent[key] = max(0, self.spent.get(key, 0) - 1)
 
     async def of_day(self, user_id: uuid.UUID, day: date) -> dict[str, int]:
         return {k: n for (u, d, k), n in self.spent.items() if u == user_id and d == day}
+
+    async def remove_charges_before(self, day: date, limit: int) -> int:
+        old = [r for r, (_, charged, _) in self.charges.items() if charged < day][:limit]
+        for request_id in old:
+            del self.charges[request_id]
+        return len(old)
 
 
 @dataclass
@@ -402,6 +432,34 @@ def fake_identity_uow() -> Callable[[], FakeIdentityUoW]:
     """A factory of fake identity units of work sharing one store."""
     users = FakeUsers()
     return lambda: FakeIdentityUoW(users)
+
+
+@pytest.fixture(params=["fake", "sql"])
+async def identity_store(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[Callable[[], Any], uuid.UUID]]:
+    """A unit-of-work factory and a user id it knows: the in-memory fakes, then the real
+    identity schema (the same tests run on both, so the fakes keep the SQL's rules)."""
+    if request.param == "fake":
+        yield request.getfixturevalue("fake_identity_uow"), uuid.uuid4()
+        return
+    dsn = request.getfixturevalue("postgres_dsn")
+    await asyncio.to_thread(upgrade, dsn)
+    engine = make_engine(dsn)
+    factory = make_session_factory(engine)
+
+    def uow() -> SqlIdentityUnitOfWork:
+        return SqlIdentityUnitOfWork(factory)
+
+    admin_key = "itk_identity-store-admin"
+    await ensure_bootstrap_admin(uow(), "admin", admin_key)
+    async with uow() as unit:
+        admin = await unit.users.by_key_hash(hash_api_key(admin_key))
+    user, _ = await create_user(uow(), admin, f"user-{uuid.uuid4().hex[:8]}", is_admin=False)
+    try:
+        yield uow, user.id
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture

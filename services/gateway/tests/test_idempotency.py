@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,12 +15,8 @@ from typing import Any
 import pytest
 
 from imagetron_contracts import streams
-from imagetron_gateway.adapters.identity import SqlIdentityUnitOfWork
-from imagetron_gateway.app.identity import create_user, ensure_bootstrap_admin
 from imagetron_gateway.app.ports import Answer
 from imagetron_gateway.domain.identity import User, hash_api_key
-from imagetron_gateway.migrations import upgrade
-from imagetron_platform.db import make_engine, make_session_factory
 from imagetron_platform.errors import NotFound, ServiceTimeout
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
@@ -31,31 +27,6 @@ LOCK = timedelta(minutes=5)
 # --- the repository: the fake and PostgreSQL keep the same rules ----------------------
 
 
-@pytest.fixture(params=["fake", "sql"])
-async def keys(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Callable[[], Any], Any]]:
-    """A unit-of-work factory and a user id it knows."""
-    if request.param == "fake":
-        yield request.getfixturevalue("fake_identity_uow"), uuid.uuid4()
-        return
-    dsn = request.getfixturevalue("postgres_dsn")
-    await asyncio.to_thread(upgrade, dsn)
-    engine = make_engine(dsn)
-    factory = make_session_factory(engine)
-
-    def uow() -> SqlIdentityUnitOfWork:
-        return SqlIdentityUnitOfWork(factory)
-
-    admin_key = "itk_idempotency-admin"
-    await ensure_bootstrap_admin(uow(), "admin", admin_key)
-    async with uow() as unit:
-        admin = await unit.users.by_key_hash(hash_api_key(admin_key))
-    user, _ = await create_user(uow(), admin, f"user-{uuid.uuid4().hex[:8]}", is_admin=False)
-    try:
-        yield uow, user.id
-    finally:
-        await engine.dispose()
-
-
 async def _claim(uow: Callable[[], Any], user: uuid.UUID, key: str, fp: str, now: datetime) -> bool:
     async with uow() as unit:
         claimed = await unit.idempotency.claim(user, key, fp, now, now + DAY, now + LOCK)
@@ -63,8 +34,8 @@ async def _claim(uow: Callable[[], Any], user: uuid.UUID, key: str, fp: str, now
     return bool(claimed)
 
 
-async def test_a_key_is_claimed_once_answered_and_then_read(keys) -> None:
-    uow, user = keys
+async def test_a_key_is_claimed_once_answered_and_then_read(identity_store) -> None:
+    uow, user = identity_store
     assert await _claim(uow, user, "k1", "body-a", NOW)
     assert not await _claim(uow, user, "k1", "body-a", NOW)
     async with uow() as unit:
@@ -79,8 +50,8 @@ async def test_a_key_is_claimed_once_answered_and_then_read(keys) -> None:
         assert (await unit.idempotency.get(user, "k1", NOW)).answer == answer
 
 
-async def test_a_released_key_can_be_claimed_again(keys) -> None:
-    uow, user = keys
+async def test_a_released_key_can_be_claimed_again(identity_store) -> None:
+    uow, user = identity_store
     assert await _claim(uow, user, "k2", "body-a", NOW)
     async with uow() as unit:
         await unit.idempotency.release(user, "k2", "another-body")  # not its request
@@ -92,16 +63,16 @@ async def test_a_released_key_can_be_claimed_again(keys) -> None:
     assert await _claim(uow, user, "k2", "body-b", NOW)
 
 
-async def test_an_abandoned_key_is_taken_over_by_its_own_request_only(keys) -> None:
-    uow, user = keys
+async def test_an_abandoned_key_is_taken_over_by_its_own_request_only(identity_store) -> None:
+    uow, user = identity_store
     assert await _claim(uow, user, "k3", "body-a", NOW)
     later = NOW + LOCK + timedelta(seconds=1)  # its replica died while answering
     assert not await _claim(uow, user, "k3", "body-b", later)
     assert await _claim(uow, user, "k3", "body-a", later)
 
 
-async def test_keys_expire_and_are_removed(keys) -> None:
-    uow, user = keys
+async def test_keys_expire_and_are_removed(identity_store) -> None:
+    uow, user = identity_store
     assert await _claim(uow, user, "k4", "body-a", NOW)
     async with uow() as unit:
         await unit.idempotency.complete(user, "k4", "body-a", Answer(201, {}, b"{}"))

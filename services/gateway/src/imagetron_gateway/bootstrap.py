@@ -97,6 +97,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     lifecycle.every("expired sessions", SESSION_PRUNE_SECONDS, prune_sessions)
     idempotency = idempotent_requests(settings, identity_uow)
     lifecycle.every("expired idempotency keys", SESSION_PRUNE_SECONDS, idempotency.remove_expired)
+    budgets = daily_budgets(settings, identity_uow)
+    lifecycle.every("old budget charges", SESSION_PRUNE_SECONDS, budgets.remove_old_charges)
     authenticator = Authenticator(identity_uow, settings.api_key_cache_seconds)
     streams = OpenStreams()
     lifecycle.every("key uses", KEY_USE_FLUSH_SECONDS, authenticator.record_uses)
@@ -138,7 +140,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     http=http,
                     notifier=notifier,
                     rate_limits=rate_limits(settings),
-                    budgets=daily_budgets(settings, identity_uow),
+                    budgets=budgets,
                     idempotency=idempotency,
                     webhooks=webhook_verifiers(settings),
                 )

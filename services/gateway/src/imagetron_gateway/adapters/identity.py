@@ -12,6 +12,7 @@ from imagetron_gateway.adapters.tables import (
     api_keys,
     daily_usage,
     idempotency_keys,
+    request_charges,
     sessions,
     users,
 )
@@ -302,7 +303,32 @@ class SqlUsage:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def spend(self, user_id: UUID, day: date, kind: str, limit: int) -> bool:
+    async def spend(
+        self, user_id: UUID, day: date, kind: str, limit: int, request_id: str | None = None
+    ) -> bool:
+        if request_id is not None:
+            # The charge's row first: a second attempt at the same request (another replica)
+            # waits here for the first's transaction, then finds its charge, or none if the
+            # first was refused.
+            charged = await self._session.execute(
+                pg_insert(request_charges)
+                .values(request_id=request_id, user_id=user_id, day=day, kind=kind)
+                .on_conflict_do_nothing()
+                .returning(request_charges.c.request_id)
+            )
+            if charged.first() is None:
+                return True  # charged before: not again, whatever is left today
+        if await self._count(user_id, day, kind, limit):
+            return True
+        if request_id is not None:
+            await self._session.execute(
+                delete(request_charges).where(request_charges.c.request_id == request_id)
+            )
+        return False
+
+    async def _count(self, user_id: UUID, day: date, kind: str, limit: int) -> bool:
+        if limit < 1:
+            return False
         # One statement: concurrent spends on any replica serialise on the row.
         statement = (
             pg_insert(daily_usage)
@@ -314,20 +340,33 @@ class SqlUsage:
             )
             .returning(daily_usage.c.used)
         )
-        if limit < 1:
-            return False
         return (await self._session.execute(statement)).first() is not None
 
-    async def give_back(self, user_id: UUID, day: date, kind: str) -> None:
+    async def give_back(
+        self, user_id: UUID, day: date, kind: str, request_id: str | None = None
+    ) -> None:
+        usage = daily_usage.c
+        if request_id is None:
+            await self._session.execute(
+                update(daily_usage)
+                .where(usage.user_id == user_id, usage.day == day, usage.kind == kind)
+                .where(usage.used > 0)
+                .values(used=usage.used - 1)
+            )
+            return
+        # One statement: only the attempt that deletes the charge gives it back.
+        charge = (
+            delete(request_charges)
+            .where(request_charges.c.request_id == request_id)
+            .where(request_charges.c.user_id == user_id)
+            .returning(request_charges.c.day, request_charges.c.kind)
+            .cte("charge")
+        )
         await self._session.execute(
             update(daily_usage)
-            .where(
-                daily_usage.c.user_id == user_id,
-                daily_usage.c.day == day,
-                daily_usage.c.kind == kind,
-                daily_usage.c.used > 0,
-            )
-            .values(used=daily_usage.c.used - 1)
+            .where(usage.user_id == user_id, usage.day == charge.c.day)
+            .where(usage.kind == charge.c.kind, usage.used > 0)
+            .values(used=usage.used - 1)
         )
 
     async def of_day(self, user_id: UUID, day: date) -> dict[str, int]:
@@ -337,6 +376,20 @@ class SqlUsage:
             )
         )
         return {r.kind: r.used for r in rows}
+
+    async def remove_charges_before(self, day: date, limit: int) -> int:
+        batch = (
+            select(request_charges.c.request_id)
+            .where(request_charges.c.day < day)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        result = await self._session.execute(
+            delete(request_charges)
+            .where(request_charges.c.request_id.in_(batch))
+            .returning(request_charges.c.request_id)
+        )
+        return len(result.all())
 
 
 class SqlIdempotencyKeys:

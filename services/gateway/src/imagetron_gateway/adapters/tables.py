@@ -77,6 +77,19 @@ daily_usage = Table(
     Column("used", Integer, nullable=False),
 )
 
+#: The request (`RequestId`: caller, Idempotency-Key and body, hashed) each charge in
+#: `daily_usage` was counted for: a retry of a request already charged is not counted again,
+#: and a refused one (4xx) gives back exactly its own charge, on the day it was counted.
+#: Kept for the day it counts on and the next (`DailyBudgets.remove_old_charges`).
+request_charges = Table(
+    "request_charges",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("user_id", Uuid, ForeignKey(users.c.id, ondelete="CASCADE"), nullable=False),
+    Column("day", Date, nullable=False, index=True),
+    Column("kind", String(20), nullable=False),
+)
+
 
 #: The first answer to each `Idempotency-Key` of a user, replayed to a retry of the same
 #: request until `expires_at`; `status` is null while the first request is being answered

@@ -3,7 +3,13 @@ UTC day, counted in PostgreSQL so every gateway replica shares them exactly.
 
 A call is counted before it is made (so concurrent calls cannot overshoot) and given back
 when the service refused it without spending anything (a 4xx: not found, conflict,
-invalid); a 5xx keeps it, since the model or the provider may have been paid."""
+invalid); a 5xx keeps it, since the model or the provider may have been paid.
+
+A request with an Idempotency-Key (its `RequestId`) is charged once: its retry after a 5xx
+is the same work, which the service does not do twice, so it is neither counted again nor
+refused for a budget spent meanwhile; a 4xx gives back exactly that request's charge. The
+charges are remembered for the day they count on and the next (`remove_old_charges`): a
+later retry is charged as a new request."""
 
 from __future__ import annotations
 
@@ -18,6 +24,9 @@ from uuid import UUID
 from imagetron_gateway.app.ports import IdentityUnitOfWork
 from imagetron_platform.clock import utcnow
 from imagetron_platform.errors import ProblemError, TooManyRequests
+
+#: Old request charges deleted per statement when pruning.
+PRUNE_BATCH = 1000
 
 
 class Spend(StrEnum):
@@ -58,12 +67,14 @@ class DailyBudgets:
         )
 
     @contextlib.asynccontextmanager
-    async def spending(self, user_id: UUID, kind: Spend) -> AsyncIterator[None]:
+    async def spending(
+        self, user_id: UUID, kind: Spend, request_id: str | None = None
+    ) -> AsyncIterator[None]:
         now = utcnow()
         day, resets_at = _day_and_reset(now)
         limit = self._limits[kind]
         async with self._uow_factory() as uow:
-            counted = await uow.usage.spend(user_id, day, kind, limit)
+            counted = await uow.usage.spend(user_id, day, kind, limit, request_id)
             await uow.commit()
         if not counted:
             retry = max(1, math.ceil((resets_at - now).total_seconds()))
@@ -77,6 +88,19 @@ class DailyBudgets:
         except ProblemError as exc:
             if exc.status < 500:
                 async with self._uow_factory() as uow:
-                    await uow.usage.give_back(user_id, day, kind)
+                    await uow.usage.give_back(user_id, day, kind, request_id)
                     await uow.commit()
             raise
+
+    async def remove_old_charges(self) -> int:
+        """Forget the charges of requests counted before yesterday (UTC), a batch per
+        transaction; how many."""
+        day, _ = _day_and_reset(utcnow())
+        removed = batch = PRUNE_BATCH
+        total = 0
+        while removed == batch:
+            async with self._uow_factory() as uow:
+                removed = await uow.usage.remove_charges_before(day - timedelta(days=1), batch)
+                await uow.commit()
+            total += removed
+        return total

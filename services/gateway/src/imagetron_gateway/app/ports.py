@@ -58,12 +58,25 @@ class ApiKeys(Protocol):
 
 
 class Usage(Protocol):
-    async def spend(self, user_id: UUID, day: date, kind: str, limit: int) -> bool:
-        """Count one more, atomically, unless `limit` is reached; whether it was counted."""
+    async def spend(
+        self, user_id: UUID, day: date, kind: str, limit: int, request_id: str | None = None
+    ) -> bool:
+        """Count one more, atomically, unless `limit` is reached; whether it is counted.
+        With a request id: once per request id, so true without counting again when that
+        request was charged before (on any day whose charges are kept), whatever is left."""
         ...
 
-    async def give_back(self, user_id: UUID, day: date, kind: str) -> None: ...
+    async def give_back(
+        self, user_id: UUID, day: date, kind: str, request_id: str | None = None
+    ) -> None:
+        """Count one less of `day`'s `kind`; with a request id, remove that request's charge
+        instead (on the day it was counted), if it is still there: at most once."""
+        ...
+
     async def of_day(self, user_id: UUID, day: date) -> dict[str, int]: ...
+    async def remove_charges_before(self, day: date, limit: int) -> int:
+        """Forget up to `limit` requests' charges counted before `day`."""
+        ...
 
 
 class Sessions(Protocol):

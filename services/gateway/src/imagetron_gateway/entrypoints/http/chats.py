@@ -45,7 +45,7 @@ async def start_chat(
     command = StartChatCommand(
         owner_id=caller.id, brief=body.brief, count=body.count, request_id=request_id
     )
-    async with ctx.budgets.spending(caller.id, Spend.llm_calls):
+    async with ctx.budgets.spending(caller.id, Spend.llm_calls, request_id):
         return await ctx.rpc.call(
             streams.RPC_PROMPTS_CHATS_START,
             command,
@@ -109,7 +109,7 @@ async def continue_chat(
         count=body.count,
         request_id=request_id,
     )
-    async with ctx.budgets.spending(caller.id, Spend.llm_calls):
+    async with ctx.budgets.spending(caller.id, Spend.llm_calls, request_id):
         return await ctx.rpc.call(
             streams.RPC_PROMPTS_CHATS_CONTINUE,
             command,

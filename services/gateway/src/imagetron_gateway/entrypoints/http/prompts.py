@@ -99,7 +99,7 @@ async def generate_prompts(
         chat_id=body.chat_id,
         request_id=request_id,
     )
-    async with ctx.budgets.spending(caller.id, Spend.llm_calls):
+    async with ctx.budgets.spending(caller.id, Spend.llm_calls, request_id):
         return await ctx.rpc.call(
             streams.RPC_PROMPTS_GENERATE,
             command,
@@ -232,5 +232,5 @@ async def imagine_prompt(
         resubmit_if_lost=options.resubmit_if_lost,
         request_id=request_id,
     )
-    async with ctx.budgets.spending(caller.id, Spend.generations):
+    async with ctx.budgets.spending(caller.id, Spend.generations, request_id):
         return await ctx.rpc.call(streams.RPC_IMAGES_IMAGINE, command, Task)

@@ -78,7 +78,7 @@ async def reroll_task(
     task_id: UUID, caller: CurrentUser, ctx: Context, request_id: RequestId
 ) -> Task:
     cmd = RerollCommand(owner_id=caller.id, task_id=task_id, request_id=request_id)
-    async with ctx.budgets.spending(caller.id, Spend.generations):
+    async with ctx.budgets.spending(caller.id, Spend.generations, request_id):
         return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_REROLL, cmd, Task)
 
 
@@ -100,7 +100,7 @@ async def vary_task(
         strength=body.strength,
         request_id=request_id,
     )
-    async with ctx.budgets.spending(caller.id, Spend.generations):
+    async with ctx.budgets.spending(caller.id, Spend.generations, request_id):
         return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_VARIATION, cmd, Task)
 
 
@@ -118,7 +118,7 @@ async def upscale_task(
     cmd = UpscaleCommand(
         owner_id=caller.id, task_id=task_id, index=body.index, request_id=request_id
     )
-    async with ctx.budgets.spending(caller.id, Spend.generations):
+    async with ctx.budgets.spending(caller.id, Spend.generations, request_id):
         return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_UPSCALE, cmd, Task)
 
 
