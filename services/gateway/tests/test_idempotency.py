@@ -17,7 +17,7 @@ import pytest
 from imagetron_contracts import streams
 from imagetron_gateway.app.ports import Answer
 from imagetron_gateway.domain.identity import User, hash_api_key
-from imagetron_platform.errors import NotFound, ServiceTimeout
+from imagetron_platform.errors import Gone, NotFound, ServiceTimeout
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -166,6 +166,17 @@ async def test_a_failed_request_gives_its_key_back(gateway) -> None:
     assert (await gateway.client.post(url, headers=headers)).status_code == 404
     assert (await gateway.client.post(url, headers=headers)).status_code == 404
     assert len(gateway.services.calls) == 2  # asked again, not replayed
+
+
+async def test_a_create_whose_prompt_was_deleted_since_is_a_410(gateway) -> None:
+    """The prompts service answers a late retry of a finished create whose prompt was
+    deleted since with 410 (it does not create it again): forwarded as it is."""
+    gateway.services.answers[streams.RPC_PROMPTS_CREATE] = Gone("Prompt 1 was deleted since.")
+    headers = {**gateway.auth("ada"), **_key()}
+    response = await gateway.client.post("/api/v1/prompts", json={"text": "x"}, headers=headers)
+    assert response.status_code == 410
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == "Prompt 1 was deleted since."
 
 
 async def test_another_users_key_is_their_own(gateway, make_prompt) -> None:

@@ -37,6 +37,8 @@ class InMemoryState:
     outbox: list[Emitted] = field(default_factory=list)
     chats: dict[UUID, Chat] = field(default_factory=dict)
     llm_calls: list[LlmCall] = field(default_factory=list)
+    # prompt id -> (owner id, when it was deleted)
+    deleted_prompts: dict[UUID, tuple[UUID, datetime]] = field(default_factory=dict)
 
 
 class InMemoryStore:
@@ -80,6 +82,17 @@ class FakePromptRepository:
         self._state.task_phases = {
             task: known for task, known in self._state.task_phases.items() if known[0] != prompt.id
         }
+        self._state.deleted_prompts.setdefault(prompt.id, (prompt.owner_id, prompt.updated_at))
+
+    async def was_deleted(self, owner_id: UUID, prompt_id: UUID) -> bool:
+        gone = self._state.deleted_prompts.get(prompt_id)
+        return gone is not None and gone[0] == owner_id
+
+    async def forget_deleted(self, before: datetime, limit: int) -> int:
+        old = [i for i, (_, at) in self._state.deleted_prompts.items() if at < before][:limit]
+        for prompt_id in old:
+            del self._state.deleted_prompts[prompt_id]
+        return len(old)
 
     async def linked_to_chat(self, owner_id: UUID, chat_id: UUID) -> Sequence[Prompt]:
         return [

@@ -138,6 +138,30 @@ async def test_a_prompt_whose_id_is_taken_is_not_added(new_uow):
     assert stored.text == "a pear"
 
 
+async def test_a_deleted_prompt_is_remembered_for_its_owner_until_forgotten(new_uow):
+    owner = uuid4()
+    prompt = Prompt.create(owner_id=owner, text="a pear", title=None, now=T0)
+    async with new_uow() as uow:
+        await uow.prompts.add(prompt)
+        await uow.commit()
+    async with new_uow() as uow:
+        assert not await uow.prompts.was_deleted(owner, prompt.id)
+        found = await uow.prompts.get(owner, prompt.id, for_update=True)
+        assert found is not None
+        found.delete(T0 + timedelta(hours=1))
+        await uow.prompts.delete(found)
+        await uow.commit()
+    async with new_uow() as uow:
+        assert await uow.prompts.get(owner, prompt.id) is None
+        assert await uow.prompts.was_deleted(owner, prompt.id)
+        assert not await uow.prompts.was_deleted(uuid4(), prompt.id)  # only to its owner
+        assert await uow.prompts.forget_deleted(T0 + timedelta(hours=1), 1000) == 0
+        assert await uow.prompts.forget_deleted(T0 + timedelta(hours=2), 1000) >= 1
+        await uow.commit()
+    async with new_uow() as uow:
+        assert not await uow.prompts.was_deleted(owner, prompt.id)
+
+
 async def test_a_ledger_entry_is_recorded_once_and_read_by_its_owner(new_uow):
     """A language-model call's entry under an id its request names says the request was
     done: a second entry with that id is not added, and only its owner reads it."""

@@ -79,6 +79,15 @@ class Conflict(ProblemError):
     slug = "conflict"
 
 
+class Gone(ProblemError):
+    """What the request names existed and was deleted: sent again, a finished create does
+    not create it again."""
+
+    status = 410
+    title = "Gone"
+    slug = "gone"
+
+
 class PayloadTooLarge(ProblemError):
     status = 413
     title = "Content too large"
@@ -127,6 +136,7 @@ _BY_STATUS: dict[int, type[ProblemError]] = {
         Forbidden,
         NotFound,
         Conflict,
+        Gone,
         PayloadTooLarge,
         UnsupportedMediaType,
         TooManyRequests,

@@ -16,12 +16,18 @@ from imagetron_prompts.adapters.tables import inbox, outbox
 from imagetron_prompts.adapters.unit_of_work import PromptsUnitOfWork
 from imagetron_prompts.app.dependencies import Dependencies
 from imagetron_prompts.app.ports import LlmPort
-from imagetron_prompts.app.prompts import release_expired_reservations
+from imagetron_prompts.app.prompts import forget_deleted_prompts, release_expired_reservations
 from imagetron_prompts.entrypoints.messaging import SERVICE, register_subscribers
 from imagetron_prompts.settings import PromptsSettings
 
 #: How often reservations whose task never showed up are looked for.
 RESERVATION_SWEEP_SECONDS = 60.0
+#: How long a deleted prompt's id is remembered (a request that created it, sent again,
+#: is answered 410 instead of creating it again): the longest Idempotency-Key lifetime the
+#: gateway allows (`IMAGETRON_IDEMPOTENCY_KEY_TTL_SECONDS`, 30 days at most).
+DELETED_PROMPT_MEMORY = timedelta(days=30)
+#: How often the ids of prompts deleted longer ago than that are forgotten.
+DELETED_PROMPT_SWEEP_SECONDS = 3600.0
 
 
 def build_llm_client(settings: PromptsSettings) -> AsyncOpenAI:
@@ -93,6 +99,11 @@ def create_app(settings: PromptsSettings) -> FastAPI:
         await release_expired_reservations(deps.new_uow(), deps.clock, older_than=reservation_ttl)
 
     runtime.lifecycle.every("reservations", RESERVATION_SWEEP_SECONDS, release_expired)
+
+    async def forget_deleted() -> None:
+        await forget_deleted_prompts(deps.new_uow(), deps.clock, older_than=DELETED_PROMPT_MEMORY)
+
+    runtime.lifecycle.every("deleted prompts", DELETED_PROMPT_SWEEP_SECONDS, forget_deleted)
     return runtime.lifecycle.app(
         title="Imagetron prompts", metrics_access=settings.metrics_access(public=False)
     )

@@ -38,6 +38,7 @@ async def test_migrations_create_exactly_the_tables_the_code_uses(
     assert tables == {
         "alembic_version",
         "prompts",
+        "deleted_prompts",
         "prompt_tasks",
         "chats",
         "chat_messages",

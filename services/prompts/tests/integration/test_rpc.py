@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -18,12 +19,13 @@ from imagetron_contracts.models.prompts import (
 )
 from imagetron_contracts.streams import (
     RPC_PROMPTS_CREATE,
+    RPC_PROMPTS_DELETE,
     RPC_PROMPTS_GET,
     RPC_PROMPTS_LIST,
     RPC_PROMPTS_PREPARE_GENERATION,
 )
 from imagetron_platform.clock import utcnow
-from imagetron_platform.errors import Conflict, InvalidRequest, NotFound
+from imagetron_platform.errors import Conflict, Gone, InvalidRequest, NotFound
 from imagetron_prompts.adapters.unit_of_work import PromptsUnitOfWork
 
 pytestmark = pytest.mark.integration
@@ -57,6 +59,38 @@ async def test_create_emits_prompt_created_through_the_outbox(rpc, tap):
     assert message.body["type"] == "prompt.created"
     assert message.msg_id == message.body["id"]
     assert message.body["prompt"] == created.model_dump(mode="json")
+
+
+async def test_a_create_sent_again_after_its_prompt_was_deleted_is_410(rpc):
+    owner, request_id = uuid.uuid4(), uuid.uuid4().hex
+    command = CreatePromptCommand(owner_id=owner, text="a pear", request_id=request_id)
+    created = await rpc.call(RPC_PROMPTS_CREATE, command, Prompt)
+    assert await rpc.call(RPC_PROMPTS_CREATE, command, Prompt) == created  # sent again
+    await rpc.call(RPC_PROMPTS_DELETE, PromptQuery(owner_id=owner, prompt_id=created.id), Prompt)
+    with pytest.raises(Gone) as gone:
+        await rpc.call(RPC_PROMPTS_CREATE, command, Prompt)
+    assert gone.value.status == 410
+    with pytest.raises(NotFound):  # not created again
+        await rpc.call(RPC_PROMPTS_GET, PromptQuery(owner_id=owner, prompt_id=created.id), Prompt)
+
+
+async def test_a_create_sent_again_while_its_prompt_is_deleted_is_410(rpc, session_factory):
+    """The delete holds the prompt's row when the late create arrives: the create's insert
+    waits for it, and finds the id remembered once the delete commits."""
+    owner, request_id = uuid.uuid4(), uuid.uuid4().hex
+    command = CreatePromptCommand(owner_id=owner, text="a pear", request_id=request_id)
+    created = await rpc.call(RPC_PROMPTS_CREATE, command, Prompt)
+    async with PromptsUnitOfWork(session_factory) as uow:
+        prompt = await uow.prompts.get(owner, created.id, for_update=True)
+        assert prompt is not None
+        prompt.delete(utcnow())
+        await uow.prompts.delete(prompt)
+        late = asyncio.create_task(rpc.call(RPC_PROMPTS_CREATE, command, Prompt))
+        await asyncio.sleep(0.5)
+        assert not late.done()  # waiting for the delete's row
+        await uow.commit()
+    with pytest.raises(Gone):
+        await late
 
 
 async def test_invalid_text_is_422(rpc):

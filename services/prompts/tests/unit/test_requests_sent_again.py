@@ -7,11 +7,19 @@ again and announced the copy."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+import pytest
+
 from imagetron_contracts.models.chats import ContinueChatCommand, StartChatCommand
-from imagetron_contracts.models.prompts import CreatePromptCommand, GeneratePromptsCommand
+from imagetron_contracts.models.prompts import (
+    CreatePromptCommand,
+    GeneratePromptsCommand,
+    PromptQuery,
+)
+from imagetron_platform.errors import Gone
 from imagetron_prompts.app import chats, prompts, workshop
 from imagetron_prompts.app.ports import LlmMessage
 from imagetron_prompts.app.requested import chat_id_for, llm_call_id_for, prompt_id_for
@@ -77,6 +85,36 @@ async def test_other_requests_and_requests_without_an_id_are_new_prompts(deps, s
     made = [await create(deps, r) for r in ("request-1", "request-2", None, None)]
     made.append(await create(deps, "request-1", owner=BOB))  # another owner's request
     assert len({p.id for p in made}) == len(store.committed.prompts) == 5
+
+
+async def test_a_prompt_created_again_after_it_was_deleted_is_gone(deps, store):
+    first = await create(deps, "request-1")
+    await prompts.delete_prompt(
+        PromptQuery(owner_id=ALICE, prompt_id=first.id), deps.new_uow(), deps.clock
+    )
+    with pytest.raises(Gone) as gone:
+        await create(deps, "request-1")
+    assert str(first.id) in gone.value.detail
+    assert store.committed.prompts == {}  # not created again
+    assert len(announced(store, "prompt.created")) == 1
+    assert (await create(deps, "request-2")).id != first.id  # a new request is a new prompt
+    await create(deps, "request-1", owner=BOB)  # Bob's request of the same id is his own
+
+
+async def test_a_deleted_prompt_is_forgotten_after_a_while(deps, store):
+    first = await create(deps, "request-1")
+    await prompts.delete_prompt(
+        PromptQuery(owner_id=ALICE, prompt_id=first.id), deps.new_uow(), deps.clock
+    )
+    memory = timedelta(days=30)
+    assert await prompts.forget_deleted_prompts(deps.new_uow(), deps.clock, older_than=memory) == 0
+    with pytest.raises(Gone):
+        await create(deps, "request-1")
+    forgotten = await prompts.forget_deleted_prompts(
+        deps.new_uow(), lambda: deps.clock() + memory + timedelta(seconds=1), older_than=memory
+    )
+    assert forgotten == 1
+    assert (await create(deps, "request-1")).id == first.id  # bounded memory: created again
 
 
 # --- starting and continuing a chat --------------------------------------------------------

@@ -8,12 +8,19 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import Row, delete, exists, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagetron_platform.pagination import PageKey
-from imagetron_prompts.adapters.tables import chat_messages, chats, llm_calls, prompt_tasks, prompts
+from imagetron_prompts.adapters.tables import (
+    chat_messages,
+    chats,
+    deleted_prompts,
+    llm_calls,
+    prompt_tasks,
+    prompts,
+)
 from imagetron_prompts.app.ports import LlmCall, LlmOutcome, LlmPurpose, PromptFilter
 from imagetron_prompts.domain.chat import Chat, ChatMessage
 from imagetron_prompts.domain.prompt import Prompt, TaskPhase
@@ -93,6 +100,32 @@ class SqlPromptRepository:
         await self._session.execute(
             delete(prompts).where(prompts.c.id == prompt.id, prompts.c.owner_id == prompt.owner_id)
         )
+        await self._session.execute(
+            pg_insert(deleted_prompts)
+            .values(id=prompt.id, owner_id=prompt.owner_id, deleted_at=prompt.updated_at)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+
+    async def was_deleted(self, owner_id: UUID, prompt_id: UUID) -> bool:
+        gone = deleted_prompts.c
+        return bool(
+            await self._session.scalar(
+                select(exists().where(gone.id == prompt_id, gone.owner_id == owner_id))
+            )
+        )
+
+    async def forget_deleted(self, before: datetime, limit: int) -> int:
+        gone = deleted_prompts.c
+        batch = (
+            select(gone.id)
+            .where(gone.deleted_at < before)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        result = await self._session.execute(
+            delete(deleted_prompts).where(gone.id.in_(batch)).returning(gone.id)
+        )
+        return len(result.all())
 
     async def linked_to_chat(self, owner_id: UUID, chat_id: UUID) -> Sequence[Prompt]:
         query = (

@@ -140,6 +140,16 @@ prompts = Table(
     Index(None, "chat_id"),
 )
 
+# The prompts deleted lately: a request that created one, sent again (its first answer was
+# lost), names its id (`app.requested`) and must not create it again (410).
+deleted_prompts = Table(
+    "deleted_prompts",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("owner_id", Uuid, nullable=False),
+    Column("deleted_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
 # The phase of every generation task a prompt has heard of: what makes the counters exact
 # whatever the order and number of task events (see `domain.prompt`).
 prompt_tasks = Table(

@@ -49,7 +49,16 @@ class PromptRepository(Protocol):
         ...
 
     async def delete(self, prompt: Prompt) -> None:
-        """Remove a prompt read in this unit of work (and its task phases)."""
+        """Remove a prompt read in this unit of work (and its task phases), and remember
+        its id as deleted at its `updated_at` (`was_deleted`)."""
+        ...
+
+    async def was_deleted(self, owner_id: UUID, prompt_id: UUID) -> bool:
+        """Whether the owner's prompt with this id was deleted (and not forgotten since)."""
+        ...
+
+    async def forget_deleted(self, before: datetime, limit: int) -> int:
+        """Forget up to `limit` prompts deleted before `before`; how many."""
         ...
 
     async def list_page(

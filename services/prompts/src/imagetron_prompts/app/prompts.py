@@ -14,7 +14,7 @@ from imagetron_contracts.models import prompts as contract
 from imagetron_contracts.models.images import TaskEvent, TaskEventType
 from imagetron_contracts.models.prompts import PromptEventType
 from imagetron_platform.clock import Clock
-from imagetron_platform.errors import NotFound
+from imagetron_platform.errors import Gone, NotFound
 from imagetron_platform.pagination import Cursors, PageKey, page_size
 from imagetron_prompts.app.messages import emit_prompt_event
 from imagetron_prompts.app.ports import PromptFilter, UnitOfWork
@@ -65,7 +65,11 @@ async def create_prompt(
     cmd: contract.CreatePromptCommand, uow: UnitOfWork, clock: Clock
 ) -> contract.Prompt:
     """A new prompt and its `prompt.created`; sent again with its `request_id`, the prompt
-    the first attempt created, as it is now, announced once."""
+    the first attempt created, as it is now, announced once, or 410 if it was deleted since
+    (and not forgotten yet: `forget_deleted_prompts`), rather than created again.
+
+    The deleted prompt's id is looked up after the insert, in its transaction: a delete
+    that commits while the insert waits for its row has already remembered the id."""
     now = clock()
     prompt = Prompt.create(
         owner_id=cmd.owner_id,
@@ -77,6 +81,11 @@ async def create_prompt(
     async with uow:
         if not await uow.prompts.add(prompt):
             return prompt_view(await owned_prompt(uow, cmd.owner_id, prompt.id))
+        if cmd.request_id and await uow.prompts.was_deleted(cmd.owner_id, prompt.id):
+            raise Gone(  # leaving the unit of work uncommitted takes the insert back
+                f"Prompt {prompt.id}, which this request created, was deleted since; it is "
+                "not created again (send a new Idempotency-Key for a new prompt)."
+            )
         await emit_prompt_event(uow, prompt, PromptEventType.prompt_created, now)
         await uow.commit()
     return prompt_view(prompt)
@@ -215,6 +224,21 @@ async def release_expired_reservations(
         with contextlib.suppress(NotFound):  # deleted meanwhile
             await release_generation(cmd, uow, clock)
     return len(expired)
+
+
+async def forget_deleted_prompts(
+    uow: UnitOfWork, clock: Clock, *, older_than: timedelta, limit: int = 1000
+) -> int:
+    """Forget the prompts deleted more than `older_than` ago, a batch per transaction (a
+    request that created one is no longer expected to be sent again); how many."""
+    before = clock() - older_than
+    total, removed = 0, limit
+    while removed == limit:
+        async with uow:
+            removed = await uow.prompts.forget_deleted(before, limit)
+            await uow.commit()
+        total += removed
+    return total
 
 
 async def apply_task_event(event: TaskEvent, uow: UnitOfWork, clock: Clock) -> TaskEventOutcome:

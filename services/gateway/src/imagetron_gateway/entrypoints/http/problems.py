@@ -11,6 +11,7 @@ _DESCRIPTIONS = {
     403: "The credentials are valid but may not do this.",
     404: "No such resource for this user.",
     409: "The resource's state does not allow this now.",
+    410: "What this request created was deleted since; it is not created again.",
     413: "The request body is larger than this operation accepts.",
     415: "The request body is not JSON (`Content-Type: application/json`).",
     422: "The request is malformed or fails validation.",

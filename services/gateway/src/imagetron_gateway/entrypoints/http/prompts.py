@@ -48,7 +48,7 @@ router = APIRouter(prefix="/api/v1", route_class=IdempotentRoute)
     "/prompts",
     status_code=201,
     operation_id="createPrompt",
-    responses=problems(*FORWARDED),
+    responses=problems(*FORWARDED, 410),
     tags=["prompts"],
 )
 @idempotent
