@@ -371,6 +371,7 @@ class UploadBatchCsvJob(BaseModel):
 class PublicationEventType(StrEnum):
     publication_created = 'publication.created'
     publication_updated = 'publication.updated'
+    publication_draft = 'publication.draft'
     publication_ready = 'publication.ready'
     publication_blocked = 'publication.blocked'
     publication_queued = 'publication.queued'

@@ -11,7 +11,11 @@ import pytest
 
 from imagetron_contracts.models.images import ImageKind
 from imagetron_contracts.models.prompts import StockFindingCode
-from imagetron_contracts.models.publications import Agency, PublicationStatus
+from imagetron_contracts.models.publications import (
+    Agency,
+    PublicationEventType,
+    PublicationStatus,
+)
 from imagetron_platform.errors import Conflict
 from imagetron_publisher.domain.batch import CSV_HEADER, render_csv
 from imagetron_publisher.domain.publication import (
@@ -173,3 +177,13 @@ def test_the_csv_is_adobes_exact_format():
     assert parsed[1:] == [["x.jpg", "Pear", "pear,still life", "7", ""]]
     assert rows == 1
     assert text.encode("utf-8").decode("utf-8") == text
+
+
+def test_every_status_a_publication_moves_into_has_its_event_type():
+    # `publication.draft` was missing: asking for a new suggestion of a ready publication
+    # moved it to draft and failed building the event (ValueError), so the request failed.
+    for status in S:
+        assert PublicationEventType(f"publication.{status.value}").value.endswith(status.value)
+    publication, _ = create()
+    change = publication.request_suggestion(NOW + timedelta(seconds=1))
+    assert (publication.status, change.type.value) == (S.draft, "publication.draft")
