@@ -27,7 +27,7 @@ from imagetron_publisher.domain.publication import (
 )
 
 from .fakes import FakeUnitOfWork
-from .support import T0, batch, publication, stored_image
+from .unit.support import T0, batch, publication, stored_image
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,6 @@
-"""Builders the publisher's unit and contract tests share (fixtures stay in conftest.py;
-tests import from here and from fakes.py, never from a conftest)."""
+"""Builders the publisher's unit tests and its repository contract share (fixtures, the
+faked ports among them, stay in conftest.py; tests import from here, never from a
+conftest)."""
 
 from __future__ import annotations
 
