@@ -300,7 +300,7 @@ class TestBatches:
         )
         assert [b.id for b in rest.items] == [older.batch_id]
 
-    async def test_the_csv_is_a_409_until_a_file_is_prepared(self, world: Any) -> None:
+    async def test_the_csv_is_a_409_until_a_file_is_at_the_agency(self, world: Any) -> None:
         p = await one_ready(world)
         q = BatchQuery(owner_id=p.owner_id, batch_id=p.batch_id)
         with pytest.raises(Conflict, match="No file of batch"):

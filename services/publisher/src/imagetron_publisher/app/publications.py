@@ -13,7 +13,7 @@ from imagetron_platform.request_ids import id_for
 from imagetron_publisher.app.messages import announce, enqueue_suggestion
 from imagetron_publisher.app.ports import PublicationFilter, UnitOfWork
 from imagetron_publisher.app.views import batch_view, publication_view
-from imagetron_publisher.domain.batch import MAX_BATCH_SIZE, Batch, render_csv
+from imagetron_publisher.domain.batch import MAX_BATCH_SIZE, Batch, in_csv, render_csv
 from imagetron_publisher.domain.publication import MetadataEdit, Publication
 
 CURSORS = Cursors(PageKey)
@@ -269,14 +269,16 @@ async def publish_batch(
 
 
 async def batch_csv(query: contract.BatchQuery, uow: UnitOfWork) -> contract.BatchCsv:
-    """The agency's CSV of the batch's prepared files (409 while none is prepared)."""
+    """The agency's CSV of the batch's files at the agency, as the CSV upload sends it (409
+    while none is): a row naming a file the agency does not have (prepared, then refused or
+    withdrawn) makes the portal reject the whole CSV."""
     async with uow:
         batch = await _owned_batch(uow, query.owner_id, query.batch_id)
         publications = await uow.publications.in_batch(query.owner_id, batch.id)
-    content, rows = render_csv(publications)
+    content, rows = render_csv(p for p in publications if in_csv(p))
     if not rows:
         raise Conflict(
-            f"No file of batch {batch.id} is prepared yet; the CSV lists prepared files."
+            f"No file of batch {batch.id} is at the agency yet; the CSV lists uploaded files."
         )
     return contract.BatchCsv(filename=batch.csv_filename, content=content, rows=rows)
 
