@@ -41,8 +41,12 @@ async def test_emitted_messages_are_written_in_one_statement_in_order_at_the_com
             await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
             await conn.run_sync(metadata.create_all)
 
+        class ScratchUnitOfWork(SqlUnitOfWork):
+            pass
+
+        ScratchUnitOfWork.outbox, ScratchUnitOfWork.inbox = outbox, inbox
         ids = [uuid.uuid4() for _ in range(5)]
-        async with SqlUnitOfWork(factory, outbox, inbox, lambda: committed.append(1)) as uow:
+        async with ScratchUnitOfWork(factory, lambda: committed.append(1)) as uow:
             assert await uow.claim("test", "message-1")
             for n, message_id in enumerate(ids):
                 await uow.emit(f"events.test.{n}", Changed(n=n), message_id)
@@ -52,7 +56,7 @@ async def test_emitted_messages_are_written_in_one_statement_in_order_at_the_com
         assert committed == [1]
 
         # Left without a commit: neither the messages nor the claim remain.
-        async with SqlUnitOfWork(factory, outbox, inbox) as uow:
+        async with ScratchUnitOfWork(factory) as uow:
             assert await uow.claim("test", "message-2")
             await uow.emit("events.test.lost", Changed(n=99), uuid.uuid4())
 

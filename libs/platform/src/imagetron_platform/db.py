@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import ClassVar, Self
 
 from pydantic import BaseModel
 from sqlalchemy import (
@@ -117,16 +117,19 @@ class SqlUnitOfWork:
     by one statement just before the commit: a transition that emits a handful of events
     and jobs costs one round trip to the database for them, not one each."""
 
+    #: The service's outbox and inbox (`outbox_table`, `inbox_table` in its schema): a
+    #: service's unit of work names its own; without them `emit` and `claim` refuse.
+    outbox: ClassVar[Table | None] = None
+    inbox: ClassVar[Table | None] = None
+
     def __init__(
         self,
         session_factory: async_sessionmaker[AsyncSession],
-        outbox: Table | None = None,
-        inbox: Table | None = None,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
         self._session_factory = session_factory
-        self._outbox = outbox
-        self._inbox = inbox
+        self._outbox = self.outbox
+        self._inbox = self.inbox
         self._on_commit = on_commit
         self._session: AsyncSession | None = None
         self._emitted: list[dict[str, object]] = []
@@ -140,7 +143,12 @@ class SqlUnitOfWork:
     async def __aenter__(self) -> Self:
         self._session = self._session_factory()
         self._emitted = []
+        self.open_repositories(self._session)
         return self
+
+    def open_repositories(self, session: AsyncSession) -> None:
+        """Where a service's unit of work builds its repositories on the session it opened
+        (they live as long as the transaction)."""
 
     async def __aexit__(
         self,

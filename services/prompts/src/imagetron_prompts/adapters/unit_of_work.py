@@ -9,23 +9,26 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from imagetron_platform.db import SqlUnitOfWork
+from imagetron_prompts.adapters import tables
 from imagetron_prompts.adapters.repository import (
     SqlChatRepository,
     SqlLlmCallRepository,
     SqlPromptRepository,
 )
-from imagetron_prompts.adapters.tables import inbox, outbox
 
 
 class PromptsUnitOfWork(SqlUnitOfWork):
     """Not reentrant and not shared: make one per message or request."""
+
+    outbox = tables.outbox
+    inbox = tables.inbox
 
     def __init__(
         self,
         session_factory: async_sessionmaker[AsyncSession],
         on_commit: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__(session_factory, outbox, inbox, on_commit)
+        super().__init__(session_factory, on_commit)
         self._repositories: (
             tuple[SqlPromptRepository, SqlChatRepository, SqlLlmCallRepository] | None
         ) = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -29,23 +30,10 @@ from imagetron_stock.rules import StockFinding
 
 
 def _image(m: Any) -> StoredImage:
-    return StoredImage(
-        id=m["id"],
-        owner_id=m["owner_id"],
-        task_id=m["task_id"],
-        prompt_id=m["prompt_id"],
-        kind=ImageKind(m["kind"]),
-        index=m["index"],
-        width=m["width"],
-        height=m["height"],
-        size_bytes=m["size_bytes"],
-        content_type=m["content_type"],
-        sha256=m["sha256"],
-        storage_key=m["storage_key"],
-        prompt_text=m["prompt_text"],
-        prompt_title=m["prompt_title"],
-        persisted_at=m["persisted_at"],
-    )
+    # The table's columns are the read model's fields, by name: one declaration, no
+    # field-by-field copy to keep in step (the repository contract reads every field back).
+    values = {f.name: m[f.name] for f in fields(StoredImage)}
+    return StoredImage(**values | {"kind": ImageKind(m["kind"])})
 
 
 class SqlImageRepository:
@@ -53,23 +41,8 @@ class SqlImageRepository:
         self._session = session
 
     async def add(self, image: StoredImage) -> None:
-        values = {
-            "id": image.id,
-            "owner_id": image.owner_id,
-            "task_id": image.task_id,
-            "prompt_id": image.prompt_id,
-            "kind": image.kind.value,
-            "index": image.index,
-            "width": image.width,
-            "height": image.height,
-            "size_bytes": image.size_bytes,
-            "content_type": image.content_type,
-            "sha256": image.sha256,
-            "storage_key": image.storage_key,
-            "prompt_text": image.prompt_text,
-            "prompt_title": image.prompt_title,
-            "persisted_at": image.persisted_at,
-        }
+        values = {f.name: getattr(image, f.name) for f in fields(StoredImage)}
+        values["kind"] = image.kind.value
         await self._session.execute(insert(images).values(values).on_conflict_do_nothing())
 
     async def get(self, owner_id: UUID, image_id: UUID) -> StoredImage | None:

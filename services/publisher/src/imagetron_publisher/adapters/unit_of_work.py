@@ -3,38 +3,28 @@ repositories."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Self
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagetron_platform.db import SqlUnitOfWork
+from imagetron_publisher.adapters import tables
 from imagetron_publisher.adapters.repositories import (
     SqlAccountRepository,
     SqlBatchRepository,
     SqlImageRepository,
     SqlPublicationRepository,
 )
-from imagetron_publisher.adapters.tables import inbox, outbox
 
 
 class PublisherUnitOfWork(SqlUnitOfWork):
+    outbox = tables.outbox
+    inbox = tables.inbox
     images: SqlImageRepository
     publications: SqlPublicationRepository
     batches: SqlBatchRepository
     accounts: SqlAccountRepository
 
-    def __init__(
-        self,
-        session_factory: async_sessionmaker[AsyncSession],
-        on_commit: Callable[[], None] | None = None,
-    ) -> None:
-        super().__init__(session_factory, outbox, inbox, on_commit=on_commit)
-
-    async def __aenter__(self) -> Self:
-        await super().__aenter__()
-        self.images = SqlImageRepository(self.session)
-        self.publications = SqlPublicationRepository(self.session)
-        self.batches = SqlBatchRepository(self.session)
-        self.accounts = SqlAccountRepository(self.session)
-        return self
+    def open_repositories(self, session: AsyncSession) -> None:
+        self.images = SqlImageRepository(session)
+        self.publications = SqlPublicationRepository(session)
+        self.batches = SqlBatchRepository(session)
+        self.accounts = SqlAccountRepository(session)
