@@ -94,6 +94,7 @@ class FakeStore:
     def __init__(self) -> None:
         self.objects: dict[str, tuple[bytes, str]] = {}
         self.failures: list[Exception] = []
+        self.remove_failures: list[Exception] = []
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         if self.failures:
@@ -105,6 +106,11 @@ class FakeStore:
 
     async def exists(self, key: str) -> bool:
         return key in self.objects
+
+    async def remove(self, key: str) -> None:
+        if self.remove_failures:
+            raise self.remove_failures.pop(0)
+        self.objects.pop(key, None)
 
     def content_url(self, key: str) -> str:
         return f"https://s3.example/imagetron/{key}?signature=x"

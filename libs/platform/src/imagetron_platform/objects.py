@@ -124,6 +124,16 @@ class S3Bucket:
         except _TRANSPORT_ERRORS as exc:
             raise self._unavailable(f"Reading {key} failed: {exc}") from exc
 
+    async def remove(self, key: str) -> None:
+        """Delete the object; none under the key is no error (S3's DeleteObject)."""
+        try:
+            await asyncio.to_thread(self._client.remove_object, self._bucket, key)
+        except S3Error as exc:
+            if exc.code not in _MISSING_CODES:
+                raise self._unavailable(f"Deleting {key} failed: {exc}") from exc
+        except _TRANSPORT_ERRORS as exc:
+            raise self._unavailable(f"Deleting {key} failed: {exc}") from exc
+
     async def exists(self, key: str) -> bool:
         try:
             await asyncio.to_thread(self._client.stat_object, self._bucket, key)

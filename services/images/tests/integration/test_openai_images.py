@@ -143,6 +143,10 @@ async def test_an_imagine_is_generated_staged_and_persisted(world, openai, s3_st
         assert image.storage_key is not None
         assert await s3_store.get(image.storage_key) == data
     assert world.downloader.requested == []
+    # Once stored, the staged copies are deleted (deleting again is no error).
+    staged = [i.source_url.removeprefix("staged://") for i in found]
+    assert [await s3_store.exists(key) for key in staged] == [False] * 4
+    await s3_store.remove(staged[0])
 
 
 async def test_a_content_policy_refusal_fails_the_task_with_the_apis_message(world, openai) -> None:

@@ -24,9 +24,9 @@ from imagetron_images.adapters.image_files import PillowImageInspector
 from imagetron_images.adapters.staging import StagedOrRemoteDownloader
 from imagetron_images.app import images, tasks
 from imagetron_images.app.dispatch import Slots
-from imagetron_images.app.ports import DownloadRefused
+from imagetron_images.app.ports import DownloadRefused, StorageUnavailable
 from imagetron_images.domain import Capability, ProviderStatus, ProviderUpdate
-from imagetron_platform.jobs import Delivery
+from imagetron_platform.jobs import Delivery, RetryLater
 
 PROVIDER_TASK = "openai-task-1"
 
@@ -79,10 +79,10 @@ async def imagine_and_submit(world: Any, providers: dict[str, Any], msg: str = "
     return world.uow.task(task.id), files
 
 
-async def persist(world: Any, image: Any) -> None:
+async def persist(world: Any, image: Any, delivery: Delivery | None = None) -> None:
     await images.persist_image(
         PersistImageJob(image_id=image.id, owner_id=image.owner_id),
-        Delivery(f"persist-{image.id}"),
+        delivery or Delivery(f"persist-{image.id}"),
         world.uow,
         StagedOrRemoteDownloader(world.store, world.downloader),
         PillowImageInspector(max_pixels=10_000),
@@ -132,6 +132,41 @@ async def test_staged_images_are_persisted_from_the_bucket_with_their_sha256(wor
         assert image.storage_key.startswith(f"{task.owner_id}/{task.id}/version-")
         assert world.store.objects[image.storage_key] == (data, "image/png")
     assert world.downloader.requested == [], "nothing went through the HTTP downloader"
+
+
+async def test_a_staged_image_is_deleted_once_persisted_and_not_before(world) -> None:
+    task, files = await imagine_and_submit(world, synchronous(world))
+    first, second, *_ = world.uow.images_of(task.id)
+    staged = [i.source_url.removeprefix("staged://") for i in (first, second)]
+    await persist(world, first)
+    assert world.uow.committed.images[first.id].is_persisted
+    assert staged[0] not in world.store.objects
+    # Not stored (the bucket refused it): the staged copy stays for the next attempt.
+    world.store.failures.append(StorageUnavailable("s3 is down"))
+    with pytest.raises(RetryLater):
+        await persist(world, second, Delivery(f"persist-{second.id}", 1, 3))
+    assert not world.uow.committed.images[second.id].is_persisted
+    assert world.store.objects[staged[1]] == (files[1], "image/png")
+
+
+async def test_a_staged_copy_left_by_a_failed_deletion_goes_on_redelivery(world) -> None:
+    """Stored and committed, then the deletion failed (as a crash right after the commit
+    would leave it): the job is redelivered, and its redelivery deletes the copy."""
+    task, _ = await imagine_and_submit(world, synchronous(world))
+    image = world.uow.images_of(task.id)[0]
+    staged = image.source_url.removeprefix("staged://")
+    world.store.remove_failures.append(StorageUnavailable("s3 is down"))
+    with pytest.raises(RetryLater):
+        await persist(world, image, Delivery(f"persist-{image.id}", 1, 3))
+    assert world.uow.committed.images[image.id].is_persisted
+    assert staged in world.store.objects
+    await persist(world, image, Delivery(f"persist-{image.id}", 2, 3))
+    assert staged not in world.store.objects
+    # On the last delivery a failed deletion is logged, not retried.
+    other = world.uow.images_of(task.id)[1]
+    world.store.remove_failures.append(StorageUnavailable("s3 is down"))
+    await persist(world, other, Delivery(f"persist-{other.id}", 1, 1))
+    assert world.uow.committed.images[other.id].is_persisted
 
 
 async def test_http_urls_still_go_through_the_guarded_downloader() -> None:

@@ -21,6 +21,7 @@ URLs are not fetched here (a failed download would cost a new generation): their
 kept in a staged manifest (`…/{nonce}/sources.json`, task id `…/{nonce}/u{count}`) and
 persisted like any provider's, through the SSRF-guarded downloader. The base64 never leaves
 this adapter: rows and events only carry `staged://` URLs (or the server's own URLs).
+Persistence deletes each staged image once it is stored (`app.images.persist_image`).
 """
 
 from __future__ import annotations

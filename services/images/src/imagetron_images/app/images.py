@@ -134,7 +134,10 @@ async def persist_image(
     The slow part runs outside any transaction, holding one of the `slots` shared fairly
     between owners and remote hosts (one user's many or slow images, or one slow server, do
     not hold up everyone else's). Storing is idempotent (the key is the image's), so a
-    redelivery after a crash just stores the same bytes again. A URL that
+    redelivery after a crash just stores the same bytes again. A staged image (a synchronous
+    provider's result in our bucket) is deleted once its persisted state is committed, never
+    before: a crash in between leaves the job unacked, and its redelivery, finding the image
+    stored, deletes the staged copy then (a failed deletion is retried the same way). A URL that
     answers 404 or 410 may have expired: the task is read again from its provider, and a
     fresh URL for the image is tried at once; without one, the attempt counts as a
     transient failure (retried with growing delays, and retryable by hand after the last).
@@ -146,6 +149,7 @@ async def persist_image(
         return
     if image.is_persisted:
         log.info("image %s is already stored", image.id)
+        await _discard_staged(image, store, delivery)
         return
 
     stored: tuple[ImageFile, str, str | None] | None = None
@@ -190,6 +194,24 @@ async def persist_image(
         await uow.images.update(image)
         await emit_image_change(uow, change, await uow.tasks.get(image.owner_id, image.task_id))
         await uow.commit()
+    if image.is_persisted:
+        await _discard_staged(image, store, delivery)
+
+
+async def _discard_staged(image: Image, store: ImageStore, delivery: Delivery) -> None:
+    """Delete the staged copy of a persisted image (nothing for a remote source)."""
+    prefix = STAGED_SCHEME + staging_prefix(image.owner_id, image.task_id)
+    if not image.source_url.startswith(prefix):
+        return
+    key = image.source_url.removeprefix(STAGED_SCHEME)
+    try:
+        await store.remove(key)
+    except TransientError as exc:
+        if not delivery.is_last:
+            raise RetryLater(
+                f"Image {image.id} is stored; deleting its staged copy failed: {exc}"
+            ) from exc
+        log.warning("image %s is stored; its staged copy %s stays: %s", image.id, key, exc)
 
 
 async def _store(

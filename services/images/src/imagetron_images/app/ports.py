@@ -299,6 +299,10 @@ class ImageStore(Protocol):
         """Raises StorageUnavailable."""
         ...
 
+    async def remove(self, key: str) -> None:
+        """Idempotent (no object under the key is no error); raises StorageUnavailable."""
+        ...
+
     def content_url(self, key: str) -> str:
         """A short-lived URL a browser can GET the object from."""
         ...
