@@ -26,8 +26,9 @@ from imagetron_images.domain import (
     ProviderRequest,
     ProviderUpdate,
 )
+from imagetron_platform.testing import InMemoryDatabase
 
-from .fakes import FakePromptLedger, FakeUnitOfWork
+from .fakes import FakePromptLedger, FakeUnitOfWork, Tables
 
 
 class FakeProvider:
@@ -191,7 +192,7 @@ class World:
 @pytest.fixture
 def world() -> World:
     return World(
-        FakeUnitOfWork(),
+        FakeUnitOfWork(InMemoryDatabase(Tables())),
         FakeProvider(),
         FakeDownloader(),
         FakeStore(),

@@ -1,5 +1,5 @@
 """In-memory fakes of the images service's unit of work and repositories, held to the SQL
-repositories' behaviour by integration/test_repository_contract.py."""
+repositories' behaviour by test_repository_contract.py."""
 
 from __future__ import annotations
 
@@ -8,32 +8,23 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from uuid import UUID
-
-from pydantic import BaseModel
 
 from imagetron_contracts.models.images import ImageKind, TaskCommand, TaskStatus
 from imagetron_images.adapters.repositories import MIN_SAMPLES
 from imagetron_images.app.ports import ImagePageKey
 from imagetron_images.domain import GenerationTask, Image
 from imagetron_platform.pagination import PageKey
+from imagetron_platform.testing import InMemoryUnitOfWork, insert_once, select_owned
 
 
 @dataclass
-class Emitted:
-    subject: str
-    payload: dict[str, Any]
-    message_id: UUID
+class Tables:
+    """What the service's tables hold (the platform's database keeps the outbox and inbox)."""
 
-
-@dataclass
-class _State:
     tasks: dict[UUID, GenerationTask] = field(default_factory=dict)
     images: dict[UUID, Image] = field(default_factory=dict)
-    outbox: list[Emitted] = field(default_factory=list)
-    inbox: set[tuple[str, str]] = field(default_factory=set)
 
 
 def _age(task: GenerationTask) -> tuple[datetime, UUID]:
@@ -49,18 +40,14 @@ def _percentile(ordered: list[float], quantile: float) -> float:
 
 
 class FakeTaskRepository:
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: Tables) -> None:
         self._state = state
 
     async def add(self, task: GenerationTask) -> bool:
-        if task.id in self._state.tasks:
-            return False
-        self._state.tasks[task.id] = copy.copy(task)
-        return True
+        return insert_once(self._state.tasks, task.id, task)
 
     async def get(self, owner_id: UUID, task_id: UUID) -> GenerationTask | None:
-        task = self._state.tasks.get(task_id)
-        return copy.copy(task) if task is not None and task.owner_id == owner_id else None
+        return select_owned(self._state.tasks, task_id, owner_id)
 
     async def get_for_update(self, task_id: UUID) -> GenerationTask | None:
         task = self._state.tasks.get(task_id)
@@ -170,7 +157,7 @@ class FakeTaskRepository:
 
 
 class FakeImageRepository:
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: Tables) -> None:
         self._state = state
 
     async def add(self, images: Sequence[Image]) -> None:
@@ -179,8 +166,7 @@ class FakeImageRepository:
             self._state.images[image.id] = copy.copy(image)
 
     async def get(self, owner_id: UUID, image_id: UUID) -> Image | None:
-        image = self._state.images.get(image_id)
-        return copy.copy(image) if image is not None and image.owner_id == owner_id else None
+        return select_owned(self._state.images, image_id, owner_id)
 
     async def get_for_update(self, owner_id: UUID, image_id: UUID) -> Image | None:
         return await self.get(owner_id, image_id)
@@ -230,63 +216,17 @@ def _neg_uuid(value: UUID) -> int:
     return -value.int
 
 
-class FakeUnitOfWork:
-    """In memory, with the real thing's semantics: nothing is visible outside until commit,
-    and leaving without commit discards the changes, the emitted messages and the claims."""
+class FakeUnitOfWork(InMemoryUnitOfWork[Tables]):
+    """The platform's in-memory transaction, outbox and inbox, plus our repositories."""
 
-    def __init__(self, state: _State | None = None) -> None:
-        self.committed = state or _State()
-        self._working: _State | None = None
-        self.commits = 0
+    tasks: FakeTaskRepository
+    images: FakeImageRepository
 
-    @property
-    def tasks(self) -> FakeTaskRepository:
-        return FakeTaskRepository(self._open())
+    def open_repositories(self, state: Tables) -> None:
+        self.tasks = FakeTaskRepository(state)
+        self.images = FakeImageRepository(state)
 
-    @property
-    def images(self) -> FakeImageRepository:
-        return FakeImageRepository(self._open())
-
-    def _open(self) -> _State:
-        assert self._working is not None, "use `async with uow:`"
-        return self._working
-
-    async def __aenter__(self) -> Self:
-        assert self._working is None, "unit of work already open"
-        self._working = copy.deepcopy(self.committed)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._working = None
-
-    async def commit(self) -> None:
-        self.committed = self._open()
-        self._working = copy.deepcopy(self.committed)
-        self.commits += 1
-
-    async def emit(self, subject: str, payload: BaseModel, message_id: UUID) -> None:
-        self._open().outbox.append(Emitted(subject, payload.model_dump(mode="json"), message_id))
-
-    async def claim(self, consumer: str, message_id: str) -> bool:
-        inbox = self._open().inbox
-        if (consumer, message_id) in inbox:
-            return False
-        inbox.add((consumer, message_id))
-        return True
-
-    # --- what tests look at -----------------------------------------------------------
-
-    @property
-    def outbox(self) -> list[Emitted]:
-        return self.committed.outbox
-
-    def subjects(self) -> list[str]:
-        return [m.subject for m in self.committed.outbox]
+    # What tests look at, besides the platform's committed state, outbox and inbox.
 
     def task(self, task_id: UUID) -> GenerationTask:
         return self.committed.tasks[task_id]

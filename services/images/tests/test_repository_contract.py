@@ -24,8 +24,9 @@ from imagetron_images.migrations import upgrade
 from imagetron_platform.db import make_engine, make_session_factory
 from imagetron_platform.metrics import REGISTRY
 from imagetron_platform.pagination import PageKey
+from imagetron_platform.testing import InMemoryDatabase
 
-from .fakes import FakeUnitOfWork
+from .fakes import FakeUnitOfWork, Tables
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +36,7 @@ T0 = datetime(2001, 1, 1, tzinfo=UTC)
 @pytest.fixture(params=["fake", "sql"])
 async def new_uow(request: pytest.FixtureRequest) -> AsyncIterator[Callable[[], UnitOfWork]]:
     if request.param == "fake":
-        uow = FakeUnitOfWork()
+        uow = FakeUnitOfWork(InMemoryDatabase(Tables()))
         yield lambda: uow
         return
     database_url = request.getfixturevalue("postgres_dsn")

@@ -8,22 +8,18 @@ import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Self
 from uuid import UUID
 
-from pydantic import BaseModel
-
 from imagetron_platform.pagination import PageKey
+from imagetron_platform.testing import (
+    InMemoryDatabase,
+    InMemoryUnitOfWork,
+    insert_once,
+    select_owned,
+)
 from imagetron_prompts.app.ports import LlmCall, PromptFilter
 from imagetron_prompts.domain.chat import Chat, ChatMessage
 from imagetron_prompts.domain.prompt import Prompt, TaskPhase
-
-
-@dataclass(frozen=True)
-class Emitted:
-    subject: str
-    payload: BaseModel
-    message_id: UUID
 
 
 @dataclass
@@ -33,20 +29,17 @@ class InMemoryState:
     task_phases: dict[UUID, tuple[UUID, TaskPhase, datetime]] = field(default_factory=dict)
     # task id -> the newest version of its events that moved its phase
     task_versions: dict[UUID, int] = field(default_factory=dict)
-    inbox: set[tuple[str, str]] = field(default_factory=set)
-    outbox: list[Emitted] = field(default_factory=list)
     chats: dict[UUID, Chat] = field(default_factory=dict)
     llm_calls: list[LlmCall] = field(default_factory=list)
     # prompt id -> (owner id, when it was deleted)
     deleted_prompts: dict[UUID, tuple[UUID, datetime]] = field(default_factory=dict)
 
 
-class InMemoryStore:
+class InMemoryStore(InMemoryDatabase[InMemoryState]):
     """What PostgreSQL holds: only committed state."""
 
     def __init__(self) -> None:
-        self.committed = InMemoryState()
-        self.commits = 0
+        super().__init__(InMemoryState())
 
     def add_prompt(self, prompt: Prompt) -> None:
         self.committed.prompts[prompt.id] = copy.deepcopy(prompt)
@@ -58,18 +51,12 @@ class FakePromptRepository:
         self.fail_on_save = False
 
     async def add(self, prompt: Prompt) -> bool:
-        if prompt.id in self._state.prompts:
-            return False
-        self._state.prompts[prompt.id] = copy.deepcopy(prompt)
-        return True
+        return insert_once(self._state.prompts, prompt.id, prompt)
 
     async def get(
         self, owner_id: UUID, prompt_id: UUID, *, for_update: bool = False
     ) -> Prompt | None:
-        prompt = self._state.prompts.get(prompt_id)
-        if prompt is None or prompt.owner_id != owner_id:
-            return None
-        return copy.deepcopy(prompt)
+        return select_owned(self._state.prompts, prompt_id, owner_id)
 
     async def save(self, prompt: Prompt) -> None:
         if self.fail_on_save:
@@ -165,11 +152,8 @@ class FakeChatRepository:
     async def get(
         self, owner_id: UUID, chat_id: UUID, *, for_update: bool = False, messages: bool = True
     ) -> Chat | None:
-        chat = self._state.chats.get(chat_id)
-        if chat is None or chat.owner_id != owner_id:
-            return None
-        found = copy.deepcopy(chat)
-        if not messages:
+        found = select_owned(self._state.chats, chat_id, owner_id)
+        if found is not None and not messages:
             found.messages = []
         return found
 
@@ -212,59 +196,17 @@ class FakeLlmCallRepository:
         return next(found, None)
 
 
-class FakeUnitOfWork:
-    """Works on a copy of the store's state; `commit` makes the copy the committed state."""
+class FakeUnitOfWork(InMemoryUnitOfWork[InMemoryState]):
+    """The platform's in-memory transaction, outbox and inbox, plus our repositories;
+    `fail_on_save` makes saving a prompt fail as a lost connection would."""
 
-    def __init__(self, store: InMemoryStore) -> None:
-        self._store = store
-        self._state: InMemoryState | None = None
-        self._prompts: FakePromptRepository | None = None
-        self._chats: FakeChatRepository | None = None
-        self._llm_calls: FakeLlmCallRepository | None = None
-        self.fail_on_save = False
+    prompts: FakePromptRepository
+    chats: FakeChatRepository
+    llm_calls: FakeLlmCallRepository
+    fail_on_save = False
 
-    @property
-    def prompts(self) -> FakePromptRepository:
-        assert self._prompts is not None, "the unit of work is not open"
-        return self._prompts
-
-    @property
-    def chats(self) -> FakeChatRepository:
-        assert self._chats is not None, "the unit of work is not open"
-        return self._chats
-
-    @property
-    def llm_calls(self) -> FakeLlmCallRepository:
-        assert self._llm_calls is not None, "the unit of work is not open"
-        return self._llm_calls
-
-    async def __aenter__(self) -> Self:
-        assert self._state is None, "the unit of work is not reentrant"
-        self._state = copy.deepcopy(self._store.committed)
-        self._prompts = FakePromptRepository(self._state)
-        self._prompts.fail_on_save = self.fail_on_save
-        self._chats = FakeChatRepository(self._state)
-        self._llm_calls = FakeLlmCallRepository(self._state)
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._state = None
-        self._prompts = None
-        self._chats = None
-        self._llm_calls = None
-
-    async def commit(self) -> None:
-        assert self._state is not None, "the unit of work is not open"
-        self._store.committed = copy.deepcopy(self._state)
-        self._store.commits += 1
-
-    async def emit(self, subject: str, payload: BaseModel, message_id: UUID) -> None:
-        assert self._state is not None, "the unit of work is not open"
-        self._state.outbox.append(Emitted(subject, payload, message_id))
-
-    async def claim(self, consumer: str, message_id: str) -> bool:
-        assert self._state is not None, "the unit of work is not open"
-        if (consumer, message_id) in self._state.inbox:
-            return False
-        self._state.inbox.add((consumer, message_id))
-        return True
+    def open_repositories(self, state: InMemoryState) -> None:
+        self.prompts = FakePromptRepository(state)
+        self.prompts.fail_on_save = self.fail_on_save
+        self.chats = FakeChatRepository(state)
+        self.llm_calls = FakeLlmCallRepository(state)

@@ -10,14 +10,16 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
 from uuid import UUID
-
-from pydantic import BaseModel
 
 from imagetron_contracts.models.publications import Agency, PublicationStatus
 from imagetron_platform.pagination import PageKey
+from imagetron_platform.testing import (
+    InMemoryDatabase,
+    InMemoryUnitOfWork,
+    insert_once,
+    select_owned,
+)
 from imagetron_publisher.app.dependencies import Dependencies
 from imagetron_publisher.app.ports import (
     AgencyAccount,
@@ -37,20 +39,13 @@ IN_DELIVERY = (PublicationStatus.queued, PublicationStatus.uploading)
 
 
 @dataclass
-class Emitted:
-    subject: str
-    payload: dict[str, Any]
-    message_id: UUID
+class Tables:
+    """What the service's tables hold (the platform's database keeps the outbox and inbox)."""
 
-
-@dataclass
-class _State:
     images: dict[UUID, StoredImage] = field(default_factory=dict)
     publications: dict[UUID, Publication] = field(default_factory=dict)
     batches: dict[UUID, Batch] = field(default_factory=dict)
     accounts: dict[tuple[UUID, Agency], AgencyAccount] = field(default_factory=dict)
-    outbox: list[Emitted] = field(default_factory=list)
-    inbox: set[tuple[str, str]] = field(default_factory=set)
 
 
 def _page_key(key: PageKey) -> tuple[datetime, int]:
@@ -58,15 +53,14 @@ def _page_key(key: PageKey) -> tuple[datetime, int]:
 
 
 class FakeImageRepository:
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: Tables) -> None:
         self._state = state
 
     async def add(self, image: StoredImage) -> None:
         self._state.images.setdefault(image.id, image)
 
     async def get(self, owner_id: UUID, image_id: UUID) -> StoredImage | None:
-        image = self._state.images.get(image_id)
-        return image if image is not None and image.owner_id == owner_id else None
+        return select_owned(self._state.images, image_id, owner_id)
 
     async def get_many(self, owner_id: UUID, image_ids: Sequence[UUID]) -> list[StoredImage]:
         found = (self._state.images.get(i) for i in dict.fromkeys(image_ids))
@@ -74,7 +68,7 @@ class FakeImageRepository:
 
 
 class FakePublicationRepository:
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: Tables) -> None:
         self._state = state
 
     def _read(self, publication: Publication) -> Publication:
@@ -91,10 +85,8 @@ class FakePublicationRepository:
     async def get(
         self, owner_id: UUID, publication_id: UUID, *, for_update: bool = False
     ) -> Publication | None:
-        found = self._state.publications.get(publication_id)
-        if found is None or found.owner_id != owner_id:
-            return None
-        return self._read(found)
+        found = select_owned(self._state.publications, publication_id, owner_id)
+        return None if found is None else self._read(found)
 
     async def save(self, publication: Publication) -> None:
         # Like the UPDATE: what a publication is made of (owner, batch, agency, image,
@@ -148,20 +140,16 @@ def _key(item: Publication | Batch) -> tuple[datetime, int]:
 
 
 class FakeBatchRepository:
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: Tables) -> None:
         self._state = state
 
     async def add(self, batch: Batch) -> bool:
-        if batch.id in self._state.batches:
-            return False
-        self._state.batches[batch.id] = copy.copy(batch)
-        return True
+        return insert_once(self._state.batches, batch.id, batch)
 
     async def get(
         self, owner_id: UUID, batch_id: UUID, *, for_update: bool = False
     ) -> Batch | None:
-        batch = self._state.batches.get(batch_id)
-        return copy.copy(batch) if batch is not None and batch.owner_id == owner_id else None
+        return select_owned(self._state.batches, batch_id, owner_id)
 
     async def save(self, batch: Batch) -> None:
         stored = self._state.batches[batch.id]
@@ -186,7 +174,7 @@ class FakeBatchRepository:
 
 
 class FakeAccountRepository:
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: Tables) -> None:
         self._state = state
 
     async def get(self, owner_id: UUID, agency: Agency) -> AgencyAccount | None:
@@ -199,75 +187,25 @@ class FakeAccountRepository:
         return self._state.accounts.pop((owner_id, agency), None) is not None
 
 
-class FakeUnitOfWork:
-    """In memory, with the real thing's semantics: nothing is visible outside until commit,
-    and leaving without commit discards the changes, the emitted messages and the claims."""
+class FakeUnitOfWork(InMemoryUnitOfWork[Tables]):
+    """The platform's in-memory transaction, outbox and inbox, plus our repositories."""
 
-    def __init__(self, state: _State | None = None) -> None:
-        self.committed = state or _State()
-        self._working: _State | None = None
-        self.commits = 0
+    images: FakeImageRepository
+    publications: FakePublicationRepository
+    batches: FakeBatchRepository
+    accounts: FakeAccountRepository
 
-    @property
-    def images(self) -> FakeImageRepository:
-        return FakeImageRepository(self._open())
+    def open_repositories(self, state: Tables) -> None:
+        self.images = FakeImageRepository(state)
+        self.publications = FakePublicationRepository(state)
+        self.batches = FakeBatchRepository(state)
+        self.accounts = FakeAccountRepository(state)
 
-    @property
-    def publications(self) -> FakePublicationRepository:
-        return FakePublicationRepository(self._open())
-
-    @property
-    def batches(self) -> FakeBatchRepository:
-        return FakeBatchRepository(self._open())
-
-    @property
-    def accounts(self) -> FakeAccountRepository:
-        return FakeAccountRepository(self._open())
-
-    def _open(self) -> _State:
-        assert self._working is not None, "use `async with uow:`"
-        return self._working
-
-    async def __aenter__(self) -> Self:
-        assert self._working is None, "unit of work already open"
-        self._working = copy.deepcopy(self.committed)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._working = None
-
-    async def commit(self) -> None:
-        self.committed = self._open()
-        self._working = copy.deepcopy(self.committed)
-        self.commits += 1
-
-    async def emit(self, subject: str, payload: BaseModel, message_id: UUID) -> None:
-        self._open().outbox.append(Emitted(subject, payload.model_dump(mode="json"), message_id))
-
-    async def claim(self, consumer: str, message_id: str) -> bool:
-        inbox = self._open().inbox
-        if (consumer, message_id) in inbox:
-            return False
-        inbox.add((consumer, message_id))
-        return True
-
-    # --- what tests look at -----------------------------------------------------------
-
-    @property
-    def outbox(self) -> list[Emitted]:
-        return self.committed.outbox
-
-    def subjects(self) -> list[str]:
-        return [m.subject for m in self.committed.outbox]
+    # What tests look at, besides the platform's committed state, outbox and inbox.
 
     def event_types(self) -> list[str]:
         """The publication events' types, in the order they were written."""
-        return [m.payload["type"] for m in self.committed.outbox if "type" in m.payload]
+        return [m.payload["type"] for m in self.outbox if "type" in m.payload]
 
     def publication(self, publication_id: UUID) -> Publication:
         return self.committed.publications[publication_id]
@@ -405,7 +343,7 @@ SUGGESTION = StockMetadata(
 class World:
     """Every port of the publisher, faked; `deps()` wires them as bootstrap does."""
 
-    uow: FakeUnitOfWork = field(default_factory=FakeUnitOfWork)
+    uow: FakeUnitOfWork = field(default_factory=lambda: FakeUnitOfWork(InMemoryDatabase(Tables())))
     clock: FakeClock = field(default_factory=FakeClock)
     cipher: FakeCipher = field(default_factory=FakeCipher)
     advisor: FakeAdvisor = field(default_factory=lambda: FakeAdvisor(SUGGESTION))

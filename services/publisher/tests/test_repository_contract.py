@@ -16,6 +16,7 @@ import pytest
 from imagetron_contracts.models.publications import Agency, PublicationStatus
 from imagetron_platform.db import make_engine, make_session_factory
 from imagetron_platform.pagination import PageKey
+from imagetron_platform.testing import InMemoryDatabase
 from imagetron_publisher.adapters.unit_of_work import PublisherUnitOfWork
 from imagetron_publisher.app.ports import AgencyAccount, PublicationFilter, UnitOfWork
 from imagetron_publisher.domain.batch import Batch
@@ -26,7 +27,7 @@ from imagetron_publisher.domain.publication import (
     StoredImage,
 )
 
-from .fakes import FakeUnitOfWork
+from .fakes import FakeUnitOfWork, Tables
 from .unit.support import T0, batch, publication, stored_image
 
 pytestmark = pytest.mark.integration
@@ -38,7 +39,7 @@ NewUow = Callable[[], UnitOfWork]
 @pytest.fixture(params=["fake", "sql"])
 async def new_uow(request: pytest.FixtureRequest) -> AsyncIterator[NewUow]:
     if request.param == "fake":
-        uow = FakeUnitOfWork()
+        uow = FakeUnitOfWork(InMemoryDatabase(Tables()))
         yield lambda: uow
         return
     engine = make_engine(request.getfixturevalue("contract_dsn"))

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import (
 
 from imagetron_platform import correlation
 from imagetron_platform.clock import utcnow
+from imagetron_platform.ports import TransactionNotOpen
 
 
 def make_engine(
@@ -137,7 +138,7 @@ class SqlUnitOfWork:
     @property
     def session(self) -> AsyncSession:
         if self._session is None:
-            raise RuntimeError("the unit of work is not open: use `async with uow:`")
+            raise TransactionNotOpen
         return self._session
 
     async def __aenter__(self) -> Self:
@@ -175,6 +176,7 @@ class SqlUnitOfWork:
         commit)."""
         if self._outbox is None:
             raise RuntimeError("this unit of work has no outbox")
+        self.session  # noqa: B018 -- refuses outside a transaction, as claim does
         self._emitted.append(
             {
                 "id": message_id,

@@ -11,6 +11,13 @@ from uuid import UUID
 from pydantic import BaseModel
 
 
+class TransactionNotOpen(RuntimeError):
+    """A unit of work used outside its `async with`."""
+
+    def __init__(self) -> None:
+        super().__init__("the unit of work is not open: use `async with uow:`")
+
+
 class Transaction(Protocol):
     """One transaction: `async with uow:` ... `await uow.commit()`; leaving without a
     commit rolls back."""

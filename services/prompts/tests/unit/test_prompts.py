@@ -46,13 +46,13 @@ class TestCreatePrompt:
         assert prompt.status is PromptStatus.new
         assert prompt.generation_state is GenerationState.idle
         assert store.committed.prompts[prompt.id].text == "a lighthouse at dusk"
-        [emitted] = store.committed.outbox
+        [emitted] = store.outbox
         assert emitted.subject == f"events.prompts.{ALICE}.prompt.created"
-        assert isinstance(emitted.payload, PromptEvent)
-        assert emitted.payload.type.value == "prompt.created"
-        assert emitted.payload.id == emitted.message_id
-        assert emitted.payload.owner_id == ALICE
-        assert emitted.payload.prompt == prompt
+        event = emitted.read_as(PromptEvent)
+        assert event.type.value == "prompt.created"
+        assert event.id == emitted.message_id
+        assert event.owner_id == ALICE
+        assert event.prompt == prompt
         assert store.commits == 1
 
     async def test_invalid_text_stores_and_emits_nothing(self, deps, store):
@@ -61,7 +61,7 @@ class TestCreatePrompt:
                 CreatePromptCommand(owner_id=ALICE, text="   "), deps.new_uow(), deps.clock
             )
         assert store.committed.prompts == {}
-        assert store.committed.outbox == []
+        assert store.outbox == []
 
 
 class TestGetPrompt:
@@ -162,7 +162,7 @@ class TestPrepareGeneration:
         )
         assert prompt.id == stored.id
         assert store.commits == 0
-        assert store.committed.outbox == []
+        assert store.outbox == []
 
     async def test_archived_prompt_is_a_conflict(self, deps, stored_prompt):
         stored = stored_prompt(ALICE, status=PromptStatus.archived)
@@ -306,11 +306,11 @@ class TestApplyTaskEvent:
         await prompts.delete_prompt(
             PromptQuery(owner_id=ALICE, prompt_id=prompt.id), deps.new_uow(), deps.clock
         )
-        versions = [e.payload.version for e in store.committed.outbox]
+        versions = [e.payload["version"] for e in store.outbox]
         assert versions == [prompt.version + 1, prompt.version + 2]
 
     def prompt_events(self, store):
-        return [e.payload for e in store.committed.outbox]
+        return [e.read_as(PromptEvent) for e in store.outbox]
 
     async def test_created_task_counts_as_active_and_emits_prompt_updated(
         self, deps, store, stored_prompt, task_event
@@ -321,11 +321,11 @@ class TestApplyTaskEvent:
         saved = store.committed.prompts[prompt.id]
         assert (saved.active_tasks, saved.generation_state) == (1, GenerationState.generating)
         assert saved.updated_at > prompt.updated_at
-        [emitted] = store.committed.outbox
+        [emitted] = store.outbox
         assert emitted.subject == f"events.prompts.{ALICE}.prompt.updated"
-        assert emitted.payload.type.value == "prompt.updated"
-        assert emitted.payload.prompt.active_tasks == 1
-        assert (TASK_EVENTS_CONSUMER, str(event.id)) in store.committed.inbox
+        assert emitted.payload["type"] == "prompt.updated"
+        assert emitted.payload["prompt"]["active_tasks"] == 1
+        assert (TASK_EVENTS_CONSUMER, str(event.id)) in store.inbox
         assert store.committed.task_phases[event.task.id][:2] == (prompt.id, TaskPhase.ACTIVE)
 
     async def test_completed_task_makes_the_prompt_generated(
@@ -375,7 +375,7 @@ class TestApplyTaskEvent:
         assert await self.apply(deps, event) is TaskEventOutcome.APPLIED
         assert await self.apply(deps, event) is TaskEventOutcome.DUPLICATE
         assert store.committed.prompts[prompt.id].active_tasks == 1
-        assert len(store.committed.outbox) == 1
+        assert len(store.outbox) == 1
 
     async def test_second_created_event_for_the_same_task_changes_nothing(
         self, deps, store, stored_prompt, task_event
@@ -388,8 +388,8 @@ class TestApplyTaskEvent:
         again = task_event(prompt.id, TaskEventType.task_created, task_id=task_id, owner_id=ALICE)
         assert await self.apply(deps, again) is TaskEventOutcome.UNCHANGED
         assert store.committed.prompts[prompt.id].active_tasks == 1
-        assert len(store.committed.outbox) == 1
-        assert (TASK_EVENTS_CONSUMER, str(again.id)) in store.committed.inbox
+        assert len(store.outbox) == 1
+        assert (TASK_EVENTS_CONSUMER, str(again.id)) in store.inbox
 
     async def test_completed_overtaking_created_counts_once(
         self, deps, store, stored_prompt, task_event
@@ -416,13 +416,13 @@ class TestApplyTaskEvent:
         event = task_event(prompt.id, event_type, task_id=uuid4(), owner_id=ALICE)
         assert await self.apply(deps, event) is TaskEventOutcome.IGNORED
         assert store.commits == 0
-        assert store.committed.inbox == set()
+        assert store.inbox == set()
 
     async def test_unknown_prompt_is_a_noop(self, deps, store, task_event):
         event = task_event(uuid4(), TaskEventType.task_created, task_id=uuid4(), owner_id=ALICE)
         assert await self.apply(deps, event) is TaskEventOutcome.UNKNOWN_PROMPT
         assert store.commits == 0
-        assert store.committed.outbox == []
+        assert store.outbox == []
 
     async def test_event_of_another_owner_does_not_touch_the_prompt(
         self, deps, store, stored_prompt, task_event
@@ -439,7 +439,7 @@ class TestApplyTaskEvent:
         event = task_event(prompt.id, TaskEventType.task_created, task_id=uuid4(), owner_id=ALICE)
         with pytest.raises(ConnectionError):
             await prompts.apply_task_event(event, make_uow(fail_on_save=True), deps.clock)
-        assert store.committed.inbox == set()
+        assert store.inbox == set()
         assert store.committed.task_phases == {}
         assert await self.apply(deps, event) is TaskEventOutcome.APPLIED
         assert store.committed.prompts[prompt.id].active_tasks == 1
@@ -497,9 +497,9 @@ class TestUpdatePrompt:
         # The comma is allowed, and reported.
         assert [f.code.value for f in prompt.findings] == ["title_comma"]
         assert store.committed.prompts[stored.id].text == "a new text"
-        [emitted] = store.committed.outbox
+        [emitted] = store.outbox
         assert emitted.subject == f"events.prompts.{ALICE}.prompt.updated"
-        assert emitted.payload.prompt == prompt
+        assert emitted.read_as(PromptEvent).prompt == prompt
 
     async def test_clear_title_removes_it(self, deps, store, stored_prompt):
         stored = stored_prompt(ALICE, title="Old")
@@ -518,7 +518,7 @@ class TestUpdatePrompt:
             deps.new_uow(),
             deps.clock,
         )
-        assert store.committed.outbox == []
+        assert store.outbox == []
         assert store.commits == 0
 
     async def test_invalid_text_is_422_and_changes_nothing(self, deps, store, stored_prompt):
@@ -551,7 +551,7 @@ class TestSetStatus:
         )
         assert prompt.status is PromptStatus.approved
         assert store.committed.prompts[stored.id].status is PromptStatus.approved
-        assert [e.payload.type.value for e in store.committed.outbox] == ["prompt.updated"]
+        assert [e.payload["type"] for e in store.outbox] == ["prompt.updated"]
 
     async def test_same_status_emits_nothing(self, deps, store, stored_prompt):
         stored = stored_prompt(ALICE)
@@ -560,7 +560,7 @@ class TestSetStatus:
             deps.new_uow(),
             deps.clock,
         )
-        assert store.committed.outbox == []
+        assert store.outbox == []
 
     async def test_archiving_stops_generation_and_unarchiving_allows_it_again(
         self, deps, stored_prompt
@@ -589,10 +589,10 @@ class TestDeletePrompt:
             PromptQuery(owner_id=ALICE, prompt_id=stored.id), deps.new_uow(), deps.clock
         )
         assert stored.id not in store.committed.prompts
-        [emitted] = store.committed.outbox
+        [emitted] = store.outbox
         assert emitted.subject == f"events.prompts.{ALICE}.prompt.deleted"
-        assert emitted.payload.type.value == "prompt.deleted"
-        assert emitted.payload.prompt == deleted
+        assert emitted.payload["type"] == "prompt.deleted"
+        assert emitted.read_as(PromptEvent).prompt == deleted
         assert deleted.title == "Pear"
 
     async def test_a_prompt_with_an_active_task_is_409_and_stays(

@@ -44,7 +44,7 @@ def drafts(count: int) -> dict[str, Any]:
 
 
 def announced(store: Any, kind: str) -> list[str]:
-    return [e.subject for e in store.committed.outbox if e.subject.endswith(kind)]
+    return [e.subject for e in store.outbox if e.subject.endswith(kind)]
 
 
 class FirstAttemptMeanwhile:

@@ -88,10 +88,9 @@ class TestStartChat:
             chat.id,
         )
         assert stored.messages[1].llm_call_id == call.id
-        [emitted] = store.committed.outbox
+        [emitted] = store.outbox
         assert emitted.subject == f"events.prompts.{ALICE}.chat.created"
-        assert isinstance(emitted.payload, ChatEvent)
-        assert emitted.payload.messages == chat.messages
+        assert emitted.read_as(ChatEvent).messages == chat.messages
         assert store.commits == 1
 
     async def test_the_model_gets_instructions_then_the_brief(self, deps, llm):
@@ -142,7 +141,7 @@ class TestStartChat:
         assert "the details" in caught.value.detail
         assert "Nothing was saved" in caught.value.detail
         assert store.committed.chats == {}
-        assert store.committed.outbox == []
+        assert store.outbox == []
         [call] = store.committed.llm_calls
         assert (call.outcome, call.usage, call.owner_id) == (outcome, SPENT, ALICE)
 
@@ -169,9 +168,9 @@ class TestContinueChat:
         assert roles[1][0] == "assistant"
         assert '"subjects": ["pears on slate", "figs"]' in roles[1][1]
         assert roles[2] == ("user", "only pears")
-        updated = store.committed.outbox[-1]
+        updated = store.outbox[-1]
         assert updated.subject == f"events.prompts.{ALICE}.chat.updated"
-        assert [m.position for m in updated.payload.messages] == [2, 3]
+        assert [m["position"] for m in updated.payload["messages"]] == [2, 3]
 
     async def test_long_chats_send_the_brief_and_the_latest_messages(self, deps, llm):
         llm.answers(ideas("a"))
@@ -258,14 +257,14 @@ class TestReadListDeleteChats:
             deps.llm,
             deps.clock,
         )
-        before = len(store.committed.outbox)
+        before = len(store.outbox)
         await chats.delete_chat(
             ChatQuery(owner_id=ALICE, chat_id=chat.id), deps.new_uow(), deps.clock
         )
         assert chat.id not in store.committed.chats
         for prompt in generated.prompts:
             assert store.committed.prompts[prompt.id].chat_id is None
-        subjects = [e.subject.rsplit(".", 2)[-2:] for e in store.committed.outbox[before:]]
+        subjects = [e.subject.rsplit(".", 2)[-2:] for e in store.outbox[before:]]
         assert subjects == [["prompt", "updated"], ["prompt", "updated"], ["chat", "deleted"]]
 
     async def test_delete_of_another_owners_chat_is_404(self, deps, store, llm):
@@ -301,9 +300,8 @@ class TestGeneratePrompts:
             assert prompt.chat_id is None
             assert store.committed.prompts[prompt.id].text == prompt.text
         assert (result.usage.total_tokens, result.usage.attempts) == (15, 1)
-        events = [e.payload for e in store.committed.outbox]
+        events = [e.read_as(PromptEvent) for e in store.outbox]
         assert [e.type.value for e in events] == ["prompt.created"] * 3
-        assert all(isinstance(e, PromptEvent) for e in events)
         [call] = store.committed.llm_calls
         assert call.purpose is LlmPurpose.GENERATE_PROMPTS
         assert store.commits == 1
@@ -392,7 +390,7 @@ class TestRetitle:
         )
         assert retitled.title == "Pear on linen cloth"
         assert store.committed.prompts[prompt.id].title == "Pear on linen cloth"
-        [event] = store.committed.outbox
+        [event] = store.outbox
         assert event.subject == f"events.prompts.{ALICE}.prompt.updated"
         assert (
             llm.asked[0].messages[-1].content
@@ -418,7 +416,7 @@ class TestRetitle:
                 PromptQuery(owner_id=ALICE, prompt_id=prompt.id), deps.new_uow, deps.llm, deps.clock
             )
         assert store.committed.prompts[prompt.id].title == "Pear"
-        assert store.committed.outbox == []
+        assert store.outbox == []
 
     async def test_another_owners_prompt_is_404_without_asking(self, deps, llm, stored_prompt):
         prompt = stored_prompt(ALICE)
@@ -442,7 +440,7 @@ class TestRetitle:
             await workshop.retitle_prompt(
                 PromptQuery(owner_id=ALICE, prompt_id=prompt.id), deps.new_uow, deps.llm, deps.clock
             )
-        assert store.committed.outbox == []
+        assert store.outbox == []
 
 
 class TestStockMetadata:
@@ -471,7 +469,7 @@ class TestStockMetadata:
         [call] = store.committed.llm_calls
         assert (call.purpose, call.prompt_id) == (LlmPurpose.STOCK_METADATA, prompt_id)
         assert llm.asked[0].messages[-1].content == "Prompt: a pear\nCurrent title: Pear"
-        assert store.committed.outbox == []
+        assert store.outbox == []
 
     async def test_a_model_failure_is_a_502_with_only_the_ledger_written(self, deps, store, llm):
         llm.answers(failure(LlmOutcome.REFUSED))

@@ -383,7 +383,7 @@ class TestImageEvents:
         assert await images.apply_image_event(failed, world.uow) is ImageEventOutcome.IGNORED
         assert await images.apply_image_event(old, world.uow) is ImageEventOutcome.IGNORED
         assert world.uow.committed.images == {}
-        assert world.uow.committed.inbox == set()
+        assert world.uow.inbox == set()
 
 
 class TestReadiness:

@@ -1,12 +1,9 @@
-"""The prompts service's unit of work: the platform's, plus the service's repositories."""
+"""The prompts service's unit of work: the platform's transaction, outbox and inbox, plus our
+repositories."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from types import TracebackType
-from typing import Self
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagetron_platform.db import SqlUnitOfWork
 from imagetron_prompts.adapters import tables
@@ -22,49 +19,11 @@ class PromptsUnitOfWork(SqlUnitOfWork):
 
     outbox = tables.outbox
     inbox = tables.inbox
+    prompts: SqlPromptRepository
+    chats: SqlChatRepository
+    llm_calls: SqlLlmCallRepository
 
-    def __init__(
-        self,
-        session_factory: async_sessionmaker[AsyncSession],
-        on_commit: Callable[[], None] | None = None,
-    ) -> None:
-        super().__init__(session_factory, on_commit)
-        self._repositories: (
-            tuple[SqlPromptRepository, SqlChatRepository, SqlLlmCallRepository] | None
-        ) = None
-
-    def _open(self) -> tuple[SqlPromptRepository, SqlChatRepository, SqlLlmCallRepository]:
-        if self._repositories is None:
-            raise RuntimeError("the unit of work is not open: use `async with uow:`")
-        return self._repositories
-
-    @property
-    def prompts(self) -> SqlPromptRepository:
-        return self._open()[0]
-
-    @property
-    def chats(self) -> SqlChatRepository:
-        return self._open()[1]
-
-    @property
-    def llm_calls(self) -> SqlLlmCallRepository:
-        return self._open()[2]
-
-    async def __aenter__(self) -> Self:
-        await super().__aenter__()
-        session = self.session
-        self._repositories = (
-            SqlPromptRepository(session),
-            SqlChatRepository(session),
-            SqlLlmCallRepository(session),
-        )
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._repositories = None
-        await super().__aexit__(exc_type, exc, tb)
+    def open_repositories(self, session: AsyncSession) -> None:
+        self.prompts = SqlPromptRepository(session)
+        self.chats = SqlChatRepository(session)
+        self.llm_calls = SqlLlmCallRepository(session)
