@@ -348,18 +348,22 @@ def bench_stack(
 
 def stack_cpu_seconds(stack: EmbeddedStack) -> dict[str, float]:
     """CPU time (user + system) used so far by each process of the stack, its children
-    included (PostgreSQL's backends), by name."""
+    included (PostgreSQL's backends), by name; each process counted once, under its own name
+    (the services are children of the fork server, which is listed too)."""
+    named = {process.pid: name for name, process in stack.processes() if process.pid is not None}
     used: dict[str, float] = {}
-    for name, process in stack.processes():
-        pid = process.pid
-        if pid is None:
-            continue
+    for pid, name in named.items():
         try:
-            root = psutil.Process(pid)
-            tree = [root, *root.children(recursive=True)]
+            tree = [psutil.Process(pid)]
         except psutil.Error:
             continue
-        used[name] = sum(cpu_seconds(p.pid) for p in tree)
+        seconds = 0.0
+        while tree:
+            process = tree.pop()
+            seconds += cpu_seconds(process.pid)
+            with contextlib.suppress(psutil.Error):
+                tree.extend(c for c in process.children() if c.pid not in named)
+        used[name] = seconds
     return used
 
 

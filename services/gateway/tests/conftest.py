@@ -16,6 +16,7 @@ from pydantic import BaseModel, SecretStr
 
 from imagetron_contracts.models.images import ProviderCallback
 from imagetron_gateway.adapters.identity import SqlIdentityUnitOfWork
+from imagetron_gateway.adapters.notifier_streams import NotifierStreams
 from imagetron_gateway.adapters.revocations import OpenStreams
 from imagetron_gateway.adapters.webhooks import webhook_verifiers
 from imagetron_gateway.app.identity import Authenticator, create_user, ensure_bootstrap_admin
@@ -498,7 +499,7 @@ async def gateway() -> AsyncIterator[Gateway]:
                     revocations=revocations,
                     streams=OpenStreams(),
                     http=http,
-                    notifier=http,
+                    notifier=NotifierStreams(connect_timeout=5.0),
                     rate_limits=rate_limits(settings),
                     budgets=daily_budgets(settings, lambda: FakeIdentityUoW(users, sessions)),
                     idempotency=idempotent_requests(

@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from imagetron_gateway.adapters.callbacks import JetStreamCallbackSink
 from imagetron_gateway.adapters.identity import SqlIdentityUnitOfWork
+from imagetron_gateway.adapters.notifier_streams import NotifierStreams
 from imagetron_gateway.adapters.rate_limits import RequestRateLimits
 from imagetron_gateway.adapters.revocations import (
     NatsKeyRevocations,
@@ -118,16 +119,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 log.info("created the bootstrap admin %s", created[0].id)
         # Known once the server runs (it raises the process's open-file limit first).
         streams.limit = event_stream_limit(settings)
-        async with (
-            httpx.AsyncClient(
-                timeout=httpx.Timeout(10.0, read=None), follow_redirects=False
-            ) as http,
-            httpx.AsyncClient(
-                timeout=httpx.Timeout(NOTIFIER_CONNECT_SECONDS, read=None),
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
-                follow_redirects=False,
-            ) as notifier,
-        ):
+        async with httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, read=None), follow_redirects=False
+        ) as http:
             yield GatewayState(
                 context=GatewayContext(
                     settings=settings,
@@ -138,7 +132,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     revocations=NatsKeyRevocations(broker),
                     streams=streams,
                     http=http,
-                    notifier=notifier,
+                    notifier=NotifierStreams(connect_timeout=NOTIFIER_CONNECT_SECONDS),
                     rate_limits=rate_limits(settings),
                     budgets=budgets,
                     idempotency=idempotency,

@@ -8,6 +8,7 @@ from typing import TypedDict
 
 import httpx
 
+from imagetron_gateway.adapters.notifier_streams import NotifierStreams
 from imagetron_gateway.adapters.rate_limits import RequestRateLimits
 from imagetron_gateway.adapters.revocations import OpenStreams
 from imagetron_gateway.app.budgets import DailyBudgets
@@ -35,8 +36,8 @@ class GatewayContext:
     streams: OpenStreams
     #: Streams stored image bytes from object storage.
     http: httpx.AsyncClient
-    #: Streams SSE from the notifier: no pool limit (a stream holds its connection).
-    notifier: httpx.AsyncClient
+    #: Streams SSE from the notifier, each on a connection of its own.
+    notifier: NotifierStreams
     rate_limits: RequestRateLimits
     budgets: DailyBudgets
     #: Answers kept for requests sent with an Idempotency-Key.

@@ -4,11 +4,11 @@ The gateway authenticates the caller (API key or events token), then streams fro
 notifier with a fresh short-lived token for that owner: the notifier trusts only tokens it
 can verify, never a forwarded header, so it can also be exposed directly (Kubernetes).
 
-Each stream holds its own connection to the notifier for as long as it lasts, from a client
-without a pool limit: the notifier's connection cap is what limits streams (its 503 with
-`Retry-After` is passed on at once), and this process's own open-file limit (a stream holds
-two connections, see `GatewaySettings.max_event_streams`), never a small pool where a
-stream would wait for another to end."""
+Each stream holds a connection of its own to the notifier for as long as it lasts
+(`adapters/notifier_streams.py`: no pool, so none to wait for and none to walk): the
+notifier's connection cap is what limits streams (its 503 with `Retry-After` is passed on at
+once), and this process's own open-file limit (a stream holds two connections, see
+`GatewaySettings.max_event_streams`)."""
 
 from __future__ import annotations
 
@@ -67,11 +67,8 @@ async def stream_events(
             f"{ServiceUnavailable.retry_after_seconds} s."
         ) from exc
     try:
-        upstream = await ctx.notifier.send(
-            ctx.notifier.build_request(
-                "GET", f"{ctx.settings.notifier_url}/events", headers=headers, params=wanted.query()
-            ),
-            stream=True,
+        upstream = await ctx.notifier.open(
+            f"{ctx.settings.notifier_url}/events", headers=headers, params=wanted.query()
         )
     except BaseException as exc:
         ctx.streams.close(key_id, revoked)
