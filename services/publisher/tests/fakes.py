@@ -28,6 +28,7 @@ from imagetron_publisher.app.ports import (
     ObjectMissing,
     PublicationFilter,
     RenderedFile,
+    StalePublication,
     UnusableOriginal,
     UploadResult,
 )
@@ -92,6 +93,8 @@ class FakePublicationRepository:
         # Like the UPDATE: what a publication is made of (owner, batch, agency, image,
         # creation) never changes; the rest is written as it is.
         stored = self._state.publications[publication.id]
+        if publication.version < stored.version:
+            raise StalePublication(publication)
         self._state.publications[publication.id] = replace(
             publication,
             owner_id=stored.owner_id,

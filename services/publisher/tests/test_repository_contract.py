@@ -18,7 +18,12 @@ from imagetron_platform.db import make_engine, make_session_factory
 from imagetron_platform.pagination import PageKey
 from imagetron_platform.testing import InMemoryDatabase
 from imagetron_publisher.adapters.unit_of_work import PublisherUnitOfWork
-from imagetron_publisher.app.ports import AgencyAccount, PublicationFilter, UnitOfWork
+from imagetron_publisher.app.ports import (
+    AgencyAccount,
+    PublicationFilter,
+    StalePublication,
+    UnitOfWork,
+)
 from imagetron_publisher.domain.batch import Batch
 from imagetron_publisher.domain.publication import (
     MetadataEdit,
@@ -71,6 +76,12 @@ async def stored(
         await uow.commit()
 
 
+async def saved(new_uow: NewUow, publication: Publication) -> None:
+    async with new_uow() as uow:
+        await uow.publications.save(publication)
+        await uow.commit()
+
+
 async def one_publication(new_uow: NewUow, owner: UUID | None = None, **kw: Any) -> Publication:
     image = stored_image(owner or uuid4())
     of = batch(image.owner_id)
@@ -115,6 +126,7 @@ class TestPublications:
         changed.findings = ()
         changed.file = PreparedFile("a.jpg", "k/a.jpg", 2560, 1960, 4321, "1" * 64)
         changed.updated_at = changed.uploaded_at = T0 + timedelta(minutes=5)
+        changed.version += 2
         changed.created_at = T0 + timedelta(days=1)  # never rewritten
         changed.owner_id = uuid4()  # never rewritten
         async with new_uow() as uow:
@@ -125,6 +137,20 @@ class TestPublications:
         assert read is not None
         expected = state(changed) | {"created_at": p.created_at, "owner_id": p.owner_id}
         assert state(read) == expected
+
+    async def test_a_stale_save_cannot_take_a_publication_back(self, new_uow: NewUow) -> None:
+        p = await one_publication(new_uow)
+        newer, stale = p.snapshot(), p.snapshot()
+        newer.withdraw(T0 + timedelta(minutes=1))  # announced: the next version
+        stale.error = "written from an older read"
+        await saved(new_uow, newer)
+        with pytest.raises(StalePublication, match=f"version {p.version} is out of date"):
+            await saved(new_uow, stale)
+        async with new_uow() as uow:
+            read = await uow.publications.get(p.owner_id, p.id)
+        assert read is not None
+        assert (read.status, read.version, read.error) == (S.withdrawn, p.version + 1, None)
+        await saved(new_uow, read)  # the same version again: written (unannounced changes)
 
     async def test_listing_is_newest_first_filtered_and_paged(self, new_uow: NewUow) -> None:
         owner = uuid4()

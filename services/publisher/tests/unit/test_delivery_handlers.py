@@ -259,6 +259,11 @@ class TestUploadBatchCsv:
         assert world.uow.event_types()[-1] == "publication.csv_uploaded"
         await upload_csv(world, p)  # redelivered: uploaded again, told once
         assert world.uow.event_types().count("publication.csv_uploaded") == 1
+        # The CSV's news is a change of the publication like the others: a newer version,
+        # kept, so that the next event of the publication is newer still.
+        versions = [m.payload["version"] for m in world.uow.outbox if "type" in m.payload]
+        assert versions == sorted(set(versions)), versions
+        assert now(world, p).version == versions[-1]
 
     async def test_the_downloaded_csv_lists_only_files_at_the_agency(self, world: Any) -> None:
         # A file prepared but refused (or withdrawn before upload) is not at the agency: a

@@ -187,3 +187,16 @@ def test_every_status_a_publication_moves_into_has_its_event_type():
     publication, _ = create()
     change = publication.request_suggestion(NOW + timedelta(seconds=1))
     assert (publication.status, change.type.value) == (S.draft, "publication.draft")
+
+
+def test_every_announced_change_makes_the_next_version_and_its_event_carries_it():
+    publication, changes = create(auto=True)  # created, then queued
+    changes.append(publication.start_upload(NOW))
+    publication.record_file(file(), NOW)  # not announced: the same version
+    assert publication.start_upload(NOW) is None  # a redelivery: no event, no new version
+    changes.append(publication.mark_uploaded(NOW))
+    changes.append(publication.csv_uploaded(NOW))
+    changes.append(publication.portal_status(S.accepted, None, NOW))
+    versions = [change.publication.version for change in changes]
+    assert versions == [1, 2, 3, 4, 5, 6]
+    assert publication.version == 6

@@ -88,6 +88,22 @@ class TestCreatePublications:
         assert created.batch.counts == {"ready": 1}
         assert world.uow.event_types() == ["publication.created"]
 
+    async def test_successive_events_of_a_publication_carry_increasing_versions(
+        self, world: Any
+    ) -> None:
+        owner = uuid4()
+        await seed(world, account(owner))
+        p = await one_ready(world, owner, publish_when_ready=True)  # created, queued
+        await publications.withdraw_publication(query(p), world.uow, world.clock)
+        events = [m.payload for m in world.uow.outbox if "type" in m.payload]
+        assert [e["type"] for e in events] == [
+            "publication.created",
+            "publication.queued",
+            "publication.withdrawn",
+        ]
+        assert [e["version"] for e in events] == [1, 2, 3]
+        assert world.uow.publication(p.id).version == 3
+
     async def test_none_stored_is_a_404_and_writes_nothing(self, world: Any) -> None:
         with pytest.raises(NotFound, match="None of these images is stored"):
             await create(world, uuid4(), uuid4())

@@ -18,7 +18,7 @@ from imagetron_contracts.models.prompts import StockFindingCode, StockFindingFie
 from imagetron_contracts.models.publications import Agency, FileType, PublicationStatus
 from imagetron_platform.pagination import PageKey
 from imagetron_publisher.adapters.tables import accounts, batches, images, publications
-from imagetron_publisher.app.ports import AgencyAccount, PublicationFilter
+from imagetron_publisher.app.ports import AgencyAccount, PublicationFilter, StalePublication
 from imagetron_publisher.domain.batch import Batch
 from imagetron_publisher.domain.publication import (
     PreparedFile,
@@ -123,6 +123,7 @@ def _publication(row: Row[Any]) -> Publication:
         uploaded_at=m["uploaded_at"],
         submitted_at=m["submitted_at"],
         decided_at=m["decided_at"],
+        version=m["version"],
     )
 
 
@@ -156,6 +157,7 @@ def _publication_values(p: Publication) -> dict[str, Any]:
         "uploaded_at": p.uploaded_at,
         "submitted_at": p.submitted_at,
         "decided_at": p.decided_at,
+        "version": p.version,
     }
 
 
@@ -198,11 +200,17 @@ class SqlPublicationRepository:
         return _publication(row) if row is not None else None
 
     async def save(self, publication: Publication) -> None:
-        await self._session.execute(
+        written = await self._session.execute(
             update(publications)
-            .where(publications.c.id == publication.id)
+            .where(
+                publications.c.id == publication.id,
+                publications.c.version <= publication.version,
+            )
             .values(**_publication_values(publication))
+            .returning(publications.c.id)
         )
+        if written.first() is None:
+            raise StalePublication(publication)
 
     async def list_page(
         self, owner_id: UUID, *, where: PublicationFilter, after: PageKey | None, limit: int

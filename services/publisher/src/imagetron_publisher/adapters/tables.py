@@ -101,6 +101,9 @@ publications = Table(
     Column("uploaded_at", DateTime(timezone=True)),
     Column("submitted_at", DateTime(timezone=True)),
     Column("decided_at", DateTime(timezone=True)),
+    # Every announced change increments it; its events carry it (0: none announced since the
+    # column exists).
+    Column("version", Integer, nullable=False, server_default="0"),
     CheckConstraint("enlarge BETWEEN 1 AND 4", name="enlarge_in_range"),
     CheckConstraint("attempts >= 0", name="attempts_not_negative"),
     # Owner-scoped, newest-first keyset pagination, and the extension's status listing.

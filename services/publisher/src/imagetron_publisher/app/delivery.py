@@ -330,7 +330,10 @@ async def upload_batch_csv(
         batch.csv_name, batch.csv_uploaded_at = batch.csv_filename, now
         await uow.batches.save(batch)
         listed_ids: set[UUID] = {p.id for p in listed}
-        for publication in await uow.publications.in_batch(job.owner_id, job.batch_id):
+        in_batch = await uow.publications.in_batch(job.owner_id, job.batch_id, for_update=True)
+        for publication in in_batch:
             if publication.id in listed_ids:
-                await announce(uow, [publication.csv_uploaded(now)])
+                change = publication.csv_uploaded(now)
+                await uow.publications.save(publication)  # its new version
+                await announce(uow, [change])
         await uow.commit()

@@ -38,6 +38,7 @@ async def announce(uow: UnitOfWork, changes: Iterable[PublicationChange | None])
             id=event_id,
             type=change.type,
             occurred_at=change.occurred_at,
+            version=publication.version,
             owner_id=publication.owner_id,
             publication=publication_view(publication),
         )

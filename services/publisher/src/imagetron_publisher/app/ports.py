@@ -10,6 +10,7 @@ from typing import Protocol
 from uuid import UUID
 
 from imagetron_contracts.models.publications import Agency, PublicationStatus
+from imagetron_platform.errors import Conflict
 from imagetron_platform.pagination import PageKey
 from imagetron_platform.ports import Transactional
 from imagetron_publisher.domain.batch import Batch
@@ -37,6 +38,17 @@ class ImageRepository(Protocol):
         ...
 
 
+class StalePublication(Conflict):
+    """A save of a publication older than the stored one: another transaction announced a
+    newer version since it was read. Nothing is written; read it again and retry."""
+
+    def __init__(self, publication: Publication) -> None:
+        super().__init__(
+            f"Publication {publication.id} changed meanwhile: version {publication.version} "
+            "is out of date; try again."
+        )
+
+
 class PublicationRepository(Protocol):
     async def add(self, publication: Publication) -> None: ...
 
@@ -44,7 +56,10 @@ class PublicationRepository(Protocol):
         self, owner_id: UUID, publication_id: UUID, *, for_update: bool = False
     ) -> Publication | None: ...
 
-    async def save(self, publication: Publication) -> None: ...
+    async def save(self, publication: Publication) -> None:
+        """Write its state (never what it is made of: owner, batch, agency, image, creation);
+        `StalePublication` if the stored version is newer than the publication's."""
+        ...
 
     async def list_page(
         self, owner_id: UUID, *, where: PublicationFilter, after: PageKey | None, limit: int

@@ -10,7 +10,9 @@
 `ready` and `blocked` are the same place seen through the findings: a publication is
 blocked while any stock rule finds something (content: title, keywords, category and the
 prompt it came from; file: megapixels after the chosen enlargement, size of the prepared
-file). Every method that changes the status returns the `PublicationChange` to announce.
+file). Every method that changes the status returns the `PublicationChange` to announce,
+and every announced change makes the publication's next `version` (its event carries it, so
+a consumer can drop an older event of the same publication).
 """
 
 from __future__ import annotations
@@ -181,6 +183,8 @@ class Publication:
     uploaded_at: datetime | None = None
     submitted_at: datetime | None = None
     decided_at: datetime | None = None
+    #: Increases with every announced change: the version its event carries.
+    version: int = 0
 
     @property
     def remote_name(self) -> str:
@@ -395,18 +399,16 @@ class Publication:
         return self._status_change(now)
 
     def _status_change(self, now: datetime) -> PublicationChange:
-        return PublicationChange(
-            publication=self.snapshot(),
-            type=PublicationEventType(f"publication.{self.status.value}"),
-            occurred_at=now,
-        )
+        return self._announce(f"publication.{self.status.value}", now)
 
     def _change(self, kind: EventKind, now: datetime) -> PublicationChange:
         self.updated_at = now
+        return self._announce(f"publication.{kind.value}", now)
+
+    def _announce(self, event_type: str, now: datetime) -> PublicationChange:
+        self.version += 1
         return PublicationChange(
-            publication=self.snapshot(),
-            type=PublicationEventType(f"publication.{kind.value}"),
-            occurred_at=now,
+            publication=self.snapshot(), type=PublicationEventType(event_type), occurred_at=now
         )
 
     def snapshot(self) -> Publication:
