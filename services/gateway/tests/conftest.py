@@ -218,6 +218,12 @@ class FakeUsage:
             del self.charges[request_id]
         return len(old)
 
+    async def remove_counts_before(self, day: date, limit: int) -> int:
+        old = [key for key in self.spent if key[1] < day][:limit]
+        for key in old:
+            del self.spent[key]
+        return len(old)
+
 
 @dataclass
 class IdempotencyRow:

@@ -14,7 +14,9 @@ import pytest
 
 from imagetron_contracts import streams
 from imagetron_gateway.app.budgets import DailyBudgets, Spend
+from imagetron_platform.clock import utcnow
 from imagetron_platform.errors import NotFound, ServiceTimeout
+from imagetron_platform.pruning import PRUNE_BATCH
 
 TODAY = date(2026, 12, 4)
 GENERATIONS = Spend.generations.value
@@ -195,10 +197,29 @@ async def test_charges_before_yesterday_are_removed(fake_identity_uow) -> None:
         assert await _spend(
             fake_identity_uow, user, f"r{days_ago}", day=today - timedelta(days_ago)
         )
-    assert await budgets.remove_old_charges() == 2
-    assert await budgets.remove_old_charges() == 0
+    assert await budgets.remove_past_days() == 4  # two charges, two days' counts
+    assert await budgets.remove_past_days() == 0
     async with fake_identity_uow() as unit:
         assert sorted(unit.usage.charges) == ["r0", "r1"]
+        assert sorted(day for _, day, _ in unit.usage.spent) == [today - timedelta(1), today]
+
+
+async def test_one_round_removes_the_days_before_yesterday(identity_store) -> None:
+    uow, user = identity_store
+    today = utcnow().date()
+    old = [today - timedelta(days=n) for n in range(2, PRUNE_BATCH + 3)]  # more than a batch
+    recent = [today - timedelta(days=1), today]
+    async with uow() as unit:
+        for day in old + recent:
+            assert await unit.usage.spend(user, day, GENERATIONS, 5, _request())
+        await unit.commit()
+
+    await DailyBudgets(uow, {Spend.generations: 5}).remove_past_days()
+
+    async with uow() as unit:
+        left = [day for day in old if await unit.usage.of_day(user, day)]
+        kept = [day for day in recent if await unit.usage.of_day(user, day)]
+    assert (len(left), kept) == (0, recent)
 
 
 # --- over HTTP ---------------------------------------------------------------------------

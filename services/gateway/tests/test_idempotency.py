@@ -15,9 +15,12 @@ from typing import Any
 import pytest
 
 from imagetron_contracts import streams
+from imagetron_gateway.app.idempotency import IdempotentRequests
 from imagetron_gateway.app.ports import Answer
 from imagetron_gateway.domain.identity import User, hash_api_key
+from imagetron_platform.clock import utcnow
 from imagetron_platform.errors import Gone, NotFound, ServiceTimeout
+from imagetron_platform.pruning import PRUNE_BATCH
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -87,6 +90,27 @@ async def test_keys_expire_and_are_removed(identity_store) -> None:
     assert removed >= 1
     async with uow() as unit:
         assert await unit.idempotency.get(user, "k4", after) is None
+
+
+async def test_one_round_removes_every_expired_key_however_many_batches(identity_store) -> None:
+    uow, user = identity_store
+    now = utcnow()
+    expired = [f"old-{n}" for n in range(2 * PRUNE_BATCH + 1)]  # more than two batches
+    kept = [f"new-{n}" for n in range(3)]
+    async with uow() as unit:
+        for key in expired:  # claimed two days ago, for a day
+            assert await unit.idempotency.claim(user, key, "fp", now - 2 * DAY, now - DAY, now)
+        for key in kept:
+            assert await unit.idempotency.claim(user, key, "fp", now, now + DAY, now + LOCK)
+        await unit.commit()
+
+    removed = await IdempotentRequests(uow, ttl=DAY, lock=LOCK).remove_expired()
+
+    assert removed >= len(expired)
+    async with uow() as unit:  # read as of their claim: a row still there would be found
+        left = [k for k in expired if await unit.idempotency.get(user, k, now - 2 * DAY)]
+        alive = [k for k in kept if await unit.idempotency.get(user, k, now)]
+    assert (len(left), alive) == (0, kept)
 
 
 # --- over HTTP ---------------------------------------------------------------------------

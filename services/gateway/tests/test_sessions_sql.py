@@ -4,14 +4,16 @@ when a user opens more than allowed; expired rows are cleaned up in bounded batc
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from uuid import UUID
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 
 from imagetron_gateway.adapters.identity import SqlIdentityUnitOfWork
-from imagetron_gateway.adapters.tables import api_keys
+from imagetron_gateway.adapters.tables import api_keys, sessions
 from imagetron_gateway.app.identity import (
     create_user,
     ensure_bootstrap_admin,
@@ -19,10 +21,12 @@ from imagetron_gateway.app.identity import (
     session_user,
     sign_in,
 )
-from imagetron_gateway.domain.identity import hash_api_key
+from imagetron_gateway.domain.identity import BrowserSession, hash_api_key
 from imagetron_gateway.migrations import upgrade
+from imagetron_platform.clock import utcnow
 from imagetron_platform.db import make_engine, make_session_factory
 from imagetron_platform.errors import Unauthorized
+from imagetron_platform.pruning import PRUNE_BATCH
 
 pytestmark = pytest.mark.integration
 DAY = timedelta(days=1)
@@ -74,6 +78,29 @@ async def test_expired_sessions_are_refused_and_pruned(uow_factory):
         await session_user(uow_factory(), expired.token)
     assert await remove_expired_sessions(uow_factory()) >= 1
     assert await remove_expired_sessions(uow_factory()) == 0
+    await session_user(uow_factory(), alive.token)
+
+
+async def test_one_round_removes_more_than_a_batch_of_expired_sessions(uow_factory):
+    user_id, key = await _user_with_key(uow_factory)
+    now = utcnow()
+    expired = [
+        BrowserSession(f"expired-{uuid.uuid4()}", UUID(user_id), hash_api_key(key), now - DAY, now)
+        for _ in range(PRUNE_BATCH + 1)
+    ]
+    async with uow_factory() as uow:
+        for session in expired:
+            await uow.sessions.add(session)
+        await uow.commit()
+    alive = await sign_in(uow_factory(), key, ttl=DAY, max_sessions=PRUNE_BATCH + 2)
+
+    assert await remove_expired_sessions(uow_factory()) >= len(expired)
+
+    async with uow_factory() as uow:
+        left = await uow.session.scalar(
+            select(func.count()).where(sessions.c.token_hash.in_(s.token_hash for s in expired))
+        )
+    assert left == 0
     await session_user(uow_factory(), alive.token)
 
 

@@ -60,7 +60,8 @@ from imagetron_platform.rpc import RpcClient
 
 log = logging.getLogger(__name__)
 SERVICE = "gateway"
-#: How often expired browser sessions are deleted (they stop working at expiry anyway).
+#: How often expired browser sessions, expired Idempotency-Keys and the budgets of days
+#: before yesterday are deleted (each job until none is left, a batch per transaction).
 SESSION_PRUNE_SECONDS = 3600.0
 #: How often the keys' `last_used_at` is written (uses are gathered in memory meanwhile).
 KEY_USE_FLUSH_SECONDS = 30.0
@@ -99,7 +100,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     idempotency = idempotent_requests(settings, identity_uow)
     lifecycle.every("expired idempotency keys", SESSION_PRUNE_SECONDS, idempotency.remove_expired)
     budgets = daily_budgets(settings, identity_uow)
-    lifecycle.every("old budget charges", SESSION_PRUNE_SECONDS, budgets.remove_old_charges)
+    lifecycle.every("past days' budgets", SESSION_PRUNE_SECONDS, budgets.remove_past_days)
     authenticator = Authenticator(identity_uow, settings.api_key_cache_seconds)
     streams = OpenStreams()
     lifecycle.every("key uses", KEY_USE_FLUSH_SECONDS, authenticator.record_uses)

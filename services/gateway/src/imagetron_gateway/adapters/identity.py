@@ -391,6 +391,21 @@ class SqlUsage:
         )
         return len(result.all())
 
+    async def remove_counts_before(self, day: date, limit: int) -> int:
+        usage = daily_usage.c
+        batch = (
+            select(usage.user_id, usage.day, usage.kind)
+            .where(usage.day < day)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        result = await self._session.execute(
+            delete(daily_usage)
+            .where(tuple_(usage.user_id, usage.day, usage.kind).in_(batch))
+            .returning(usage.day)
+        )
+        return len(result.all())
+
 
 class SqlIdempotencyKeys:
     def __init__(self, session: AsyncSession) -> None:

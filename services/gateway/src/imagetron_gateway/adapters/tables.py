@@ -67,7 +67,8 @@ sessions = Table(
 )
 
 #: What each user spent per UTC day, by kind (`llm_calls`, `generations`): counted before
-#: the call, given back when the call was refused (4xx).
+#: the call, given back when the call was refused (4xx). Kept for the day and the next, as
+#: the charges are (`DailyBudgets.remove_past_days`): only today's is read.
 daily_usage = Table(
     "daily_usage",
     metadata,
@@ -75,12 +76,13 @@ daily_usage = Table(
     Column("day", Date, primary_key=True),
     Column("kind", String(20), primary_key=True),
     Column("used", Integer, nullable=False),
+    Index("ix_identity_daily_usage_day", "day"),
 )
 
 #: The request (`RequestId`: caller, Idempotency-Key and body, hashed) each charge in
 #: `daily_usage` was counted for: a retry of a request already charged is not counted again,
 #: and a refused one (4xx) gives back exactly its own charge, on the day it was counted.
-#: Kept for the day it counts on and the next (`DailyBudgets.remove_old_charges`).
+#: Kept for the day it counts on and the next (`DailyBudgets.remove_past_days`).
 request_charges = Table(
     "request_charges",
     metadata,

@@ -8,8 +8,8 @@ invalid); a 5xx keeps it, since the model or the provider may have been paid.
 A request with an Idempotency-Key (its `RequestId`) is charged once: its retry after a 5xx
 is the same work, which the service does not do twice, so it is neither counted again nor
 refused for a budget spent meanwhile; a 4xx gives back exactly that request's charge. The
-charges are remembered for the day they count on and the next (`remove_old_charges`): a
-later retry is charged as a new request."""
+charges, and the days' counts, are kept for the day they count on and the next
+(`remove_past_days`): a later retry is charged as a new request."""
 
 from __future__ import annotations
 
@@ -24,9 +24,7 @@ from uuid import UUID
 from imagetron_gateway.app.ports import IdentityUnitOfWork
 from imagetron_platform.clock import utcnow
 from imagetron_platform.errors import ProblemError, TooManyRequests
-
-#: Old request charges deleted per statement when pruning.
-PRUNE_BATCH = 1000
+from imagetron_platform.pruning import remove_in_batches
 
 
 class Spend(StrEnum):
@@ -92,15 +90,15 @@ class DailyBudgets:
                     await uow.commit()
             raise
 
-    async def remove_old_charges(self) -> int:
-        """Forget the charges of requests counted before yesterday (UTC), a batch per
-        transaction; how many."""
-        day, _ = _day_and_reset(utcnow())
-        removed = batch = PRUNE_BATCH
-        total = 0
-        while removed == batch:
-            async with self._uow_factory() as uow:
-                removed = await uow.usage.remove_charges_before(day - timedelta(days=1), batch)
-                await uow.commit()
-            total += removed
-        return total
+    async def remove_past_days(self) -> int:
+        """Forget the charges and the counts of the days before yesterday (UTC), a batch per
+        transaction, until none is left; how many rows. Yesterday's stay: a request charged
+        then may still be given back (a 4xx answered after midnight) on the day it counted."""
+        before = _day_and_reset(utcnow())[0] - timedelta(days=1)
+        charges = await remove_in_batches(
+            self._uow_factory, lambda uow, batch: uow.usage.remove_charges_before(before, batch)
+        )
+        counts = await remove_in_batches(
+            self._uow_factory, lambda uow, batch: uow.usage.remove_counts_before(before, batch)
+        )
+        return charges + counts

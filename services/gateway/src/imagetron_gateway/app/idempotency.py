@@ -19,9 +19,8 @@ from uuid import UUID
 from imagetron_gateway.app.ports import Answer, IdentityUnitOfWork
 from imagetron_platform.clock import utcnow
 from imagetron_platform.errors import Conflict, InvalidRequest
+from imagetron_platform.pruning import remove_in_batches
 
-#: Expired keys deleted per statement when pruning.
-PRUNE_BATCH = 1000
 #: Claims tried when the key's first request gives it back just as this one looks at it.
 _CLAIM_ATTEMPTS = 3
 
@@ -71,10 +70,11 @@ class IdempotentRequests:
             await uow.commit()
 
     async def remove_expired(self) -> int:
-        async with self._uow_factory() as uow:
-            removed = await uow.idempotency.remove_expired(utcnow(), PRUNE_BATCH)
-            await uow.commit()
-        return removed
+        """Forget every key expired by now, a batch per transaction; how many."""
+        now = utcnow()
+        return await remove_in_batches(
+            self._uow_factory, lambda uow, batch: uow.idempotency.remove_expired(now, batch)
+        )
 
 
 def _in_progress() -> Conflict:

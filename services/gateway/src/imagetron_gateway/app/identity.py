@@ -21,6 +21,7 @@ from imagetron_gateway.domain.identity import (
 )
 from imagetron_platform.clock import utcnow
 from imagetron_platform.errors import Conflict, Forbidden, Unauthorized
+from imagetron_platform.pruning import remove_in_batches
 
 
 async def create_user(
@@ -174,8 +175,9 @@ async def sign_out(uow: IdentityUnitOfWork, token: str) -> None:
         await uow.commit()
 
 
-async def remove_expired_sessions(uow: IdentityUnitOfWork, batch: int = 1000) -> int:
-    async with uow:
-        removed = await uow.sessions.remove_expired(utcnow(), batch)
-        await uow.commit()
-    return removed
+async def remove_expired_sessions(uow: IdentityUnitOfWork) -> int:
+    """End every session expired by now, a batch per transaction; how many."""
+    now = utcnow()
+    return await remove_in_batches(
+        lambda: uow, lambda unit, batch: unit.sessions.remove_expired(now, batch)
+    )

@@ -78,6 +78,10 @@ class Usage(Protocol):
         """Forget up to `limit` requests' charges counted before `day`."""
         ...
 
+    async def remove_counts_before(self, day: date, limit: int) -> int:
+        """Forget up to `limit` counts (a user's day of one kind) of days before `day`."""
+        ...
+
 
 class Sessions(Protocol):
     async def add(self, session: BrowserSession) -> None: ...

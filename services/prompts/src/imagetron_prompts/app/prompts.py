@@ -16,6 +16,7 @@ from imagetron_contracts.models.prompts import PromptEventType
 from imagetron_platform.clock import Clock
 from imagetron_platform.errors import Gone, NotFound
 from imagetron_platform.pagination import Cursors, PageKey, page_size
+from imagetron_platform.pruning import PRUNE_BATCH, remove_in_batches
 from imagetron_prompts.app.messages import emit_prompt_event
 from imagetron_prompts.app.ports import PromptFilter, UnitOfWork
 from imagetron_prompts.app.requested import prompt_id_for
@@ -227,18 +228,14 @@ async def release_expired_reservations(
 
 
 async def forget_deleted_prompts(
-    uow: UnitOfWork, clock: Clock, *, older_than: timedelta, limit: int = 1000
+    uow: UnitOfWork, clock: Clock, *, older_than: timedelta, limit: int = PRUNE_BATCH
 ) -> int:
     """Forget the prompts deleted more than `older_than` ago, a batch per transaction (a
     request that created one is no longer expected to be sent again); how many."""
     before = clock() - older_than
-    total, removed = 0, limit
-    while removed == limit:
-        async with uow:
-            removed = await uow.prompts.forget_deleted(before, limit)
-            await uow.commit()
-        total += removed
-    return total
+    return await remove_in_batches(
+        lambda: uow, lambda unit, batch: unit.prompts.forget_deleted(before, batch), limit
+    )
 
 
 async def apply_task_event(event: TaskEvent, uow: UnitOfWork, clock: Clock) -> TaskEventOutcome:
