@@ -44,7 +44,7 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (package / "__main__.py").write_text(
         textwrap.dedent(
             """
-            import json, os, sys, time
+            import gc, json, os, sys, time
             import forkdemo
 
             def main():
@@ -59,6 +59,8 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                     "cwd": os.getcwd(),
                     "env": dict(os.environ),
                     "argv": sys.argv,
+                    "gc_enabled": gc.isenabled(),
+                    "gc_frozen": gc.get_freeze_count(),
                 }
                 with open(os.environ["DEMO_REPORT"] + ".part", "w") as report:
                     json.dump(facts, report)
@@ -116,6 +118,11 @@ def test_a_child_runs_the_service_in_its_own_session_with_exactly_its_environmen
         assert env["DEMO_REPORT"] == str(tmp_path / "one" / "report.json")
         assert "FORK_SERVER_ONLY" not in env  # the request's environment, nothing else
         assert facts["argv"] == ["forkdemo"]
+        # The fork server's objects are out of the child's collections (they stay shared
+        # pages instead of being written to by each child's GC); the child's own are not.
+        assert facts["gc_enabled"] is True
+        assert isinstance(facts["gc_frozen"], int)
+        assert facts["gc_frozen"] > 10_000
         assert child.poll() is None
         # Imported once, by the fork server, before the child was forked.
         importers = (demo / "imports.log").read_text().split()
