@@ -11,9 +11,7 @@ class _Stop(Exception):
     pass
 
 
-async def test_a_failing_round_is_retried_with_growing_delays_then_at_the_interval(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_a_failing_round_is_retried_with_growing_delays_then_at_the_interval() -> None:
     outcomes = iter([False, False, False, True, True, False, True])
     delays: list[float] = []
 
@@ -26,15 +24,12 @@ async def test_a_failing_round_is_retried_with_growing_delays_then_at_the_interv
         if len(delays) == 7:
             raise _Stop
 
-    monkeypatch.setattr(lifecycle.asyncio, "sleep", sleep)
     with pytest.raises(_Stop):
-        await lifecycle.run_every("expired sessions", 3600, round_)
+        await lifecycle.run_every("expired sessions", 3600, round_, sleep=sleep)
     assert delays == [1, 2, 4, 3600, 3600, 1, 3600]
 
 
-async def test_start_up_waits_for_a_dependency_with_growing_delays_then_gives_its_error(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_start_up_waits_for_a_dependency_with_growing_delays_then_gives_its_error() -> None:
     delays: list[float] = []
     clock = [0.0]
 
@@ -42,16 +37,15 @@ async def test_start_up_waits_for_a_dependency_with_growing_delays_then_gives_it
         delays.append(seconds)
         clock[0] += seconds
 
-    loop = lifecycle.asyncio.get_running_loop()
-    monkeypatch.setattr(lifecycle.asyncio, "sleep", sleep)
-    monkeypatch.setattr(loop, "time", lambda: clock[0])
     answers = iter([False, False, False, True])
 
     async def recovering() -> None:
         if not next(answers):
             raise ConnectionRefusedError("the database system is starting up")
 
-    await lifecycle.wait_until_answers("the database", recovering, 30)
+    await lifecycle.wait_until_answers(
+        "the database", recovering, 30, sleep=sleep, clock=lambda: clock[0]
+    )
     assert delays == [0.25, 0.5, 1.0]
 
     delays.clear()
@@ -60,5 +54,7 @@ async def test_start_up_waits_for_a_dependency_with_growing_delays_then_gives_it
         raise ConnectionRefusedError("the database system is starting up")
 
     with pytest.raises(ConnectionRefusedError, match="starting up"):
-        await lifecycle.wait_until_answers("the database", down, 10)
+        await lifecycle.wait_until_answers(
+            "the database", down, 10, sleep=sleep, clock=lambda: clock[0]
+        )
     assert delays == [0.25, 0.5, 1.0, 2.0, 4.0]  # the next 4 s would pass the 10 s

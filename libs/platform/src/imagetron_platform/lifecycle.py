@@ -77,8 +77,17 @@ class Database:
         await ping(self.engine)
 
 
+#: How the loops below wait: `asyncio.sleep`, or a test's stand-in passed to them (never a
+#: patched `asyncio.sleep`, which every other task on the event loop would call too).
+Sleep = Callable[[float], Awaitable[object]]
+
+
 async def run_every(
-    name: str, interval_seconds: float, round_: Callable[[], Awaitable[object]]
+    name: str,
+    interval_seconds: float,
+    round_: Callable[[], Awaitable[object]],
+    *,
+    sleep: Sleep = asyncio.sleep,
 ) -> None:
     """Run `round_` every `interval_seconds` for ever. A failing round is logged and tried
     again sooner: after 1 s, 2 s, 4 s ... up to `interval_seconds` (a service that started
@@ -93,26 +102,31 @@ async def run_every(
             log.exception("%s: round failed; trying again in %g s", name, delay)
         else:
             failures, delay = 0, interval_seconds
-        await asyncio.sleep(delay)
+        await sleep(delay)
 
 
 async def wait_until_answers(
-    what: str, probe: Callable[[], Awaitable[object]], seconds: float
+    what: str,
+    probe: Callable[[], Awaitable[object]],
+    seconds: float,
+    *,
+    sleep: Sleep = asyncio.sleep,
+    clock: Callable[[], float] | None = None,
 ) -> None:
     """Call `probe` until it succeeds, after 0.25 s, 0.5 s, 1 s … (at most 4 s) between tries;
-    its last error once `seconds` have passed."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
+    its last error once `seconds` have passed (on `clock`, by default the event loop's)."""
+    now = clock or asyncio.get_running_loop().time
+    deadline = now() + seconds
     delay = 0.25
     while True:
         try:
             await probe()
             return
         except Exception as exc:
-            if loop.time() + delay > deadline:
+            if now() + delay > deadline:
                 raise
             log.warning("%s does not answer yet (%s); trying again in %g s", what, exc, delay)
-        await asyncio.sleep(delay)
+        await sleep(delay)
         delay = min(delay * 2, 4.0)
 
 
