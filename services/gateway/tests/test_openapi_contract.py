@@ -1,14 +1,26 @@
 """The gateway's routes are exactly `contracts/openapi.yaml`: same operations, parameters,
-bodies, statuses and schemas, as FastAPI derives them at run time."""
+bodies, statuses and schemas, as FastAPI derives them at run time; and what the creating
+operations answer when their services say no is problem+json the contract lists."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
 
+from imagetron_contracts import streams
 from imagetron_gateway.bootstrap import contract_openapi, create_app
 from imagetron_gateway.settings import GatewaySettings
+from imagetron_platform.errors import (
+    BadGateway,
+    Conflict,
+    Gone,
+    InvalidRequest,
+    NotFound,
+    ServiceTimeout,
+    ServiceUnavailable,
+)
 
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 
@@ -91,3 +103,90 @@ def test_component_schemas_match_where_both_define_them(runtime, contract):
             expected = contract["components"]["schemas"][name]
             assert set(schema.get("properties", {})) == set(expected.get("properties", {})), name
             assert set(schema.get("required", [])) == set(expected.get("required", [])), name
+
+
+# --- over HTTP: what a creating operation answers is in the contract ---------------------
+
+_TASK, _PROMPT, _CHAT, _IMAGE = (str(uuid.uuid4()) for _ in range(4))
+#: operationId → its request, and the service call that answers it (imagine asks the prompts
+#: service first: it is given the prompt).
+CREATING = {
+    "createPrompt": ("/api/v1/prompts", {"text": "a pear"}, streams.RPC_PROMPTS_CREATE),
+    "generatePrompts": (
+        "/api/v1/prompts/generate",
+        {"subject": "pears", "chat_id": _CHAT},
+        streams.RPC_PROMPTS_GENERATE,
+    ),
+    "startChat": ("/api/v1/chats", {"brief": "pears for stock"}, streams.RPC_PROMPTS_CHATS_START),
+    "continueChat": (
+        f"/api/v1/chats/{_CHAT}/messages",
+        {"text": "greener"},
+        streams.RPC_PROMPTS_CHATS_CONTINUE,
+    ),
+    "imaginePrompt": (f"/api/v1/prompts/{_PROMPT}/imagine", None, streams.RPC_IMAGES_IMAGINE),
+    "rerollTask": (f"/api/v1/tasks/{_TASK}/reroll", None, streams.RPC_IMAGES_TASKS_REROLL),
+    "varyTask": (
+        f"/api/v1/tasks/{_TASK}/variation",
+        {"index": 1},
+        streams.RPC_IMAGES_TASKS_VARIATION,
+    ),
+    "upscaleTask": (
+        f"/api/v1/tasks/{_TASK}/upscale",
+        {"index": 1},
+        streams.RPC_IMAGES_TASKS_UPSCALE,
+    ),
+    "createPublications": (
+        "/api/v1/publications",
+        {"image_ids": [_IMAGE]},
+        streams.RPC_PUBLISHER_PUBLICATIONS_CREATE,
+    ),
+}
+#: What the services answer each of them with besides their result (read from their
+#: handlers), a request sent again with its Idempotency-Key included: a chat started by a
+#: request and deleted since is a 404, a prompt created and deleted since a 410.
+SERVICE_ANSWERS = {
+    "createPrompt": [Gone, InvalidRequest, ServiceUnavailable, ServiceTimeout],
+    "generatePrompts": [NotFound, InvalidRequest, BadGateway, ServiceUnavailable, ServiceTimeout],
+    "startChat": [NotFound, InvalidRequest, BadGateway, ServiceUnavailable, ServiceTimeout],
+    "continueChat": [NotFound, InvalidRequest, BadGateway, ServiceUnavailable, ServiceTimeout],
+    "imaginePrompt": [NotFound, Conflict, InvalidRequest, ServiceUnavailable, ServiceTimeout],
+    "rerollTask": [NotFound, Conflict, InvalidRequest, ServiceUnavailable, ServiceTimeout],
+    "varyTask": [NotFound, Conflict, InvalidRequest, ServiceUnavailable, ServiceTimeout],
+    "upscaleTask": [NotFound, Conflict, InvalidRequest, ServiceUnavailable, ServiceTimeout],
+    "createPublications": [NotFound, InvalidRequest, ServiceUnavailable, ServiceTimeout],
+}
+
+
+@pytest.mark.parametrize(
+    ("operation", "problem"),
+    [(op, problem) for op, problems in SERVICE_ANSWERS.items() for problem in problems],
+    ids=lambda v: v if isinstance(v, str) else str(v.status),
+)
+async def test_a_creating_operations_answers_are_problems_the_contract_lists(
+    gateway, make_prompt, operation, problem
+) -> None:
+    ada = gateway.people["ada"]
+    path, body, subject = CREATING[operation]
+    gateway.services.answers[streams.RPC_PROMPTS_PREPARE_GENERATION] = make_prompt(ada.id)
+    gateway.services.answers[subject] = problem("The service says no.")
+    headers = {**gateway.auth("ada"), "Idempotency-Key": f"key-{uuid.uuid4()}"}
+
+    response = await gateway.client.post(path, json=body, headers=headers)
+
+    assert response.status_code == problem.status
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == problem.status
+    served = (await gateway.client.get("/openapi.json")).json()
+    documented = _operation(served, operation)["responses"]
+    assert str(problem.status) in documented, f"{operation} does not list {problem.status}"
+    listed = _resolve(served, documented[str(problem.status)])
+    assert set(listed["content"]) == {"application/problem+json"}
+
+
+def _operation(doc: dict[str, Any], operation_id: str) -> dict[str, Any]:
+    return next(
+        op
+        for item in doc["paths"].values()
+        for method, op in item.items()
+        if method in METHODS and op.get("operationId") == operation_id
+    )

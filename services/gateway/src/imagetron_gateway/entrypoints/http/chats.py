@@ -35,7 +35,8 @@ router = APIRouter(prefix="/api/v1", route_class=IdempotentRoute)
     "/chats",
     status_code=201,
     operation_id="startChat",
-    responses=problems(401, 422, 502, 503, 504),
+    # 404: sent again with its Idempotency-Key, a request whose chat was deleted since.
+    responses=problems(401, 404, 422, 502, 503, 504),
     tags=["chats"],
 )
 @idempotent
