@@ -101,6 +101,31 @@ async def test_a_prompt_created_again_after_it_was_deleted_is_gone(deps, store):
     await create(deps, "request-1", owner=BOB)  # Bob's request of the same id is his own
 
 
+async def test_a_prompt_deleted_between_the_insert_and_the_read_is_gone_not_missing(deps, store):
+    """In PostgreSQL the insert that finds the first attempt's row does not lock it: a
+    delete can commit before the create reads the row. That is the same late retry, a 410,
+    not a 404 (the prompt existed: this request created it)."""
+    first = await create(deps, "request-1")
+    fake = type(deps.new_uow())
+
+    class DeletedMeanwhile(fake):  # type: ignore[misc, valid-type]
+        def open_repositories(self, state: Any) -> None:
+            super().open_repositories(state)
+            repository, insert = self.prompts, self.prompts.add
+
+            async def add(prompt: Any) -> bool:
+                added = await insert(prompt)
+                await repository.delete(state.prompts[prompt.id])  # another transaction's
+                return added
+
+            repository.add = add  # type: ignore[method-assign]
+
+    cmd = CreatePromptCommand(owner_id=ALICE, text="a pear on slate", request_id="request-1")
+    with pytest.raises(Gone) as gone:
+        await prompts.create_prompt(cmd, DeletedMeanwhile(store), deps.clock)
+    assert str(first.id) in gone.value.detail
+
+
 async def test_a_deleted_prompt_is_forgotten_after_a_while(deps, store):
     first = await create(deps, "request-1")
     await prompts.delete_prompt(

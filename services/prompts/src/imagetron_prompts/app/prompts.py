@@ -81,15 +81,25 @@ async def create_prompt(
     )
     async with uow:
         if not await uow.prompts.add(prompt):
-            return prompt_view(await owned_prompt(uow, cmd.owner_id, prompt.id))
+            # The insert found the first attempt's row without locking it: a delete may
+            # have committed since.
+            before = await uow.prompts.get(cmd.owner_id, prompt.id)
+            if before is None:
+                raise _created_and_deleted(prompt.id)
+            return prompt_view(before)
         if cmd.request_id and await uow.prompts.was_deleted(cmd.owner_id, prompt.id):
-            raise Gone(  # leaving the unit of work uncommitted takes the insert back
-                f"Prompt {prompt.id}, which this request created, was deleted since; it is "
-                "not created again (send a new Idempotency-Key for a new prompt)."
-            )
+            # Leaving the unit of work uncommitted takes the insert back.
+            raise _created_and_deleted(prompt.id)
         await emit_prompt_event(uow, prompt, PromptEventType.prompt_created, now)
         await uow.commit()
     return prompt_view(prompt)
+
+
+def _created_and_deleted(prompt_id: UUID) -> Gone:
+    return Gone(
+        f"Prompt {prompt_id}, which this request created, was deleted since; it is not "
+        "created again (send a new Idempotency-Key for a new prompt)."
+    )
 
 
 async def get_prompt(query: contract.PromptQuery, uow: UnitOfWork) -> contract.Prompt:
