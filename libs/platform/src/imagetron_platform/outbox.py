@@ -18,15 +18,16 @@ import contextlib
 import logging
 import time
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 from faststream.nats import NatsBroker
-from sqlalchemy import CursorResult, Table, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, Table, delete, func, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from imagetron_contracts.streams import STREAMS
 from imagetron_platform.clock import utcnow
 from imagetron_platform.metrics import OUTBOX_OLDEST_UNPUBLISHED, OUTBOX_PUBLISHED
+from imagetron_platform.pruning import remove_in_batches
 
 log = logging.getLogger(__name__)
 
@@ -69,32 +70,34 @@ class OutboxRelay:
 
     async def prune(self) -> tuple[int, int]:
         """Delete outbox rows published longer ago than `published_retention`, and inbox
-        rows older than `inbox_retention`; returns how many of each.
+        rows older than `inbox_retention`, a batch per committed transaction until none is
+        left (after a backlog, no transaction holds more than a batch); how many of each.
 
         An inbox row matters only while its message can still be delivered: past the
         longest stream retention (plus a day) no redelivery can arrive."""
         now = utcnow()
-        async with self._session_factory() as session, session.begin():
-            outbox_done = cast(
-                CursorResult[Any],
-                await session.execute(
-                    delete(self._outbox).where(
-                        self._outbox.c.published_at < now - self._published_retention
-                    )
-                ),
-            )
-            inbox_done = 0
-            if self._inbox is not None:
-                result = cast(
-                    CursorResult[Any],
-                    await session.execute(
-                        delete(self._inbox).where(
-                            self._inbox.c.processed_at < now - self._inbox_retention
-                        )
-                    ),
-                )
-                inbox_done = result.rowcount
-        return outbox_done.rowcount, inbox_done
+        outbox, inbox = self._outbox, self._inbox
+        # Oldest first: they lead the primary key, so each batch is found at its start.
+        published = (
+            select(outbox.c.seq)
+            .where(outbox.c.published_at < now - self._published_retention)
+            .order_by(outbox.c.seq)
+        )
+        outbox_done = await remove_in_batches(
+            self._session_factory,
+            lambda session, batch: _delete_batch(session, outbox, outbox.c.seq, published, batch),
+        )
+        if inbox is None:
+            return outbox_done, 0
+        key = tuple_(inbox.c.consumer, inbox.c.message_id)
+        applied = select(inbox.c.consumer, inbox.c.message_id).where(
+            inbox.c.processed_at < now - self._inbox_retention
+        )
+        inbox_done = await remove_in_batches(
+            self._session_factory,
+            lambda session, batch: _delete_batch(session, inbox, key, applied, batch),
+        )
+        return outbox_done, inbox_done
 
     async def measure_backlog(self) -> float:
         """Seconds the oldest unpublished row has waited (the backlog gauge); 0 if none."""
@@ -200,6 +203,16 @@ class OutboxRelay:
                 async with asyncio.timeout(self._poll_seconds):
                     await self._wakeup.wait()
             self._wakeup.clear()
+
+
+async def _delete_batch(
+    session: AsyncSession, table: Table, key: ColumnElement[Any], rows: Select[Any], batch: int
+) -> int:
+    """Delete up to `batch` of the rows `rows` selects (their `key`); how many. Rows
+    another relay is deleting now are skipped (SKIP LOCKED): that relay has them."""
+    chosen = rows.limit(batch).with_for_update(skip_locked=True)
+    result = await session.execute(delete(table).where(key.in_(chosen)).returning(literal(1)))
+    return len(result.all())
 
 
 def _stream_for(subject: str) -> str:
