@@ -190,3 +190,65 @@ def _operation(doc: dict[str, Any], operation_id: str) -> dict[str, Any]:
         for method, op in item.items()
         if method in METHODS and op.get("operationId") == operation_id
     )
+
+
+# --- over HTTP: a forwarded operation's 502 is in the contract ----------------------------
+
+
+class _Malformed(dict[str, Any]):
+    """Every service's reply is malformed: `RpcClient` raises BadGateway for it."""
+
+    def __missing__(self, subject: str) -> BadGateway:
+        return BadGateway(f"Malformed reply on {subject}: 1 validation error.")
+
+
+#: The bodies of the forwarded operations that take one (the creating ones' from CREATING).
+BODIES: dict[str, Any] = {
+    **{op: body for op, (_, body, _) in CREATING.items()},
+    "updatePrompt": {"text": "a riper pear"},
+    "setPromptStatus": {"status": "archived"},
+    "setAgencyAccount": {"username": "ada", "password": "secret"},
+    "updatePublication": {"enlarge": 2},
+    "setPublicationPortalStatus": {"status": "accepted"},
+}
+#: Path and query parameters by name; any other path parameter is an id.
+PARAMETERS = {"agency": "adobe_stock", "image_id": _IMAGE}
+
+
+def _forwarded_operations() -> list[Any]:
+    """(operationId, method, path) of every operation the gateway forwards to a service:
+    those that can answer 504, which only `RpcClient` raises."""
+    doc = contract_openapi()
+    return [
+        pytest.param(op["operationId"], method, path, id=op["operationId"])
+        for path, item in doc["paths"].items()
+        for method, op in item.items()
+        if method in METHODS and "504" in op["responses"]
+    ]
+
+
+@pytest.mark.parametrize(("operation", "method", "path"), _forwarded_operations())
+async def test_a_forwarded_operations_malformed_reply_is_a_502_the_contract_lists(
+    gateway, operation, method, path
+) -> None:
+    gateway.services.answers = _Malformed()
+    url = path.format_map({name: PARAMETERS.get(name, _TASK) for name in _path_names(path)})
+    query = {"image_id": _IMAGE} if operation == "getReadiness" else None
+    headers = {**gateway.auth("ada"), "Idempotency-Key": f"key-{uuid.uuid4()}"}
+
+    response = await gateway.client.request(
+        method, url, params=query, json=BODIES.get(operation), headers=headers
+    )
+
+    assert gateway.services.calls, f"{operation} was not forwarded: {response.text}"
+    assert response.status_code == 502, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    served = (await gateway.client.get("/openapi.json")).json()
+    documented = _operation(served, operation)["responses"]
+    assert "502" in documented, f"{operation} does not list 502"
+    listed = _resolve(served, documented["502"])
+    assert set(listed["content"]) == {"application/problem+json"}
+
+
+def _path_names(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]

@@ -26,7 +26,7 @@ from imagetron_gateway.app.budgets import Spend
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
 from imagetron_gateway.entrypoints.http.idempotency import IdempotentRoute, RequestId, idempotent
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
-from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems
+from imagetron_gateway.entrypoints.http.problems import forwarded
 
 router = APIRouter(prefix="/api/v1", route_class=IdempotentRoute)
 
@@ -36,7 +36,7 @@ router = APIRouter(prefix="/api/v1", route_class=IdempotentRoute)
     status_code=201,
     operation_id="startChat",
     # 404: sent again with its Idempotency-Key, a request whose chat was deleted since.
-    responses=problems(401, 404, 422, 502, 503, 504),
+    responses=forwarded(404),
     tags=["chats"],
 )
 @idempotent
@@ -55,7 +55,7 @@ async def start_chat(
         )
 
 
-@router.get("/chats", operation_id="listChats", responses=problems(*FORWARDED), tags=["chats"])
+@router.get("/chats", operation_id="listChats", responses=forwarded(), tags=["chats"])
 async def list_chats(
     caller: CurrentUser, ctx: Context, limit: Limit = 50, cursor: Cursor = None
 ) -> ChatPage:
@@ -66,7 +66,7 @@ async def list_chats(
 @router.get(
     "/chats/{chat_id:id}",
     operation_id="getChat",
-    responses=problems(401, 404, 422, 503, 504),
+    responses=forwarded(404),
     tags=["chats"],
 )
 async def get_chat(chat_id: UUID, caller: CurrentUser, ctx: Context) -> Chat:
@@ -79,7 +79,7 @@ async def get_chat(chat_id: UUID, caller: CurrentUser, ctx: Context) -> Chat:
     status_code=204,
     response_class=Response,
     operation_id="deleteChat",
-    responses=problems(401, 404, 422, 503, 504),
+    responses=forwarded(404),
     tags=["chats"],
 )
 async def delete_chat(chat_id: UUID, caller: CurrentUser, ctx: Context) -> Response:
@@ -92,7 +92,7 @@ async def delete_chat(chat_id: UUID, caller: CurrentUser, ctx: Context) -> Respo
     "/chats/{chat_id:id}/messages",
     status_code=201,
     operation_id="continueChat",
-    responses=problems(401, 404, 422, 502, 503, 504),
+    responses=forwarded(404),
     tags=["chats"],
 )
 @idempotent

@@ -23,13 +23,13 @@ from imagetron_contracts.models.images import (
 )
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
-from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems
+from imagetron_gateway.entrypoints.http.problems import forwarded
 from imagetron_platform.errors import ServiceUnavailable
 
 router = APIRouter(prefix="/api/v1")
 
 
-@router.get("/images", operation_id="listImages", responses=problems(*FORWARDED), tags=["images"])
+@router.get("/images", operation_id="listImages", responses=forwarded(), tags=["images"])
 async def list_images(
     caller: CurrentUser,
     ctx: Context,
@@ -55,7 +55,7 @@ async def list_images(
 @router.get(
     "/images/{image_id:id}",
     operation_id="getImage",
-    responses=problems(401, 404, 422, 503, 504),
+    responses=forwarded(404),
     tags=["images"],
 )
 async def get_image(image_id: UUID, caller: CurrentUser, ctx: Context) -> Image:
@@ -67,7 +67,7 @@ async def get_image(image_id: UUID, caller: CurrentUser, ctx: Context) -> Image:
     "/images/{image_id:id}/retry",
     operation_id="retryImage",
     status_code=202,
-    responses=problems(401, 404, 409, 422, 503, 504),
+    responses=forwarded(404, 409),
     tags=["images"],
 )
 async def retry_image(image_id: UUID, caller: CurrentUser, ctx: Context) -> Image:
@@ -75,7 +75,7 @@ async def retry_image(image_id: UUID, caller: CurrentUser, ctx: Context) -> Imag
     return await ctx.rpc.call(streams.RPC_IMAGES_IMAGES_RETRY, query, Image)
 
 
-IMAGE_PROBLEMS = problems(401, 404, 409, 422, 503, 504)
+IMAGE_PROBLEMS = forwarded(404, 409)
 #: A thumbnail belongs to one stored image, which never changes.
 IMMUTABLE = "private, max-age=31536000, immutable"
 IfNoneMatch = Annotated[str | None, Header(alias="If-None-Match", max_length=500)]

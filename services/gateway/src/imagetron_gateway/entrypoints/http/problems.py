@@ -16,7 +16,8 @@ _DESCRIPTIONS = {
     415: "The request body is not JSON (`Content-Type: application/json`).",
     422: "The request is malformed or fails validation.",
     429: "Over a rate limit or a daily budget; retry after `Retry-After` seconds.",
-    502: "An upstream (the language model) gave no usable answer; the detail names the cause.",
+    502: "An upstream (the service, or the language model it asked) gave no usable answer; the "
+    "detail names the cause.",
     503: "A dependency is unavailable; retry later.",
     504: "A service did not answer in time; retry later.",
 }
@@ -33,8 +34,14 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-#: What every call forwarded to a service can answer.
-FORWARDED = (401, 422, 503, 504)
+#: What every call forwarded to a service can answer: 502 when the service's reply is
+#: malformed (`RpcClient`), 503 when no service listens, 504 when none answers in time.
+FORWARDED = (401, 422, 502, 503, 504)
+
+
+def forwarded(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The problems of an operation forwarded to a service: `FORWARDED` and `statuses`."""
+    return problems(*FORWARDED, *statuses)
 
 
 def problem_media_type(openapi: dict[str, Any]) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from imagetron_gateway.app.budgets import Spend
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
 from imagetron_gateway.entrypoints.http.idempotency import IdempotentRoute, RequestId, idempotent
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
-from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems
+from imagetron_gateway.entrypoints.http.problems import forwarded
 from imagetron_platform.errors import InvalidRequest
 
 router = APIRouter(prefix="/api/v1", route_class=IdempotentRoute)
@@ -48,7 +48,7 @@ router = APIRouter(prefix="/api/v1", route_class=IdempotentRoute)
     "/prompts",
     status_code=201,
     operation_id="createPrompt",
-    responses=problems(*FORWARDED, 410),
+    responses=forwarded(410),
     tags=["prompts"],
 )
 @idempotent
@@ -61,9 +61,7 @@ async def create_prompt(
     return await ctx.rpc.call(streams.RPC_PROMPTS_CREATE, command, Prompt)
 
 
-@router.get(
-    "/prompts", operation_id="listPrompts", responses=problems(*FORWARDED), tags=["prompts"]
-)
+@router.get("/prompts", operation_id="listPrompts", responses=forwarded(), tags=["prompts"])
 async def list_prompts(
     caller: CurrentUser,
     ctx: Context,
@@ -83,7 +81,7 @@ async def list_prompts(
     "/prompts/generate",
     status_code=201,
     operation_id="generatePrompts",
-    responses=problems(401, 404, 422, 502, 503, 504),
+    responses=forwarded(404),
     tags=["prompts"],
 )
 @idempotent
@@ -111,7 +109,7 @@ async def generate_prompts(
 @router.get(
     "/prompts/{prompt_id:id}",
     operation_id="getPrompt",
-    responses=problems(401, 404, 422, 503, 504),
+    responses=forwarded(404),
     tags=["prompts"],
 )
 async def get_prompt(prompt_id: UUID, caller: CurrentUser, ctx: Context) -> Prompt:
@@ -122,7 +120,7 @@ async def get_prompt(prompt_id: UUID, caller: CurrentUser, ctx: Context) -> Prom
 @router.patch(
     "/prompts/{prompt_id:id}",
     operation_id="updatePrompt",
-    responses=problems(401, 404, 422, 503, 504),
+    responses=forwarded(404),
     tags=["prompts"],
 )
 async def update_prompt(
@@ -155,7 +153,7 @@ async def update_prompt(
     status_code=204,
     response_class=Response,
     operation_id="deletePrompt",
-    responses=problems(401, 404, 409, 422, 503, 504),
+    responses=forwarded(404, 409),
     tags=["prompts"],
 )
 async def delete_prompt(prompt_id: UUID, caller: CurrentUser, ctx: Context) -> Response:
@@ -167,7 +165,7 @@ async def delete_prompt(prompt_id: UUID, caller: CurrentUser, ctx: Context) -> R
 @router.put(
     "/prompts/{prompt_id:id}/status",
     operation_id="setPromptStatus",
-    responses=problems(401, 404, 422, 503, 504),
+    responses=forwarded(404),
     tags=["prompts"],
 )
 async def set_prompt_status(
@@ -180,7 +178,7 @@ async def set_prompt_status(
 @router.post(
     "/prompts/{prompt_id:id}/retitle",
     operation_id="retitlePrompt",
-    responses=problems(401, 404, 422, 502, 503, 504),
+    responses=forwarded(404),
     tags=["prompts"],
 )
 async def retitle_prompt(prompt_id: UUID, caller: CurrentUser, ctx: Context) -> Prompt:
@@ -195,7 +193,7 @@ async def retitle_prompt(prompt_id: UUID, caller: CurrentUser, ctx: Context) -> 
     "/prompts/{prompt_id:id}/imagine",
     status_code=202,
     operation_id="imaginePrompt",
-    responses=problems(401, 404, 409, 422, 503, 504),
+    responses=forwarded(404, 409),
     tags=["prompts", "tasks"],
 )
 @idempotent

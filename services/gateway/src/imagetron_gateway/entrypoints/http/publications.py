@@ -42,7 +42,7 @@ from imagetron_contracts.models.publications import (
 from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
 from imagetron_gateway.entrypoints.http.idempotency import IdempotentRoute, RequestId, idempotent
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
-from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems
+from imagetron_gateway.entrypoints.http.problems import forwarded
 
 router = APIRouter(
     prefix="/api/v1/publications", tags=["publications"], route_class=IdempotentRoute
@@ -50,8 +50,8 @@ router = APIRouter(
 
 #: A batch of hundreds of images is created in one transaction: more than the usual 5 s.
 CREATE_TIMEOUT_SECONDS = 30.0
-ONE = problems(401, 404, 422, 503, 504)
-CHANGE = problems(401, 404, 409, 422, 503, 504)
+ONE = forwarded(404)
+CHANGE = forwarded(404, 409)
 
 
 @router.post(
@@ -59,7 +59,7 @@ CHANGE = problems(401, 404, 409, 422, 503, 504)
     status_code=201,
     operation_id="createPublications",
     # 404: none of the images is stored for the caller (with some, those are `errors`).
-    responses=problems(401, 404, 422, 503, 504),
+    responses=forwarded(404),
 )
 @idempotent
 async def create_publications(
@@ -83,7 +83,7 @@ async def create_publications(
     )
 
 
-@router.get("", operation_id="listPublications", responses=problems(*FORWARDED))
+@router.get("", operation_id="listPublications", responses=forwarded())
 async def list_publications(
     caller: CurrentUser,
     ctx: Context,
@@ -125,7 +125,7 @@ async def get_readiness(
     return await ctx.rpc.call(streams.RPC_PUBLISHER_READINESS, query, Readiness)
 
 
-@router.get("/batches", operation_id="listPublicationBatches", responses=problems(*FORWARDED))
+@router.get("/batches", operation_id="listPublicationBatches", responses=forwarded())
 async def list_batches(
     caller: CurrentUser, ctx: Context, limit: Limit = 50, cursor: Cursor = None
 ) -> PublicationBatchPage:
@@ -172,7 +172,7 @@ async def get_account(agency: Agency, caller: CurrentUser, ctx: Context) -> Agen
     return await ctx.rpc.call(streams.RPC_PUBLISHER_ACCOUNTS_GET, query, AgencyAccount)
 
 
-@router.put("/accounts/{agency}", operation_id="setAgencyAccount", responses=problems(*FORWARDED))
+@router.put("/accounts/{agency}", operation_id="setAgencyAccount", responses=forwarded())
 async def set_account(
     agency: Agency, body: AgencyAccountRequest, caller: CurrentUser, ctx: Context
 ) -> AgencyAccount:

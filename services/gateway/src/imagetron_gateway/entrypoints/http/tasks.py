@@ -30,12 +30,12 @@ from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
 from imagetron_gateway.entrypoints.http.idempotency import IdempotentRoute, RequestId, idempotent
 from imagetron_gateway.entrypoints.http.images import IfNoneMatch, stream_stored
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
-from imagetron_gateway.entrypoints.http.problems import FORWARDED, problems
+from imagetron_gateway.entrypoints.http.problems import forwarded
 
 router = APIRouter(prefix="/api/v1", route_class=IdempotentRoute)
 
 
-@router.get("/tasks", operation_id="listTasks", responses=problems(*FORWARDED), tags=["tasks"])
+@router.get("/tasks", operation_id="listTasks", responses=forwarded(), tags=["tasks"])
 async def list_tasks(
     caller: CurrentUser,
     ctx: Context,
@@ -53,7 +53,7 @@ async def list_tasks(
 @router.get(
     "/tasks/{task_id:id}",
     operation_id="getTask",
-    responses=problems(401, 404, 422, 503, 504),
+    responses=forwarded(404),
     tags=["tasks"],
 )
 async def get_task(task_id: UUID, caller: CurrentUser, ctx: Context) -> Task:
@@ -63,7 +63,7 @@ async def get_task(task_id: UUID, caller: CurrentUser, ctx: Context) -> Task:
 
 # The follow-ups answer once the new task is recorded; it reaches the provider in the
 # background, like imagine.
-FOLLOW_UP_PROBLEMS = problems(401, 404, 409, 422, 503, 504)
+FOLLOW_UP_PROBLEMS = forwarded(404, 409)
 
 
 @router.post(
@@ -141,7 +141,7 @@ async def cancel_task(task_id: UUID, caller: CurrentUser, ctx: Context) -> Task:
     responses={
         200: {"content": {"image/webp": {}}},
         304: {"description": "Not modified."},
-        **problems(401, 404, 422, 503, 504),
+        **forwarded(404),
     },
 )
 async def get_task_preview(
