@@ -67,6 +67,7 @@ RPC_PROMPTS_CHATS_LIST = "rpc.prompts.chats.list"
 RPC_PROMPTS_CHATS_DELETE = "rpc.prompts.chats.delete"
 RPC_IMAGES_IMAGINE = "rpc.images.imagine"
 RPC_IMAGES_TASKS_GET = "rpc.images.tasks.get"
+RPC_IMAGES_TASKS_REQUESTED = "rpc.images.tasks.requested"
 RPC_IMAGES_TASKS_LIST = "rpc.images.tasks.list"
 RPC_IMAGES_IMAGES_GET = "rpc.images.images.get"
 RPC_IMAGES_IMAGES_LIST = "rpc.images.images.list"
@@ -142,6 +143,7 @@ PARTICIPANTS: tuple[Participant, ...] = (
             "rpc.images.tasks.get",
             "rpc.images.tasks.list",
             "rpc.images.tasks.preview_url",
+            "rpc.images.tasks.requested",
             "rpc.images.tasks.reroll",
             "rpc.images.tasks.upscale",
             "rpc.images.tasks.variation",
@@ -205,6 +207,7 @@ PARTICIPANTS: tuple[Participant, ...] = (
             "rpc.images.tasks.get",
             "rpc.images.tasks.list",
             "rpc.images.tasks.preview_url",
+            "rpc.images.tasks.requested",
             "rpc.images.tasks.reroll",
             "rpc.images.tasks.upscale",
             "rpc.images.tasks.variation",

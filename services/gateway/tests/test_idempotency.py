@@ -19,7 +19,7 @@ from imagetron_gateway.app.idempotency import IdempotentRequests
 from imagetron_gateway.app.ports import Answer
 from imagetron_gateway.domain.identity import User, hash_api_key
 from imagetron_platform.clock import utcnow
-from imagetron_platform.errors import Gone, NotFound, ServiceTimeout
+from imagetron_platform.errors import Conflict, Gone, NotFound, ServiceTimeout
 from imagetron_platform.pruning import PRUNE_BATCH
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
@@ -187,9 +187,11 @@ async def test_a_failed_request_gives_its_key_back(gateway) -> None:
     url = f"/api/v1/prompts/{uuid.uuid4()}/imagine"
     headers = {**gateway.auth("ada"), **_key()}
     gateway.services.answers[streams.RPC_PROMPTS_PREPARE_GENERATION] = NotFound("No prompt.")
+    gateway.services.answers[streams.RPC_IMAGES_TASKS_REQUESTED] = NotFound("No task.")
     assert (await gateway.client.post(url, headers=headers)).status_code == 404
     assert (await gateway.client.post(url, headers=headers)).status_code == 404
-    assert len(gateway.services.calls) == 2  # asked again, not replayed
+    prepared = [s for s, _ in gateway.services.calls if s == streams.RPC_PROMPTS_PREPARE_GENERATION]
+    assert len(prepared) == 2  # asked again, not replayed
 
 
 async def test_a_create_whose_prompt_was_deleted_since_is_a_410(gateway) -> None:
@@ -290,6 +292,51 @@ async def test_another_key_or_none_is_another_generation(
     with_key, without = _request_ids(gateway, subject)
     assert with_key is not None
     assert without is None
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [Conflict("The prompt is archived; restore it first."), NotFound("No prompt.")],
+    ids=["archived", "deleted"],
+)
+async def test_an_imagine_sent_again_answers_its_task_whatever_became_of_its_prompt(
+    gateway, make_prompt, refusal
+) -> None:
+    """The first attempt created its task but its answer was lost (504); the prompt was
+    archived (or deleted) before the retry. The retry answers the first attempt's task
+    (asked of the images service by the same request id), not the prompt's refusal, and
+    its generation is charged once."""
+    ada = gateway.people["ada"]
+    url = f"/api/v1/prompts/{uuid.uuid4()}/imagine"
+    headers = {**gateway.auth("ada"), **_key()}
+    answers = gateway.services.answers
+    answers[streams.RPC_PROMPTS_PREPARE_GENERATION] = make_prompt(ada.id, "a pear")
+    answers[streams.RPC_IMAGES_IMAGINE] = ServiceTimeout("No answer within 10 s.")
+    assert (await gateway.client.post(url, headers=headers)).status_code == 504
+    answers[streams.RPC_PROMPTS_PREPARE_GENERATION] = refusal
+    answers[streams.RPC_IMAGES_TASKS_REQUESTED] = task = _new_task(ada.id, "imagine")
+
+    again = await gateway.client.post(url, headers=headers)
+
+    assert (again.status_code, again.json()["id"]) == (202, task["id"])
+    assert _request_ids(gateway, streams.RPC_IMAGES_TASKS_REQUESTED) == _request_ids(
+        gateway, streams.RPC_IMAGES_IMAGINE
+    )
+    assert len(_request_ids(gateway, streams.RPC_IMAGES_IMAGINE)) == 1  # not created again
+    usage = await gateway.client.get("/api/v1/me/usage", headers=gateway.auth("ada"))
+    assert usage.json()["generations"]["used"] == 1
+
+
+async def test_a_first_imagine_of_an_archived_prompt_is_still_a_409(gateway) -> None:
+    gateway.services.answers[streams.RPC_PROMPTS_PREPARE_GENERATION] = Conflict("Archived.")
+    gateway.services.answers[streams.RPC_IMAGES_TASKS_REQUESTED] = NotFound("No task.")
+    url = f"/api/v1/prompts/{uuid.uuid4()}/imagine"
+    response = await gateway.client.post(url, headers={**gateway.auth("ada"), **_key()})
+    assert response.status_code == 409
+    assert response.json()["detail"] == "Archived."
+    assert not _request_ids(gateway, streams.RPC_IMAGES_IMAGINE)
+    usage = await gateway.client.get("/api/v1/me/usage", headers=gateway.auth("ada"))
+    assert usage.json()["generations"]["used"] == 0
 
 
 CREATES = pytest.mark.parametrize(

@@ -232,6 +232,14 @@ class TaskQuery(BaseModel):
     task_id: UUID
 
 
+class RequestedTaskQuery(BaseModel):
+    """
+    `rpc.images.tasks.requested` request: the task the request `request_id` created (an imagine, reroll, variation or upscale); replies with a Task, or 404 if that request created none.
+    """
+    owner_id: UUID
+    request_id: Annotated[str, Field(max_length=128, min_length=1)]
+
+
 class ListTasksQuery(BaseModel):
     """
     `rpc.images.tasks.list` request; replies with a TaskPage.

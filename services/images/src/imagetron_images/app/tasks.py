@@ -14,6 +14,7 @@ from imagetron_contracts.models.images import (
     ImagineCommand,
     ListTasksQuery,
     ProcessMode,
+    RequestedTaskQuery,
     RerollCommand,
     SubmitTaskJob,
     Task,
@@ -168,6 +169,17 @@ async def get_task(
             raise NotFound(f"There is no task {query.task_id}.")
         position = await _queue_position(uow, task)
     return task_view(task, capabilities(providers, task.provider), position)
+
+
+async def requested_task(
+    query: RequestedTaskQuery, uow: UnitOfWork, providers: Mapping[str, ImageProvider]
+) -> Task:
+    """The task the request `query.request_id` created, as it is now (404 if none): what a
+    retried imagine answers when its prompt no longer may be rendered."""
+    task_id = task_id_for(query.owner_id, query.request_id)
+    if (task := await _created_before(query.owner_id, task_id, uow, providers)) is None:
+        raise NotFound(f"The request {query.request_id!r} created no task.")
+    return task
 
 
 async def list_tasks(

@@ -16,6 +16,7 @@ from imagetron_contracts.models.common import FieldError
 from imagetron_contracts.models.images import (
     ImagineCommand,
     ImagineRequest,
+    RequestedTaskQuery,
     Task,
 )
 from imagetron_contracts.models.prompts import (
@@ -39,7 +40,7 @@ from imagetron_gateway.entrypoints.http.deps import Context, CurrentUser
 from imagetron_gateway.entrypoints.http.idempotency import IdempotentRoute, RequestId, idempotent
 from imagetron_gateway.entrypoints.http.params import Cursor, Limit
 from imagetron_gateway.entrypoints.http.problems import forwarded
-from imagetron_platform.errors import InvalidRequest
+from imagetron_platform.errors import Conflict, InvalidRequest, NotFound
 
 router = APIRouter(prefix="/api/v1", route_class=IdempotentRoute)
 
@@ -214,11 +215,19 @@ async def imagine_prompt(
         )
     # The prompts service decides whether the prompt may be rendered (404, 409 archived)
     # and hands back its text; the images service owns the task from there on.
-    prompt = await ctx.rpc.call(
-        streams.RPC_PROMPTS_PREPARE_GENERATION,
-        PromptQuery(owner_id=caller.id, prompt_id=prompt_id),
-        Prompt,
-    )
+    try:
+        prompt = await ctx.rpc.call(
+            streams.RPC_PROMPTS_PREPARE_GENERATION,
+            PromptQuery(owner_id=caller.id, prompt_id=prompt_id),
+            Prompt,
+        )
+    except (NotFound, Conflict):
+        # Sent again after its answer was lost: its task, if the first attempt created one,
+        # is the answer whatever happened to the prompt since (its generation was charged
+        # then, and is not again).
+        if request_id is not None and (task := await _requested_task(ctx, caller.id, request_id)):
+            return task
+        raise
     options = body or ImagineRequest()
     command = ImagineCommand(
         owner_id=caller.id,
@@ -232,3 +241,12 @@ async def imagine_prompt(
     )
     async with ctx.budgets.spending(caller.id, Spend.generations, request_id):
         return await ctx.rpc.call(streams.RPC_IMAGES_IMAGINE, command, Task)
+
+
+async def _requested_task(ctx: Context, owner_id: UUID, request_id: str) -> Task | None:
+    """The task the request `request_id` created; None if it created none."""
+    query = RequestedTaskQuery(owner_id=owner_id, request_id=request_id)
+    try:
+        return await ctx.rpc.call(streams.RPC_IMAGES_TASKS_REQUESTED, query, Task)
+    except NotFound:
+        return None
