@@ -67,7 +67,10 @@ async def provision(
     nc = await nats_client.connect(
         nats_servers(nats.nats_url),
         connect_timeout=connect_timeout,
-        max_reconnect_attempts=0,
+        # Each server tried twice, then NoServersError: the caller retries (`_with_retries`).
+        # (0 would not mean "no retry": nats-py's first connect then tries for ever.)
+        max_reconnect_attempts=1,
+        reconnect_time_wait=0.5,
         **nats_connect_options(nats, PROVISIONING),
     )
     try:

@@ -1,11 +1,14 @@
+"""Alembic migrations of the `identity` schema."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from imagetron_platform import migrations
 
-LOCATION = Path(__file__).parent
+SCRIPT_LOCATION = Path(__file__).resolve().parent
 
 
-def upgrade(database_url: str) -> None:
-    migrations.upgrade(database_url, LOCATION)
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Blocking: from async code call it through `asyncio.to_thread`."""
+    migrations.upgrade(database_url, SCRIPT_LOCATION, revision)
