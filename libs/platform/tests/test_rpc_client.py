@@ -8,7 +8,9 @@ import pytest
 from faststream.nats import NatsBroker
 from pydantic import BaseModel
 
+from imagetron_platform import correlation
 from imagetron_platform.errors import BadGateway, ServiceTimeout, ServiceUnavailable
+from imagetron_platform.messaging import CorrelationMiddleware
 from imagetron_platform.rpc import RpcClient, rpc_handler
 
 pytestmark = pytest.mark.integration
@@ -24,11 +26,13 @@ class Woke(BaseModel):
 
 @pytest.fixture
 async def slow_service(nats_url):
-    broker = NatsBroker(nats_url)
+    broker = NatsBroker(nats_url, middlewares=(CorrelationMiddleware,))
 
     @broker.subscriber("rpc.test.nap", queue="test")
     @rpc_handler
     async def nap(request: Nap) -> Woke:
+        if request.seconds < 0:
+            raise ValueError(f"negative nap in {__file__}")
         await asyncio.sleep(request.seconds)
         return Woke(slept=request.seconds)
 
@@ -66,3 +70,20 @@ async def test_a_subject_nobody_serves_is_503_and_a_malformed_reply_502(slow_ser
         await client.call("rpc.test.nap", Nap(seconds=0), Nap)
     assert malformed.value.status == 502
     assert "Malformed reply on rpc.test.nap" in malformed.value.detail
+
+
+async def test_a_service_that_fails_unexpectedly_is_a_bad_gateway_to_its_caller(slow_service):
+    """The service answers 500 (`rpc_handler`): to the caller its upstream failed. The detail
+    names the service and the correlation id its log line carries, not the exception."""
+    client = RpcClient(slow_service, timeout=2.0)
+    correlation.bind("corr-upstream-1")
+    try:
+        with pytest.raises(BadGateway) as failed:
+            await client.call("rpc.test.nap", Nap(seconds=-1), Woke)
+    finally:
+        correlation.bind(None)
+    assert failed.value.status == 502
+    assert failed.value.detail == (
+        "The test service failed unexpectedly on rpc.test.nap; its log and error report "
+        "carry correlation id corr-upstream-1."
+    )

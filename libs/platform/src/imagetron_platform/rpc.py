@@ -5,9 +5,11 @@ Server side, a service lists its subjects and handlers in a table of `RpcRoute`s
 parameter is the request model and whose other parameters are its dependencies, injected
 by name (see `inject`). `rpc_handler` wraps it so that it always answers an `RpcReply`: the
 result, or the `Problem` of a `ProblemError`, a 422 problem when the request does not match
-the handler's request model, or a 500 problem (logged with its traceback) for anything
-unexpected. Client side, `RpcClient.call` turns the reply back into the result model or
-re-raises the same `ProblemError` class.
+the handler's request model, or a 500 problem (logged with its traceback, which Sentry
+reports when configured; the reply says only "internal error") for anything unexpected.
+Client side, `RpcClient.call` turns the reply back into the result model or re-raises the
+same `ProblemError` class, except that a service's own failure (a 5xx it does not name as
+its upstream's or a dependency's) is the caller's upstream failing: `BadGateway`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import BaseModel, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 
 from imagetron_contracts.models.common import FieldError, RpcReply
+from imagetron_platform import correlation
 from imagetron_platform.errors import (
     BadGateway,
     InvalidRequest,
@@ -112,7 +115,7 @@ def rpc_handler(
             problem: ProblemError | None = dependency_outage(exc)
             if problem is None:
                 log.exception("rpc handler %s failed", func.__name__)
-                problem = ProblemError("The service failed to answer.")
+                problem = ProblemError("Internal error: the service failed unexpectedly.")
             else:
                 log.warning("rpc %s answered 503: %r", func.__name__, exc)
             reply = RpcReply(problem=problem.to_problem())
@@ -214,6 +217,21 @@ def _summary(handler: Callable[..., object]) -> str:
     return f"{text} " if text else ""
 
 
+#: The 5xx problems a service names itself (its own upstream, a dependency down, a timeout):
+#: passed on as they are. Any other (500: `rpc_handler`'s answer to an unexpected exception)
+#: is the service failing, which to its caller is an upstream failing.
+_PASSED_ON = frozenset({BadGateway.status, ServiceUnavailable.status, ServiceTimeout.status})
+
+
+def _failed_unexpectedly(subject: str) -> str:
+    """What a caller is told of a service's own failure: which service, and the correlation
+    id that finds its log line and error report; never the service's exception."""
+    service = subject.split(".")[1] if subject.startswith("rpc.") else subject
+    found_by = correlation.current()
+    where = f"; its log and error report carry correlation id {found_by}" if found_by else ""
+    return f"The {service} service failed unexpectedly on {subject}{where}."
+
+
 class RpcClient:
     def __init__(self, broker: NatsBroker, *, timeout: float) -> None:
         self._broker = broker
@@ -242,6 +260,8 @@ class RpcClient:
             raise ServiceTimeout(f"No answer on {subject} within {wait:g} s.") from exc
         reply = RpcReply.model_validate_json(message.body)
         if reply.problem is not None:
+            if reply.problem.status >= 500 and reply.problem.status not in _PASSED_ON:
+                raise BadGateway(_failed_unexpectedly(subject))
             raise ProblemError.from_problem(reply.problem)
         try:
             return result_type.model_validate(reply.result)

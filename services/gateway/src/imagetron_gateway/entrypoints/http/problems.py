@@ -16,8 +16,8 @@ _DESCRIPTIONS = {
     415: "The request body is not JSON (`Content-Type: application/json`).",
     422: "The request is malformed or fails validation.",
     429: "Over a rate limit or a daily budget; retry after `Retry-After` seconds.",
-    502: "An upstream (the service, or the language model it asked) gave no usable answer; the "
-    "detail names the cause.",
+    502: "An upstream (the service, or the language model it asked) gave no usable answer or "
+    "failed unexpectedly; the detail names the cause.",
     503: "A dependency is unavailable; retry later.",
     504: "A service did not answer in time; retry later.",
 }
@@ -35,7 +35,8 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 #: What every call forwarded to a service can answer: 502 when the service's reply is
-#: malformed (`RpcClient`), 503 when no service listens, 504 when none answers in time.
+#: malformed or the service failed unexpectedly (`RpcClient`), 503 when no service listens,
+#: 504 when none answers in time.
 FORWARDED = (401, 422, 502, 503, 504)
 
 
