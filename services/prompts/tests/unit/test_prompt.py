@@ -92,6 +92,25 @@ class TestEnsureCanGenerate:
         prompt.ensure_can_generate()
 
 
+class TestEnsureCanReserve:
+    """On an archived prompt: a task granted its generation before is granted again."""
+
+    @pytest.mark.parametrize(
+        "phase", [p for p in TaskPhase if p is not TaskPhase.RELEASED], ids=str
+    )
+    def test_a_task_granted_before_is_granted_again(self, phase):
+        prompt = new_prompt()
+        prompt.change_status(PromptStatus.archived, T0)
+        prompt.ensure_can_reserve(phase)
+
+    @pytest.mark.parametrize("phase", [None, TaskPhase.RELEASED], ids=str)
+    def test_a_new_or_released_task_is_refused(self, phase):
+        prompt = new_prompt()
+        prompt.change_status(PromptStatus.archived, T0)
+        with pytest.raises(Conflict):
+            prompt.ensure_can_reserve(phase)
+
+
 class TestEdit:
     def test_changes_text_and_title_and_time(self):
         prompt = new_prompt(title="Fox")

@@ -236,6 +236,79 @@ class TestGenerationReservations:
                 self.reservation(mine.id, uuid4(), owner=BOB), deps.new_uow(), deps.clock
             )
 
+    @pytest.mark.parametrize(
+        "events",
+        [
+            (),
+            (TaskEventType.task_created,),
+            (TaskEventType.task_created, TaskEventType.task_completed),
+        ],
+        ids=["reserved", "created", "completed"],
+    )
+    async def test_a_reservation_sent_again_after_the_prompt_was_archived_is_granted_again(
+        self, deps, store, stored_prompt, task_event, events
+    ):
+        """Redelivered or retried: the task that holds the reservation is not refused because
+        the prompt was archived after it was granted; a new task still is."""
+        prompt = stored_prompt(ALICE)
+        task_id = uuid4()
+        await prompts.reserve_generation(
+            self.reservation(prompt.id, task_id), deps.new_uow(), deps.clock
+        )
+        for kind in events:
+            await prompts.apply_task_event(
+                task_event(prompt.id, kind, task_id=task_id, owner_id=ALICE),
+                deps.new_uow(),
+                deps.clock,
+            )
+        await prompts.set_status(
+            SetPromptStatusCommand(
+                owner_id=ALICE, prompt_id=prompt.id, status=PromptStatus.archived
+            ),
+            deps.new_uow(),
+            deps.clock,
+        )
+        before = store.committed.prompts[prompt.id]
+        counted = (before.active_tasks, before.completed_tasks, before.version)
+        emitted = len(store.outbox)
+
+        again = await prompts.reserve_generation(
+            self.reservation(prompt.id, task_id), deps.new_uow(), deps.clock
+        )
+
+        assert again.id == prompt.id
+        assert again.status is PromptStatus.archived
+        after = store.committed.prompts[prompt.id]
+        assert (after.active_tasks, after.completed_tasks, after.version) == counted
+        assert len(store.outbox) == emitted  # nothing changed, nothing announced
+        with pytest.raises(Conflict):
+            await prompts.reserve_generation(
+                self.reservation(prompt.id, uuid4()), deps.new_uow(), deps.clock
+            )
+
+    async def test_a_released_reservation_is_not_granted_again_on_an_archived_prompt(
+        self, deps, store, stored_prompt
+    ):
+        prompt = stored_prompt(ALICE)
+        task_id = uuid4()
+        await prompts.reserve_generation(
+            self.reservation(prompt.id, task_id), deps.new_uow(), deps.clock
+        )
+        await prompts.release_generation(
+            self.reservation(prompt.id, task_id), deps.new_uow(), deps.clock
+        )
+        await prompts.set_status(
+            SetPromptStatusCommand(
+                owner_id=ALICE, prompt_id=prompt.id, status=PromptStatus.archived
+            ),
+            deps.new_uow(),
+            deps.clock,
+        )
+        with pytest.raises(Conflict):
+            await prompts.reserve_generation(
+                self.reservation(prompt.id, task_id), deps.new_uow(), deps.clock
+            )
+
     async def test_a_released_reservation_frees_the_prompt(self, deps, store, stored_prompt):
         prompt = stored_prompt(ALICE)
         task_id = uuid4()

@@ -185,7 +185,8 @@ async def reserve_generation(
 ) -> contract.Prompt:
     """Hold a generation on the prompt before its task exists (404 unknown, 409 archived):
     the images service asks before it answers that it accepted a task, so the prompt
-    cannot be deleted between that answer and the task's `created` event. Idempotent."""
+    cannot be deleted between that answer and the task's `created` event. Idempotent: a
+    task that was granted it is granted again, even if the prompt was archived since."""
     return await _track_reservation(cmd, TaskSignal.RESERVE, uow, clock)
 
 
@@ -202,10 +203,10 @@ async def _track_reservation(
 ) -> contract.Prompt:
     async with uow:
         prompt = await owned_prompt(uow, cmd.owner_id, cmd.prompt_id, for_update=True)
-        if signal is TaskSignal.RESERVE:
-            prompt.ensure_can_generate()
-        now = clock()
         phase = await uow.prompts.task_phase(prompt.id, cmd.task_id)
+        if signal is TaskSignal.RESERVE:
+            prompt.ensure_can_reserve(phase)
+        now = clock()
         new_phase = prompt.track_task(phase, signal, now)
         if new_phase is not None:
             await uow.prompts.save_task_phase(prompt.id, cmd.task_id, new_phase, now)

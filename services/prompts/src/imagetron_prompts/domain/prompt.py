@@ -257,6 +257,13 @@ class Prompt:
                 "images from it."
             )
 
+    def ensure_can_reserve(self, phase: TaskPhase | None) -> None:
+        """A task granted its generation before (in any phase but released) is granted
+        again whatever the prompt's status is now: a reservation sent again (redelivered,
+        retried) answers as the first did. A new task needs a prompt that can generate."""
+        if phase is None or phase is TaskPhase.RELEASED:
+            self.ensure_can_generate()
+
     def change_status(self, status: PromptStatus, now: datetime) -> bool:
         """Set the manual status; False when it already was `status`."""
         if status is self.status:
