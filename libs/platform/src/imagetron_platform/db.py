@@ -100,13 +100,16 @@ def outbox_table(metadata: MetaData) -> Table:
 
 
 def inbox_table(metadata: MetaData) -> Table:
-    """Ids of messages a consumer has applied, written with the effect they caused."""
+    """Ids of messages a consumer has applied, written with the effect they caused. The
+    relay prunes them by age (`OutboxRelay.prune`), a batch at a time: `processed_at` is
+    indexed so that each batch is found without reading the whole table."""
     return Table(
         "inbox",
         metadata,
         Column("consumer", String(100), primary_key=True),
         Column("message_id", String(200), primary_key=True),
         Column("processed_at", DateTime(timezone=True), nullable=False),
+        Index("ix_inbox_processed_at", "processed_at"),
     )
 
 
