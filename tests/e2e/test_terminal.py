@@ -9,9 +9,11 @@ import hashlib
 import json
 import os
 import re
+import signal
 import stat
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -161,3 +163,199 @@ def test_events_replays_and_follows_as_json_lines(stack, user_key, run):
     assert types[-1] == "task.completed"
     assert [e["id"] for e in seen] == sorted({e["id"] for e in seen})
     assert {e["data"]["task"]["id"] for e in seen} == {task["id"]}
+
+
+def _api(stack, key: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=stack.gateway_url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    )
+
+
+def test_json_is_exactly_what_the_api_answered(stack, user_key, run):
+    assert "No prompts. Add one" in run("prompts", "list").output
+    with _api(stack, user_key) as api:
+        me = json.loads(
+            run("login", "--url", stack.gateway_url, "--key", user_key, "--json").output
+        )
+        assert me == api.get("/api/v1/me").json()
+
+        added = json.loads(run("prompts", "add", "a quince on slate", "--json").output)
+        assert added == api.get(f"/api/v1/prompts/{added['id']}").json()
+        approved = json.loads(run("prompts", "approve", added["id"], "--json").output)
+        assert approved["status"] == "approved"
+        assert approved == api.get(f"/api/v1/prompts/{added['id']}").json()
+
+        chat = json.loads(run("chat", "still lifes with quinces", "--count", "2", "--json").output)
+        assert chat == api.get(f"/api/v1/chats/{chat['id']}").json()
+        refined = run("chat", "--chat", chat["id"], "only on slate", "--count", "2").output
+        assert len(re.findall(r"^\s*\d\. ", refined, re.M)) == 2
+        assert len(api.get(f"/api/v1/chats/{chat['id']}").json()["messages"]) == 4
+        written = run("prompts", "write", "a quince", "--count", "2", "--chat", chat["id"]).output
+        assert len(re.findall(r"^[0-9a-f-]{36}  new ", written, re.M)) == 2
+
+        done = json.loads(run("imagine", "--prompt", added["id"], "--wait", "--json").output)
+        task_id = done["task"]["id"]
+        assert done["task"] == api.get(f"/api/v1/tasks/{task_id}").json()
+        listed = api.get("/api/v1/images", params={"task_id": task_id}).json()["items"]
+        assert sorted(done["images"], key=lambda i: i["id"]) == sorted(
+            listed, key=lambda i: i["id"]
+        )
+
+        queued = json.loads(run("reroll", task_id, "--json").output)
+        assert queued["origin_task_id"] == task_id
+        assert queued["command"] == "reroll"
+
+
+def test_what_cannot_be_done_says_why(stack, user_key, run, tmp_path):
+    unknown = str(uuid.uuid4())
+    assert (
+        "Prompt " + unknown + " does not exist."
+        in run("imagine", "--prompt", unknown, code=1).output
+    )
+    assert f"There is no task {unknown}." in run("cancel", unknown, code=1).output
+    assert f"There is no task {unknown}." in run("reroll", unknown, "--wait", code=1).output
+    # Not "no images (yet)" with exit 0, as before: a mistyped id is an error.
+    out = tmp_path / "none"
+    assert (
+        f"There is no task {unknown}." in run("download", unknown, "--to", str(out), code=1).output
+    )
+    assert not out.exists()
+
+    run("imagine", code=2)  # neither a text nor --prompt
+    run("imagine", "a pear", "--prompt", unknown, code=2)
+
+    wrong = ("--key", "itk_wrong")
+    assert "The API key is not valid." in run("prompts", "list", *wrong, code=3).output
+    assert "The API key is not valid." in run("imagine", "a pear", "--wait", *wrong, code=3).output
+    with _api(stack, user_key) as api:
+        assert api.get("/api/v1/prompts").json()["items"] == []  # nothing was started
+
+
+def test_an_unreachable_imagetron_is_said_at_once(stack, user_key, run):
+    down = ("--url", "http://127.0.0.1:9", "--key", user_key)
+    # Before: `--wait` retried for its whole --timeout (600 s), `events` for ever.
+    waited = run("imagine", "a pear", "--wait", *down, code=5)
+    assert "cannot be reached at http://127.0.0.1:9" in waited.output
+    followed = run("events", *down, code=5)
+    assert "cannot be reached at http://127.0.0.1:9" in followed.output
+
+
+def test_the_stored_key_goes_only_to_its_own_url(stack, user_key, run, tmp_path, monkeypatch):
+    # Before: `--url` elsewhere sent the key stored for another Imagetron there.
+    refused = run("prompts", "list", "--url", "http://127.0.0.1:9", code=3)
+    assert "Not logged in to http://127.0.0.1:9" in refused.output
+    run("prompts", "list", "--url", stack.gateway_url + "/")  # the same Imagetron
+
+    credentials = tmp_path / "config" / "imagetron" / "credentials.json"
+    credentials.write_text("{not json")
+    unreadable = run("prompts", "list", code=3)
+    assert f"{credentials} is unreadable" in unreadable.output
+    # A key and a URL given need nothing stored (an unreadable file was a usage error before).
+    monkeypatch.setenv("IMAGETRON_URL", stack.gateway_url)
+    monkeypatch.setenv("IMAGETRON_API_KEY", user_key)
+    assert "No prompts" in run("prompts", "list").output
+    assert "Logged out." in run("logout").output
+    assert "Not logged in." in run("logout").output
+
+
+def test_wait_gives_up_after_its_timeout(run):
+    gave_up = run("imagine", "a pear --sandbox-stuck", "--wait", "--timeout", "2", code=5)
+    assert "Gave up after 2 s: the task is still going." in gave_up.output
+    assert "rendering" in gave_up.output  # it was followed until then
+
+
+def test_a_queued_task_is_cancelled_and_its_wait_ends_with_code_4(stack, user_key, run):
+    env = {**os.environ, "IMAGETRON_URL": stack.gateway_url, "IMAGETRON_API_KEY": user_key}
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "imagetron.cli", "imagine", "a quince --sandbox-queue-delay=20000",
+         "--wait", "--timeout", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert waiting.stdout is not None
+        first = waiting.stdout.readline()
+        task_id = re.search(r"imagine ([0-9a-f-]{36}): queued", first).group(1)
+        assert f"imagine {task_id}: cancelled" in run("cancel", task_id).output
+        rest, errors = waiting.communicate(timeout=30)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 4, errors
+    assert f"imagine {task_id}: cancelled 0%" in rest
+    assert "The imagine ended cancelled." in rest
+    again = run("cancel", task_id, "--json", code=1)
+    assert "Error:" in again.output
+
+
+def test_follow_ups_and_downloads_of_what_was_stored_and_what_was_not(run, tmp_path):
+    grid = json.loads(run("imagine", "a pear on linen", "--wait", "--json").output)["task"]
+    varied = run("vary", grid["id"], "3", "--subtle", "--wait").output
+    assert "Done: 5 of 5 images stored." in varied
+    rerolled = json.loads(run("reroll", grid["id"], "--wait", "--json").output)
+    assert rerolled["task"]["origin_task_id"] == grid["id"]
+    assert len(rerolled["images"]) == 5
+
+    to = tmp_path / "renders"
+    listed = run("download", grid["id"], "--to", str(to), "--kind", "version").output
+    names = sorted(p.name for p in to.iterdir())
+    assert names == [f"{grid['id'][:8]}-version-{i}.png" for i in range(1, 5)]
+    assert listed.count(": stored, ") == 4
+    first = {p.name: p.read_bytes() for p in to.iterdir()}
+    run("download", grid["id"], "--to", str(to), "--kind", "version")  # again: same files
+    assert {p.name: p.read_bytes() for p in to.iterdir()} == first
+
+    broken = run("imagine", "a pear --sandbox-not-image", "--wait", code=4).output
+    assert broken.count("NOT stored: The data is not a PNG, JPEG or WebP image.") == 5
+    assert "Done: 0 of 5 images stored." in broken
+    broken_id = re.search(r"imagine ([0-9a-f-]{36}): queued", broken).group(1)
+    none = run("download", broken_id, "--to", str(tmp_path / "broken"), code=4)
+    assert none.output.count("NOT stored") == 5
+    assert list((tmp_path / "broken").iterdir()) == []
+
+
+def test_in_a_terminal_wait_draws_a_progress_bar(run, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from imagetron.client import commands
+
+    screen = io.StringIO()
+    monkeypatch.setattr(commands, "err", Console(file=screen, force_terminal=True, width=120))
+    done = run("imagine", "a fig on slate", "--wait")
+    drawn = screen.getvalue()
+    assert "\x1b[" in drawn  # drawn, not printed line by line
+    assert "imagine" in drawn
+    assert "100%" in drawn
+    assert "rendered" in drawn
+    assert drawn.count(": stored, ") == 5  # printed above the bar
+    assert "Done: 5 of 5 images stored." in done.output
+    assert ": rendering 30%" not in done.output  # no plain lines as well
+
+
+def test_events_prints_what_arrives_and_stops_on_ctrl_c(stack, user_key, run):
+    task = json.loads(run("imagine", "a plum on linen", "--wait", "--json").output)["task"]
+    env = {**os.environ, "IMAGETRON_URL": stack.gateway_url, "IMAGETRON_API_KEY": user_key}
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "imagetron.cli", "events", "--after", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    watchdog = threading.Timer(30, follower.kill)
+    watchdog.start()
+    lines: list[str] = []
+    try:
+        assert follower.stdout is not None
+        for line in follower.stdout:
+            lines.append(line.rstrip("\n"))
+            if sum("image.persisted" in seen for seen in lines) == 5:
+                break
+        follower.send_signal(signal.SIGINT)
+        _, errors = follower.communicate(timeout=10)
+    finally:
+        watchdog.cancel()
+        follower.kill()
+    assert follower.returncode == 0, errors
+    assert "Traceback" not in errors
+    by_type = {line.split()[1]: line for line in lines}
+    assert re.search(r"prompt [0-9a-f-]{36}", by_type["prompt.created"]), lines
+    assert f"imagine {task['id']} completed 100%" in by_type["task.completed"]
+    assert re.search(r"(grid|version \d): stored, \d+x\d+, \d+ bytes", by_type["image.persisted"])

@@ -151,18 +151,19 @@ class Api:
                 params=query or None,
                 headers={**_json_header(body), **(headers or {})},
             )
-        except httpx.TimeoutException as exc:
-            raise ClientError(
-                f"Imagetron did not answer in time ({exc!r}).", ExitCode.UNAVAILABLE
-            ) from exc
         except httpx.TransportError as exc:
-            raise ClientError(
-                f"Imagetron cannot be reached at {self.url} ({exc}). Is it running?",
-                ExitCode.UNAVAILABLE,
-            ) from exc
+            raise self._no_answer(exc) from exc
         if response.status_code >= 400:
             raise problem_of(response)
         return None if response.status_code == 204 else response.json()
+
+    def _no_answer(self, exc: httpx.TransportError) -> ClientError:
+        if isinstance(exc, httpx.TimeoutException):
+            return ClientError(f"Imagetron did not answer in time ({exc!r}).", ExitCode.UNAVAILABLE)
+        return ClientError(
+            f"Imagetron cannot be reached at {self.url} ({exc}). Is it running?",
+            ExitCode.UNAVAILABLE,
+        )
 
     def get(self, path: str, **params: Any) -> Any:
         return self.call("GET", path, params=params)
@@ -216,14 +217,17 @@ class Api:
         on_reconnecting: Callable[[str], None] | None = None,
         deadline: float | None = None,
     ) -> Iterator[Event]:
-        """The caller's events, for ever (or until `deadline`, a `time.monotonic()` value).
+        """The caller's events, for ever (or until `deadline`, a `time.monotonic()` value:
+        then it ends, heartbeats or not).
 
         When the stream drops or Imagetron is briefly unavailable, it reconnects by itself
-        with `Last-Event-ID`, so every event arrives once, in order. `on_connected` runs
-        once, as soon as the first connection is established (nothing after that moment can
-        be missed)."""
+        with `Last-Event-ID`, so every event arrives once, in order. An Imagetron that cannot
+        be reached at all before the first connection is an error, not a drop. `on_connected`
+        runs once, as soon as the first connection is established (nothing after that moment
+        can be missed)."""
         last = after
         attempt = 0
+        connected = False
         while True:
             headers = {"Accept": "text/event-stream"}
             if last is not None:
@@ -244,19 +248,30 @@ class Api:
                             raise problem
                         raise _Retry(problem.detail)
                     attempt = 0
+                    connected = True
                     if on_connected is not None:
                         on_connected()
                         on_connected = None
+                    if deadline is not None:
+                        # Heartbeats keep a quiet stream from ever timing out: the deadline
+                        # is checked at every chunk that arrives, heartbeats included.
+                        source.response.stream = _Until(source.response.stream, deadline)
                     for sse in source.iter_sse():
                         if not sse.id or not sse.event or sse.event == "message":
                             continue
                         last = int(sse.id)
                         yield Event(last, sse.event, json.loads(sse.data) if sse.data else {})
                     raise _Retry("the event stream ended")
-            except (_Retry, httpx.TransportError, SSEError) as exc:
+            except _DeadlinePassed:
+                return
+            except httpx.TransportError as exc:
+                if not connected:
+                    raise self._no_answer(exc) from exc
+                reason = str(exc) or type(exc).__name__
+            except (_Retry, SSEError) as exc:
                 reason = str(exc) or type(exc).__name__
             if deadline is not None and time.monotonic() > deadline:
-                raise ClientError("Gave up waiting for events.", ExitCode.UNAVAILABLE)
+                return
             if on_reconnecting is not None:
                 on_reconnecting(reason)
             time.sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
@@ -265,6 +280,30 @@ class Api:
 
 class _Retry(Exception):
     pass
+
+
+class _DeadlinePassed(Exception):
+    pass
+
+
+class _Until(httpx.SyncByteStream):
+    """A response body that ends the stream (`_DeadlinePassed`) once `deadline` has passed."""
+
+    def __init__(
+        self, stream: httpx.SyncByteStream | httpx.AsyncByteStream, deadline: float
+    ) -> None:
+        assert isinstance(stream, httpx.SyncByteStream)  # the client is synchronous
+        self._stream = stream
+        self._deadline = deadline
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._stream:
+            if time.monotonic() > self._deadline:
+                raise _DeadlinePassed
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 def _json_header(body: Any) -> dict[str, str]:

@@ -60,14 +60,19 @@ def handled(command: Callable[P, R]) -> Callable[P, R]:
 
 @contextmanager
 def connect(url: str | None, key: str | None) -> Iterator[Api]:
-    saved = config.load()
-    api_key = key or (saved.api_key if saved else None)
+    """An API client with the given key and URL, the stored ones filling in what is not
+    given. The stored key goes only to the URL it was stored for."""
+    saved = config.load() if not (url and key) else None
+    target = (url or (saved.url if saved else config.DEFAULT_URL)).rstrip("/")
+    api_key = key or (saved.api_key if saved and saved.url == target else None)
     if not api_key:
+        where = f" to {target}" if saved else ""
         raise ClientError(
-            "Not logged in: run `imagetron login` (or set IMAGETRON_API_KEY).",
+            f"Not logged in{where}: run `imagetron login --url {target}` "
+            "(or set IMAGETRON_API_KEY).",
             ExitCode.NOT_SIGNED_IN,
         )
-    with Api(url or (saved.url if saved else config.DEFAULT_URL), api_key) as api:
+    with Api(target, api_key) as api:
         yield api
 
 
@@ -411,10 +416,11 @@ def download(
     as_json: Json = False,
 ) -> None:
     """Download a task's stored images (checked against their SHA-256)."""
-    to.mkdir(parents=True, exist_ok=True)
     written: list[dict[str, Any]] = []
     missing = 0
     with connect(url, key) as api:
+        api.get(f"/api/v1/tasks/{task_id}")  # an unknown task is an error, not "no images"
+        to.mkdir(parents=True, exist_ok=True)
         for image in api.pages("/api/v1/images", task_id=task_id, kind=kind):
             if not image["is_persisted"]:
                 missing += 1

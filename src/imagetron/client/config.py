@@ -11,6 +11,8 @@ from pathlib import Path
 
 import typer
 
+from imagetron.client.api import ClientError, ExitCode
+
 DEFAULT_URL = "http://127.0.0.1:8080"
 FILE_NAME = "credentials.json"
 
@@ -49,7 +51,9 @@ def load() -> Credentials | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise typer.BadParameter(f"{path} is unreadable ({exc}); run `imagetron login`.") from exc
+        raise ClientError(
+            f"{path} is unreadable ({exc}); run `imagetron login`.", ExitCode.NOT_SIGNED_IN
+        ) from exc
 
 
 def forget() -> bool:

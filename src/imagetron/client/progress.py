@@ -97,9 +97,8 @@ def follow(
                 break
     finally:
         display.close()
-    raise ClientError(
-        f"Gave up after {timeout:g} s: the task is still going.", ExitCode.UNAVAILABLE
-    )
+    why = "the task is still going" if outcome else "no event stream, so it was not started"
+    raise ClientError(f"Gave up after {timeout:g} s: {why}.", ExitCode.UNAVAILABLE)
 
 
 def _task_id(event: Event) -> str | None:
