@@ -39,6 +39,9 @@ class Stub:
     url: str
     answers: dict[str, Answer] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
+    #: Event streams, one per connection to /api/v1/events, and the Last-Event-ID of each.
+    streams: list[bytes] = field(default_factory=list)
+    last_event_ids: list[str | None] = field(default_factory=list)
 
 
 def _problem(status: int, detail: str, **headers: str) -> Answer:
@@ -63,7 +66,11 @@ def stub() -> Iterator[Stub]:
         def _answer(self) -> None:
             path = self.path.split("?")[0]
             state.requests.append(f"{self.command} {path}")
-            answer = state.answers.get(path) or _problem(404, f"No route {path} here.")
+            if path == "/api/v1/events" and state.streams:
+                state.last_event_ids.append(self.headers.get("Last-Event-ID"))
+                answer = Answer(200, state.streams.pop(0), {"Content-Type": "text/event-stream"})
+            else:
+                answer = state.answers.get(path) or _problem(404, f"No route {path} here.")
             self.send_response(answer.status)
             for name, value in answer.headers.items():
                 self.send_header(name, value)
@@ -165,3 +172,19 @@ def test_the_event_stream_ends_at_its_deadline_though_heartbeats_keep_coming(stu
     with Api(stub.url, "itk_stub") as api:
         assert list(api.events(deadline=started + 1.0)) == []
     assert time.monotonic() - started < 3.0
+
+
+def test_a_dropped_event_stream_resumes_after_the_last_event_it_delivered(stub):
+    def frame(seq: int, kind: str) -> bytes:
+        task = {"id": TASK, "command": "imagine", "status": kind, "progress": seq}
+        return f"id: {seq}\nevent: task.{kind}\ndata: {json.dumps({'task': task})}\n\n".encode()
+
+    stub.streams = [frame(7, "progress"), b": heartbeat\n\n" + frame(8, "completed")]
+    reasons: list[str] = []
+    with Api(stub.url, "itk_stub") as api:
+        events = api.events(after=3, on_reconnecting=reasons.append)
+        got = [next(events), next(events)]
+    assert [(e.id, e.type) for e in got] == [(7, "task.progress"), (8, "task.completed")]
+    assert got[1].data["task"]["status"] == "completed"
+    assert stub.last_event_ids == ["3", "7"]  # nothing missed, nothing twice
+    assert reasons == ["the event stream ended"]
