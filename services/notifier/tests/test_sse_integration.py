@@ -433,3 +433,13 @@ async def test_an_open_stream_holds_no_request_and_has_the_platform_headers(nats
                 and (b"x-request-id", request_id.encode()) in obj.scope.get("headers", [])
             ]
             assert held == []
+            # The scope lives as long as the stream; what the routing kept in it does not.
+            [scope] = [
+                obj
+                for obj in gc.get_objects()
+                if isinstance(obj, dict)
+                and obj.get("type") == "http"
+                and (b"x-request-id", request_id.encode()) in obj.get("headers", [])
+            ]
+            routing = [k for k in scope if k.startswith(("fastapi_", "starlette."))]
+            assert routing == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -172,6 +173,27 @@ class MetricsAccess:
     served: bool = True
 
 
+class CorrelationIds(CorrelationIdMiddleware):
+    """asgi-correlation-id's middleware, which also tags Sentry's scope with each request's
+    id; only when Sentry reports somewhere (`init_observability` with a DSN). Otherwise that
+    tag forked an isolation scope per request for nothing, held by every open event stream
+    (tracemalloc on a notifier with 2,000 streams: 1 KB each)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not _sentry_reports():
+            self.sentry_extension = _untagged
+
+
+def _sentry_reports() -> bool:
+    sentry = sys.modules.get("sentry_sdk")
+    return sentry is not None and bool(sentry.get_client().is_active())
+
+
+def _untagged(correlation_id: str) -> None:
+    del correlation_id
+
+
 def install_platform(
     app: FastAPI,
     service: str,
@@ -185,7 +207,7 @@ def install_platform(
     app.add_exception_handler(Exception, _on_unexpected)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(metrics.HttpMetricsMiddleware, service=service)
-    app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
+    app.add_middleware(CorrelationIds, header_name="X-Request-ID")
     checks = dict(readiness or {})
 
     @app.get("/livez", include_in_schema=False)

@@ -191,6 +191,9 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
+#: What FastAPI's and Starlette's routing keep in a request's scope for themselves.
+ROUTING_SCOPE_KEYS = ("fastapi_", "starlette.exception_handlers")
+
 #: Where the route leaves the stream for `StreamsOutsideTheRoute` to serve.
 HANDOFF = "imagetron.event_stream"
 
@@ -220,4 +223,9 @@ class StreamsOutsideTheRoute:
         await self.app(scope, receive, send)
         stream: EventStream | None = scope.pop(HANDOFF, None)
         if stream is not None:
+            # The routing has ended, and with it what FastAPI and Starlette keep in the scope
+            # for it (exit stacks, exception handlers): the scope lives as long as the
+            # stream, they need not (tracemalloc, 2,000 streams: about 3 KB each).
+            for key in [k for k in scope if k.startswith(ROUTING_SCOPE_KEYS)]:
+                del scope[key]
             await stream.serve(receive, send)
