@@ -36,6 +36,10 @@ async def slow_service(nats_url):
         await asyncio.sleep(request.seconds)
         return Woke(slept=request.seconds)
 
+    @broker.subscriber("rpc.test.garbage", queue="test")
+    async def garbage(_: object) -> str:
+        return "this is not an RPC reply"
+
     await broker.start()
     try:
         yield broker
@@ -59,17 +63,33 @@ async def test_a_call_may_wait_longer_than_the_default(slow_service):
         await client.call("rpc.test.nap", Nap(seconds=0.6), Woke)
 
 
-async def test_a_subject_nobody_serves_is_503_and_a_malformed_reply_502(slow_service):
+async def test_a_subject_nobody_serves_is_503_and_a_malformed_reply_502(
+    slow_service: NatsBroker, caplog: pytest.LogCaptureFixture
+) -> None:
     client = RpcClient(slow_service, timeout=2.0)
     with pytest.raises(ServiceUnavailable) as nobody:
         await client.call("rpc.test.nobody", Nap(seconds=0), Woke)
     assert nobody.value.status == 503
     assert "No service is listening on rpc.test.nobody" in nobody.value.detail
-    # A reply that is not what the caller expects is the service's fault, not the caller's.
-    with pytest.raises(BadGateway) as malformed:
-        await client.call("rpc.test.nap", Nap(seconds=0), Nap)
-    assert malformed.value.status == 502
-    assert "Malformed reply on rpc.test.nap" in malformed.value.detail
+    # A reply that is not what the caller expects is the service's fault, not the caller's;
+    # the caller is told which service and where to look, not the reply's fields and values.
+    correlation.bind("corr-malformed-1")
+    try:
+        with caplog.at_level("ERROR"), pytest.raises(BadGateway) as malformed:
+            await client.call("rpc.test.nap", Nap(seconds=0), Nap)
+        with pytest.raises(BadGateway) as garbage:
+            await client.call("rpc.test.garbage", Nap(seconds=0), Woke)
+    finally:
+        correlation.bind(None)
+    assert malformed.value.status == garbage.value.status == 502
+    assert malformed.value.detail == (
+        "The test service answered rpc.test.nap with a reply its contract does not allow; "
+        "the logs carry correlation id corr-malformed-1."
+    )
+    assert "slept" not in malformed.value.detail
+    assert garbage.value.detail.startswith("The test service answered rpc.test.garbage")
+    assert "malformed reply on rpc.test.nap" in caplog.text
+    assert "seconds" in caplog.text  # the validation error, for the operator
 
 
 async def test_a_service_that_fails_unexpectedly_is_a_bad_gateway_to_its_caller(slow_service):

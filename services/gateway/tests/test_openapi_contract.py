@@ -199,7 +199,7 @@ class _Malformed(dict[str, Any]):
     """Every service's reply is malformed: `RpcClient` raises BadGateway for it."""
 
     def __missing__(self, subject: str) -> BadGateway:
-        return BadGateway(f"Malformed reply on {subject}: 1 validation error.")
+        return BadGateway(f"The service answered {subject} with a reply its contract forbids.")
 
 
 #: The bodies of the forwarded operations that take one (the creating ones' from CREATING).

@@ -226,10 +226,24 @@ _PASSED_ON = frozenset({BadGateway.status, ServiceUnavailable.status, ServiceTim
 def _failed_unexpectedly(subject: str) -> str:
     """What a caller is told of a service's own failure: which service, and the correlation
     id that finds its log line and error report; never the service's exception."""
-    service = subject.split(".")[1] if subject.startswith("rpc.") else subject
     found_by = correlation.current()
     where = f"; its log and error report carry correlation id {found_by}" if found_by else ""
-    return f"The {service} service failed unexpectedly on {subject}{where}."
+    return f"The {_service(subject)} service failed unexpectedly on {subject}{where}."
+
+
+def _malformed(subject: str) -> str:
+    """What a caller is told of a reply that breaks the contract: not the validation text,
+    which quotes the reply's fields and values (it is logged, with the correlation id)."""
+    found_by = correlation.current()
+    where = f"; the logs carry correlation id {found_by}" if found_by else ""
+    return (
+        f"The {_service(subject)} service answered {subject} with a reply its contract "
+        f"does not allow{where}."
+    )
+
+
+def _service(subject: str) -> str:
+    return subject.split(".")[1] if subject.startswith("rpc.") else subject
 
 
 class RpcClient:
@@ -258,12 +272,14 @@ class RpcClient:
             ) from exc
         except (TimeoutError, NatsTimeoutError) as exc:
             raise ServiceTimeout(f"No answer on {subject} within {wait:g} s.") from exc
-        reply = RpcReply.model_validate_json(message.body)
-        if reply.problem is not None:
-            if reply.problem.status >= 500 and reply.problem.status not in _PASSED_ON:
-                raise BadGateway(_failed_unexpectedly(subject))
-            raise ProblemError.from_problem(reply.problem)
         try:
-            return result_type.model_validate(reply.result)
+            reply = RpcReply.model_validate_json(message.body)
+            if reply.problem is None:
+                return result_type.model_validate(reply.result)
         except ValidationError as exc:
-            raise BadGateway(f"Malformed reply on {subject}: {exc}") from exc
+            # The validation text quotes the reply's fields and values: logged, not told.
+            log.error("malformed reply on %s: %s", subject, exc)
+            raise BadGateway(_malformed(subject)) from exc
+        if reply.problem.status >= 500 and reply.problem.status not in _PASSED_ON:
+            raise BadGateway(_failed_unexpectedly(subject))
+        raise ProblemError.from_problem(reply.problem)
