@@ -21,8 +21,11 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 from uuid import UUID
 
 import httpx
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from fastapi import FastAPI
 from pydantic import BaseModel
+from sqlalchemy import Connection, MetaData
 from starlette.types import Receive, Scope, Send
 
 from imagetron_platform import correlation
@@ -193,3 +196,19 @@ class InMemoryUnitOfWork(Generic[State]):
 
     def subjects(self) -> list[str]:
         return [m.subject for m in self.database.outbox]
+
+
+def schema_differences(connection: Connection, metadata: MetaData, schema: str) -> list[object]:
+    """What Alembic's autogenerate finds between a service's tables (`metadata`) and its
+    migrated `schema` (tables, columns, types, indexes): empty when the migrations create
+    exactly what the code uses. Synchronous: `await connection.run_sync(...)`."""
+    context = MigrationContext.configure(
+        connection,
+        opts={
+            "include_schemas": True,
+            "include_name": lambda name, type_, _parent: type_ != "schema" or name == schema,
+            "version_table_schema": schema,
+            "compare_type": True,
+        },
+    )
+    return list(compare_metadata(context, metadata))

@@ -11,8 +11,6 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,6 +24,7 @@ from imagetron_images.domain import GenerationTask, Image
 from imagetron_images.migrations import upgrade
 from imagetron_platform.db import make_engine, make_session_factory
 from imagetron_platform.pagination import PageKey
+from imagetron_platform.testing import schema_differences
 
 VERSIONS = Path(migrations.__file__).parent / "versions"
 
@@ -76,21 +75,8 @@ def images_of(t: GenerationTask) -> list[Image]:
 async def test_migrations_are_idempotent_and_match_the_tables(migrated: str, engine) -> None:
     await asyncio.to_thread(upgrade, migrated)  # a second replica starting: nothing to do
 
-    def diff(connection: Any) -> list[Any]:
-        context = MigrationContext.configure(
-            connection,
-            opts={
-                "include_schemas": True,
-                "include_name": lambda name, type_, _: (
-                    name == SCHEMA if type_ == "schema" else name != "alembic_version"
-                ),
-                "compare_type": True,
-            },
-        )
-        return compare_metadata(context, metadata)
-
     async with engine.connect() as conn:
-        assert await conn.run_sync(diff) == []
+        assert await conn.run_sync(schema_differences, metadata, SCHEMA) == []
         version = await conn.scalar(text(f"SELECT version_num FROM {SCHEMA}.alembic_version"))
         # The newest revision in migrations/versions (files are named `NNNN_<what>.py`).
         assert version == max(p.name[:4] for p in VERSIONS.glob("[0-9]*.py"))

@@ -37,13 +37,15 @@ api_keys = Table(
     "api_keys",
     metadata,
     Column("key_hash", String(64), primary_key=True),
-    Column("user_id", Uuid, ForeignKey(users.c.id, ondelete="CASCADE"), nullable=False, index=True),
+    Column("user_id", Uuid, ForeignKey(users.c.id, ondelete="CASCADE"), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("id", Uuid, nullable=False, unique=True, server_default=text("gen_random_uuid()")),
     Column("name", String(100), nullable=False, server_default="default"),
     Column("expires_at", DateTime(timezone=True)),
     Column("last_used_at", DateTime(timezone=True)),
     Column("revoked_at", DateTime(timezone=True)),
+    # Named as migration 0001 created it (`index=True` would name it ix_identity_api_keys_…).
+    Index("ix_api_keys_user_id", "user_id"),
 )
 
 #: Browser sessions (the studio). Only the session token's SHA-256 is kept. A session lives
@@ -59,10 +61,12 @@ sessions = Table(
         String(64),
         ForeignKey(api_keys.c.key_hash, ondelete="CASCADE"),
         nullable=False,
-        index=True,
     ),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    # Named as migration 0002 created them.
+    Index("ix_sessions_key_hash", "key_hash"),
+    Index("ix_sessions_expires_at", "expires_at"),
     Index("ix_sessions_user_id_created_at", "user_id", "created_at"),
 )
 
