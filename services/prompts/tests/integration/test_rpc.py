@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from imagetron_contracts.models.prompts import (
     CreatePromptCommand,
+    GenerationReservation,
     GenerationState,
     ListPromptsQuery,
     Prompt,
@@ -20,6 +21,8 @@ from imagetron_contracts.models.prompts import (
 from imagetron_contracts.streams import (
     RPC_PROMPTS_CREATE,
     RPC_PROMPTS_DELETE,
+    RPC_PROMPTS_GENERATION_RELEASE,
+    RPC_PROMPTS_GENERATION_RESERVE,
     RPC_PROMPTS_GET,
     RPC_PROMPTS_LIST,
     RPC_PROMPTS_PREPARE_GENERATION,
@@ -27,6 +30,7 @@ from imagetron_contracts.streams import (
 from imagetron_platform.clock import utcnow
 from imagetron_platform.errors import Conflict, Gone, InvalidRequest, NotFound
 from imagetron_prompts.adapters.unit_of_work import PromptsUnitOfWork
+from imagetron_prompts.domain.prompt import TaskPhase
 
 pytestmark = pytest.mark.integration
 
@@ -164,3 +168,25 @@ async def test_prepare_generation_returns_the_prompt_and_409_once_archived(rpc, 
     assert "archived" in caught.value.detail
     got = await rpc.call(RPC_PROMPTS_GET, query, Prompt)
     assert got.status is PromptStatus.archived
+
+
+async def test_a_generation_reserved_again_after_its_release_holds_the_prompt(rpc, session_factory):
+    """The images service's second attempt at the same task (its first could not create
+    it and let the reservation go): recorded again, so the prompt cannot be deleted."""
+    owner = uuid.uuid4()
+    created = await create(rpc, owner)
+    reservation = GenerationReservation(owner_id=owner, prompt_id=created.id, task_id=uuid.uuid4())
+    await rpc.call(RPC_PROMPTS_GENERATION_RESERVE, reservation, Prompt)
+    released = await rpc.call(RPC_PROMPTS_GENERATION_RELEASE, reservation, Prompt)
+    assert released.active_tasks == 0
+
+    again = await rpc.call(RPC_PROMPTS_GENERATION_RESERVE, reservation, Prompt)
+
+    assert (again.active_tasks, again.generation_state) == (1, GenerationState.generating)
+    async with PromptsUnitOfWork(session_factory) as uow:
+        phase = await uow.prompts.task_phase(created.id, reservation.task_id)
+    assert phase is TaskPhase.RESERVED
+    query = PromptQuery(owner_id=owner, prompt_id=created.id)
+    with pytest.raises(Conflict) as caught:
+        await rpc.call(RPC_PROMPTS_DELETE, query, Prompt)
+    assert "1 active generation task" in caught.value.detail

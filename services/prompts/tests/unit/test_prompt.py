@@ -205,9 +205,10 @@ PHASE_TABLE: dict[tuple[TaskPhase | None, TaskSignal], TaskPhase | None] = {
     (TaskPhase.RESERVED, TaskSignal.CANCELLED): TaskPhase.CANCELLED,
     (TaskPhase.RESERVED, TaskSignal.RESERVE): None,
     (TaskPhase.RESERVED, TaskSignal.RELEASE): TaskPhase.RELEASED,
-    # A released reservation is as good as unknown to its task's own events.
+    # A released reservation is as good as unknown: to its task's own events, and to a
+    # reservation of the same task, which is a new one.
     **{(TaskPhase.RELEASED, signal): phase for signal, phase in TASK_EVENTS.items()},
-    (TaskPhase.RELEASED, TaskSignal.RESERVE): None,
+    (TaskPhase.RELEASED, TaskSignal.RESERVE): TaskPhase.RESERVED,
     (TaskPhase.RELEASED, TaskSignal.RELEASE): None,
     (TaskPhase.ACTIVE, TaskSignal.CREATED): None,
     (TaskPhase.ACTIVE, TaskSignal.COMPLETED): TaskPhase.COMPLETED,
@@ -277,6 +278,23 @@ class TestTrackTask:
         # Its task existed after all: it counts from its own events.
         prompt.track_task(TaskPhase.RELEASED, TaskSignal.CREATED, T0)
         assert counters(prompt) == (1, 0, 0, GenerationState.generating)
+
+    def test_a_reservation_after_its_release_counts_as_a_new_one(self):
+        prompt = new_prompt()
+        prompt.track_task(None, TaskSignal.RESERVE, T0)
+        prompt.track_task(TaskPhase.RESERVED, TaskSignal.RELEASE, T0)
+        later = T0 + timedelta(seconds=3)
+        assert prompt.track_task(TaskPhase.RELEASED, TaskSignal.RESERVE, later) is (
+            TaskPhase.RESERVED
+        )
+        assert counters(prompt) == (1, 0, 0, GenerationState.generating)
+        assert (prompt.updated_at, prompt.version) == (later, 4)
+        with pytest.raises(Conflict):
+            prompt.ensure_can_delete()
+        # Its task's events then count it once, as after a first reservation.
+        prompt.track_task(TaskPhase.RESERVED, TaskSignal.CREATED, later)
+        prompt.track_task(TaskPhase.ACTIVE, TaskSignal.COMPLETED, later)
+        assert counters(prompt) == (0, 1, 0, GenerationState.generated)
 
     def test_created_task_makes_the_prompt_generating(self):
         prompt = new_prompt()

@@ -309,6 +309,40 @@ class TestGenerationReservations:
                 self.reservation(prompt.id, task_id), deps.new_uow(), deps.clock
             )
 
+    async def test_a_reservation_after_its_release_is_recorded_again(
+        self, deps, store, stored_prompt
+    ):
+        """The images service tries the same task again (the same imagine sent again after
+        its first attempt could not create the task): a new reservation, which holds the
+        prompt as the first did, with its `prompt.updated`."""
+        prompt = stored_prompt(ALICE)
+        task_id = uuid4()
+        for use_case in (prompts.reserve_generation, prompts.release_generation):
+            await use_case(self.reservation(prompt.id, task_id), deps.new_uow(), lambda: T0)
+        emitted = len(store.outbox)
+        later = T0 + timedelta(minutes=1)
+
+        again = await prompts.reserve_generation(
+            self.reservation(prompt.id, task_id), deps.new_uow(), lambda: later
+        )
+
+        assert (again.active_tasks, again.generation_state) == (1, GenerationState.generating)
+        saved = store.committed.prompts[prompt.id]
+        assert (saved.active_tasks, saved.completed_tasks, saved.failed_tasks) == (1, 0, 0)
+        assert store.committed.task_phases[task_id] == (prompt.id, TaskPhase.RESERVED, later)
+        [announced] = store.outbox[emitted:]
+        event = announced.read_as(PromptEvent)
+        assert event.type.value == "prompt.updated"
+        assert (event.prompt.active_tasks, event.version) == (1, saved.version)
+        with pytest.raises(Conflict):
+            await prompts.delete_prompt(
+                PromptQuery(owner_id=ALICE, prompt_id=prompt.id), deps.new_uow(), deps.clock
+            )
+        # It expires like a first reservation, counted from when it was made again.
+        assert await prompts.release_expired_reservations(
+            deps.new_uow(), lambda: later + timedelta(minutes=10), older_than=timedelta(minutes=15)
+        ) == 0  # fmt: skip
+
     async def test_a_released_reservation_frees_the_prompt(self, deps, store, stored_prompt):
         prompt = stored_prompt(ALICE)
         task_id = uuid4()

@@ -186,7 +186,9 @@ async def reserve_generation(
     """Hold a generation on the prompt before its task exists (404 unknown, 409 archived):
     the images service asks before it answers that it accepted a task, so the prompt
     cannot be deleted between that answer and the task's `created` event. Idempotent: a
-    task that was granted it is granted again, even if the prompt was archived since."""
+    task that holds it is granted again, even if the prompt was archived since. A task
+    whose reservation was released is reserved anew: checked, recorded and announced as a
+    first reservation is."""
     return await _track_reservation(cmd, TaskSignal.RESERVE, uow, clock)
 
 

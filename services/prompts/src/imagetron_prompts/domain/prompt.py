@@ -26,14 +26,19 @@ follows the ones that matter (`TaskSignal`) to keep three counters and a derived
   reservation whose task was never created is let go (`release`: by the images service when
   it could not create the task, or once it is older than a TTL): it stops being active and
   counts nowhere; should its task's events arrive after all, they count as for a task not
-  heard of.
+  heard of. So does a `reserve` of the same task after its release (the images service
+  trying again, e.g. the same imagine request sent again after its first attempt could not
+  create the task): it is a new reservation, checked (the prompt may generate) and counted
+  as the first was, not an echo of the one let go.
 * `generation_state` follows from the counters alone: `generating` while any task is
   active; otherwise `generated` if any task ever completed (the prompt has images; a later
   failure shows in `failed_tasks`); otherwise `failed` if any task failed; otherwise
   `idle` (nothing started yet, or every task was cancelled).
 
-The result depends only on which signals arrived for each task, not on their order or on
-how often each arrived, so duplicates and out-of-order delivery cannot miscount.
+The result depends only on which task events arrived for each task, not on their order or
+on how often each arrived, so duplicates and out-of-order delivery cannot miscount.
+Reservations are not events: they are requests of the images service, answered in the order
+it makes them (a reservation sent again before its release is granted once).
 """
 
 from __future__ import annotations
@@ -95,10 +100,9 @@ def next_task_phase(current: TaskPhase | None, signal: TaskSignal) -> TaskPhase 
 
     `current` is None for a task the prompt has not heard of yet."""
     if current is None or current is TaskPhase.RELEASED:
-        # A released reservation is as good as unknown to the task's own events.
-        if signal is TaskSignal.RELEASE or (current is not None and signal is TaskSignal.RESERVE):
-            return None
-        return _PHASE_AFTER[signal]
+        # A released reservation is as good as unknown: to the task's own events, and to a
+        # reservation, which is a new one (recorded and counted like the first).
+        return None if signal is TaskSignal.RELEASE else _PHASE_AFTER[signal]
     if current is TaskPhase.RESERVED and (
         signal in _ENDS or signal in (TaskSignal.CREATED, TaskSignal.RELEASE)
     ):
@@ -260,7 +264,9 @@ class Prompt:
     def ensure_can_reserve(self, phase: TaskPhase | None) -> None:
         """A task granted its generation before (in any phase but released) is granted
         again whatever the prompt's status is now: a reservation sent again (redelivered,
-        retried) answers as the first did. A new task needs a prompt that can generate."""
+        retried) answers as the first did. A new task, or one whose reservation was
+        released (reserving it again is a new reservation), needs a prompt that can
+        generate."""
         if phase is None or phase is TaskPhase.RELEASED:
             self.ensure_can_generate()
 
