@@ -173,7 +173,7 @@ class PromptQuery(BaseModel):
 
 class GenerationReservation(BaseModel):
     """
-    `rpc.prompts.generation.reserve` / `.release` request (the images service, before it answers that it accepted a task, and when it could not create it); replies with the Prompt. Reserving refuses an unknown (404) or archived (409) prompt.
+    `rpc.prompts.generation.reserve` / `.release` request (the images service, before it answers that it accepted a task, and when it could not create it); replies with the Prompt. Reserving refuses an unknown (404) or archived (409) prompt, except to a task that holds a reservation already (granted again, counted once); a released task reserved again is a new reservation, with the same checks, counted again.
     """
     owner_id: UUID
     prompt_id: UUID

@@ -250,9 +250,10 @@ async def _create(
     hears of the task), then record the new task and its `task.created` in one
     transaction, with its submission job when its provider has a free slot; otherwise it
     waits its turn (`queue_position`). If the task cannot be recorded, the reservation is
-    let go. If its id is taken (the same request, sent again while its first attempt was
-    being answered), that task is the answer: nothing is recorded, and the reservation,
-    the same task's, stays."""
+    let go (the same request sent again reserves anew, and the prompts service records
+    that as a new reservation). If its id is taken (the same request, sent again while
+    its first attempt was being answered), that task is the answer: nothing is recorded,
+    and the reservation, the same task's, stays."""
     await prompt_ledger.reserve(task.owner_id, task.prompt_id, task.id)
     try:
         async with uow:
