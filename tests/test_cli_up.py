@@ -9,7 +9,10 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import asdict
+from pathlib import Path
 
 import httpx
 import psutil
@@ -17,6 +20,7 @@ import pytest
 
 from imagetron.stack import StackPorts
 from imagetron.supervisor import STATUS_EVERY
+from imagetron.testing import server_root
 
 pytestmark = pytest.mark.e2e
 
@@ -91,9 +95,18 @@ def _heals(gateway: str, key: str, pid: int, path: str) -> float:
     pytest.fail(f"the API did not answer within 60 s of killing pid {pid}")
 
 
-def test_up_serves_the_api_heals_stops_cleanly_and_reuses_its_data(tmp_path):
+@pytest.fixture
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """`imagetron up`'s data directory: outside pytest's, which PostgreSQL's unprivileged user
+    may not be able to traverse once another pytest session has started
+    (`imagetron.testing.server_root`)."""
+    with server_root(tmp_path_factory, f"up-{uuid.uuid4().hex[:8]}") as root:
+        yield root
+
+
+def test_up_serves_the_api_heals_stops_cleanly_and_reuses_its_data(data_dir):
     ports = StackPorts.free()
-    proc, lines = _start(tmp_path, ports)
+    proc, lines = _start(data_dir, ports)
     key = _key(lines)
     gateway = f"http://127.0.0.1:{ports.gateway}"
     me = httpx.get(f"{gateway}/api/v1/me", headers={"Authorization": f"Bearer {key}"})
@@ -105,7 +118,7 @@ def test_up_serves_the_api_heals_stops_cleanly_and_reuses_its_data(tmp_path):
 
     # Supervised: every process is listed and ready; one killed comes back by itself.
     time.sleep(1.5)  # the first status file
-    code, table = _status(tmp_path)
+    code, table = _status(data_dir)
     assert code == 0, table
     assert set(table) == {
         "postgres", "nats", "s3", "forkserver", "sandbox", "prompts", "images", "notifier",
@@ -119,7 +132,7 @@ def test_up_serves_the_api_heals_stops_cleanly_and_reuses_its_data(tmp_path):
         # 1.5-2.5 s on the development machine, under load too: the gateway is forked
         # from the fork server with its code already imported (bench/chaos.py measures it).
         assert healed < 15, f"{name} took {healed:.1f} s to heal"
-    gateway_log = (tmp_path / "logs" / "gateway.log").read_text()
+    gateway_log = (data_dir / "logs" / "gateway.log").read_text()
     starts = gateway_log.count("starting gateway:")
     assert starts >= 2
     assert gateway_log.count("(forked from the fork server)") == starts, gateway_log[-2000:]
@@ -132,7 +145,7 @@ def test_up_serves_the_api_heals_stops_cleanly_and_reuses_its_data(tmp_path):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # the fork server imports everything again
         time.sleep(STATUS_EVERY)
-        code, table = _status(tmp_path)
+        code, table = _status(data_dir)
         if code == 0 and table["forkserver"]["RESTARTS"] == "1":
             break
     for name in ("postgres", "forkserver"):
@@ -148,9 +161,9 @@ def test_up_serves_the_api_heals_stops_cleanly_and_reuses_its_data(tmp_path):
     assert "gateway restarted" in out
     assert code == 0, out
     assert "Stopped." in out
-    assert _status(tmp_path)[0] == 2  # not running
+    assert _status(data_dir)[0] == 2  # not running
 
-    again, lines = _start(tmp_path, ports)
+    again, lines = _start(data_dir, ports)
     try:
         assert _key(lines) == key
         me = httpx.get(f"{gateway}/api/v1/me", headers={"Authorization": f"Bearer {key}"})
@@ -160,9 +173,9 @@ def test_up_serves_the_api_heals_stops_cleanly_and_reuses_its_data(tmp_path):
     assert code == 0, out
 
 
-def test_bootstrap_key_from_the_environment(tmp_path):
+def test_bootstrap_key_from_the_environment(data_dir):
     ports = StackPorts.free()
-    proc, lines = _start(tmp_path, ports, {"IMAGETRON_BOOTSTRAP_API_KEY": "itk_chosen-by-me"})
+    proc, lines = _start(data_dir, ports, {"IMAGETRON_BOOTSTRAP_API_KEY": "itk_chosen-by-me"})
     try:
         assert _key(lines) == "itk_chosen-by-me"
         me = httpx.get(

@@ -16,6 +16,7 @@ import textwrap
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -38,6 +39,7 @@ from imagetron.servers import (
     free_port,
     free_ports,
 )
+from imagetron.testing import server_root
 
 pytestmark = pytest.mark.integration
 
@@ -77,6 +79,15 @@ def wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Proces
 
 
 # --------------------------------------------------------------------------- ports
+
+
+@pytest.fixture
+def server_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where a test's own PostgreSQL keeps its data: outside pytest's directory, which its
+    unprivileged user may not be able to traverse (`imagetron.testing.server_root`; a clean
+    CI run's initdb failed in tmp_path while another pytest session started)."""
+    with server_root(tmp_path_factory, f"servers-{uuid.uuid4().hex[:8]}") as root:
+        yield root
 
 
 def test_free_ports_are_distinct_and_bindable() -> None:
@@ -136,8 +147,8 @@ async def test_postgres_rejects_a_wrong_password(infra: InfraStack) -> None:
         )
 
 
-async def test_postgres_keeps_data_across_stop_and_start(tmp_path: Path) -> None:
-    first = PostgresServer(tmp_path / "pg")
+async def test_postgres_keeps_data_across_stop_and_start(server_dir: Path) -> None:
+    first = PostgresServer(server_dir / "pg")
     with first:
         assert first.initialised_cluster
         conn = await asyncpg.connect(first.asyncpg_dsn)
@@ -150,7 +161,7 @@ async def test_postgres_keeps_data_across_stop_and_start(tmp_path: Path) -> None
     assert first.pid is None
     assert wait_gone(old_tree, timeout=5) == []
 
-    second = PostgresServer(tmp_path / "pg", free_port())  # same dir, new port
+    second = PostgresServer(server_dir / "pg", free_port())  # same dir, new port
     with second:
         assert not second.initialised_cluster  # reused, not re-initialised
         conn = await asyncpg.connect(second.asyncpg_dsn)
@@ -160,10 +171,10 @@ async def test_postgres_keeps_data_across_stop_and_start(tmp_path: Path) -> None
             await conn.close()
 
 
-async def test_a_killed_postgres_starts_again_with_its_data(tmp_path: Path) -> None:
+async def test_a_killed_postgres_starts_again_with_its_data(server_dir: Path) -> None:
     """SIGKILL leaves backends (holding shared memory) and postmaster.pid behind; the next
     start clears both instead of failing on them."""
-    server = PostgresServer(tmp_path / "pg")
+    server = PostgresServer(server_dir / "pg")
     with server:
         conn = await asyncpg.connect(server.asyncpg_dsn)
         await conn.execute("create table notes (body text); insert into notes values ('kept')")
@@ -188,8 +199,8 @@ async def test_a_killed_postgres_starts_again_with_its_data(tmp_path: Path) -> N
             await again.close()
 
 
-def test_crash_during_start_reports_the_log(tmp_path: Path) -> None:
-    server = PostgresServer(tmp_path / "pg", settings={"shared_buffers": "lots"})
+def test_crash_during_start_reports_the_log(server_dir: Path) -> None:
+    server = PostgresServer(server_dir / "pg", settings={"shared_buffers": "lots"})
     with pytest.raises(ServerStartError) as info:
         server.start()
     message = str(info.value)
@@ -270,8 +281,8 @@ def test_s3_rejects_wrong_credentials(s3_endpoint: str, s3_credentials: S3Creden
 # ---------------------------------------------------------------------- life cycle
 
 
-async def test_stack_stop_leaves_no_process_and_data_survives_restart(tmp_path: Path) -> None:
-    stack = InfraStack(tmp_path / "stack")
+async def test_stack_stop_leaves_no_process_and_data_survives_restart(server_dir: Path) -> None:
+    stack = InfraStack(server_dir / "stack")
     bucket = "persisted"
     stream = "PERSISTED"
     with stack:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 from faststream.nats import NatsBroker, TestNatsBroker
 
+from imagetron.servers import NatsServer
 from imagetron_contracts import streams
 from imagetron_contracts.models.prompts import Prompt, PromptQuery
 from imagetron_platform import correlation
@@ -43,19 +44,24 @@ async def service_client(
         async with TestNatsBroker(broker) as test_broker:
             yield RpcClient(test_broker, timeout=5.0), seen
         return
-    nats_url = request.getfixturevalue("nats_url")
-    service = NatsBroker(nats_url, middlewares=(CorrelationMiddleware,))
-    failing_prompts_service(service, seen)
-    gateway = NatsBroker(nats_url, middlewares=(CorrelationMiddleware,))
-    await service.start()
+    # A NATS server of this test's own: the prompts service of the prompts tests stays on the
+    # session's shared one, in the same queue group, and would answer some of these requests.
+    server = NatsServer(request.getfixturevalue("tmp_path") / "nats").start()
     try:
-        await gateway.connect()
+        service = NatsBroker(server.url, middlewares=(CorrelationMiddleware,))
+        failing_prompts_service(service, seen)
+        gateway = NatsBroker(server.url, middlewares=(CorrelationMiddleware,))
+        await service.start()
         try:
-            yield RpcClient(gateway, timeout=5.0), seen
+            await gateway.connect()
+            try:
+                yield RpcClient(gateway, timeout=5.0), seen
+            finally:
+                await gateway.stop()
         finally:
-            await gateway.stop()
+            await service.stop()
     finally:
-        await service.stop()
+        server.stop()
 
 
 def use_rpc(gateway, rpc: RpcClient) -> None:
