@@ -125,7 +125,7 @@ async def on_the_stack(run: Run, stack: EmbeddedStack, bare_port: int, quick: bo
             run.figures.append(Figure("studio", "skipped", None, "", note=str(reason)))
         else:
             await run.bounded(
-                "studio", 120, lambda: studio.figures(stack.gateway_url, stack.admin_api_key)
+                "studio", 180, lambda: studio.figures(stack.gateway_url, stack.admin_api_key)
             )
 
 

@@ -101,7 +101,9 @@ async def signed_in(url: str, key: str) -> AsyncIterator[tuple[BrowserContext, P
             await page.goto(url + "/")
             await page.get_by_label("API key").fill(key)
             await page.get_by_role("button", name="Sign in").click()
-            await page.locator("[data-live=live]").wait_for()
+            # Generous: in `make test` this runs beside the rest of the suite on two cores
+            # (a clean CI run once waited past playwright's default 30 s).
+            await page.locator("[data-live=live]").wait_for(timeout=90_000)
             yield context, page
         finally:
             await browser.close()
