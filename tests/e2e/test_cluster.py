@@ -111,7 +111,9 @@ async def test_killing_a_nats_node_and_a_replica_of_each_service_loses_nothing(c
     assert result.unexpected_objects == [], "no orphan object"
     assert result.tasks_not_asked_for == 0, "no request done twice"
     assert result.events_applied_twice == 0
-    assert (result.sse_gaps, result.sse_duplicates, result.sse_out_of_order) == (0, 0, 0)
+    assert (result.sse_gaps, result.sse_duplicates, result.sse_out_of_order) == (0, 0, 0), (
+        result.sse_missing
+    )
     # The followers whose gateway or notifier died came back (at least one did).
     assert result.sse_reconnects >= 1
     # Five Python services restarting at once on two cores (shared with the rest of the
