@@ -17,12 +17,23 @@ every machine, so there is a single code path to maintain.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from imagetron.servers import InfraStack, S3Credentials
+from imagetron.servers.ports import PORT_RANGE_ENV, worker_port_range
 from imagetron.testing import server_root
+
+# Each xdist worker draws its servers' ports from a range of its own (the subprocesses it
+# starts inherit it): a worker cannot take a port the other chose for a server it has not
+# started yet (a clean CI run's `imagetron up` found its gateway's port taken so).
+if "PYTEST_XDIST_WORKER" in os.environ and PORT_RANGE_ENV not in os.environ:
+    os.environ[PORT_RANGE_ENV] = worker_port_range(
+        int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw")),
+        int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")),
+    )
 
 # Test data need not survive a machine crash: skip fsyncs to speed up the database.
 _TEST_POSTGRES_SETTINGS = {

@@ -39,6 +39,7 @@ from imagetron.servers import (
     free_port,
     free_ports,
 )
+from imagetron.servers.ports import PORT_RANGE_ENV, worker_port_range
 from imagetron.testing import server_root
 
 pytestmark = pytest.mark.integration
@@ -372,3 +373,21 @@ def test_children_die_with_their_parent(tmp_path: Path) -> None:
         set_child_subreaper(False)
         for path in sockets:  # the killed parent could not clean up after weed
             Path(path).unlink(missing_ok=True)
+
+
+def test_ports_come_from_the_range_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Concurrent test workers draw from disjoint ranges (the root conftest.py)."""
+    monkeypatch.setenv(PORT_RANGE_ENV, "21000-22999")
+    ports = free_ports(20)
+    assert len(set(ports)) == 20
+    assert all(21000 <= port <= 22999 for port in ports)
+    first, second = worker_port_range(0, 2), worker_port_range(1, 2)
+    low0, high0 = map(int, first.split("-"))
+    low1, high1 = map(int, second.split("-"))
+    assert low0 == 15000
+    assert high0 < low1 <= high1
+    assert high1 - low1 == high0 - low0
+    for wrong in ("21000", "22999-21000", "80-90", "a-b"):
+        monkeypatch.setenv(PORT_RANGE_ENV, wrong)
+        with pytest.raises(ValueError, match=PORT_RANGE_ENV):
+            free_ports(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import socket
 from pathlib import Path
@@ -39,6 +40,38 @@ def _ephemeral_port_range() -> tuple[int, int]:
         return 32768, 60999  # Linux default
 
 
+#: Where `free_ports` draws from instead, as `LOW-HIGH`: concurrent test workers get
+#: disjoint ranges (the root conftest.py), so that one cannot take a port the other chose
+#: for a server it has not started yet.
+PORT_RANGE_ENV = "IMAGETRON_PORT_RANGE"
+
+
+def _port_range() -> tuple[int, int]:
+    low, _high = _ephemeral_port_range()
+    default = (15000, low - 1)
+    value = os.environ.get(PORT_RANGE_ENV)
+    if not value:
+        return default
+    try:
+        first, last = (int(part) for part in value.split("-"))
+    except ValueError:
+        raise ValueError(
+            f"{PORT_RANGE_ENV}={value!r}: expected LOW-HIGH, e.g. 15000-23999"
+        ) from None
+    if not 1024 <= first < last < 65536:
+        raise ValueError(f"{PORT_RANGE_ENV}={value!r}: expected 1024 <= LOW < HIGH < 65536")
+    return first, last
+
+
+def worker_port_range(worker: int, workers: int) -> str:
+    """`PORT_RANGE_ENV`'s value for worker `worker` (0-based) of `workers` sharing the
+    default range: equal disjoint slices of it."""
+    first, last = 15000, _ephemeral_port_range()[0] - 1
+    span = (last - first + 1) // max(1, workers)
+    low = first + worker * span
+    return f"{low}-{low + span - 1}"
+
+
 def free_ports(count: int, *, below: int = 65536) -> list[int]:
     """Return ``count`` *distinct* TCP ports that are currently free on 127.0.0.1.
 
@@ -50,8 +83,8 @@ def free_ports(count: int, *, below: int = 65536) -> list[int]:
     three servers in parallel).  Another process can still take a port in that window;
     servers then fail with :class:`PortInUseError` or :class:`ServerStartError`.
     """
-    low, _high = _ephemeral_port_range()
-    first, last = 15000, min(low, below) - 1
+    first, last = _port_range()
+    last = min(last, below - 1)
     chosen: list[int] = []
     if last - first >= 1000:
         for _ in range(count * 50):
