@@ -109,10 +109,15 @@ class SqlTaskRepository:
             .order_by(c.updated_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
+            # A CTE computed once: as `id IN (subquery)` PostgreSQL may run the LIMIT … SKIP
+            # LOCKED subquery more than once, and each run skips other rows (a clean CI run
+            # claimed six tasks with a limit of four).
+            .cte("due")
+            .prefix_with("MATERIALIZED")
         )
         rows = await self._session.execute(
             update(tasks)
-            .where(c.id.in_(due.scalar_subquery()))
+            .where(c.id == due.c.id)
             .values(reconciled_at=now, poll_after=now + lease)
             .returning(*tasks.c)
         )
