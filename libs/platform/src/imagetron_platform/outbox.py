@@ -21,13 +21,13 @@ from datetime import timedelta
 from typing import Any
 
 from faststream.nats import NatsBroker
-from sqlalchemy import ColumnElement, Select, Table, delete, func, literal, select, tuple_, update
+from sqlalchemy import Table, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from imagetron_contracts.streams import STREAMS
 from imagetron_platform.clock import utcnow
 from imagetron_platform.metrics import OUTBOX_OLDEST_UNPUBLISHED, OUTBOX_PUBLISHED
-from imagetron_platform.pruning import remove_in_batches
+from imagetron_platform.pruning import delete_batch, remove_in_batches
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class OutboxRelay:
         )
         outbox_done = await remove_in_batches(
             self._session_factory,
-            lambda session, batch: _delete_batch(session, outbox, outbox.c.seq, published, batch),
+            lambda session, batch: delete_batch(session, outbox, outbox.c.seq, published, batch),
         )
         if inbox is None:
             return outbox_done, 0
@@ -95,7 +95,7 @@ class OutboxRelay:
         )
         inbox_done = await remove_in_batches(
             self._session_factory,
-            lambda session, batch: _delete_batch(session, inbox, key, applied, batch),
+            lambda session, batch: delete_batch(session, inbox, key, applied, batch),
         )
         return outbox_done, inbox_done
 
@@ -203,16 +203,6 @@ class OutboxRelay:
                 async with asyncio.timeout(self._poll_seconds):
                     await self._wakeup.wait()
             self._wakeup.clear()
-
-
-async def _delete_batch(
-    session: AsyncSession, table: Table, key: ColumnElement[Any], rows: Select[Any], batch: int
-) -> int:
-    """Delete up to `batch` of the rows `rows` selects (their `key`); how many. Rows
-    another relay is deleting now are skipped (SKIP LOCKED): that relay has them."""
-    chosen = rows.limit(batch).with_for_update(skip_locked=True)
-    result = await session.execute(delete(table).where(key.in_(chosen)).returning(literal(1)))
-    return len(result.all())
 
 
 def _stream_for(subject: str) -> str:

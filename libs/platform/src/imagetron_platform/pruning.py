@@ -5,7 +5,10 @@ holds more than a batch of rows."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, Table, delete, literal
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagetron_platform.ports import Transaction
 
@@ -32,3 +35,14 @@ async def remove_in_batches(
         total += removed
         if removed < batch:
             return total
+
+
+async def delete_batch(
+    session: AsyncSession, table: Table, key: ColumnElement[Any], rows: Select[Any], batch: int
+) -> int:
+    """Delete up to `batch` of the rows `rows` selects (by their `key`: a column, or a
+    `tuple_` of the primary key's columns); how many. Rows another process is deleting now
+    are skipped (SKIP LOCKED): it has them."""
+    chosen = rows.limit(batch).with_for_update(skip_locked=True)
+    result = await session.execute(delete(table).where(key.in_(chosen)).returning(literal(1)))
+    return len(result.all())

@@ -21,6 +21,7 @@ from imagetron_gateway.domain.identity import ApiKey, BrowserSession, User
 from imagetron_platform.clock import utcnow
 from imagetron_platform.db import SqlUnitOfWork
 from imagetron_platform.errors import Conflict
+from imagetron_platform.pruning import delete_batch
 
 
 def _user(m: RowMapping) -> User:
@@ -285,18 +286,8 @@ class SqlSessions:
         )
 
     async def remove_expired(self, now: datetime, limit: int) -> int:
-        batch = (
-            select(sessions.c.token_hash)
-            .where(sessions.c.expires_at <= now)
-            .limit(limit)
-            .scalar_subquery()
-        )
-        result = await self._session.execute(
-            delete(sessions)
-            .where(sessions.c.token_hash.in_(batch))
-            .returning(sessions.c.token_hash)
-        )
-        return len(result.all())
+        expired = select(sessions.c.token_hash).where(sessions.c.expires_at <= now)
+        return await delete_batch(self._session, sessions, sessions.c.token_hash, expired, limit)
 
 
 class SqlUsage:
@@ -378,33 +369,15 @@ class SqlUsage:
         return {r.kind: r.used for r in rows}
 
     async def remove_charges_before(self, day: date, limit: int) -> int:
-        batch = (
-            select(request_charges.c.request_id)
-            .where(request_charges.c.day < day)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        result = await self._session.execute(
-            delete(request_charges)
-            .where(request_charges.c.request_id.in_(batch))
-            .returning(request_charges.c.request_id)
-        )
-        return len(result.all())
+        charge = request_charges.c
+        past = select(charge.request_id).where(charge.day < day)
+        return await delete_batch(self._session, request_charges, charge.request_id, past, limit)
 
     async def remove_counts_before(self, day: date, limit: int) -> int:
         usage = daily_usage.c
-        batch = (
-            select(usage.user_id, usage.day, usage.kind)
-            .where(usage.day < day)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        result = await self._session.execute(
-            delete(daily_usage)
-            .where(tuple_(usage.user_id, usage.day, usage.kind).in_(batch))
-            .returning(usage.day)
-        )
-        return len(result.all())
+        past = select(usage.user_id, usage.day, usage.kind).where(usage.day < day)
+        key = tuple_(usage.user_id, usage.day, usage.kind)
+        return await delete_batch(self._session, daily_usage, key, past, limit)
 
 
 class SqlIdempotencyKeys:
@@ -504,18 +477,9 @@ class SqlIdempotencyKeys:
 
     async def remove_expired(self, now: datetime, limit: int) -> int:
         row = idempotency_keys.c
-        batch = (
-            select(row.user_id, row.key)
-            .where(row.expires_at <= now)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        result = await self._session.execute(
-            delete(idempotency_keys)
-            .where(tuple_(row.user_id, row.key).in_(batch))
-            .returning(row.key)
-        )
-        return len(result.all())
+        expired = select(row.user_id, row.key).where(row.expires_at <= now)
+        key = tuple_(row.user_id, row.key)
+        return await delete_batch(self._session, idempotency_keys, key, expired, limit)
 
 
 class SqlIdentityUnitOfWork(SqlUnitOfWork):

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagetron_platform.pagination import PageKey
+from imagetron_platform.pruning import delete_batch
 from imagetron_prompts.adapters.tables import (
     chat_messages,
     chats,
@@ -116,16 +117,8 @@ class SqlPromptRepository:
 
     async def forget_deleted(self, before: datetime, limit: int) -> int:
         gone = deleted_prompts.c
-        batch = (
-            select(gone.id)
-            .where(gone.deleted_at < before)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        result = await self._session.execute(
-            delete(deleted_prompts).where(gone.id.in_(batch)).returning(gone.id)
-        )
-        return len(result.all())
+        old = select(gone.id).where(gone.deleted_at < before)
+        return await delete_batch(self._session, deleted_prompts, gone.id, old, limit)
 
     async def linked_to_chat(self, owner_id: UUID, chat_id: UUID) -> Sequence[Prompt]:
         query = (
