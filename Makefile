@@ -7,9 +7,14 @@ UV_VERSION := 0.13.9
 UV := python3 -m uv
 export UV_PYTHON_DOWNLOADS := never
 
+# Bytecode compiled once here (the dependencies and our own sources) rather than by every
+# interpreter that imports them: where PYTHONDONTWRITEBYTECODE is set (as on the development
+# machines) nothing caches it otherwise, and `imagetron up`'s processes compiled about 7,600
+# modules from source at every start (15.6 s to ready instead of 7.8 s, 4 Dec 2026).
 bootstrap:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
-	@$(UV) sync --frozen --all-packages --quiet
+	@$(UV) sync --frozen --all-packages --quiet --compile-bytecode
+	@$(UV) run --frozen python -m compileall -q -j 0 src libs/*/src services/*/src sandbox/src contracts/src >/dev/null
 
 up: bootstrap
 	$(UV) run imagetron up

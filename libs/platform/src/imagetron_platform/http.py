@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from asgi_correlation_id import CorrelationIdMiddleware
+from asgi_correlation_id.extensions.sentry import get_sentry_extension
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -180,9 +181,9 @@ class CorrelationIds(CorrelationIdMiddleware):
     (tracemalloc on a notifier with 2,000 streams: 1 KB each)."""
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        if not _sentry_reports():
-            self.sentry_extension = _untagged
+        # Not the library's own, which imports Sentry's SDK whenever it is installed, used or
+        # not: 0.07 s of CPU in every service's start, after the fork server's import.
+        self.sentry_extension = get_sentry_extension() if _sentry_reports() else _untagged
 
 
 def _sentry_reports() -> bool:
