@@ -17,7 +17,7 @@ from starlette.datastructures import Headers
 from imagetron_gateway.adapters.webhooks import VERIFIERS, webhook_verifiers
 from imagetron_gateway.adapters.webhooks.schemes import TOKEN, Ed25519Verifier
 from imagetron_gateway.app.ports import WebhookParameter, WebhookRequest
-from imagetron_gateway.entrypoints.http.webhooks import webhook_router
+from imagetron_gateway.entrypoints.http.webhooks import webhook_operations
 from imagetron_platform.errors import Unauthorized
 from imagetron_platform.webhook_tokens import webhook_token
 
@@ -170,7 +170,7 @@ async def test_non_ascii_credentials_are_a_plain_401_over_http(gateway):
 
 def test_a_provider_is_one_class_from_which_its_route_and_document_follow():
     app = FastAPI()
-    app.include_router(webhook_router([FalVerifier]))
+    app.include_router(webhook_operations([FalVerifier]))
     operation = app.openapi()["paths"]["/webhooks/fal/{task_id}"]["post"]
     assert operation["operationId"] == "receiveFalWebhook"
     documented = {(p["in"], p["name"]) for p in operation["parameters"]}

@@ -18,7 +18,9 @@ from pydantic import SecretStr, ValidationError
 
 from imagetron_gateway.adapters.webhooks import webhook_verifiers
 from imagetron_gateway.adapters.webhooks.schemes import without_credentials
+from imagetron_gateway.entrypoints.http.webhooks import WebhookReceiver
 from imagetron_gateway.settings import GatewaySettings
+from imagetron_platform.metrics import REGISTRY
 from imagetron_platform.webhook_tokens import webhook_token
 
 BODY = {"timestamp": 1700000000, "data": {"task_id": "p-1", "status": "completed"}}
@@ -119,6 +121,110 @@ async def test_storage_down_is_503_so_the_provider_retries(gateway):
     )
     assert response.status_code == 503
     assert "retry" in response.json()["detail"]
+
+
+# --- the receiver: every path under /webhooks/, before the API's guard and router ---------
+
+
+def _is_problem(response, status):
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == status
+    return response.json()
+
+
+async def test_a_path_under_webhooks_that_is_no_callback_route_is_a_404_problem(gateway):
+    task_id = uuid.uuid4()
+    for path in (
+        "/webhooks/",
+        "/webhooks/goapi",
+        "/webhooks/goapi/",
+        "/webhooks/goapi/42",
+        f"/webhooks/goapi/{task_id}/more",
+        f"/webhooks/nobody/{task_id}",
+        f"/webhooks//{task_id}",
+    ):
+        problem = _is_problem(await gateway.client.post(path, json=BODY, headers=JSON), 404)
+        assert "providers: goapi, midjourney_proxy, replicate" in problem["detail"], path
+    assert gateway.callbacks.accepted == []
+
+
+async def test_a_callback_route_takes_only_post(gateway):
+    task_id = uuid.uuid4()
+    for method in ("GET", "PUT", "DELETE", "PATCH", "OPTIONS"):
+        response = await gateway.client.request(method, _url(gateway, task_id))
+        problem = _is_problem(response, 405)
+        assert response.headers["allow"] == "POST"
+        assert problem["detail"] == f"{method} is not allowed here; use POST."
+    assert gateway.callbacks.accepted == []
+
+
+async def test_callbacks_are_answered_with_the_platforms_headers(gateway):
+    """Correlation id, security headers: the platform's middleware still wraps them."""
+    task_id = uuid.uuid4()
+    accepted = await gateway.client.post(
+        _url(gateway, task_id),
+        json=BODY,
+        headers={"x-webhook-secret": "s3cret", "X-Request-ID": "0123456789abcdef0123456789abcdef"},
+    )
+    refused = await gateway.client.post(_url(gateway, task_id), json=BODY)
+    assert (accepted.status_code, refused.status_code) == (200, 401)
+    assert accepted.headers["x-request-id"] == "0123456789abcdef0123456789abcdef"
+    assert len(refused.headers["x-request-id"]) == 32
+    for response in (accepted, refused):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["cache-control"] == "no-store"
+
+
+def _requests_counted(route: str, status: str) -> float:
+    labels = {"service": "gateway", "method": "POST", "route": route, "status": status}
+    return REGISTRY.get_sample_value("imagetron_http_requests_total", labels) or 0.0
+
+
+async def test_callbacks_are_counted_per_provider_route_not_per_task(gateway):
+    route = "/webhooks/goapi/{task_id:id}"
+    before = _requests_counted(route, "200"), _requests_counted(route, "401")
+    for _ in range(3):
+        task_id = uuid.uuid4()
+        ok = await gateway.client.post(
+            _url(gateway, task_id), json=BODY, headers={"x-webhook-secret": "s3cret"}
+        )
+        assert ok.status_code == 200
+    assert (await gateway.client.post(_url(gateway, uuid.uuid4()), json=BODY)).status_code == 401
+    after = _requests_counted(route, "200"), _requests_counted(route, "401")
+    assert (after[0] - before[0], after[1] - before[1]) == (3, 1)
+
+
+async def test_a_provider_that_hangs_up_mid_body_gets_no_answer_and_nothing_is_stored(gateway):
+    task_id = uuid.uuid4()
+    token = webhook_token("token-key", "goapi", task_id)
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": f"/webhooks/goapi/{task_id}",
+        "raw_path": f"/webhooks/goapi/{task_id}".encode(),
+        "query_string": f"token={token}".encode(),
+        "headers": [(b"content-type", b"application/json"), (b"x-webhook-secret", b"s3cret")],
+        "state": dict(gateway.state),
+    }
+    messages = [
+        {"type": "http.request", "body": b'{"timestamp": 1', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent = []
+
+    async def receive():
+        return messages.pop(0)
+
+    async def send(message):
+        sent.append(message)
+
+    async def elsewhere(scope, receive, send):
+        raise AssertionError("a callback must not reach the API's routes")
+
+    await WebhookReceiver(elsewhere, providers=["goapi"])(scope, receive, send)
+    assert sent == []
+    assert gateway.callbacks.accepted == []
 
 
 # --- midjourney-proxy: the per-task token alone, in the callback URL it echoes -------------

@@ -78,14 +78,25 @@ async def _on_http(request: Request, exc: Exception) -> Response:
         return problem_response(
             PayloadTooLarge("The request body is larger than this operation accepts."), request
         )
-    err = ProblemError(str(exc.detail), headers=dict(exc.headers or {}))
-    err.status, err.title, err.slug = exc.status_code, str(exc.detail), f"http-{exc.status_code}"
     if exc.status_code == 405:
         # Starlette names the methods of the first route that matched the path; the path
         # may have more (one route per method), so list them all.
-        err.headers["Allow"] = ", ".join(allowed_methods(request))
-        err.detail = f"{request.method} is not allowed here; use {err.headers['Allow']}."
+        return problem_response(
+            method_not_allowed(request.method, allowed_methods(request)), request
+        )
+    err = ProblemError(str(exc.detail), headers=dict(exc.headers or {}))
+    err.status, err.title, err.slug = exc.status_code, str(exc.detail), f"http-{exc.status_code}"
     return problem_response(err, request)
+
+
+def method_not_allowed(method: str, allowed: list[str]) -> ProblemError:
+    """The 405 problem, with the `Allow` header naming what the path takes."""
+    err = ProblemError(
+        f"{method} is not allowed here; use {', '.join(allowed)}.",
+        headers={"Allow": ", ".join(allowed)},
+    )
+    err.status, err.title, err.slug = 405, "Method Not Allowed", "http-405"
+    return err
 
 
 def _undecodable(cause: BaseException) -> str:

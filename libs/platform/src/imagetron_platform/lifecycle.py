@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from faststream.nats import NatsBroker
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -283,6 +284,12 @@ class ServiceLifecycle:
             raise ConnectionError("not connected to NATS")
 
 
+#: Imagetron's metrics are Prometheus's and its errors Sentry's; no OpenTelemetry provider is
+#: configured, so FastAPI's native telemetry would do nothing but ask for one on every
+#: request (three environment lookups: 5 % of a provider callback's CPU, py-spy).
+NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
 def service_app(
     service: str,
     *,
@@ -301,7 +308,12 @@ def service_app(
             yield values
 
     app = FastAPI(
-        title=title, lifespan=app_lifespan, openapi_url=None, docs_url=None, redoc_url=None
+        title=title,
+        lifespan=app_lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=NO_OPENTELEMETRY,
     )
     install_platform(app, service, readiness=readiness, metrics_access=metrics_access)
     return app

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from faststream.nats import NatsBroker
 from starlette.middleware import Middleware
@@ -207,9 +208,6 @@ def api_app(app: FastAPI) -> FastAPI:
     """The public API on a service app: every router, the contract at `/openapi.json` and
     the docs. Tests put it on an app whose lifespan yields fakes of the ports."""
     app.version = "0.1.0"
-    # First: providers' callbacks are the busiest route, and FastAPI matches a request
-    # against the routes in order (every API route before it would be tried).
-    app.include_router(webhooks.webhook_router(VERIFIERS))
     for module in (
         session,
         users,
@@ -223,16 +221,22 @@ def api_app(app: FastAPI) -> FastAPI:
         events,
     ):
         app.include_router(module.router)
-    # Innermost (appended, not added on top): its refusals still pass through the
-    # platform's metrics, security headers and correlation ids.
+    # Innermost (appended, not added on top): their answers still pass through the
+    # platform's metrics, security headers and correlation ids. Providers' callbacks are
+    # answered before the API's guard and router (webhooks.py says why).
+    providers = [verifier.provider for verifier in VERIFIERS]
+    app.user_middleware.append(Middleware(webhooks.WebhookReceiver, providers=providers))
     app.user_middleware.append(Middleware(RequestGuard))
-    generate_openapi = app.openapi
+    callbacks = webhooks.webhook_operations(VERIFIERS)
 
     def openapi() -> dict[str, Any]:
-        # What FastAPI derives from the routes; the contract test compares it with the
-        # document, which is what `/openapi.json` serves.
+        # What FastAPI derives from the routes and the callbacks' declared operations; the
+        # contract test compares it with the document, which is what `/openapi.json` serves.
         if app.openapi_schema is None:
-            app.openapi_schema = guard_responses(problem_media_type(generate_openapi()))
+            derived = get_openapi(
+                title=app.title, version=app.version, routes=[*callbacks.routes, *app.routes]
+            )
+            app.openapi_schema = guard_responses(problem_media_type(derived))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -1,5 +1,7 @@
 """What every request meets before any route reads its body: a content type the route can
-read, a bounded body, an authenticated caller (for `/api/v1`) and the rate limits.
+read, a bounded body, an authenticated caller (for `/api/v1`) and the rate limits. (Provider
+callbacks are answered before it, by `webhooks.WebhookReceiver`, which checks their bodies
+with `check_body` and their credentials before reading them.)
 
 Plain ASGI middleware rather than FastAPI dependencies: FastAPI reads and parses the body
 before it resolves dependencies, and a refusal here must cost no body read at all."""
@@ -37,7 +39,6 @@ STUDIO_PAGE = "/"
 #: Small pictures a page shows by the hundred: their own, larger budget.
 PICTURES = re.compile(r"^/api/v1/(images/[^/]+/thumbnail|tasks/[^/]+/preview)$")
 API_PREFIX = "/api/v1/"
-WEBHOOKS_PREFIX = "/webhooks/"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 EVENTS_PATH = "/api/v1/events"
@@ -58,14 +59,10 @@ class RequestGuard:
         request = Request(scope)
         ctx: GatewayContext = request.state.context
         headers = Headers(scope=scope)
-        limit = (
-            ctx.settings.webhook_max_bytes
-            if scope["path"].startswith(WEBHOOKS_PREFIX)
-            else ctx.settings.max_body_bytes
-        )
+        limit = ctx.settings.max_body_bytes
         rate_headers: dict[str, str] = {}
         try:
-            _check_body(scope["method"], headers, limit)
+            check_body(scope["method"], headers, limit)
             caller: Caller | None = None
             if scope["path"].startswith(API_PREFIX) and scope["path"] != SESSION_PATH:
                 try:
@@ -78,8 +75,7 @@ class RequestGuard:
                 pictures = scope["method"] == "GET" and PICTURES.match(scope["path"])
                 policy = "per-key-pictures" if pictures else "per-key"
                 rate_headers = await _limit(ctx, policy, str(caller.user.id))
-            elif not scope["path"].startswith(WEBHOOKS_PREFIX):
-                # Webhooks carry their own credentials, checked before their body is read.
+            else:
                 rate_headers = await _limit(ctx, "per-address", _address(scope))
         except ProblemError as exc:
             exc.headers = {**rate_headers, **exc.headers}
@@ -98,7 +94,7 @@ class RequestGuard:
         await RequestBodyLimitResponder(self.app, limit)(scope, receive, send_with_rate_headers)
 
 
-def _check_body(method: str, headers: Headers, limit: int) -> None:
+def check_body(method: str, headers: Headers, limit: int) -> None:
     declared = headers.get("content-length")
     has_body = (declared is not None and declared != "0") or "transfer-encoding" in headers
     if not has_body:
