@@ -55,8 +55,11 @@ MIGRATIONS = (
 def migrate(database_url: str) -> None:
     """Upgrade every service's schema to head. Blocking."""
     for name, upgrade in MIGRATIONS:
-        log.info("migrating the %s schema", name)
-        upgrade(database_url)
+        started = time.monotonic()
+        if upgrade(database_url):
+            log.info("migrated the %s schema in %.2fs", name, time.monotonic() - started)
+        else:
+            log.info("the %s schema is at its head", name)
 
 
 async def provision(

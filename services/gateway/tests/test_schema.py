@@ -10,7 +10,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from imagetron_gateway import migrations
-from imagetron_gateway.adapters.tables import SCHEMA, metadata
+from imagetron_gateway.adapters.tables import metadata
+from imagetron_gateway.migrations import SCHEMA
 from imagetron_platform.db import make_engine
 from imagetron_platform.testing import schema_differences
 

@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagetron_contracts.models.images import ImageKind, ProcessMode, TaskCommand, TaskStatus
 from imagetron_images import migrations
-from imagetron_images.adapters.tables import SCHEMA, metadata
+from imagetron_images.adapters.tables import metadata
 from imagetron_images.adapters.unit_of_work import ImagesUnitOfWork
 from imagetron_images.app.ports import ImagePageKey
 from imagetron_images.domain import GenerationTask, Image
-from imagetron_images.migrations import upgrade
+from imagetron_images.migrations import SCHEMA, upgrade
 from imagetron_platform.db import make_engine, make_session_factory
 from imagetron_platform.pagination import PageKey
 from imagetron_platform.testing import schema_differences

@@ -7,7 +7,8 @@ from sqlalchemy import inspect
 
 from imagetron_platform.testing import schema_differences
 from imagetron_prompts import migrations
-from imagetron_prompts.adapters.tables import SCHEMA, metadata
+from imagetron_prompts.adapters.tables import metadata
+from imagetron_prompts.migrations import SCHEMA
 
 pytestmark = pytest.mark.integration
 

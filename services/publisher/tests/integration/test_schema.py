@@ -10,7 +10,8 @@ import pytest
 from imagetron_platform.db import make_engine
 from imagetron_platform.testing import schema_differences
 from imagetron_publisher import migrations
-from imagetron_publisher.adapters.tables import SCHEMA, metadata
+from imagetron_publisher.adapters.tables import metadata
+from imagetron_publisher.migrations import SCHEMA
 
 pytestmark = pytest.mark.integration
 

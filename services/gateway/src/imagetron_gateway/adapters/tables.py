@@ -17,7 +17,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-SCHEMA = "identity"
+from imagetron_gateway.migrations import SCHEMA
+
 metadata = MetaData(schema=SCHEMA)
 
 users = Table(

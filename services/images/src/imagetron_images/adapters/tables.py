@@ -30,9 +30,8 @@ from imagetron_contracts.models.images import (
     TaskStatus,
     VariationStrength,
 )
+from imagetron_images.migrations import SCHEMA
 from imagetron_platform.db import inbox_table, outbox_table
-
-SCHEMA = "images"
 
 metadata = MetaData(
     schema=SCHEMA,

@@ -28,8 +28,7 @@ from imagetron_contracts.models.prompts import GenerationState, PromptStatus
 from imagetron_platform.db import inbox_table, outbox_table
 from imagetron_prompts.app.ports import LlmOutcome, LlmPurpose
 from imagetron_prompts.domain.prompt import TaskPhase
-
-SCHEMA = "prompts"
+from imagetron_prompts.migrations import SCHEMA
 
 metadata = MetaData(
     schema=SCHEMA,

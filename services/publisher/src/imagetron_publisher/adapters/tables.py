@@ -23,8 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from imagetron_platform.db import inbox_table, outbox_table
-
-SCHEMA = "publisher"
+from imagetron_publisher.migrations import SCHEMA
 
 metadata = MetaData(
     schema=SCHEMA,
