@@ -36,6 +36,7 @@ from imagetron_images.app.reconciliation import Expectations, ReconcilePolicy, r
 from imagetron_images.domain import Deadlines
 from imagetron_images.entrypoints.messaging import ConsumerSettings, register_subscribers
 from imagetron_images.settings import ImagesSettings
+from imagetron_platform.first_use import OnFirstUse
 from imagetron_platform.lifecycle import ServiceLifecycle
 from imagetron_platform.messaging import Redelivery
 from imagetron_platform.objects import minio_client
@@ -57,13 +58,20 @@ class ImagesRuntime:
         self.session_factory = database.session_factory
         provider_http = httpx.AsyncClient(timeout=settings.goapi_timeout_seconds)
         download_http = guarded_http_client()
-        openai = openai_client(
-            base_url=settings.openai_base_url,
-            api_key=settings.openai_api_key.get_secret_value(),
-            timeout_seconds=settings.openai_timeout_seconds,
+        openai = OnFirstUse(
+            lambda: openai_client(
+                base_url=settings.openai_base_url,
+                api_key=settings.openai_api_key.get_secret_value(),
+                timeout_seconds=settings.openai_timeout_seconds,
+            )
         )
+
+        async def close_openai() -> None:
+            if (client := openai.built) is not None:
+                await client.close()
+
         self.lifecycle.close_on_shutdown(provider_http.aclose)
-        self.lifecycle.close_on_shutdown(openai.close)
+        self.lifecycle.close_on_shutdown(close_openai)
         self.lifecycle.close_on_shutdown(download_http.aclose)
         image_work = ImageWork(settings.image_workers)
         self.lifecycle.close_on_shutdown(image_work.close)

@@ -34,6 +34,7 @@ from imagetron_images.app.ports import (
     ProviderUnavailable,
 )
 from imagetron_images.domain import Capability, ProviderRequest, ProviderStatus
+from imagetron_platform.first_use import OnFirstUse
 
 API_KEY = "sk-test-key"
 MODEL = "gpt-image-1"
@@ -121,7 +122,7 @@ async def make(
     url: str, store: Any, model: str = MODEL, count: int = 4, timeout: float = 5
 ) -> AsyncIterator[OpenAIImagesProvider]:
     async with openai_client(base_url=url, api_key=API_KEY, timeout_seconds=timeout) as client:
-        yield OpenAIImagesProvider(client, store, model=model, count=count)
+        yield OpenAIImagesProvider(OnFirstUse(lambda: client), store, model=model, count=count)
 
 
 @pytest.fixture(scope="module")

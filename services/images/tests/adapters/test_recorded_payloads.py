@@ -34,6 +34,7 @@ from imagetron_images.adapters.replicate import ReplicateProvider
 from imagetron_images.app import ports
 from imagetron_images.app.ports import ImageProvider
 from imagetron_images.domain import ProviderRequest
+from imagetron_platform.first_use import OnFirstUse
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "providers"
 TASK_ID = UUID("2f1e0a8c-6a7b-4c39-9d55-0d1e2f3a4b5c")
@@ -93,7 +94,7 @@ async def openai(replay: Replay) -> AsyncIterator[ImageProvider]:
             http_client=http,
         )  # fmt: skip
         model = replay.case.get("model", "gpt-image-1")
-        yield OpenAIImagesProvider(client, Staging(), model=model, count=4)
+        yield OpenAIImagesProvider(OnFirstUse(lambda: client), Staging(), model=model, count=4)
 
 
 def on_httpx(

@@ -28,6 +28,7 @@ from imagetron_images.adapters.staging import StagedOrRemoteDownloader
 from imagetron_images.adapters.storage import S3ImageStore
 from imagetron_images.app import images, tasks
 from imagetron_images.app.dispatch import Slots
+from imagetron_platform.first_use import OnFirstUse
 from imagetron_platform.jobs import Delivery, RetryLater
 from imagetron_platform.objects import minio_client
 
@@ -93,7 +94,9 @@ async def openai(serve, s3_store):
 
     async with serve(app) as url:
         sdk = openai_client(base_url=url, api_key="sk-it", timeout_seconds=5)
-        provider = OpenAIImagesProvider(sdk, s3_store, model="gpt-image-1", count=4)
+        provider = OpenAIImagesProvider(
+            OnFirstUse(lambda: sdk), s3_store, model="gpt-image-1", count=4
+        )
         yield provider, answer
         await sdk.close()
 

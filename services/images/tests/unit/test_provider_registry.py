@@ -17,13 +17,16 @@ from imagetron_images.adapters.providers import build_providers
 from imagetron_images.app import callbacks
 from imagetron_images.domain import Capability, GenerationTask
 from imagetron_images.settings import ImagesSettings
+from imagetron_platform.first_use import OnFirstUse
 from imagetron_platform.jobs import Delivery
 
 
 @pytest.fixture
 async def providers() -> Any:
     async with httpx.AsyncClient() as client:
-        openai = openai_client(base_url="http://x", api_key="", timeout_seconds=1)
+        openai = OnFirstUse(
+            lambda: openai_client(base_url="http://x", api_key="", timeout_seconds=1)
+        )
         yield build_providers(
             ImagesSettings(replicate_api_token=SecretStr("r8_x")), client, world_store(), openai
         )

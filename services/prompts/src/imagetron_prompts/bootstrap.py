@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from faststream.nats import NatsBroker
-from openai import AsyncOpenAI
 
 from imagetron_platform.clock import utcnow
 from imagetron_platform.lifecycle import ServiceLifecycle
-from imagetron_prompts.adapters.llm import OpenAiLlm
+from imagetron_prompts.adapters.llm_on_first_use import LlmOnFirstUse
 from imagetron_prompts.adapters.tables import inbox, outbox
 from imagetron_prompts.adapters.unit_of_work import PromptsUnitOfWork
 from imagetron_prompts.app.dependencies import Dependencies
-from imagetron_prompts.app.ports import LlmPort
 from imagetron_prompts.app.prompts import forget_deleted_prompts, release_expired_reservations
 from imagetron_prompts.entrypoints.messaging import SERVICE, register_subscribers
 from imagetron_prompts.settings import PromptsSettings
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+    from imagetron_prompts.adapters.llm import OpenAiLlm
 
 #: How often reservations whose task never showed up are looked for.
 RESERVATION_SWEEP_SECONDS = 60.0
@@ -32,6 +36,8 @@ DELETED_PROMPT_SWEEP_SECONDS = 3600.0
 
 def build_llm_client(settings: PromptsSettings) -> AsyncOpenAI:
     """The SDK client: per-request timeout and transport retries (see `adapters.llm`)."""
+    from openai import AsyncOpenAI
+
     return AsyncOpenAI(
         base_url=settings.llm_base_url,
         api_key=settings.llm_api_key.get_secret_value(),
@@ -40,9 +46,12 @@ def build_llm_client(settings: PromptsSettings) -> AsyncOpenAI:
     )
 
 
-def build_llm(settings: PromptsSettings, client: AsyncOpenAI) -> LlmPort:
+def build_llm(settings: PromptsSettings) -> OpenAiLlm:
+    """The language model over the `openai` SDK (imported here: `LlmOnFirstUse`)."""
+    from imagetron_prompts.adapters.llm import OpenAiLlm
+
     return OpenAiLlm(
-        client,
+        build_llm_client(settings),
         model=settings.llm_model,
         answer_attempts=settings.llm_answer_attempts,
         deadline_seconds=settings.llm_deadline_seconds,
@@ -58,13 +67,13 @@ class PromptsRuntime:
             SERVICE, settings, outbox=outbox, inbox=inbox
         )
         self.broker = self.lifecycle.broker
-        llm_client = build_llm_client(settings)
-        self.lifecycle.close_on_shutdown(llm_client.close)
+        llm = LlmOnFirstUse(settings.llm_model, lambda: build_llm(settings))
+        self.lifecycle.close_on_shutdown(llm.close)
         on_commit = self.lifecycle.wake_relay
         self.deps = Dependencies(
             new_uow=lambda: PromptsUnitOfWork(database.session_factory, on_commit=on_commit),
             clock=utcnow,
-            llm=build_llm(settings, llm_client),
+            llm=llm,
         )
 
 

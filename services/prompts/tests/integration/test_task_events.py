@@ -29,7 +29,7 @@ from imagetron_prompts.adapters.tables import inbox
 from imagetron_prompts.adapters.unit_of_work import PromptsUnitOfWork
 from imagetron_prompts.app.dependencies import Dependencies
 from imagetron_prompts.app.prompts import TASK_EVENTS_CONSUMER
-from imagetron_prompts.bootstrap import build_broker, build_llm, build_llm_client
+from imagetron_prompts.bootstrap import build_broker, build_llm
 from imagetron_prompts.entrypoints.messaging import TASK_EVENTS_DURABLE, TASK_EVENTS_REDELIVERY
 from imagetron_prompts.settings import PromptsSettings
 
@@ -170,7 +170,7 @@ async def test_failed_handling_is_retried_after_the_backoff_delay(
     js = nc.jetstream()
     await provision_streams(js)
     # The language model is never asked here: a client that is never used.
-    llm = build_llm(settings, build_llm_client(settings))
+    llm = build_llm(settings)
     deps = Dependencies(new_uow=lambda: DatabaseDownTwice(session_factory), clock=utcnow, llm=llm)
     broker = build_broker(
         PromptsSettings(database_url=settings.database_url, nats_url=private_nats_url), deps

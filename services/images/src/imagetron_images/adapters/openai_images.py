@@ -33,12 +33,8 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from uuid import UUID, uuid4
-
-import openai
-from openai import AsyncOpenAI, omit
-from openai.types import ImagesResponse
 
 from imagetron_contracts.models.images import TaskCommand
 from imagetron_images.app.ports import (
@@ -49,6 +45,12 @@ from imagetron_images.app.ports import (
 )
 from imagetron_images.domain import Capability, ProviderRequest, ProviderStatus, ProviderUpdate
 from imagetron_images.domain.providers import STAGED_SCHEME, staging_prefix
+from imagetron_platform.first_use import OnFirstUse
+
+if TYPE_CHECKING:  # the SDK is imported with the client, at the first generation
+    import openai
+    from openai import AsyncOpenAI
+    from openai.types import ImagesResponse
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +123,12 @@ def openai_client(
     (`https://api.openai.com`) or its API root (`…/v1`). Our submission job retries (with
     backoff, then fails the task): the SDK must not retry on its own, every retry is a paid
     generation. The SDK refuses an empty key: without one (OpenAI is not the configured
-    provider) a request would be refused by the API, as an unconfigured key should be."""
+    provider) a request would be refused by the API, as an unconfigured key should be.
+
+    It imports the SDK (0.6-0.7 s of CPU): the service builds it at its first generation
+    with OpenAI (`OnFirstUse`), not at every start."""
+    from openai import AsyncOpenAI
+
     base = base_url.rstrip("/")
     return AsyncOpenAI(
         api_key=api_key or "not-configured",
@@ -140,9 +147,9 @@ class OpenAIImagesProvider:
     """The `openai` adapter of the ImageProvider port."""
 
     def __init__(
-        self, client: AsyncOpenAI, staging: StagingStore, *, model: str, count: int
+        self, client: OnFirstUse[AsyncOpenAI], staging: StagingStore, *, model: str, count: int
     ) -> None:
-        """`client`: see `openai_client`."""
+        """`client`: see `openai_client`; built when the first image is generated."""
         self._openai = client
         self._staging = staging
         self._model = model
@@ -213,9 +220,13 @@ class OpenAIImagesProvider:
         return urls
 
     async def _generate(self, request: ProviderRequest) -> ImagesResponse:
+        client = await self._openai.get()
+        import openai  # imported by now, with the client
+        from openai import omit
+
         family = self._family
         try:
-            return await self._openai.images.generate(
+            return await client.images.generate(
                 model=self._model,
                 prompt=request.prompt_text,
                 n=self._count,
@@ -249,6 +260,8 @@ def _classified(exc: openai.APIStatusError) -> Exception:
 
 def _sources(answer: ImagesResponse) -> Sequence[bytes | str]:
     """Each image's bytes (from `b64_json` or a `data:` URL) or its `http(s)` URL."""
+    from openai.types import ImagesResponse
+
     # The SDK hands over what it could not read as it came (a list, a string, …).
     if not isinstance(answer, ImagesResponse) or not answer.data:
         raise MalformedProviderMessage("OpenAI answered without images (`data`).")

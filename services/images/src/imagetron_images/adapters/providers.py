@@ -8,9 +8,9 @@ parsing a callback needs no credentials.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import httpx
-from openai import AsyncOpenAI
 
 from imagetron_images.adapters.goapi import GoApiProvider
 from imagetron_images.adapters.midjourney_proxy import MidjourneyProxyApi, MidjourneyProxyProvider
@@ -18,16 +18,21 @@ from imagetron_images.adapters.openai_images import OpenAIImagesProvider, Stagin
 from imagetron_images.adapters.replicate import ReplicateProvider
 from imagetron_images.app.ports import ImageProvider
 from imagetron_images.settings import ImagesSettings
+from imagetron_platform.first_use import OnFirstUse
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
 
 
 def build_providers(
     settings: ImagesSettings,
     client: httpx.AsyncClient,
     staging: StagingStore,
-    openai: AsyncOpenAI,
+    openai: OnFirstUse[AsyncOpenAI],
 ) -> Mapping[str, ImageProvider]:
     """`staging`: where a synchronous provider (OpenAI Images) puts its results; `openai`:
-    the SDK client it generates with (`openai_images.openai_client`)."""
+    the SDK client it generates with (`openai_images.openai_client`), built at its first
+    generation."""
     webhook_base = settings.webhook_public_base_url
     webhook_secret = settings.webhook_secret.get_secret_value()
     token_key = settings.webhook_token_key.get_secret_value()

@@ -145,6 +145,10 @@ class OpenAiLlm:
     def model(self) -> str:
         return self._model
 
+    async def close(self) -> None:
+        """Close the SDK's client (its connections)."""
+        await self._client.close()
+
     async def answer(
         self,
         messages: Sequence[LlmMessage],

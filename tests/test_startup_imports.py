@@ -1,0 +1,39 @@
+"""What the fork server imports for our six processes (`APP_MODULES`, then each service's
+app built as it starts) leaves out what none of them needs to become ready: each of these
+was on the path of every `imagetron up` (CPU of its import on this machine, compiled)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from imagetron.stack_ports import APP_MODULES
+
+#: Imported at first use, if ever.
+LEFT_OUT = {
+    "openai": "0.6-0.7 s: prompts' language model, images' OpenAI Images provider",
+    "alembic": "0.16 s: only for a schema behind its head",
+    "sentry_sdk": "0.07 s: only with a DSN",
+}
+
+
+def test_the_services_start_without_what_only_their_first_use_needs() -> None:
+    started = f"""
+import importlib, json, sys
+for module in {sorted(APP_MODULES.values())!r}:
+    importlib.import_module(module + ".__main__")
+from imagetron_images.bootstrap import create_app as images_app
+from imagetron_images.settings import ImagesSettings
+from imagetron_prompts.bootstrap import create_app as prompts_app
+from imagetron_prompts.settings import PromptsSettings
+images_app(ImagesSettings())
+prompts_app(PromptsSettings())
+print(json.dumps(sorted(name for name in {sorted(LEFT_OUT)!r} if name in sys.modules)))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", started], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    imported = json.loads(result.stdout.splitlines()[-1])
+    assert imported == [], {name: LEFT_OUT[name] for name in imported}
