@@ -7,12 +7,20 @@ connection continues from the hub. The connection registers with the hub *before
 starts and drops anything at or below the last sequence it sent, so the hand-over has no gap
 and no duplicate. A connection that cannot keep up (its queue overflows) is not dropped: it
 falls back to replaying from its last sequence, then rejoins the live flow.
+
+In a NATS cluster the stream's replicas need not agree at a given moment: one that was
+down, or stalled, has less than the leader committed, yet it answers stream info while the
+stream has no leader (its own state), and a replay consumer (one replica, placed at random)
+reads that replica's store. So what a replay must cover is the leader's: up to the last
+sequence its stream info gives (or, after an overflow, the last the hub handed out), and
+what the consumer has not got of that range the leader is asked for, message by message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from uuid import UUID
@@ -20,7 +28,8 @@ from uuid import UUID
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy, StreamState
+from nats.js.errors import NotFoundError
 
 from imagetron_contracts.streams import EVENTS_STREAM
 from imagetron_notifier.app.feed import (
@@ -40,6 +49,15 @@ class _Overflow:
 
 OVERFLOW = _Overflow()
 HEARTBEAT = Heartbeat()
+
+#: How long a resume waits for the EVENTS stream to have a leader (one is elected within
+#: seconds of the last one's death) before it gives up; the browser then reconnects.
+LEADER_WAIT_SECONDS = 15.0
+
+
+class StreamLeaderless(Exception):
+    """The EVENTS stream has had no leader for `LEADER_WAIT_SECONDS`: nobody can tell
+    what it holds, so the connection ends (the browser comes back with its last id)."""
 
 
 class Listener:
@@ -100,6 +118,8 @@ class LiveHub:
         self._listeners: dict[UUID, set[Listener]] = {}
         self._sub: Subscription | None = None
         self._heartbeats: asyncio.Task[None] | None = None
+        #: The stream sequence of the last event handed to the listeners (0: none yet).
+        self.position = 0
 
     async def start(self) -> None:
         self._sub = await self._js.subscribe(
@@ -149,6 +169,7 @@ class LiveHub:
                 del self._listeners[listener.owner_id]
 
     async def _on_message(self, msg: Msg) -> None:
+        self.position = msg.metadata.sequence.stream
         try:
             owner_id, event_type = parse_event_subject(msg.subject)
         except ValueError:
@@ -172,15 +193,17 @@ class JetStreamFeed:
         try:
             last = after_seq
             if after_seq is not None:
-                info = await self._js.stream_info(EVENTS_STREAM.name)
+                # Read after registering: whatever the hub hands out from now on is past
+                # what the leader holds now, the rest is the replay's.
+                state = await self._leader_state()
                 # Older than what is kept, or newer than anything ever stored (a stream
                 # that was recreated, or an id the client made up): either way the client
                 # must reload, and live events must not be held back until that id.
-                if not info.state.first_seq <= after_seq + 1 <= info.state.last_seq + 1:
-                    yield FeedReset(requested_after=after_seq, oldest_kept=info.state.first_seq)
+                if not state.first_seq <= after_seq + 1 <= state.last_seq + 1:
+                    yield FeedReset(requested_after=after_seq, oldest_kept=state.first_seq)
                     last = None
                 else:
-                    async for event in self._replay(owner_id, after_seq):
+                    async for event in self._replay(owner_id, after_seq, state.last_seq):
                         last = event.seq
                         yield event
             while True:
@@ -189,10 +212,11 @@ class JetStreamFeed:
                     yield item
                     continue
                 if isinstance(item, _Overflow):
-                    # Catch up from the stream: everything after the last event sent.
+                    # Catch up from the stream: everything after the last event sent, up to
+                    # the last the hub handed out (it queues what comes after).
                     listener.overflowed = False
                     if last is not None:
-                        async for event in self._replay(owner_id, last):
+                        async for event in self._replay(owner_id, last, self._hub.position):
                             last = event.seq
                             yield event
                     continue
@@ -203,8 +227,51 @@ class JetStreamFeed:
         finally:
             self._hub.unregister(listener)
 
-    async def _replay(self, owner_id: UUID, after_seq: int) -> AsyncIterator[FeedEvent]:
-        """The owner's events after `after_seq` that are in the stream now."""
+    async def _leader_state(self) -> StreamState:
+        """The stream's state as its leader knows it. While the stream has no leader, its
+        replicas answer with their own state, which may lag (no leader named)."""
+        until = time.monotonic() + LEADER_WAIT_SECONDS
+        while True:
+            info = await self._js.stream_info(EVENTS_STREAM.name)
+            if info.cluster is None or info.cluster.leader:
+                return info.state
+            if time.monotonic() > until:
+                raise StreamLeaderless(
+                    f"the {EVENTS_STREAM.name} stream has had no leader for "
+                    f"{LEADER_WAIT_SECONDS:.0f} s"
+                )
+            await asyncio.sleep(0.25)
+
+    async def _replay(
+        self, owner_id: UUID, after_seq: int, through_seq: int
+    ) -> AsyncIterator[FeedEvent]:
+        """The owner's events after `after_seq`, in order, and at least all of them up to
+        `through_seq` (a sequence the leader has)."""
+        last = after_seq
+        async for event in self._replay_from_consumer(owner_id, after_seq, through_seq):
+            last = event.seq
+            yield event
+        # The consumer's replica may lack the end of the range: the leader has it (its
+        # message get answers nothing while the stream has no leader, rather than guess).
+        subject = f"events.*.{owner_id}.>"
+        while last < through_seq:
+            try:
+                msg = await self._js.get_msg(
+                    EVENTS_STREAM.name, seq=last + 1, subject=subject, next=True
+                )
+            except NotFoundError:
+                return  # nothing of this owner after `last`
+            if msg.seq is None or msg.subject is None or msg.seq > through_seq:
+                return  # past the range: the hub has it
+            _, event_type = parse_event_subject(msg.subject)
+            last = msg.seq
+            yield FeedEvent.of(last, owner_id, event_type, (msg.data or b"").decode())
+
+    async def _replay_from_consumer(
+        self, owner_id: UUID, after_seq: int, through_seq: int
+    ) -> AsyncIterator[FeedEvent]:
+        """The owner's events after `after_seq` that the replica the consumer is placed on
+        has now (up to `through_seq` or a little past it)."""
         sub = await self._js.subscribe(
             f"events.*.{owner_id}.>",
             stream=EVENTS_STREAM.name,
@@ -217,13 +284,12 @@ class JetStreamFeed:
             info = await sub.consumer_info()
             delivered = info.delivered.consumer_seq if info.delivered else 0
             if info.num_pending == 0 and not delivered:
-                return  # nothing of this owner after `after_seq`
+                return  # nothing of this owner after `after_seq` on that replica
             async for msg in sub.messages:
                 _, event_type = parse_event_subject(msg.subject)
-                yield FeedEvent.of(
-                    msg.metadata.sequence.stream, owner_id, event_type, msg.data.decode()
-                )
-                if msg.metadata.num_pending == 0:
+                seq = msg.metadata.sequence.stream
+                yield FeedEvent.of(seq, owner_id, event_type, msg.data.decode())
+                if msg.metadata.num_pending == 0 or seq >= through_seq:
                     return
         finally:
             await sub.unsubscribe()
