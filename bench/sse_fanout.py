@@ -49,7 +49,7 @@ from imagetron.servers.process import make_preexec
 from imagetron.stack import EmbeddedStack
 from imagetron_contracts.streams import EVENTS_STREAM
 from imagetron_platform.events_tokens import issue_events_token
-from imagetron_platform.messaging import provision_streams
+from imagetron_platform.nats_connection import provision_streams
 
 NAME = "SSE fan-out"
 SECRET = "bench-secret"

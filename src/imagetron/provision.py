@@ -27,8 +27,8 @@ from pydantic import Field
 
 from imagetron_gateway import migrations as gateway_migrations
 from imagetron_images import migrations as images_migrations
-from imagetron_platform.messaging import nats_connect_options, nats_servers, provision_streams
 from imagetron_platform.nats_access import PROVISIONING
+from imagetron_platform.nats_connection import nats_connect_options, nats_servers, provision_streams
 from imagetron_platform.settings import NatsSettings
 from imagetron_prompts import migrations as prompts_migrations
 from imagetron_publisher import migrations as publisher_migrations

@@ -21,9 +21,7 @@ import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
-
-from pydantic import SecretStr
+from typing import IO, TYPE_CHECKING, Any, Self
 
 from imagetron.servers import (
     LOCALHOST,
@@ -41,9 +39,10 @@ from imagetron.servers.process import ChildProcess
 from imagetron.stack_ports import APP_MODULES, StackPorts
 from imagetron_gateway.domain.identity import new_api_key
 from imagetron_platform import nats_access
-from imagetron_platform.messaging import nats_connect_options, nats_servers
 from imagetron_platform.nats_access import NatsPermissions
-from imagetron_platform.settings import NatsSettings
+
+if TYPE_CHECKING:
+    from imagetron_platform.settings import NatsSettings
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +303,12 @@ class EmbeddedStack:
 
     def nats_settings(self, user: str) -> NatsSettings:
         """How `user` (a service, `provision` or `NATS_ADMIN`) reaches this stack's NATS."""
+        # Imported here, like everything the stack's start does not need before its servers
+        # run: `imagetron up` starts them sooner (see `start`).
+        from pydantic import SecretStr
+
+        from imagetron_platform.settings import NatsSettings
+
         return NatsSettings(
             nats_url=self.infra.nats_url,
             nats_user=user,
@@ -312,6 +317,8 @@ class EmbeddedStack:
 
     def nats_connect_options(self, user: str = NATS_ADMIN) -> dict[str, Any]:
         """`nats.connect(**...)` as `user` (by default the stack's admin)."""
+        from imagetron_platform.nats_connection import nats_connect_options, nats_servers
+
         settings = self.nats_settings(user)
         return {"servers": nats_servers(settings.nats_url), **nats_connect_options(settings, user)}
 
@@ -434,14 +441,15 @@ class EmbeddedStack:
         self.ports.check_free()
         started = time.monotonic()
         try:
-            with concurrent.futures.ThreadPoolExecutor(1, "imagetron-forkserver") as pool:
+            with concurrent.futures.ThreadPoolExecutor(2, "imagetron-stack-start") as pool:
                 # The fork server imports the services' code while the infrastructure starts.
                 preloading = pool.submit(self.fork_server.start) if self.fork_server else None
-                self.infra.start()
-                # Imported here: migrations and the broker are heavy, and the `imagetron`
-                # command's client commands import this module for nothing else.
+                infra = pool.submit(self.infra.start)
+                # Imported while the servers start (and only by a start: the `imagetron`
+                # command's client commands import this module for nothing else).
                 from imagetron import provision
 
+                infra.result()
                 provision.migrate(self.infra.postgres.dsn)
                 asyncio.run(
                     provision.provision(

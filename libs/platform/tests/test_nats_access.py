@@ -30,13 +30,14 @@ from pydantic import SecretStr
 
 from imagetron.servers import NatsServer
 from imagetron_contracts.streams import EVENTS_STREAM
-from imagetron_platform.messaging import jstream, make_broker, nats_connect_options
+from imagetron_platform.messaging import jstream, make_broker
 from imagetron_platform.nats_access import (
     PROVISIONING,
     USERS,
     NatsPermissions,
     authorization_config,
 )
+from imagetron_platform.nats_connection import nats_connect_options
 from imagetron_platform.settings import NatsSettings
 
 pytestmark = pytest.mark.integration

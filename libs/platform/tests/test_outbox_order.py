@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from imagetron_platform.clock import utcnow
 from imagetron_platform.db import make_session_factory, outbox_table
-from imagetron_platform.messaging import provision_streams
+from imagetron_platform.nats_connection import provision_streams
 from imagetron_platform.outbox import OutboxRelay
 
 pytestmark = pytest.mark.integration

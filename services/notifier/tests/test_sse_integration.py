@@ -22,7 +22,7 @@ from imagetron_contracts.streams import EVENTS_STREAM
 from imagetron_notifier.bootstrap import create_app
 from imagetron_notifier.settings import NotifierSettings
 from imagetron_platform.events_tokens import issue_events_token
-from imagetron_platform.messaging import provision_streams
+from imagetron_platform.nats_connection import provision_streams
 
 pytestmark = pytest.mark.integration
 SECRET = "notifier-test-secret"

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -26,20 +25,13 @@ from faststream.prometheus import ConsumeAttrs, MetricsSettingsProvider
 from faststream.prometheus.middleware import PrometheusMiddleware
 from faststream.response import PublishCommand
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
-from nats.js.api import (
-    ConsumerConfig,
-    DiscardPolicy,
-    RetentionPolicy,
-    StorageType,
-    StreamConfig,
-)
-from nats.js.errors import NotFoundError
+from nats.js.api import ConsumerConfig
 
-from imagetron_contracts.streams import STREAMS, StreamSpec
+from imagetron_contracts.streams import StreamSpec
 from imagetron_platform import correlation
 from imagetron_platform.metrics import REGISTRY
 from imagetron_platform.nats_access import inbox_prefix
+from imagetron_platform.nats_connection import nats_servers, nats_tls, nats_user
 from imagetron_platform.settings import NatsSettings
 
 log = logging.getLogger(__name__)
@@ -118,12 +110,6 @@ def _prometheus(service: str) -> PrometheusMiddleware[Any, Any]:
     )
 
 
-def nats_servers(nats_url: str) -> list[str]:
-    """`IMAGETRON_NATS_URL` may name several servers of a cluster, comma-separated: the
-    client connects to any of them and fails over to the others."""
-    return [url.strip() for url in nats_url.split(",") if url.strip()]
-
-
 class ServiceBroker(NatsBroker):
     """A service's broker: every reply and every pull consumer's delivery arrives in the
     service's own inboxes (`inbox_prefix`), the only ones its NATS user may read.
@@ -142,31 +128,6 @@ class ServiceBroker(NatsBroker):
             if isinstance(options, dict) and "inbox_prefix" in options:
                 options["inbox_prefix"] = prefix
         await super().start()
-
-
-def nats_tls(settings: NatsSettings) -> ssl.SSLContext | None:
-    """TLS to NATS for a `tls://` URL or a CA file, checked against that CA (or the
-    system's)."""
-    if settings.nats_ca_file is None and not settings.nats_url.startswith("tls://"):
-        return None
-    return ssl.create_default_context(cafile=settings.nats_ca_file)
-
-
-def nats_user(settings: NatsSettings, default: str) -> str:
-    return settings.nats_user or default
-
-
-def nats_connect_options(settings: NatsSettings, user: str) -> dict[str, Any]:
-    """`nats.connect` keyword arguments for `settings`: credentials, TLS and the user's own
-    inboxes (`user` names them when `settings` names no NATS user)."""
-    options: dict[str, Any] = {"inbox_prefix": inbox_prefix(nats_user(settings, user))}
-    if settings.nats_user is not None:
-        options["user"] = settings.nats_user
-        if settings.nats_password is not None:
-            options["password"] = settings.nats_password.get_secret_value()
-    if (tls := nats_tls(settings)) is not None:
-        options["tls"] = tls
-    return options
 
 
 def _security(settings: NatsSettings) -> NatsSecurity | None:
@@ -254,33 +215,3 @@ def jstream(spec: StreamSpec) -> JStream:
     """A reference to a provisioned stream. `declare=False`: FastStream must not rewrite the
     stream's configuration at start-up; `provision_streams` owns it."""
     return JStream(spec.name, declare=False)
-
-
-def stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:
-    """`replicas`: how many servers of a cluster keep the stream (3 tolerates the loss of
-    one; 1 on a single server)."""
-    return StreamConfig(
-        num_replicas=replicas,
-        name=spec.name,
-        description=spec.description,
-        subjects=list(spec.subjects),
-        retention=RetentionPolicy(spec.retention),
-        max_age=float(spec.max_age_seconds),
-        duplicate_window=float(spec.duplicate_window_seconds),
-        storage=StorageType.FILE,
-        discard=DiscardPolicy.OLD,
-    )
-
-
-async def provision_streams(
-    js: JetStreamContext, specs: tuple[StreamSpec, ...] = STREAMS, *, replicas: int = 1
-) -> None:
-    """Create or update every declared stream, kept by `replicas` servers. Idempotent."""
-    for spec in specs:
-        config = stream_config(spec, replicas)
-        try:
-            await js.stream_info(spec.name)
-        except NotFoundError:
-            await js.add_stream(config)
-        else:
-            await js.update_stream(config)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from imagetron_platform.http import MetricsAccess
+if TYPE_CHECKING:  # the HTTP edge (FastAPI): not for who only reads settings (provisioning)
+    from imagetron_platform.http import MetricsAccess
 
 #: Where the example and default secrets may be used: a laptop (`imagetron up`, compose).
 LOCAL_ENVIRONMENTS = frozenset({"local", "compose", "test"})
@@ -89,6 +91,8 @@ class ServiceSettings(NatsSettings):
     def metrics_access(self, *, public: bool) -> MetricsAccess:
         """A service whose listener is public (gateway, notifier) serves `/metrics` outside
         a laptop only with `metrics_token`; any service checks the token when it is set."""
+        from imagetron_platform.http import MetricsAccess
+
         token = self.metrics_token.get_secret_value() if self.metrics_token else None
         return MetricsAccess(token=token, served=not public or self.is_local or token is not None)
 

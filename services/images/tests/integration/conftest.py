@@ -24,7 +24,7 @@ from imagetron.servers import NatsServer
 from imagetron_images.bootstrap import create_app
 from imagetron_images.migrations import upgrade
 from imagetron_images.settings import ImagesSettings
-from imagetron_platform.messaging import provision_streams
+from imagetron_platform.nats_connection import provision_streams
 from imagetron_platform.rpc import RpcClient
 from imagetron_sandbox import SandboxSettings
 from imagetron_sandbox import create_app as create_sandbox

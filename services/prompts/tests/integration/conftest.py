@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from imagetron.testing import serving
 from imagetron_platform.db import make_engine, make_session_factory
-from imagetron_platform.messaging import provision_streams
+from imagetron_platform.nats_connection import provision_streams
 from imagetron_platform.rpc import RpcClient
 from imagetron_prompts.bootstrap import create_app
 from imagetron_prompts.entrypoints.messaging import TASK_EVENTS_DURABLE

@@ -24,7 +24,7 @@ from imagetron_contracts.models.prompts import (
 )
 from imagetron_contracts.streams import RPC_PROMPTS_CREATE, RPC_PROMPTS_GET
 from imagetron_platform.clock import utcnow
-from imagetron_platform.messaging import provision_streams
+from imagetron_platform.nats_connection import provision_streams
 from imagetron_prompts.adapters.tables import inbox
 from imagetron_prompts.adapters.unit_of_work import PromptsUnitOfWork
 from imagetron_prompts.app.dependencies import Dependencies

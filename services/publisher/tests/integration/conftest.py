@@ -27,7 +27,7 @@ from nats.js import JetStreamContext
 
 from imagetron.servers import S3Credentials
 from imagetron_contracts.models.images import Image, ImageEvent, ImageKind
-from imagetron_platform.messaging import provision_streams
+from imagetron_platform.nats_connection import provision_streams
 from imagetron_platform.objects import minio_client
 from imagetron_platform.rpc import RpcClient
 from imagetron_publisher.bootstrap import create_app
