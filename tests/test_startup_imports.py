@@ -37,3 +37,37 @@ print(json.dumps(sorted(name for name in {sorted(LEFT_OUT)!r} if name in sys.mod
     assert result.returncode == 0, result.stderr[-3000:]
     imported = json.loads(result.stdout.splitlines()[-1])
     assert imported == [], {name: LEFT_OUT[name] for name in imported}
+
+
+def test_serving_imports_nothing_the_fork_server_has_not() -> None:
+    """What uvicorn and httpx import as a service starts to serve (its protocol, loop and
+    lifespan; httpcore for its first client) is imported with the services' code, by the fork
+    server once for all, not by each service after its fork."""
+    serving = f"""
+import asyncio, importlib, json, sys
+for module in {sorted(APP_MODULES.values())!r}:
+    importlib.import_module(module + ".__main__")
+before = set(sys.modules)
+import httpx
+from fastapi import FastAPI
+from imagetron_platform.serve import uvicorn_config
+from imagetron_platform.settings import ServiceSettings
+config = uvicorn_config(FastAPI(), ServiceSettings())
+config.load()
+config.get_loop_factory()
+async def client() -> None:
+    async with httpx.AsyncClient():
+        pass
+asyncio.run(client())
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", serving], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    after_fork = json.loads(result.stdout.splitlines()[-1])
+    assert [m for m in after_fork if m.split(".")[0] in SERVING] == []
+
+
+#: What serving imports (uvicorn's protocols, WebSockets libraries, httpx's transport).
+SERVING = {"uvicorn", "websockets", "wsproto", "httptools", "uvloop", "httpcore", "h11"}

@@ -15,6 +15,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        ws="none",  # it serves no WebSockets: uvicorn's protocol for them is not even loaded
     )
 
 

@@ -5,8 +5,16 @@ from __future__ import annotations
 import logging
 import resource
 
+# Imported with this module rather than by each service after the fork server forked it (it
+# imports this module, through every service, once for all): uvicorn's implementations, named
+# in `serve` rather than "auto", which picked them anew at every start; and httpcore, which
+# httpx imports when a service makes its first client.
+import httpcore  # noqa: F401
 import uvicorn
+import uvicorn.lifespan.on
+import uvicorn.loops.uvloop
 from fastapi import FastAPI
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from imagetron_platform.settings import ServiceSettings
 
@@ -17,7 +25,11 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Blocks until SIGINT/SIGTERM; in-flight requests get `shutdown_grace_seconds`, then the
     app's lifespan stops its consumers and closes its connections."""
     raise_open_file_limit()
-    config = uvicorn.Config(
+    uvicorn.Server(uvicorn_config(app, settings)).run()
+
+
+def uvicorn_config(app: FastAPI, settings: ServiceSettings) -> uvicorn.Config:
+    return uvicorn.Config(
         app,
         host=settings.http_host,
         port=settings.http_port,
@@ -25,8 +37,11 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         proxy_headers=True,
         server_header=False,
+        http=HttpToolsProtocol,
+        loop="uvloop",
+        lifespan="on",
+        ws="none",  # no service serves WebSockets: uvicorn's protocol for them is not loaded
     )
-    uvicorn.Server(config).run()
 
 
 def raise_open_file_limit() -> int:
