@@ -91,3 +91,15 @@ def test_durable_consumers_are_the_contracts(service):
         if getattr(s, "extra_options", {}).get("durable")
     }
     assert actual == expected
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_pull_consumer_fetches_one_message_per_request(service):
+    """A batched fetch can hold a lone message until its request expires
+    (`imagetron_platform.messaging.one_message_pulls`); concurrency is `max_workers`."""
+    batches = {
+        s.subject.broker_address: s.pull_sub.batch_size
+        for s in _broker(service).subscribers
+        if getattr(s, "pull_sub", None) is not None
+    }
+    assert batches == dict.fromkeys(batches, 1)

@@ -160,7 +160,6 @@ def consumer_settings(settings: ImagesSettings) -> ConsumerSettings:
         persist=Redelivery(max_deliver=settings.persist_max_deliveries, ack_wait_seconds=ack_wait),
         callbacks=Redelivery(max_deliver=10, ack_wait_seconds=ack_wait),
         persist_in_flight=settings.persist_in_flight,
-        persist_batch=settings.persist_concurrency,
         callback_concurrency=settings.callback_concurrency,
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from faststream import AckPolicy
-from faststream.nats import NatsBroker, PullSub
+from faststream.nats import NatsBroker
 
 from imagetron_contracts.models.images import (
     ImageEvent,
@@ -50,7 +50,7 @@ from imagetron_images.adapters.replicate import PROVIDER as REPLICATE
 from imagetron_images.app import callbacks, images, previews, tasks
 from imagetron_images.app.dependencies import Dependencies
 from imagetron_platform.jobs import run_job
-from imagetron_platform.messaging import JetStreamMessage, Redelivery, jstream
+from imagetron_platform.messaging import JetStreamMessage, Redelivery, jstream, one_message_pulls
 from imagetron_platform.rpc import RpcRoute, register_rpc
 
 RPC_QUEUE = "images"
@@ -71,7 +71,6 @@ class ConsumerSettings:
     #: Persist jobs taken at once: more than the download slots, so that while some wait
     #: for one (their owner or host is at its limit) others' jobs are still taken.
     persist_in_flight: int = 1
-    persist_batch: int = 1
     callback_concurrency: int = 1
 
 
@@ -108,7 +107,7 @@ def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSe
         WORK_IMAGES_SUBMIT,
         stream=jstream(WORK_STREAM),
         durable=SUBMIT_CONSUMER,
-        pull_sub=PullSub(),
+        pull_sub=one_message_pulls(),
         config=consumers.submit.consumer_config(),
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
@@ -126,9 +125,7 @@ def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSe
         WORK_IMAGES_PERSIST,
         stream=jstream(WORK_STREAM),
         durable=PERSIST_CONSUMER,
-        # Small fetches: a fetched job that no worker has started yet is not reported in
-        # progress, so few should wait like that.
-        pull_sub=PullSub(batch_size=consumers.persist_batch),
+        pull_sub=one_message_pulls(),
         config=consumers.persist.consumer_config(),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_workers=consumers.persist_in_flight,
@@ -162,7 +159,7 @@ def _subscribe_callbacks(
         f"webhooks.{provider}",
         stream=jstream(WEBHOOKS_STREAM),
         durable=callbacks.callback_consumer(provider),
-        pull_sub=PullSub(batch_size=consumers.callback_concurrency),
+        pull_sub=one_message_pulls(),
         config=consumers.callbacks.consumer_config(),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_workers=consumers.callback_concurrency,

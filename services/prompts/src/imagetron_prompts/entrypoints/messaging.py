@@ -18,7 +18,7 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.exceptions import NackMessage, RejectMessage
 from faststream.message import StreamMessage
-from faststream.nats import NatsBroker, PullSub
+from faststream.nats import NatsBroker
 from pydantic import ValidationError
 
 from imagetron_contracts.models.chats import (
@@ -48,7 +48,7 @@ from imagetron_contracts.streams import (
     RPC_PROMPTS_SUGGEST_METADATA,
     RPC_PROMPTS_UPDATE,
 )
-from imagetron_platform.messaging import JetStreamMessage, Redelivery, jstream
+from imagetron_platform.messaging import JetStreamMessage, Redelivery, jstream, one_message_pulls
 from imagetron_platform.metrics import INBOX_DUPLICATES
 from imagetron_platform.rpc import RpcRoute, register_rpc
 from imagetron_prompts.app import chats, prompts, workshop
@@ -64,7 +64,7 @@ RPC_QUEUE = "prompts"
 TASK_EVENTS_SUBJECT = "events.images.{owner_id}.task.{event_type}"
 TASK_EVENTS_DURABLE = TASK_EVENTS_CONSUMER
 # Handled concurrently, each on its own database connection (see `database_pool_size`).
-TASK_EVENTS_BATCH = 8
+TASK_EVENTS_CONCURRENCY = 8
 # About an hour of retries (1, 2, 4 … 300 s) before JetStream gives up -- enough to ride out
 # a database restart; `ack_wait` also bounds how long handling one event may take.
 TASK_EVENTS_REDELIVERY = Redelivery(max_deliver=20, ack_wait_seconds=30.0)
@@ -126,7 +126,8 @@ def register_subscribers(
         stream=jstream(EVENTS_STREAM),
         durable=TASK_EVENTS_DURABLE,
         config=TASK_EVENTS_REDELIVERY.consumer_config(TASK_EVENTS_DURABLE),
-        pull_sub=PullSub(batch_size=TASK_EVENTS_BATCH, timeout=5.0),
+        pull_sub=one_message_pulls(),
+        max_workers=TASK_EVENTS_CONCURRENCY,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=_decode_task_event,
         title="prompts_follow_task_events",

@@ -17,7 +17,7 @@ from typing import Any
 
 from faststream import AckPolicy
 from faststream.exceptions import NackMessage
-from faststream.nats import NatsBroker, PullSub
+from faststream.nats import NatsBroker
 from nats.js.api import DeliverPolicy
 
 from imagetron_contracts.models.images import ImageEvent
@@ -51,7 +51,7 @@ from imagetron_contracts.streams import (
     WORK_STREAM,
 )
 from imagetron_platform.jobs import run_job
-from imagetron_platform.messaging import JetStreamMessage, Redelivery, jstream
+from imagetron_platform.messaging import JetStreamMessage, Redelivery, jstream, one_message_pulls
 from imagetron_platform.metrics import INBOX_DUPLICATES
 from imagetron_platform.rpc import RpcRoute, register_rpc
 from imagetron_publisher.app import accounts, delivery, images, publications, suggestions
@@ -64,7 +64,7 @@ SERVICE = "publisher"
 RPC_QUEUE = "publisher"
 # asyncapi channel `events_images_image`; as a filter: events.images.*.image.*
 IMAGE_EVENTS_SUBJECT = "events.images.{owner_id}.image.{event_type}"
-IMAGE_EVENTS_BATCH = 16
+IMAGE_EVENTS_CONCURRENCY = 16
 #: About an hour of retries before JetStream gives up on one event (a database restart).
 IMAGE_EVENTS_REDELIVERY = Redelivery(max_deliver=20, ack_wait_seconds=30.0)
 
@@ -116,7 +116,8 @@ def _follow_image_events(broker: NatsBroker, deps: Dependencies) -> None:
         stream=jstream(EVENTS_STREAM),
         durable=durable,
         config=config,
-        pull_sub=PullSub(batch_size=IMAGE_EVENTS_BATCH, timeout=5.0),
+        pull_sub=one_message_pulls(),
+        max_workers=IMAGE_EVENTS_CONCURRENCY,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="publisher_follow_image_events",
         description="Keep the publisher's read model of stored images (inbox).",
@@ -142,7 +143,7 @@ def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSe
         WORK_PUBLISHER_SUGGEST,
         stream=jstream(WORK_STREAM),
         durable=suggestions.SUGGEST_CONSUMER,
-        pull_sub=PullSub(batch_size=consumers.suggest_concurrency),
+        pull_sub=one_message_pulls(),
         config=consumers.suggest.consumer_config(),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_workers=consumers.suggest_concurrency,
@@ -161,7 +162,7 @@ def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSe
         WORK_PUBLISHER_UPLOAD,
         stream=jstream(WORK_STREAM),
         durable=delivery.UPLOAD_CONSUMER,
-        pull_sub=PullSub(batch_size=consumers.upload_concurrency),
+        pull_sub=one_message_pulls(),
         config=consumers.upload.consumer_config(),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_workers=consumers.upload_concurrency,
@@ -189,7 +190,7 @@ def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSe
         WORK_PUBLISHER_CSV,
         stream=jstream(WORK_STREAM),
         durable=delivery.CSV_CONSUMER,
-        pull_sub=PullSub(),
+        pull_sub=one_message_pulls(),
         config=consumers.csv.consumer_config(),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="publisher_csv",
