@@ -8,18 +8,20 @@ code, run until stopped).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from imagetron.servers import forkserver
+from imagetron.servers import ServerError, forkserver
 from imagetron.servers.forkserver import ForkedProcess, ForkServer, ForkServerError
 from imagetron.servers.process import UNKNOWN_EXIT, describe_exit
 
@@ -61,6 +63,7 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                     "argv": sys.argv,
                     "gc_enabled": gc.isenabled(),
                     "gc_frozen": gc.get_freeze_count(),
+                    "modules": {m: m in sys.modules for m in ("forkdemo", "forkslow")},
                 }
                 with open(os.environ["DEMO_REPORT"] + ".part", "w") as report:
                     json.dump(facts, report)
@@ -199,3 +202,88 @@ def test_children_stop_when_their_supervisor_is_gone(server: ForkServer, tmp_pat
     while Path(f"/proc/{facts['pid']}").exists() and child.poll() is None:
         assert time.monotonic() < deadline, "the child outlived its supervisor's lifeline"
         time.sleep(0.05)
+
+
+def _blocked_until(tmp_path: Path, name: str, release: Path) -> None:
+    """A package `name` whose import waits until `release` exists."""
+    package = tmp_path / "code" / name
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        textwrap.dedent(
+            f"""
+            import time
+            from pathlib import Path
+            deadline = time.monotonic() + 60
+            while not Path({str(release)!r}).exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            """
+        )
+    )
+    (package / "__main__.py").write_text("def main():\n    pass\n")
+
+
+def test_a_service_is_forked_as_soon_as_its_own_module_is_imported(
+    tmp_path: Path, demo: Path
+) -> None:
+    """The fork server imports its modules in turn and answers between two: a service whose
+    module is imported is forked before the next modules are (`imagetron up` starts the first
+    services while the fork server imports the last)."""
+    gate, last = tmp_path / "gate", tmp_path / "last"
+    _blocked_until(tmp_path, "forkgate", gate)
+    _blocked_until(tmp_path, "forkslow", last)
+    server = ForkServer(tmp_path / "logs", ["forkdemo", "forkgate", "forkslow"], start_timeout=60)
+    starting = threading.Thread(target=server.start)
+    starting.start()
+    try:
+        assert server.wait_for("forkdemo", timeout=20)
+        assert not server.has_imported("forkgate")
+        assert not server.wait_for("forkslow", timeout=0.1)
+        with pytest.raises(ForkServerError, match="has not imported forkslow"):
+            server.spawn("forkslow", {}, cwd=tmp_path, log=tmp_path / "slow.log")
+
+        forked: list[ForkedProcess] = []
+        asking = threading.Thread(target=lambda: forked.append(spawn(server, tmp_path, "early")))
+        asking.start()  # answered once forkgate's import ends, before forkslow's begins
+        gate.touch()
+        asking.join(20)
+        facts = wait_for(tmp_path / "early" / "report.json")
+        assert facts["pid"] == forked[0].pid
+        assert facts["modules"] == {"forkdemo": True, "forkslow": False}
+        assert not server.is_ready()  # still importing forkslow
+
+        last.touch()
+        assert server.wait_for("forkslow", timeout=20)
+        starting.join(20)
+        assert server.is_ready()
+        forked[0].kill()
+        assert forked[0].wait(timeout=10) == -signal.SIGKILL
+    finally:
+        gate.touch()
+        last.touch()
+        starting.join(30)
+        server.stop()
+
+
+def test_waiting_for_a_module_ends_when_the_fork_server_does(tmp_path: Path, demo: Path) -> None:
+    (tmp_path / "code" / "forkstuck").mkdir()
+    (tmp_path / "code" / "forkstuck" / "__init__.py").write_text("import time\ntime.sleep(60)\n")
+    server = ForkServer(tmp_path / "logs", ["forkdemo", "forkstuck"], start_timeout=60)
+
+    def start() -> None:
+        with contextlib.suppress(ServerError):  # it is killed while it starts
+            server.start()
+
+    starting = threading.Thread(target=start)
+    starting.start()
+    try:
+        assert server.wait_for("forkdemo", timeout=20)
+        waited = time.monotonic()
+        pid = server.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)  # dies before it has imported forkstuck
+        assert not server.wait_for("forkstuck", timeout=30)
+        assert time.monotonic() - waited < 10  # told, not timed out
+        assert not server.has_imported("forkdemo")
+    finally:
+        server.stop()
+        starting.join(30)

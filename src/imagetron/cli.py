@@ -17,7 +17,7 @@ import typer
 from imagetron.client.commands import register as register_client_commands
 from imagetron.servers import ServerError, forkserver
 from imagetron.servers.forkserver import ForkServer
-from imagetron.stack_ports import APP_MODULES, StackPorts
+from imagetron.stack_ports import FORK_ORDER, StackPorts
 from imagetron.supervisor import Supervisor, format_status, read_status
 
 app = typer.Typer(
@@ -53,7 +53,7 @@ def _start_fork_server(data_dir: Path) -> ForkServer | None:
     then waits for it, and reports it if it failed)."""
     if not forkserver.enabled():
         return None
-    server = ForkServer(data_dir.absolute() / "logs", APP_MODULES.values())
+    server = ForkServer(data_dir.absolute() / "logs", FORK_ORDER)
 
     def start() -> None:
         with contextlib.suppress(ServerError):

@@ -36,7 +36,7 @@ from imagetron.servers import (
 from imagetron.servers.errors import ServerExitedError
 from imagetron.servers.forkserver import ForkServer, ForkServerError
 from imagetron.servers.process import ChildProcess
-from imagetron.stack_ports import APP_MODULES, StackPorts
+from imagetron.stack_ports import APP_MODULES, FORK_ORDER, StackPorts
 from imagetron_gateway.domain.identity import new_api_key
 from imagetron_platform import nats_access
 from imagetron_platform.nats_access import NatsPermissions
@@ -152,7 +152,7 @@ class AppProcess(ManagedProcess):
 
     def _start_child(self, argv: list[str], env: dict[str, str], log: IO[bytes]) -> ChildProcess:
         server = self.fork_server
-        if server is not None and server.is_ready():
+        if server is not None and server.has_imported(self.module):
             log.write(b"(forked from the fork server)\n")
             log.flush()
             try:
@@ -279,7 +279,7 @@ class EmbeddedStack:
         if isinstance(fork_server, ForkServer):
             self.fork_server: ForkServer | None = fork_server
         elif fork_server:
-            self.fork_server = ForkServer(self.root / "logs", APP_MODULES.values())
+            self.fork_server = ForkServer(self.root / "logs", FORK_ORDER)
         else:
             self.fork_server = None
         for app in self.apps.values():
@@ -457,12 +457,14 @@ class EmbeddedStack:
                         replicas=self.shape.stream_replicas,
                     )
                 )
+                # Each service is forked as soon as the fork server has imported its module,
+                # while it imports the next ones (`_start_apps`).
+                self._start_apps()
                 if preloading is not None:
                     try:
                         preloading.result()
                     except ServerStartError as exc:
-                        log.warning("%s; the services start as new interpreters", exc)
-            self._start_apps()
+                        log.warning("%s; the services started as new interpreters", exc)
         except BaseException:
             self.stop()
             raise
@@ -477,8 +479,15 @@ class EmbeddedStack:
     def _start_apps(self) -> None:
         apps = self._front
         with concurrent.futures.ThreadPoolExecutor(len(apps), "imagetron-app-start") as pool:
-            for future in [pool.submit(_start_patiently, app) for app in apps]:
+            for future in [pool.submit(self._start_app, app) for app in apps]:
                 future.result()
+
+    def _start_app(self, app: ManagedProcess) -> None:
+        server = self.fork_server
+        if server is not None and isinstance(app, AppProcess):
+            # Forked once the fork server has its code (a new interpreter if it fails).
+            server.wait_for(app.module, server.start_timeout)
+        _start_patiently(app)
 
     def exited(self) -> list[AppProcess]:
         """Processes that were started and have since died."""

@@ -11,8 +11,11 @@ and Android's zygote do the same. Linux only (it needs `pidfd_open`); elsewhere,
 the fork server is down, services start as fresh interpreters as before.
 
 The fork server (`python -m imagetron.servers.forkserver --lifeline FD MODULE...`) imports
-each `MODULE.__main__`, says it is ready, then serves requests, one JSON object per line on
-its stdin, answered on its stdout:
+each `MODULE.__main__` in turn, says so after each (`{"imported": module}`; `{"ready": ...}`
+after the last), and serves requests, one JSON object per line on its stdin, answered on its
+stdout; a service is forked as soon as its own module is imported, while the fork server
+goes on importing the next ones (on two cores, the first services start while the last
+modules are imported):
 
 - `{"spawn": id, "module", "env", "cwd", "log"}`: fork a child that starts a session of
   its own, writes to `log`, runs with exactly `env` in `cwd` and calls `MODULE.__main__.main()`;
@@ -45,10 +48,10 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, Self
 
 import setproctitle
 
@@ -89,15 +92,39 @@ def _lines(fd: int) -> Iterable[list[bytes]]:
         yield lines
 
 
-def serve(lifeline: int) -> dict[str, Any] | None:
-    """Fork children on request until stdin closes. Returns the request in a forked child
+def serve(lifeline: int, modules: Sequence[str] = ()) -> dict[str, Any] | None:
+    """Import `modules` one after the other, saying so after each (`imported`, then `ready`
+    after the last), and fork children on request until stdin closes: a request for a module
+    is answered as soon as that module is imported (or failed to: the child then shows why in
+    its own log), while the next ones are imported. Returns the request in a forked child
     (which then runs it), `None` in the fork server when it is done."""
+    started = time.monotonic()
+    pending = list(dict.fromkeys(modules))
+    failed: dict[str, str] = {}
+    waiting: list[dict[str, Any]] = []  # requests for a module not imported yet
     children: dict[int, int] = {}  # pid -> pidfd, until the child is reaped
+
+    def spawn(request: dict[str, Any]) -> dict[str, Any] | None:
+        """Fork `request`'s child: the request in the child, None in the server."""
+        forked = _fork(request, lifeline)
+        if forked is None:  # in the child
+            for pidfd in children.values():
+                os.close(pidfd)
+            return request
+        if isinstance(forked, str):
+            _send({"spawned": request["spawn"], "error": forked})
+        else:
+            children[forked] = pidfd = os.pidfd_open(forked)
+            selector.register(pidfd, selectors.EVENT_READ, forked)
+            _send({"spawned": request["spawn"], "pid": forked})
+        return None
+
     with selectors.DefaultSelector() as selector:
         selector.register(0, selectors.EVENT_READ)
         requests = iter(_lines(0))
         while True:
-            for key, _ in selector.select():
+            # While modules are left to import, only look at what has arrived meanwhile.
+            for key, _ in selector.select(0 if pending else None):
                 if key.fd != 0:
                     pid = key.data
                     selector.unregister(key.fd)
@@ -115,18 +142,29 @@ def serve(lifeline: int) -> dict[str, Any] | None:
                         with contextlib.suppress(ChildProcessError):
                             os.waitpid(pid, 0)
                         os.close(children.pop(pid))
-                        continue
-                    forked = _fork(request, lifeline)
-                    if forked is None:  # in the child
-                        for pidfd in children.values():
-                            os.close(pidfd)
-                        return request
-                    if isinstance(forked, str):
-                        _send({"spawned": request["spawn"], "error": forked})
-                        continue
-                    children[forked] = pidfd = os.pidfd_open(forked)
-                    selector.register(pidfd, selectors.EVENT_READ, forked)
-                    _send({"spawned": request["spawn"], "pid": forked})
+                    elif request["module"] in pending:
+                        waiting.append(request)
+                    elif (child := spawn(request)) is not None:
+                        return child
+            if not pending:
+                continue
+            module = pending.pop(0)
+            try:
+                importlib.import_module(f"{module}.__main__")
+            except Exception:  # its own start will show the error in its own log
+                failed[module] = traceback.format_exc(limit=-3)
+                print(f"could not import {module}:\n{failed[module]}", file=sys.stderr, flush=True)
+            # Out of the children's collections from now on (see `main`).
+            gc.freeze()
+            _send({"imported": module})
+            if not pending:
+                seconds = round(time.monotonic() - started, 3)
+                _send({"ready": True, "seconds": seconds, "failed": sorted(failed)})
+                print(f"imported {len(modules)} modules in {seconds} s", file=sys.stderr)
+            for request in [r for r in waiting if r["module"] == module]:
+                waiting.remove(request)
+                if (child := spawn(request)) is not None:
+                    return child
 
 
 def _fork(request: dict[str, Any], lifeline: int) -> int | str | None:
@@ -191,25 +229,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lifeline", type=int, required=True)
     parser.add_argument("modules", nargs="*")
     args = parser.parse_args(argv)
-    started = time.monotonic()
     # The children share the imported modules' memory with this process until they write to
     # it, and a collection writes to every object it examines (its reference bookkeeping):
     # no collection while importing (no freed holes among the shared objects), and every
     # object frozen out of the children's collections before they are forked (Python's
     # documented recipe, `gc.freeze`). Each child collects again from its start.
     gc.disable()
-    failed: dict[str, str] = {}
-    for module in args.modules:
-        try:
-            importlib.import_module(f"{module}.__main__")
-        except Exception:  # its own start will show the error in its own log
-            failed[module] = traceback.format_exc(limit=-3)
-            print(f"could not import {module}:\n{failed[module]}", file=sys.stderr, flush=True)
-    seconds = round(time.monotonic() - started, 3)
-    gc.freeze()
-    _send({"ready": True, "seconds": seconds, "failed": sorted(failed)})
-    print(f"imported {len(args.modules)} modules in {seconds} s", file=sys.stderr, flush=True)
-    request = serve(args.lifeline)
+    request = serve(args.lifeline, args.modules)
     if request is not None:
         run_child(request)
 
@@ -282,9 +308,10 @@ class ForkedProcess:
 class ForkServer(ManagedProcess):
     """The fork server as a supervised process, and the client that asks it for services.
 
-    `spawn()` forks a service from it; a caller that gets `ForkServerError` (the fork server
-    is down or restarting) starts a fresh interpreter instead, so a service's restart never
-    waits for the fork server's."""
+    `spawn()` forks a service from it once its module is imported (`has_imported`; the
+    stack's first start waits for that with `wait_for`); a caller that gets `ForkServerError`
+    (the fork server is down or restarting) starts a fresh interpreter instead, so a
+    service's restart never waits for the fork server's."""
 
     what = "fork server"
     log_name = "forkserver.log"
@@ -294,7 +321,11 @@ class ForkServer(ManagedProcess):
         self.modules = list(dict.fromkeys(modules))
         self._lifeline: tuple[int, int] | None = None
         self._state = threading.Lock()
+        #: Notified when a module is imported and when the fork server stops or dies.
+        self._progress = threading.Condition(self._state)
         self._ready = threading.Event()
+        self._imported: set[str] = set()
+        self._gone = False  # it failed to start, or died: no module will be imported
         self._pending: dict[int, Future[ForkedProcess]] = {}
         self._children: dict[int, ForkedProcess] = {}
         self._next_id = 0
@@ -302,12 +333,31 @@ class ForkServer(ManagedProcess):
 
     # -- asking for a service
 
+    def has_imported(self, module: str) -> bool:
+        """Whether it runs and `module` can be forked from it now."""
+        with self._state:
+            return self._stdin is not None and module in self._imported
+
+    def wait_for(self, module: str, timeout: float) -> bool:
+        """Wait until `module` is imported (True), or until the fork server fails to start,
+        dies or is stopped, or `timeout` seconds have passed (False)."""
+        deadline = time.monotonic() + timeout
+        with self._progress:
+            while module not in self._imported or self._stdin is None:
+                remaining = deadline - time.monotonic()
+                if self._gone or remaining <= 0:
+                    return False
+                self._progress.wait(min(remaining, 1.0))
+            return True
+
     def spawn(self, module: str, env: Mapping[str, str], cwd: Path, log: Path) -> ForkedProcess:
         request: dict[str, Any] = {"module": module, "env": dict(env), "cwd": str(cwd)}
         request["log"] = str(log)
         with self._state:
-            if not self._ready.is_set() or self._stdin is None:
+            if self._stdin is None:
                 raise ForkServerError("the fork server is not running")
+            if module not in self._imported:
+                raise ForkServerError(f"the fork server has not imported {module}")
             self._next_id += 1
             request["spawn"] = ident = self._next_id
             answer: Future[ForkedProcess] = Future()
@@ -345,9 +395,21 @@ class ForkServer(ManagedProcess):
         read_end = self._lifeline[0]
         return [sys.executable, "-m", __name__, "--lifeline", str(read_end), *self.modules]
 
+    def start(self) -> Self:
+        try:
+            return super().start()
+        except BaseException:
+            with self._progress:  # whoever waits for a module: it will not come
+                self._gone = True
+                self._progress.notify_all()
+            raise
+
     def _start_child(self, argv: list[str], env: dict[str, str], log: IO[bytes]) -> ChildProcess:
         assert self._lifeline is not None
         self._ready.clear()
+        with self._progress:
+            self._imported.clear()
+            self._gone = False
         proc = self._popen(
             argv,
             env,
@@ -392,8 +454,11 @@ class ForkServer(ManagedProcess):
             for line in stdout:
                 self._answer(json.loads(line))
         finally:
-            with self._state:
+            with self._progress:
                 self._ready.clear()
+                self._imported.clear()
+                self._gone = True
+                self._progress.notify_all()
                 self._stdin = None
                 pending, self._pending = self._pending, {}
                 orphans, self._children = list(self._children.values()), {}
@@ -403,7 +468,11 @@ class ForkServer(ManagedProcess):
                 child._orphan()
 
     def _answer(self, message: dict[str, Any]) -> None:
-        if "ready" in message:
+        if "imported" in message:
+            with self._progress:
+                self._imported.add(message["imported"])
+                self._progress.notify_all()
+        elif "ready" in message:
             self._ready.set()
         elif "spawned" in message:
             with self._state:
