@@ -39,10 +39,15 @@ from imagetron_contracts.models.images import (
 from imagetron_images.adapters.tables import images, tasks
 from imagetron_images.app.ports import ImagePageKey
 from imagetron_images.domain import GenerationTask, Image
+from imagetron_platform.db import update_row
 from imagetron_platform.pagination import PageKey
 
 #: A provider and command's typical duration is learned from at least this many tasks.
 MIN_SAMPLES = 3
+
+
+#: Built once: executed with a task's values (see `imagetron_platform.db.row_update`).
+_ADD_TASK = pg_insert(tasks).on_conflict_do_nothing(index_elements=["id"])
 
 
 class SqlTaskRepository:
@@ -50,11 +55,7 @@ class SqlTaskRepository:
         self._session = session
 
     async def add(self, task: GenerationTask) -> bool:
-        added = await self._session.execute(
-            pg_insert(tasks)
-            .values(_task_values(task))
-            .on_conflict_do_nothing(index_elements=["id"])
-        )
+        added = await self._session.execute(_ADD_TASK, _task_values(task))
         return bool(getattr(added, "rowcount", 0))
 
     async def get(self, owner_id: UUID, task_id: UUID) -> GenerationTask | None:
@@ -74,9 +75,7 @@ class SqlTaskRepository:
         return _task(row) if row is not None else None
 
     async def update(self, task: GenerationTask) -> None:
-        values = _task_values(task)
-        del values["id"]
-        await self._session.execute(update(tasks).where(tasks.c.id == task.id).values(values))
+        await update_row(self._session, tasks, _task_values(task))
 
     async def claim_due_for_poll(
         self,
@@ -263,9 +262,7 @@ class SqlImageRepository:
         return _image(row) if row is not None else None
 
     async def update(self, image: Image) -> None:
-        values = _image_values(image)
-        del values["id"]
-        await self._session.execute(update(images).where(images.c.id == image.id).values(values))
+        await update_row(self._session, images, _image_values(image))
 
     async def list(
         self,
