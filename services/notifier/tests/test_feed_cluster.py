@@ -28,7 +28,7 @@ from imagetron.servers import NatsCluster, NatsServer
 from imagetron_contracts.streams import EVENTS_STREAM
 from imagetron_notifier.adapters.jetstream_feed import JetStreamFeed, LiveHub
 from imagetron_notifier.app.feed import FeedEvent, FeedReset
-from imagetron_platform.messaging import provision_streams
+from imagetron_platform.nats_connection import provision_streams
 
 pytestmark = pytest.mark.integration
 

@@ -1,12 +1,15 @@
 """An `EventFeed` on the EVENTS stream that holds thousands of connections per process.
 
 Live delivery: one ordered consumer on `events.>` per process (`LiveHub`), fanned out in
-memory to the connections of each owner. Resuming (`Last-Event-ID`): a short-lived ordered
-consumer filtered to the owner replays from the stream until it has caught up, then the
-connection continues from the hub. The connection registers with the hub *before* the replay
-starts and drops anything at or below the last sequence it sent, so the hand-over has no gap
-and no duplicate. A connection that cannot keep up (its queue overflows) is not dropped: it
-falls back to replaying from its last sequence, then rejoins the live flow.
+memory to the connections of each owner; it starts after the last event the stream's leader
+holds, and a consumer that nats-py recreates (a node died, heartbeats were missed) goes on
+from the last event received, never from the stream's start. Resuming (`Last-Event-ID`): a
+short-lived ordered consumer filtered to the owner replays from the stream until it has
+caught up, then the connection continues from the hub. The connection registers with the
+hub *before* the replay starts and drops anything at or below the last sequence it sent, so
+the hand-over has no gap and no duplicate. A connection that cannot keep up (its queue
+overflows) is not dropped: it falls back to replaying from its last sequence, then rejoins
+the live flow.
 
 In a NATS cluster the stream's replicas need not agree at a given moment: one that was
 down, or stalled, has less than the leader committed, yet it answers stream info while the
@@ -22,13 +25,15 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from uuid import UUID
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, StreamState
+from nats.js.client import DEFAULT_JS_SUB_PENDING_BYTES_LIMIT, DEFAULT_JS_SUB_PENDING_MSGS_LIMIT
 from nats.js.errors import NotFoundError
 
 from imagetron_contracts.streams import EVENTS_STREAM
@@ -122,12 +127,14 @@ class LiveHub:
         self.position = 0
 
     async def start(self) -> None:
-        self._sub = await self._js.subscribe(
+        # From the sequence after the leader's last, not `DeliverPolicy.NEW`: a consumer
+        # recreated after a reset must go on from a sequence (see `_ordered_consumer`).
+        state = await leader_state(self._js)
+        self.position = state.last_seq
+        self._sub = await _ordered_consumer(
+            self._js,
             "events.>",
-            stream=EVENTS_STREAM.name,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.NEW,
-            idle_heartbeat=5.0,
+            state.last_seq + 1,
             cb=self._on_message,
             pending_msgs_limit=-1,
             pending_bytes_limit=-1,
@@ -195,7 +202,7 @@ class JetStreamFeed:
             if after_seq is not None:
                 # Read after registering: whatever the hub hands out from now on is past
                 # what the leader holds now, the rest is the replay's.
-                state = await self._leader_state()
+                state = await leader_state(self._js)
                 # Older than what is kept, or newer than anything ever stored (a stream
                 # that was recreated, or an id the client made up): either way the client
                 # must reload, and live events must not be held back until that id.
@@ -227,21 +234,6 @@ class JetStreamFeed:
         finally:
             self._hub.unregister(listener)
 
-    async def _leader_state(self) -> StreamState:
-        """The stream's state as its leader knows it. While the stream has no leader, its
-        replicas answer with their own state, which may lag (no leader named)."""
-        until = time.monotonic() + LEADER_WAIT_SECONDS
-        while True:
-            info = await self._js.stream_info(EVENTS_STREAM.name)
-            if info.cluster is None or info.cluster.leader:
-                return info.state
-            if time.monotonic() > until:
-                raise StreamLeaderless(
-                    f"the {EVENTS_STREAM.name} stream has had no leader for "
-                    f"{LEADER_WAIT_SECONDS:.0f} s"
-                )
-            await asyncio.sleep(0.25)
-
     async def _replay(
         self, owner_id: UUID, after_seq: int, through_seq: int
     ) -> AsyncIterator[FeedEvent]:
@@ -272,13 +264,8 @@ class JetStreamFeed:
     ) -> AsyncIterator[FeedEvent]:
         """The owner's events after `after_seq` that the replica the consumer is placed on
         has now (up to `through_seq` or a little past it)."""
-        sub = await self._js.subscribe(
-            f"events.*.{owner_id}.>",
-            stream=EVENTS_STREAM.name,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            config=ConsumerConfig(opt_start_seq=after_seq + 1, inactive_threshold=30.0),
-            idle_heartbeat=5.0,
+        sub = await _ordered_consumer(
+            self._js, f"events.*.{owner_id}.>", after_seq + 1, inactive_threshold=30.0
         )
         try:
             info = await sub.consumer_info()
@@ -293,3 +280,57 @@ class JetStreamFeed:
                     return
         finally:
             await sub.unsubscribe()
+
+
+async def leader_state(js: JetStreamContext) -> StreamState:
+    """The EVENTS stream's state as its leader knows it. While the stream has no leader,
+    its replicas answer with their own state, which may lag (no leader named)."""
+    until = time.monotonic() + LEADER_WAIT_SECONDS
+    while True:
+        info = await js.stream_info(EVENTS_STREAM.name)
+        if info.cluster is None or info.cluster.leader:
+            return info.state
+        if time.monotonic() > until:
+            raise StreamLeaderless(
+                f"the {EVENTS_STREAM.name} stream has had no leader for {LEADER_WAIT_SECONDS:.0f} s"
+            )
+        await asyncio.sleep(0.25)
+
+
+async def _ordered_consumer(
+    js: JetStreamContext,
+    subject: str,
+    start_seq: int,
+    *,
+    cb: Callable[[Msg], Awaitable[None]] | None = None,
+    inactive_threshold: float | None = None,
+    pending_msgs_limit: int = DEFAULT_JS_SUB_PENDING_MSGS_LIMIT,
+    pending_bytes_limit: int = DEFAULT_JS_SUB_PENDING_BYTES_LIMIT,
+) -> JetStreamContext.PushSubscription:
+    """An ordered consumer of `subject` in EVENTS from stream sequence `start_seq` on.
+
+    When an ordered consumer is lost (its node died, two heartbeats missed, a gap in its
+    sequence) nats-py creates a new one from the stream sequence after the last message
+    it received (`_JSI._sseq + 1`), and that is 0 until the first message: the new one
+    would start from the stream's first event and deliver a week of old events as new. So
+    its notion of the last message received starts just before `start_seq`.
+    (nats-py 2.16 `JetStreamContext._JSI.reset_ordered_consumer`; a test restarts the
+    server under a fresh hub.)"""
+    sub = await js.subscribe(
+        subject,
+        stream=EVENTS_STREAM.name,
+        ordered_consumer=True,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        config=ConsumerConfig(opt_start_seq=start_seq, inactive_threshold=inactive_threshold),
+        idle_heartbeat=5.0,
+        cb=cb,
+        pending_msgs_limit=pending_msgs_limit,
+        pending_bytes_limit=pending_bytes_limit,
+    )
+    # Nothing was received yet: `subscribe` has not yielded to the reader since it
+    # subscribed to the consumer's deliveries.
+    tracking = sub._sub._jsi
+    if tracking is None:
+        raise RuntimeError("nats-py keeps no ordered-consumer state on the subscription")
+    tracking._sseq = max(tracking._sseq, start_seq - 1)
+    return sub
