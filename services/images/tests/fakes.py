@@ -111,6 +111,17 @@ class FakeTaskRepository:
             task.reconciled_at, task.poll_after = now, now + lease
         return [copy.copy(t) for t in claimed[:limit]]
 
+    async def renew_poll_claim(
+        self, task_id: UUID, *, claimed_at: datetime, until: datetime
+    ) -> bool:
+        task = self._state.tasks.get(task_id)
+        if task is None or task.reconciled_at != claimed_at:
+            return False
+        if task.status not in (TaskStatus.submitted, TaskStatus.processing):
+            return False
+        task.poll_after = until
+        return True
+
     async def lock_overdue(self, now: datetime, limit: int) -> Sequence[GenerationTask]:
         overdue = [
             t for t in self._state.tasks.values()

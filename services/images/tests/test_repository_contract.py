@@ -192,6 +192,46 @@ async def test_quiet_tasks_are_claimed_when_due_oldest_news_first_and_leased(new
     assert (reloaded.reconciled_at, reloaded.poll_after) == (now, now + timedelta(minutes=2))
 
 
+async def test_a_claim_is_renewed_only_while_it_is_the_last_one(new_uow):
+    now = T0 + timedelta(hours=2)
+    lease = timedelta(seconds=35)
+    quiet = task(status=TaskStatus.submitted, updated=T0)
+    finished = task(status=TaskStatus.completed, updated=T0, reconciled=now)
+    await store(new_uow, quiet, finished)
+
+    async def claim(at: datetime) -> list[UUID]:
+        async with new_uow() as uow:
+            found = await uow.tasks.claim_due_for_poll(
+                now=at, quiet_for={}, default_quiet_for=timedelta(hours=1), lease=lease,
+                limit=10,
+            )  # fmt: skip
+            await uow.commit()
+        return [t.id for t in found]
+
+    async def renew(task_id: UUID, claimed_at: datetime, until: datetime) -> bool:
+        async with new_uow() as uow:
+            renewed = await uow.tasks.renew_poll_claim(task_id, claimed_at=claimed_at, until=until)
+            await uow.commit()
+        return renewed
+
+    async def poll_after() -> datetime | None:
+        async with new_uow() as uow:
+            reloaded = await uow.tasks.get(quiet.owner_id, quiet.id)
+        assert reloaded is not None
+        return reloaded.poll_after
+
+    assert await claim(now) == [quiet.id]
+    assert await renew(quiet.id, now, now + timedelta(seconds=50))
+    assert await poll_after() == now + timedelta(seconds=50)
+    # Its claim ran out: another replica claimed it, and the first cannot renew any more.
+    later = now + timedelta(seconds=60)
+    assert await claim(later) == [quiet.id]
+    assert not await renew(quiet.id, now, later + timedelta(minutes=5))
+    assert await poll_after() == later + lease
+    assert await renew(quiet.id, later, later + timedelta(seconds=40))
+    assert not await renew(finished.id, now, later)
+
+
 async def test_overdue_tasks_are_found_soonest_deadline_first(new_uow):
     made = []
     for n in range(4):

@@ -142,6 +142,8 @@ def slots(settings: ImagesSettings) -> Slots:
 
 def reconcile_policy(settings: ImagesSettings) -> ReconcilePolicy:
     return ReconcilePolicy(
+        # Every call to a provider has this timeout (the provider adapters' HTTP client).
+        poll_timeout=timedelta(seconds=settings.goapi_timeout_seconds),
         floor=timedelta(seconds=settings.reconcile_after_seconds),
         retry_first=timedelta(seconds=settings.reconcile_retry_seconds),
         retry_max=timedelta(seconds=settings.reconcile_max_delay_seconds),

@@ -4,6 +4,7 @@ answer goes through the same rules as callbacks."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,13 +30,18 @@ from imagetron_images.app.reconciliation import (
     RoundReport,
     reconcile,
 )
+from imagetron_images.bootstrap import reconcile_policy
 from imagetron_images.domain import Deadlines, GenerationTask, ProviderStatus, ProviderUpdate
+from imagetron_images.settings import ImagesSettings
 from imagetron_platform.jobs import Delivery
 
 GRID = "https://cdn.example/grid.png"
 SPLITS = tuple(f"https://cdn.example/{i}.png" for i in range(1, 5))
 FLOOR = timedelta(seconds=30)
-POLICY = ReconcilePolicy(floor=FLOOR, retry_first=timedelta(seconds=15), batch_size=10)
+POLL_TIMEOUT = timedelta(seconds=30)
+POLICY = ReconcilePolicy(
+    poll_timeout=POLL_TIMEOUT, floor=FLOOR, retry_first=timedelta(seconds=15), batch_size=10
+)
 DEADLINE = timedelta(minutes=30)
 SLOTS = Slots(per_provider=100, deadlines=Deadlines(DEADLINE))
 
@@ -189,7 +195,7 @@ async def test_a_batch_is_bounded_and_oldest_first(world) -> None:
     made = [await submitted(world, quiet_for=FLOOR * (2 + n)) for n in range(3)]
     for task in made:
         world.provider.tasks[task.provider_task_id] = report(task, ProviderStatus.queued)
-    await run(world, ReconcilePolicy(floor=FLOOR, batch_size=2))
+    await run(world, ReconcilePolicy(poll_timeout=POLL_TIMEOUT, floor=FLOOR, batch_size=2))
     assert world.provider.fetched == [made[2].provider_task_id, made[1].provider_task_id]
 
 
@@ -346,3 +352,93 @@ async def test_a_callback_that_arrives_meanwhile_wins_and_nothing_is_applied_twi
     assert world.uow.task(task.id).status is TaskStatus.completed
     assert event_types(world)["task.completed"] == 1
     assert len(world.uow.images_of(task.id)) == 5
+
+
+async def test_a_replica_that_dies_after_claiming_leaves_its_tasks_after_one_poll(
+    world,
+) -> None:
+    # Killed while it asked the provider: the others may claim the task from `poll_after`
+    # on, once that poll would have timed out, not minutes later.
+    policy = reconcile_policy(ImagesSettings(goapi_timeout_seconds=12))
+    task = await submitted(world)
+    asking = asyncio.Event()
+
+    async def fetch_and_die(provider_task_id: str) -> ProviderUpdate:
+        asking.set()
+        await asyncio.Future()  # the replica is killed meanwhile
+        raise AssertionError("unreachable")
+
+    world.provider.fetch = fetch_and_die
+    replica = asyncio.create_task(run(world, policy))
+    await asyncio.wait_for(asking.wait(), 5)
+    replica.cancel()
+    await asyncio.gather(replica, return_exceptions=True)
+    claimed = world.uow.task(task.id)
+    assert claimed.reconciled_at is not None
+    assert claimed.poll_after is not None
+    left_for = claimed.poll_after - claimed.reconciled_at
+    assert timedelta(seconds=12) < left_for <= timedelta(seconds=20)
+
+
+async def test_a_replica_never_polls_a_task_another_replica_is_polling(world) -> None:
+    # Replica A claims two tasks; its poll of the first takes so long that its claim on the
+    # second runs out, and replica B claims the second and asks about it. A must leave it.
+    first = await submitted(world, quiet_for=FLOOR * 3)
+    second = await submitted(world, quiet_for=FLOOR * 2)
+    for t in (first, second):
+        world.provider.tasks[t.provider_task_id] = report(t, ProviderStatus.queued)
+    fetch = world.provider.fetch
+    asking: Counter[str] = Counter()
+    overlaps: list[str] = []
+    b_asks, b_may_finish = asyncio.Event(), asyncio.Event()
+    replica_b: list[asyncio.Task[RoundReport]] = []
+
+    async def slow_fetch(provider_task_id: str) -> ProviderUpdate:
+        asking[provider_task_id] += 1
+        if asking[provider_task_id] > 1:
+            overlaps.append(provider_task_id)
+        try:
+            if provider_task_id == first.provider_task_id:
+                # Time passes: A's claim on the second task runs out; B's round begins.
+                world.uow.task(second.id).poll_after = datetime.now(UTC)
+                replica_b.append(asyncio.create_task(run_b()))
+                await asyncio.wait_for(b_asks.wait(), 5)
+            elif not b_asks.is_set():
+                b_asks.set()
+                await asyncio.wait_for(b_may_finish.wait(), 5)
+            return await fetch(provider_task_id)
+        finally:
+            asking[provider_task_id] -= 1
+
+    async def run_b() -> RoundReport:
+        return await reconcile(
+            type(world.uow)(world.uow.database),
+            world.deps().providers,
+            expectations=Expectations(floor=POLICY.floor),
+            policy=POLICY,
+            slots=SLOTS,
+        )
+
+    world.provider.fetch = slow_fetch
+    a = await run(world)
+    b_may_finish.set()
+    b = await replica_b[0]
+    assert overlaps == []
+    assert world.provider.fetched == [first.provider_task_id, second.provider_task_id]
+    assert (a.polled, b.polled) == (2, 1)  # claimed by both, asked about by one
+
+
+async def test_a_provider_that_does_not_answer_is_given_up_on_and_asked_again_later(
+    world,
+) -> None:
+    task = await submitted(world)
+
+    async def no_answer(provider_task_id: str) -> ProviderUpdate:
+        await asyncio.Future()
+        raise AssertionError("unreachable")
+
+    world.provider.fetch = no_answer
+    policy = ReconcilePolicy(poll_timeout=timedelta(seconds=0.05), floor=FLOOR)
+    assert await asyncio.wait_for(run(world, policy), 5) == RoundReport(polled=1)
+    stored = world.uow.task(task.id)
+    assert (stored.status, stored.polls) == (TaskStatus.submitted, 1)

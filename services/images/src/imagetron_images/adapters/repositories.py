@@ -122,6 +122,22 @@ class SqlTaskRepository:
         )
         return sorted((_task(row) for row in rows), key=lambda t: t.updated_at)
 
+    async def renew_poll_claim(
+        self, task_id: UUID, *, claimed_at: datetime, until: datetime
+    ) -> bool:
+        c = tasks.c
+        renewed = await self._session.execute(
+            update(tasks)
+            .where(
+                c.id == task_id,
+                c.reconciled_at == claimed_at,
+                c.status.in_([TaskStatus.submitted.value, TaskStatus.processing.value]),
+            )
+            .values(poll_after=until)
+            .returning(c.id)
+        )
+        return renewed.first() is not None
+
     async def lock_overdue(self, now: datetime, limit: int) -> Sequence[GenerationTask]:
         query = (
             select(tasks)

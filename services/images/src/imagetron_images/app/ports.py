@@ -126,6 +126,14 @@ class TaskRepository(Protocol):
         until then. Rows another transaction holds are skipped."""
         ...
 
+    async def renew_poll_claim(
+        self, task_id: UUID, *, claimed_at: datetime, until: datetime
+    ) -> bool:
+        """Extends the claim made at `claimed_at` (`reconciled_at`) to `until` (`poll_after`);
+        False, and nothing changed, when the task is no longer claimed so (another replica
+        claimed it since) or no longer submitted or processing."""
+        ...
+
     async def lock_overdue(self, now: datetime, limit: int) -> Sequence[GenerationTask]:
         """Up to `limit` unfinished tasks past their deadline that hold a slot, locked until
         the unit of work ends; rows another transaction holds are skipped."""

@@ -15,6 +15,7 @@ never retries), and a provider may forget a task (it restarted, expired it). Eac
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,17 +41,30 @@ from imagetron_platform.clock import utcnow
 log = logging.getLogger(__name__)
 
 
+#: What a claim covers besides the poll itself: the moment between renewing it and asking
+#: the provider, and the difference between replicas' clocks.
+LEASE_MARGIN = timedelta(seconds=5)
+
+
 @dataclass(frozen=True)
 class ReconcilePolicy:
-    """`floor`: the least quiet time before a task is asked about; after a poll without
-    news the next comes `retry_first` later, doubling up to `retry_max`; `lease`: how long
-    a claimed task is left to the replica that claimed it; `batch_size` tasks per round."""
+    """`poll_timeout`: the longest a provider is given to answer one poll (its request
+    timeout); `floor`: the least quiet time before a task is asked about; after a poll
+    without news the next comes `retry_first` later, doubling up to `retry_max`;
+    `batch_size` tasks per round."""
 
+    poll_timeout: timedelta
     floor: timedelta = timedelta(seconds=30)
     retry_first: timedelta = timedelta(seconds=15)
     retry_max: timedelta = timedelta(minutes=10)
-    lease: timedelta = timedelta(minutes=2)
     batch_size: int = 50
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a claimed task is left to the replica that claimed it: one poll. The
+        replica renews its claim before each poll, so a batch may take longer; a replica that
+        died leaves its claims to the others this soon."""
+        return self.poll_timeout + LEASE_MARGIN
 
     def retry_after(self, polls: int) -> timedelta:
         """The wait after the `polls`-th poll in a row that brought no news."""
@@ -170,19 +184,37 @@ async def _poll(
     policy: ReconcilePolicy,
     slots: Slots,
 ) -> bool:
-    """Ask the provider about one claimed task and apply the answer under its lock."""
+    """Ask the provider about one claimed task and apply the answer under its lock.
+
+    The claim is renewed first, for one poll (`policy.lease`), and the poll is cut off after
+    `policy.poll_timeout`: a task is never asked about by two replicas at once, even when
+    this one reaches it after its first claim ran out (the polls before it took long)."""
     provider = providers.get(claimed.provider)
     if provider is None or claimed.provider_task_id is None:
         log.warning("task %s: provider %r is not configured", claimed.id, claimed.provider)
         return False
+    assert claimed.reconciled_at is not None  # set by the claim
+    async with uow:
+        renewed = await uow.tasks.renew_poll_claim(
+            claimed.id, claimed_at=claimed.reconciled_at, until=utcnow() + policy.lease
+        )
+        await uow.commit()
+    if not renewed:
+        return False  # another replica claimed it since (or it finished)
     update: ProviderUpdate | None = None
     lost: str | None = None
     try:
-        update = await provider.fetch(claimed.provider_task_id)
+        async with asyncio.timeout(policy.poll_timeout.total_seconds()):
+            update = await provider.fetch(claimed.provider_task_id)
     except ProviderTaskNotFound as exc:
         lost = f"The provider {claimed.provider} no longer knows this task ({exc})."
     except (TransientError, PermanentError) as exc:
         log.warning("task %s: could not fetch it from %s: %s", claimed.id, claimed.provider, exc)
+    except TimeoutError:
+        log.warning(
+            "task %s: %s did not answer within %s", claimed.id, claimed.provider,
+            policy.poll_timeout,
+        )  # fmt: skip
     return await _apply(
         uow, providers, claimed.id, claimed.provider_task_id, update, lost, policy, slots
     )
