@@ -43,6 +43,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from imagetron.stack import EmbeddedStack
 from imagetron.supervisor import RestartPolicy, Supervisor
+from imagetron.unfinished_tasks import describe_unfinished
 
 #: The stack's settings for a chaos run: no rate limit on the one artist, an imagine whose
 #: gateway died mid-answer taken over by its retry after 3 s, and a task whose webhook was
@@ -273,6 +274,7 @@ async def user(stack: EmbeddedStack, name: str) -> AsyncIterator[httpx.AsyncClie
 @dataclass
 class Audit:
     tasks: int
+    #: Each task that did not finish: what the API and the database say of it.
     not_completed: dict[str, str]
     images: int
     images_missing: int
@@ -370,9 +372,24 @@ async def owner_task_ids(client: httpx.AsyncClient) -> set[str]:
             return found
 
 
-async def owner_events(stack: EmbeddedStack, owner_id: str) -> list[tuple[int, dict[str, Any]]]:
+async def owner_events(
+    stack: EmbeddedStack, owner_id: str, within: float = 60.0
+) -> list[tuple[int, dict[str, Any]]]:
     """Every event of `owner_id` in the EVENTS stream, (sequence, envelope), read as the
-    stack's NATS admin."""
+    stack's NATS admin. Read again from the start while JetStream answers that it cannot
+    serve (503: the node of the reading consumer was just killed, or the stream has no
+    leader yet), for `within` seconds at most."""
+    until = time.monotonic() + within
+    while True:
+        try:
+            return await _owner_events(stack, owner_id)
+        except nats.errors.Error:
+            if time.monotonic() > until:
+                raise
+            await asyncio.sleep(1.0)
+
+
+async def _owner_events(stack: EmbeddedStack, owner_id: str) -> list[tuple[int, dict[str, Any]]]:
     nc = await nats.connect(**stack.nats_connect_options())
     try:
         js = nc.jetstream()
@@ -474,11 +491,16 @@ async def audit(
 ) -> Audit:
     owner_id = (await client.get("/api/v1/me")).json()["id"]
     tasks = await wait_until_done(client, load.task_ids, within)
-    not_completed = {
-        task_id: f"{task.get('status')} ({task.get('error')})"
-        for task_id, task in tasks.items()
-        if task.get("status") != "completed" or "images" not in task
-    }
+    not_completed = await describe_unfinished(
+        stack.infra.postgres.asyncpg_dsn,
+        client,
+        {
+            task_id: task
+            for task_id, task in tasks.items()
+            if task.get("status") != "completed" or "images" not in task
+        },
+        IMAGES_PER_TASK,
+    )
     images = [image for task in tasks.values() for image in task.get("images", [])]
     events = await owner_events(stack, owner_id)
     persisted = Counter(e["image"]["id"] for _, e in events if e.get("type") == "image.persisted")

@@ -30,20 +30,39 @@ if TYPE_CHECKING:
     from imagetron_gateway.settings import GatewaySettings
 
 
+def kept_logs(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """Where the logs of `server_root(tmp_path_factory, name)` are once it has ended."""
+    return tmp_path_factory.getbasetemp() / name
+
+
 @contextlib.contextmanager
 def server_root(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
-    """A directory for servers' data and logs, removed at the end, linked from pytest's
-    temporary directory as `name`.
+    """A directory for servers' data and logs, linked from pytest's temporary directory as
+    `name` while it is used; at the end it is removed and its logs (every `*.log`, at the
+    same paths) are kept in pytest's temporary directory under that name (`kept_logs`),
+    so that a failure can point at them.
 
     Not inside that directory: PostgreSQL runs as an unprivileged user that must traverse to
     its data, and every pytest session that starts takes the group and other bits off
     `pytest-of-<user>`, which failed the start of a concurrent session's PostgreSQL."""
     root = Path(tempfile.mkdtemp(prefix=f"imagetron-{name}-"))
-    (tmp_path_factory.getbasetemp() / name).symlink_to(root, target_is_directory=True)
+    kept = kept_logs(tmp_path_factory, name)
+    kept.symlink_to(root, target_is_directory=True)
     try:
         yield root
     finally:
+        kept.unlink()
+        for log in root.rglob("*.log"):
+            relative = log.relative_to(root)
+            if log.is_file() and not _DATA_DIRECTORIES.intersection(relative.parts):
+                (kept / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(log, kept / relative)
         shutil.rmtree(root, ignore_errors=True)
+
+
+#: Where the servers keep their data, whose `*.log` files are not logs of ours (SeaweedFS's
+#: LevelDB journals, say).
+_DATA_DIRECTORIES = frozenset({"data", "pgdata", "jetstream"})
 
 
 def gateway_replica_settings(stack: EmbeddedStack, **overrides: Any) -> GatewaySettings:

@@ -22,6 +22,7 @@ from nats.errors import NoServersError
 
 from imagetron.chaos import (
     CHAOS_ENV,
+    Audit,
     Load,
     Supervised,
     audit,
@@ -32,7 +33,7 @@ from imagetron.chaos import (
     user,
 )
 from imagetron.stack import CLUSTER, EmbeddedStack, StackPorts
-from imagetron.testing import server_root
+from imagetron.testing import kept_logs, server_root
 
 pytestmark = [pytest.mark.e2e]
 
@@ -83,7 +84,18 @@ async def test_the_cluster_is_three_nodes_with_users_on_each_and_streams_of_thre
         await nc.close()
 
 
-async def test_killing_a_nats_node_and_a_replica_of_each_service_loses_nothing(cluster):
+def _unfinished(result: Audit, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The failure message of an audit that found tasks unfinished."""
+    return (
+        f"{len(result.not_completed)} tasks not finished:\n"
+        + "".join(f"  {task_id}: {state}\n" for task_id, state in result.not_completed.items())
+        + f"the stack's logs: {kept_logs(tmp_path_factory, 'cluster')} (kept once it stops)"
+    )
+
+
+async def test_killing_a_nats_node_and_a_replica_of_each_service_loses_nothing(
+    cluster, tmp_path_factory
+):
     started = time.monotonic()
     async with user(cluster, "artist") as artist, following(artist, 3) as followers:
         load = Load(artist)
@@ -103,7 +115,7 @@ async def test_killing_a_nats_node_and_a_replica_of_each_service_loses_nothing(c
     )
     assert not load.refused, load.refused
     assert result.tasks == TASKS
-    assert result.not_completed == {}
+    assert result.not_completed == {}, _unfinished(result, tmp_path_factory)
     assert result.images == TASKS * 5
     assert result.images_missing == 0
     assert result.objects_missing == 0, "every image stored"
@@ -134,7 +146,9 @@ KINDS = (
 STORM = "a quince on slate --sandbox-duplicate-webhooks=2 --sandbox-out-of-order"
 
 
-async def test_chaos_kill_every_kind_of_process_in_turn_under_a_webhook_storm(cluster):
+async def test_chaos_kill_every_kind_of_process_in_turn_under_a_webhook_storm(
+    cluster, tmp_path_factory
+):
     """The short chaos run (the long one is bench/chaos.py): under steady imagines whose
     webhooks come duplicated and out of order, every kind of process is killed in turn with
     SIGKILL while SSE clients follow; the supervisor heals each. Zero lost webhooks, images
@@ -157,4 +171,5 @@ async def test_chaos_kill_every_kind_of_process_in_turn_under_a_webhook_storm(cl
     )
     assert not load.refused, load.refused
     assert result.tasks == TASKS
+    assert result.not_completed == {}, _unfinished(result, tmp_path_factory)
     assert result.clean, result
