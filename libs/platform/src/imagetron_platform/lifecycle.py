@@ -8,7 +8,8 @@ start  0. the database answers (waited for with growing delays, up to
           `DATABASE_WAIT_SECONDS`: a service started while PostgreSQL recovers waits for it
           instead of exiting)
        1. `before_connect` hooks, in order (migrations, buckets)
-       2. the broker connects; its subscribers start taking messages
+       2. the broker connects (within `NATS_WAIT_SECONDS`: nats-py, told to reconnect for
+          ever, would otherwise try for ever); its subscribers start taking messages
        3. the outbox relay starts (a commit that emitted messages wakes it at once)
        4. the background loops start
        5. the service's own state is entered (`state=`), and yielded as the typed
@@ -17,6 +18,10 @@ stop   in reverse: the state is left; loops are cancelled; subscribers stop taki
        messages (FastStream lets in-flight handlers finish); the relay makes a last,
        bounded pass so their events go out on this connection; the broker disconnects;
        the resources registered with `close_on_shutdown` are closed, newest first.
+       The same when a step of the start fails: what had started stops, the broker too
+       when its own start failed half-way (connected, some subscribers consuming), and the
+       error goes on to uvicorn, which exits (`imagetron_platform.serve`). Each step of the
+       stop gets at most `STOP_STEP_SECONDS`; one that overruns is logged and left behind.
 
 Readiness (`/readyz`) checks NATS, the database when there is one, and whatever the service
 adds with `check`.
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -50,6 +56,11 @@ log = logging.getLogger(__name__)
 FINAL_FLUSH_SECONDS = 5.0
 #: Longest start-up waits for the service's database to answer before it fails.
 DATABASE_WAIT_SECONDS = 30.0
+#: Longest start-up waits for NATS to accept the broker's connection before it fails.
+NATS_WAIT_SECONDS = 30.0
+#: Longest one step of the stop may take (a loop's cancellation, the subscribers, the
+#: broker's drain, a resource's close) before the next one runs without it.
+STOP_STEP_SECONDS = 5.0
 
 Hook = Callable[[], Awaitable[object]]
 StateFactory = Callable[[], AbstractAsyncContextManager[Mapping[str, Any]]]
@@ -229,13 +240,17 @@ class ServiceLifecycle:
     async def running(self) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             for closer in self._closers:
-                stack.push_async_callback(closer)
+                stack.push_async_callback(bounded, _name(closer), closer)
             if self.database is not None:
                 await wait_until_answers("the database", self.database.ping, DATABASE_WAIT_SECONDS)
             for hook in self._before_connect:
                 await hook()
+            # Before it starts: a start that fails half-way (a consumer's `consumer_info`
+            # timed out) has connected and started subscribers that consume until stopped
+            # (FastStream's pull loops go on while their subscriber runs, even cancelled).
+            stack.push_async_callback(bounded, "the broker's stop", self.broker.stop)
+            await self._connect()
             await self.broker.start()
-            stack.push_async_callback(self.broker.stop)
             if self.relay is not None:
                 relay_task = asyncio.create_task(
                     self.relay.run(), name=f"{self.service}-outbox-relay"
@@ -243,7 +258,9 @@ class ServiceLifecycle:
                 stack.push_async_callback(_stop_relay, self.relay, relay_task)
             # Stop taking messages before the relay's last pass: events of in-flight
             # handlers (FastStream waits for them) still go out on this connection.
-            stack.push_async_callback(_stop_subscribers, self.broker)
+            stack.push_async_callback(
+                bounded, "the subscribers' stop", functools.partial(_stop_subscribers, self.broker)
+            )
             for name, run in self._loops:
                 task = asyncio.create_task(run(), name=f"{self.service}-{name}")
                 stack.push_async_callback(_cancel, task)
@@ -278,6 +295,13 @@ class ServiceLifecycle:
             readiness=self.readiness,
             metrics_access=metrics_access,
         )
+
+    async def _connect(self) -> None:
+        try:
+            async with asyncio.timeout(NATS_WAIT_SECONDS):
+                await self.broker.connect()
+        except TimeoutError as exc:
+            raise ConnectionError(f"NATS did not answer within {NATS_WAIT_SECONDS:g} s") from exc
 
     async def _nats_ready(self) -> None:
         if not await self.broker.ping(timeout=1.0):
@@ -319,10 +343,28 @@ def service_app(
     return app
 
 
+async def bounded(what: str, step: Callable[[], Awaitable[object]]) -> None:
+    """Run one step of a stop for at most `STOP_STEP_SECONDS`, in a task of its own: past
+    that it is cancelled once more and left behind, logged, and the stop goes on (a task
+    that swallows its cancellation would hold up `asyncio.timeout` for ever). Its error, if
+    it fails in time, is raised."""
+    task = asyncio.ensure_future(step())
+    done, _ = await asyncio.wait({task}, timeout=STOP_STEP_SECONDS)
+    if not done:
+        task.cancel()
+        log.error("%s took more than %g s; stopping without it", what, STOP_STEP_SECONDS)
+        return
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
+
+
+def _name(closer: Hook) -> str:
+    return f"closing {getattr(closer, '__qualname__', repr(closer))}"
+
+
 async def _cancel(task: asyncio.Task[Any]) -> None:
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await bounded(f"the cancellation of {task.get_name()}", lambda: task)
 
 
 async def _stop_subscribers(broker: NatsBroker) -> None:
