@@ -1,6 +1,6 @@
 // Journey 2: every prompt with its status and stock-rule findings; filter, search, edit,
 // retitle, approve, reject, archive, delete, or send one to Create.
-import { html, useState, useEffect, useRef } from "../lib.js";
+import { html, useState, useEffect, useLayoutEffect, useRef } from "../lib.js";
 import { get, post } from "../api.js";
 import { hub } from "../events.js";
 import { href, navigate } from "../router.js";
@@ -55,6 +55,19 @@ export function Prompts({ route }) {
   const [adding, setAdding] = useState(false);
   const [tick, setTick] = useState(0);
 
+  // The new-prompt form closes (added, or cancelled) with the keyboard's focus inside it: the
+  // focus goes back to the button that opened it, not to the page's start. In the same task
+  // as the form's removal, so no script ever sees the focus on the body in between.
+  const head = useRef(null);
+  const wasAdding = useRef(false);
+  useLayoutEffect(() => {
+    const closed = wasAdding.current && !adding;
+    wasAdding.current = adding;
+    if (closed && (!document.activeElement || document.activeElement === document.body)) {
+      head.current?.querySelector("button")?.focus();
+    }
+  }, [adding]);
+
   // Search as one types, without a request per key.
   useEffect(() => {
     const timer = setTimeout(() => setQuery(search.trim()), 250);
@@ -97,7 +110,7 @@ export function Prompts({ route }) {
   const remove = (gone) => setItems((list) => list.filter((p) => p.id !== gone.id));
 
   return html`<div class="prompts">
-    <header class="screen-head">
+    <header class="screen-head" ref=${head}>
       <h1>Prompts</h1>
       <${Button} kind="primary" icon="plus" onClick=${() => setAdding(true)} aria-expanded=${adding ? "true" : "false"}>New prompt</${Button}>
     </header>
