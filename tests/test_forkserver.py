@@ -244,6 +244,14 @@ def test_a_service_is_forked_as_soon_as_its_own_module_is_imported(
         forked: list[ForkedProcess] = []
         asking = threading.Thread(target=lambda: forked.append(spawn(server, tmp_path, "early")))
         asking.start()  # answered once forkgate's import ends, before forkslow's begins
+        # Only once the request is on its way: one written after forkgate's import ended
+        # would be read after forkslow's, which waits for this test (a clean CI run did so).
+        deadline = time.monotonic() + 10
+        while not server._pending:  # registered, then written, under the state lock
+            assert time.monotonic() < deadline, "the spawn request was never sent"
+            time.sleep(0.01)
+        with server._state:
+            pass
         gate.touch()
         asking.join(20)
         facts = wait_for(tmp_path / "early" / "report.json")
