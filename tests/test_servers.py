@@ -99,6 +99,15 @@ def test_free_ports_are_distinct_and_bindable() -> None:
     assert 0 < free_port() < 65536
 
 
+def test_two_draws_never_hand_out_the_same_port(monkeypatch) -> None:
+    """A stack draws its ports in several calls before any server binds them: a port drawn
+    once is not drawn again (here: 600 and 600 from a range of 1,000 could not both be
+    disjoint by chance)."""
+    monkeypatch.setenv("IMAGETRON_PORT_RANGE", "20000-20999")
+    first, second = free_ports(600), free_ports(600)
+    assert not set(first) & set(second)
+
+
 def test_ensure_port_free_raises_for_a_bound_port() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOCALHOST, 0))

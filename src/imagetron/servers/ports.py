@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import secrets
 import socket
+import threading
 from pathlib import Path
 
 from imagetron.servers.errors import ServerError
@@ -83,15 +85,31 @@ def free_ports(count: int, *, below: int = 65536) -> list[int]:
     three servers in parallel).  Another process can still take a port in that window;
     servers then fail with :class:`PortInUseError` or :class:`ServerStartError`.
     """
+    with _HANDED_OUT_LOCK:
+        chosen = _draw(count, below)
+        _HANDED_OUT.extend(chosen)
+    return chosen
+
+
+#: Ports this process handed out lately: free when drawn, but perhaps not bound yet (a stack
+#: draws its ports in several calls, then starts its servers one after the other). Two calls
+#: never hand out the same port: a clean CI run's cluster found one replica's port taken by
+#: another server of the same stack, drawn by an earlier call.
+_HANDED_OUT: collections.deque[int] = collections.deque(maxlen=2048)
+_HANDED_OUT_LOCK = threading.Lock()
+
+
+def _draw(count: int, below: int) -> list[int]:
     first, last = _port_range()
     last = min(last, below - 1)
+    recent = set(_HANDED_OUT)
     chosen: list[int] = []
     if last - first >= 1000:
         for _ in range(count * 50):
             if len(chosen) == count:
                 return chosen
             port = first + secrets.randbelow(last - first + 1)
-            if port not in chosen and _port_is_free(port):
+            if port not in chosen and port not in recent and _port_is_free(port):
                 chosen.append(port)
     # Unusual port range: fall back to kernel-chosen ports, held open until all are known.
     with contextlib.ExitStack() as stack:
@@ -99,7 +117,7 @@ def free_ports(count: int, *, below: int = 65536) -> list[int]:
             sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
             sock.bind((LOCALHOST, 0))
             port = int(sock.getsockname()[1])
-            if port < below and port not in chosen:
+            if port < below and port not in chosen and port not in recent:
                 chosen.append(port)
     return chosen
 
