@@ -163,7 +163,7 @@ def webhook_operations(verifiers: Iterable[DocumentedVerifier]) -> APIRouter:
     """The operations `WebhookReceiver` serves, declared as FastAPI routes for the OpenAPI
     document only (the gateway's `openapi()` adds them; the app never routes to them): the
     path, the provider's credentials as parameters, the answers."""
-    router = APIRouter(prefix=PREFIX.rstrip("/"))
+    router = APIRouter()
     for verifier in verifiers:
         _declare(router, verifier)
     return router
@@ -186,7 +186,7 @@ def _declare(router: APIRouter, verifier: DocumentedVerifier) -> None:
         for p in verifier.parameters
     ]
     router.add_api_route(
-        route_path(provider).removeprefix(PREFIX.rstrip("/")),
+        route_path(provider),
         receive,
         methods=["POST"],
         response_model=WebhookAccepted,
