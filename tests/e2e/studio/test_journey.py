@@ -177,7 +177,7 @@ async def test_from_a_brief_to_a_stored_upscale_and_every_screen_at_both_sizes(s
         ("12-publish", "/#/publish"),
     ):
         await phone.goto(route if route.startswith("http") else studio.url + route)
-        await phone.locator("[data-live=live]").wait_for()
+        await studio.live(phone)
         await phone.locator("main .state-loading").first.wait_for(state="detached")
         await phone.evaluate(VISIBLE_IMAGES_DECODED)
         await studio.check(phone, name)

@@ -56,13 +56,13 @@ async def test_the_studio_works_with_the_keyboard_alone(studio):
     await expect(page.get_by_label("API key")).to_be_focused()
     await page.keyboard.type(key)
     await page.keyboard.press("Enter")
-    await page.locator("[data-live=live]").wait_for()
+    await studio.live(page)
 
     # On a fresh load the first stop is the skip link, visible when focused; it leads to the
     # content.
     await page.goto(studio.url + "/#/prompts")
     await page.reload()
-    await page.locator("[data-live=live]").wait_for()
+    await studio.live(page)
     await page.keyboard.press("Tab")
     skip = page.get_by_role("link", name="Skip to content")
     await expect(skip).to_be_focused()

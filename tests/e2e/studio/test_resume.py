@@ -54,7 +54,7 @@ async def test_live_cards_resume_after_the_notifier_is_killed_mid_generation(sta
     assert await card.get_attribute("data-status") == "submitted"
 
     await asyncio.to_thread(notifier.start)
-    await expect(page.locator("[data-live=live]")).to_be_visible(timeout=30_000)
+    await studio.live(page)
     await expect(page.get_by_text("Live updates are paused")).to_be_hidden()
     await expect(card).to_have_attribute("data-status", "completed", timeout=15_000)
     grid = await _grid(key, studio.url, task_id)
