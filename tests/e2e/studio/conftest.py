@@ -121,7 +121,7 @@ class Studio:
 
     async def live(self, page: Any, timeout: float = 30_000) -> None:
         """Wait until the page's event stream is live; if it is not in time, say what the
-        stream's requests got (a rare wait past 30 s, not yet explained: notes of 4 Dec)."""
+        page shows and what the stream's requests got."""
         try:
             await page.locator("[data-live=live]").wait_for(timeout=timeout)
         except PlaywrightTimeoutError as exc:

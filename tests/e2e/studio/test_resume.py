@@ -1,6 +1,7 @@
 """The notifier dies in the middle of a generation; the page is not reloaded. The studio
 says it is offline, reconnects by itself once the notifier is back, is replayed exactly the
-events it missed, and the live card ends with the stored grid."""
+events it missed, and the live card ends with the stored grid. And the studio says "Live"
+however quickly the stream opens."""
 
 from __future__ import annotations
 
@@ -61,6 +62,51 @@ async def test_live_cards_resume_after_the_notifier_is_killed_mid_generation(sta
     await expect(card.locator("img")).to_have_attribute("src", f"/api/v1/images/{grid}/thumbnail")
     assert await page.evaluate("window.sameDocument") is True, "the page was reloaded"
     await studio.check(page, "15-create-resumed", axe=False)
+    await page.context.close()
+
+
+#: Preact runs a component's effects after the next frame, or after 35 ms at most: this makes
+#: it 2 s, so the event stream opens between the render that shows its status and the effect
+#: that follows it, as it can on a quick server. It also notes what the page said when the
+#: stream opened.
+LATE_EFFECTS = """
+(() => {
+  window.stretched = 0;
+  const later = window.setTimeout.bind(window);
+  window.setTimeout = (fn, ms, ...args) => {
+    if (ms === 35) {
+      window.stretched += 1;
+      ms = 2000;
+    }
+    return later(fn, ms, ...args);
+  };
+  window.requestAnimationFrame = undefined;
+  const Source = window.EventSource;
+  window.EventSource = class extends Source {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("open", () => {
+        window.statusAtOpen ??= document.querySelector("[data-live]")?.dataset.live ?? "none";
+      });
+    }
+  };
+})();
+"""
+
+
+async def test_the_studio_says_live_when_the_stream_opens_before_its_status_is_followed(studio):
+    key = await studio.new_user("quick-stream")
+    page = await studio.page()
+    await page.add_init_script(LATE_EFFECTS)
+    await page.goto(studio.url + "/")
+    await page.get_by_label("API key").fill(key)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.locator(".shell").wait_for()
+    await studio.live(page, timeout=10_000)
+    # The case this is about did happen: the page showed "Connecting…" when the stream
+    # opened, and its effects were late.
+    assert await page.evaluate("window.statusAtOpen") == "connecting"
+    assert await page.evaluate("window.stretched") > 0
     await page.context.close()
 
 

@@ -30,9 +30,22 @@ const LIVE_LABELS = {
   offline: "Offline, retrying",
 };
 
-function LiveStatus() {
+/** The event stream's status, kept current. The stream may change it between the render
+ * that read it and the effect that subscribes (an effect runs after the paint, and a quick
+ * server opens the stream sooner): the effect reads it again, or "live" would be missed and
+ * the page would say "Connecting…" until the next change. */
+function useHubStatus() {
   const [status, setStatus] = useState(hub.status);
-  useEffect(() => hub.onStatus(setStatus), []);
+  useEffect(() => {
+    const unsubscribe = hub.onStatus(setStatus);
+    setStatus(hub.status);
+    return unsubscribe;
+  }, []);
+  return status;
+}
+
+function LiveStatus() {
+  const status = useHubStatus();
   return html`<div class=${`live live-${status}`} role="status" aria-live="polite" data-live=${status}>
     <span class="live-dot" aria-hidden="true"></span>${LIVE_LABELS[status]}
   </div>`;
@@ -46,8 +59,7 @@ function skipToContent(event) {
 
 /** Said once, while the stream is away: nothing is lost, the page catches up by itself. */
 function OfflineNote() {
-  const [status, setStatus] = useState(hub.status);
-  useEffect(() => hub.onStatus(setStatus), []);
+  const status = useHubStatus();
   if (status !== "offline") return null;
   return html`<p class="note note-warn offline-note">
     <${Icon} name="alert" />

@@ -75,9 +75,15 @@ class Store {
 
 export const store = new Store();
 
-/** Re-render when the store changes; returns the store. */
+/** Re-render when the store changes; returns the store. A change between the render and
+ * the effect that subscribes (effects run after the paint) is caught by reading the version
+ * again there. */
 export function useStore() {
   const [, setVersion] = useState(store.version);
-  useEffect(() => store.subscribe(setVersion), []);
+  useEffect(() => {
+    const unsubscribe = store.subscribe(setVersion);
+    setVersion(store.version);
+    return unsubscribe;
+  }, []);
   return store;
 }
