@@ -33,7 +33,7 @@ contracts: bootstrap
 # starts its own servers): most of the suite waits on servers and events, so two halve the
 # run on two cores (CI, 4 Dec 2026: 833 s -> 549 s).
 test: lint
-	$(UV) run pytest -n 2 --dist loadfile --cov --cov-report=term:skip-covered
+	$(UV) run pytest -n 2 --dist loadfile --durations=25 --cov --cov-report=term:skip-covered
 
 # Every benchmark in bench/ against the embedded stack, one table (docs/benchmarks.md reads
 # it); several minutes and both cores: run it on a machine that is otherwise quiet.
