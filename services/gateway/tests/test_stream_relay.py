@@ -67,3 +67,34 @@ async def test_a_relay_closed_while_awaiting_cancels_the_pending_read() -> None:
     gate.set()
     await asyncio.sleep(0.01)
     assert read == ["cancelled"], "the abandoned read went on"
+
+
+async def test_revoked_between_chunks_ends_without_reading_again() -> None:
+    """Set while the previous chunk was being sent: nothing is cancelled, nothing more read."""
+    revoked, gate, read = asyncio.Event(), asyncio.Event(), []
+    gate.set()
+    relay = until_set(revoked, _chunks(gate, read))
+    assert await anext(relay) == b"first"
+    revoked.set()
+    await asyncio.sleep(0.01)  # the watcher sees it while the relay is between chunks
+    assert [c async for c in relay] == []
+    assert read == []
+
+
+async def test_a_cancellation_from_elsewhere_is_not_swallowed_after_a_revocation() -> None:
+    """The browser left (the server cancels the relaying task) as the key was revoked: the
+    relay must not eat the server's cancellation along with its own."""
+    revoked, gate, read = asyncio.Event(), asyncio.Event(), []
+    relay = until_set(revoked, _chunks(gate, read))
+    assert await anext(relay) == b"first"
+
+    async def relaying() -> list[bytes]:
+        return [c async for c in relay]
+
+    task = asyncio.ensure_future(relaying())
+    await asyncio.sleep(0.01)  # waiting for the second chunk
+    revoked.set()
+    task.cancel()
+    results = await asyncio.gather(task, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert read == ["cancelled"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Literal
 
 import httpx
 from fastapi import APIRouter, Depends
@@ -123,26 +123,41 @@ async def until_set(ended: asyncio.Event, chunks: AsyncIterator[bytes]) -> Async
     ended: the client reconnects with `Last-Event-ID`, to a living replica, and misses
     nothing; it is no error of ours.
 
-    However it ends (the browser left while a chunk was awaited, too), the pending read is
-    cancelled: left alone it would fail once the upstream is closed, an exception nobody
-    retrieves."""
-    waiting = asyncio.ensure_future(ended.wait())
-    chunk: asyncio.Future[bytes] | None = None
+    Each chunk is read in the task that relays it; one watcher per stream cancels that read
+    when `ended` is set (a read under way is the only place it cancels; between reads the
+    flag is checked). Before, every chunk was read in a task of its own raced against the
+    event: 34 µs of CPU per chunk instead of 7 (timeit), on every event of every stream."""
+    stop = False
+    reading: asyncio.Task[object] | None = None
+
+    def ended_now(watcher: asyncio.Task[Literal[True]]) -> None:
+        nonlocal stop
+        if watcher.cancelled():
+            return  # the relay ended first
+        stop = True
+        if reading is not None:
+            reading.cancel()
+
+    watcher = asyncio.create_task(ended.wait())
+    watcher.add_done_callback(ended_now)
     try:
-        while True:
-            chunk = asyncio.ensure_future(anext(chunks))
-            await asyncio.wait({chunk, waiting}, return_when=asyncio.FIRST_COMPLETED)
-            if not chunk.done():
-                return
+        while not stop:
+            reading = asyncio.current_task()
+            assert reading is not None
+            cancelling = reading.cancelling()
             try:
-                data = chunk.result()
+                data = await anext(chunks)
             except StopAsyncIteration:
                 return
             except httpx.TransportError as exc:
                 log.info("the notifier's stream broke off (%r); the client will resume", exc)
                 return
+            except asyncio.CancelledError:
+                if stop and reading.uncancel() <= cancelling:
+                    return  # ours: the key was revoked
+                raise
+            finally:
+                reading = None
             yield data
     finally:
-        waiting.cancel()
-        if chunk is not None:
-            chunk.cancel()
+        watcher.cancel()
