@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -367,6 +367,27 @@ def stack_cpu_seconds(stack: EmbeddedStack) -> dict[str, float]:
     return used
 
 
+IMAGES_PER_TASK = 5  # a grid and its four versions
+
+#: This process in CPU accounts: the benchmark's own clients, on the same cores as the stack.
+CLIENTS = "benchmark clients"
+
+
+def process_cpu_seconds(pids: Mapping[str, int]) -> dict[str, float]:
+    """CPU time used so far by each named process, and by this one (`CLIENTS`)."""
+    return {**{name: cpu_seconds(pid) for name, pid in pids.items()}, CLIENTS: cpu_seconds(None)}
+
+
+def cores_busy(before: dict[str, float], after: dict[str, float], seconds: float) -> str:
+    """How many cores each process kept busy between two `*_cpu_seconds` readings, busiest
+    first, and in all: where a latency comes from when the machine is saturated."""
+    busy = {name: (after[name] - before.get(name, 0.0)) / seconds for name in after}
+    each = ", ".join(
+        f"{name} {cores:.2f}" for name, cores in sorted(busy.items(), key=lambda kv: -kv[1])
+    )
+    return f"{sum(busy.values()):.2f} of {os.cpu_count()} cores busy ({each})"
+
+
 def rss_mib(pid: int | None) -> float | None:
     if pid is None:
         return None
@@ -377,10 +398,9 @@ def rss_mib(pid: int | None) -> float | None:
 
 
 def cpu_seconds(pid: int | None) -> float:
-    if pid is None:
-        return 0.0
+    """A process's CPU time (user + system) so far; this process's when `pid` is None."""
     try:
-        times = psutil.Process(pid).cpu_times()
+        times = (psutil.Process(pid) if pid is not None else psutil.Process()).cpu_times()
     except psutil.Error:
         return 0.0
     return times.user + times.system

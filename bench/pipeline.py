@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import httpx
 from common import (
+    IMAGES_PER_TASK,
     Figure,
     at_least,
     bench_stack,
@@ -35,7 +36,6 @@ from httpx_sse import aconnect_sse
 from imagetron.stack import EmbeddedStack
 
 NAME = "pipeline"
-IMAGES_PER_TASK = 5  # a grid and its four versions
 
 
 @dataclass(frozen=True)

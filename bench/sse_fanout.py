@@ -37,8 +37,10 @@ from common import (
     at_least,
     at_most,
     bench_stack,
+    cores_busy,
     machine,
     pct,
+    process_cpu_seconds,
     ratio_at_most,
     rss_mib,
     table,
@@ -132,9 +134,10 @@ class Target:
 
 async def fan_out(
     connect: dict[str, Any], target: Target, size: Size
-) -> tuple[Results, dict[str, float], float, float]:
+) -> tuple[Results, dict[str, float], float, float, str]:
     """Connect every tab, publish, collect. Returns the results, peak RSS per process
-    (MiB), the connect time and the publish rate achieved."""
+    (MiB), the connect time, the publish rate achieved and the cores each process (the
+    clients too) kept busy while the events were published and delivered."""
     owners = list(target.headers)
     per_owner = size.clients // len(owners)
     results = Results()
@@ -168,6 +171,7 @@ async def fan_out(
         await asyncio.sleep(size.settle)  # the last connections register with the hub
         measure_memory()
         interval = 1.0 / size.rate
+        cpu_before = process_cpu_seconds(target.processes)
         publish_start = time.perf_counter()
         published = 0
         for n in range(size.events_per_owner):
@@ -198,17 +202,21 @@ async def fan_out(
             if time.perf_counter() > deadline:
                 break
             await asyncio.sleep(0.1)
+        busy = cores_busy(
+            cpu_before, process_cpu_seconds(target.processes), time.perf_counter() - publish_start
+        )
     finally:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await nc.close()
-    return results, peaks, connect_seconds, publish_rate
+    return results, peaks, connect_seconds, publish_rate, busy
 
 
 @contextlib.contextmanager
-def notifier_alone(root: Path, max_connections: int) -> Iterator[tuple[str, int, int]]:
-    """A NATS server and one notifier process; yields (NATS URL, port, pid)."""
+def notifier_alone(root: Path, max_connections: int) -> Iterator[tuple[str, int, dict[str, int]]]:
+    """A NATS server and one notifier process; yields (NATS URL, the notifier's port, the
+    pids of both by name)."""
     nats_server = NatsServer(root / "nats").start()
     port = free_port()
     env = {
@@ -235,7 +243,8 @@ def notifier_alone(root: Path, max_connections: int) -> Iterator[tuple[str, int,
             if notifier.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the notifier did not start; see {root / 'notifier.log'}")
             time.sleep(0.05)
-        yield nats_server.url, port, notifier.pid
+        assert nats_server.pid is not None
+        yield nats_server.url, port, {"notifier": notifier.pid, "nats": nats_server.pid}
     finally:
         if notifier is not None:
             notifier.terminate()
@@ -293,14 +302,14 @@ def _figures(
     return figures, p99_ms
 
 
-async def direct(nats_url: str, port: int, pid: int, size: Size) -> list[Figure]:
+async def direct(nats_url: str, port: int, pids: dict[str, int], size: Size) -> list[Figure]:
     owners = [uuid.uuid4() for _ in range(size.owners)]
     headers = {
         owner: f"Authorization: Bearer {issue_events_token(SECRET, owner, 3600)[0]}\r\n"
         for owner in owners
     }
-    target = Target(port, "/events", headers, {"notifier": pid})
-    results, peaks, _, publish_rate = await fan_out({"servers": nats_url}, target, size)
+    target = Target(port, "/events", headers, pids)
+    results, peaks, _, publish_rate, busy = await fan_out({"servers": nats_url}, target, size)
     figures, p99 = _figures("one notifier", size, results, publish_rate)
     figures += [
         Figure(
@@ -310,7 +319,7 @@ async def direct(nats_url: str, port: int, pid: int, size: Size) -> list[Figure]
             "ms",
             target="≤ 250 ms",
             check=at_most(250),
-            note=f"p50 {_ms(pct(results.latencies, 0.5))}",
+            note=f"p50 {_ms(pct(results.latencies, 0.5))}; {busy}",
         ),
         Figure(
             NAME,
@@ -344,10 +353,14 @@ async def through_gateway(
 
         await asyncio.gather(*(user(i) for i in range(size.owners)))
     processes = {
-        name: pid for name in ("notifier", "gateway") if (pid := stack.apps[name].pid) is not None
+        name: pid
+        for name, process in stack.processes()
+        if name in ("notifier", "gateway", "nats") and (pid := process.pid) is not None
     }
     target = Target(stack.ports.gateway, "/api/v1/events", headers, processes)
-    results, peaks, _, publish_rate = await fan_out(stack.nats_connect_options(), target, size)
+    results, peaks, _, publish_rate, busy = await fan_out(
+        stack.nats_connect_options(), target, size
+    )
     figures, p99 = _figures("through the gateway", size, results, publish_rate)
     figures += [
         Figure(
@@ -359,7 +372,7 @@ async def through_gateway(
             check=ratio_at_most(2.0),
             reference=direct_p99,
             reference_name="one notifier, direct",
-            note=f"p50 {_ms(pct(results.latencies, 0.5))}",
+            note=f"p50 {_ms(pct(results.latencies, 0.5))}; {busy}",
         ),
         Figure(
             NAME,
@@ -375,9 +388,9 @@ async def through_gateway(
 def run_direct(size: Size) -> list[Figure]:
     with (
         tempfile.TemporaryDirectory(prefix="imagetron-bench-") as root,
-        notifier_alone(Path(root), size.clients * 2) as (url, port, pid),
+        notifier_alone(Path(root), size.clients * 2) as (url, port, pids),
     ):
-        return asyncio.run(asyncio.wait_for(direct(url, port, pid, size), size.timeout * 3))
+        return asyncio.run(asyncio.wait_for(direct(url, port, pids, size), size.timeout * 3))
 
 
 def direct_p99(figures: list[Figure]) -> float | None:

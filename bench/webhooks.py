@@ -9,9 +9,10 @@ temporary directory on free ports. Part 1 posts signed GoAPI callbacks for rando
 (the images service acks them as unknown-task no-ops) over `--concurrency` keep-alive
 connections, alternating with the same requests to a bare FastAPI endpoint (the reference).
 Part 2 creates real tasks whose sandbox webhooks are switched off, waits until the provider
-has finished each, then, while progress webhooks for other tasks arrive at
-`--background-rate` per second, posts each completion webhook itself and times the
-`task.completed` event on the SSE stream.
+has finished each, then posts each completion webhook itself and times the `task.completed`
+event on the SSE stream: `--tasks` of them on an otherwise quiet stack, then `--tasks` more
+while progress webhooks for other tasks arrive at `--background-rate` per second, with the
+CPU each process (and this benchmark's own clients) used meanwhile, in cores.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 import httpx
 from common import (
+    IMAGES_PER_TASK,
     Figure,
     NatsReference,
     at_most,
@@ -34,11 +36,14 @@ from common import (
     bare_nats,
     bench_stack,
     both,
+    cores_busy,
     http_post,
     machine,
     pct,
     post_load,
+    process_cpu_seconds,
     ratio_at_least,
+    stack_cpu_seconds,
     table,
 )
 from httpx_sse import aconnect_sse
@@ -138,20 +143,31 @@ async def _finished_at_provider(
 
 
 async def to_screen(stack: EmbeddedStack, size: Size, nats_ref: NatsReference) -> list[Figure]:
-    """Completion webhook → `task.completed` on the SSE stream, one at a time, while
-    progress webhooks for other tasks arrive at `background_rate`."""
+    """Completion webhook → `task.completed` on the SSE stream, one at a time: first on an
+    otherwise quiet stack, each after the previous one's images are stored (the path's own
+    time), then while progress webhooks for other tasks arrive at `background_rate`, with
+    the CPU every process (and this benchmark's clients) used meanwhile: how much of the two
+    cores the load leaves to the measured path."""
     auth = {"Authorization": f"Bearer {stack.admin_api_key}"}
     completed_at: dict[str, float] = {}
+    stored: dict[str, int] = {}
     connected = asyncio.Event()
 
     async def listen(client: httpx.AsyncClient) -> None:
         async with aconnect_sse(
-            client, "GET", "/api/v1/events", params={"types": "task.completed"}, timeout=None
+            client,
+            "GET",
+            "/api/v1/events",
+            params={"types": "task.completed,image.persisted"},
+            timeout=None,
         ) as source:
             connected.set()
             async for sse in source.aiter_sse():
                 if sse.event == "task.completed":
                     completed_at[json.loads(sse.data)["task"]["id"]] = time.perf_counter()
+                elif sse.event == "image.persisted":
+                    task_id = json.loads(sse.data)["image"]["task_id"]
+                    stored[task_id] = stored.get(task_id, 0) + 1
 
     async with (
         httpx.AsyncClient(base_url=stack.gateway_url, headers=auth, timeout=30) as api,
@@ -168,13 +184,43 @@ async def to_screen(stack: EmbeddedStack, size: Size, nats_ref: NatsReference) -
                 "/api/v1/prompts", json={"text": "a lemon on blue tiles --sandbox-no-webhooks"}
             )
         ).json()
-        count = size.tasks + size.background_tasks
+        count = 2 * size.tasks + size.background_tasks
         created = [
             (await api.post(f"/api/v1/prompts/{prompt['id']}/imagine")).json() for _ in range(count)
         ]
         finished = await asyncio.gather(*(_finished_at_provider(api, sandbox, t) for t in created))
-        measured = list(zip(created[: size.tasks], finished[: size.tasks], strict=True))
-        background = list(zip(created[size.tasks :], finished[size.tasks :], strict=True))
+        tasks = list(zip(created, finished, strict=True))
+        quiet, loaded = tasks[: size.tasks], tasks[size.tasks : 2 * size.tasks]
+        background = tasks[2 * size.tasks :]
+        key, secret = stack.secrets.webhook_token_key, stack.secrets.webhook_secret
+
+        async def complete_one_by_one(
+            measured: list[tuple[Any, Any]], *, until_stored: bool
+        ) -> list[float]:
+            """Post each completion, wait for its event (and its images stored), and let the
+            stack settle 0.1 s."""
+            sent_at: dict[str, float] = {}
+            for task, data in measured:
+                sent_at[task["id"]] = time.perf_counter()
+                response = await api.post(
+                    f"/webhooks/goapi/{task['id']}",
+                    params={"token": webhook_token(key, "goapi", uuid.UUID(task["id"]))},
+                    json={"timestamp": int(time.time()), "data": data},
+                    headers={"x-webhook-secret": secret},
+                )
+                response.raise_for_status()
+                deadline = time.perf_counter() + 10
+                while task["id"] not in completed_at and time.perf_counter() < deadline:
+                    await asyncio.sleep(0.002)
+                deadline = time.perf_counter() + 30
+                while until_stored and stored.get(task["id"], 0) < IMAGES_PER_TASK:
+                    if time.perf_counter() > deadline:
+                        break
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.1)
+            return [(completed_at[t] - sent_at[t]) * 1000 for t in sent_at if t in completed_at]
+
+        quiet_delays = await complete_one_by_one(quiet, until_stored=True)
 
         def progress(n: int) -> bytes:
             task, data = background[n % len(background)]
@@ -192,32 +238,32 @@ async def to_screen(stack: EmbeddedStack, size: Size, nats_ref: NatsReference) -
             )
         )
         await asyncio.sleep(size.warm_up)  # the background load is under way
-        sent_at: dict[str, float] = {}
-        key, secret = stack.secrets.webhook_token_key, stack.secrets.webhook_secret
-        for task, data in measured:
-            sent_at[task["id"]] = time.perf_counter()
-            response = await api.post(
-                f"/webhooks/goapi/{task['id']}",
-                params={"token": webhook_token(key, "goapi", uuid.UUID(task["id"]))},
-                json={"timestamp": int(time.time()), "data": data},
-                headers={"x-webhook-secret": secret},
-            )
-            response.raise_for_status()
-            deadline = time.perf_counter() + 10
-            while task["id"] not in completed_at and time.perf_counter() < deadline:
-                await asyncio.sleep(0.002)
-            await asyncio.sleep(0.1)
+        cpu_before = {**stack_cpu_seconds(stack), **process_cpu_seconds({})}
+        measured_from = time.perf_counter()
+        delays = await complete_one_by_one(loaded, until_stored=False)
+        window = time.perf_counter() - measured_from
+        cpu_after = {**stack_cpu_seconds(stack), **process_cpu_seconds({})}
         stop.set()
         background_result = await load
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
-    delays = [(completed_at[t] - sent_at[t]) * 1000 for t in sent_at if t in completed_at]
     sustained = background_result.rate
-    note = f"{len(delays)}/{len(sent_at)} seen, {sustained:.0f} other webhooks/s meanwhile"
+    note = f"{len(delays)}/{len(loaded)} seen, {sustained:.0f} other webhooks/s meanwhile"
     p50, p99 = pct(delays, 0.5), pct(delays, 0.99)
     # The floor: the path crosses JetStream twice (WEBHOOKS, EVENTS).
     floor = (nats_ref.delivery_p50 * 2 * 1000, nats_ref.delivery_p99 * 2 * 1000)
     return [
+        Figure(
+            NAME,
+            "webhook → task.completed on SSE, p50, nothing else running",
+            pct(quiet_delays, 0.5),
+            "ms",
+            reference=floor[0],
+            reference_name="2 bare JetStream hops",
+            note=f"{len(quiet_delays)}/{len(quiet)} seen, p99 {pct(quiet_delays, 0.99):.1f} ms"
+            if quiet_delays
+            else f"0/{len(quiet)} seen",
+        ),
         Figure(
             NAME,
             "webhook → task.completed on SSE, p50",
@@ -238,6 +284,7 @@ async def to_screen(stack: EmbeddedStack, size: Size, nats_ref: NatsReference) -
             check=both(at_most(60), lambda _: sustained >= 0.9 * size.background_rate),
             reference=floor[1],
             reference_name="2 bare JetStream hops",
+            note=cores_busy(cpu_before, cpu_after, window),
         ),
     ]
 
