@@ -1,5 +1,15 @@
-"""Request rate limits with the `limits` library: a moving window per API key, and per
+"""Request rate limits with the `limits` library: a sliding window per API key, and per
 client address for requests without one.
+
+The sliding window counter (`limits`' `SlidingWindowCounterRateLimiter`) keeps two counters
+per caller and weighs the previous window's by how much of it is still inside the window:
+a burst is refused past the limit as with an exact moving window, which would keep one
+timestamp per request. The moving window was measured out: its memory storage expires the
+timestamps in a pass over every caller with a thread hop for each (`asyncio.to_thread`),
+started again after any request, so with a thousand callers it never stopped and the
+interpreter's lock went back and forth between the event loop and the thread (the gateway's
+CPU to open an event stream, 2,000 opened at 150/s by 200 keys: 6.3-6.5 ms with it,
+4.6 ms without).
 
 The counters live in this process (`limits`' memory storage): with N gateway replicas
 behind a load balancer a client gets at most N times its limit, evenly spread in practice.
@@ -14,7 +24,7 @@ from dataclasses import dataclass
 
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 
 @dataclass(frozen=True)
@@ -49,7 +59,7 @@ class RequestRateLimits:
         self, *, per_key: int, per_address: int, window_seconds: int, pictures_per_key: int
     ) -> None:
         self._storage = MemoryStorage()
-        self._limiter = MovingWindowRateLimiter(self._storage)
+        self._limiter = SlidingWindowCounterRateLimiter(self._storage)
         self._window = window_seconds
         self._items = {
             "per-key": RateLimitItemPerSecond(per_key, window_seconds),
@@ -59,8 +69,10 @@ class RequestRateLimits:
 
     async def hit(self, policy: str, who: str) -> RateDecision:
         item = self._items[policy]
-        allowed = await self._limiter.hit(item, who)
-        stats = await self._limiter.get_window_stats(item, who)
+        # The policy is part of the counter's key: `limits` keys a counter by the item's
+        # numbers and the identifiers, so two policies with the same numbers would share it.
+        allowed = await self._limiter.hit(item, policy, who)
+        stats = await self._limiter.get_window_stats(item, policy, who)
         reset = max(0, math.ceil(stats.reset_time - time.time()))
         return RateDecision(
             allowed=allowed,
