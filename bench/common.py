@@ -369,6 +369,24 @@ def stack_cpu_seconds(stack: EmbeddedStack) -> dict[str, float]:
 
 IMAGES_PER_TASK = 5  # a grid and its four versions
 
+
+async def consumed(connect: dict[str, Any], stream: str, timeout: float) -> float:
+    """Wait until every consumer of `stream` has nothing pending or unacknowledged (what an
+    earlier benchmark left is handled); returns the seconds waited (at most `timeout`)."""
+    started = time.perf_counter()
+    nc = await nats.connect(**connect)
+    try:
+        js = nc.jetstream()
+        while time.perf_counter() - started < timeout:
+            consumers = await js.consumers_info(stream)
+            if all(c.num_pending == 0 and c.num_ack_pending == 0 for c in consumers):
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await nc.close()
+    return time.perf_counter() - started
+
+
 #: This process in CPU accounts: the benchmark's own clients, on the same cores as the stack.
 CLIENTS = "benchmark clients"
 

@@ -39,6 +39,7 @@ from common import (
     bare_nats,
     bench_stack,
     both,
+    consumed,
     cores_busy,
     http_post,
     machine,
@@ -52,6 +53,7 @@ from common import (
 from httpx_sse import aconnect_sse
 
 from imagetron.stack import SANDBOX_GOAPI_KEY, EmbeddedStack
+from imagetron_contracts.streams import WEBHOOKS_STREAM
 from imagetron_platform.webhook_tokens import webhook_token
 
 NAME = "webhooks"
@@ -224,6 +226,9 @@ async def to_screen(stack: EmbeddedStack, size: Size, nats_ref: NatsReference) -
                 await asyncio.sleep(0.1)
             return [(completed_at[t] - sent_at[t]) * 1000 for t in sent_at if t in completed_at]
 
+        # What the accept test left in WEBHOOKS (thousands of callbacks for unknown tasks) is
+        # handled first: the quiet round is quiet.
+        waited = await consumed(stack.nats_connect_options(), WEBHOOKS_STREAM.name, 120)
         quiet_delays = await complete_one_by_one(quiet, until_stored=True)
 
         def progress(n: int) -> bytes:
@@ -279,7 +284,8 @@ async def to_screen(stack: EmbeddedStack, size: Size, nats_ref: NatsReference) -
             "ms",
             reference=floor[0],
             reference_name="2 bare JetStream hops",
-            note=f"{len(quiet_delays)}/{len(quiet)} seen, p99 {_ms(pct(quiet_delays, 0.99))}",
+            note=f"{len(quiet_delays)}/{len(quiet)} seen, p99 {_ms(pct(quiet_delays, 0.99))}; "
+            f"measured once WEBHOOKS was consumed ({waited:.1f} s after the tasks were ready)",
         ),
         Figure(
             NAME,
