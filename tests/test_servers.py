@@ -108,6 +108,23 @@ def test_two_draws_never_hand_out_the_same_port(monkeypatch) -> None:
     assert not set(first) & set(second)
 
 
+def test_a_stacks_own_ports_are_not_drawn_again_before_its_servers_bind_them(
+    monkeypatch, tmp_path
+) -> None:
+    """`imagetron up` is given its ports by its caller, binds the services' last, and draws
+    the S3 server's internal ports first: one of them was once the publisher's (CI, port
+    in use). The stack reserves the ports it is given."""
+    from dataclasses import astuple
+
+    from imagetron.stack import EmbeddedStack, StackPorts
+
+    monkeypatch.setenv("IMAGETRON_PORT_RANGE", "21000-22000")  # 1,001 ports
+    given = StackPorts(*range(21100, 21111))
+    EmbeddedStack(tmp_path, given, fork_server=False)  # not started
+    drawn = free_ports(900)  # nearly all of the range
+    assert not set(drawn) & set(astuple(given))
+
+
 def test_ensure_port_free_raises_for_a_bound_port() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOCALHOST, 0))

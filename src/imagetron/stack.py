@@ -19,7 +19,7 @@ import os
 import secrets
 import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self
@@ -36,6 +36,7 @@ from imagetron.servers import (
 )
 from imagetron.servers.errors import ServerExitedError
 from imagetron.servers.forkserver import ForkServer, ForkServerError
+from imagetron.servers.ports import reserve_ports
 from imagetron.servers.process import ChildProcess
 from imagetron.stack_ports import APP_MODULES, FORK_ORDER, StackPorts
 from imagetron_gateway.domain.identity import new_api_key
@@ -280,6 +281,9 @@ class EmbeddedStack:
     ) -> None:
         self.root = Path(root).absolute()
         self.ports = ports or StackPorts()
+        # Drawn or given elsewhere, bound only later: this process's own draws (the S3
+        # server's internal ports, extra replicas) must not take one meanwhile.
+        reserve_ports(astuple(self.ports))
         self.shape = shape or ClusterShape()
         self.secrets = StackSecrets.load_or_create(self.root / "secrets.json", admin_api_key)
         self.infra = InfraStack(

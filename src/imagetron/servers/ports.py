@@ -8,6 +8,7 @@ import os
 import secrets
 import socket
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 from imagetron.servers.errors import ServerError
@@ -91,6 +92,15 @@ def free_ports(count: int, *, below: int = 65536) -> list[int]:
     return chosen
 
 
+def reserve_ports(ports: Iterable[int]) -> None:
+    """Ports this process will bind that were chosen elsewhere (given on the command line, or
+    drawn by the process that started this one): `free_ports` skips them from now on, as it
+    skips those it handed out. `imagetron up` drew the S3 server's internal ports while the
+    services' ports, given by its caller, were still free: one was the publisher's (CI)."""
+    with _HANDED_OUT_LOCK:
+        _HANDED_OUT.extend(port for port in ports if port)
+
+
 #: Ports this process handed out lately: free when drawn, but perhaps not bound yet (a stack
 #: draws its ports in several calls, then starts its servers one after the other). Two calls
 #: never hand out the same port: a clean CI run's cluster found one replica's port taken by
@@ -150,8 +160,10 @@ def free_port_pair(offset: int) -> tuple[int, int]:
     """Return free ports ``(p, p + offset)``, for servers that derive one from the other."""
     for _ in range(100):
         (port,) = free_ports(1, below=65536 - offset)
-        if _port_is_free(port + offset):
-            return port, port + offset
+        with _HANDED_OUT_LOCK:
+            if port + offset not in _HANDED_OUT and _port_is_free(port + offset):
+                _HANDED_OUT.append(port + offset)
+                return port, port + offset
     raise ServerError(f"could not find two free ports {offset} apart on {LOCALHOST}")
 
 
