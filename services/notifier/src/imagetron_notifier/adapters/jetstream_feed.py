@@ -139,16 +139,11 @@ class HeartbeatTurns:
     def discard(self, listener: Listener) -> None:
         self._groups[listener.heartbeat_turn].discard(listener)
 
-    def tick(self) -> int:
-        """Beat the group whose turn it is; returns how many connections were beaten."""
-        group = self._groups[self._due]
-        self._due = (self._due + 1) % len(self._groups)
-        for listener in group:
+    def tick(self) -> None:
+        """Beat the group whose turn it is."""
+        for listener in self._groups[self._due]:
             listener.beat()
-        return len(group)
-
-    def __len__(self) -> int:
-        return len(self._groups)
+        self._due = (self._due + 1) % len(self._groups)
 
 
 class LiveHub:
@@ -184,7 +179,7 @@ class LiveHub:
         # One timer for the whole process (a per-connection `wait_for` around every queue
         # read costs a task and a timer per event per connection), ticking once per turn.
         loop = asyncio.get_running_loop()
-        tick = self._heartbeat_seconds / len(self._turns)
+        tick = self._heartbeat_seconds / HEARTBEAT_TURNS
         due = loop.time()
         while True:
             # On time on average (the ticks' own work is not added to the interval), but
