@@ -83,6 +83,10 @@ async def test_a_gateway_at_its_own_limit_answers_503_at_once(stack, clients):
     ):
         async with _streams(client, 2) as opened:
             assert [r.status_code for r in opened] == [200, 200]
+            # Served after the request guard returned, a stream still says its limits.
+            assert opened[1].headers["content-type"] == "text/event-stream; charset=utf-8"
+            assert opened[1].headers["ratelimit-policy"].startswith('"per-key";q=10000;')
+            assert opened[1].headers["ratelimit"].startswith('"per-key";r=99')
             refused = await client.get("/api/v1/events")
             assert refused.status_code == 503
             assert refused.headers["retry-after"] == "5"

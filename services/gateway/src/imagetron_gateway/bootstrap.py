@@ -55,6 +55,7 @@ from imagetron_gateway.entrypoints.http import (
 from imagetron_gateway.entrypoints.http.guard import RequestGuard
 from imagetron_gateway.entrypoints.http.problems import guard_responses, problem_media_type
 from imagetron_gateway.settings import GatewaySettings
+from imagetron_platform.event_stream import StreamsOutsideTheRoute
 from imagetron_platform.lifecycle import ServiceLifecycle
 from imagetron_platform.messaging import make_broker
 from imagetron_platform.rpc import RpcClient
@@ -226,6 +227,8 @@ def api_app(app: FastAPI) -> FastAPI:
     # answered before the API's guard and router (webhooks.py says why).
     providers = [verifier.provider for verifier in VERIFIERS]
     app.user_middleware.append(Middleware(webhooks.WebhookReceiver, providers=providers))
+    # Event streams are served once the guard and the routing have returned (events.py).
+    app.user_middleware.append(Middleware(StreamsOutsideTheRoute))
     app.user_middleware.append(Middleware(RequestGuard))
     callbacks = webhooks.webhook_operations(VERIFIERS)
 

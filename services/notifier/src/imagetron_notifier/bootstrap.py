@@ -14,6 +14,7 @@ from imagetron_notifier.adapters.revoked_keys import RevokedKeys
 from imagetron_notifier.entrypoints import sse
 from imagetron_notifier.entrypoints.sse import NotifierState
 from imagetron_notifier.settings import NotifierSettings
+from imagetron_platform.event_stream import StreamsOutsideTheRoute
 from imagetron_platform.lifecycle import ServiceLifecycle
 from imagetron_platform.messaging import make_broker
 
@@ -59,5 +60,5 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     app.include_router(sse.router)
     # Innermost (appended, not added on top): streams are served inside the platform's
     # metrics, correlation ids and security headers, outside the routing.
-    app.user_middleware.append(Middleware(sse.StreamsOutsideTheRoute))
+    app.user_middleware.append(Middleware(StreamsOutsideTheRoute))
     return app

@@ -6,7 +6,6 @@ connections per process, per-connection encoding is what would cost."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import time
@@ -17,7 +16,7 @@ from typing import Annotated, TypedDict
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Send
 
 from imagetron_notifier.adapters.jetstream_feed import LiveHub
 from imagetron_notifier.adapters.revoked_keys import RevokedKeys
@@ -32,9 +31,11 @@ from imagetron_notifier.metrics import (
 from imagetron_notifier.settings import NotifierSettings
 from imagetron_platform.errors import Unauthorized
 from imagetron_platform.event_stream import (
+    HandOff,
     StreamRequest,
     bearer_token,
     browser_events_token,
+    send_frames,
     stream_request,
 )
 from imagetron_platform.events_tokens import EventsClaims, verify_events_token
@@ -123,35 +124,14 @@ class EventStream:
     after: int | None
 
     async def serve(self, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
         OPEN_CONNECTIONS.inc()
-        # The server tells of a browser that left only through `receive`: one task waits
-        # for it and cancels this one, which is the only place the cancellation ends.
-        streaming = asyncio.current_task()
-        assert streaming is not None
-
-        ended = False
-
-        def end_stream(_: object) -> None:
-            if not ended:
-                streaming.cancel()
-
-        left = asyncio.ensure_future(_disconnected(receive))
-        left.add_done_callback(end_stream)
         try:
-            async with contextlib.aclosing(self._frames()) as frames:
-                async for frame in frames:
-                    await send({"type": "http.response.body", "body": frame, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except asyncio.CancelledError:
-            if not left.done() or left.cancelled() or streaming.cancelling() > 1:
-                raise  # not (only) the browser leaving: the process is stopping
-            streaming.uncancel()
+            await send_frames(receive, send, HEADERS, self._frames())
         finally:
-            ended = True
-            left.remove_done_callback(end_stream)
-            left.cancel()
             OPEN_CONNECTIONS.dec()
+
+    async def aclose(self) -> None:
+        """Nothing is held before the stream is served."""
 
     async def _frames(self) -> AsyncGenerator[bytes, None]:
         key_id = self.claims.key_id
@@ -184,48 +164,3 @@ class EventStream:
                     )
                 else:
                     yield HEARTBEAT_FRAME
-
-
-async def _disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-#: What FastAPI's and Starlette's routing keep in a request's scope for themselves.
-ROUTING_SCOPE_KEYS = ("fastapi_", "starlette.exception_handlers")
-
-#: Where the route leaves the stream for `StreamsOutsideTheRoute` to serve.
-HANDOFF = "imagetron.event_stream"
-
-
-class HandOff(Response):
-    """The route's answer when the caller may stream: the stream itself, for the
-    middleware to serve once FastAPI's routing, dependencies and exception handling have
-    returned. Held for hours by thousands of connections, their frames (about half of each
-    connection's memory, measured) would be kept for nothing."""
-
-    def __init__(self, stream: EventStream) -> None:
-        super().__init__()
-        self.stream = stream
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope[HANDOFF] = self.stream
-
-
-class StreamsOutsideTheRoute:
-    """The innermost middleware: serves a stream the route handed off, after the routing
-    has returned (inside the platform's metrics, correlation and security headers)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
-        stream: EventStream | None = scope.pop(HANDOFF, None)
-        if stream is not None:
-            # The routing has ended, and with it what FastAPI and Starlette keep in the scope
-            # for it (exit stacks, exception handlers): the scope lives as long as the
-            # stream, they need not (tracemalloc, 2,000 streams: about 3 KB each).
-            for key in [k for k in scope if k.startswith(ROUTING_SCOPE_KEYS)]:
-                del scope[key]
-            await stream.serve(receive, send)

@@ -8,25 +8,36 @@ Each stream holds a connection of its own to the notifier for as long as it last
 (`adapters/notifier_streams.py`: no pool, so none to wait for and none to walk): the
 notifier's connection cap is what limits streams (its 503 with `Retry-After` is passed on at
 once), and this process's own open-file limit (a stream holds two connections, see
-`GatewaySettings.max_event_streams`)."""
+`GatewaySettings.max_event_streams`).
+
+The route opens the upstream and hands the relay off (`HandOff`): it is served after the
+routing has returned (`StreamsOutsideTheRoute`, outside the request guard), so a stream
+held for hours keeps no frame of FastAPI's routing, dependencies or the guard. With
+thousands of streams, what each keeps is what every full collection of the garbage
+collector walks: 2,000 streams held 675,000 objects the collector tracks (about 190 each,
+40 of them coroutines), and a full collection with 9,145 streams paused the gateway 1.9 s.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Literal
+from uuid import UUID
 
 import httpx
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Receive, Send
 
-from imagetron_gateway.adapters.revocations import StreamsFull
+from imagetron_gateway.adapters.notifier_streams import NotifierStream
+from imagetron_gateway.adapters.revocations import OpenStreams, StreamsFull
 from imagetron_gateway.entrypoints.http.deps import CallerKey, Context, EventsOwner
 from imagetron_gateway.entrypoints.http.problems import problems
 from imagetron_platform.errors import ServiceUnavailable
-from imagetron_platform.event_stream import StreamRequest, stream_request
+from imagetron_platform.event_stream import HandOff, StreamRequest, send_frames, stream_request
 from imagetron_platform.events_tokens import issue_events_token
 
 log = logging.getLogger(__name__)
@@ -44,6 +55,7 @@ UPSTREAM_TOKEN_TTL = 60
     responses={200: {"content": {"text/event-stream": {}}}, **problems(401, 422, 503)},
 )
 async def stream_events(
+    request: Request,
     owner: EventsOwner,
     key_id: CallerKey,
     ctx: Context,
@@ -89,34 +101,51 @@ async def stream_events(
             headers=passthrough,
         )
 
-    async def close() -> None:
-        ctx.streams.close(key_id, revoked)
-        await upstream.aclose()
+    # Served after the request guard has returned: the stream says its rate-limit fields.
+    rate_headers: list[tuple[bytes, bytes]] = request.state.rate_headers
+    relay = Relay(upstream, [*RELAY_HEADERS, *rate_headers], ctx.streams, key_id, revoked)
+    return HandOff(relay)
 
-    return ProxiedStream(until_set(revoked, upstream.aiter_raw()), close)
+
+RELAY_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
 
 
-class ProxiedStream(StreamingResponse):
-    """The notifier's stream passed on as it comes; `close` runs however it ends (the
-    browser left, the notifier ended it, the key was revoked), even when the browser left
-    before the first byte and the body was never read."""
+@dataclass
+class Relay:
+    """The notifier's stream passed on as it comes; the upstream is closed and the stream
+    uncounted however it ends (the browser left, the notifier ended it, the key was revoked,
+    or it was never served)."""
 
-    def __init__(self, chunks: AsyncIterator[bytes], close: Callable[[], Awaitable[None]]) -> None:
-        super().__init__(
-            chunks,
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-        self._close = close
+    upstream: NotifierStream
+    headers: list[tuple[bytes, bytes]]
+    streams: OpenStreams
+    key_id: UUID | None
+    revoked: asyncio.Event
+    _closed: bool = False
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def serve(self, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            await send_frames(
+                receive, send, self.headers, until_set(self.revoked, self.upstream.aiter_raw())
+            )
         finally:
-            await self._close()
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.streams.close(self.key_id, self.revoked)
+        await self.upstream.aclose()
 
 
-async def until_set(ended: asyncio.Event, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def until_set(
+    ended: asyncio.Event, chunks: AsyncIterator[bytes]
+) -> AsyncGenerator[bytes, None]:
     """`chunks` until they end or `ended` is set (at once, even while waiting for one).
 
     An upstream that breaks off (its notifier replica died) ends the stream as if it had

@@ -83,10 +83,12 @@ class RequestGuard:
             return
         scope["state"]["caller"] = None if caller is None else caller.user
         scope["state"]["key_id"] = None if caller is None else caller.key_id
+        extra = [(k.lower().encode(), v.encode()) for k, v in rate_headers.items()]
+        # For a stream, which is served after this guard has returned (events.py).
+        scope["state"]["rate_headers"] = extra
 
         async def send_with_rate_headers(message: Message) -> None:
-            if message["type"] == "http.response.start" and rate_headers:
-                extra = [(k.lower().encode(), v.encode()) for k, v in rate_headers.items()]
+            if message["type"] == "http.response.start" and extra:
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
