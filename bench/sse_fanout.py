@@ -79,29 +79,58 @@ class Results:
     refusal_seconds: list[float] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     delivered: int = 0
+    #: Connections a tab tried again (failed, or unanswered for ANSWER_SECONDS).
+    retried: int = 0
 
 
-async def client(port: int, path: str, auth: str, results: Results, expected: int) -> None:
-    """One browser tab: connects, then reads `expected` events (each carries when it was
-    published)."""
-    started = time.perf_counter()
+#: A tab that has no answer this long after connecting (its connection lost in a full
+#: accept queue: the kernel dropped the handshake's last packet) tries again, as a
+#: browser's EventSource does after an error.
+ANSWER_SECONDS = 10.0
+#: EventSource's default wait before it reconnects (our streams ask for the same).
+RECONNECT_SECONDS = 3.0
+
+
+async def _open(
+    port: int, path: str, auth: str
+) -> tuple[int, asyncio.StreamReader, asyncio.StreamWriter] | int:
+    """One attempt: the stream's connection once answered 200, else the status (0: no
+    connection, or no answer within ANSWER_SECONDS)."""
     try:
         reader, writer = await asyncio.open_connection(LOCALHOST, port, limit=1 << 20)
     except OSError:
-        results.refused += 1
-        return
+        return 0
     try:
         writer.write(
             f"GET {path} HTTP/1.1\r\nHost: {LOCALHOST}\r\n{auth}"
             "Accept: text/event-stream\r\n\r\n".encode()
         )
-        status_line = await reader.readline()
+        status_line = await asyncio.wait_for(reader.readline(), ANSWER_SECONDS)
         status = int(status_line.split()[1]) if status_line else 0
-        if status != 200:
+    except (OSError, ValueError, IndexError, TimeoutError):
+        status = 0
+    if status == 200:
+        return status, reader, writer
+    writer.close()
+    return status
+
+
+async def client(
+    port: int, path: str, auth: str, results: Results, expected: int, deadline: float
+) -> None:
+    """One browser tab: connects (again after a connection that failed or went unanswered,
+    until `deadline`), then reads `expected` events (each carries when it was published)."""
+    started = time.perf_counter()
+    while isinstance(opened := await _open(port, path, auth), int):
+        if opened != 0 or time.perf_counter() + RECONNECT_SECONDS > deadline:
             results.refused += 1
-            results.refusals[status] = results.refusals.get(status, 0) + 1
+            results.refusals[opened] = results.refusals.get(opened, 0) + 1
             results.refusal_seconds.append(time.perf_counter() - started)
             return
+        results.retried += 1
+        await asyncio.sleep(RECONNECT_SECONDS)
+    _, reader, writer = opened
+    try:
         while (await reader.readline()) not in (b"\r\n", b""):
             pass
         results.connected += 1
@@ -153,11 +182,13 @@ async def fan_out(
     try:
         started = time.perf_counter()
         expected = size.events_per_owner
+        deadline = started + size.timeout
         for i in range(per_owner * len(owners)):
             owner = owners[i % len(owners)]
+            auth = target.headers[owner]
             tasks.append(
                 asyncio.create_task(
-                    client(target.port, target.path, target.headers[owner], results, expected)
+                    client(target.port, target.path, auth, results, expected, deadline)
                 )
             )
             if i % 200 == 199:
@@ -283,8 +314,9 @@ def _figures(
             f" within {fastest * 1000:.0f} ms" if fastest is not None else ""
         )
     wanted = results.connected * size.events_per_owner
+    retried = f", {results.retried} connections tried again" if results.retried else ""
     note = (
-        f"{size.clients // size.owners} tabs x {size.owners} owners{refused}; "
+        f"{size.clients // size.owners} tabs x {size.owners} owners{refused}{retried}; "
         f"{results.delivered}/{wanted} events delivered at {publish_rate:.0f}/s"
     )
     figures = [
