@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -25,6 +27,7 @@ from faststream.prometheus import ConsumeAttrs, MetricsSettingsProvider
 from faststream.prometheus.middleware import PrometheusMiddleware
 from faststream.response import PublishCommand
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 
 from imagetron_contracts.streams import StreamSpec
@@ -108,6 +111,56 @@ def _prometheus(service: str) -> PrometheusMiddleware[Any, Any]:
     return PrometheusMiddleware(
         settings_provider_factory=_metrics_settings, registry=REGISTRY, app_name=service
     )
+
+
+class AcknowledgedPublisher:
+    """JetStream publishes, each returned once the stream stored it, for a service's busiest
+    path: nats-py's publish with what FastStream's would write (the JSON content type, the
+    correlation id, `Nats-Msg-Id` for the stream's duplicate window) and counted in
+    FastStream's publish metrics (the messaging dashboard reads them), without FastStream's
+    publish command and middleware chain around it: a fifth of the gateway's CPU per
+    verified webhook (py-spy, 9,000 callbacks), as much as nats-py's publish and ack wait.
+    Consumers cannot tell the difference: they read the same body and headers."""
+
+    BROKER = "nats"
+
+    def __init__(self, broker: NatsBroker, service: str, *, ack_seconds: float = 5.0) -> None:
+        self._broker = broker
+        self._service = service
+        self._ack_seconds = ack_seconds
+        self._js: JetStreamContext | None = None
+        # FastStream's own metric families (registered once per process by `_prometheus`).
+        metrics = _prometheus(service)._metrics_container
+        self._total = metrics.published_messages_total
+        self._seconds = metrics.published_messages_duration_seconds
+        self._errors = metrics.published_messages_exceptions_total
+
+    async def publish(self, subject: str, payload: bytes, *, stream: str, msg_id: str) -> None:
+        """Returns once `stream` acknowledged the message (within `ack_seconds`); raises
+        what nats-py raises."""
+        if self._js is None:
+            self._js = self._broker.connection.jetstream()
+        headers = {
+            "content-type": "application/json",
+            "correlation_id": correlation.current() or str(uuid.uuid4()),
+            "Nats-Msg-Id": msg_id,
+        }
+        where = {
+            "app_name": self._service,
+            "broker": self.BROKER,
+            "destination": metric_subject(subject),
+        }
+        started = time.perf_counter()
+        status = "success"
+        try:
+            await self._js.publish(subject, payload, self._ack_seconds, stream, headers)
+        except Exception as exc:
+            status = "error"
+            self._errors.labels(**where, exception_type=type(exc).__name__).inc()
+            raise
+        finally:
+            self._seconds.labels(**where).observe(time.perf_counter() - started)
+            self._total.labels(**where, status=status).inc()
 
 
 class ServiceBroker(NatsBroker):

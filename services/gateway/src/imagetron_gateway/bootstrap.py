@@ -57,7 +57,7 @@ from imagetron_gateway.entrypoints.http.problems import guard_responses, problem
 from imagetron_gateway.settings import GatewaySettings
 from imagetron_platform.event_stream import StreamsOutsideTheRoute
 from imagetron_platform.lifecycle import ServiceLifecycle
-from imagetron_platform.messaging import make_broker
+from imagetron_platform.messaging import AcknowledgedPublisher, make_broker
 from imagetron_platform.rpc import RpcClient
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 context=GatewayContext(
                     settings=settings,
                     rpc=RpcClient(broker, timeout=settings.rpc_timeout_seconds),
-                    callbacks=JetStreamCallbackSink(broker),
+                    callbacks=JetStreamCallbackSink(AcknowledgedPublisher(broker, SERVICE)),
                     authenticator=authenticator,
                     identity_uow=identity_uow,
                     revocations=NatsKeyRevocations(broker),

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from faststream.nats import NatsBroker
-
 from imagetron_contracts import streams
 from imagetron_contracts.models.images import ProviderCallback
+from imagetron_platform.messaging import AcknowledgedPublisher
 
 
 class JetStreamCallbackSink:
@@ -11,15 +10,13 @@ class JetStreamCallbackSink:
     it. `dedupe_id` becomes `Nats-Msg-Id`: a provider retrying the same delivery within the
     duplicate window is stored once."""
 
-    def __init__(self, broker: NatsBroker, timeout: float = 5.0) -> None:
-        self._broker = broker
-        self._timeout = timeout
+    def __init__(self, publisher: AcknowledgedPublisher) -> None:
+        self._publisher = publisher
 
     async def accept(self, callback: ProviderCallback, dedupe_id: str) -> None:
-        await self._broker.publish(
-            callback.model_dump(mode="json"),
+        await self._publisher.publish(
             f"webhooks.{callback.provider}",
-            headers={"Nats-Msg-Id": dedupe_id},
+            callback.model_dump_json().encode(),
             stream=streams.WEBHOOKS_STREAM.name,
-            timeout=self._timeout,
+            msg_id=dedupe_id,
         )
