@@ -108,3 +108,60 @@ async def test_an_unreachable_notifier_is_a_transport_error() -> None:
         await NotifierStreams(connect_timeout=5).open(
             f"http://127.0.0.1:{port}/events", headers={}, params={}
         )
+
+
+async def _serve(answer: bytes, *, close: bool) -> tuple[asyncio.Server, str]:
+    """A server that reads a request's head, writes `answer`, then closes or waits."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        if not close:
+            await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+async def test_a_notifier_that_does_not_answer_in_time_is_a_transport_error() -> None:
+    server, url = await _serve(b"", close=False)  # accepts, reads, never answers
+    async with server:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(httpx.TransportError, match="no answer"):
+            await NotifierStreams(connect_timeout=0.3).open(f"{url}/events", headers={}, params={})
+        assert asyncio.get_running_loop().time() - started < 2
+
+
+async def test_a_stream_broken_mid_answer_ends_with_a_transport_error() -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\ndata: 1\n\r\n"
+    server, url = await _serve(head + b"20\r\ndata: cut", close=True)
+    async with server:
+        stream = await NotifierStreams(connect_timeout=5).open(
+            f"{url}/events", headers={}, params={}
+        )
+        got: list[bytes] = []
+
+        async def read_all() -> None:
+            async for chunk in stream.aiter_raw():
+                got.append(chunk)
+
+        with pytest.raises(httpx.TransportError):
+            await read_all()
+        await stream.aclose()
+    assert b"".join(got).startswith(b"data: 1\n")
+
+
+async def test_a_refusal_past_its_size_limit_is_not_read_whole() -> None:
+    body = b"x" * (65 * 1024)
+    answer = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    server, url = await _serve(answer, close=False)
+    async with server:
+        stream = await NotifierStreams(connect_timeout=5).open(f"{url}/full", headers={}, params={})
+        try:
+            assert stream.status_code == 503
+            with pytest.raises(httpx.TransportError, match="over"):
+                await stream.aread()
+        finally:
+            await stream.aclose()
