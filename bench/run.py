@@ -31,7 +31,15 @@ import sse_fanout
 import startup
 import studio
 import webhooks
-from common import Figure, bare_fastapi, bare_nats, bench_stack, machine, table
+from common import (
+    Figure,
+    bare_fastapi,
+    bare_nats,
+    bench_stack,
+    machine,
+    raise_open_file_limit,
+    table,
+)
 
 from imagetron.stack import EmbeddedStack
 from imagetron.testing import chromium_or_reason
@@ -137,6 +145,7 @@ def main() -> None:
     args = parser.parse_args()
     run = Run(set(args.only.split(",")))
     started = time.perf_counter()
+    raise_open_file_limit()  # before any server starts: they inherit it
 
     if run.wanted("sse"):
         with run.benchmark("SSE, one notifier"):

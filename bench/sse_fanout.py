@@ -41,6 +41,7 @@ from common import (
     machine,
     pct,
     process_cpu_seconds,
+    raise_open_file_limit,
     ratio_at_most,
     rss_mib,
     table,
@@ -439,6 +440,7 @@ def main() -> None:
     parser.add_argument("--direct-only", action="store_true")
     args = parser.parse_args()
     size = Size(args.clients, args.owners, args.events_per_owner, args.rate, args.timeout)
+    raise_open_file_limit()  # before any server starts: they inherit it
     figures = run_direct(size)
     if not args.direct_only:
         with (
