@@ -39,6 +39,7 @@ from common import (
     bare_nats,
     bench_stack,
     both,
+    collector_paused,
     consumed,
     cores_busy,
     http_post,
@@ -256,7 +257,8 @@ async def to_screen(stack: EmbeddedStack, size: Size, nats_ref: NatsReference) -
         ) -> tuple[list[float], str]:
             """The delays, and the cores each process kept busy meanwhile."""
             before, started = cpu_now(), time.perf_counter()
-            delays = await complete_one_by_one(tasks, until_stored=until_stored)
+            with collector_paused():
+                delays = await complete_one_by_one(tasks, until_stored=until_stored)
             return delays, cores_busy(before, cpu_now(), time.perf_counter() - started)
 
         delays, busy = await measured(loaded, True)
