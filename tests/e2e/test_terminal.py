@@ -305,7 +305,9 @@ def test_follow_ups_and_downloads_of_what_was_stored_and_what_was_not(run, tmp_p
 
     broken = run("imagine", "a pear --sandbox-not-image", "--wait", code=4).output
     assert broken.count("NOT stored: The data is not a PNG, JPEG or WebP image.") == 5
-    assert "Done: 0 of 5 images stored." in broken
+    assert "Not done: 0 of 5 images stored (why, above)." in broken
+    assert "Done:" not in broken
+    assert "Download:" not in broken  # nothing to download
     broken_id = re.search(r"imagine ([0-9a-f-]{36}): queued", broken).group(1)
     none = run("download", broken_id, "--to", str(tmp_path / "broken"), code=4)
     assert none.output.count("NOT stored") == 5

@@ -290,10 +290,16 @@ def _summary(outcome: Outcome) -> None:
         out.print(f"The {task['command']} ended {task['status']}{reason}.")
         return
     stored = sum(1 for image in outcome.images.values() if image["is_persisted"])
-    out.print(f"Done: {stored} of {len(outcome.images)} images stored.")
+    total = len(outcome.images)
+    if stored == total:
+        out.print(f"Done: {stored} of {total} images stored.")
+    else:
+        # Rendered, but not (all) kept: not "done", whatever the task's own status says.
+        out.print(f"Not done: {stored} of {total} images stored (why, above).")
     actions = ", ".join(task.get("actions") or []) or "none"
     out.print(f"Follow-ups possible: {actions}.")
-    out.print(f"Download: imagetron download {task['id']}")
+    if stored:
+        out.print(f"Download: imagetron download {task['id']}")
 
 
 @handled
