@@ -35,7 +35,13 @@ from imagetron_images.domain import (
     ProviderUpdate,
     task_id_for,
 )
-from imagetron_platform.errors import Conflict, InvalidRequest, NotFound
+from imagetron_platform.errors import (
+    BadGateway,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    ServiceTimeout,
+)
 from imagetron_platform.jobs import Delivery
 
 GRID = "https://cdn.example/grid.png"
@@ -639,3 +645,33 @@ async def test_follow_ups_sent_again_answer_the_task_they_created(world) -> None
         assert again.id == first.id == task_id_for(owner, cmd.request_id)
         assert len(world.uow.committed.tasks) == before + 1
     assert len(created(world)) == 1 + len(commands)  # the grid and one per follow-up
+
+
+@pytest.mark.parametrize(
+    ("failure", "let_go"),
+    [
+        (ServiceTimeout("No answer on rpc.prompts.generation.reserve within 10 s."), True),
+        (BadGateway("The prompts service failed unexpectedly."), True),
+        (NotFound("There is no prompt."), False),
+        (Conflict("The prompt is archived."), False),
+    ],
+)
+async def test_a_reservation_without_an_answer_is_let_go(world, failure, let_go) -> None:
+    """The prompts service may have recorded a reservation whose answer never came back:
+    without a release, the prompt could not be deleted until its sweep. A refusal holds
+    nothing; no task is recorded either way."""
+    owner, prompt = uuid4(), uuid4()
+
+    class Unanswered:
+        async def reserve(self, owner_id: UUID, prompt_id: UUID, task_id: UUID) -> None:
+            await world.ledger.reserve(owner_id, prompt_id, task_id)  # recorded, maybe
+            raise failure
+
+        async def release(self, owner_id: UUID, prompt_id: UUID, task_id: UUID) -> None:
+            await world.ledger.release(owner_id, prompt_id, task_id)
+
+    with pytest.raises(type(failure)):
+        await imagine_again(world, imagine_command(owner, prompt, "request-1"), Unanswered())
+    task_id = task_id_for(owner, "request-1")
+    assert world.ledger.released == ({(prompt, task_id)} if let_go else set())
+    assert list(world.uow.committed.tasks) == []

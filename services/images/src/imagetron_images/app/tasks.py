@@ -49,7 +49,7 @@ from imagetron_images.domain import (
 )
 from imagetron_images.domain.tasks import DEFAULT_ASPECT_RATIO
 from imagetron_platform.clock import utcnow
-from imagetron_platform.errors import Conflict, NotFound
+from imagetron_platform.errors import Conflict, NotFound, ProblemError
 from imagetron_platform.jobs import Delivery, RetryLater
 from imagetron_platform.pagination import Cursors, PageKey, page_size
 
@@ -253,8 +253,18 @@ async def _create(
     let go (the same request sent again reserves anew, and the prompts service records
     that as a new reservation). If its id is taken (the same request, sent again while
     its first attempt was being answered), that task is the answer: nothing is recorded,
-    and the reservation, the same task's, stays."""
-    await prompt_ledger.reserve(task.owner_id, task.prompt_id, task.id)
+    and the reservation, the same task's, stays.
+
+    A reservation that was not answered (no answer in time, a broken answer, the request
+    cancelled while waiting) may have been recorded all the same: it is let go too, or the
+    prompt could not be deleted until the prompts service's sweep (15 minutes). A refusal
+    (the prompt unknown or archived) holds nothing."""
+    try:
+        await prompt_ledger.reserve(task.owner_id, task.prompt_id, task.id)
+    except BaseException as exc:
+        if not (isinstance(exc, ProblemError) and exc.status < 500):
+            await _let_go(prompt_ledger, task)
+        raise
     try:
         async with uow:
             if await uow.tasks.add(task):
@@ -267,13 +277,18 @@ async def _create(
                 await uow.commit()
                 return task_view(stored, can, position)
     except BaseException:
-        with contextlib.suppress(Exception):
-            await prompt_ledger.release(task.owner_id, task.prompt_id, task.id)
+        await _let_go(prompt_ledger, task)
         raise
     before = await _created_before(task.owner_id, task.id, uow, providers)
     if before is None:  # cannot happen: tasks are never deleted
         raise NotFound(f"There is no task {task.id}.")
     return before
+
+
+async def _let_go(prompt_ledger: PromptLedger, task: GenerationTask) -> None:
+    """Release the task's reservation if it can; if not, the prompts service's sweep will."""
+    with contextlib.suppress(Exception):
+        await prompt_ledger.release(task.owner_id, task.prompt_id, task.id)
 
 
 async def _queue_position(uow: UnitOfWork, task: GenerationTask) -> int | None:
