@@ -48,7 +48,12 @@ class NotifierStream:
         self._writer = writer
         self._connection = connection
         self.status_code = response.status_code
-        self.headers = httpx.Headers([(k.decode(), v.decode()) for k, v in response.headers])
+        self._head = response.headers
+
+    @property
+    def headers(self) -> httpx.Headers:
+        """The answer's headers (read for a refusal; a stream keeps only h11's list)."""
+        return httpx.Headers([(k.decode(), v.decode()) for k, v in self._head])
 
     async def aread(self) -> bytes:
         """The whole body (a refusal's problem document), at most MAX_REFUSAL_BYTES."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -125,7 +125,7 @@ class Relay:
     streams: OpenStreams
     key_id: UUID | None
     revoked: asyncio.Event
-    _closed: bool = False
+    _closed: bool = field(default=False, init=False, repr=False)
 
     async def serve(self, receive: Receive, send: Send) -> None:
         try:
