@@ -27,7 +27,7 @@ def _sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-async def test_consumers_read_it_as_fastreams_own_and_the_metrics_count_it(nats_url) -> None:
+async def test_consumers_read_it_as_faststreams_own_and_the_metrics_count_it(nats_url) -> None:
     stream, subject = f"ACK{random.randrange(10**9)}", f"ack{random.randrange(10**9)}"
     service = f"svc{random.randrange(10**9)}"
     broker = NatsBroker(nats_url, log_level=40)

@@ -14,8 +14,8 @@ The route opens the upstream and hands the relay off (`HandOff`): it is served a
 routing has returned (`StreamsOutsideTheRoute`, outside the request guard), so a stream
 held for hours keeps no frame of FastAPI's routing, dependencies or the guard. With
 thousands of streams, what each keeps is what every full collection of the garbage
-collector walks: 2,000 streams held 675,000 objects the collector tracks (about 190 each,
-40 of them coroutines), and a full collection with 9,145 streams paused the gateway 1.9 s.
+collector walks: the hand-off took about 105 tracked objects off each stream (2,000 streams:
+675,249 -> 463,269), and a full collection with 9,145 streams had paused the gateway 1.9 s.
 """
 
 from __future__ import annotations
