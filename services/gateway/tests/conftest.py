@@ -18,6 +18,7 @@ from imagetron_contracts.models.images import ProviderCallback
 from imagetron_gateway.adapters.identity import SqlIdentityUnitOfWork
 from imagetron_gateway.adapters.notifier_streams import NotifierStreams
 from imagetron_gateway.adapters.revocations import OpenStreams
+from imagetron_gateway.adapters.shared_streams import SharedStreams
 from imagetron_gateway.adapters.webhooks import webhook_verifiers
 from imagetron_gateway.app.identity import Authenticator, create_user, ensure_bootstrap_admin
 from imagetron_gateway.app.ports import Answer, KeyRecord
@@ -492,6 +493,8 @@ async def gateway() -> AsyncIterator[Gateway]:
         await users.add(user, hash_api_key(keys[name]))
     services, callbacks = FakeServices(), FakeCallbacks()
 
+    streams = OpenStreams()
+
     @contextlib.asynccontextmanager
     async def fake_ports() -> AsyncIterator[GatewayState]:
         async with httpx.AsyncClient() as http:
@@ -503,9 +506,10 @@ async def gateway() -> AsyncIterator[Gateway]:
                     authenticator=Authenticator(lambda: FakeIdentityUoW(users), cache_seconds=0),
                     identity_uow=lambda: FakeIdentityUoW(users, sessions),
                     revocations=revocations,
-                    streams=OpenStreams(),
+                    streams=streams,
                     http=http,
                     notifier=NotifierStreams(connect_timeout=5.0),
+                    shared_streams=SharedStreams(streams),
                     rate_limits=rate_limits(settings),
                     budgets=daily_budgets(settings, lambda: FakeIdentityUoW(users, sessions)),
                     idempotency=idempotent_requests(

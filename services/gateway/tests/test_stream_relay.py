@@ -1,12 +1,10 @@
-"""The relay of the notifier's stream (`until_set`): it ends when its chunks end or the key is
-revoked, and however it ends it leaves no read behind."""
+"""A browser stream's relay (`until_set`): it ends when its frames end or the key is revoked,
+and however it ends it leaves no read behind."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-
-import httpx
 
 from imagetron_gateway.entrypoints.http.events import until_set
 
@@ -27,18 +25,6 @@ async def test_passes_chunks_until_they_end() -> None:
     gate.set()
     got = [c async for c in until_set(asyncio.Event(), _chunks(gate, []))]
     assert got == [b"first", b"second"]
-
-
-async def test_an_upstream_that_breaks_off_ends_the_stream() -> None:
-    """The notifier replica died mid-stream: the relay ends like a stream that ended (the
-    client resumes elsewhere), it does not fail the response."""
-
-    async def broken() -> AsyncIterator[bytes]:
-        yield b"first"
-        raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
-
-    got = [c async for c in until_set(asyncio.Event(), broken())]
-    assert got == [b"first"]
 
 
 async def test_ends_at_once_when_revoked_while_a_chunk_is_awaited() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import resource
@@ -28,6 +29,7 @@ from imagetron_gateway.adapters.revocations import (
     OpenStreams,
     listen_for_revocations,
 )
+from imagetron_gateway.adapters.shared_streams import SharedStreams
 from imagetron_gateway.adapters.webhooks import VERIFIERS, webhook_verifiers
 from imagetron_gateway.app.budgets import DailyBudgets, Spend
 from imagetron_gateway.app.idempotency import IdempotentRequests
@@ -121,10 +123,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             if created is not None:
                 log.info("created the bootstrap admin %s", created[0].id)
         # Known once the server runs (it raises the process's open-file limit first).
-        streams.limit = event_stream_limit(settings)
-        async with httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0, read=None), follow_redirects=False
-        ) as http:
+        streams.limit = settings.max_event_streams
+        streams.connection_limit = event_stream_connections()
+        shared_streams = SharedStreams(streams)
+        async with (
+            httpx.AsyncClient(
+                timeout=httpx.Timeout(10.0, read=None), follow_redirects=False
+            ) as http,
+            contextlib.aclosing(shared_streams),
+        ):
             yield GatewayState(
                 context=GatewayContext(
                     settings=settings,
@@ -136,6 +143,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     streams=streams,
                     http=http,
                     notifier=NotifierStreams(connect_timeout=NOTIFIER_CONNECT_SECONDS),
+                    shared_streams=shared_streams,
                     rate_limits=rate_limits(settings),
                     budgets=budgets,
                     idempotency=idempotency,
@@ -150,12 +158,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
 
 
-def event_stream_limit(settings: GatewaySettings) -> int:
-    """`max_event_streams`, or what the open-file limit allows (two connections each)."""
-    if settings.max_event_streams is not None:
-        return settings.max_event_streams
+def event_stream_connections() -> int:
+    """How many connections event streams may hold: what the open-file limit allows, less
+    `EVENT_STREAM_FD_RESERVE` for everything else."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return max(1, (soft - EVENT_STREAM_FD_RESERVE) // 2)
+    return max(2, soft - EVENT_STREAM_FD_RESERVE)
 
 
 def daily_budgets(

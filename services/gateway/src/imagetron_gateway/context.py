@@ -11,6 +11,7 @@ import httpx
 from imagetron_gateway.adapters.notifier_streams import NotifierStreams
 from imagetron_gateway.adapters.rate_limits import RequestRateLimits
 from imagetron_gateway.adapters.revocations import OpenStreams
+from imagetron_gateway.adapters.shared_streams import SharedStreams
 from imagetron_gateway.app.budgets import DailyBudgets
 from imagetron_gateway.app.idempotency import IdempotentRequests
 from imagetron_gateway.app.identity import Authenticator
@@ -38,6 +39,8 @@ class GatewayContext:
     http: httpx.AsyncClient
     #: Streams SSE from the notifier, each on a connection of its own.
     notifier: NotifierStreams
+    #: The streams from the notifier that browser streams wanting the same events share.
+    shared_streams: SharedStreams
     rate_limits: RequestRateLimits
     budgets: DailyBudgets
     #: Answers kept for requests sent with an Idempotency-Key.

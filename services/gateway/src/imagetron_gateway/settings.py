@@ -28,10 +28,12 @@ class GatewaySettings(DatabaseSettings):
     #: Signs the short-lived events tokens; the notifier has the same setting.
     events_token_secret: SecretStr = SecretStr("change-me-events-token-secret")
     events_token_ttl_seconds: int = Field(default=300, ge=10, le=86_400)
-    #: Event streams this process passes on at once; past it `GET /api/v1/events` answers
-    #: 503 with `Retry-After`. Each holds two connections (the browser's and the
-    #: notifier's), so unset it is what the open-file limit allows: half of it, less
-    #: `EVENT_STREAM_FD_RESERVE` for everything else.
+    #: Event streams this process passes on at once (unset: no limit but the connections
+    #: they hold); past it `GET /api/v1/events` answers 503 with `Retry-After`. Whatever it
+    #: is, the connections of event streams are limited by the open-file limit (less
+    #: `EVENT_STREAM_FD_RESERVE` for everything else): each browser stream holds one, and
+    #: each stream from the notifier one, shared by the browser streams that want the same
+    #: events (one owner's tabs).
     max_event_streams: int | None = Field(default=None, ge=1)
     #: Send the events cookie only over HTTPS (turn on behind TLS).
     events_cookie_secure: bool = False

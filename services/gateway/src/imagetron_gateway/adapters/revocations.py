@@ -38,26 +38,42 @@ class NatsKeyRevocations:
 
 
 class OpenStreams:
-    """The event streams this replica proxies: how many (at most `limit`), and by the API
-    key they were opened with, so that revoking the key ends them."""
+    """The event streams this replica proxies: how many (at most `limit`), how many
+    connections they hold (at most `connection_limit`: a browser stream holds its own, and
+    each stream from the notifier one, shared by the browser streams it is passed on to),
+    and by the API key they were opened with, so that revoking the key ends them."""
 
-    def __init__(self, limit: int | None = None) -> None:
+    def __init__(self, limit: int | None = None, connection_limit: int | None = None) -> None:
         self.limit = limit
+        self.connection_limit = connection_limit
         self._count = 0
+        self._connections = 0
         self._ended: dict[UUID, set[asyncio.Event]] = defaultdict(set)
 
-    def open(self, key_id: UUID | None) -> asyncio.Event:
-        """A new stream (set when its key is revoked); `StreamsFull` at the limit."""
+    def open(self, key_id: UUID | None, connections: int = 1) -> asyncio.Event:
+        """A new stream holding `connections` (its own, and the notifier's if it needs a new
+        one), set when its key is revoked; `StreamsFull` at either limit."""
         if self.limit is not None and self._count >= self.limit:
-            raise StreamsFull(self.limit)
+            raise StreamsFull(f"its maximum of {self.limit} event streams")
+        if (
+            self.connection_limit is not None
+            and self._connections + connections > self.connection_limit
+        ):
+            raise StreamsFull(
+                f"as many event streams as its open-file limit allows "
+                f"({self.connection_limit} connections)"
+            )
         self._count += 1
+        self._connections += connections
         ended = asyncio.Event()
         if key_id is not None:
             self._ended[key_id].add(ended)
         return ended
 
     def close(self, key_id: UUID | None, ended: asyncio.Event) -> None:
+        """The stream ended: its place and its own connection are given back."""
         self._count -= 1
+        self._connections -= 1
         if key_id is None:
             return
         streams = self._ended.get(key_id)
@@ -66,15 +82,20 @@ class OpenStreams:
             if not streams:
                 del self._ended[key_id]
 
+    def release_connection(self) -> None:
+        """A stream from the notifier ended."""
+        self._connections -= 1
+
     def end(self, key_id: UUID) -> None:
         for ended in self._ended.pop(key_id, ()):
             ended.set()
 
 
 class StreamsFull(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"{limit} event streams are open")
-        self.limit = limit
+    def __init__(self, holds: str) -> None:
+        super().__init__(f"the gateway holds {holds}")
+        #: What the gateway holds: "its maximum of N event streams", ...
+        self.holds = holds
 
 
 async def listen_for_revocations(

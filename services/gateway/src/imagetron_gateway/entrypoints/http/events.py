@@ -4,13 +4,14 @@ The gateway authenticates the caller (API key or events token), then streams fro
 notifier with a fresh short-lived token for that owner: the notifier trusts only tokens it
 can verify, never a forwarded header, so it can also be exposed directly (Kubernetes).
 
-Each stream holds a connection of its own to the notifier for as long as it lasts
-(`adapters/notifier_streams.py`: no pool, so none to wait for and none to walk): the
-notifier's connection cap is what limits streams (its 503 with `Retry-After` is passed on at
-once), and this process's own open-file limit (a stream holds two connections, see
-`GatewaySettings.max_event_streams`).
+Browser streams that want the same events (one owner's tabs, through one key, with the same
+filters, from the same point) share one stream from the notifier
+(`adapters/shared_streams.py`), each on a connection of its own (`adapters/
+notifier_streams.py`: no pool, so none to wait for and none to walk). What limits streams is
+the notifier's connection cap (its 503 with `Retry-After` is passed on at once) and this
+process's open-file limit (see `GatewaySettings.max_event_streams`).
 
-The route opens the upstream and hands the relay off (`HandOff`): it is served after the
+The route joins (or opens) an upstream and hands the relay off (`HandOff`): it is served after the
 routing has returned (`StreamsOutsideTheRoute`, outside the request guard), so a stream
 held for hours keeps no frame of FastAPI's routing, dependencies or the guard. With
 thousands of streams, what each keeps is what every full collection of the garbage
@@ -21,26 +22,24 @@ collector walks: the hand-off took about 105 tracked objects off each stream (2,
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 from uuid import UUID
 
-import httpx
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Send
 
 from imagetron_gateway.adapters.notifier_streams import NotifierStream
 from imagetron_gateway.adapters.revocations import OpenStreams, StreamsFull
+from imagetron_gateway.adapters.shared_streams import Refused, Share, Tab, Unavailable
 from imagetron_gateway.entrypoints.http.deps import CallerKey, Context, EventsOwner
 from imagetron_gateway.entrypoints.http.problems import problems
 from imagetron_platform.errors import ServiceUnavailable
 from imagetron_platform.event_stream import HandOff, StreamRequest, send_frames, stream_request
 from imagetron_platform.events_tokens import issue_events_token
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
 
 #: Only needs to outlive the connect: the notifier checks it once per connection.
@@ -61,49 +60,51 @@ async def stream_events(
     ctx: Context,
     wanted: Annotated[StreamRequest, Depends(stream_request)],
 ) -> Response:
-    token, _ = issue_events_token(
-        ctx.settings.events_token_secret.get_secret_value(),
-        owner.id,
-        UPSTREAM_TOKEN_TTL,
-        key_id=key_id,
-    )
-    headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
-    if wanted.last_event_id is not None:
-        headers["Last-Event-ID"] = wanted.last_event_id
-    # Counted before the notifier is asked: a gateway at its limit answers at once.
-    try:
-        revoked = ctx.streams.open(key_id)
-    except StreamsFull as exc:
-        raise ServiceUnavailable(
-            f"This gateway holds its maximum of {exc.limit} event streams; retry in "
-            f"{ServiceUnavailable.retry_after_seconds} s."
-        ) from exc
-    try:
-        upstream = await ctx.notifier.open(
+    async def open_upstream() -> NotifierStream:
+        token, _ = issue_events_token(
+            ctx.settings.events_token_secret.get_secret_value(),
+            owner.id,
+            UPSTREAM_TOKEN_TTL,
+            key_id=key_id,
+        )
+        headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+        if wanted.last_event_id is not None:
+            headers["Last-Event-ID"] = wanted.last_event_id
+        return await ctx.notifier.open(
             f"{ctx.settings.notifier_url}/events", headers=headers, params=wanted.query()
         )
-    except BaseException as exc:
-        ctx.streams.close(key_id, revoked)
-        if isinstance(exc, httpx.HTTPError):
-            raise ServiceUnavailable(f"The event stream is unavailable: {exc!r}") from exc
-        raise
-    if upstream.status_code != 200:
-        ctx.streams.close(key_id, revoked)
-        # The notifier answers problem+json (e.g. 503 with Retry-After at its connection
-        # cap): pass it on as it is.
-        content = await upstream.aread()
-        await upstream.aclose()
-        passthrough = {k: v for k, v in upstream.headers.items() if k.lower() == "retry-after"}
-        return Response(
-            content,
-            status_code=upstream.status_code,
-            media_type=upstream.headers.get("content-type"),
-            headers=passthrough,
-        )
 
+    share = Share(owner.id, key_id, tuple(sorted(wanted.query().items())))
+    # Counted before the notifier is asked: a gateway at its limit answers at once.
+    try:
+        tab, revoked = ctx.shared_streams.join(share, wanted.last_event_id, open_upstream)
+    except StreamsFull as exc:
+        raise ServiceUnavailable(
+            f"This gateway holds {exc.holds}; retry in {ServiceUnavailable.retry_after_seconds} s."
+        ) from exc
     # Served after the request guard has returned: the stream says its rate-limit fields.
     rate_headers: list[tuple[bytes, bytes]] = request.state.rate_headers
-    relay = Relay(upstream, [*RELAY_HEADERS, *rate_headers], ctx.streams, key_id, revoked)
+    relay = Relay(tab, [*RELAY_HEADERS, *rate_headers], ctx.streams, key_id, revoked)
+    try:
+        # Shielded: a browser that leaves while it waits must not cancel the others' wait.
+        await asyncio.shield(tab.upstream.ready)
+    except Refused as refused:
+        await relay.aclose()
+        # The notifier answers problem+json (e.g. 503 with Retry-After at its connection
+        # cap): passed on as it is.
+        retry_after = refused.headers.get("retry-after")
+        return Response(
+            refused.body,
+            status_code=refused.status_code,
+            media_type=refused.headers.get("content-type"),
+            headers={"Retry-After": retry_after} if retry_after is not None else None,
+        )
+    except Unavailable as exc:
+        await relay.aclose()
+        raise ServiceUnavailable(f"The event stream is unavailable: {exc}") from exc
+    except BaseException:
+        await relay.aclose()
+        raise
     return HandOff(relay)
 
 
@@ -116,11 +117,11 @@ RELAY_HEADERS = [
 
 @dataclass
 class Relay:
-    """The notifier's stream passed on as it comes; the upstream is closed and the stream
-    uncounted however it ends (the browser left, the notifier ended it, the key was revoked,
-    or it was never served)."""
+    """A browser's stream: its place on a shared stream from the notifier, passed on as it
+    comes; uncounted and its place left however it ends (the browser left, the notifier
+    ended it, the key was revoked, or it was never served)."""
 
-    upstream: NotifierStream
+    tab: Tab
     headers: list[tuple[bytes, bytes]]
     streams: OpenStreams
     key_id: UUID | None
@@ -130,7 +131,7 @@ class Relay:
     async def serve(self, receive: Receive, send: Send) -> None:
         try:
             await send_frames(
-                receive, send, self.headers, until_set(self.revoked, self.upstream.aiter_raw())
+                receive, send, self.headers, until_set(self.revoked, self.tab.frames())
             )
         finally:
             await self.aclose()
@@ -140,17 +141,13 @@ class Relay:
             return
         self._closed = True
         self.streams.close(self.key_id, self.revoked)
-        await self.upstream.aclose()
+        self.tab.leave()
 
 
 async def until_set(
     ended: asyncio.Event, chunks: AsyncIterator[bytes]
 ) -> AsyncGenerator[bytes, None]:
     """`chunks` until they end or `ended` is set (at once, even while waiting for one).
-
-    An upstream that breaks off (its notifier replica died) ends the stream as if it had
-    ended: the client reconnects with `Last-Event-ID`, to a living replica, and misses
-    nothing; it is no error of ours.
 
     Each chunk is read in the task that relays it; one watcher per stream cancels that read
     when `ended` is set (a read under way is the only place it cancels; between reads the
@@ -177,9 +174,6 @@ async def until_set(
             try:
                 data = await anext(chunks)
             except StopAsyncIteration:
-                return
-            except httpx.TransportError as exc:
-                log.info("the notifier's stream broke off (%r); the client will resume", exc)
                 return
             except asyncio.CancelledError:
                 if stop and reading.uncancel() <= cancelling:
