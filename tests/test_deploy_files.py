@@ -33,6 +33,7 @@ from imagetron import nats_users
 from imagetron.provision import ProvisionSettings
 from imagetron.servers import find_binary, free_ports
 from imagetron.stack import EmbeddedStack, StackPorts
+from imagetron_gateway import metrics as gateway_metrics
 from imagetron_gateway.settings import GatewaySettings
 from imagetron_images import metrics as images_metrics
 from imagetron_images.settings import ImagesSettings
@@ -720,6 +721,7 @@ def known_metric_names() -> set[str]:
     assert notifier_metrics.OPEN_CONNECTIONS is not None  # registers the notifier's metrics
     assert publisher_metrics.UPLOADS is not None  # and the publisher's
     assert images_metrics.TASKS is not None  # the images service's census
+    assert gateway_metrics.EVENT_STREAMS is not None  # the gateway's event streams
     assert prompts_llm.LLM_CALLS is not None  # and the language model's calls and tokens
     faststream = CollectorRegistry()
     MetricsContainer(faststream, custom_label_names=[])

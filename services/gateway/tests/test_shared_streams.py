@@ -24,6 +24,7 @@ from imagetron_gateway.adapters.shared_streams import (
     Tab,
     Unavailable,
 )
+from imagetron_platform.metrics import REGISTRY
 
 PREAMBLE = b": connected\nretry: 3000\n\n"
 
@@ -282,8 +283,14 @@ async def test_an_upstream_that_breaks_off_ends_its_streams(shared, notifier):
     assert upstream.closed
 
 
+def upstreams_gauge() -> float | None:
+    return REGISTRY.get_sample_value("imagetron_gateway_event_upstreams")
+
+
 async def test_the_last_stream_to_leave_closes_the_upstream(shared, notifier, streams):
+    before = upstreams_gauge()
     first, second = await join(shared, notifier), await join(shared, notifier)
+    assert upstreams_gauge() == before + 1
     upstream = notifier.opened[0][1]
     first.leave()
     await settle()
@@ -292,6 +299,7 @@ async def test_the_last_stream_to_leave_closes_the_upstream(shared, notifier, st
     await settle()
     assert upstream.closed
     assert shared.upstreams == 0
+    assert upstreams_gauge() == before
     await join(shared, notifier)
     assert len(notifier.opened) == 2
 

@@ -18,6 +18,7 @@ from nats.aio.msg import Msg
 
 from imagetron_gateway.app.identity import Authenticator
 from imagetron_gateway.domain.identity import RevokedKey
+from imagetron_gateway.metrics import EVENT_STREAMS
 from imagetron_platform.events_tokens import KEY_REVOKED_SUBJECT
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class OpenStreams:
             )
         self._count += 1
         self._connections += connections
+        EVENT_STREAMS.inc()
         ended = asyncio.Event()
         if key_id is not None:
             self._ended[key_id].add(ended)
@@ -74,6 +76,7 @@ class OpenStreams:
         """The stream ended: its place and its own connection are given back."""
         self._count -= 1
         self._connections -= 1
+        EVENT_STREAMS.dec()
         if key_id is None:
             return
         streams = self._ended.get(key_id)

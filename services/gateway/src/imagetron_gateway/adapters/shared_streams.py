@@ -40,6 +40,7 @@ import httpx
 
 from imagetron_gateway.adapters.notifier_streams import NotifierStream
 from imagetron_gateway.adapters.revocations import OpenStreams
+from imagetron_gateway.metrics import EVENT_UPSTREAMS, STREAMS_BEHIND
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class Tab:
             # What is queued is all newer than what was sent: dropped, and the browser
             # resumes after the last id it got.
             log.info("an event stream fell %d blocks behind; ended, it resumes", TAB_QUEUE_LIMIT)
+            STREAMS_BEHIND.inc()
             self._items.clear()
             self.end()
             return
@@ -268,6 +270,7 @@ class SharedStreams:
         revoked = self._streams.open(share.key_id, connections=1 if upstream else 2)
         if upstream is None:
             upstream = SharedUpstream(self, share, after)
+            EVENT_UPSTREAMS.inc()
             self._upstreams.setdefault(share, []).append(upstream)
             upstream.start(open_upstream)
         return upstream.attach(), revoked
@@ -281,6 +284,7 @@ class SharedStreams:
         if not upstreams:
             del self._upstreams[upstream.share]
         self._streams.release_connection()
+        EVENT_UPSTREAMS.dec()
 
     async def aclose(self) -> None:
         """Close every upstream (the process stops): their browser streams end."""
