@@ -151,7 +151,9 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(rows)
 
 
-#: What one gateway relaying 10,000 event streams needs: two descriptors each, and the rest.
+#: What one gateway relaying 10,000 event streams may need: a descriptor for each, one for
+#: each stream from the notifier they share (one per owner in the benchmark, one per tab if
+#: no two tabs wanted the same events), and the rest.
 OPEN_FILES = 32_768
 
 

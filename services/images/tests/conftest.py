@@ -19,7 +19,7 @@ from PIL import Image as PillowImage
 
 from imagetron_images.app.dependencies import Dependencies
 from imagetron_images.app.dispatch import Slots
-from imagetron_images.app.ports import InvalidImage, MalformedProviderMessage
+from imagetron_images.app.ports import InspectedImage, InvalidImage, MalformedProviderMessage
 from imagetron_images.domain import (
     Capability,
     ImageFile,
@@ -117,20 +117,6 @@ class FakeStore:
         return f"https://s3.example/imagetron/{key}?signature=x"
 
 
-class FakeInspector:
-    """Accepts anything: the bytes' facts are made up from their length."""
-
-    async def inspect(self, data: bytes) -> ImageFile:
-        return ImageFile(
-            content_type="image/png",
-            extension="png",
-            sha256=hashlib.sha256(data).hexdigest(),
-            size_bytes=len(data),
-            width=64,
-            height=64,
-        )
-
-
 class FakeThumbnailer:
     """Marks the bytes it was given; `refuse` makes it raise InvalidImage."""
 
@@ -143,6 +129,28 @@ class FakeThumbnailer:
             raise InvalidImage("cannot shrink this")
         self.made += 1
         return b"thumb:" + hashlib.sha256(data).hexdigest().encode()
+
+
+class FakeInspector:
+    """Accepts anything: the bytes' facts are made up from their length; the thumbnail is the
+    fake thumbnailer's (the real inspector makes it from the same decode)."""
+
+    def __init__(self, thumbnailer: FakeThumbnailer) -> None:
+        self.thumbnailer = thumbnailer
+
+    async def inspect(self, data: bytes) -> InspectedImage:
+        file = ImageFile(
+            content_type="image/png",
+            extension="png",
+            sha256=hashlib.sha256(data).hexdigest(),
+            size_bytes=len(data),
+            width=64,
+            height=64,
+        )
+        try:
+            return InspectedImage(file, await self.thumbnailer.thumbnail(data))
+        except InvalidImage as exc:
+            return InspectedImage(file, None, str(exc))
 
 
 def png_bytes(width: int = 8, height: int = 8, color: str = "red") -> bytes:
@@ -196,8 +204,8 @@ def world() -> World:
         FakeProvider(),
         FakeDownloader(),
         FakeStore(),
-        FakeInspector(),
-        FakeThumbnailer(),
+        FakeInspector(thumbnailer := FakeThumbnailer()),
+        thumbnailer,
     )
 
 

@@ -75,6 +75,8 @@ class ImagesRuntime:
         self.lifecycle.close_on_shutdown(download_http.aclose)
         image_work = ImageWork(settings.image_workers)
         self.lifecycle.close_on_shutdown(image_work.close)
+        #: Pixels decoded at once, by inspections and thumbnails alike.
+        decodes = PixelBudget(max(settings.decode_pixel_budget, settings.max_pixels))
 
         def s3(endpoint: str) -> Minio:
             return minio_client(
@@ -118,12 +120,12 @@ class ImagesRuntime:
                 max_wait_seconds=settings.download_slot_wait_seconds,
             ),
             inspector=PillowImageInspector(
-                max_pixels=settings.max_pixels,
-                budget=PixelBudget(max(settings.decode_pixel_budget, settings.max_pixels)),
-                work=image_work,
+                max_pixels=settings.max_pixels, budget=decodes, work=image_work
             ),
             store=self.store,
-            thumbnailer=PillowThumbnailer(max_pixels=settings.max_pixels, work=image_work),
+            thumbnailer=PillowThumbnailer(
+                max_pixels=settings.max_pixels, budget=decodes, work=image_work
+            ),
         )
 
     def new_uow(self) -> ImagesUnitOfWork:

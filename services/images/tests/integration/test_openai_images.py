@@ -22,7 +22,7 @@ from imagetron_contracts.models.images import (
     SubmitTaskJob,
     TaskStatus,
 )
-from imagetron_images.adapters.image_files import PillowImageInspector, PillowThumbnailer
+from imagetron_images.adapters.image_files import PillowImageInspector
 from imagetron_images.adapters.openai_images import OpenAIImagesProvider, openai_client
 from imagetron_images.adapters.staging import StagedOrRemoteDownloader
 from imagetron_images.adapters.storage import S3ImageStore
@@ -124,7 +124,7 @@ async def persist_all(world: Any, found: list[Any], s3_store: S3ImageStore) -> N
             PersistImageJob(image_id=image.id, owner_id=image.owner_id),
             Delivery(f"persist-{image.id}"),
             world.uow, downloader, PillowImageInspector(max_pixels=10_000), s3_store,
-            PillowThumbnailer(max_pixels=10_000), {}, world.download_slots,
+            {}, world.download_slots,
         )  # fmt: skip
 
 

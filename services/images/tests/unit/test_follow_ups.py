@@ -458,7 +458,6 @@ class TestRetryImage:
             world.downloader,
             world.inspector,
             world.store,
-            world.thumbnailer,
             world.deps().providers,
             world.download_slots,
         )
@@ -483,7 +482,6 @@ class TestRetryImage:
             world.downloader,
             world.inspector,
             world.store,
-            world.thumbnailer,
             world.deps().providers,
             world.download_slots,
         )
@@ -501,7 +499,6 @@ class TestRetryImage:
             world.downloader,
             world.inspector,
             world.store,
-            world.thumbnailer,
             world.deps().providers,
             world.download_slots,
         )

@@ -343,7 +343,7 @@ class TestProviderCallback:
         world.downloader.files[GRID] = DownloadRefused("gone for good")
         await images.persist_image(
             PersistImageJob(image_id=grid.id, owner_id=grid.owner_id), Delivery("p"),
-            world.uow, world.downloader, world.inspector, world.store, world.thumbnailer,
+            world.uow, world.downloader, world.inspector, world.store,
             world.deps().providers, world.download_slots,
         )  # fmt: skip
         (failed,) = payloads(world, "image.failed")
@@ -426,7 +426,7 @@ class TestPersistImage:
         await images.persist_image(
             PersistImageJob(image_id=image.id, owner_id=image.owner_id),
             Delivery(msg or f"persist-{image.id}-{attempt}", attempt, 5),
-            world.uow, world.downloader, world.inspector, world.store, world.thumbnailer,
+            world.uow, world.downloader, world.inspector, world.store,
             world.deps().providers, world.download_slots,
         )  # fmt: skip
 
@@ -552,7 +552,7 @@ class TestImageQueries:
         world.downloader.files[GRID] = make_png()
         await images.persist_image(
             PersistImageJob(image_id=grid.id, owner_id=grid.owner_id), Delivery("p"),
-            world.uow, world.downloader, world.inspector, world.store, world.thumbnailer,
+            world.uow, world.downloader, world.inspector, world.store,
             world.deps().providers, world.download_slots,
         )  # fmt: skip
         return world.uow.committed.images[grid.id]

@@ -22,7 +22,9 @@ from imagetron_images.adapters.image_files import (
     PillowImageInspector,
     PillowThumbnailer,
     PixelBudget,
+    Thumbnails,
     inspect_image,
+    thumbnail_image,
 )
 from imagetron_images.app.ports import ImageWorkUnavailable, InvalidImage
 
@@ -59,7 +61,7 @@ inspector = PillowImageInspector(max_pixels=10_000)
 )
 async def test_accepted_formats(fmt: str, content_type: str, extension: str) -> None:
     data = encoded(fmt)
-    file = await inspector.inspect(data)
+    file = (await inspector.inspect(data)).file
     assert (file.content_type, file.extension) == (content_type, extension)
     assert (file.width, file.height) == (30, 20)
     assert file.size_bytes == len(data)
@@ -110,7 +112,7 @@ async def test_a_header_within_the_cap_without_its_pixels_is_corrupt() -> None:
         await inspector.inspect(png_claiming(50, 50))
 
 
-thumbnailer = PillowThumbnailer(max_side=400, max_pixels=5_000_000)
+thumbnailer = PillowThumbnailer(max_pixels=5_000_000, thumbnails=Thumbnails(max_side=400))
 
 
 @pytest.mark.parametrize(
@@ -174,8 +176,72 @@ async def test_concurrent_decodes_share_one_pixel_budget():
     inspector = PillowImageInspector(max_pixels=10_000, budget=budget, work=Watched(0))
     images = [encoded("PNG", (30, 20)) for _ in range(3)]
     results = await asyncio.gather(*(inspector.inspect(i) for i in images))
-    assert [r.width * r.height for r in results] == [600, 600, 600]
+    assert [r.file.width * r.file.height for r in results] == [600, 600, 600]
     assert seen == [600, 600, 600]  # each decode alone in the budget
+    assert budget.in_use == 0
+
+
+@pytest.mark.parametrize(
+    ("fmt", "size", "mode", "expected"),
+    [
+        ("PNG", (1600, 1000), "RGB", (400, 250)),
+        ("JPEG", (900, 1800), "RGB", (200, 400)),
+        ("PNG", (800, 600), "RGBA", (400, 300)),
+        ("PNG", (120, 80), "P", (120, 80)),  # never enlarged
+    ],
+)
+async def test_inspection_makes_the_thumbnail_from_the_same_decode(fmt, size, mode, expected):
+    """What inspection returns as the thumbnail is what the thumbnailer makes of the same
+    bytes (a JPEG aside: the thumbnailer decodes it at a reduced scale), and the image is
+    decoded once for both."""
+    data = encoded(fmt, size, mode)
+    decodes: list[str] = []
+    opened = Image.open
+
+    def counted(*args, **kwargs):
+        decodes.append(fmt)
+        return opened(*args, **kwargs)
+
+    inspector = PillowImageInspector(max_pixels=5_000_000)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Image, "open", counted)
+        inspected = await inspector.inspect(data)
+    assert len(decodes) == 2  # the header (the pixel budget), then the one decode
+    assert inspected.thumbnail_problem is None
+    with Image.open(io.BytesIO(inspected.thumbnail)) as image:
+        assert (image.format, image.size) == ("WEBP", expected)
+    if fmt == "PNG":
+        assert inspected.thumbnail == thumbnail_image(data, 5_000_000, Thumbnails())
+
+
+async def test_an_image_whose_thumbnail_fails_is_still_accepted(monkeypatch):
+    def failing(image, thumbnails):
+        raise OSError("encoder error -2")
+
+    monkeypatch.setattr("imagetron_images.adapters.image_files._shrunk", failing)
+    inspected = await inspector.inspect(encoded("PNG"))
+    assert inspected.file.extension == "png"
+    assert inspected.thumbnail is None
+    assert inspected.thumbnail_problem == "The thumbnail could not be made: encoder error -2"
+
+
+async def test_thumbnails_wait_in_the_same_pixel_budget_as_inspections():
+    """A thumbnail asked for later decodes the whole image too: it holds its pixels."""
+    budget = PixelBudget(1_000)
+    seen: list[tuple[str, int]] = []
+
+    class Watched(ImageWork):
+        async def run(self, fn, *args):
+            if fn in (inspect_image, thumbnail_image):
+                seen.append((fn.__name__, budget.in_use))
+            return await super().run(fn, *args)
+
+    work = Watched(0)
+    inspector = PillowImageInspector(max_pixels=10_000, budget=budget, work=work)
+    thumbnailer = PillowThumbnailer(max_pixels=10_000, budget=budget, work=work)
+    data = encoded("PNG", (30, 20))
+    await asyncio.gather(inspector.inspect(data), thumbnailer.thumbnail(data))
+    assert sorted(seen) == [("inspect_image", 600), ("thumbnail_image", 600)]
     assert budget.in_use == 0
 
 
@@ -185,10 +251,15 @@ async def test_image_work_runs_in_worker_processes_and_survives_one_that_dies() 
     work = ImageWork(1)
     try:
         inspector = PillowImageInspector(max_pixels=10_000, work=work)
-        thumbnailer = PillowThumbnailer(max_side=8, max_pixels=10_000, work=work)
+        thumbnailer = PillowThumbnailer(
+            max_pixels=10_000, work=work, thumbnails=Thumbnails(max_side=8)
+        )
         assert await work.run(os.getpid) != os.getpid()
-        file = await inspector.inspect(encoded("PNG"))
+        inspected = await inspector.inspect(encoded("PNG"))
+        file = inspected.file
         assert (file.content_type, file.width, file.height) == ("image/png", 30, 20)
+        assert inspected.thumbnail is not None
+        assert inspected.thumbnail.startswith(b"RIFF")
         with pytest.raises(InvalidImage, match="the limit is 10000"):
             await inspector.inspect(png_claiming(200, 200))
         with Image.open(io.BytesIO(await thumbnailer.thumbnail(encoded("JPEG")))) as small:
@@ -197,7 +268,7 @@ async def test_image_work_runs_in_worker_processes_and_survives_one_that_dies() 
         # transient failure the job retries later.
         with pytest.raises(ImageWorkUnavailable):
             await work.run(os._exit, 1)
-        assert (await inspector.inspect(encoded("WEBP"))).extension == "webp"
+        assert (await inspector.inspect(encoded("WEBP"))).file.extension == "webp"
     finally:
         await work.close()
 

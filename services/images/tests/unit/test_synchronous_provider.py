@@ -87,7 +87,6 @@ async def persist(world: Any, image: Any, delivery: Delivery | None = None) -> N
         StagedOrRemoteDownloader(world.store, world.downloader),
         PillowImageInspector(max_pixels=10_000),
         world.store,
-        world.thumbnailer,
         world.deps().providers,
         world.download_slots,
     )

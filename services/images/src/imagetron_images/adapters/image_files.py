@@ -23,12 +23,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from PIL import Image as PillowImage
 from PIL import UnidentifiedImageError
 
-from imagetron_images.app.ports import ImageWorkUnavailable, InvalidImage
+from imagetron_images.app.ports import ImageWorkUnavailable, InspectedImage, InvalidImage
 from imagetron_images.domain import ImageFile
 
 _T = TypeVar("_T")
@@ -162,36 +163,58 @@ def image_size(data: bytes, max_pixels: int) -> tuple[int, int]:
     return width, height
 
 
-def inspect_image(data: bytes, max_pixels: int) -> ImageFile:
+@dataclass(frozen=True)
+class Thumbnails:
+    """How thumbnails are made: at most `max_side` pixels on the long side (never enlarged),
+    WebP at `quality`."""
+
+    max_side: int = 400
+    quality: int = 80
+
+
+def inspect_image(data: bytes, max_pixels: int, thumbnails: Thumbnails) -> InspectedImage:
+    """The image checked in full (a truncated or corrupt body fails), and its thumbnail made
+    from the same decode: decoding is most of the work, and each stored image was decoded
+    twice, once to check it and once to shrink it."""
     with decoding(data, max_pixels) as image:
         width, height = image.size
         image.load()  # a truncated or corrupt body fails here
         accepted = ACCEPTED_FORMATS.get(image.format or "")
-    if accepted is None or width < 1 or height < 1:
-        raise InvalidImage("The data is not a PNG, JPEG or WebP image.")
-    content_type, extension = accepted
-    return ImageFile(
-        content_type=content_type,
-        extension=extension,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size_bytes=len(data),
-        width=width,
-        height=height,
-    )
+        if accepted is None or width < 1 or height < 1:
+            raise InvalidImage("The data is not a PNG, JPEG or WebP image.")
+        content_type, extension = accepted
+        file = ImageFile(
+            content_type=content_type,
+            extension=extension,
+            sha256=hashlib.sha256(data).hexdigest(),
+            size_bytes=len(data),
+            width=width,
+            height=height,
+        )
+        try:
+            return InspectedImage(file, _shrunk(image, thumbnails))
+        except (OSError, ValueError) as exc:
+            return InspectedImage(file, None, f"The thumbnail could not be made: {exc}")
 
 
-def thumbnail_image(data: bytes, max_side: int, max_pixels: int, quality: int) -> bytes:
+def thumbnail_image(data: bytes, max_pixels: int, thumbnails: Thumbnails) -> bytes:
     with decoding(data, max_pixels) as image:
         # `draft` lets JPEG decode at a reduced scale: far less work for big photos.
-        image.draft("RGB", (max_side, max_side))
-        mode = "RGBA" if _has_alpha(image) else "RGB"
-        # Already in that mode (most renders): shrunk as it is, not copied first at full size.
-        small = image if image.mode == mode else image.convert(mode)
-        # Bicubic after Pillow's own integer reduction, and WebP's quick method 2: a fifth
-        # of the time of Lanczos and method 4 for a thumbnail-sized result.
-        small.thumbnail((max_side, max_side), PillowImage.Resampling.BICUBIC)
-        out = io.BytesIO()
-        small.save(out, format="WEBP", quality=quality, method=2)
+        image.draft("RGB", (thumbnails.max_side, thumbnails.max_side))
+        return _shrunk(image, thumbnails)
+
+
+def _shrunk(image: PillowImage.Image, thumbnails: Thumbnails) -> bytes:
+    """`image` as a thumbnail (it may shrink `image` itself: used last)."""
+    mode = "RGBA" if _has_alpha(image) else "RGB"
+    # Already in that mode (most renders): shrunk as it is, not copied first at full size.
+    small = image if image.mode == mode else image.convert(mode)
+    # Bicubic after Pillow's own integer reduction, and WebP's quick method 2: a fifth of
+    # the time of Lanczos and method 4 for a thumbnail-sized result.
+    side = thumbnails.max_side
+    small.thumbnail((side, side), PillowImage.Resampling.BICUBIC)
+    out = io.BytesIO()
+    small.save(out, format="WEBP", quality=thumbnails.quality, method=2)
     return out.getvalue()
 
 
@@ -199,44 +222,65 @@ _THREADS = ImageWork(0)
 
 
 class PillowImageInspector:
-    """The ImageInspector port: a real PNG, JPEG or WebP of at most `max_pixels` pixels."""
-
-    def __init__(
-        self, *, max_pixels: int, budget: PixelBudget | None = None, work: ImageWork = _THREADS
-    ) -> None:
-        self._max_pixels = max_pixels
-        self._budget = budget or PixelBudget(max_pixels)
-        self._work = work
-
-    async def inspect(self, data: bytes) -> ImageFile:
-        # The header says how many pixels the decode will hold; it waits for them in the
-        # shared budget.
-        width, height = await self._work.run(image_size, data, self._max_pixels)
-        async with self._budget.hold(width * height):
-            return await self._work.run(inspect_image, data, self._max_pixels)
-
-
-class PillowThumbnailer:
-    """The Thumbnailer port: the image shrunk to at most `max_side` pixels on its long side
-    (never enlarged), as WebP. Only formats we accept are decoded, with a pixel cap."""
+    """The ImageInspector port: a real PNG, JPEG or WebP of at most `max_pixels` pixels, and
+    its thumbnail."""
 
     def __init__(
         self,
         *,
-        max_side: int = 400,
         max_pixels: int,
-        quality: int = 80,
+        budget: PixelBudget | None = None,
         work: ImageWork = _THREADS,
+        thumbnails: Thumbnails = Thumbnails(),
     ) -> None:
-        self._max_side = max_side
         self._max_pixels = max_pixels
-        self._quality = quality
+        self._budget = budget or PixelBudget(max_pixels)
         self._work = work
+        self._thumbnails = thumbnails
+
+    async def inspect(self, data: bytes) -> InspectedImage:
+        return await decode_within(
+            self._budget, self._work, inspect_image, data, self._max_pixels, self._thumbnails
+        )
+
+
+class PillowThumbnailer:
+    """The Thumbnailer port (thumbnails asked for later: those of images stored before,
+    previews): the image shrunk as `thumbnails` says. Only formats we accept are decoded, with
+    a pixel cap, within the same pixel budget as inspection."""
+
+    def __init__(
+        self,
+        *,
+        max_pixels: int,
+        budget: PixelBudget | None = None,
+        work: ImageWork = _THREADS,
+        thumbnails: Thumbnails = Thumbnails(),
+    ) -> None:
+        self._max_pixels = max_pixels
+        self._budget = budget or PixelBudget(max_pixels)
+        self._work = work
+        self._thumbnails = thumbnails
 
     async def thumbnail(self, data: bytes) -> bytes:
-        return await self._work.run(
-            thumbnail_image, data, self._max_side, self._max_pixels, self._quality
+        return await decode_within(
+            self._budget, self._work, thumbnail_image, data, self._max_pixels, self._thumbnails
         )
+
+
+async def decode_within(
+    budget: PixelBudget,
+    work: ImageWork,
+    decode: Callable[[bytes, int, Thumbnails], _T],
+    data: bytes,
+    max_pixels: int,
+    thumbnails: Thumbnails,
+) -> _T:
+    """`decode(data, …)` on `work` once its pixels fit in `budget`: the header says how many
+    pixels the decode will hold, and it waits for them in the budget shared by every decode."""
+    width, height = await work.run(image_size, data, max_pixels)
+    async with budget.hold(width * height):
+        return await work.run(decode, data, max_pixels, thumbnails)
 
 
 def _has_alpha(image: PillowImage.Image) -> bool:

@@ -282,8 +282,18 @@ class DownloadSlots(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class InspectedImage:
+    """An image we accept, and its thumbnail made from the same decode (None if it could not
+    be made, with why: the image is kept, and its thumbnail made when first asked for)."""
+
+    file: ImageFile
+    thumbnail: bytes | None
+    thumbnail_problem: str | None = None
+
+
 class ImageInspector(Protocol):
-    async def inspect(self, data: bytes) -> ImageFile:
+    async def inspect(self, data: bytes) -> InspectedImage:
         """Raises InvalidImage unless `data` is an image we accept."""
         ...
 

@@ -141,7 +141,6 @@ def _register_jobs(broker: NatsBroker, deps: Dependencies, consumers: ConsumerSe
                 deps.downloader,
                 deps.inspector,
                 deps.store,
-                deps.thumbnailer,
                 deps.providers,
                 deps.download_slots,
             ),
