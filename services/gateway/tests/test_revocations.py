@@ -28,6 +28,19 @@ from imagetron_platform.events_tokens import KEY_REVOKED_SUBJECT
 pytestmark = pytest.mark.integration
 
 
+class Stream:
+    """A stream `OpenStreams` can revoke: `is_set()` once it was."""
+
+    def __init__(self) -> None:
+        self.revoked = asyncio.Event()
+
+    def revoke(self) -> None:
+        self.revoked.set()
+
+    def is_set(self) -> bool:
+        return self.revoked.is_set()
+
+
 class ForgettingAuthenticator(Authenticator):
     def __init__(self) -> None:
         super().__init__(lambda: None, cache_seconds=0)  # type: ignore[arg-type,return-value]
@@ -44,7 +57,10 @@ async def test_a_revocation_ends_the_keys_streams_and_a_malformed_one_is_ignored
     streams = OpenStreams()
     authenticator = ForgettingAuthenticator()
     revoked_key, other_key = uuid.uuid4(), uuid.uuid4()
-    ended, kept, keyless = streams.open(revoked_key), streams.open(other_key), streams.open(None)
+    ended, kept, keyless = Stream(), Stream(), Stream()
+    streams.open(revoked_key, ended)
+    streams.open(other_key, kept)
+    streams.open(None, keyless)
     listener = asyncio.create_task(listen_for_revocations(broker, authenticator, streams))
     try:
         await asyncio.sleep(0.2)  # subscribed
@@ -55,7 +71,7 @@ async def test_a_revocation_ends_the_keys_streams_and_a_malformed_one_is_ignored
             payload = {"key_id": str(revoked_key), "user_id": str(uuid.uuid4())}
             await publisher.publish(KEY_REVOKED_SUBJECT, json.dumps(payload).encode())
             await publisher.flush()
-            await asyncio.wait_for(ended.wait(), timeout=10)
+            await asyncio.wait_for(ended.revoked.wait(), timeout=10)
         assert authenticator.forgotten == [revoked_key]
         assert not kept.is_set()
         assert not keyless.is_set()
@@ -71,10 +87,12 @@ async def test_a_revocation_ends_the_keys_streams_and_a_malformed_one_is_ignored
     streams.close(other_key, kept)
     streams.close(None, keyless)
     streams.limit = 1
-    only = streams.open(None)
-    with pytest.raises(StreamsFull):
-        streams.open(None)
+    only = Stream()
+    streams.open(None, only)
+    with pytest.raises(StreamsFull, match="its maximum of 1 event streams"):
+        streams.open(None, Stream())
     streams.close(None, only)
+    streams.open(None, only)  # its place was given back
 
 
 async def test_an_announcement_that_cannot_be_sent_is_logged_not_raised(caplog):

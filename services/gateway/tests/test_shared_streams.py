@@ -98,7 +98,7 @@ SHARE = Share(uuid.uuid4(), uuid.uuid4(), ())
 async def join(
     shared: SharedStreams, notifier: Notifier, after: str | None = None, share: Share = SHARE
 ) -> Tab:
-    tab, _ = shared.join(share, after, notifier.opener(after))
+    tab = shared.join(share, after, notifier.opener(after))
     await asyncio.shield(tab.upstream.ready)
     return tab
 
@@ -308,7 +308,7 @@ async def test_a_refusal_reaches_every_stream_waiting_for_the_upstream(shared, n
     notifier.next.append(
         FakeUpstream(503, b'{"status":503}', **{"retry-after": "5", "content-type": "x/y"})
     )
-    tabs = [shared.join(SHARE, None, notifier.opener(None))[0] for _ in range(3)]
+    tabs = [shared.join(SHARE, None, notifier.opener(None)) for _ in range(3)]
     results = await asyncio.gather(
         *(asyncio.shield(t.upstream.ready) for t in tabs), return_exceptions=True
     )
@@ -323,7 +323,7 @@ async def test_a_refusal_reaches_every_stream_waiting_for_the_upstream(shared, n
 
 async def test_an_unreachable_notifier_is_unavailable_to_each_waiting_stream(shared, notifier):
     notifier.next.append(httpx.ConnectError("refused"))
-    tabs = [shared.join(SHARE, None, notifier.opener(None))[0] for _ in range(2)]
+    tabs = [shared.join(SHARE, None, notifier.opener(None)) for _ in range(2)]
     results = await asyncio.gather(
         *(asyncio.shield(t.upstream.ready) for t in tabs), return_exceptions=True
     )
@@ -334,12 +334,12 @@ async def test_an_unreachable_notifier_is_unavailable_to_each_waiting_stream(sha
 async def test_connections_are_counted_for_the_open_file_limit(shared, notifier, streams):
     """A stream that joins holds one connection, one that opens an upstream two."""
     streams.connection_limit = 3
-    first, ended = shared.join(SHARE, None, notifier.opener(None))  # 2
-    second, _ = shared.join(SHARE, None, notifier.opener(None))  # 3: joins
+    first = shared.join(SHARE, None, notifier.opener(None))  # 2
+    second = shared.join(SHARE, None, notifier.opener(None))  # 3: joins
     other = Share(uuid.uuid4(), None, ())
     with pytest.raises(StreamsFull, match=r"open-file limit allows \(3 connections\)"):
         shared.join(other, None, notifier.opener(None))
-    streams.close(SHARE.key_id, ended)
+    streams.close(SHARE.key_id, first)
     first.leave()
     with pytest.raises(StreamsFull):
         shared.join(other, None, notifier.opener(None))  # needs 2, 1 free
@@ -347,3 +347,25 @@ async def test_connections_are_counted_for_the_open_file_limit(shared, notifier,
     await settle()
     assert len(notifier.opened) == 1
     second.leave()
+
+
+async def test_revoking_a_key_ends_its_streams_at_once_and_only_those(
+    shared, notifier, streams, read
+):
+    """Even a stream waiting for its next frame, and without what was queued for it."""
+    waiting = await join(shared, notifier)
+    behind = await join(shared, notifier)
+    other = await join(shared, notifier, share=Share(SHARE.owner_id, uuid.uuid4(), ()))
+    upstream = notifier.opened[0][1]
+    upstream.chunks.put_nowait(PREAMBLE)
+    await settle()
+    assert await read(waiting) == PREAMBLE  # and now it waits for the next frame
+    streams.end(SHARE.key_id)
+    assert await read(waiting) == b""
+    assert read.ended(waiting)
+    assert [b async for b in behind.frames()] == []  # what was queued for it is dropped
+    other_upstream = notifier.opened[1][1]
+    other_upstream.chunks.put_nowait(event(2))
+    await settle()
+    assert await read(other) == event(2)
+    assert not read.ended(other)

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
+from typing import Protocol
 from uuid import UUID
 
 from faststream.nats import NatsBroker
@@ -38,6 +39,11 @@ class NatsKeyRevocations:
             log.warning("could not announce the revocation of key %s", revoked.key_id)
 
 
+class Revocable(Protocol):
+    def revoke(self) -> None:
+        """End at once: the key the stream was opened with is revoked."""
+
+
 class OpenStreams:
     """The event streams this replica proxies: how many (at most `limit`), how many
     connections they hold (at most `connection_limit`: a browser stream holds its own, and
@@ -49,11 +55,11 @@ class OpenStreams:
         self.connection_limit = connection_limit
         self._count = 0
         self._connections = 0
-        self._ended: dict[UUID, set[asyncio.Event]] = defaultdict(set)
+        self._by_key: dict[UUID, set[Revocable]] = defaultdict(set)
 
-    def open(self, key_id: UUID | None, connections: int = 1) -> asyncio.Event:
-        """A new stream holding `connections` (its own, and the notifier's if it needs a new
-        one), set when its key is revoked; `StreamsFull` at either limit."""
+    def check(self, connections: int = 1) -> None:
+        """`StreamsFull` if a new stream holding `connections` (its own, and the notifier's
+        if it needs a new one) would pass either limit."""
         if self.limit is not None and self._count >= self.limit:
             raise StreamsFull(f"its maximum of {self.limit} event streams")
         if (
@@ -64,34 +70,36 @@ class OpenStreams:
                 f"as many event streams as its open-file limit allows "
                 f"({self.connection_limit} connections)"
             )
+
+    def open(self, key_id: UUID | None, stream: Revocable, connections: int = 1) -> None:
+        """Count `stream` (`check` first), and revoke it when its key is."""
+        self.check(connections)
         self._count += 1
         self._connections += connections
         EVENT_STREAMS.inc()
-        ended = asyncio.Event()
         if key_id is not None:
-            self._ended[key_id].add(ended)
-        return ended
+            self._by_key[key_id].add(stream)
 
-    def close(self, key_id: UUID | None, ended: asyncio.Event) -> None:
+    def close(self, key_id: UUID | None, stream: Revocable) -> None:
         """The stream ended: its place and its own connection are given back."""
         self._count -= 1
         self._connections -= 1
         EVENT_STREAMS.dec()
         if key_id is None:
             return
-        streams = self._ended.get(key_id)
+        streams = self._by_key.get(key_id)
         if streams is not None:
-            streams.discard(ended)
+            streams.discard(stream)
             if not streams:
-                del self._ended[key_id]
+                del self._by_key[key_id]
 
     def release_connection(self) -> None:
         """A stream from the notifier ended."""
         self._connections -= 1
 
     def end(self, key_id: UUID) -> None:
-        for ended in self._ended.pop(key_id, ()):
-            ended.set()
+        for stream in self._by_key.pop(key_id, ()):
+            stream.revoke()
 
 
 class StreamsFull(Exception):

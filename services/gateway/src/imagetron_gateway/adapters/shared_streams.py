@@ -108,6 +108,11 @@ class Tab:
         self._ended = True
         self._wake()
 
+    def revoke(self) -> None:
+        """Its key was revoked: the stream ends at once, without what is queued."""
+        self._items.clear()
+        self.end()
+
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
@@ -260,20 +265,22 @@ class SharedStreams:
         self._streams = streams
         self._upstreams: dict[Share, list[SharedUpstream]] = {}
 
-    def join(
-        self, share: Share, after: str | None, open_upstream: OpenUpstream
-    ) -> tuple[Tab, asyncio.Event]:
+    def join(self, share: Share, after: str | None, open_upstream: OpenUpstream) -> Tab:
         """A place on an upstream for a new browser stream (`open_upstream` is called when
-        none can be joined), and the event set when its key is revoked. `StreamsFull` when
-        this gateway has no room for the stream (or for the upstream it would need)."""
+        none can be joined), counted in `OpenStreams` (and revoked with its key) until it is
+        closed there. `StreamsFull` when this gateway has no room for the stream (or for the
+        upstream it would need)."""
         upstream = next((u for u in self._upstreams.get(share, ()) if _joinable(u, after)), None)
-        revoked = self._streams.open(share.key_id, connections=1 if upstream else 2)
+        connections = 1 if upstream else 2
+        self._streams.check(connections)
         if upstream is None:
             upstream = SharedUpstream(self, share, after)
             EVENT_UPSTREAMS.inc()
             self._upstreams.setdefault(share, []).append(upstream)
             upstream.start(open_upstream)
-        return upstream.attach(), revoked
+        tab = upstream.attach()
+        self._streams.open(share.key_id, tab, connections)
+        return tab
 
     def forget(self, upstream: SharedUpstream) -> None:
         """The upstream ended: no stream joins it any more, its connection is given back."""
