@@ -3,9 +3,10 @@
 Each browser stream through the gateway held a connection of its own to the notifier: two
 open files in this process per stream (a gateway here could hold 9,872 at most, its
 open-file limit is 20,000) and one more connection for the notifier to write every event
-to. An artist's tabs (and the studio opens one per page) all want the same events: now the
-streams of one owner, key and filter share one upstream while they want the same point of
-it, and the notifier's fan-out ends at the gateway, which copies each frame to the tabs.
+to. An artist's tabs (the studio opens one stream per browser tab) want the same events:
+now the streams of one owner, key and filter share one upstream while they want the same
+point of it, and the notifier's fan-out ends at the gateway, which copies each frame to the
+tabs.
 
 Which stream may join which shared upstream:
 - one without `Last-Event-ID` wants what happens from now on: it joins an upstream that was
