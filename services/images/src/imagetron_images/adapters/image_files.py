@@ -221,66 +221,44 @@ def _shrunk(image: PillowImage.Image, thumbnails: Thumbnails) -> bytes:
 _THREADS = ImageWork(0)
 
 
-class PillowImageInspector:
+class PillowDecodes:
+    """What the Pillow adapters share: only formats we accept are decoded, with a pixel cap,
+    on `work`, once the image's pixels fit in `budget` (the header says how many the decode
+    will hold; every decode waits in the same budget)."""
+
+    def __init__(
+        self,
+        *,
+        max_pixels: int,
+        budget: PixelBudget | None = None,
+        work: ImageWork = _THREADS,
+        thumbnails: Thumbnails = Thumbnails(),
+    ) -> None:
+        self._max_pixels = max_pixels
+        self._budget = budget or PixelBudget(max_pixels)
+        self._work = work
+        self._thumbnails = thumbnails
+
+    async def _decode(self, decode: Callable[[bytes, int, Thumbnails], _T], data: bytes) -> _T:
+        width, height = await self._work.run(image_size, data, self._max_pixels)
+        async with self._budget.hold(width * height):
+            return await self._work.run(decode, data, self._max_pixels, self._thumbnails)
+
+
+class PillowImageInspector(PillowDecodes):
     """The ImageInspector port: a real PNG, JPEG or WebP of at most `max_pixels` pixels, and
     its thumbnail."""
 
-    def __init__(
-        self,
-        *,
-        max_pixels: int,
-        budget: PixelBudget | None = None,
-        work: ImageWork = _THREADS,
-        thumbnails: Thumbnails = Thumbnails(),
-    ) -> None:
-        self._max_pixels = max_pixels
-        self._budget = budget or PixelBudget(max_pixels)
-        self._work = work
-        self._thumbnails = thumbnails
-
     async def inspect(self, data: bytes) -> InspectedImage:
-        return await decode_within(
-            self._budget, self._work, inspect_image, data, self._max_pixels, self._thumbnails
-        )
+        return await self._decode(inspect_image, data)
 
 
-class PillowThumbnailer:
+class PillowThumbnailer(PillowDecodes):
     """The Thumbnailer port (thumbnails asked for later: those of images stored before,
-    previews): the image shrunk as `thumbnails` says. Only formats we accept are decoded, with
-    a pixel cap, within the same pixel budget as inspection."""
-
-    def __init__(
-        self,
-        *,
-        max_pixels: int,
-        budget: PixelBudget | None = None,
-        work: ImageWork = _THREADS,
-        thumbnails: Thumbnails = Thumbnails(),
-    ) -> None:
-        self._max_pixels = max_pixels
-        self._budget = budget or PixelBudget(max_pixels)
-        self._work = work
-        self._thumbnails = thumbnails
+    previews): the image shrunk as `thumbnails` says."""
 
     async def thumbnail(self, data: bytes) -> bytes:
-        return await decode_within(
-            self._budget, self._work, thumbnail_image, data, self._max_pixels, self._thumbnails
-        )
-
-
-async def decode_within(
-    budget: PixelBudget,
-    work: ImageWork,
-    decode: Callable[[bytes, int, Thumbnails], _T],
-    data: bytes,
-    max_pixels: int,
-    thumbnails: Thumbnails,
-) -> _T:
-    """`decode(data, …)` on `work` once its pixels fit in `budget`: the header says how many
-    pixels the decode will hold, and it waits for them in the budget shared by every decode."""
-    width, height = await work.run(image_size, data, max_pixels)
-    async with budget.hold(width * height):
-        return await work.run(decode, data, max_pixels, thumbnails)
+        return await self._decode(thumbnail_image, data)
 
 
 def _has_alpha(image: PillowImage.Image) -> bool:
